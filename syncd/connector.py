@@ -1,0 +1,202 @@
+"""The connector contract: small capabilities, not one big interface.
+
+A connector is a class registered under the entry-point group `syncd.connectors`. Its name is
+used everywhere: the entry point, the `[name]` table of the config, `source: name` and
+`name.action` in mapping files. It overrides only the capabilities it has:
+
+- `verify_webhook` / `parse_webhook`: receive deliveries at `POST /webhooks/<name>`;
+- `fetch`: read one object's current state;
+- `poll`: list what changed since a cursor;
+- `query`: list objects for a cron rule's `for_each`;
+- actions, declared with `@action` (typed params) and an optional `.finder` that looks for
+  an effect already made with the action's idempotency key.
+
+Connectors never touch the store: the engine hands them what they need and commits what
+they return.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass
+from functools import lru_cache
+from importlib.metadata import entry_points
+from typing import Any, ClassVar, Generic, TypeVar
+
+from pydantic import BaseModel, ConfigDict, SecretStr
+
+from syncd.clock import Clock, SystemClock
+from syncd.errors import SyncdError
+from syncd.model import (
+    ActionContext,
+    ActionResult,
+    Hint,
+    ObjectRef,
+    Observation,
+    PollPage,
+    WebhookRequest,
+)
+
+ENTRY_POINT_GROUP = "syncd.connectors"
+
+P = TypeVar("P", bound=BaseModel)
+
+
+class ConnectorSettings(BaseModel):
+    """Keys every connector table accepts. Connectors subclass this for their own keys.
+
+    Declare secrets as `SecretStr`: the config loader fills them from the environment, a
+    `<key>_file`, or a systemd credential, and they never print.
+    """
+
+    model_config = ConfigDict(extra="forbid")
+
+    enabled: bool = True
+    base_url: str | None = None
+    timeout_seconds: float = 30.0
+    poll_interval_seconds: float = 60.0
+
+
+class ParamsModel(BaseModel):
+    """Base for action parameter models: unknown keys are an error in a mapping file."""
+
+    model_config = ConfigDict(extra="forbid")
+
+
+@dataclass
+class ActionSpec(Generic[P]):
+    """One action a connector performs: `connector.name` in mapping files."""
+
+    name: str
+    params: type[P]
+    perform: Callable[[Any, P, ActionContext], ActionResult]
+    find_existing: Callable[[Any, P, ActionContext], ActionResult | None] | None = None
+    # True when performing twice has the same effect as once (an update, an upsert by key):
+    # then no finder is needed.
+    idempotent: bool = False
+    description: str = ""
+
+    def finder(
+        self, fn: Callable[[Any, P, ActionContext], ActionResult | None]
+    ) -> Callable[[Any, P, ActionContext], ActionResult | None]:
+        """Decorator: the look-up run before retrying an action that may have been applied."""
+        self.find_existing = fn
+        return fn
+
+
+def action(
+    name: str, params: type[P], *, idempotent: bool = False
+) -> Callable[[Callable[[Any, P, ActionContext], ActionResult]], ActionSpec[P]]:
+    """Declare a connector method as the action `name` with the parameter model `params`."""
+
+    def wrap(fn: Callable[[Any, P, ActionContext], ActionResult]) -> ActionSpec[P]:
+        return ActionSpec(
+            name=name,
+            params=params,
+            perform=fn,
+            idempotent=idempotent,
+            description=(fn.__doc__ or "").strip().splitlines()[0] if fn.__doc__ else "",
+        )
+
+    return wrap
+
+
+class Connector:
+    """Base class. Subclasses set `name`, `Settings`, and override what they can do."""
+
+    name: ClassVar[str]
+    Settings: ClassVar[type[ConnectorSettings]] = ConnectorSettings
+    # Headers kept with a stored webhook delivery (lower-case); nothing else is stored.
+    webhook_headers: ClassVar[tuple[str, ...]] = ()
+    actions: ClassVar[dict[str, ActionSpec[Any]]] = {}
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        found: dict[str, ActionSpec[Any]] = {}
+        for klass in reversed(cls.__mro__):
+            for value in vars(klass).values():
+                if isinstance(value, ActionSpec):
+                    found[value.name] = value
+        cls.actions = found
+
+    def __init__(self, settings: ConnectorSettings, clock: Clock | None = None) -> None:
+        self.settings = settings
+        self.clock = clock or SystemClock()
+
+    # -- capabilities: override what the connector can do -------------------------------
+
+    def verify_webhook(self, request: WebhookRequest) -> str:
+        """Check authenticity and shape; return the delivery id used for dedupe.
+
+        Raise `WebhookRejected(4xx, reason)` on a bad signature, stale timestamp or malformed
+        body. Called before the delivery is stored, so keep it cheap and local (no API call).
+        """
+        raise NotImplementedError
+
+    def parse_webhook(self, request: WebhookRequest) -> list[Hint]:
+        """Turn a stored, verified delivery into hints of objects that may have changed."""
+        raise NotImplementedError
+
+    def fetch(self, ref: ObjectRef) -> Observation | None:
+        """Read one object's current state; None when it no longer exists."""
+        raise NotImplementedError
+
+    def poll(self, object_type: str, cursor: str | None) -> PollPage:
+        """One page of objects of `object_type` changed since `cursor` (None: from the start)."""
+        raise NotImplementedError
+
+    def query(self, object_type: str, query: dict[str, Any]) -> Iterator[Observation]:
+        """Objects matching a connector-specific query, for cron rules' `for_each`."""
+        raise NotImplementedError
+
+    def value_aliases(self, object_type: str, field: str) -> dict[str, str]:
+        """Human names for stored values of a field (e.g. HubSpot stage label -> stage id).
+
+        Lets mapping files say `to: Closed Won` where the API says `closedwon`.
+        """
+        return {}
+
+    def poll_streams(self) -> Iterable[str]:
+        """The object types polled by default (configurable per connector)."""
+        return ()
+
+    def close(self) -> None:
+        """Release clients and sockets."""
+
+    # -- helpers -------------------------------------------------------------------------
+
+    def can(self, capability: str) -> bool:
+        """True when this connector overrides `capability` (e.g. "poll", "verify_webhook")."""
+        mine = getattr(type(self), capability, None)
+        return mine is not None and mine is not getattr(Connector, capability, None)
+
+    def secret_values(self) -> list[str]:
+        """Every secret in this connector's settings, for log redaction."""
+        out = []
+        for value in self.settings.__dict__.values():
+            if isinstance(value, SecretStr) and value.get_secret_value():
+                out.append(value.get_secret_value())
+        return out
+
+
+class UnknownConnector(SyncdError):
+    pass
+
+
+@lru_cache(maxsize=1)
+def available() -> dict[str, Any]:
+    """Installed connectors by name (entry points, not yet imported)."""
+    return {ep.name: ep for ep in entry_points(group=ENTRY_POINT_GROUP)}
+
+
+def load_class(name: str) -> type[Connector]:
+    """Import the connector registered as `name`."""
+    eps = available()
+    if name not in eps:
+        raise UnknownConnector(
+            f"unknown connector {name!r} (installed: {', '.join(sorted(eps)) or 'none'})"
+        )
+    cls = eps[name].load()
+    if not (isinstance(cls, type) and issubclass(cls, Connector)):
+        raise UnknownConnector(f"entry point {name!r} is not a syncd Connector")
+    return cls
