@@ -11,7 +11,9 @@ from syncd.errors import ActionError, PermanentError, TransientError
 TRANSIENT_STATUSES = frozenset({408, 409, 425, 429, 500, 502, 503, 504})
 
 
-def retry_after_seconds(headers: Mapping[str, str] | None, now: datetime | None = None) -> float | None:
+def retry_after_seconds(
+    headers: Mapping[str, str] | None, now: datetime | None = None
+) -> float | None:
     """Seconds to wait from a Retry-After header (delta-seconds or HTTP date), else None."""
     if not headers:
         return None

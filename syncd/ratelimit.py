@@ -16,7 +16,9 @@ from syncd.clock import Clock, SystemClock
 class RateLimiter:
     """At most `limit` calls in any window of `period` seconds."""
 
-    def __init__(self, limit: int, period: float, clock: Clock | None = None, name: str = "") -> None:
+    def __init__(
+        self, limit: int, period: float, clock: Clock | None = None, name: str = ""
+    ) -> None:
         if limit < 1 or period <= 0:
             raise ValueError("limit must be >= 1 and period > 0")
         self.limit = limit

@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import sqlite3
 import threading
+import time
 from pathlib import Path
 from typing import Any
 
@@ -50,7 +51,7 @@ class LocalDbRemote:
     def put(self, type_: str, id_: str, **changes: Any) -> int:
         """Change (or create) an object; returns its new version."""
         with self._lock, self._db() as db:
-            version = db.execute("UPDATE seq SET n = n + 1 RETURNING n").fetchone()[0]
+            version = self._next_version(db)
             row = db.execute(
                 "SELECT fields, history FROM objects WHERE type=? AND id=?", (type_, id_)
             ).fetchone()
@@ -69,11 +70,18 @@ class LocalDbRemote:
 
     def delete(self, type_: str, id_: str) -> None:
         with self._lock, self._db() as db:
-            version = db.execute("UPDATE seq SET n = n + 1 RETURNING n").fetchone()[0]
+            version = self._next_version(db)
             db.execute(
                 "UPDATE objects SET deleted=1, version=? WHERE type=? AND id=?",
                 (version, type_, id_),
             )
+
+    @staticmethod
+    def _next_version(db: sqlite3.Connection) -> int:
+        # Versions are epoch milliseconds, strictly increasing, like a SaaS "last modified".
+        now_ms = int(time.time() * 1000)
+        row = db.execute("UPDATE seq SET n = max(n + 1, ?) RETURNING n", (now_ms,)).fetchone()
+        return int(row[0])
 
     def effects(self, action: str | None = None) -> list[dict[str, Any]]:
         with self._db() as db:

@@ -1,0 +1,299 @@
+"""The GitHub connector: issues (fetch, poll, webhooks) and issue actions, through PyGithub."""
+
+from __future__ import annotations
+
+import re
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from github import GithubException
+from github.GithubObject import NotSet
+from github.Milestone import Milestone
+from pydantic import SecretStr, field_validator
+
+from connectors.github import poll as polling
+from connectors.github import webhooks
+from connectors.github.actions import (
+    AddLabelsParams,
+    CloseIssueParams,
+    CommentParams,
+    CreateIssueParams,
+    _check_repo,
+)
+from connectors.github.client import LimitedGithub, error_for
+from connectors.github.text import has_marker, marker_value, neutralise_mentions, with_marker
+from syncd.clock import Clock, to_ms
+from syncd.connector import Connector, ConnectorSettings, action
+from syncd.errors import PermanentError
+from syncd.model import (
+    ActionContext,
+    ActionResult,
+    Hint,
+    ObjectRef,
+    Observation,
+    PollPage,
+    WebhookRequest,
+)
+
+ISSUE = "issue"
+_NEXT_LINK = re.compile(r'<([^>]+)>;\s*rel="next"')
+
+
+class GitHubSettings(ConnectorSettings):
+    token: SecretStr
+    webhook_secret: SecretStr | None = None
+    repositories: list[str] = []  # "owner/repo", polled and searched for redeliveries
+    create_missing_labels: bool = True
+    base_url: str | None = "https://api.github.com"
+    write_limit: int = 80  # content-creating requests per `write_period_seconds`
+    write_period_seconds: float = 60.0
+    finder_window_hours: float = 72.0  # how far back the finder lists our own issues
+
+    @field_validator("repositories")
+    @classmethod
+    def _repos(cls, value: list[str]) -> list[str]:
+        return [_check_repo(v) for v in value]
+
+
+def parse_time(value: str | None) -> datetime | None:
+    return None if not value else datetime.fromisoformat(value.replace("Z", "+00:00"))
+
+
+def split_issue_id(issue_id: str) -> tuple[str, int]:
+    repo, _, number = issue_id.rpartition("#")
+    if not repo or not number.isdigit():
+        raise PermanentError(f"not an issue id 'owner/repo#N': {issue_id!r}")
+    return repo, int(number)
+
+
+class GitHubConnector(Connector):
+    name = "github"
+    Settings = GitHubSettings
+    webhook_headers = webhooks.KEPT_HEADERS
+    settings: GitHubSettings
+
+    def __init__(self, settings: GitHubSettings, clock: Clock | None = None) -> None:
+        super().__init__(settings, clock)
+        self.client = LimitedGithub(
+            token=settings.token.get_secret_value(),
+            base_url=(settings.base_url or "https://api.github.com").rstrip("/"),
+            timeout=settings.timeout_seconds, clock=self.clock,
+            write_limit=settings.write_limit, write_period=settings.write_period_seconds,
+        )
+        self._login: str | None = None
+
+    def close(self) -> None:
+        self.client.close()
+
+    # -- helpers -------------------------------------------------------------------------
+
+    def login(self) -> str:
+        """The authenticated user's login (the `creator` of what syncd opens)."""
+        if self._login is None:
+            _, data = self.client.request("GET", "/user")
+            self._login = str(data["login"])
+        return self._login
+
+    def _repo(self, full_name: str) -> Any:
+        return self.client.gh.get_repo(full_name)  # lazy client: no GET
+
+    def _pages(self, path: str, params: dict[str, Any]) -> Any:
+        """Every item of a list endpoint, following `Link: rel="next"`."""
+        url: str | None = path
+        query: dict[str, Any] | None = {"per_page": 100, **params}
+        while url:
+            headers, data = self.client.request("GET", url, params=query)
+            yield from data or []
+            found = _NEXT_LINK.search(headers.get("link", ""))
+            url, query = (found[1], None) if found else (None, None)
+
+    def observation(self, repo: str, data: dict[str, Any]) -> Observation:
+        updated = parse_time(data["updated_at"])
+        return Observation(
+            ref=webhooks.issue_ref(self.name, repo, int(data["number"])),
+            fields={
+                "number": data["number"], "repo": repo, "title": data["title"],
+                "state": data["state"], "state_reason": data.get("state_reason"),
+                "labels": sorted(lab["name"] for lab in data.get("labels") or []),
+                "assignees": sorted(a["login"] for a in data.get("assignees") or []),
+                "closed_by": (data.get("closed_by") or {}).get("login"),
+                "body": data.get("body"), "html_url": data["html_url"],
+                "user": (data.get("user") or {}).get("login"),
+                "closed_at": data.get("closed_at"), "created_at": data["created_at"],
+                "updated_at": data["updated_at"],
+            },
+            version=to_ms(updated) if updated else None,
+        )
+
+    def _text(self, text: str, allow_mentions: bool) -> str:
+        return text if allow_mentions else neutralise_mentions(text)
+
+    def _check_labels(self, repo: str, labels: list[str]) -> None:
+        if self.settings.create_missing_labels or not labels:
+            return
+        known = {lab["name"].lower() for lab in self._pages(f"/repos/{repo}/labels", {})}
+        missing = [lab for lab in labels if lab.lower() not in known]
+        if missing:
+            raise PermanentError(
+                f"unknown label(s) in {repo}: {', '.join(missing)} "
+                "(create them, or set create_missing_labels = true)"
+            )
+
+    def _milestone(self, repo: str, wanted: str | int) -> Any:
+        """A milestone object for a title or number (GitHub's API takes only numbers)."""
+        for item in self._pages(f"/repos/{repo}/milestones", {"state": "all"}):
+            if str(item["number"]) == str(wanted) or item["title"] == str(wanted):
+                return self.client.gh.create_from_raw_data(Milestone, item)
+        raise PermanentError(f"no milestone {wanted!r} in {repo}")
+
+    # -- webhooks ------------------------------------------------------------------------
+
+    def verify_webhook(self, request: WebhookRequest) -> str:
+        secret = self.settings.webhook_secret
+        return webhooks.verify(request, secret.get_secret_value() if secret else None)
+
+    def parse_webhook(self, request: WebhookRequest) -> list[Hint]:
+        return webhooks.parse(request, self.name)
+
+    # -- reading -------------------------------------------------------------------------
+
+    def fetch(self, ref: ObjectRef) -> Observation | None:
+        repo, number = split_issue_id(ref.id)
+        path = f"/repos/{repo}/issues/{number}"
+        try:
+            _, data = self.client.requester.requestJsonAndCheck("GET", path)
+        except GithubException as exc:
+            if exc.status in (404, 410):
+                return None
+            raise error_for(exc, "GET", self.clock.now().timestamp()) from None
+        return self.observation(repo, data)
+
+    def poll_streams(self) -> list[str]:
+        return [ISSUE]
+
+    def poll(self, object_type: str, cursor: str | None) -> PollPage:
+        if object_type != ISSUE:
+            raise PermanentError(f"github polls only {ISSUE!r}, not {object_type!r}")
+        cursors = polling.load_cursor(cursor)
+        observations: list[Observation] = []
+        more = False
+        for repo in self.settings.repositories:
+            old = cursors.get(repo, polling.RepoCursor())
+            headers = {"If-None-Match": old.etag} if old.etag else None
+            answer, items = self.client.request(
+                "GET", f"/repos/{repo}/issues", params=old.params(), headers=headers
+            )
+            if items is None:  # 304 Not Modified: nothing changed, and it was free
+                continue
+            new, issues = polling.advance(old, items, answer.get("etag"))
+            cursors[repo] = new
+            observations.extend(self.observation(repo, i) for i in issues)
+            # A full page means more may follow; unless `since` is stuck on one second.
+            more = more or (len(items) >= polling.PAGE_SIZE and new.since != old.since)
+        return PollPage(observations, polling.dump_cursor(cursors), more=more)
+
+    # -- actions -------------------------------------------------------------------------
+
+    @action("create_issue", CreateIssueParams)
+    def create_issue(self, params: CreateIssueParams, ctx: ActionContext) -> ActionResult:
+        """Open an issue, marked with the action's key so a retry finds it."""
+        self._check_labels(params.repo, params.labels)
+        milestone = self._milestone(params.repo, params.milestone) if params.milestone else NotSet
+        repo = self._repo(params.repo)
+        issue = self.client.call("POST", lambda: repo.create_issue(
+            title=self._text(params.title, params.allow_mentions),
+            body=with_marker(self._text(params.body, params.allow_mentions), ctx.key),
+            labels=list(params.labels) or NotSet,
+            assignees=list(params.assignees) or NotSet,
+            milestone=milestone,
+        ))
+        return ActionResult(external_id=f"{params.repo}#{issue.number}", url=issue.html_url)
+
+    @create_issue.finder
+    def find_issue(self, params: CreateIssueParams, ctx: ActionContext) -> ActionResult | None:
+        # Listing is consistent at once; the search index lags, so it is only the fallback
+        # for issues older than the window.
+        since = self.clock.now() - timedelta(hours=self.settings.finder_window_hours)
+        listing = self._pages(f"/repos/{params.repo}/issues", {
+            "creator": self.login(), "state": "all",
+            "since": since.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
+        })
+        for item in listing:
+            if has_marker(item.get("body"), ctx.key) and not item.get("pull_request"):
+                return ActionResult(f"{params.repo}#{item['number']}", item["html_url"])
+        query = (f'"syncd:key={marker_value(ctx.key)}" repo:{params.repo} '
+                 f"author:{self.login()} in:body is:issue")
+        _, found = self.client.request("GET", "/search/issues", params={"q": query})
+        for item in (found or {}).get("items", []):
+            if has_marker(item.get("body"), ctx.key):
+                return ActionResult(f"{params.repo}#{item['number']}", item["html_url"])
+        return None
+
+    @action("comment", CommentParams)
+    def comment(self, params: CommentParams, ctx: ActionContext) -> ActionResult:
+        """Comment on an issue, marked with the action's key."""
+        path = f"/repos/{params.repo}/issues/{params.issue_number}/comments"
+        body = with_marker(self._text(params.body, params.allow_mentions), ctx.key)
+        _, data = self.client.request("POST", path, body={"body": body})
+        return ActionResult(f"{params.repo}#{params.issue_number}/comment/{data['id']}",
+                            data["html_url"])
+
+    @comment.finder
+    def find_comment(self, params: CommentParams, ctx: ActionContext) -> ActionResult | None:
+        path = f"/repos/{params.repo}/issues/{params.issue_number}/comments"
+        login = self.login()
+        for item in self._pages(path, {}):
+            if (item.get("user") or {}).get("login") == login and has_marker(
+                item.get("body"), ctx.key
+            ):
+                return ActionResult(
+                    f"{params.repo}#{params.issue_number}/comment/{item['id']}", item["html_url"]
+                )
+        return None
+
+    @action("add_labels", AddLabelsParams, idempotent=True)
+    def add_labels(self, params: AddLabelsParams, ctx: ActionContext) -> ActionResult:
+        """Add labels to an issue (adding a label it has already is a no-op)."""
+        self._check_labels(params.repo, params.labels)
+        path = f"/repos/{params.repo}/issues/{params.issue_number}/labels"
+        # PyGithub's add_to_labels sends a bare array; the documented body is an object.
+        self.client.request("POST", path, body={"labels": list(params.labels)})
+        return ActionResult(external_id=f"{params.repo}#{params.issue_number}")
+
+    @action("close_issue", CloseIssueParams, idempotent=True)
+    def close_issue(self, params: CloseIssueParams, ctx: ActionContext) -> ActionResult:
+        """Close an issue unless it is closed already."""
+        path = f"/repos/{params.repo}/issues/{params.issue_number}"
+        _, data = self.client.request("GET", path)
+        if data["state"] != "closed":
+            body: dict[str, Any] = {"state": "closed"}
+            if params.state_reason:
+                body["state_reason"] = params.state_reason
+            self.client.request("PATCH", path, body=body)
+        return ActionResult(f"{params.repo}#{params.issue_number}", data["html_url"])
+
+    # -- operations ----------------------------------------------------------------------
+
+    def redeliver_failed(self, since: timedelta) -> list[int]:
+        """Ask GitHub to redeliver failed webhook deliveries newer than `since` ago, for the
+        configured repositories; returns the ids of the deliveries redelivered."""
+        cutoff = self.clock.now() - since
+        redelivered: list[int] = []
+        for repo in self.settings.repositories:
+            for hook in self._pages(f"/repos/{repo}/hooks", {}):
+                base = f"/repos/{repo}/hooks/{hook['id']}/deliveries"
+                recent = []
+                for item in self._pages(base, {}):  # newest first
+                    when = parse_time(item["delivered_at"])
+                    if when is None or when < cutoff:
+                        break
+                    recent.append(item)
+                delivered = {d["guid"] for d in recent if 200 <= d["status_code"] < 300}
+                retried: set[str] = set()
+                for item in recent:
+                    if item["guid"] in delivered or item["guid"] in retried:
+                        continue
+                    retried.add(item["guid"])
+                    self.client.request("POST", f"{base}/{item['id']}/attempts")
+                    redelivered.append(int(item["id"]))
+        return redelivered

@@ -1,0 +1,192 @@
+"""Reading deals into Observations: properties, dealstage history, and context for templates.
+
+Context (company, contacts with their roles, owner, link, stage label) is gathered for a
+batch of deals at once (v4 association batch reads, then company/contact batch reads), so
+a fetch and a poll page cost the same handful of requests.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any
+
+from hubspot.crm.associations.v4 import (
+    BatchInputPublicFetchAssociationsBatchRequest,
+    PublicFetchAssociationsBatchRequest,
+)
+from hubspot.crm.companies import BatchReadInputSimplePublicObjectId as CompanyBatchRead
+from hubspot.crm.contacts import BatchReadInputSimplePublicObjectId as ContactBatchRead
+from hubspot.crm.deals import BatchReadInputSimplePublicObjectId, SimplePublicObjectId
+
+from connectors.hubspot.api import HubSpotApi, NotFoundError
+from connectors.hubspot.settings import HubSpotSettings
+from connectors.hubspot.stages import StageCatalog
+from connectors.hubspot.timefmt import parse_ms
+from syncd.clock import to_ms
+from syncd.model import ObjectRef, Observation
+
+SOURCE = "hubspot"
+HISTORY_FIELDS = ["dealstage"]
+# Changes with every write: it is the version, not a field to diff.
+VERSION_PROPERTY = "hs_lastmodifieddate"
+HISTORY_BATCH = 50  # HubSpot's cap on a batch read with propertiesWithHistory
+BATCH = 100
+PRIMARY_COMPANY_TYPE_ID = 5
+
+
+def _chunks(items: list[str], size: int) -> Iterable[list[str]]:
+    for start in range(0, len(items), size):
+        yield items[start:start + size]
+
+
+class DealReader:
+    def __init__(self, api: HubSpotApi, settings: HubSpotSettings, stages: StageCatalog) -> None:
+        self.api = api
+        self.settings = settings
+        self.stages = stages
+        self._owners: dict[str, dict[str, Any] | None] = {}
+
+    # -- reads -------------------------------------------------------------------------
+
+    def read_one(self, deal_id: str) -> Observation | None:
+        try:
+            deal = self.api.call(
+                self.api.deals.get_by_id_with_http_info, deal_id,
+                properties=self.settings.properties(), properties_with_history=HISTORY_FIELDS,
+                archived=False,
+            )
+        except NotFoundError:
+            return None
+        observation = self.observation(deal)
+        self.add_context([observation])
+        return observation
+
+    def read_many(self, deal_ids: list[str], *, context: bool = True) -> list[Observation]:
+        """Batch-read deals with their stage history; deals gone since are left out."""
+        out: list[Observation] = []
+        for chunk in _chunks(list(dict.fromkeys(deal_ids)), HISTORY_BATCH):
+            answer = self.api.call(
+                self.api.deals_batch.read_with_http_info,
+                BatchReadInputSimplePublicObjectId(
+                    inputs=[SimplePublicObjectId(id=i) for i in chunk],
+                    properties=self.settings.properties(),
+                    properties_with_history=HISTORY_FIELDS,
+                ),
+                archived=False,
+            )
+            out.extend(self.observation(deal) for deal in answer.results)
+        if context:
+            self.add_context(out)
+        return out
+
+    # -- shaping -----------------------------------------------------------------------
+
+    def observation(self, deal: Any) -> Observation:
+        """An Observation from a deal model (from get, batch read or search)."""
+        props: dict[str, Any] = dict(deal.properties or {})
+        version = parse_ms(props.get(VERSION_PROPERTY))
+        if version is None and deal.updated_at is not None:
+            version = to_ms(deal.updated_at)
+        fields = {
+            name: props.get(name)
+            for name in [*self.settings.properties(), "pipeline", "dealstage"]
+            if name != VERSION_PROPERTY
+        }
+        history: dict[str, list[tuple[int, Any]]] = {}
+        for name, values in (deal.properties_with_history or {}).items():
+            history[name] = sorted((to_ms(v.timestamp), v.value) for v in values)
+        stage = self.stages.find(fields.get("dealstage"))
+        context: dict[str, Any] = {
+            "url": self.deal_url(deal.id),
+            "stage_label": stage.label if stage else None,
+            "pipeline_label": stage.pipeline_label if stage else None,
+        }
+        return Observation(ObjectRef(SOURCE, "deal", str(deal.id)), fields, version, history,
+                           context)
+
+    def deal_url(self, deal_id: str) -> str | None:
+        if self.settings.portal_id is None:
+            return None
+        return (f"https://{self.settings.ui_domain}/contacts/{self.settings.portal_id}"
+                f"/record/0-3/{deal_id}")
+
+    # -- context -----------------------------------------------------------------------
+
+    def add_context(self, observations: list[Observation]) -> None:
+        """Fill company, contacts (with roles) and owner for a batch of deals."""
+        if not observations:
+            return
+        ids = [o.ref.id for o in observations]
+        company_links = self._associations(ids, "companies")
+        contact_links = self._associations(ids, "contacts")
+        companies = self._read_objects(
+            self.api.companies_batch, CompanyBatchRead,
+            [c for links in company_links.values() for c in links],
+            self.settings.company_properties,
+        )
+        contacts = self._read_objects(
+            self.api.contacts_batch, ContactBatchRead,
+            [c for links in contact_links.values() for c in links],
+            self.settings.contact_properties,
+        )
+        for obs in observations:
+            links = company_links.get(obs.ref.id, {})
+            linked = [
+                {"id": cid, **companies[cid], "primary": PRIMARY_COMPANY_TYPE_ID in
+                 [t.type_id for t in types]}
+                for cid, types in links.items() if cid in companies
+            ]
+            linked.sort(key=lambda c: not c["primary"])
+            obs.context["companies"] = linked
+            obs.context["company"] = linked[0] if linked else None
+            obs.context["contacts"] = [
+                _contact(cid, contacts[cid], types)
+                for cid, types in contact_links.get(obs.ref.id, {}).items() if cid in contacts
+            ]
+            obs.context["owner"] = self._owner(obs.fields.get("hubspot_owner_id"))
+
+    def _associations(self, deal_ids: list[str], to_type: str) -> dict[str, dict[str, list[Any]]]:
+        """{deal id: {associated id: [association types with labels]}}."""
+        out: dict[str, dict[str, list[Any]]] = {}
+        for chunk in _chunks(deal_ids, BATCH):
+            answer = self.api.call(
+                self.api.associations_batch.get_page_with_http_info, "deals", to_type,
+                BatchInputPublicFetchAssociationsBatchRequest(
+                    inputs=[PublicFetchAssociationsBatchRequest(id=i) for i in chunk]),
+            )
+            for result in answer.results:
+                out[str(result._from.id)] = {
+                    str(link.to_object_id): list(link.association_types) for link in result.to
+                }
+        return out
+
+    def _read_objects(self, api: Any, input_model: Any, ids: list[str],
+                      properties: list[str]) -> dict[str, dict[str, Any]]:
+        out: dict[str, dict[str, Any]] = {}
+        for chunk in _chunks(list(dict.fromkeys(ids)), BATCH):
+            answer = self.api.call(api.read_with_http_info, input_model(
+                inputs=[{"id": i} for i in chunk], properties=properties,
+                properties_with_history=[]))
+            for obj in answer.results:
+                out[str(obj.id)] = {p: (obj.properties or {}).get(p) for p in properties}
+        return out
+
+    def _owner(self, owner_id: str | None) -> dict[str, Any] | None:
+        if not owner_id:
+            return None
+        if owner_id not in self._owners:
+            try:
+                owner = self.api.call(self.api.owners.get_by_id_with_http_info, int(owner_id))
+            except NotFoundError:
+                self._owners[owner_id] = None
+            else:
+                name = " ".join(p for p in (owner.first_name, owner.last_name) if p)
+                self._owners[owner_id] = {"id": owner_id, "name": name, "email": owner.email}
+        return self._owners[owner_id]
+
+
+def _contact(contact_id: str, props: dict[str, Any], types: list[Any]) -> dict[str, Any]:
+    roles = [t.label for t in types if t.label]
+    name = " ".join(p for p in (props.get("firstname"), props.get("lastname")) if p)
+    return {"id": contact_id, "name": name, **props, "role": roles[0] if roles else None,
+            "roles": roles}

@@ -1,0 +1,296 @@
+"""The `syncd` command."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+import click
+from sqlalchemy import or_, select, update
+
+from syncd.clock import SystemClock, to_ms
+from syncd.config import Config, load_config
+from syncd.errors import ConfigError
+from syncd.mapping.evaluate import Change, evaluate_change
+from syncd.mapping.loader import MappingError, load_rules
+from syncd.mapping.model import json_schema
+from syncd.store.db import open_store
+from syncd.store.schema import actions
+
+config_option = click.option(
+    "--config", "config_path", type=click.Path(dir_okay=False), default=None,
+    help="TOML config (default: $SYNCD_CONFIG, ./syncd.toml, /etc/syncd/config.toml).",
+)
+
+
+def _load(config_path: str | None) -> Config:
+    try:
+        return load_config(config_path)
+    except ConfigError as exc:
+        click.echo(str(exc), err=True)
+        sys.exit(2)
+
+
+def _setup_logging(config: Config, quiet: bool = False) -> None:
+    from syncd.logs import configure_logging
+
+    level = "warning" if quiet else config.syncd.log_level
+    configure_logging(level, json=config.syncd.log_json, secrets=config.secret_values())
+
+
+@click.group()
+@click.version_option(package_name="syncd")
+def main() -> None:
+    """syncd keeps HubSpot, Airtable, GitHub, Jira and email in step."""
+
+
+@main.command()
+@config_option
+def check(config_path: str | None) -> None:
+    """Check the config, the mapping files and their examples; list every problem."""
+    config = _load(config_path)
+    _setup_logging(config, quiet=True)
+    from syncd.engine import build_connectors, check_rules_against_config
+
+    try:
+        connectors = build_connectors(config, SystemClock())
+    except ConfigError as exc:
+        click.echo(str(exc), err=True)
+        sys.exit(1)
+
+    def aliases(source: str, obj: str, field: str) -> dict[str, str]:
+        conn = connectors.get(source)
+        try:
+            return conn.value_aliases(obj, field) if conn else {}
+        except Exception as exc:
+            click.echo(f"warning: {source}: value names not checked ({exc})", err=True)
+            return {}
+
+    try:
+        rules = load_rules(config.mapping_paths, aliases=aliases)
+    except MappingError as exc:
+        for problem in exc.problems:
+            click.echo(str(problem), err=True)
+        click.echo(f"{len(exc.problems)} problem(s) found", err=True)
+        sys.exit(1)
+    problems = check_rules_against_config(rules, connectors)
+    for p in problems:
+        click.echo(p, err=True)
+    if problems:
+        sys.exit(1)
+    examples = sum(len(r.rule.examples) for r in rules.rules)
+    click.echo(f"ok: {len(rules.rules)} rules in {len(rules.files)} files, "
+               f"{examples} examples passed, connectors: {', '.join(sorted(connectors))}")
+
+
+@main.command()
+@click.option("--output", type=click.Path(dir_okay=False), default=None)
+def schema(output: str | None) -> None:
+    """Print the JSON Schema of mapping files (for editors)."""
+    text = json.dumps(json_schema(), indent=2, sort_keys=True) + "\n"
+    if output:
+        Path(output).write_text(text)
+    else:
+        click.echo(text, nl=False)
+
+
+def _read_event(path: str) -> Change:
+    from ruamel.yaml import YAML
+
+    text = Path(path).read_text()
+    data = json.loads(text) if path.endswith(".json") else YAML(typ="safe").load(text)
+    try:
+        return Change.from_dict(data)
+    except (KeyError, TypeError, AttributeError) as exc:
+        raise click.ClickException(
+            f"{path}: an event needs source, object, id, fields (and previous): {exc}"
+        ) from None
+
+
+def _rules_for_dry_run(config: Config) -> Any:
+    try:
+        return load_rules(config.mapping_paths, run_examples=False)
+    except MappingError as exc:
+        raise click.ClickException(str(exc)) from None
+
+
+@main.command()
+@config_option
+@click.option("--event", "event_path", required=True, type=click.Path(exists=True))
+def simulate(config_path: str | None, event_path: str) -> None:
+    """Dry run: the actions the rules would plan for a change, as JSON lines."""
+    config = _load(config_path)
+    rules = _rules_for_dry_run(config)
+    for verdict in evaluate_change(rules, _read_event(event_path)):
+        for p in verdict.planned:
+            click.echo(json.dumps({
+                "rule": p.rule_id, "action": p.name, "key": p.key, "params": p.params,
+                **({"error": p.error} if p.error else {}),
+            }, default=str, sort_keys=True))
+
+
+@main.command()
+@config_option
+@click.option("--event", "event_path", required=True, type=click.Path(exists=True))
+def explain(config_path: str | None, event_path: str) -> None:
+    """For each rule: fired, or the first reason it did not."""
+    config = _load(config_path)
+    rules = _rules_for_dry_run(config)
+    for verdict in evaluate_change(rules, _read_event(event_path)):
+        mark = "FIRED " if verdict.fired else "-     "
+        extra = f" -> {', '.join(p.name for p in verdict.planned)}" if verdict.planned else ""
+        click.echo(f"{mark}{verdict.rule_id}: {verdict.reason}{extra}")
+
+
+@main.group(name="actions")
+def actions_group() -> None:
+    """Inspect and steer planned actions."""
+
+
+def _find(conn: Any, ident: str) -> Any:
+    cond = actions.c.key.startswith(ident)
+    if ident.isdigit():
+        cond = or_(cond, actions.c.id == int(ident))
+    rows = conn.execute(select(actions).where(cond)).mappings().all()
+    if not rows:
+        raise click.ClickException(f"no action {ident!r}")
+    if len(rows) > 1:
+        raise click.ClickException(f"{ident!r} matches {len(rows)} actions; give more of the key")
+    return rows[0]
+
+
+@actions_group.command("list")
+@config_option
+@click.option("--status", default=None, help="pending, in_flight, done, dead, cancelled")
+@click.option("--rule", default=None)
+@click.option("--limit", default=50, show_default=True)
+def actions_list(config_path: str | None, status: str | None, rule: str | None,
+                 limit: int) -> None:
+    """List actions, newest first."""
+    store = open_store(_load(config_path).store_url)
+    query = select(actions).order_by(actions.c.id.desc()).limit(limit)
+    if status:
+        query = query.where(actions.c.status == status)
+    if rule:
+        query = query.where(actions.c.rule_id == rule)
+    with store.engine.connect() as conn:
+        for r in conn.execute(query).mappings():
+            obj = f"{r['source']}:{r['object_type']}:{r['object_id']}" if r["source"] else "-"
+            click.echo(f"{r['id']:>6} {r['key'][:12]} {r['status']:<9} {r['attempts']:>2} "
+                       f"{r['connector']}.{r['action']:<14} {r['rule_id']:<28} {obj} "
+                       f"{r['external_id'] or ''}")
+
+
+@actions_group.command("show")
+@config_option
+@click.argument("ident")
+def actions_show(config_path: str | None, ident: str) -> None:
+    """Everything about one action (by id or key prefix)."""
+    store = open_store(_load(config_path).store_url)
+    with store.engine.connect() as conn:
+        click.echo(json.dumps(dict(_find(conn, ident)), indent=2, default=str))
+
+
+def _set_status(config_path: str | None, ident: str, status: str, allowed: tuple[str, ...]) -> None:
+    store = open_store(_load(config_path).store_url)
+    now = to_ms(SystemClock().now())
+    with store.tx() as conn:
+        row = _find(conn, ident)
+        if row["status"] not in allowed:
+            raise click.ClickException(f"action {row['id']} is {row['status']}; "
+                                       f"only {'/'.join(allowed)} can be changed so")
+        values: dict[str, Any] = {"status": status, "updated_at": now}
+        if status == "pending":
+            values.update(next_attempt_at=now, attempts=row["attempts"], lease_until=None)
+        conn.execute(update(actions).where(actions.c.id == row["id"]).values(**values))
+    click.echo(f"action {row['id']} ({row['rule_id']}) is now {status}")
+
+
+@actions_group.command("retry")
+@config_option
+@click.argument("ident")
+def actions_retry(config_path: str | None, ident: str) -> None:
+    """Revive a dead (or cancelled) action: it runs again, looking for its effect first."""
+    _set_status(config_path, ident, "pending", ("dead", "cancelled"))
+
+
+@actions_group.command("cancel")
+@config_option
+@click.argument("ident")
+def actions_cancel(config_path: str | None, ident: str) -> None:
+    """Cancel a pending or dead action."""
+    _set_status(config_path, ident, "cancelled", ("pending", "dead"))
+
+
+@main.command()
+@config_option
+@click.option("--json", "as_json", is_flag=True)
+def status(config_path: str | None, as_json: bool) -> None:
+    """Queue depth, dead actions, cursors and last poll per source."""
+    from syncd.engine import Engine
+
+    config = _load(config_path)
+    _setup_logging(config, quiet=True)
+    engine = Engine(config)
+    try:
+        state = engine.status()
+    finally:
+        engine.close()
+    if as_json:
+        click.echo(json.dumps(state, indent=2, default=str))
+        return
+    a = state["actions"]
+    click.echo(f"rules: {state['rules']}   queue: {state['queue_depth']} "
+               f"(due now {state['due_now']})   dead: {state['dead']}   done: {a['done']}")
+    click.echo(f"inbox: {state['inbox']['pending']} pending, {state['inbox']['failed']} failed")
+    for p in state["polls"]:
+        click.echo(f"poll {p['source']}.{p['stream']}: {p['last_poll_seconds_ago']}s ago, "
+                   f"cursor {p['cursor']}")
+
+
+@main.command()
+@config_option
+@click.option("--once", is_flag=True, help="One cycle (inbox, polls, schedules, due actions).")
+def run(config_path: str | None, once: bool) -> None:
+    """Run the daemon (or one cycle with --once)."""
+    config = _load(config_path)
+    _setup_logging(config)
+    if once:
+        from syncd.engine import Engine
+
+        try:
+            engine = Engine(config)
+        except (ConfigError, MappingError) as exc:
+            raise click.ClickException(str(exc)) from None
+        try:
+            report = engine.run_once()
+        finally:
+            engine.close()
+        done = sum(1 for o in report.outcomes if o.status == "done")
+        dead = sum(1 for o in report.outcomes if o.status == "dead")
+        click.echo(f"cycle: {report.inbox} deliveries, {len(report.polled)} streams polled, "
+                   f"{report.scheduled} scheduled, {done} actions done, {dead} dead, "
+                   f"{len(report.outcomes) - done - dead} to retry")
+        return
+    from syncd.daemon import run_daemon
+
+    sys.exit(run_daemon(config))
+
+
+@main.command()
+@config_option
+def prune(config_path: str | None) -> None:
+    """Delete audit history older than [store] retention_days."""
+    from syncd.engine import Engine
+
+    engine = Engine(_load(config_path))
+    try:
+        click.echo(json.dumps(engine.prune()))
+    finally:
+        engine.close()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,217 @@
+"""`syncd run`: the long-running daemon.
+
+One process: the webhook HTTP server (uvicorn, on the main thread's event loop), and
+threads for the inbox processor, a poll loop per source, the scheduler and the executor
+workers. Blocking client libraries run on those threads, so a slow API never stalls the
+webhook answers.
+
+Signals: SIGTERM/SIGINT stop intake, let in-flight actions finish within the stop timeout,
+exit 0 (anything unfinished is resumed at the next start through the idempotent path).
+SIGHUP reloads the mapping files; a file that fails `syncd check` is rejected with its
+errors logged, and the last good rules stay in force.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import random
+import signal
+import threading
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import structlog
+import uvicorn
+from sqlalchemy import text
+
+from syncd import sdnotify
+from syncd.alerts import make_alerter
+from syncd.config import Config
+from syncd.engine import Engine
+from syncd.errors import ConfigError
+from syncd.logs import add_secrets, redact
+from syncd.mapping.loader import MappingError
+from syncd.metrics import RATE_LIMIT_WAITS
+from syncd.status_metrics import refresh_store_metrics
+from syncd.webapp import build_app
+
+log = structlog.get_logger("syncd.daemon")
+STOP_TIMEOUT_SECONDS = 30.0
+
+
+class _Server(uvicorn.Server):
+    """uvicorn without its own signal handling: the daemon owns the signals."""
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        yield
+
+
+class Daemon:
+    def __init__(self, config: Config) -> None:
+        self.config = config
+        self.stop = threading.Event()
+        self.wake_inbox = threading.Event()
+        self.wake_executor = threading.Event()
+        self.engine = Engine(config, redact=redact)
+        self.engine.executor.on_dead = make_alerter(self.engine)
+        for conn in self.engine.connectors.values():
+            add_secrets(conn.secret_values())
+        self.threads: list[threading.Thread] = []
+        self.server: _Server | None = None
+
+    # -- background loops -------------------------------------------------------------
+
+    def _loop(self, name: str, interval: Callable[[], float], body: Callable[[], Any],
+              wake: threading.Event | None = None) -> threading.Thread:
+        def run() -> None:
+            while not self.stop.is_set():
+                try:
+                    body()
+                except Exception:
+                    log.exception("loop.error", loop=name)
+                if wake is not None:
+                    wake.wait(interval())
+                    wake.clear()
+                else:
+                    self.stop.wait(interval())
+
+        thread = threading.Thread(target=run, name=name, daemon=True)
+        thread.start()
+        self.threads.append(thread)
+        return thread
+
+    def _executor_body(self) -> None:
+        while not self.stop.is_set() and self.engine.executor.run_due(1):
+            pass
+
+    def _inbox_body(self) -> None:
+        if self.engine.inbox.process_due():
+            self.wake_executor.set()
+
+    def start_loops(self) -> None:
+        cfg = self.config
+        self._loop("inbox", lambda: 1.0, self._inbox_body, self.wake_inbox)
+        for source, stream in self.engine.poller.streams():
+            every = self.engine.connectors[source].settings.poll_interval_seconds
+            self._loop(
+                f"poll-{source}-{stream}",
+                lambda every=every: every * random.uniform(0.9, 1.1),  # jitter: no thundering herd
+                lambda s=source, t=stream: self.engine.poller.poll_stream(s, t),
+            )
+        self._loop("scheduler", lambda: cfg.scheduler.tick_seconds, self.engine.scheduler.tick)
+        for i in range(cfg.executor.workers):
+            self._loop(f"executor-{i}", lambda: 1.0, self._executor_body, self.wake_executor)
+        self._loop("prune", lambda: 3600.0, self.engine.prune)
+
+    # -- health -----------------------------------------------------------------------
+
+    def readiness(self) -> dict[str, Any]:
+        problems = []
+        try:
+            with self.engine.store.engine.connect() as conn:
+                conn.execute(text("SELECT 1"))
+        except Exception as exc:
+            problems.append(f"store unreachable: {type(exc).__name__}")
+        if not self.engine.rules.current.rules:
+            problems.append("no rules loaded")
+        dead = [t.name for t in self.threads if not t.is_alive()]
+        if dead:
+            problems.append(f"threads stopped: {', '.join(dead)}")
+        return {"ready": not problems, "problems": problems,
+                "rules": len(self.engine.rules.current.rules)}
+
+    def healthy(self) -> bool:
+        return all(t.is_alive() for t in self.threads)
+
+    def refresh_metrics(self) -> None:
+        refresh_store_metrics(self.engine)
+        for name, conn in self.engine.connectors.items():
+            waits = sum(getattr(v, "waits", 0) for v in vars(conn).values()
+                        if type(v).__name__ == "RateLimiter")
+            RATE_LIMIT_WAITS.labels(name).set(waits)
+
+    # -- signals ----------------------------------------------------------------------
+
+    def reload(self) -> None:
+        sdnotify.reloading()
+        try:
+            rules = self.engine.reload_rules()
+            log.info("reload.ok", rules=len(rules.rules))
+            sdnotify.status(f"rules reloaded: {len(rules.rules)}")
+        except (MappingError, ConfigError) as exc:
+            problems = getattr(exc, "problems", [str(exc)])
+            log.error("reload.rejected", problems=[str(p) for p in problems],
+                      kept_rules=len(self.engine.rules.current.rules))
+            sdnotify.status("reload rejected; previous rules in force")
+        sdnotify.ready()
+
+    def request_stop(self) -> None:
+        log.info("daemon.stopping")
+        sdnotify.stopping()
+        self.stop.set()
+        self.wake_inbox.set()
+        self.wake_executor.set()
+        if self.server is not None:
+            self.server.should_exit = True
+
+    async def _watchdog(self) -> None:
+        period = sdnotify.watchdog_interval()
+        if not period:
+            return
+        while not self.stop.is_set():
+            if self.healthy():
+                sdnotify.watchdog()
+            await asyncio.sleep(period)
+
+    async def serve(self) -> int:
+        loop = asyncio.get_running_loop()
+        loop.add_signal_handler(signal.SIGTERM, self.request_stop)
+        loop.add_signal_handler(signal.SIGINT, self.request_stop)
+        loop.add_signal_handler(signal.SIGHUP, lambda: loop.run_in_executor(None, self.reload))
+        app = build_app(
+            connectors=self.engine.connectors, writer=self.engine.writer,
+            clock=self.engine.clock, max_body_bytes=self.config.http.max_body_bytes,
+            public_url=self.config.http.public_url, on_stored=self.wake_inbox.set,
+            readiness=self.readiness, refresh_metrics=self.refresh_metrics,
+        )
+        server_config = uvicorn.Config(
+            app, host=self.config.http.host, port=self.config.http.port, log_config=None,
+            access_log=False, lifespan="off", timeout_graceful_shutdown=10,
+        )
+        self.server = _Server(server_config)
+        self.start_loops()
+        watchdog = asyncio.create_task(self._watchdog())
+        serving = asyncio.create_task(self.server.serve())
+        while not self.server.started and not serving.done():
+            await asyncio.sleep(0.05)
+        if serving.done():  # could not bind the port, for example
+            self.stop.set()
+            await serving
+            return 1
+        port = self.server.servers[0].sockets[0].getsockname()[1] if self.server.servers else 0
+        log.info("daemon.ready", port=port, rules=len(self.engine.rules.current.rules),
+                 sources=sorted(self.engine.connectors))
+        sdnotify.ready()
+        sdnotify.status(f"serving on port {port}")
+        await serving
+        self.stop.set()
+        watchdog.cancel()
+        await asyncio.to_thread(self._join, STOP_TIMEOUT_SECONDS)
+        return 0
+
+    def _join(self, timeout: float) -> None:
+        for thread in self.threads:
+            thread.join(timeout=max(0.1, timeout / max(1, len(self.threads))))
+        self.engine.close()
+        log.info("daemon.stopped")
+
+
+def run_daemon(config: Config) -> int:
+    try:
+        daemon = Daemon(config)
+    except (ConfigError, MappingError) as exc:
+        log.error("daemon.start_failed", error=str(exc))
+        return 2
+    return asyncio.run(daemon.serve())

@@ -1,0 +1,186 @@
+"""Wiring: config -> store, connectors, rules, ingest, inbox, poller, scheduler, executor.
+
+`Engine.run_once()` is one full cycle (what `syncd run --once` does and what tests drive);
+the daemon runs the same parts on their own schedules.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import structlog
+from sqlalchemy import delete, func, select
+
+from syncd import connector as registry
+from syncd.clock import Clock, SystemClock, to_ms
+from syncd.config import Config
+from syncd.connector import Connector
+from syncd.errors import ConfigError
+from syncd.executor import Executor, Outcome
+from syncd.inbox import InboxProcessor, InboxWriter
+from syncd.ingest import Ingestor, RulesHolder
+from syncd.mapping.loader import load_rules
+from syncd.mapping.rules import RuleSet
+from syncd.poller import Poller
+from syncd.retry import RetryPolicy
+from syncd.scheduler import Scheduler
+from syncd.store.db import Store, open_store
+from syncd.store.schema import actions, events, inbox
+
+log = structlog.get_logger("syncd.engine")
+
+
+def build_connectors(config: Config, clock: Clock) -> dict[str, Connector]:
+    """Instantiate every enabled connector of the config."""
+    out: dict[str, Connector] = {}
+    problems = []
+    for name, settings in sorted(config.connectors.items()):
+        if not settings.enabled:
+            continue
+        try:
+            out[name] = registry.load_class(name)(settings, clock=clock)
+        except Exception as exc:
+            problems.append(f"[{name}]: cannot start connector: {exc}")
+    if problems:
+        raise ConfigError(problems)
+    return out
+
+
+def check_rules_against_config(rules: RuleSet, connectors: dict[str, Connector]) -> list[str]:
+    return [
+        f"mappings use connector {name!r}, but [{name}] is not configured (or disabled)"
+        for name in sorted(rules.sources() - set(connectors))
+    ]
+
+
+@dataclass
+class CycleReport:
+    inbox: int = 0
+    polled: dict[str, Any] = field(default_factory=dict)
+    scheduled: int = 0
+    outcomes: list[Outcome] = field(default_factory=list)
+
+
+class Engine:
+    def __init__(
+        self,
+        config: Config,
+        clock: Clock | None = None,
+        *,
+        connectors: dict[str, Connector] | None = None,
+        store: Store | None = None,
+        redact: Any = None,
+        on_dead: Any = None,
+    ) -> None:
+        self.config = config
+        self.clock = clock or SystemClock()
+        self.store = store or open_store(config.store_url, synchronous=config.store.synchronous)
+        self.connectors = connectors if connectors is not None else build_connectors(
+            config, self.clock)
+        self.redact = redact or (lambda s: s)
+        self.rules = RulesHolder(self.load_rules())
+        self.ingestor = Ingestor(self.store, self.rules, self.clock)
+        ex = config.executor
+        self.executor = Executor(
+            self.store, self.connectors, self.clock,
+            RetryPolicy(ex.max_attempts, ex.backoff_base_seconds, ex.backoff_max_seconds),
+            lease_seconds=ex.lease_seconds, redact=self.redact, on_dead=on_dead,
+        )
+        self.inbox = InboxProcessor(
+            self.store, self.connectors, self.ingestor, self.clock,
+            RetryPolicy(config.inbox.max_attempts, ex.backoff_base_seconds,
+                        ex.backoff_max_seconds), redact=self.redact,
+        )
+        self.poller = Poller(self.store, self.connectors, self.ingestor, self.clock)
+        self.scheduler = Scheduler(self.store, self.rules, self.connectors, self.clock,
+                                   config.scheduler.grace_hours)
+        self._writer: InboxWriter | None = None
+
+    def aliases(self, source: str, object_type: str, field_name: str) -> dict[str, str]:
+        conn = self.connectors.get(source)
+        if conn is None:
+            return {}
+        try:
+            return conn.value_aliases(object_type, field_name)
+        except Exception as exc:  # no credentials or API down: names stay as written
+            log.warning("aliases.unavailable", source=source, error=str(exc))
+            return {}
+
+    def load_rules(self) -> RuleSet:
+        """Load and check the mapping files; raises MappingError / ConfigError."""
+        rules = load_rules(self.config.mapping_paths, aliases=self.aliases)
+        problems = check_rules_against_config(rules, self.connectors)
+        if problems:
+            raise ConfigError(problems)
+        return rules
+
+    def reload_rules(self) -> RuleSet:
+        """Swap in freshly loaded rules; on any error the old rules stay and it raises."""
+        rules = self.load_rules()
+        self.rules.current = rules
+        return rules
+
+    @property
+    def writer(self) -> InboxWriter:
+        if self._writer is None:
+            self._writer = InboxWriter(self.store)
+        return self._writer
+
+    def run_once(self) -> CycleReport:
+        """Inbox, one poll of every source, due time triggers, every action due now."""
+        report = CycleReport()
+        report.inbox = self.inbox.drain()
+        report.polled = {f"{k[0]}.{k[1]}": v for k, v in self.poller.poll_all().items()}
+        report.inbox += self.inbox.drain()
+        report.scheduled = self.scheduler.tick()
+        report.outcomes = self.executor.drain(limit=self.config.executor.batch_size)
+        return report
+
+    def prune(self) -> dict[str, int]:
+        """Drop audit history older than the retention period (finished work only)."""
+        cutoff = to_ms(self.clock.now()) - self.config.store.retention_days * 86_400_000
+        with self.store.tx() as conn:
+            ev = conn.execute(delete(events).where(events.c.created_at < cutoff)).rowcount
+            ac = conn.execute(delete(actions).where(
+                actions.c.updated_at < cutoff,
+                actions.c.status.in_(("done", "cancelled")))).rowcount
+            ib = conn.execute(delete(inbox).where(
+                inbox.c.received_at < cutoff, inbox.c.status == "done")).rowcount
+        return {"events": ev or 0, "actions": ac or 0, "inbox": ib or 0}
+
+    def status(self) -> dict[str, Any]:
+        now = to_ms(self.clock.now())
+        with self.store.engine.connect() as conn:
+            by_status = dict(conn.execute(
+                select(actions.c.status, func.count()).group_by(actions.c.status)).all())
+            due = conn.execute(select(func.count()).where(
+                actions.c.status.in_(("pending", "in_flight")),
+                actions.c.next_attempt_at <= now)).scalar()
+            pending_inbox = conn.execute(select(func.count()).where(
+                inbox.c.status == "pending")).scalar()
+            failed_inbox = conn.execute(select(func.count()).where(
+                inbox.c.status == "failed")).scalar()
+        polls = [
+            {"source": c["source"], "stream": c["stream"], "cursor": c["value"],
+             "last_poll_seconds_ago": round((now - c["updated_at"]) / 1000, 1)}
+            for c in self.poller.last_polls()
+        ]
+        return {
+            "actions": {s: by_status.get(s, 0) for s in
+                        ("pending", "in_flight", "done", "dead", "cancelled")},
+            "queue_depth": (by_status.get("pending", 0) + by_status.get("in_flight", 0)),
+            "due_now": due, "dead": by_status.get("dead", 0),
+            "inbox": {"pending": pending_inbox, "failed": failed_inbox},
+            "polls": polls, "rules": len(self.rules.current.rules),
+        }
+
+    def close(self) -> None:
+        if self._writer is not None:
+            self._writer.close()
+        for conn in self.connectors.values():
+            try:
+                conn.close()
+            except Exception:
+                log.warning("connector.close_failed", source=conn.name)
+        self.store.dispose()

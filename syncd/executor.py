@@ -1,0 +1,203 @@
+"""The executor: performs planned actions exactly once in effect.
+
+1. Claim due actions under a lease, marking them `in_flight` and counting the attempt, in a
+   committed transaction, before any connector call (PostgreSQL: `FOR UPDATE SKIP LOCKED`,
+   so replicas never claim the same row; SQLite: the single writer lock).
+2. An action that was attempted before (a crash in flight, an ambiguous 502) is first looked
+   up at the target by its idempotency key; only when nothing is found is it performed.
+3. Success records the external id. Transient errors wait (backoff, `Retry-After`); permanent
+   errors and exhausted retries go `dead` with the reason, for `syncd actions retry`.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import structlog
+from pydantic import ValidationError
+from sqlalchemy import and_, or_, select, update
+
+from syncd import crashpoints
+from syncd.clock import Clock, to_ms
+from syncd.connector import Connector
+from syncd.errors import PermanentError, TransientError, UncertainError
+from syncd.model import ActionContext, ActionResult, ObjectRef
+from syncd.retry import RetryPolicy
+from syncd.store.db import Store
+from syncd.store.schema import actions
+
+log = structlog.get_logger("syncd.executor")
+Redactor = Callable[[str], str]
+
+
+@dataclass
+class Outcome:
+    key: str
+    status: str  # done | pending (will retry) | dead
+    error: str | None = None
+
+
+def default_owner() -> str:
+    return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
+
+
+class Executor:
+    def __init__(
+        self,
+        store: Store,
+        connectors: dict[str, Connector],
+        clock: Clock,
+        policy: RetryPolicy | None = None,
+        *,
+        lease_seconds: float = 300,
+        owner: str | None = None,
+        redact: Redactor = lambda s: s,
+        on_dead: Callable[[dict[str, Any], str], None] | None = None,
+    ) -> None:
+        self.store = store
+        self.connectors = connectors
+        self.clock = clock
+        self.policy = policy or RetryPolicy()
+        self.lease_ms = int(lease_seconds * 1000)
+        self.owner = owner or default_owner()
+        self.redact = redact
+        self.on_dead = on_dead
+
+    # -- claiming ---------------------------------------------------------------------------
+
+    def claim(self, limit: int) -> list[dict[str, Any]]:
+        now = to_ms(self.clock.now())
+        due = and_(
+            actions.c.status.in_(("pending", "in_flight")),
+            actions.c.next_attempt_at <= now,
+            or_(actions.c.lease_until.is_(None), actions.c.lease_until < now),
+        )
+        with self.store.tx() as conn:
+            query = select(actions).where(due).order_by(actions.c.next_attempt_at, actions.c.id)
+            query = query.limit(limit)
+            if not self.store.is_sqlite:
+                query = query.with_for_update(skip_locked=True)
+            rows = [dict(r) for r in conn.execute(query).mappings()]
+            for row in rows:
+                conn.execute(
+                    update(actions).where(actions.c.id == row["id"]).values(
+                        status="in_flight", lease_owner=self.owner,
+                        lease_until=now + self.lease_ms, attempts=actions.c.attempts + 1,
+                        updated_at=now,
+                    )
+                )
+        return rows
+
+    def run_due(self, limit: int = 50) -> list[Outcome]:
+        """Claim and perform what is due now; returns what happened to each."""
+        return [self.perform(row) for row in self.claim(limit)]
+
+    def drain(self, max_rounds: int = 1000, limit: int = 50) -> list[Outcome]:
+        """Run until nothing is due now (for `run --once` and tests)."""
+        out: list[Outcome] = []
+        for _ in range(max_rounds):
+            batch = self.run_due(limit)
+            if not batch:
+                break
+            out.extend(batch)
+        return out
+
+    # -- performing -------------------------------------------------------------------------
+
+    def perform(self, row: dict[str, Any]) -> Outcome:
+        crashpoints.hit("action_in_flight")
+        attempt = row["attempts"] + 1
+        bound = log.bind(key=row["key"], rule_id=row["rule_id"], action=f"{row['connector']}."
+                         f"{row['action']}", source=row["source"], attempt=attempt)
+        connector = self.connectors.get(row["connector"])
+        if connector is None:
+            return self._dead(row, f"connector {row['connector']!r} is not configured", bound)
+        spec = connector.actions.get(row["action"])
+        if spec is None:
+            return self._dead(row, f"unknown action {row['connector']}.{row['action']}", bound)
+        try:
+            params = spec.params.model_validate(row["params"])
+        except ValidationError as exc:
+            return self._dead(row, f"invalid parameters: {_validation_text(exc)}", bound)
+        ref = None
+        if row["source"]:
+            ref = ObjectRef(row["source"], row["object_type"], row["object_id"])
+        ctx = ActionContext(key=row["key"], rule_id=row["rule_id"], attempt=attempt, ref=ref)
+        tried_before = row["attempts"] > 0
+        try:
+            result: ActionResult | None = None
+            if tried_before and spec.find_existing is not None:
+                result = spec.find_existing(connector, params, ctx)
+                if result is not None:
+                    bound.info("action.found_existing", external_id=result.external_id)
+            elif tried_before and not spec.idempotent and row["guarantee"] == "at_most_once" \
+                    and row["status"] == "in_flight":
+                return self._dead(row, "interrupted in flight; not repeated (at-most-once)",
+                                  bound)
+            if result is None:
+                result = spec.perform(connector, params, ctx)
+            crashpoints.hit("remote_done")
+        except PermanentError as exc:
+            return self._dead(row, str(exc), bound)
+        except UncertainError as exc:
+            if row["guarantee"] == "at_most_once" and spec.find_existing is None \
+                    and not spec.idempotent:
+                return self._dead(row, f"uncertain; not repeated (at-most-once): {exc}", bound)
+            return self._retry(row, attempt, exc, exc.retry_after, bound)
+        except TransientError as exc:
+            return self._retry(row, attempt, exc, exc.retry_after, bound)
+        except Exception as exc:  # a bug or an unmapped library error: retry, then dead
+            bound.exception("action.unexpected_error")
+            return self._retry(row, attempt, exc, None, bound)
+        return self._done(row, result, bound)
+
+    def _finish(self, row: dict[str, Any], **values: Any) -> None:
+        now = to_ms(self.clock.now())
+        with self.store.tx() as conn:
+            conn.execute(
+                update(actions)
+                .where(actions.c.id == row["id"], actions.c.status == "in_flight")
+                .values(lease_owner=None, lease_until=None, updated_at=now, **values)
+            )
+
+    def _done(self, row: dict[str, Any], result: ActionResult, bound: Any) -> Outcome:
+        self._finish(row, status="done", external_id=result.external_id,
+                     external_url=result.url, last_error=None)
+        bound.info("action.done", external_id=result.external_id)
+        return Outcome(row["key"], "done")
+
+    def _retry(
+        self, row: dict[str, Any], attempt: int, exc: Exception, retry_after: float | None,
+        bound: Any,
+    ) -> Outcome:
+        reason = self.redact(f"{type(exc).__name__}: {exc}")[:2000]
+        # Alerts retry until the mail server is back: they are how ops hear of an outage.
+        if self.policy.exhausted(attempt) and not row["rule_id"].startswith("syncd.alert"):
+            return self._dead(row, f"gave up after {attempt} attempts; last error: {reason}", bound)
+        delay = self.policy.delay(attempt, retry_after)
+        next_at = to_ms(self.clock.now()) + int(delay * 1000)
+        self._finish(row, status="pending", next_attempt_at=next_at, last_error=reason)
+        bound.warning("action.retry", error=reason, retry_in_seconds=round(delay, 3))
+        return Outcome(row["key"], "pending", reason)
+
+    def _dead(self, row: dict[str, Any], reason: str, bound: Any) -> Outcome:
+        reason = self.redact(reason)[:2000]
+        self._finish(row, status="dead", last_error=reason)
+        bound.error("action.dead", error=reason)
+        if self.on_dead is not None:
+            try:
+                self.on_dead(row, reason)
+            except Exception:  # an alert failure must not undo the dead-letter record
+                bound.exception("alert.failed")
+        return Outcome(row["key"], "dead", reason)
+
+
+def _validation_text(exc: ValidationError) -> str:
+    return "; ".join(
+        f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in exc.errors(include_input=False)
+    )

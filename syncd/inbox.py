@@ -1,0 +1,220 @@
+"""The webhook inbox: deliveries are stored durably before the 2xx, then processed.
+
+`InboxWriter` is a group commit: the HTTP handlers hand deliveries to one writer thread,
+which stores whatever has queued up in a single transaction and then answers every waiting
+handler. Under load one fsync serves hundreds of deliveries; idle, a delivery is committed
+at once.
+
+`InboxProcessor` turns stored deliveries into ingests: parse (connector), fetch each hinted
+object (connector, outside any transaction), then ingest and mark the delivery done in one
+transaction. A fetch that fails transiently leaves the delivery for a later try.
+"""
+
+from __future__ import annotations
+
+import queue
+import threading
+from collections.abc import Callable
+from concurrent.futures import Future
+from dataclasses import dataclass, field
+from typing import Any
+
+import structlog
+from sqlalchemy import and_, select, update
+
+from syncd import crashpoints
+from syncd.clock import Clock, to_ms
+from syncd.connector import Connector
+from syncd.errors import TransientError, WebhookRejected
+from syncd.ingest import Ingestor
+from syncd.model import Observation, WebhookRequest
+from syncd.retry import RetryPolicy
+from syncd.store.db import Store
+from syncd.store.schema import inbox
+
+log = structlog.get_logger("syncd.inbox")
+
+
+@dataclass
+class Delivery:
+    connector: str
+    delivery_id: str
+    headers: dict[str, str]
+    body: bytes
+    received_at: int
+    done: Future[bool] = field(default_factory=Future)
+
+
+class InboxWriter:
+    """Group-committing writer. `submit` returns a Future: True if stored, False if the
+    delivery id was seen before (acknowledged and ignored)."""
+
+    def __init__(self, store: Store, max_batch: int = 512) -> None:
+        self.store = store
+        self.max_batch = max_batch
+        self._queue: queue.Queue[Delivery | None] = queue.Queue()
+        self._thread = threading.Thread(target=self._run, name="inbox-writer", daemon=True)
+        self._thread.start()
+        self.batches = 0
+        self.stored = 0
+
+    def submit(self, delivery: Delivery) -> Future[bool]:
+        self._queue.put(delivery)
+        return delivery.done
+
+    def close(self) -> None:
+        self._queue.put(None)
+        self._thread.join(timeout=10)
+
+    def _run(self) -> None:
+        while True:
+            first = self._queue.get()
+            if first is None:
+                return
+            batch = [first]
+            while len(batch) < self.max_batch:
+                try:
+                    item = self._queue.get_nowait()
+                except queue.Empty:
+                    break
+                if item is None:
+                    self._queue.put(None)
+                    break
+                batch.append(item)
+            self._write(batch)
+
+    def _write(self, batch: list[Delivery]) -> None:
+        try:
+            fresh = []
+            with self.store.tx() as conn:
+                stmt = self.store.insert_ignore(inbox, ["connector", "delivery_id"])
+                for d in batch:
+                    result = conn.execute(stmt.values(
+                        connector=d.connector, delivery_id=d.delivery_id, headers=d.headers,
+                        body=d.body, received_at=d.received_at, status="pending", attempts=0,
+                        next_attempt_at=0,
+                    ))
+                    fresh.append(bool(result.rowcount))
+            crashpoints.hit("inbox_committed")
+        except Exception as exc:  # the handlers answer 503 and the sender retries
+            for d in batch:
+                d.done.set_exception(exc)
+            return
+        self.batches += 1
+        self.stored += sum(fresh)
+        for d, is_new in zip(batch, fresh, strict=True):
+            d.done.set_result(is_new)
+
+
+class InboxProcessor:
+    def __init__(
+        self,
+        store: Store,
+        connectors: dict[str, Connector],
+        ingestor: Ingestor,
+        clock: Clock,
+        policy: RetryPolicy | None = None,
+        lease_seconds: float = 120,
+        redact: Callable[[str], str] = lambda s: s,
+    ) -> None:
+        self.store = store
+        self.connectors = connectors
+        self.ingestor = ingestor
+        self.clock = clock
+        self.policy = policy or RetryPolicy(max_attempts=20)
+        self.lease_ms = int(lease_seconds * 1000)
+        self.redact = redact
+
+    def claim(self, limit: int) -> list[dict[str, Any]]:
+        """Take due deliveries; pushing next_attempt_at forward is the lease: if this process
+        dies, the delivery becomes due again when it runs out."""
+        now = to_ms(self.clock.now())
+        with self.store.tx() as conn:
+            query = (
+                select(inbox)
+                .where(and_(inbox.c.status == "pending", inbox.c.next_attempt_at <= now))
+                .order_by(inbox.c.id)
+                .limit(limit)
+            )
+            if not self.store.is_sqlite:
+                query = query.with_for_update(skip_locked=True)
+            rows = [dict(r) for r in conn.execute(query).mappings()]
+            for row in rows:
+                conn.execute(
+                    update(inbox).where(inbox.c.id == row["id"]).values(
+                        next_attempt_at=now + self.lease_ms, attempts=inbox.c.attempts + 1
+                    )
+                )
+        return rows
+
+    def process_due(self, limit: int = 100) -> int:
+        rows = self.claim(limit)
+        for row in rows:
+            self._process(row)
+        return len(rows)
+
+    def drain(self, max_rounds: int = 1000) -> int:
+        total = 0
+        for _ in range(max_rounds):
+            n = self.process_due()
+            if not n:
+                break
+            total += n
+        return total
+
+    def _process(self, row: dict[str, Any]) -> None:
+        bound = log.bind(source=row["connector"], delivery_id=row["delivery_id"])
+        connector = self.connectors.get(row["connector"])
+        if connector is None:
+            self._fail(row, f"connector {row['connector']!r} is not configured", bound)
+            return
+        request = WebhookRequest("POST", "", row["headers"], row["body"], row["received_at"])
+        try:
+            observations = self._observe(connector, request)
+        except WebhookRejected as exc:
+            self._fail(row, f"unparseable delivery: {exc.reason}", bound)
+            return
+        except TransientError as exc:
+            self._retry(row, exc, exc.retry_after, bound)
+            return
+        except Exception as exc:
+            bound.exception("inbox.fetch_failed")
+            self._retry(row, exc, None, bound)
+            return
+        with self.store.tx() as conn:
+            result = self.ingestor.ingest(observations, conn=conn)
+            conn.execute(update(inbox).where(inbox.c.id == row["id"]).values(
+                status="done", last_error=None))
+        bound.info("inbox.processed", objects=result.observed, events=result.events,
+                   actions=result.actions)
+
+    @staticmethod
+    def _observe(connector: Connector, request: WebhookRequest) -> list[Observation]:
+        out = []
+        for hint in connector.parse_webhook(request):
+            if hint.observation is not None:
+                out.append(hint.observation)
+                continue
+            obs = connector.fetch(hint.ref)
+            out.append(obs if obs is not None else Observation(hint.ref, {}, None, deleted=True))
+        return out
+
+    def _retry(self, row: dict[str, Any], exc: Exception, retry_after: float | None,
+               bound: Any) -> None:
+        attempt = row["attempts"] + 1
+        reason = self.redact(f"{type(exc).__name__}: {exc}")[:2000]
+        if self.policy.exhausted(attempt):
+            self._fail(row, f"gave up after {attempt} attempts: {reason}", bound)
+            return
+        next_at = to_ms(self.clock.now()) + int(self.policy.delay(attempt, retry_after) * 1000)
+        with self.store.tx() as conn:
+            conn.execute(update(inbox).where(inbox.c.id == row["id"]).values(
+                next_attempt_at=next_at, last_error=reason))
+        bound.warning("inbox.retry", error=reason)
+
+    def _fail(self, row: dict[str, Any], reason: str, bound: Any) -> None:
+        reason = self.redact(reason)
+        with self.store.tx() as conn:
+            conn.execute(update(inbox).where(inbox.c.id == row["id"]).values(
+                status="failed", last_error=reason))
+        bound.error("inbox.failed", error=reason)

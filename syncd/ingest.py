@@ -1,0 +1,211 @@
+"""Ingest: one function, one transaction.
+
+An object's current state from any source (webhook hint + fetch, poll page, backfill) is
+diffed with its snapshot; the changes become events; matching rules become planned actions;
+snapshot, events, actions and the poll cursor commit together. A change seen twice (webhook
+and poll, or a redelivery) yields one event, because the second observation is not newer
+than the snapshot, and because event and action keys are unique in the store.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import Connection, select
+
+from syncd import crashpoints
+from syncd.clock import Clock, to_ms
+from syncd.diff import Snapshot, diff, event_key, is_stale, next_entered
+from syncd.mapping.model import ChangeTrigger
+from syncd.mapping.rules import (
+    PlannedAction,
+    RuleSet,
+    condition_holds,
+    event_matches,
+    plan_actions,
+    rule_data,
+)
+from syncd.model import Event, Observation
+from syncd.store.db import Store
+from syncd.store.schema import actions, cursors, events, snapshots
+
+
+@dataclass
+class IngestResult:
+    observed: int = 0
+    stale: int = 0
+    events: int = 0
+    actions: int = 0
+
+    def add(self, other: IngestResult) -> None:
+        self.observed += other.observed
+        self.stale += other.stale
+        self.events += other.events
+        self.actions += other.actions
+
+
+class RulesHolder:
+    """The rules in force; swapped whole on reload so a tick never sees half a reload."""
+
+    def __init__(self, rules: RuleSet) -> None:
+        self.current = rules
+
+
+def load_snapshot(store: Store, conn: Connection, obs: Observation) -> Snapshot | None:
+    query = select(snapshots).where(
+        snapshots.c.source == obs.ref.source,
+        snapshots.c.object_type == obs.ref.type,
+        snapshots.c.object_id == obs.ref.id,
+    )
+    if not store.is_sqlite:
+        query = query.with_for_update()
+    row = conn.execute(query).mappings().first()
+    if row is None:
+        return None
+    return Snapshot(row["version"], row["fields"], row["context"], row["entered"], row["deleted"])
+
+
+def save_cursor(
+    store: Store, conn: Connection, source: str, stream: str, value: str | None, now_ms: int
+) -> None:
+    values = {"source": source, "stream": stream, "value": value, "updated_at": now_ms}
+    conn.execute(store.upsert(cursors, ["source", "stream"], values))
+
+
+def read_cursor(store: Store, source: str, stream: str) -> str | None:
+    with store.engine.connect() as conn:
+        return conn.execute(
+            select(cursors.c.value).where(cursors.c.source == source, cursors.c.stream == stream)
+        ).scalar()
+
+
+def insert_actions(
+    store: Store, conn: Connection, planned: Iterable[PlannedAction], now_ms: int,
+    event_id: int | None = None,
+) -> int:
+    """Insert planned actions; an action whose key exists already is left alone."""
+    count = 0
+    for p in planned:
+        ref = p.ref
+        row: dict[str, Any] = {
+            "key": p.key, "rule_id": p.rule_id, "connector": p.connector, "action": p.action,
+            "params": p.params, "source": ref.source if ref else None,
+            "object_type": ref.type if ref else None, "object_id": ref.id if ref else None,
+            "event_id": event_id, "guarantee": p.guarantee,
+            "status": "dead" if p.error else "pending", "last_error": p.error,
+            "attempts": 0, "next_attempt_at": now_ms, "created_at": now_ms, "updated_at": now_ms,
+        }
+        result = conn.execute(store.insert_ignore(actions, ["key"]).values(**row))
+        count += result.rowcount or 0
+    return count
+
+
+class Ingestor:
+    def __init__(self, store: Store, rules: RulesHolder, clock: Clock) -> None:
+        self.store = store
+        self.rules = rules
+        self.clock = clock
+
+    def ingest(
+        self,
+        observations: Iterable[Observation],
+        *,
+        cursor: tuple[str, str, str | None] | None = None,
+        fire: bool = True,
+        conn: Connection | None = None,
+    ) -> IngestResult:
+        """Ingest in one transaction (the caller's `conn` if given), moving `cursor` with it."""
+        if conn is None:
+            with self.store.tx() as own:
+                return self.ingest(observations, cursor=cursor, fire=fire, conn=own)
+        result = IngestResult()
+        now_ms = to_ms(self.clock.now())
+        for obs in observations:
+            result.add(self._one(conn, obs, fire, now_ms))
+        if cursor is not None:
+            crashpoints.hit("cursor_advance")
+            save_cursor(self.store, conn, cursor[0], cursor[1], cursor[2], now_ms)
+        return result
+
+    def _one(self, conn: Connection, obs: Observation, fire: bool, now_ms: int) -> IngestResult:
+        result = IngestResult(observed=1)
+        ruleset = self.rules.current
+        snap = load_snapshot(self.store, conn, obs)
+        if is_stale(obs, snap):
+            result.stale = 1
+            return result
+        found = diff(obs, snap, ruleset.watched_fields(obs.ref.source, obs.ref.type))
+        new_events: list[tuple[Event, int | None]] = []
+        for event in found:
+            row = {
+                "event_key": event_key(event), "source": obs.ref.source,
+                "object_type": obs.ref.type, "object_id": obs.ref.id, "kind": event.kind,
+                "field": event.field, "old": event.old, "new": event.new,
+                "version": event.version, "created_at": now_ms,
+            }
+            inserted = conn.execute(self.store.insert_ignore(events, ["event_key"]).values(**row))
+            if inserted.rowcount:
+                new_events.append((event, inserted.inserted_primary_key[0]
+                                   if inserted.inserted_primary_key else None))
+        result.events = len(new_events)
+        if fire and new_events:
+            for planned, event_id in self._plan(ruleset, obs, snap, new_events):
+                result.actions += insert_actions(self.store, conn, planned, now_ms, event_id)
+        self._save_snapshot(conn, obs, snap, found, now_ms)
+        return result
+
+    def _plan(
+        self, ruleset: RuleSet, obs: Observation, snap: Snapshot | None,
+        new_events: list[tuple[Event, int | None]],
+    ) -> list[tuple[list[PlannedAction], int | None]]:
+        out = []
+        previous = snap.fields if snap else {}
+        now = self.clock.now()
+        for rule in ruleset.event_rules():
+            for event, event_id in self._candidates(rule, new_events):
+                if not event_matches(rule, event):
+                    continue
+                data = rule_data(
+                    rule, now=now, ref=obs.ref, fields=obs.fields, context=obs.context,
+                    previous=previous, event=event,
+                )
+                if not condition_holds(rule, data):
+                    continue
+                parts = (str(obs.ref),) if rule.rule.once_per_object else (
+                    str(obs.ref), event_key(event))
+                out.append((plan_actions(rule, data, parts, obs.ref), event_id))
+        return out
+
+    @staticmethod
+    def _candidates(
+        rule: Any, new_events: list[tuple[Event, int | None]]
+    ) -> list[tuple[Event, int | None]]:
+        """Events a rule looks at: each transition, or with `history: latest` the net change."""
+        trigger = rule.trigger
+        if not (isinstance(trigger, ChangeTrigger) and trigger.history == "latest"):
+            return new_events
+        steps = [(e, i) for e, i in new_events if e.kind == "changed" and e.field == trigger.field]
+        if not steps:
+            return []
+        first, last = steps[0][0], steps[-1]
+        if first.old == last[0].new:
+            return []
+        net = Event(first.ref, "changed", trigger.field, first.old, last[0].new, last[0].version)
+        return [(net, last[1])]
+
+    def _save_snapshot(
+        self, conn: Connection, obs: Observation, snap: Snapshot | None, found: list[Event],
+        now_ms: int,
+    ) -> None:
+        values = {
+            "source": obs.ref.source, "object_type": obs.ref.type, "object_id": obs.ref.id,
+            "version": obs.version, "fields": obs.fields if not obs.deleted else (
+                snap.fields if snap else {}),
+            "context": obs.context, "entered": next_entered(obs, snap, found, now_ms),
+            "deleted": obs.deleted, "updated_at": now_ms,
+        }
+        conn.execute(
+            self.store.upsert(snapshots, ["source", "object_type", "object_id"], values)
+        )

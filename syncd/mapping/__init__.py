@@ -1,0 +1,1 @@
+"""The mapping language ops write: triggers, conditions, actions, examples."""

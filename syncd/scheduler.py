@@ -1,0 +1,211 @@
+"""Time triggers: dates relative to a field ("60 days before end_date at 09:00") and cron.
+
+Dates come from snapshots, so evaluating them costs no API call. Each firing has a
+deterministic key, (rule, object, date value) or (rule, instant, item), so a restart, a
+second replica or a second tick cannot fire it twice; a changed date is a new key, which
+re-arms the rule. After downtime, firings missed within the grace period fire once.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import date, datetime, timedelta
+from typing import Any
+
+import structlog
+from croniter import croniter
+from sqlalchemy import select
+
+from syncd.clock import Clock, from_ms, to_ms
+from syncd.connector import Connector
+from syncd.errors import TransientError
+from syncd.ingest import RulesHolder, insert_actions
+from syncd.mapping.conditions import as_datetime
+from syncd.mapping.durations import parse_offset, parse_time_of_day, parse_zone
+from syncd.mapping.model import CronTrigger, DateTrigger
+from syncd.mapping.rules import (
+    CompiledRule,
+    PlannedAction,
+    condition_holds,
+    make_key,
+    object_view,
+    plan_actions,
+    rule_data,
+)
+from syncd.model import ObjectRef
+from syncd.store.db import Store
+from syncd.store.schema import fired_triggers, snapshots, state
+
+log = structlog.get_logger("syncd.scheduler")
+_DATE_ONLY = re.compile(r"^\d{4}-\d{2}-\d{2}$")
+MAX_INSTANTS_PER_TICK = 100
+
+
+def fire_time(trigger: DateTrigger, value: Any) -> datetime | None:
+    """When a date trigger fires for a field value (a date, datetime or epoch ms)."""
+    zone = parse_zone(trigger.timezone)
+    offset = parse_offset(trigger.offset)
+    if isinstance(value, str) and _DATE_ONLY.match(value.strip()):
+        day: date | None = date.fromisoformat(value.strip())
+        moment = None
+    else:
+        moment = as_datetime(value)
+        if moment is None:
+            return None
+        day = moment.astimezone(zone).date()
+    if trigger.at is None and moment is not None:
+        return moment + offset
+    at = parse_time_of_day(trigger.at or "00:00")
+    # Aware arithmetic with one tzinfo is wall-clock arithmetic: 09:00 stays 09:00 across DST.
+    assert day is not None
+    return datetime.combine(day, at, tzinfo=zone) + offset
+
+
+class Scheduler:
+    def __init__(
+        self, store: Store, rules: RulesHolder, connectors: dict[str, Connector], clock: Clock,
+        grace_hours: float = 24,
+    ) -> None:
+        self.store = store
+        self.rules = rules
+        self.connectors = connectors
+        self.clock = clock
+        self.grace = timedelta(hours=grace_hours)
+
+    def tick(self) -> int:
+        planned = 0
+        for rule in self.rules.current.date_rules():
+            planned += self._date_rule(rule)
+        for rule in self.rules.current.cron_rules():
+            try:
+                planned += self._cron_rule(rule)
+            except TransientError as exc:
+                log.warning("cron.query_failed", rule_id=rule.id, error=str(exc))
+        return planned
+
+    # -- date rules ---------------------------------------------------------------------
+
+    def _date_rule(self, rule: CompiledRule) -> int:
+        trigger: DateTrigger = rule.trigger
+        now = self.clock.now()
+        with self.store.engine.connect() as conn:
+            rows = conn.execute(select(snapshots).where(
+                snapshots.c.source == trigger.source, snapshots.c.object_type == trigger.object,
+                snapshots.c.deleted.is_(False),
+            )).mappings().all()
+        batch: list[PlannedAction] = []
+        for row in rows:
+            batch.extend(self._date_object(rule, trigger, row, now))
+        if not batch:
+            return 0
+        with self.store.tx() as conn:
+            count = insert_actions(self.store, conn, batch, to_ms(now))
+        if count:
+            log.info("date_rule.fired", rule_id=rule.id, actions=count)
+        return count
+
+    def _date_object(
+        self, rule: CompiledRule, trigger: DateTrigger, row: Any, now: datetime
+    ) -> list[PlannedAction]:
+        fields, entered = row["fields"], row["entered"] or {}
+        if trigger.entered is not None:
+            name = trigger.entered.field
+            if fields.get(name) != rule.canon(name, trigger.entered.value):
+                return []
+            value: Any = entered.get(name)
+        else:
+            name = str(trigger.date)
+            value = fields.get(name)
+        if value in (None, ""):
+            return []
+        due = fire_time(trigger, value)
+        if due is None or due > now:
+            return []
+        if not trigger.catch_up:
+            if due < now - self.grace:
+                return []
+            set_at = entered.get(name)
+            if trigger.entered is None and set_at is not None and set_at > to_ms(due):
+                return []  # the date was set or moved into the past: not fired
+        ref = ObjectRef(row["source"], row["object_type"], row["object_id"])
+        data = rule_data(rule, now=now, ref=ref, fields=fields, context=row["context"],
+                         previous={}, trigger={"date": value, "due": due})
+        if not condition_holds(rule, data):
+            return []
+        return plan_actions(rule, data, (str(ref), "date", str(value)), ref)
+
+    # -- cron rules ---------------------------------------------------------------------
+
+    def _cron_rule(self, rule: CompiledRule) -> int:
+        trigger: CronTrigger = rule.trigger
+        now = self.clock.now()
+        last_ms = self._get_state("cron", rule.id)
+        if last_ms is None:  # first sight of this rule: start from now, fire nothing past
+            self._set_state("cron", rule.id, to_ms(now))
+            return 0
+        start = from_ms(int(last_ms))
+        if not trigger.catch_up:
+            start = max(start, now - self.grace)
+        zone = parse_zone(trigger.timezone)
+        it = croniter(trigger.cron, start.astimezone(zone))
+        planned = 0
+        for _ in range(MAX_INSTANTS_PER_TICK):
+            instant: datetime = it.get_next(datetime)
+            if instant > now:
+                break
+            planned += self._fire_instant(rule, trigger, instant, now)
+        else:
+            log.warning("cron.too_many_instants", rule_id=rule.id)
+        return planned
+
+    def _fire_instant(
+        self, rule: CompiledRule, trigger: CronTrigger, instant: datetime, now: datetime
+    ) -> int:
+        instant_ms = to_ms(instant)
+        trigger_key = make_key(rule.id, "cron", instant_ms)
+        batch: list[PlannedAction] = []
+        info = {"instant": instant}
+        if trigger.for_each is not None:
+            for obs in self._query(trigger.for_each):
+                item = object_view(obs.ref, obs.fields, obs.context)
+                data = rule_data(rule, now=now, item=item, trigger=info)
+                if condition_holds(rule, data):
+                    batch += plan_actions(rule, data, (instant_ms, str(obs.ref)), obs.ref)
+        else:
+            items = None
+            if trigger.collect is not None:
+                items = [object_view(o.ref, o.fields, o.context) for o in
+                         self._query(trigger.collect)]
+            data = rule_data(rule, now=now, items=items, trigger=info)
+            if condition_holds(rule, data):
+                batch += plan_actions(rule, data, (instant_ms,), None)
+        with self.store.tx() as conn:
+            count = insert_actions(self.store, conn, batch, to_ms(now))
+            conn.execute(self.store.insert_ignore(fired_triggers, ["trigger_key"]).values(
+                trigger_key=trigger_key, rule_id=rule.id, fired_at=to_ms(now)))
+            self._set_state("cron", rule.id, instant_ms, conn)
+        log.info("cron.fired", rule_id=rule.id, instant=instant.isoformat(), actions=count)
+        return count
+
+    def _query(self, spec: Any) -> list[Any]:
+        connector = self.connectors.get(spec.source)
+        if connector is None:
+            raise TransientError(f"connector {spec.source!r} is not configured")
+        return list(connector.query(spec.object, spec.query))
+
+    # -- small persistent state ---------------------------------------------------------
+
+    def _get_state(self, scope: str, key: str) -> Any:
+        with self.store.engine.connect() as conn:
+            return conn.execute(
+                select(state.c.value).where(state.c.scope == scope, state.c.key == key)
+            ).scalar()
+
+    def _set_state(self, scope: str, key: str, value: Any, conn: Any = None) -> None:
+        stmt = self.store.upsert(state, ["scope", "key"], {
+            "scope": scope, "key": key, "value": value, "updated_at": to_ms(self.clock.now())})
+        if conn is not None:
+            conn.execute(stmt)
+            return
+        with self.store.tx() as own:
+            own.execute(stmt)

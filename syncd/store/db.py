@@ -1,0 +1,105 @@
+"""Opening the store: engine set-up per dialect, migrations, transactions."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+from alembic import command
+from alembic.config import Config
+from sqlalchemy import Connection, Engine, Table, create_engine, event
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.pool import NullPool
+
+MIGRATIONS = str(Path(__file__).resolve().parent.parent / "migrations")
+
+
+class Store:
+    """The engine plus the few things that differ between SQLite and PostgreSQL."""
+
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+        self.dialect = engine.dialect.name
+        self.is_sqlite = self.dialect == "sqlite"
+
+    @contextlib.contextmanager
+    def tx(self) -> Iterator[Connection]:
+        """One write transaction (BEGIN IMMEDIATE on SQLite: take the write lock up front, so
+        two writers never deadlock on a lock upgrade)."""
+        with self.engine.begin() as conn:
+            yield conn
+
+    def insert_ignore(self, table: Table, index_elements: list[str] | None = None) -> Any:
+        """INSERT ... ON CONFLICT DO NOTHING, the same statement on both databases."""
+        if self.is_sqlite:
+            return sqlite.insert(table).on_conflict_do_nothing(index_elements=index_elements)
+        return postgresql.insert(table).on_conflict_do_nothing(index_elements=index_elements)
+
+    def upsert(self, table: Table, index_elements: list[str], values: dict[str, Any]) -> Any:
+        """INSERT ... ON CONFLICT (keys) DO UPDATE SET the other columns."""
+        mod = sqlite if self.is_sqlite else postgresql
+        stmt = mod.insert(table).values(**values)
+        updates = {k: stmt.excluded[k] for k in values if k not in index_elements}
+        return stmt.on_conflict_do_update(index_elements=index_elements, set_=updates)
+
+    def dispose(self) -> None:
+        self.engine.dispose()
+
+
+def _sqlite_engine(url: str, synchronous: str) -> Engine:
+    if synchronous not in ("NORMAL", "FULL"):
+        raise ValueError("[store] synchronous must be NORMAL or FULL")
+    engine = create_engine(url, connect_args={"timeout": 30, "check_same_thread": False})
+
+    @event.listens_for(engine, "connect")
+    def _on_connect(dbapi_conn: Any, _record: Any) -> None:
+        # Let SQLAlchemy, not the sqlite3 module, decide when transactions start.
+        dbapi_conn.isolation_level = None
+        cur = dbapi_conn.cursor()
+        cur.execute("PRAGMA journal_mode=WAL")
+        # NORMAL in WAL mode is durable against process crashes (kill -9); only a power
+        # loss can undo the last commits. FULL is available via [store] synchronous.
+        cur.execute(f"PRAGMA synchronous={synchronous}")
+        cur.execute("PRAGMA foreign_keys=ON")
+        cur.execute("PRAGMA busy_timeout=30000")
+        cur.close()
+
+    @event.listens_for(engine, "begin")
+    def _on_begin(conn: Connection) -> None:
+        conn.exec_driver_sql("BEGIN IMMEDIATE")
+
+    return engine
+
+
+def open_store(url: str, *, migrate: bool = True, synchronous: str = "NORMAL") -> Store:
+    """Open (and by default migrate) the store at `url` (sqlite:///path or postgresql://...)."""
+    if url.startswith("postgres://"):
+        url = "postgresql://" + url[len("postgres://"):]
+    if url.startswith("postgresql://"):
+        url = "postgresql+psycopg://" + url[len("postgresql://"):]
+    if url.startswith("sqlite"):
+        path = url.split("///", 1)[-1]
+        if path and path != ":memory:":
+            Path(path).parent.mkdir(parents=True, exist_ok=True)
+        engine = _sqlite_engine(url, synchronous.upper())
+    else:
+        engine = create_engine(url, pool_pre_ping=True, pool_size=10, max_overflow=10)
+    store = Store(engine)
+    if migrate:
+        upgrade(store)
+    return store
+
+
+def upgrade(store: Store, revision: str = "head") -> None:
+    config = Config()
+    config.set_main_option("script_location", MIGRATIONS)
+    with store.engine.begin() as conn:
+        config.attributes["connection"] = conn
+        command.upgrade(config, revision)
+
+
+def null_pool_engine(url: str) -> Engine:
+    """A poolless engine, for tools that open and close connections rarely."""
+    return create_engine(url, poolclass=NullPool)

@@ -1,0 +1,63 @@
+"""Draining a backlog at GitHub's secondary limit (80 writes/min) without ever hitting it."""
+
+from __future__ import annotations
+
+import pytest
+
+from connectors.github import GitHubConnector
+from connectors.github.actions import CreateIssueParams
+from connectors.github.fake import FakeGitHub
+from syncd.errors import TransientError
+
+
+def test_thousand_creates_drain_at_the_limit_and_not_above(
+    fake: FakeGitHub, connector: GitHubConnector, clock, gh
+) -> None:
+    start = clock.now()
+    spec = connector.actions["create_issue"]
+    for n in range(1000):
+        spec.perform(connector, CreateIssueParams(repo=gh.repo, title=f"t{n}"), gh.ctx(f"k{n}"))
+
+    elapsed = (clock.now() - start).total_seconds()
+    assert len(fake.issues(gh.repo)) == 1000
+    assert fake.secondary_limited == 0
+    assert not [r for r in fake.app.log if r.method == "POST" and r.path.endswith("/issues")
+                and False]
+    # 1000 writes at 80 per 60 s need 12 full windows: at least 12 minutes.
+    assert elapsed >= 12 * 60
+    assert elapsed < 13 * 60
+
+
+def test_a_secondary_limit_answer_is_transient_with_retry_after_and_blocks_writes(
+    fake: FakeGitHub, make_connector, clock, gh
+) -> None:
+    fake.write_limit = 2
+    greedy = make_connector(write_limit=100)
+    spec = greedy.actions["create_issue"]
+    for n in range(2):
+        spec.perform(greedy, CreateIssueParams(repo=gh.repo, title=f"t{n}"), gh.ctx(f"k{n}"))
+    with pytest.raises(TransientError) as err:
+        spec.perform(greedy, CreateIssueParams(repo=gh.repo, title="t2"), gh.ctx("k2"))
+    assert fake.secondary_limited == 1
+    assert err.value.retry_after is not None and 0 < err.value.retry_after <= 60
+
+    before = clock.now()
+    spec.perform(greedy, CreateIssueParams(repo=gh.repo, title="t3"), gh.ctx("k3"))
+    assert (clock.now() - before).total_seconds() >= err.value.retry_after
+    assert fake.secondary_limited == 1
+
+
+def test_an_exhausted_primary_budget_waits_for_the_reset(
+    fake: FakeGitHub, connector: GitHubConnector, clock, gh
+) -> None:
+    fake.primary_limit = 3
+    fake.open_issue(gh.repo, "x")
+    ref_id = f"{gh.repo}#1"
+    from syncd.model import ObjectRef
+
+    for _ in range(3):
+        connector.fetch(ObjectRef("github", "issue", ref_id))
+    before = clock.now()
+    assert connector.fetch(ObjectRef("github", "issue", ref_id)) is not None
+    assert (clock.now() - before).total_seconds() >= 3000  # blocked until the hourly reset
+    assert fake.primary_limited == 0

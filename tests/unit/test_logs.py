@@ -1,0 +1,251 @@
+"""No secret reaches the log stream: structlog, library loggers, exceptions, tracebacks."""
+
+from __future__ import annotations
+
+import io
+import json
+import logging
+import sys
+import threading
+import uuid
+import warnings
+from collections.abc import Iterator
+from datetime import UTC, datetime
+
+import pytest
+import structlog
+
+from syncd import logs
+from syncd.logs import REDACTED, add_secrets, clear_secrets, configure_logging, redact
+
+GITHUB_CLASSIC = "ghp_" + "A1b2C3d4E5" * 4
+TOKEN_SHAPED = [
+    GITHUB_CLASSIC,
+    "gho_" + "z9Y8x7W6v5" * 4,
+    "github_pat_11ABCDEFG0" + "abcdefghij_" * 7,
+    "pat-na1-1b2c3d4e-aaaa-bbbb-cccc-123456789abc",
+    "pat-eu1-1b2c3d4e-aaaa-bbbb-cccc-123456789abc",
+    "ATATT3xFfGF0" + "Zq-_9" * 30 + "=1A2B3C4D",
+    "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw",
+    "patAbCdEfGh123456." + "0123456789abcdef" * 4,
+    "keyAbc123DEFghij4",
+]
+NORMAL_TEXT = [
+    "deal 123: dealstage closedwon -> contractadmin",
+    "Basic information about the keyboard key",
+    "missing bearer token in request",
+    "poll_interval=30 max_tokens=5 retry in 2.5s",
+    "New Hub - Request deployment: Ocean",
+    "created issue 2i2c-org/infrastructure#42 with labels [hub, new-hub]",
+    "patience, the key is in the lock",
+]
+
+
+class Client:
+    """A client whose repr carries its token, like many SDK objects do."""
+
+    def __init__(self, token: str) -> None:
+        self.token = token
+
+    def __repr__(self) -> str:
+        return f"Client(base_url='https://api.example', token={self.token!r})"
+
+
+def call_api(client: Client) -> None:
+    raise RuntimeError(f"401 Unauthorized calling {client!r}")
+
+
+@pytest.fixture
+def canary() -> str:
+    return f"s3cr3t-canary-{uuid.uuid4().hex}"
+
+
+@pytest.fixture(autouse=True)
+def restore_logging() -> Iterator[None]:
+    root = logging.getLogger()
+    handlers, level = root.handlers[:], root.level
+    hooks = sys.excepthook, threading.excepthook
+    yield
+    root.handlers[:] = handlers
+    root.setLevel(level)
+    sys.excepthook, threading.excepthook = hooks
+    logging.captureWarnings(False)
+    structlog.reset_defaults()
+    clear_secrets()
+
+
+def emit_everything(canary: str) -> None:
+    """Log the canary every way the daemon and its libraries could."""
+    log = structlog.get_logger("syncd.test")
+    log.info(f"message with {canary}")
+    log.info("structured", token=canary, note=f"value {canary}", nested={"a": [canary, (canary,)]})
+    log.warning("object value", client=Client(canary))
+    try:
+        call_api(Client(canary))
+    except RuntimeError:
+        log.exception("call failed")
+
+    library = logging.getLogger("urllib3.connectionpool")
+    library.debug("%s %s", "GET", f"https://api.example/x?access_token={canary}")
+    library.warning("header dump", extra={"auth_header": f"Bearer {canary}"})
+    try:
+        call_api(Client(canary))
+    except RuntimeError:
+        logging.getLogger("jira").error("jira said no: %s", canary, exc_info=True)
+    try:
+        call_api(Client(canary))
+    except RuntimeError:
+        sys.excepthook(*sys.exc_info())
+    warnings.warn(f"insecure request to https://x/?key={canary}", stacklevel=1)
+
+
+@pytest.mark.parametrize("as_json", [True, False], ids=["json", "console"])
+def test_canary_secret_never_reaches_the_stream(capfd, canary: str, as_json: bool) -> None:
+    # A library that installed its own handler before us would bypass redaction.
+    logging.getLogger("github").addHandler(logging.StreamHandler(sys.stderr))
+    configure_logging("DEBUG", json=as_json, secrets=[canary])
+    emit_everything(canary)
+    logging.getLogger("github").info("github token %s", canary)
+
+    out, err = capfd.readouterr()
+    assert canary not in out + err
+    # The lines were written, only the secret is gone.
+    for expected in (
+        "call failed",
+        "401 Unauthorized",
+        "Traceback",
+        "jira said no",
+        "uncaught exception",
+        "insecure request",
+        "github token",
+    ):
+        assert expected in err, expected
+    assert err.count(REDACTED) >= 12
+    if as_json:
+        records = [json.loads(line) for line in err.splitlines() if line.strip()]
+        assert {r["logger"] for r in records} >= {"syncd.test", "urllib3.connectionpool", "jira"}
+        exceptions = [r["exception"] for r in records if "exception" in r]
+        assert len(exceptions) == 3 and all("RuntimeError" in e for e in exceptions)
+
+
+def test_defaults_to_json_off_a_terminal_and_console_on_one(capfd) -> None:
+    configure_logging("INFO")
+    structlog.get_logger("syncd.test").info("hello", n=1)
+    record = json.loads(capfd.readouterr().err)
+    assert record["event"] == "hello" and record["n"] == 1 and record["level"] == "info"
+
+    class Terminal(io.StringIO):
+        def isatty(self) -> bool:
+            return True
+
+    terminal = Terminal()
+    configure_logging("INFO", stream=terminal)
+    structlog.get_logger("syncd.test").info("hello", n=1)
+    assert "hello" in terminal.getvalue()
+    with pytest.raises(json.JSONDecodeError):
+        json.loads(terminal.getvalue())
+
+
+def test_reconfiguring_keeps_one_handler(capfd) -> None:
+    configure_logging("INFO", json=True)
+    configure_logging("INFO", json=True)
+    logging.getLogger("uvicorn.error").info("started")
+    assert len(capfd.readouterr().err.splitlines()) == 1
+
+
+def test_level_filters_structlog_and_libraries(capfd) -> None:
+    configure_logging("WARNING", json=True)
+    structlog.get_logger("syncd.test").info("quiet")
+    logging.getLogger("requests").info("quiet too")
+    structlog.get_logger("syncd.test").warning("loud")
+    lines = capfd.readouterr().err.splitlines()
+    assert [json.loads(line)["event"] for line in lines] == ["loud"]
+
+
+def test_secrets_added_later_are_redacted(capfd, canary: str) -> None:
+    configure_logging("INFO", json=True)
+    add_secrets([canary])  # e.g. after a reload loaded a new connector
+    structlog.get_logger("syncd.test").info(f"now {canary}")
+    assert canary not in capfd.readouterr().err
+
+
+@pytest.mark.parametrize("token", TOKEN_SHAPED)
+def test_token_shaped_strings_are_redacted(token: str) -> None:
+    cleaned = redact(f"calling api with {token} now")
+    assert token not in cleaned
+    assert cleaned == f"calling api with {REDACTED} now"
+
+
+@pytest.mark.parametrize(
+    ("text", "secret_part"),
+    [
+        ("Authorization: Bearer abc.def-ghi", "abc.def-ghi"),
+        ("{'Authorization': 'token abc123xyz', 'Accept': 'json'}", "abc123xyz"),
+        ("Bearer eyJhbGciOiJIUzI1NiJ9.payload.sig", "eyJhbGciOiJIUzI1NiJ9"),
+        ("sent Basic dXNlcjpzM2NyZXQ= header", "dXNlcjpzM2NyZXQ="),
+        ("GET /x?access_token=abcdef123&page=2", "abcdef123"),
+        ('{"password": "hunter2", "user": "bob"}', "hunter2"),
+        ("webhook_secret=s3cr3tvalue", "s3cr3tvalue"),
+    ],
+)
+def test_credentials_in_headers_and_assignments(text: str, secret_part: str) -> None:
+    cleaned = redact(text)
+    assert secret_part not in cleaned
+    assert REDACTED in cleaned
+
+
+def test_assignment_keeps_the_rest_of_the_text() -> None:
+    assert redact("GET /x?access_token=abc123&page=2") == f"GET /x?access_token={REDACTED}&page=2"
+    assert redact('{"password": "hunter2", "user": "bob"}') == (
+        f'{{"password": "{REDACTED}", "user": "bob"}}'
+    )
+
+
+@pytest.mark.parametrize("text", NORMAL_TEXT)
+def test_normal_text_is_untouched(text: str) -> None:
+    assert redact(text) == text
+
+
+def test_configured_secret_variants(canary: str) -> None:
+    add_secrets([f"{canary}/p@ss\n"])  # as read from a credential file
+    assert redact(f"x {canary}/p@ss y") == f"x {REDACTED} y"
+    assert redact(f"url?pw={canary}%2Fp%40ss") == f"url?pw={REDACTED}"
+
+
+def test_short_values_are_not_registered() -> None:
+    # Blanking every "abc" would destroy the logs; secrets are never this short.
+    add_secrets(["abc", ""])
+    assert redact("abc cab") == "abc cab"
+
+
+def test_redact_value_recurses_and_keeps_types(canary: str) -> None:
+    add_secrets([canary])
+    value = {
+        "list": [canary, 3],
+        "tuple": (canary,),
+        "bytes": canary.encode(),
+        "obj": Client(canary),
+        "api_key": "whatever-it-looks-like",
+        "token_count": 7,
+        "plain": "fine",
+    }
+    cleaned = logs.redact_value(value)
+    assert canary not in repr(cleaned)
+    assert cleaned["list"] == [REDACTED, 3]
+    assert cleaned["tuple"] == (REDACTED,)
+    assert cleaned["api_key"] == REDACTED
+    assert cleaned["token_count"] == 7
+    assert cleaned["plain"] == "fine"
+    moment = datetime(2026, 1, 5, tzinfo=UTC)
+    assert logs.redact_value(moment) is moment  # nothing secret in its repr: kept as is
+
+
+def test_uncaught_exception_in_a_thread_is_redacted(capfd, canary: str) -> None:
+    configure_logging("INFO", json=True, secrets=[canary])
+    worker = threading.Thread(target=call_api, args=(Client(canary),), name="poller")
+    worker.start()
+    worker.join(timeout=5)
+    record = json.loads(capfd.readouterr().err)
+    assert record["event"] == "uncaught exception in thread poller"
+    assert "401 Unauthorized" in record["exception"]
+    assert canary not in json.dumps(record)
