@@ -105,6 +105,7 @@ class FakeApp:
 
 class _Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
+    disable_nagle_algorithm = True  # headers and body are two writes: avoid 40 ms ACK stalls
     server: _Server
 
     def log_message(self, format: str, *args: Any) -> None:  # silence stderr

@@ -40,7 +40,28 @@ def _setup_logging(config: Config, quiet: bool = False) -> None:
     configure_logging(level, json=config.syncd.log_json, secrets=config.secret_values())
 
 
-@click.group()
+class _SyncdGroup(click.Group):
+    """Commands of the engine, plus each connector's own (`syncd github redeliver`), found
+    through the connector's `cli` attribute and loaded only when called."""
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        from syncd import connector as registry
+
+        return sorted(set(super().list_commands(ctx)) | set(registry.available()))
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        found = super().get_command(ctx, cmd_name)
+        if found is not None:
+            return found
+        from syncd import connector as registry
+
+        if cmd_name not in registry.available():
+            return None
+        group = getattr(registry.load_class(cmd_name), "cli", None)
+        return group if isinstance(group, click.Command) else None
+
+
+@click.group(cls=_SyncdGroup)
 @click.version_option(package_name="syncd")
 def main() -> None:
     """syncd keeps HubSpot, Airtable, GitHub, Jira and email in step."""
@@ -203,7 +224,8 @@ def _set_status(config_path: str | None, ident: str, status: str, allowed: tuple
                                        f"only {'/'.join(allowed)} can be changed so")
         values: dict[str, Any] = {"status": status, "updated_at": now}
         if status == "pending":
-            values.update(next_attempt_at=now, attempts=row["attempts"], lease_until=None)
+            # due at once, whatever the clocks of the replicas say
+            values.update(next_attempt_at=0, lease_until=None)
         conn.execute(update(actions).where(actions.c.id == row["id"]).values(**values))
     click.echo(f"action {row['id']} ({row['rule_id']}) is now {status}")
 

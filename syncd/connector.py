@@ -109,6 +109,8 @@ class Connector:
     # Headers kept with a stored webhook delivery (lower-case); nothing else is stored.
     webhook_headers: ClassVar[tuple[str, ...]] = ()
     actions: ClassVar[dict[str, ActionSpec[Any]]] = {}
+    # Optional click group of connector-specific commands: `syncd <name> <command>`.
+    cli: ClassVar[Any] = None
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)

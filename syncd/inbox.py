@@ -87,14 +87,13 @@ class InboxWriter:
         try:
             fresh = []
             with self.store.tx() as conn:
-                stmt = self.store.insert_ignore(inbox, ["connector", "delivery_id"])
                 for d in batch:
-                    result = conn.execute(stmt.values(
-                        connector=d.connector, delivery_id=d.delivery_id, headers=d.headers,
-                        body=d.body, received_at=d.received_at, status="pending", attempts=0,
-                        next_attempt_at=0,
-                    ))
-                    fresh.append(bool(result.rowcount))
+                    new_id = self.store.insert_if_new(conn, inbox, ["connector", "delivery_id"], {
+                        "connector": d.connector, "delivery_id": d.delivery_id,
+                        "headers": d.headers, "body": d.body, "received_at": d.received_at,
+                        "status": "pending", "attempts": 0, "next_attempt_at": 0,
+                    })
+                    fresh.append(new_id is not None)
             crashpoints.hit("inbox_committed")
         except Exception as exc:  # the handlers answer 503 and the sender retries
             for d in batch:

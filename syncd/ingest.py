@@ -97,8 +97,7 @@ def insert_actions(
             "status": "dead" if p.error else "pending", "last_error": p.error,
             "attempts": 0, "next_attempt_at": now_ms, "created_at": now_ms, "updated_at": now_ms,
         }
-        result = conn.execute(store.insert_ignore(actions, ["key"]).values(**row))
-        count += result.rowcount or 0
+        count += store.insert_if_new(conn, actions, ["key"], row) is not None
     return count
 
 
@@ -145,10 +144,9 @@ class Ingestor:
                 "field": event.field, "old": event.old, "new": event.new,
                 "version": event.version, "created_at": now_ms,
             }
-            inserted = conn.execute(self.store.insert_ignore(events, ["event_key"]).values(**row))
-            if inserted.rowcount:
-                new_events.append((event, inserted.inserted_primary_key[0]
-                                   if inserted.inserted_primary_key else None))
+            event_id = self.store.insert_if_new(conn, events, ["event_key"], row)
+            if event_id is not None:
+                new_events.append((event, event_id))
         result.events = len(new_events)
         if fire and new_events:
             for planned, event_id in self._plan(ruleset, obs, snap, new_events):
@@ -160,40 +158,44 @@ class Ingestor:
         self, ruleset: RuleSet, obs: Observation, snap: Snapshot | None,
         new_events: list[tuple[Event, int | None]],
     ) -> list[tuple[list[PlannedAction], int | None]]:
-        out = []
+        """Actions for the new events, in the order the changes happened."""
         previous = snap.fields if snap else {}
         now = self.clock.now()
-        for rule in ruleset.event_rules():
-            for event, event_id in self._candidates(rule, new_events):
-                if not event_matches(rule, event):
-                    continue
-                data = rule_data(
-                    rule, now=now, ref=obs.ref, fields=obs.fields, context=obs.context,
-                    previous=previous, event=event,
-                )
-                if not condition_holds(rule, data):
-                    continue
-                parts = (str(obs.ref),) if rule.rule.once_per_object else (
-                    str(obs.ref), event_key(event))
-                out.append((plan_actions(rule, data, parts, obs.ref), event_id))
+        matches = []
+        for rule_index, rule in enumerate(ruleset.event_rules()):
+            for position, event, event_id in self._candidates(rule, new_events):
+                if event_matches(rule, event):
+                    matches.append((position, rule_index, rule, event, event_id))
+        out = []
+        for _, _, rule, event, event_id in sorted(matches, key=lambda m: (m[0], m[1])):
+            data = rule_data(
+                rule, now=now, ref=obs.ref, fields=obs.fields, context=obs.context,
+                previous=previous, event=event,
+            )
+            if not condition_holds(rule, data):
+                continue
+            parts = (str(obs.ref),) if rule.rule.once_per_object else (
+                str(obs.ref), event_key(event))
+            out.append((plan_actions(rule, data, parts, obs.ref), event_id))
         return out
 
     @staticmethod
     def _candidates(
         rule: Any, new_events: list[tuple[Event, int | None]]
-    ) -> list[tuple[Event, int | None]]:
+    ) -> list[tuple[int, Event, int | None]]:
         """Events a rule looks at: each transition, or with `history: latest` the net change."""
+        indexed = [(i, e, eid) for i, (e, eid) in enumerate(new_events)]
         trigger = rule.trigger
         if not (isinstance(trigger, ChangeTrigger) and trigger.history == "latest"):
-            return new_events
-        steps = [(e, i) for e, i in new_events if e.kind == "changed" and e.field == trigger.field]
+            return indexed
+        steps = [s for s in indexed if s[1].kind == "changed" and s[1].field == trigger.field]
         if not steps:
             return []
-        first, last = steps[0][0], steps[-1]
-        if first.old == last[0].new:
+        first, (position, last, last_id) = steps[0][1], steps[-1]
+        if first.old == last.new:
             return []
-        net = Event(first.ref, "changed", trigger.field, first.old, last[0].new, last[0].version)
-        return [(net, last[1])]
+        net = Event(first.ref, "changed", trigger.field, first.old, last.new, last.version)
+        return [(position, net, last_id)]
 
     def _save_snapshot(
         self, conn: Connection, obs: Observation, snap: Snapshot | None, found: list[Event],

@@ -21,7 +21,7 @@ class RetryPolicy:
     def delay(self, attempt: int, retry_after: float | None = None) -> float:
         """Seconds to wait after failed attempt number `attempt` (1-based)."""
         wait = wait_exponential_jitter(
-            initial=self.base_seconds, max=self.max_seconds, jitter=self.jitter_seconds
+            multiplier=self.base_seconds, max=self.max_seconds, jitter=self.jitter_seconds
         )
         state = RetryCallState(retry_object=None, fn=None, args=(), kwargs={})  # type: ignore[arg-type]
         state.attempt_number = max(1, attempt)

@@ -108,6 +108,6 @@ def airtable_errors(*, write: bool) -> Iterator[None]:
         if exc.response is None:
             raise TransientError("Airtable: HTTP error without a response") from None
         raise error_from_response(exc.response, write=write) from None
-    except (requests.ConnectionError, requests.Timeout) as exc:
+    except requests.RequestException as exc:  # reset, timeout, truncated or garbled answer
         cls = UncertainError if write else TransientError
         raise cls(f"Airtable unreachable: {type(exc).__name__}") from None

@@ -5,6 +5,9 @@ from __future__ import annotations
 import re
 from typing import TYPE_CHECKING, Any
 
+import pydantic
+from pyairtable.models.webhook import CreateWebhook
+
 from connectors.airtable.fake_webhooks import MAX_PAYLOADS_PER_PAGE, iso_ms
 from connectors.fakeserver import FakeRequest, FakeResponse
 
@@ -55,8 +58,11 @@ def register(fake: FakeAirtable) -> None:
     @route("POST", rf"/v0/bases/{_B}/webhooks")
     def create_webhook(request: FakeRequest) -> Any:
         body = request.json() or {}
-        if "specification" not in body:
-            raise ApiError(422, "INVALID_REQUEST_UNKNOWN", "specification is required")
+        try:  # what Airtable accepts, as pyairtable models it
+            CreateWebhook.model_validate(body)
+        except pydantic.ValidationError as exc:
+            raise ApiError(422, "INVALID_REQUEST_UNKNOWN",
+                           f"invalid webhook: {exc.error_count()} errors") from None
         hook = fake.webhooks.create(body, fake.now_ms())
         return {"id": hook.id, "macSecretBase64": hook.mac_secret_base64,
                 "expirationTime": iso_ms(hook.expiration_ms)}

@@ -22,7 +22,14 @@ from datetime import datetime, timedelta
 from typing import Any
 from urllib.parse import urlencode
 
-from connectors.fakeserver import FakeApp, FakeRequest, FakeResponse, FakeServer, ResetConnection
+from connectors.fakeserver import (
+    FakeApp,
+    FakeRequest,
+    FakeResponse,
+    FakeServer,
+    ResetConnection,
+    _Handler,
+)
 from connectors.github import openapi
 from connectors.github.fake_data import (
     DOCS,
@@ -57,6 +64,10 @@ def http_transport(url: str, headers: dict[str, str], body: bytes) -> int:
         return int(exc.code)
     except OSError:
         return 0
+
+
+class _NoDelayHandler(_Handler):
+    disable_nagle_algorithm = True
 
 
 def _parse_time(value: str) -> datetime | None:
@@ -121,7 +132,11 @@ class FakeGitHub:
     # -- life cycle ------------------------------------------------------------------------
 
     def start(self, port: int = 0) -> FakeGitHub:
-        self.server = FakeServer(self.app, port=port).start()
+        server = FakeServer(self.app, port=port)
+        # Headers and body leave in two writes; with Nagle on, each answer waits ~40 ms for
+        # the client's delayed ACK. (To move into connectors/fakeserver.py's handler.)
+        server._server.RequestHandlerClass = _NoDelayHandler
+        self.server = server.start()
         self.base_url = self.server.url
         return self
 

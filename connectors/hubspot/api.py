@@ -8,7 +8,9 @@ other statuses via `syncd.http_errors`, a dropped connection on a write -> Uncer
 
 from __future__ import annotations
 
+import hashlib
 import json
+import threading
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -36,6 +38,11 @@ API_EXCEPTIONS = tuple(
 )
 # Errors raised before the request left this machine: never applied.
 NOT_SENT = (urllib3.exceptions.NewConnectionError, urllib3.exceptions.ConnectTimeoutError)
+# With `retry` unset, urllib3's default Retry(3) re-sends GETs answered 429/503 with a
+# Retry-After, sleeping on the wall clock, and re-tries connections: a second retry layer
+# under the executor's. One layer only: the executor's.
+NO_RETRY = urllib3.util.Retry(total=0, redirect=0, raise_on_status=False,
+                              respect_retry_after_header=False)
 # Statuses after which a write may have been applied.
 MAYBE_APPLIED = frozenset({408, 500, 502, 503, 504})
 
@@ -44,15 +51,36 @@ class NotFoundError(PermanentError):
     """HubSpot answered 404."""
 
 
+_LIMITERS: dict[tuple[str, str, int, int], tuple[Clock, RateLimiter, RateLimiter]] = {}
+_LIMITERS_LOCK = threading.Lock()
+
+
+def account_limiters(settings: HubSpotSettings, clock: Clock) -> tuple[RateLimiter, RateLimiter]:
+    """The (general, search) limiters of one HubSpot account, shared by every connector
+    instance in this process that uses the same token (HubSpot counts per token)."""
+    token_id = hashlib.sha256(settings.access_token.get_secret_value().encode()).hexdigest()
+    key = (settings.base_url or "", token_id, settings.requests_per_10s,
+           settings.search_requests_per_second)
+    with _LIMITERS_LOCK:
+        found = _LIMITERS.get(key)
+        if found is None or found[0] is not clock:
+            found = (
+                clock,
+                RateLimiter(settings.requests_per_10s, 10.0, clock, "hubspot"),
+                RateLimiter(settings.search_requests_per_second, 1.0, clock, "hubspot-search"),
+            )
+            _LIMITERS[key] = found
+        return found[1], found[2]
+
+
 class HubSpotApi:
     def __init__(self, settings: HubSpotSettings, clock: Clock) -> None:
         self.settings = settings
         self.clock = clock
-        # `retry` is left unset: urllib3's default only re-tries connection set-up and never
-        # re-sends a POST whose answer was lost; the executor owns every other retry.
         client = HubSpot(
             access_token=settings.access_token.get_secret_value(),
             host=(settings.base_url or "https://api.hubapi.com").rstrip("/"),
+            retry=NO_RETRY,
         )
         # Each property access builds a new ApiClient and connection pool: keep one of each.
         crm = client.crm
@@ -67,10 +95,7 @@ class HubSpotApi:
         self.notes = crm.objects.notes.basic_api
         self.notes_batch = crm.objects.notes.batch_api
         self.owners = crm.owners.owners_api
-        self.general_limiter = RateLimiter(settings.requests_per_10s, 10.0, clock, "hubspot")
-        self.search_limiter = RateLimiter(
-            settings.search_requests_per_second, 1.0, clock, "hubspot-search"
-        )
+        self.general_limiter, self.search_limiter = account_limiters(settings, clock)
 
     def close(self) -> None:
         """Drop the pooled connections of every API object."""

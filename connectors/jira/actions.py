@@ -37,6 +37,14 @@ class CreateIssueParams(ParamsModel):
     due_date: date | None = None
     fields: dict[str, Any] = {}  # custom fields by name ("Account") or id
 
+    @field_validator(
+        "description", "assignee", "parent", "original_estimate", "due_date", mode="before"
+    )
+    @classmethod
+    def _blank_is_none(cls, value: Any) -> Any:
+        # a template that renders to "" (no owner, no end date) means "not set"
+        return None if isinstance(value, str) and not value.strip() else value
+
     @field_validator("original_estimate")
     @classmethod
     def _duration(cls, value: str | None) -> str | None:

@@ -88,6 +88,12 @@ class JiraApi:
                 self._client = self._build()
             return self._client
 
+    def close(self) -> None:
+        with self._lock:
+            if self._client is not None:
+                self._client.close()
+                self._client = None
+
     def call(self, fn: Callable[[JIRA], T], *, write: bool = False) -> T:
         """Run `fn(client)`; raise syncd errors. `write`: the call changes something in Jira."""
         try:
@@ -101,6 +107,19 @@ class JiraApi:
 
     def get_json(self, path: str, params: dict[str, Any] | None = None) -> Any:
         return self.call(lambda c: c._get_json(path, params=params))
+
+    def get_json_or_none(self, path: str, params: dict[str, Any] | None = None) -> Any:
+        """Like `get_json`, but None when Jira answers 404 (gone, or never existed)."""
+
+        def get(client: JIRA) -> Any:
+            try:
+                return client._get_json(path, params=params)
+            except JIRAError as exc:
+                if exc.status_code == 404:
+                    return None
+                raise
+
+        return self.call(get)
 
     def post_json(self, path: str, body: dict[str, Any]) -> Any:
         def post(client: JIRA) -> Any:

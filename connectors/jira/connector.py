@@ -54,9 +54,7 @@ class JiraConnector(JiraActions, Connector):
         self._time_zone: str | None = None
 
     def close(self) -> None:
-        client = self.api._client
-        if client is not None:
-            client.close()
+        self.api.close()
 
     # -- webhooks ----------------------------------------------------------------------
 
@@ -70,15 +68,10 @@ class JiraConnector(JiraActions, Connector):
 
     def fetch(self, ref: ObjectRef) -> Observation | None:
         self._check_type(ref.type)
-        try:
-            issue = self.api.get_json(
-                f"issue/{ref.id}", {"fields": ",".join(ISSUE_FIELDS), "expand": "changelog"}
-            )
-        except PermanentError as exc:
-            if str(exc).startswith("HTTP 404"):
-                return None
-            raise
-        return issue_observation(issue, self.settings.base_url)
+        issue = self.api.get_json_or_none(
+            f"issue/{ref.id}", {"fields": ",".join(ISSUE_FIELDS), "expand": "changelog"}
+        )
+        return None if issue is None else issue_observation(issue, self.settings.base_url)
 
     def poll_streams(self) -> list[str]:
         return list(OBJECT_TYPES)

@@ -89,7 +89,7 @@ def _field_problem(
         return None
     if name == "parent":
         key = _ref(value, "key", "id")
-        parent = jira._find(key or "")
+        parent = jira.find(key or "")
         if parent is None:
             return "Could not find issue by id or key."
         values["parent"] = parent.key
@@ -108,7 +108,7 @@ def _field_problem(
     custom = {fid: kind for fid, _, kind, is_custom in jira.fields if is_custom}
     if name in custom:
         if value is not None and not isinstance(value, str):
-            return f"Operation value must be a string for {jira._field_name(name)}"
+            return f"Operation value must be a string for {jira.field_name(name)}"
         values["custom"][name] = value
         return None
     return (f"Field '{name}' cannot be set. It is not on the appropriate screen, "

@@ -37,6 +37,18 @@ class Store:
             return sqlite.insert(table).on_conflict_do_nothing(index_elements=index_elements)
         return postgresql.insert(table).on_conflict_do_nothing(index_elements=index_elements)
 
+    def insert_if_new(
+        self, conn: Connection, table: Table, index_elements: list[str], values: dict[str, Any]
+    ) -> Any | None:
+        """Insert a row unless its unique key exists; the new row's id, or None if it existed.
+
+        (RETURNING, not rowcount: drivers disagree on rowcount for ON CONFLICT DO NOTHING.)
+        """
+        stmt = self.insert_ignore(table, index_elements).values(**values)
+        key = list(table.primary_key.columns)[0]
+        row = conn.execute(stmt.returning(key)).first()
+        return None if row is None else row[0]
+
     def upsert(self, table: Table, index_elements: list[str], values: dict[str, Any]) -> Any:
         """INSERT ... ON CONFLICT (keys) DO UPDATE SET the other columns."""
         mod = sqlite if self.is_sqlite else postgresql

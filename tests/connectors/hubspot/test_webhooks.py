@@ -162,7 +162,8 @@ def test_delivery_id_is_stable_across_retries_and_order(hub, clock):
     retried = [dict(e, attemptNumber=1) for e in reversed(events)]
     clock.advance(60)
     again = hub.verify_webhook(v3_request(clock, json.dumps(retried).encode()))
-    other = hub.verify_webhook(v3_request(clock, json.dumps(deal_events(11, first_event=500)).encode()))
+    different = json.dumps(deal_events(11, first_event=500)).encode()
+    other = hub.verify_webhook(v3_request(clock, different))
     assert first == again
     assert other != first
 
@@ -179,7 +180,8 @@ def test_parse_gives_one_hint_per_distinct_deal(hub, clock):
         {"eventId": 13, "subscriptionType": "deal.deletion", "objectId": 14},
     ]
     hints = hub.parse_webhook(v3_request(clock, json.dumps(events).encode()))
-    assert [h.ref for h in hints] == [ObjectRef("hubspot", "deal", i) for i in ("11", "12", "13", "14")]
+    expected = [ObjectRef("hubspot", "deal", i) for i in ("11", "12", "13", "14")]
+    assert [h.ref for h in hints] == expected
 
 
 def test_fake_builds_deliveries_the_connector_accepts(fake, make_connector, clock):

@@ -81,3 +81,11 @@ def test_params_refuse_a_bad_estimate_and_labels_with_spaces(connector: JiraConn
         model.model_validate({**CUSTOMER_REVIEW, "original_estimate": "three hours"})
     with pytest.raises(ValueError, match="spaces"):
         model.model_validate({**CUSTOMER_REVIEW, "labels": ["two words"]})
+
+
+def test_blank_optional_params_from_templates_mean_not_set(connector: JiraConnector) -> None:
+    params = connector.actions["create_issue"].params.model_validate(
+        {**CUSTOMER_REVIEW, "assignee": "", "due_date": " ", "parent": "", "description": ""}
+    )
+    assert (params.assignee, params.due_date, params.parent, params.description) == (
+        None, None, None, None)

@@ -1,0 +1,96 @@
+"""Test helpers shared by integration and e2e tests (not fixtures: plain functions)."""
+
+from __future__ import annotations
+
+import textwrap
+from pathlib import Path
+from typing import Any
+
+from connectors.localdb import LocalDbConnector, LocalDbSettings
+from syncd.clock import Clock
+from syncd.config import Config, ExecutorSection, StoreSection, SyncdSection
+from syncd.engine import Engine
+
+RULES = """
+rules:
+  - id: record-on-done
+    when: {source: localdb, object: item, field: stage, to: done}
+    do:
+      - localdb.record:
+          title: "Done: {{ item.name }}"
+          labels: [done]
+  - id: once-on-review
+    when: {source: localdb, object: item, field: stage, to: review}
+    once_per_object: true
+    do:
+      - localdb.record:
+          title: "First review of {{ item.name }}"
+"""
+
+
+def write_rules(folder: Path, text: str = RULES) -> Path:
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / "rules.yaml"
+    path.write_text(textwrap.dedent(text))
+    return folder
+
+
+def make_config(tmp_path: Path, store_url: str, rules_dir: Path, **executor: Any) -> Config:
+    return Config(
+        path=None,
+        syncd=SyncdSection(state_dir=str(tmp_path / "state"), mappings=[str(rules_dir)]),
+        store=StoreSection(url=store_url),
+        executor=ExecutorSection(**executor),
+        connectors={"localdb": LocalDbSettings(path=str(tmp_path / "remote.sqlite3"))},
+    )
+
+
+def make_engine(
+    tmp_path: Path, store_url: str, clock: Clock, rules: str = RULES, secret: str | None = None,
+    **executor: Any,
+) -> Engine:
+    rules_dir = write_rules(tmp_path / "mappings", rules)
+    config = make_config(tmp_path, store_url, rules_dir, **executor)
+    settings = LocalDbSettings(path=str(tmp_path / "remote.sqlite3"), webhook_secret=secret)
+    config.connectors["localdb"] = settings
+    connector = LocalDbConnector(settings, clock=clock)
+    return Engine(config, clock, connectors={"localdb": connector})
+
+
+class ServedApp:
+    """An ASGI app on a real socket (uvicorn in a thread), for tests that speak HTTP."""
+
+    def __init__(self, app: Any) -> None:
+        import socket
+        import threading
+
+        import uvicorn
+
+        self.sock = socket.socket()
+        self.sock.bind(("127.0.0.1", 0))
+        self.port = self.sock.getsockname()[1]
+        config = uvicorn.Config(app, log_config=None, access_log=False, lifespan="off")
+        self.server = uvicorn.Server(config)
+        self.thread = threading.Thread(
+            target=self.server.run, kwargs={"sockets": [self.sock]}, daemon=True
+        )
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def __enter__(self) -> ServedApp:
+        import time
+
+        self.thread.start()
+        deadline = time.monotonic() + 10
+        while not self.server.started:
+            if time.monotonic() > deadline:
+                raise TimeoutError("test server did not start")
+            time.sleep(0.01)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.server.should_exit = True
+        self.thread.join(timeout=10)
+        self.sock.close()

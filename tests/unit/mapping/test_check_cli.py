@@ -1,0 +1,86 @@
+"""`syncd check`: exit 0 for good mapping files, non-zero with every problem for bad ones."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from click.testing import CliRunner
+
+from syncd.cli import main
+
+GOOD = """
+rules:
+  - id: item-done
+    when: {source: localdb, object: item, field: status, to: done}
+    do:
+      - localdb.record: {title: "Done {{ item.name }}", labels: [ops]}
+    examples:
+      - object: {name: A, status: done}
+        previous: {status: open}
+        expect: [{action: localdb.record, title: "Done A"}]
+"""
+
+BAD = """
+rules:
+  - id: r1
+    when: {source: nosuch, object: item, field: status}
+    do:
+      - localdb.record: {title: x}
+  - id: r2
+    when: {source: localdb, object: item, field: status}
+    do:
+      - localdb.record: {title: x, labels: 5}
+  - id: r3
+    when: {source: localdb, object: item, field: status, to: done}
+    do:
+      - localdb.record: {title: "Done {{ item.name }}"}
+    examples:
+      - object: {name: A, status: done}
+        previous: {status: open}
+        expect: [{action: localdb.record, title: "Done B"}]
+"""
+
+
+def run_check(config_file: Path) -> tuple[int, str, str]:
+    result = CliRunner().invoke(main, ["check", "--config", str(config_file)])
+    return result.exit_code, result.stdout, result.stderr
+
+
+def test_check_accepts_good_files(config_file: Path, mapping_dir: Path) -> None:
+    (mapping_dir / "good.yaml").write_text(GOOD)
+    code, out, err = run_check(config_file)
+    assert code == 0, err
+    assert "ok: 1 rules in 1 files, 1 examples passed" in out
+    assert "localdb" in out
+
+
+def test_check_lists_every_problem(config_file: Path, mapping_dir: Path) -> None:
+    (mapping_dir / "good.yaml").write_text(GOOD)
+    bad = mapping_dir / "bad.yaml"
+    bad.write_text(BAD)
+    code, _out, err = run_check(config_file)
+    assert code != 0
+    assert f"{bad}:4: rule r1: when.source: unknown connector 'nosuch'" in err
+    assert f"{bad}:10: rule r2: do.0.localdb.record.labels:" in err
+    assert f"{bad}:11: rule r3: examples.0: example failed:" in err
+    assert "3 problem(s) found" in err
+
+
+def test_check_rejects_rules_for_an_unconfigured_connector(
+    tmp_path: Path, mapping_dir: Path
+) -> None:
+    (mapping_dir / "good.yaml").write_text(GOOD)
+    config = tmp_path / "no-localdb.toml"
+    config.write_text(f'[syncd]\nmappings = ["{mapping_dir}"]\n')
+    code, _out, err = run_check(config)
+    assert code != 0
+    assert "'localdb'" in err and "not configured" in err
+
+
+def test_check_reports_a_bad_config(tmp_path: Path, mapping_dir: Path) -> None:
+    config = tmp_path / "bad.toml"
+    config.write_text("[http]\nport = 'eighty'\n[nosuch]\nx = 1\n")
+    code, _out, err = run_check(config)
+    assert code != 0
+    assert "[http] port" in err
+    assert "[nosuch]" in err
