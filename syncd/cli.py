@@ -97,6 +97,11 @@ def check(config_path: str | None) -> None:
         click.echo(f"{len(exc.problems)} problem(s) found", err=True)
         sys.exit(1)
     problems = check_rules_against_config(rules, connectors)
+    for name, conn in sorted(connectors.items()):
+        try:
+            problems += [f"[{name}] {p}" for p in conn.check_mapping(rules)]
+        except Exception as exc:  # no credentials, API down: a warning, not a failure
+            click.echo(f"warning: {name}: live checks skipped ({exc})", err=True)
     for p in problems:
         click.echo(p, err=True)
     if problems:

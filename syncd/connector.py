@@ -162,6 +162,22 @@ class Connector:
         """The object types polled by default (configurable per connector)."""
         return ()
 
+    def acknowledge_webhook(self, request: WebhookRequest) -> None:
+        """Called after the changes of a delivery are committed: the moment to move a
+        connector-side cursor (Airtable's payload cursor). A crash before it only means the
+        same changes are hinted again, which the snapshot diff absorbs."""
+
+    def attach(self, state: Any, secrets: Any) -> None:
+        """The engine lends durable state: `state` (syncd.kv.KeyValue, not for secrets) and
+        `secrets` (syncd.kv.SecretFile, a 0600 file in the state directory)."""
+        self.state = state
+        self.secrets = secrets
+
+    def check_mapping(self, rules: Any) -> list[str]:
+        """Extra checks of the rules against the live account (stage names, field names),
+        run by `syncd check` when credentials are available. Problems as text."""
+        return []
+
     def close(self) -> None:
         """Release clients and sockets."""
 

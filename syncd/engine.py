@@ -19,6 +19,7 @@ from syncd.connector import Connector
 from syncd.errors import ConfigError
 from syncd.executor import Executor, Outcome
 from syncd.inbox import InboxProcessor, InboxWriter
+from syncd.kv import KeyValue, SecretFile
 from syncd.ingest import Ingestor, RulesHolder
 from syncd.mapping.loader import load_rules
 from syncd.mapping.rules import RuleSet
@@ -79,6 +80,9 @@ class Engine:
         self.connectors = connectors if connectors is not None else build_connectors(
             config, self.clock)
         self.redact = redact or (lambda s: s)
+        for name, conn in self.connectors.items():
+            conn.attach(KeyValue(self.store, name, self.clock),
+                        SecretFile(config.state_dir / f"{name}-secrets.json"))
         self.rules = RulesHolder(self.load_rules())
         self.ingestor = Ingestor(self.store, self.rules, self.clock)
         ex = config.executor

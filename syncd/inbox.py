@@ -184,6 +184,7 @@ class InboxProcessor:
             result = self.ingestor.ingest(observations, conn=conn)
             conn.execute(update(inbox).where(inbox.c.id == row["id"]).values(
                 status="done", last_error=None))
+        connector.acknowledge_webhook(request)
         bound.info("inbox.processed", objects=result.observed, events=result.events,
                    actions=result.actions)
 

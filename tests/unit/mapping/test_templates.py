@@ -67,8 +67,8 @@ def test_template_file_is_relative_to_the_mapping_file(
 ) -> None:
     templates = mapping_dir / "sales" / "templates"
     templates.mkdir(parents=True)
-    (mapping_dir / "templates").mkdir()  # a decoy next to the folder, never read
-    (mapping_dir / "templates" / "new-hub.md.j2").write_text("wrong file")
+    (tmp_path / "templates").mkdir()  # a decoy relative to the working directory
+    (tmp_path / "templates" / "new-hub.md.j2").write_text("wrong file")
     (templates / "new-hub.md.j2").write_text(
         "Community: {{ deal.name }}\n"
         "{% for tag in deal.tags %}- {{ tag }}\n{% endfor %}"
