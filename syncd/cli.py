@@ -288,7 +288,7 @@ def run(config_path: str | None, once: bool) -> None:
         from syncd.engine import Engine
 
         try:
-            engine = Engine(config)
+            engine = Engine(config, exclusive=True)
         except (ConfigError, MappingError) as exc:
             raise click.ClickException(str(exc)) from None
         try:

@@ -54,7 +54,7 @@ class Daemon:
         self.stop = threading.Event()
         self.wake_inbox = threading.Event()
         self.wake_executor = threading.Event()
-        self.engine = Engine(config, redact=redact)
+        self.engine = Engine(config, redact=redact, exclusive=True)
         self.engine.executor.on_dead = make_alerter(self.engine)
         for conn in self.engine.connectors.values():
             add_secrets(conn.secret_values())

@@ -36,6 +36,10 @@ def is_stale(obs: Observation, snap: Snapshot | None) -> bool:
             return True
         if obs.version == snap.version:
             return obs.fields == snap.fields and obs.deleted == snap.deleted
+        # Newer, same fields: still news if the history holds a round trip since then
+        # (lead -> qualified -> lead).
+        if any(v > snap.version for entries in obs.history.values() for v, _ in entries):
+            return False
     return obs.fields == snap.fields and obs.deleted == snap.deleted and obs.context == snap.context
 
 

@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import structlog
-from sqlalchemy import delete, func, select
+from sqlalchemy import delete, func, select, update
 
 from syncd import connector as registry
 from syncd.clock import Clock, SystemClock, to_ms
@@ -19,8 +19,8 @@ from syncd.connector import Connector
 from syncd.errors import ConfigError
 from syncd.executor import Executor, Outcome
 from syncd.inbox import InboxProcessor, InboxWriter
-from syncd.kv import KeyValue, SecretFile
 from syncd.ingest import Ingestor, RulesHolder
+from syncd.kv import KeyValue, SecretFile
 from syncd.mapping.loader import load_rules
 from syncd.mapping.rules import RuleSet
 from syncd.poller import Poller
@@ -55,6 +55,31 @@ def check_rules_against_config(rules: RuleSet, connectors: dict[str, Connector])
     ]
 
 
+def take_sqlite_lock(store_url: str) -> Any:
+    """One daemon per SQLite database: an exclusive lock on `<db>.lock`, held while running.
+
+    Holding it proves no other syncd process is working on this database, so leases left by
+    an earlier process are stale and can be released at once (PostgreSQL replicas instead
+    wait for leases to expire)."""
+    import fcntl
+
+    path = store_url.split("///", 1)[-1] + ".lock"
+    handle = open(path, "a")  # noqa: SIM115 - held for the engine's lifetime
+    try:
+        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        handle.close()
+        raise ConfigError([f"another syncd process is running on {path[:-5]} "
+                           "(stop it first; one daemon per SQLite database)"]) from None
+    return handle
+
+
+def release_leases(store: Store) -> int:
+    with store.tx() as conn:
+        return conn.execute(update(actions).where(actions.c.status == "in_flight").values(
+            lease_until=None, lease_owner=None)).rowcount or 0
+
+
 @dataclass
 class CycleReport:
     inbox: int = 0
@@ -73,10 +98,18 @@ class Engine:
         store: Store | None = None,
         redact: Any = None,
         on_dead: Any = None,
+        exclusive: bool = False,
     ) -> None:
         self.config = config
         self.clock = clock or SystemClock()
         self.store = store or open_store(config.store_url, synchronous=config.store.synchronous)
+        self._lock = None
+        if exclusive and self.store.is_sqlite:
+            self._lock = take_sqlite_lock(config.store_url)
+            released = release_leases(self.store)
+            if released:
+                log.info("leases.released", actions=released,
+                         reason="previous process ended; actions are looked up before retrying")
         self.connectors = connectors if connectors is not None else build_connectors(
             config, self.clock)
         self.redact = redact or (lambda s: s)
@@ -188,3 +221,5 @@ class Engine:
             except Exception:
                 log.warning("connector.close_failed", source=conn.name)
         self.store.dispose()
+        if self._lock is not None:
+            self._lock.close()

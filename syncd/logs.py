@@ -193,7 +193,7 @@ def configure_logging(
     )
     formatter = structlog.stdlib.ProcessorFormatter(
         # Library records: their `extra=` fields become event keys, redacted like ours.
-        foreign_pre_chain=[*stamp, structlog.stdlib.ExtraAdder()],
+        foreign_pre_chain=[*stamp, structlog.stdlib.ExtraAdder(), _drop_color_message],
         processors=[
             structlog.stdlib.ProcessorFormatter.remove_processors_meta,
             # Text first, then redact: a traceback carries exception messages and arguments.
@@ -232,6 +232,12 @@ def configure_logging(
     )
     sys.excepthook = _log_uncaught
     threading.excepthook = _log_uncaught_in_thread
+
+
+def _drop_color_message(_: WrappedLogger, __: str, event_dict: EventDict) -> EventDict:
+    """uvicorn adds an ANSI-coloured copy of each message; the plain one is enough."""
+    event_dict.pop("color_message", None)
+    return event_dict
 
 
 class _SyncdHandler(logging.StreamHandler):  # type: ignore[type-arg]

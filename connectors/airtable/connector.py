@@ -24,6 +24,7 @@ from pyairtable.formulas import match, to_formula_str
 from pydantic import Field, SecretStr
 
 from connectors.airtable.actions import AirtableActions
+from connectors.airtable.cli import airtable_cli
 from connectors.airtable.client import (
     IteratorExpired,
     NotFound,
@@ -32,7 +33,11 @@ from connectors.airtable.client import (
 )
 from connectors.airtable.payloads import MAC_HEADER
 from connectors.airtable.polling import PollCursor, list_options
-from connectors.airtable.registry import InMemoryWebhookRegistry, WebhookRegistry
+from connectors.airtable.registry import (
+    InMemoryWebhookRegistry,
+    StoredWebhookRegistry,
+    WebhookRegistry,
+)
 from connectors.airtable.schema import VERSION_FIELD_TYPES, BaseSchema, TableInfo
 from connectors.airtable.webhooks import RefreshReport, WebhookManager
 from syncd.clock import Clock, to_ms
@@ -44,6 +49,11 @@ from syncd.ratelimit import RateLimiter
 DEFAULT_BASE_URL = "https://api.airtable.com"
 MAX_LISTING_RESTARTS = 5
 QUERY_KEYS = {"formula", "where"}
+WRITE_ACTIONS = ("upsert", "update")
+
+
+def _templated(text: Any) -> bool:
+    return isinstance(text, str) and ("{{" in text or "{%" in text)
 
 
 class AirtableSettings(ConnectorSettings):
@@ -68,6 +78,7 @@ class AirtableConnector(AirtableActions, Connector):
     name = "airtable"
     Settings = AirtableSettings
     webhook_headers = (MAC_HEADER,)
+    cli = airtable_cli
     settings: AirtableSettings
 
     def __init__(
@@ -79,7 +90,7 @@ class AirtableConnector(AirtableActions, Connector):
         limiter: RateLimiter | None = None,
     ) -> None:
         super().__init__(settings, clock)
-        # The engine may replace `registry` after construction (a store-backed one).
+        # `attach` replaces it with one on the engine's durable state.
         self.registry: WebhookRegistry = registry or InMemoryWebhookRegistry()
         self.limiter = limiter or RateLimiter(
             settings.rate_limit_per_second, 1.0, self.clock, name=f"airtable:{settings.base_id}"
@@ -139,6 +150,43 @@ class AirtableConnector(AirtableActions, Connector):
             return [str(exc)]
         return info.unknown_fields(names)
 
+    def check_mapping(self, rules: Any) -> list[str]:
+        """Table aliases and field names the rules use, checked against the base schema.
+        Raises when Airtable cannot be reached (`syncd check` makes that a warning)."""
+        self.schema(force=True)
+        problems: list[str] = []
+        for compiled in rules.rules:
+            where = f"{compiled.file}: rule {compiled.id}"
+            problems += [f"{where}: {p}" for p in self._check_trigger(compiled.rule.when)]
+            for act in compiled.actions:
+                if act.connector == self.name and act.action in WRITE_ACTIONS:
+                    problems += [f"{where}: {act.name}: {p}" for p in self._check_write(act)]
+        return problems
+
+    def _check_trigger(self, trigger: Any) -> list[str]:
+        sources = [trigger, getattr(trigger, "for_each", None), getattr(trigger, "collect", None)]
+        problems: list[str] = []
+        for spec in sources:
+            if spec is None or getattr(spec, "source", None) != self.name:
+                continue
+            names = [n for n in (getattr(spec, "field", None), getattr(spec, "date", None))
+                     if isinstance(n, str)]
+            entered = getattr(spec, "entered", None)
+            if entered is not None:
+                names.append(entered.field)
+            problems += self.check_fields(spec.object, names)
+        return problems
+
+    def _check_write(self, act: Any) -> list[str]:
+        alias = act.params.get("table")
+        if not isinstance(alias, str) or _templated(alias):
+            return []  # chosen at run time
+        fields = act.params.get("fields")
+        names = [k for k in fields if not _templated(k)] if isinstance(fields, dict) else []
+        merge_on = act.params.get("merge_on") or []
+        names += [n for n in merge_on if isinstance(n, str) and not _templated(n)]
+        return self.check_fields(alias, list(dict.fromkeys(names)))
+
     def check_tables(self) -> list[str]:
         """Problems with the configured tables: missing tables, missing version fields."""
         problems = []
@@ -184,9 +232,28 @@ class AirtableConnector(AirtableActions, Connector):
     def parse_webhook(self, request: WebhookRequest) -> list[Hint]:
         return self.webhooks.hints(request)
 
-    def ensure_webhooks(self, notification_url: str) -> dict[str, str]:
-        """Create the webhooks needed (one per table); returns alias -> webhook id."""
-        return self.webhooks.ensure(notification_url)
+    def acknowledge_webhook(self, request: WebhookRequest) -> None:
+        self.webhooks.acknowledge(request)
+
+    def attach(self, state: Any, secrets: Any) -> None:
+        """Webhook secrets go to the secret file, payload cursors to the key-value store."""
+        super().attach(state, secrets)
+        self.registry = StoredWebhookRegistry(state, secrets)
+
+    def ensure_webhooks(self, notification_url: str,
+                        aliases: list[str] | None = None) -> dict[str, str]:
+        """Create the webhooks needed (one per table of `aliases`, default all);
+        returns alias -> webhook id."""
+        return self.webhooks.ensure(notification_url, aliases)
+
+    def watched_tables(self, rules: Any) -> list[str]:
+        """Aliases of the tables whose changes the rules react to (what needs a webhook)."""
+        found: list[str] = []
+        for compiled in rules.rules:
+            trigger = compiled.rule.when
+            if getattr(trigger, "source", None) == self.name and trigger.object not in found:
+                found.append(trigger.object)
+        return found
 
     def refresh_webhooks(self) -> RefreshReport:
         """Extend the webhooks' 7-day life (call daily); recreate expired ones."""

@@ -3,10 +3,12 @@
 - `verify`: local and cheap (no API call): the ping's shape, its base, the webhook id known
   to the registry, and its MAC.
 - `hints`: list the payloads from the registry's cursor (listing also extends the webhook's
-  life), one Hint per changed record (the engine fetches it), then store the new cursor.
-- `ensure(notification_url)`: one webhook per configured table, secrets stored in the
-  registry; webhooks pinging our URL whose secret we do not hold are deleted (their pings
-  could never be verified).
+  life), one Hint per changed record (the engine fetches it). The cursor after them is kept
+  aside; `acknowledge` stores it once the engine has committed the changes (a crash before
+  that lists the same payloads again, which the snapshot diff absorbs).
+- `ensure(notification_url, aliases)`: one webhook per table (default: every configured
+  one), secrets stored in the registry; webhooks pinging our URL whose secret we do not
+  hold are deleted (their pings could never be verified).
 - `refresh()`: extend each webhook's life by 7 days (call it daily, well inside the 7 days);
   one that is gone (expired) is created again. Changes made while it was gone are found by
   polling.
@@ -14,6 +16,8 @@
 
 from __future__ import annotations
 
+import threading
+from collections.abc import Iterable
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
@@ -36,6 +40,7 @@ if TYPE_CHECKING:
     from connectors.airtable.connector import AirtableConnector
 
 MAX_PAYLOAD_PAGES = 1000  # a guard against a server that always says mightHaveMore
+MAX_PENDING_ACKS = 1000
 
 
 @dataclass
@@ -55,6 +60,9 @@ def _expiration_ms(value: Any) -> int | None:
 class WebhookManager:
     def __init__(self, connector: AirtableConnector) -> None:
         self.connector = connector
+        # ping delivery id -> (webhook id, cursor after its payloads), until acknowledged
+        self._pending: dict[str, tuple[str, int]] = {}
+        self._pending_lock = threading.Lock()
 
     @property
     def _registry(self) -> Any:
@@ -79,7 +87,12 @@ class WebhookManager:
         ping = parse_ping(request.body)
         aliases = self.connector.aliases_by_table_id()
         hints: dict[ObjectRef, Hint] = {}
-        for change in self.changes_since_cursor(ping.webhook_id):
+        changes, cursor = self.read_changes(ping.webhook_id)
+        with self._pending_lock:
+            self._pending[ping.delivery_id] = (ping.webhook_id, cursor)
+            while len(self._pending) > MAX_PENDING_ACKS:  # pings that failed for good
+                self._pending.pop(next(iter(self._pending)))
+        for change in changes:
             alias = aliases.get(change.table_id)
             if alias is None:
                 continue  # a table syncd does not sync
@@ -87,8 +100,20 @@ class WebhookManager:
             hints.setdefault(ref, Hint(ref))
         return list(hints.values())
 
+    def acknowledge(self, request: WebhookRequest) -> None:
+        """The changes hinted for this ping are committed: store the cursor past them."""
+        ping = parse_ping(request.body)
+        with self._pending_lock:
+            pending = self._pending.pop(ping.delivery_id, None)
+        if pending is not None:
+            self._registry.set_cursor(*pending)
+
     def changes_since_cursor(self, webhook_id: str) -> list[RecordChange]:
-        """Every record change from the stored cursor on; the cursor then moves past them."""
+        """Every record change from the stored cursor on (the cursor is not moved)."""
+        return self.read_changes(webhook_id)[0]
+
+    def read_changes(self, webhook_id: str) -> tuple[list[RecordChange], int]:
+        """Every record change from the stored cursor on, and the cursor past them."""
         cursor = self._registry.get_cursor(webhook_id)
         schema = self.connector.schema()
         changes: list[RecordChange] = []
@@ -106,8 +131,7 @@ class WebhookManager:
                 break
         else:
             raise TransientError("Airtable kept saying mightHaveMore; will list again later")
-        self._registry.set_cursor(webhook_id, cursor)
-        return changes
+        return changes, cursor
 
     # -- managing -----------------------------------------------------------------------
 
@@ -131,12 +155,13 @@ class WebhookManager:
         self._registry.add(registration)
         return registration
 
-    def ensure(self, notification_url: str) -> dict[str, str]:
-        """One live webhook per configured table pinging `notification_url`:
-        returns table alias -> webhook id."""
+    def ensure(self, notification_url: str,
+               aliases: Iterable[str] | None = None) -> dict[str, str]:
+        """One live webhook per table (`aliases`, default: every configured table) pinging
+        `notification_url`: returns table alias -> webhook id."""
         live = self._live()
         result: dict[str, str] = {}
-        for alias in self.connector.settings.tables:
+        for alias in (self.connector.settings.tables if aliases is None else aliases):
             table_id = self.connector.table_info(alias).id
             mine = [r for r in self._registry.all()
                     if r.table_id == table_id and r.notification_url == notification_url]

@@ -20,6 +20,7 @@ from connectors.github.actions import (
     CreateIssueParams,
     _check_repo,
 )
+from connectors.github.cli import github_cli
 from connectors.github.client import LimitedGithub, error_for
 from connectors.github.text import has_marker, marker_value, neutralise_mentions, with_marker
 from syncd.clock import Clock, to_ms
@@ -70,6 +71,7 @@ class GitHubConnector(Connector):
     name = "github"
     Settings = GitHubSettings
     webhook_headers = webhooks.KEPT_HEADERS
+    cli = github_cli
     settings: GitHubSettings
 
     def __init__(self, settings: GitHubSettings, clock: Clock | None = None) -> None:

@@ -11,6 +11,7 @@ from hubspot.crm.deals import Filter
 from connectors.hubspot import webhooks
 from connectors.hubspot.actions import DealActions
 from connectors.hubspot.api import HubSpotApi
+from connectors.hubspot.cli import hubspot_cli
 from connectors.hubspot.deals import DealReader
 from connectors.hubspot.poll import Cursor, DealPoller
 from connectors.hubspot.settings import HubSpotSettings
@@ -21,12 +22,39 @@ from syncd.errors import PermanentError
 from syncd.model import Hint, ObjectRef, Observation, PollPage, WebhookRequest
 
 DEAL = "deal"
+STAGE = "dealstage"
+CONDITION_GROUPS = ("all", "any", "not")
+
+
+def _stage_values(value: Any) -> list[str]:
+    """Stage names written literally in a trigger or condition value (templates skipped)."""
+    if isinstance(value, str):
+        return [] if "{{" in value or "{%" in value else [value]
+    if isinstance(value, list):
+        return [v for item in value for v in _stage_values(item)]
+    if isinstance(value, dict):  # {eq: ..}, {in: [..]}, {ne: ..}
+        return [v for item in value.values() for v in _stage_values(item)]
+    return []
+
+
+def _condition_stages(condition: Any) -> list[str]:
+    """Stage values a rule's `if` compares `dealstage` with, at any depth of all/any/not."""
+    if isinstance(condition, list):
+        return [v for item in condition for v in _condition_stages(item)]
+    if not isinstance(condition, dict):
+        return []
+    out = _stage_values(condition[STAGE]) if STAGE in condition else []
+    for group in CONDITION_GROUPS:
+        if group in condition:
+            out += _condition_stages(condition[group])
+    return out
 
 
 class HubSpotConnector(DealActions, Connector):
     name = "hubspot"
     Settings = HubSpotSettings
     webhook_headers = webhooks.WEBHOOK_HEADERS
+    cli = hubspot_cli
     settings: HubSpotSettings
 
     def __init__(self, settings: HubSpotSettings, clock: Clock | None = None) -> None:
@@ -107,6 +135,42 @@ class HubSpotConnector(DealActions, Connector):
     def resolve_stage(self, label_or_id: str) -> str | None:
         """A stage id for a label; reloads the pipelines once when it is not known."""
         return self.stages.resolve(label_or_id)
+
+    def check_mapping(self, rules: Any) -> list[str]:
+        """Deal stages the rules name (triggers, conditions, `update_deal`), checked against
+        the live pipelines. Raises when HubSpot cannot be reached."""
+        self.stages.refresh()
+        known = self.stage_labels()
+        names = set(known) | set(known.values())
+        problems = []
+        for compiled in rules.rules:
+            where = f"{compiled.file}: rule {compiled.id}"
+            for value in self._stages_named(compiled):
+                if value not in names:
+                    labels = ", ".join(sorted(set(known.values())))
+                    problems.append(f"{where}: unknown deal stage {value!r} "
+                                    f"(stages: {labels})")
+        return problems
+
+    @staticmethod
+    def _stages_named(compiled: Any) -> list[str]:
+        trigger = compiled.rule.when
+        found: list[str] = []
+        is_deal = getattr(trigger, "source", None) == "hubspot" and trigger.object == DEAL
+        if is_deal and getattr(trigger, "field", None) == STAGE:
+            found += _stage_values(trigger.from_) + _stage_values(trigger.to)
+        entered = getattr(trigger, "entered", None)
+        if is_deal and entered is not None and entered.field == STAGE:
+            found += _stage_values(entered.value)
+        for spec in (getattr(trigger, "for_each", None), getattr(trigger, "collect", None)):
+            if spec is not None and spec.source == "hubspot":
+                found += _stage_values((spec.query.get("where") or {}).get(STAGE))
+        if is_deal or any(a.connector == "hubspot" for a in compiled.actions):
+            found += _condition_stages(compiled.rule.if_)
+        for act in compiled.actions:
+            if act.name == "hubspot.update_deal":
+                found += _stage_values((act.params.get("properties") or {}).get(STAGE))
+        return list(dict.fromkeys(found))
 
     def close(self) -> None:
         self.api.close()

@@ -103,7 +103,7 @@ OPERATORS: dict[str, Callable[[Any, Any], bool]] = {
     "in": lambda a, b: a in b,
     "not_in": lambda a, b: a not in b,
     "contains": _contains,
-    "regex": lambda a, b: isinstance(a, str) and re.search(b, a) is not None,
+    "regex": lambda a, b: isinstance(a, str) and re.search(str(b), a) is not None,
     "gt": _compare("gt"),
     "gte": _compare("gte"),
     "lt": _compare("lt"),

@@ -21,7 +21,7 @@ from ruamel.yaml.error import MarkedYAMLError
 
 from syncd import connector as registry
 from syncd.mapping.conditions import ConditionError, compile_condition
-from syncd.mapping.model import ChangeTrigger, CronTrigger, MappingFile, Rule
+from syncd.mapping.model import ChangeTrigger, MappingFile, Rule
 from syncd.mapping.rules import CompiledAction, CompiledRule, RuleSet, template_roots
 from syncd.mapping.templates import TemplateProblem, undeclared_names, walk_templates
 
@@ -99,6 +99,7 @@ class _FileChecker:
         self.aliases = aliases
         self.problems: list[Problem] = []
         self.tree: Any = None
+        self.valid: list[Rule | None] = []
 
     def problem(self, loc: tuple[Any, ...], message: str, rule_id: str | None = None) -> None:
         self.problems.append(
@@ -117,13 +118,26 @@ class _FileChecker:
             return None
         if self.tree is None:
             return MappingFile()
-        try:
-            return MappingFile.model_validate(_plain(self.tree))
-        except ValidationError as exc:
-            for err in exc.errors(include_url=False):
-                loc = _clean_loc(tuple(err["loc"]))
-                self.problem(loc, err["msg"], self._rule_id(loc))
+        plain = _plain(self.tree)
+        if not isinstance(plain, dict) or set(plain) - {"rules"} or not isinstance(
+            plain.get("rules", []), list
+        ):
+            self.problems.append(Problem(
+                self.name, 1, None, "", "a mapping file is a table with one key, `rules:`, "
+                "holding a list of rules"))
             return None
+        # Each rule on its own, so one bad rule does not hide the problems of the others.
+        rules: list[Rule | None] = []
+        for index, raw in enumerate(plain.get("rules", [])):
+            try:
+                rules.append(Rule.model_validate(raw))
+            except ValidationError as exc:
+                rules.append(None)
+                for err in exc.errors(include_url=False):
+                    loc = _clean_loc(("rules", index, *err["loc"]))
+                    self.problem(loc, err["msg"], self._rule_id(loc))
+        self.valid = rules
+        return MappingFile.model_construct(rules=[r for r in rules if r is not None])
 
     def _rule_id(self, loc: tuple[Any, ...]) -> str | None:
         if len(loc) >= 2 and loc[0] == "rules" and isinstance(loc[1], int):
@@ -138,11 +152,8 @@ class _FileChecker:
         before = len(self.problems)
         trigger = rule.when
         field_aliases: dict[str, dict[str, str]] = {}
-        sources = {getattr(trigger, "source", None)}
-        if isinstance(trigger, CronTrigger) and trigger.for_each:
-            sources = {trigger.for_each.source}
-        for source in sources - {None}:
-            self._check_source(base, rule.id, str(source))
+        for where, source in _trigger_sources(trigger):
+            self._check_source(base + where, rule.id, source)
         if isinstance(trigger, ChangeTrigger) and self.aliases:
             found = self.aliases(trigger.source, trigger.object, trigger.field)
             if found:
@@ -164,11 +175,11 @@ class _FileChecker:
             actions=actions, aliases=field_aliases,
         )
 
-    def _check_source(self, base: tuple[Any, ...], rule_id: str, source: str) -> None:
+    def _check_source(self, loc: tuple[Any, ...], rule_id: str, source: str) -> None:
         try:
             registry.load_class(source)
         except registry.UnknownConnector as exc:
-            self.problem(base + ("when", "source"), str(exc), rule_id)
+            self.problem(loc, str(exc), rule_id)
 
     def _compile_action(
         self, loc: tuple[Any, ...], rule: Rule, call: dict[str, Any]
@@ -236,6 +247,18 @@ class _FileChecker:
                 )
 
 
+def _trigger_sources(trigger: Any) -> list[tuple[tuple[str, ...], str]]:
+    """Every connector a trigger reads from, with where it is named in the rule."""
+    out = []
+    if getattr(trigger, "source", None):
+        out.append((("when", "source"), trigger.source))
+    for key in ("for_each", "collect"):
+        query = getattr(trigger, key, None)
+        if query is not None:
+            out.append((("when", key, "source"), query.source))
+    return out
+
+
 def _plain(node: Any) -> Any:
     if isinstance(node, dict):
         return {str(k): _plain(v) for k, v in node.items()}
@@ -256,7 +279,9 @@ def load_rules(
         checker = _FileChecker(path, aliases)
         mapping = checker.load()
         if mapping is not None:
-            for index, rule in enumerate(mapping.rules):
+            for index, rule in enumerate(checker.valid):
+                if rule is None:
+                    continue
                 if rule.id in seen:
                     checker.problem(
                         ("rules", index, "id"), f"duplicate rule id (also in {seen[rule.id]})",

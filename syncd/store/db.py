@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import logging
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -45,7 +46,7 @@ class Store:
         (RETURNING, not rowcount: drivers disagree on rowcount for ON CONFLICT DO NOTHING.)
         """
         stmt = self.insert_ignore(table, index_elements).values(**values)
-        key = list(table.primary_key.columns)[0]
+        key = next(iter(table.primary_key.columns))
         row = conn.execute(stmt.returning(key)).first()
         return None if row is None else row[0]
 
@@ -105,6 +106,7 @@ def open_store(url: str, *, migrate: bool = True, synchronous: str = "NORMAL") -
 
 
 def upgrade(store: Store, revision: str = "head") -> None:
+    logging.getLogger("alembic").setLevel(logging.WARNING)  # "Context impl ..." at every start
     config = Config()
     config.set_main_option("script_location", MIGRATIONS)
     with store.engine.begin() as conn:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import textwrap
 from collections.abc import Callable
 from pathlib import Path
@@ -68,8 +69,6 @@ def config_file(tmp_path: Path, mapping_dir: Path) -> Path:
 @pytest.fixture(autouse=True)
 def _no_syncd_env(monkeypatch: pytest.MonkeyPatch) -> None:
     """The CLI reads os.environ: keep a developer's SYNCD_* settings out of the tests."""
-    import os
-
     for name in list(os.environ):
         if name.startswith("SYNCD_") or name in ("CREDENTIALS_DIRECTORY", "STATE_DIRECTORY"):
             monkeypatch.delenv(name)

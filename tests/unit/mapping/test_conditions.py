@@ -208,10 +208,5 @@ def test_condition_errors_name_their_path(
     assert message in caught.value.message
 
 
-@pytest.mark.xfail(strict=True, raises=TypeError, reason=(
-    "BUG: syncd/mapping/conditions.py OPERATORS['regex'] calls re.search(b, a) with the raw "
-    "YAML value; `zip: {regex: 75}` compiles (re.compile(str(expected))) but raises "
-    "TypeError at evaluation, inside ingest"
-))
 def test_numeric_regex_pattern() -> None:
     assert holds({"zip": {"regex": 75}}, zip="75001")

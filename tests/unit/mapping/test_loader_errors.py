@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from pathlib import Path
 
 import pytest
 
@@ -438,11 +437,6 @@ def test_problems_of_every_file_are_reported(write_mapping, load_problems) -> No
     }
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "BUG: syncd/mapping/loader.py _FileChecker.load validates the whole file with "
-    "MappingFile.model_validate; one schema error (bad cron) makes it return None, so the "
-    "connector/action/template checks of every other rule in the file are skipped"
-))
 def test_schema_and_compile_errors_in_one_file_are_all_reported(
     write_mapping, load_problems: Problems
 ) -> None:
@@ -461,10 +455,41 @@ def test_schema_and_compile_errors_in_one_file_are_all_reported(
     assert found == {("r1", "when.cron"), ("r2", "do.0.localdb.nope")}
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "BUG: syncd/mapping/loader.py _FileChecker.compile_rule checks only when.source and "
-    "when.for_each.source; the source of a cron `collect:` query is never checked"
-))
+def test_unknown_connector_in_cron_for_each_is_reported(write_mapping, load_problems) -> None:
+    write_mapping("""
+        rules:
+          - id: quarterly
+            when:
+              cron: "0 9 1 */3 *"
+              for_each:
+                source: nosuch
+                object: epic
+            do:
+              - localdb.record: {title: "{{ epic.name }}"}
+    """)
+    problem = only(load_problems())
+    assert problem.rule_id == "quarterly"
+    assert "unknown connector 'nosuch'" in problem.message
+
+
+def test_unknown_connector_in_cron_for_each_names_its_field(
+    write_mapping, load_problems: Problems
+) -> None:
+    write_mapping("""
+        rules:
+          - id: quarterly
+            when:
+              cron: "0 9 1 */3 *"
+              for_each:
+                source: nosuch
+                object: epic
+            do:
+              - localdb.record: {title: "{{ epic.name }}"}
+    """)
+    problem = only(load_problems())
+    assert (problem.line, problem.field) == (6, "when.for_each.source")
+
+
 def test_unknown_connector_in_cron_collect(write_mapping, load_problems: Problems) -> None:
     write_mapping("""
         rules:

@@ -102,6 +102,38 @@ def test_trigger_and_condition_accept_a_label_for_an_aliased_field(
     assert fired(ruleset, "qualifiedtobuy", "closedlost") == []
 
 
+def test_conditions_see_previous_event_context_and_the_change_time(
+    write_mapping, load_ok
+) -> None:
+    write_mapping("""
+        rules:
+          - id: stale-renewal
+            when: {source: localdb, object: deal, field: stage}
+            if:
+              previous.amount: {lt: 100}
+              event.from: {ne: lost}
+              company.country: {in: [FR, BE]}
+              signed_on: {before: now-30d}
+            do:
+              - localdb.record: {title: x}
+    """)
+    ruleset = load_ok()
+
+    def fires(old_stage: str, country: str, signed_on: str) -> bool:
+        change = Change(
+            DEAL, {"stage": "won", "signed_on": signed_on},
+            {"stage": old_stage, "amount": 50}, {"company": {"country": country}},
+            now=datetime(2026, 3, 1, tzinfo=UTC),
+        )
+        (verdict,) = evaluate_change(ruleset, change)
+        return verdict.fired
+
+    assert fires("open", "FR", "2026-01-15")
+    assert not fires("lost", "FR", "2026-01-15")
+    assert not fires("open", "DE", "2026-01-15")
+    assert not fires("open", "FR", "2026-02-15")  # only 14 days before the change
+
+
 ONCE_RULES = """
     rules:
       - id: every-win
@@ -220,3 +252,12 @@ def test_a_repeated_observation_plans_nothing_new(ingest) -> None:
     ingest.feed(deal("won", 2))
     ingest.feed(deal("won", 2))
     assert ingest.actions() == {"every-win": 1, "first-win": 1}
+
+
+def test_a_late_older_observation_plans_nothing(ingest) -> None:
+    ingest.rules(HISTORY_RULES)
+    ingest.feed(deal("lead", 1), fire=False)
+    ingest.feed(deal("proposal", 3))
+    before = ingest.actions()
+    ingest.feed(deal("qualified", 2))  # a delayed webhook delivery
+    assert ingest.actions() == before == {"any-move": 1, "every-step": 1}

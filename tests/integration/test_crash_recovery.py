@@ -1,0 +1,168 @@
+"""kill -9 at each named point, and at 200+ random instants: every expected effect happens
+exactly once at the remote side (the localdb connector's SQLite file)."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections import Counter
+from pathlib import Path
+
+import pytest
+import requests
+
+from connectors.localdb import LocalDbRemote
+from connectors.localdb.connector import sign
+from tests.helpers import RULES, write_rules
+
+ROOT = Path(__file__).resolve().parents[2]
+SECRET = "whsec_crash_test_secret"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def write_config(tmp_path: Path, port: int = 0, page_size: int = 100) -> Path:
+    rules = write_rules(tmp_path / "mappings", RULES)
+    config = tmp_path / "syncd.toml"
+    config.write_text(f"""
+[syncd]
+state_dir = "{tmp_path / 'state'}"
+mappings = ["{rules}"]
+log_level = "warning"
+[http]
+port = {port}
+[executor]
+backoff_base_seconds = 0.01
+[localdb]
+path = "{tmp_path / 'remote.sqlite3'}"
+webhook_secret = "{SECRET}"
+page_size = {page_size}
+poll_interval_seconds = 0.2
+""")
+    return config
+
+
+def syncd(config: Path, *args: str, crash_at: str | None = None,
+          skip: int = 0) -> subprocess.CompletedProcess[str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("SYNCD_CRASH")}
+    if crash_at:
+        env.update(SYNCD_CRASH_AT=crash_at, SYNCD_CRASH_SKIP=str(skip))
+    return subprocess.run(
+        [sys.executable, "-m", "syncd.cli", *args, "--config", str(config)],
+        env=env, capture_output=True, text=True, timeout=120, cwd=ROOT,
+    )
+
+
+def effect_titles(remote: LocalDbRemote) -> Counter[str]:
+    return Counter(e["params"]["title"] for e in remote.effects())
+
+
+@pytest.mark.parametrize("point", ["action_in_flight", "remote_done", "cursor_advance"])
+def test_kill_at_named_point_then_restart(tmp_path: Path, point: str) -> None:
+    config = write_config(tmp_path)
+    remote = LocalDbRemote(tmp_path / "remote.sqlite3")
+    remote.put("item", "a", name="Ocean", stage="review")
+    remote.put("item", "a", stage="done")
+    crashed = syncd(config, "run", "--once", crash_at=point)
+    assert crashed.returncode == -signal.SIGKILL, crashed.stderr
+    done = syncd(config, "run", "--once")
+    assert done.returncode == 0, done.stderr
+    assert effect_titles(remote) == {"First review of Ocean": 1, "Done: Ocean": 1}
+    assert len({e["key"] for e in remote.effects()}) == 2
+
+
+def _wait_ready(port: int, proc: subprocess.Popen[str]) -> None:
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise AssertionError(f"daemon exited: {proc.stderr.read() if proc.stderr else ''}")
+        try:
+            if requests.get(f"http://127.0.0.1:{port}/healthz", timeout=1).ok:
+                return
+        except requests.ConnectionError:
+            time.sleep(0.05)
+    raise TimeoutError("daemon did not start")
+
+
+def test_kill_after_inbox_commit_before_2xx(tmp_path: Path) -> None:
+    port = free_port()
+    config = write_config(tmp_path, port=port)
+    remote = LocalDbRemote(tmp_path / "remote.sqlite3")
+    remote.put("item", "w", name="Wave", stage="done")
+    body = json.dumps({"type": "item", "id": "w"}).encode()
+    headers = {"x-localdb-delivery": "dlv-1", "x-localdb-signature": sign(SECRET, body)}
+    env = {**os.environ, "SYNCD_CRASH_AT": "inbox_committed"}
+    cmd = [sys.executable, "-m", "syncd.cli", "run", "--config", str(config)]
+    proc = subprocess.Popen(cmd, env=env, cwd=ROOT, stderr=subprocess.PIPE, text=True)
+    try:
+        _wait_ready(port, proc)
+        with pytest.raises(requests.ConnectionError):  # killed before answering
+            requests.post(f"http://127.0.0.1:{port}/webhooks/localdb", data=body,
+                          headers=headers, timeout=10)
+        assert proc.wait(timeout=10) == -signal.SIGKILL
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    env.pop("SYNCD_CRASH_AT")
+    proc = subprocess.Popen(cmd, env=env, cwd=ROOT, stderr=subprocess.PIPE, text=True)
+    try:
+        _wait_ready(port, proc)
+        # The sender retries: the delivery was stored, so it is acknowledged as a duplicate.
+        again = requests.post(f"http://127.0.0.1:{port}/webhooks/localdb", data=body,
+                              headers=headers, timeout=10)
+        assert again.status_code == 200 and again.json()["status"] == "duplicate"
+        deadline = time.monotonic() + 20
+        while not remote.effects() and time.monotonic() < deadline:
+            time.sleep(0.1)
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=30) == 0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert effect_titles(remote) == {"Done: Wave": 1}
+
+
+@pytest.mark.slow
+def test_two_hundred_random_kills(tmp_path: Path) -> None:
+    config = write_config(tmp_path, page_size=3)
+    remote = LocalDbRemote(tmp_path / "remote.sqlite3")
+    # 40 objects, each going open -> review -> done -> open -> done.
+    for i in range(40):
+        remote.put("item", f"i{i}", name=f"n{i}", stage="open")
+    for stage in ("review", "done", "open", "done"):
+        for i in range(40):
+            remote.put("item", f"i{i}", stage=stage)
+    # Webhook deliveries for half of them, stored in the inbox by the HTTP path's writer.
+    from syncd.config import load_config
+    from syncd.engine import Engine
+    from syncd.inbox import Delivery
+
+    engine = Engine(load_config(config))
+    for i in range(0, 40, 2):
+        body = json.dumps({"type": "item", "id": f"i{i}"}).encode()
+        engine.writer.submit(Delivery("localdb", f"d{i}", {}, body, 0)).result()
+    engine.close()
+
+    out = subprocess.run(
+        [sys.executable, "-m", "tests.integration.crash_driver", str(config), "220", "7"],
+        capture_output=True, text=True, timeout=900, cwd=ROOT,
+    )
+    assert out.returncode == 0, out.stderr[-3000:]
+    counts = json.loads(out.stdout.strip().splitlines()[-1])
+    print(f"\ncrash test: {counts}")
+    assert counts["kills"] >= 200
+    assert counts["final_exit"] == 0
+    titles = effect_titles(remote)
+    assert titles == {**{f"Done: n{i}": 2 for i in range(40)},
+                      **{f"First review of n{i}": 1 for i in range(40)}}
+    keys = [e["key"] for e in remote.effects()]
+    assert len(keys) == len(set(keys)) == 120
