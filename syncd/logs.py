@@ -215,6 +215,8 @@ def configure_logging(
         library_logger = logging.getLogger(name)
         library_logger.handlers.clear()
         library_logger.propagate = True
+    # Off then on: re-installs the hook even if something replaced showwarning since.
+    logging.captureWarnings(False)
     logging.captureWarnings(True)
 
     structlog.configure(
