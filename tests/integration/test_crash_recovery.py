@@ -131,38 +131,41 @@ def test_kill_after_inbox_commit_before_2xx(tmp_path: Path) -> None:
     assert effect_titles(remote) == {"Done: Wave": 1}
 
 
+def expected_effects(remote: LocalDbRemote) -> Counter[str]:
+    """The sequential model: every transition into done, and the first into review."""
+    expected: Counter[str] = Counter()
+    for row in remote.all_objects("item"):
+        previous, reviewed = None, False
+        for _, stage in row["history"]["stage"]:
+            if stage != previous:
+                if stage == "done":
+                    expected[f"Done: {row['id']}"] += 1
+                if stage == "review" and not reviewed:
+                    expected[f"First review of {row['id']}"] += 1
+                    reviewed = True
+                previous = stage
+    return expected
+
+
 @pytest.mark.slow
 def test_two_hundred_random_kills(tmp_path: Path) -> None:
     config = write_config(tmp_path, page_size=3)
     remote = LocalDbRemote(tmp_path / "remote.sqlite3")
-    # 40 objects, each going open -> review -> done -> open -> done.
-    for i in range(40):
-        remote.put("item", f"i{i}", name=f"n{i}", stage="open")
-    for stage in ("review", "done", "open", "done"):
-        for i in range(40):
-            remote.put("item", f"i{i}", stage=stage)
-    # Webhook deliveries for half of them, stored in the inbox by the HTTP path's writer.
-    from syncd.config import load_config
-    from syncd.engine import Engine
-    from syncd.inbox import Delivery
-
-    engine = Engine(load_config(config))
-    for i in range(0, 40, 2):
-        body = json.dumps({"type": "item", "id": f"i{i}"}).encode()
-        engine.writer.submit(Delivery("localdb", f"d{i}", {}, body, 0)).result()
-    engine.close()
-
+    for i in range(30):
+        remote.put("item", f"i{i}", name=f"i{i}", stage="open")
     out = subprocess.run(
-        [sys.executable, "-m", "tests.integration.crash_driver", str(config), "220", "7"],
+        [sys.executable, "-m", "tests.integration.crash_driver", str(config), "240", "7"],
         capture_output=True, text=True, timeout=900, cwd=ROOT,
     )
     assert out.returncode == 0, out.stderr[-3000:]
     counts = json.loads(out.stdout.strip().splitlines()[-1])
-    print(f"\ncrash test: {counts}")
+    expected = expected_effects(remote)
+    titles = effect_titles(remote)
+    print(f"\ncrash test: {counts}; effects expected {sum(expected.values())}, "
+          f"found {sum(titles.values())}")
     assert counts["kills"] >= 200
     assert counts["final_exit"] == 0
-    titles = effect_titles(remote)
-    assert titles == {**{f"Done: n{i}": 2 for i in range(40)},
-                      **{f"First review of n{i}": 1 for i in range(40)}}
+    assert sum(expected.values()) > 50  # the story is big enough to mean something
+    assert titles == expected
     keys = [e["key"] for e in remote.effects()]
-    assert len(keys) == len(set(keys)) == 120
+    assert len(keys) == len(set(keys))
