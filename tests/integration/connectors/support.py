@@ -75,7 +75,10 @@ def inbox_rows(engine: Engine) -> list[dict[str, Any]]:
 
 
 def toml_value(value: Any) -> str:
-    """A TOML literal for a str, number, bool or list of them (JSON's syntax is TOML's)."""
+    """A TOML literal: strings, numbers, bools and lists as JSON writes them; tables inline."""
+    if isinstance(value, dict):
+        return "{" + ", ".join(f"{json.dumps(k)} = {toml_value(v)}"
+                               for k, v in value.items()) + "}"
     return json.dumps(value)
 
 

@@ -19,6 +19,8 @@ def describe(row: dict[str, Any]) -> str:
     """One line for a performed action: what it left where."""
     p, done = row["params"], row["external_id"] or ""
     kind = f"{row['connector']}.{row['action']}"
+    if row["status"] == "dead":
+        return f"{kind} FAILED: {row['last_error']}"
     if kind == "email.send":
         to = p["to"] if isinstance(p["to"], list) else [p["to"]]
         return f"email sent to {', '.join(to)}: \"{p['subject']}\""

@@ -1,0 +1,55 @@
+"""A local sandbox for syncd: the connectors' fakes seeded with a realistic account, syncd
+configured against them, and a scripted sales story (used by `syncd demo` and tests/e2e).
+
+    with run_sandbox(state_dir) as run:
+        run.story.play()
+        problems = observe(run.box).differences(expected(run.box))
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+from syncd.clock import FakeClock
+from syncd.sandbox.effects import Effects, observe
+from syncd.sandbox.fakes import Sandbox
+from syncd.sandbox.runtime import (
+    SHIPPED_MAPPINGS,
+    SandboxEngine,
+    WebhookServer,
+    sandbox_config,
+    start_engine,
+)
+from syncd.sandbox.story import STORY_START, Say, Story, expected
+
+__all__ = [
+    "SHIPPED_MAPPINGS", "STORY_START", "Effects", "Sandbox", "SandboxEngine", "SandboxRun",
+    "Story", "WebhookServer", "expected", "observe", "run_sandbox", "sandbox_config", "start_engine",
+]
+
+
+@dataclass
+class SandboxRun:
+    box: Sandbox
+    engine: SandboxEngine
+    hooks: WebhookServer
+    story: Story
+
+
+@contextmanager
+def run_sandbox(state_dir: Path, *, mappings: Path = SHIPPED_MAPPINGS,
+                say: Say = lambda line: None) -> Iterator[SandboxRun]:
+    """Fakes started and seeded, the engine on them (store in `state_dir`), the webhook
+    endpoint listening; everything stopped on exit."""
+    clock = FakeClock(STORY_START)
+    with Sandbox(clock) as box:
+        config = sandbox_config(state_dir, box.connector_settings(), mappings)
+        engine = start_engine(config, clock)
+        try:
+            with WebhookServer(engine) as hooks:
+                yield SandboxRun(box, engine, hooks, Story(box, engine, hooks, say))
+        finally:
+            engine.close()
