@@ -93,6 +93,7 @@ class Config(BaseModel):
     scheduler: SchedulerSection = SchedulerSection()
     alerts: AlertsSection = AlertsSection()
     connectors: dict[str, ConnectorSettings] = {}
+    secret_files: list[Path] = []  # every `<key>_file` read, for the start-up mode check
 
     @property
     def base_dir(self) -> Path:
@@ -157,7 +158,8 @@ def _apply_env(data: dict[str, dict[str, Any]], sections: set[str], env: dict[st
 
 
 def _fill_secrets(
-    section: str, model: type[BaseModel], values: dict[str, Any], problems: list[str]
+    section: str, model: type[BaseModel], values: dict[str, Any], problems: list[str],
+    secret_files: list[Path] | None = None,
 ) -> None:
     creds = os.environ.get("CREDENTIALS_DIRECTORY")
     for key, field in model.model_fields.items():
@@ -172,12 +174,15 @@ def _fill_secrets(
             else:
                 try:
                     values[key] = path.read_text().strip()
+                    if secret_files is not None:
+                        secret_files.append(path)
                 except OSError as exc:
                     problems.append(f"[{section}] {file_key}: cannot read {path}: {exc.strerror}")
         if is_secret and not values.get(key) and creds:
             cred = Path(creds) / f"{section}_{key}"
-            if cred.exists():
-                values[key] = cred.read_text().strip()
+            # An empty credential file means "not used" (systemd needs every listed file).
+            if cred.exists() and (text := cred.read_text().strip()):
+                values[key] = text
 
 
 def _format_errors(section: str, exc: ValidationError) -> list[str]:
@@ -204,7 +209,7 @@ def load_config(path: str | Path | None = None, env: dict[str, str] | None = Non
     installed = set(connector_registry.available())
     _apply_env(data, set(CORE_SECTIONS) | installed, env)
 
-    built: dict[str, Any] = {"path": config_path, "connectors": {}}
+    built: dict[str, Any] = {"path": config_path, "connectors": {}, "secret_files": []}
     for section, values in data.items():
         if not isinstance(values, dict):
             problems.append(f"[{section}]: expected a table, got {type(values).__name__}")
@@ -221,7 +226,7 @@ def load_config(path: str | Path | None = None, env: dict[str, str] | None = Non
             except Exception as exc:  # a broken third-party connector must not hide others
                 problems.append(f"[{section}]: connector failed to load: {exc}")
                 continue
-        _fill_secrets(section, model, values, problems)
+        _fill_secrets(section, model, values, problems, built["secret_files"])
         try:
             parsed = model.model_validate(values)
         except ValidationError as exc:

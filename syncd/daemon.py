@@ -33,6 +33,7 @@ from syncd.errors import ConfigError
 from syncd.logs import add_secrets, redact
 from syncd.mapping.loader import MappingError
 from syncd.metrics import RATE_LIMIT_WAITS
+from syncd.permissions import check_file_permissions
 from syncd.status_metrics import refresh_store_metrics
 from syncd.webapp import build_app
 
@@ -209,6 +210,12 @@ class Daemon:
 
 
 def run_daemon(config: Config) -> int:
+    if config.path is not None:
+        problems = check_file_permissions(config.path, config.mapping_paths, config.secret_files)
+        if problems:
+            for problem in problems:
+                log.error("daemon.unsafe_permissions", problem=problem)
+            return 2
     try:
         daemon = Daemon(config)
     except (ConfigError, MappingError) as exc:

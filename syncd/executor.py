@@ -129,13 +129,16 @@ class Executor:
             ref = ObjectRef(row["source"], row["object_type"], row["object_id"])
         ctx = ActionContext(key=row["key"], rule_id=row["rule_id"], attempt=attempt, ref=ref)
         tried_before = row["attempts"] > 0
+        # At-most-once when the rule or the connector's settings ask for it (safer wins).
+        at_most_once = "at_most_once" in (
+            row["guarantee"], getattr(connector.settings, "guarantee", None))
         try:
             result: ActionResult | None = None
             if tried_before and spec.find_existing is not None:
                 result = spec.find_existing(connector, params, ctx)
                 if result is not None:
                     bound.info("action.found_existing", external_id=result.external_id)
-            elif tried_before and not spec.idempotent and row["guarantee"] == "at_most_once" \
+            elif tried_before and not spec.idempotent and at_most_once \
                     and row["status"] == "in_flight":
                 return self._dead(row, "interrupted in flight; not repeated (at-most-once)",
                                   bound)
@@ -145,8 +148,7 @@ class Executor:
         except PermanentError as exc:
             return self._dead(row, str(exc), bound)
         except UncertainError as exc:
-            if row["guarantee"] == "at_most_once" and spec.find_existing is None \
-                    and not spec.idempotent:
+            if at_most_once and spec.find_existing is None and not spec.idempotent:
                 return self._dead(row, f"uncertain; not repeated (at-most-once): {exc}", bound)
             return self._retry(row, attempt, exc, exc.retry_after, bound)
         except TransientError as exc:
