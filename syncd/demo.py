@@ -96,7 +96,7 @@ def _check(run: SandboxRun, seconds: float) -> int:
 
 def _live(run: SandboxRun) -> None:
     box = run.box
-    cryo = box.seeded.communities["cryoatlas"].deal_id if box.seeded else "?"
+    cryo = box.seeded.communities["cryoatlas"].deal_id
     click.echo("")
     click.echo("Your turn. syncd keeps running (one cycle a second); the fakes are yours:")
     click.echo(f"  HubSpot  (Bearer {HUBSPOT_TOKEN}): move Cryo Atlas to Closed Won:")

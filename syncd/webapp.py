@@ -8,6 +8,7 @@ answered 2xx. A delivery id seen before is answered 200 and ignored.
 from __future__ import annotations
 
 import asyncio
+import json
 from collections.abc import Callable
 from typing import Any
 
@@ -17,6 +18,7 @@ from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from syncd.clock import Clock, to_ms
 from syncd.connector import Connector
@@ -28,21 +30,91 @@ from syncd.model import WebhookRequest
 log = structlog.get_logger("syncd.webhooks")
 
 
-class BodyTooLarge(Exception):
-    pass
+class WebhookEndpoint:
+    """`POST /webhooks/<connector>` as a bare ASGI handler: it is the hot path (thousands of
+    deliveries a second), so it skips the framework's request and response objects."""
 
+    def __init__(
+        self, connectors: dict[str, Connector], writer: InboxWriter, clock: Clock,
+        max_body_bytes: int, public_url: str, on_stored: Callable[[], None],
+    ) -> None:
+        self.connectors = connectors
+        self.writer = writer
+        self.clock = clock
+        self.max_body_bytes = max_body_bytes
+        self.public_url = public_url.rstrip("/")
+        self.on_stored = on_stored
 
-async def _read_body(request: Request, limit: int) -> bytes:
-    declared = request.headers.get("content-length")
-    if declared is not None and declared.isdigit() and int(declared) > limit:
-        raise BodyTooLarge
-    chunks, size = [], 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > limit:
-            raise BodyTooLarge
-        chunks.append(chunk)
-    return b"".join(chunks)
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        name = scope["path"][len("/webhooks/"):].strip("/")
+        status, payload = await self._handle(name, scope, receive)
+        body = json.dumps(payload).encode()
+        await send({"type": "http.response.start", "status": status, "headers": [
+            (b"content-type", b"application/json"), (b"content-length", str(len(body)).encode()),
+        ]})
+        await send({"type": "http.response.body", "body": body})
+
+    async def _handle(self, name: str, scope: Scope, receive: Receive) -> tuple[int, dict]:
+        if scope["method"] != "POST":
+            return 405, {"error": "use POST"}
+        connector = self.connectors.get(name)
+        if connector is None or not connector.can("verify_webhook"):
+            WEBHOOKS.labels("unknown", "unknown_connector").inc()
+            return 404, {"error": f"no webhook receiver for {name!r}"}
+        headers = {k.decode("latin-1").lower(): v.decode("latin-1")
+                   for k, v in scope["headers"]}
+        body = await self._read_body(headers, receive)
+        if body is None:
+            WEBHOOKS.labels(name, "too_large").inc()
+            return 413, {"error": f"body larger than {self.max_body_bytes} bytes"}
+        hook = WebhookRequest("POST", self._url(scope, headers), headers, body,
+                              to_ms(self.clock.now()))
+        try:
+            delivery_id = connector.verify_webhook(hook)
+        except WebhookRejected as exc:
+            WEBHOOKS.labels(name, f"rejected_{exc.status}").inc()
+            log.warning("webhook.rejected", source=name, status=exc.status, reason=exc.reason)
+            return exc.status, {"error": exc.reason}
+        kept = {k: v for k, v in headers.items() if k in connector.webhook_headers}
+        delivery = Delivery(name, delivery_id[:200], kept, body, hook.received_at_ms)
+        try:
+            fresh = await asyncio.wrap_future(self.writer.submit(delivery))
+        except Exception:
+            WEBHOOKS.labels(name, "store_error").inc()
+            log.exception("webhook.store_failed", source=name)
+            return 503, {"error": "could not store the delivery; retry"}
+        if fresh:
+            WEBHOOKS.labels(name, "accepted").inc()
+            self.on_stored()
+            return 202, {"status": "accepted", "delivery": delivery.delivery_id}
+        WEBHOOKS.labels(name, "duplicate").inc()
+        return 200, {"status": "duplicate", "delivery": delivery.delivery_id}
+
+    async def _read_body(self, headers: dict[str, str], receive: Receive) -> bytes | None:
+        declared = headers.get("content-length", "")
+        if declared.isdigit() and int(declared) > self.max_body_bytes:
+            return None
+        chunks, size = [], 0
+        while True:
+            message = await receive()
+            chunk = message.get("body", b"")
+            size += len(chunk)
+            if size > self.max_body_bytes:
+                return None
+            chunks.append(chunk)
+            if not message.get("more_body"):
+                return b"".join(chunks)
+
+    def _url(self, scope: Scope, headers: dict[str, str]) -> str:
+        """The URI as the sender called it (HubSpot signs it)."""
+        path = scope.get("raw_path", scope["path"].encode()).decode("latin-1")
+        query = scope.get("query_string", b"").decode("latin-1")
+        if self.public_url:
+            base = self.public_url
+        else:
+            host = headers.get("host") or "{}:{}".format(*scope.get("server", ("localhost", 80)))
+            base = f"{scope.get('scheme', 'http')}://{host}"
+        return base + path + (f"?{query}" if query else "")
 
 
 def build_app(
@@ -55,46 +127,7 @@ def build_app(
     on_stored: Callable[[], None] = lambda: None,
     readiness: Callable[[], dict[str, Any]] = lambda: {"ready": True},
     refresh_metrics: Callable[[], None] = lambda: None,
-) -> Starlette:
-    async def webhook(request: Request) -> Response:
-        name = request.path_params["connector"]
-        connector = connectors.get(name)
-        if connector is None or not connector.can("verify_webhook"):
-            WEBHOOKS.labels(name if connector else "unknown", "unknown_connector").inc()
-            return JSONResponse({"error": f"no webhook receiver for {name!r}"}, 404)
-        try:
-            body = await _read_body(request, max_body_bytes)
-        except BodyTooLarge:
-            WEBHOOKS.labels(name, "too_large").inc()
-            return JSONResponse({"error": f"body larger than {max_body_bytes} bytes"}, 413)
-        url = str(request.url)
-        if public_url:
-            url = public_url.rstrip("/") + request.url.path
-            if request.url.query:
-                url += "?" + request.url.query
-        headers = {k.lower(): v for k, v in request.headers.items()}
-        hook = WebhookRequest(request.method, url, headers, body, to_ms(clock.now()))
-        try:
-            delivery_id = connector.verify_webhook(hook)
-        except WebhookRejected as exc:
-            WEBHOOKS.labels(name, f"rejected_{exc.status}").inc()
-            log.warning("webhook.rejected", source=name, status=exc.status, reason=exc.reason)
-            return JSONResponse({"error": exc.reason}, exc.status)
-        kept = {k: v for k, v in headers.items() if k in connector.webhook_headers}
-        delivery = Delivery(name, delivery_id[:200], kept, body, hook.received_at_ms)
-        try:
-            fresh = await asyncio.wrap_future(writer.submit(delivery))
-        except Exception:
-            WEBHOOKS.labels(name, "store_error").inc()
-            log.exception("webhook.store_failed", source=name)
-            return JSONResponse({"error": "could not store the delivery; retry"}, 503)
-        if fresh:
-            WEBHOOKS.labels(name, "accepted").inc()
-            on_stored()
-            return JSONResponse({"status": "accepted", "delivery": delivery.delivery_id}, 202)
-        WEBHOOKS.labels(name, "duplicate").inc()
-        return JSONResponse({"status": "duplicate", "delivery": delivery.delivery_id}, 200)
-
+) -> ASGIApp:
     async def healthz(_: Request) -> Response:
         return JSONResponse({"status": "alive"})
 
@@ -106,9 +139,17 @@ def build_app(
         await asyncio.to_thread(refresh_metrics)
         return Response(generate_latest(REGISTRY), media_type=CONTENT_TYPE_LATEST)
 
-    return Starlette(routes=[
-        Route("/webhooks/{connector}", webhook, methods=["POST"]),
+    service = Starlette(routes=[
         Route("/healthz", healthz),
         Route("/readyz", readyz),
         Route("/metrics", metrics),
     ])
+    webhooks = WebhookEndpoint(connectors, writer, clock, max_body_bytes, public_url, on_stored)
+
+    async def app(scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and scope["path"].startswith("/webhooks/"):
+            await webhooks(scope, receive, send)
+        else:
+            await service(scope, receive, send)
+
+    return app

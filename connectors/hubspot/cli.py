@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import sys
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
@@ -28,10 +28,15 @@ RESUME_KEY = "backfill"
 @dataclass
 class BackfillReport:
     pages: int = 0
-    deals: int = 0
     events: int = 0
     actions: int = 0
     resumed: bool = False
+    # Pages overlap at their boundary timestamp (see poll.py): count each deal once.
+    seen: set[str] = field(default_factory=set)
+
+    @property
+    def deals(self) -> int:
+        return len(self.seen)
 
 
 def run_backfill(
@@ -52,7 +57,7 @@ def run_backfill(
     for page in wrap(pages):
         result = engine.ingestor.ingest(page.observations, fire=replay)
         report.pages += 1
-        report.deals += result.observed
+        report.seen.update(obs.ref.id for obs in page.observations)
         report.events += result.events
         report.actions += result.actions
         if page.more and page.cursor:
@@ -115,13 +120,13 @@ def _run_with_progress(engine: Any, connector: Any, since: datetime | None, repl
             click.echo(f"page {report.pages}: {report.deals} deals so far")
         return run_backfill(engine, connector, since=since, replay=replay, restart=restart,
                             on_page=line)
-    counted = BackfillReport()
+    latest: list[BackfillReport] = []
 
     def keep(report: BackfillReport) -> None:
-        counted.deals = report.deals
+        latest[:] = [report]
 
     def show(_: Any) -> str:
-        return f"{counted.deals} deals"
+        return f"{latest[0].deals} deals" if latest else ""
 
     def bar(pages: Iterator[PollPage]) -> Iterator[PollPage]:
         with click.progressbar(pages, label="Backfilling deals", show_pos=True,

@@ -27,7 +27,8 @@ from syncd.sandbox.story import STORY_START, Say, Story, expected
 
 __all__ = [
     "SHIPPED_MAPPINGS", "STORY_START", "Effects", "Sandbox", "SandboxEngine", "SandboxRun",
-    "Story", "WebhookServer", "expected", "observe", "run_sandbox", "sandbox_config", "start_engine",
+    "Story", "WebhookServer", "expected", "observe", "run_sandbox", "sandbox_config",
+    "start_engine",
 ]
 
 

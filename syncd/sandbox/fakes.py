@@ -54,7 +54,7 @@ class Sandbox:
         self.jira = FakeJira(clock=clock, email=JIRA_EMAIL, api_token=JIRA_TOKEN)
         self.smtp = FakeSmtpServer()
         self._servers: list[FakeServer] = []
-        self.seeded: Seeded | None = None
+        self._seeded: Seeded | None = None
 
     # -- life cycle ---------------------------------------------------------------------
 
@@ -68,7 +68,7 @@ class Sandbox:
             self.stop()
             raise
         today = self.clock.now().date()
-        self.seeded = seed(
+        self._seeded = seed(
             self.hubspot, self.github, self.airtable, self.jira,
             communities(start=(today + timedelta(days=5)).isoformat(),
                         end=(today + timedelta(days=370)).isoformat(),
@@ -90,7 +90,14 @@ class Sandbox:
     def __exit__(self, *exc: object) -> None:
         self.stop()
 
-    # -- where things are ---------------------------------------------------------------
+    # -- what is where ------------------------------------------------------------------
+
+    @property
+    def seeded(self) -> Seeded:
+        """The seeded account (deal ids, lead rows, epics); set by `start()`."""
+        if self._seeded is None:
+            raise RuntimeError("the sandbox is not started")
+        return self._seeded
 
     @property
     def hubspot_url(self) -> str:

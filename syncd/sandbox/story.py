@@ -17,6 +17,7 @@ from typing import Any
 import requests
 from sqlalchemy import delete
 
+from connectors.airtable import AirtableConnector
 from syncd.clock import FakeClock
 from syncd.engine import Engine
 from syncd.sandbox.accounts import ENGINEER, INFRA_REPO, LEADS_TABLE
@@ -45,7 +46,6 @@ class Story:
 
     def __init__(self, box: Sandbox, engine: Engine, hooks: WebhookServer,
                  say: Say = lambda line: None) -> None:
-        assert box.seeded is not None, "start the sandbox first"
         self.box, self.engine, self.hooks, self.say = box, engine, hooks, say
         self.clock: FakeClock = box.clock
         self.seeded = box.seeded
@@ -61,8 +61,9 @@ class Story:
         HubSpot's app webhook needs no set-up here: the story POSTs its batches."""
         self.box.github.add_hook(INFRA_REPO, self.hooks.webhook_url("github"),
                                  GITHUB_WEBHOOK_SECRET, ["issues"])
-        created = self.engine.connectors["airtable"].ensure_webhooks(  # type: ignore[attr-defined]
-            self.hooks.webhook_url("airtable"))
+        airtable = self.engine.connectors["airtable"]
+        assert isinstance(airtable, AirtableConnector)
+        created = airtable.ensure_webhooks(self.hooks.webhook_url("airtable"))
         self.airtable_hook = created["lead"]
 
     def post(self, connector: str, headers: dict[str, str], body: bytes) -> int:
@@ -108,7 +109,8 @@ class Story:
         community = self.seeded.communities[key]
         self.box.airtable.user_update(LEADS_TABLE, community.lead_id, {"Status": status})
         how = "Airtable ping" if webhook else "no webhook: polling finds it"
-        self.say(f"  Airtable {community.lead_row['Community']}: Status -> {status}  ({how})")  # type: ignore[index]
+        name = (community.lead_row or {}).get("Community", key)
+        self.say(f"  Airtable {name}: Status -> {status}  ({how})")
         if webhook:
             headers, body = self.box.airtable.signed_ping(self.airtable_hook)
             status_code = self.post("airtable", headers, body)
@@ -210,7 +212,7 @@ def expected(box: Sandbox) -> Effects:
     won = {"pangeo": "Pangeo Community", "climatelab": "Climate Lab",
            "earthhub": "Open Earth Teaching Network"}
     deals = {c.deal["dealname"]: {"maintenance_tier": None, "delivered": None}
-             for c in box.seeded.communities.values()}  # type: ignore[union-attr]
+             for c in box.seeded.communities.values()}
     deals["Pangeo managed hub"] = {"maintenance_tier": "Tier 2 (11 h/month)",
                                    "delivered": "true"}
     deals["Climate Lab renewal"]["maintenance_tier"] = "Tier 1 (7 h/month)"

@@ -8,6 +8,7 @@ then everything replayed against the same store changes nothing.
 from __future__ import annotations
 
 from collections.abc import Iterator
+
 import pytest
 from sqlalchemy import delete
 
@@ -33,7 +34,7 @@ def test_every_expected_effect_exactly_once_and_nothing_else(played: SandboxRun)
 
 
 def test_new_hub_issue_carries_every_community_fact(played: SandboxRun) -> None:
-    pangeo = played.box.seeded.communities["pangeo"]  # type: ignore[union-attr]
+    pangeo = played.box.seeded.communities["pangeo"]
     (issue,) = [i for i in played.box.github.issues(INFRA_REPO) if "Pangeo" in i.title]
     body = issue.body or ""
     for fact in ("Pangeo Community", "| Short name | Pangeo |", "`pangeo`",
@@ -55,7 +56,7 @@ def test_emails_reach_recipients_and_cc(played: SandboxRun) -> None:
     needs_admin = by_subject["New service confirmed: Pangeo Community"]
     assert set(needs_admin.rcpt_tos) == {"operations@example.org", "partnerships@example.org"}
     expiring = by_subject["Agreement expiring in 60 days: Climate Lab renewal"]
-    climate_end = played.box.seeded.communities["climatelab"].deal["end_date"]  # type: ignore
+    climate_end = played.box.seeded.communities["climatelab"].deal["end_date"]
     assert f"ends on {climate_end}" in expiring.message.get_content()
     invoices = by_subject["Invoices for March 2026: 4 communities"].message.get_content()
     for line in ("Ice Sheets Collaborative: managed hub fee 1200", "Neuro Hub: managed hub fee 900",
@@ -71,7 +72,7 @@ def test_airtable_rows_and_hubspot_properties(played: SandboxRun) -> None:
     assert rows["pangeo"]["Cloud"] == "gcp" and rows["pangeo"]["Monthly fee"] == 2000
     assert rows["openearth"]["Community"] == "Open Earth Teaching Network"
     assert "Status" not in rows["openearth"]
-    pangeo = played.box.seeded.communities["pangeo"]  # type: ignore[union-attr]
+    pangeo = played.box.seeded.communities["pangeo"]
     deal = played.box.hubspot.portal.get("deals", pangeo.deal_id)
     assert deal is not None
     assert deal.properties["maintenance_tier"] == "Tier 2 (11 h/month)"
@@ -80,7 +81,7 @@ def test_airtable_rows_and_hubspot_properties(played: SandboxRun) -> None:
 
 def test_jira_tickets_under_their_epics(played: SandboxRun) -> None:
     jira = played.box.jira
-    epics = played.box.seeded.epics  # type: ignore[union-attr]
+    epics = played.box.seeded.epics
     reviews = [i for i in jira.issues.values() if i.summary.startswith("Client strategy")]
     assert sorted(i.parent for i in reviews) == sorted(epics[:2])  # not the Done epic
     for review in reviews:

@@ -8,13 +8,14 @@ import os
 import subprocess
 import sys
 import textwrap
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 import requests
 from sqlalchemy import select
 
-from syncd.clock import Clock
+from syncd.clock import Clock, FakeClock
 from syncd.config import Config, ExecutorSection, HttpSection, StoreSection, SyncdSection
 from syncd.connector import Connector, ConnectorSettings
 from syncd.engine import Engine
@@ -24,6 +25,15 @@ from tests.helpers import ServedApp
 
 DRIVER = Path(__file__).with_name("crash_driver.py")
 REPO_ROOT = Path(__file__).resolve().parents[3]
+
+
+class TickingClock(FakeClock):
+    """A fake service's clock when other processes (a CLI, a driver) on their own clocks talk
+    to it: each reading moves it on a little, as real time would, so they do not trip its
+    per-second rate limit."""
+
+    def now(self) -> datetime:
+        return self.advance(0.25)
 
 
 def write_rules(folder: Path, text: str) -> Path:

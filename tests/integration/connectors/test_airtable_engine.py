@@ -27,6 +27,7 @@ from syncd.config import load_config
 from syncd.engine import Engine
 from syncd.store.schema import state
 from tests.integration.connectors.support import (
+    TickingClock,
     action_rows,
     inbox_rows,
     make_config,
@@ -71,14 +72,6 @@ def _cursor(engine: Engine, webhook_id: str) -> Any:
     with engine.store.engine.connect() as conn:
         return conn.execute(select(state.c.value).where(
             state.c.scope == "airtable", state.c.key == f"cursor:{webhook_id}")).scalar()
-
-
-class TickingClock(FakeClock):
-    """The fake base's clock when several processes talk to it: each reading moves it on a
-    little, as real time would, so processes on frozen clocks do not trip its 5/s limit."""
-
-    def now(self) -> datetime:
-        return self.advance(0.25)
 
 
 class World:

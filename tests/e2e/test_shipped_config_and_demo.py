@@ -1,0 +1,76 @@
+"""The shipped config checks clean, and `syncd demo --once` passes on a machine with no
+credentials and no network."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from syncd.cli import main
+from syncd.demo import demo
+
+REPO = Path(__file__).resolve().parents[2]
+EXAMPLE_CONFIG = REPO / "config.example.toml"
+# Dummy secrets as a deployment gives them (environment); every API address points at a
+# closed local port, so the live checks fail fast instead of leaving the machine.
+CLOSED = "http://127.0.0.1:9"
+OFFLINE_ENV = {
+    "SYNCD_HUBSPOT_ACCESS_TOKEN": "dummy", "SYNCD_GITHUB_TOKEN": "dummy",
+    "SYNCD_AIRTABLE_TOKEN": "dummy", "SYNCD_JIRA_API_TOKEN": "dummy",
+    "SYNCD_HUBSPOT_BASE_URL": CLOSED, "SYNCD_GITHUB_BASE_URL": CLOSED,
+    "SYNCD_AIRTABLE_BASE_URL": CLOSED, "SYNCD_JIRA_BASE_URL": CLOSED,
+    "SYNCD_EMAIL_HOST": "127.0.0.1", "CREDENTIALS_DIRECTORY": "",
+}
+WORKFLOWS = [f"w{n}-" for n in range(1, 14)]
+
+
+def test_example_config_and_shipped_mappings_check_clean() -> None:
+    result = CliRunner().invoke(main, ["check", "--config", str(EXAMPLE_CONFIG)],
+                                env=OFFLINE_ENV)
+    assert result.exit_code == 0, result.output
+    found = re.search(r"ok: (\d+) rules in (\d+) files, (\d+) examples passed", result.output)
+    assert found, result.output
+    assert int(found[1]) >= 13 and int(found[3]) >= int(found[1])
+    assert "connectors: airtable, email, github, hubspot, jira" in result.output
+
+
+@pytest.mark.xfail(strict=True, reason="HubSpot/GitHub/Airtable/Jira Settings require their "
+                   "token at load time; see the lead's report (make them optional)")
+def test_example_config_checks_without_any_credentials() -> None:
+    env = {k: v for k, v in OFFLINE_ENV.items() if "TOKEN" not in k}
+    result = CliRunner().invoke(main, ["check", "--config", str(EXAMPLE_CONFIG)], env=env)
+    assert result.exit_code == 0, result.output
+
+
+def test_every_workflow_has_a_shipped_rule_with_examples() -> None:
+    from syncd.mapping.loader import load_rules
+
+    rules = load_rules([REPO / "mappings"])
+    for prefix in WORKFLOWS:
+        mine = [r for r in rules.rules if r.id.startswith(prefix)]
+        assert mine, f"no rule for {prefix}"
+        assert all(r.rule.examples for r in mine), prefix
+
+
+def test_demo_once_plays_the_story_and_checks_it(tmp_path: Path) -> None:
+    result = CliRunner().invoke(demo, ["--once", "--state-dir", str(tmp_path)])
+    assert result.exit_code == 0, result.output
+    assert "OK: every expected effect happened exactly once" in result.output
+    for prefix in WORKFLOWS:
+        assert f"[{prefix}" in result.output, prefix
+
+
+def test_demo_once_fails_with_the_difference_when_a_rule_is_missing(tmp_path: Path) -> None:
+    mappings = tmp_path / "mappings"
+    mappings.mkdir()
+    for path in (REPO / "mappings").glob("*.yaml"):
+        if path.name != "client-strategy.yaml":  # W8 gone: its Jira tickets are missing
+            (mappings / path.name).write_text(path.read_text())
+    (mappings / "templates").symlink_to(REPO / "mappings" / "templates")
+    result = CliRunner().invoke(demo, ["--once", "--state-dir", str(tmp_path / "state"),
+                                       "--mappings", str(mappings)])
+    assert result.exit_code == 1
+    assert "Client strategy review 2026-Q2" in result.output
