@@ -275,6 +275,12 @@ def status(config_path: str | None, as_json: bool) -> None:
     for p in state["polls"]:
         click.echo(f"poll {p['source']}.{p['stream']}: {p['last_poll_seconds_ago']}s ago, "
                    f"cursor {p['cursor']}")
+    for r in state["replicas"]:
+        click.echo(f"replica {r['replica']} (pid {r['pid']} on {r['host']}): "
+                   f"heartbeat {r['heartbeat_seconds_ago']}s ago")
+    for j in state["jobs"]:
+        click.echo(f"job {j['job']}: held by {j['holder']} (fence {j['fence']}, "
+                   f"{j['heartbeat_seconds_ago']}s ago)")
 
 
 @main.command()

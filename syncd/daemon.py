@@ -27,13 +27,18 @@ from sqlalchemy import text
 
 from syncd import sdnotify
 from syncd.alerts import make_alerter
+from syncd.clock import to_ms
 from syncd.config import Config
 from syncd.engine import Engine
 from syncd.errors import ConfigError
+from syncd.leadership import Leadership
 from syncd.logs import add_secrets, redact
 from syncd.mapping.loader import MappingError
 from syncd.metrics import RATE_LIMIT_WAITS
 from syncd.permissions import check_file_permissions
+from syncd.poller import poll_job
+from syncd.replicas import ActionListener, heartbeat, leave
+from syncd.scheduler import SCHEDULER_JOB
 from syncd.status_metrics import refresh_store_metrics
 from syncd.webapp import build_app
 
@@ -61,6 +66,9 @@ class Daemon:
             add_secrets(conn.secret_values())
         self.threads: list[threading.Thread] = []
         self.server: _Server | None = None
+        self.replica_id = self.engine.executor.owner
+        self.started_at = to_ms(self.engine.clock.now())
+        self.leadership = Leadership(self.engine.store, self.replica_id, self.engine.clock)
 
     # -- background loops -------------------------------------------------------------
 
@@ -91,17 +99,36 @@ class Daemon:
         if self.engine.inbox.process_due():
             self.wake_executor.set()
 
+    def _poll_body(self, source: str, stream: str) -> None:
+        fence = self.leadership.hold(poll_job(source, stream))
+        if fence is not None:  # else another replica holds this poller
+            self.engine.poller.poll_stream(source, stream, fence)
+
+    def _scheduler_body(self) -> None:
+        fence = self.leadership.hold(SCHEDULER_JOB)
+        if fence is not None:
+            self.engine.scheduler.tick(fence)
+
+    def _heartbeat_body(self) -> None:
+        heartbeat(self.engine.store, self.replica_id, self.engine.clock, self.started_at)
+
     def start_loops(self) -> None:
         cfg = self.config
+        self._loop("heartbeat", lambda: 10.0, self._heartbeat_body)
         self._loop("inbox", lambda: 1.0, self._inbox_body, self.wake_inbox)
         for source, stream in self.engine.poller.streams():
             every = self.engine.connectors[source].settings.poll_interval_seconds
             self._loop(
                 f"poll-{source}-{stream}",
                 lambda every=every: every * random.uniform(0.9, 1.1),  # jitter: no thundering herd
-                lambda s=source, t=stream: self.engine.poller.poll_stream(s, t),
+                lambda s=source, t=stream: self._poll_body(s, t),
             )
-        self._loop("scheduler", lambda: cfg.scheduler.tick_seconds, self.engine.scheduler.tick)
+        self._loop("scheduler", lambda: cfg.scheduler.tick_seconds, self._scheduler_body)
+        if not self.engine.store.is_sqlite:
+            listener = ActionListener(self.engine.store, self._wake_all, self.stop)
+            thread = threading.Thread(target=listener.run, name="listener", daemon=True)
+            thread.start()
+            self.threads.append(thread)
         for i in range(cfg.executor.workers):
             self._loop(f"executor-{i}", lambda: 1.0, self._executor_body, self.wake_executor)
         self._loop("prune", lambda: 3600.0, self.engine.prune)
@@ -147,6 +174,9 @@ class Daemon:
                       kept_rules=len(self.engine.rules.current.rules))
             sdnotify.status("reload rejected; previous rules in force")
         sdnotify.ready()
+
+    def _wake_all(self) -> None:
+        self.wake_executor.set()
 
     def request_stop(self) -> None:
         log.info("daemon.stopping")
@@ -205,6 +235,11 @@ class Daemon:
     def _join(self, timeout: float) -> None:
         for thread in self.threads:
             thread.join(timeout=max(0.1, timeout / max(1, len(self.threads))))
+        self.leadership.release_all()
+        try:
+            leave(self.engine.store, self.replica_id)
+        except Exception:
+            log.warning("replica.leave_failed")
         self.engine.close()
         log.info("daemon.stopped")
 

@@ -9,8 +9,10 @@ exactly once, replays everything to show nothing happens twice, and exits.
 
 from __future__ import annotations
 
+import signal
 import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
 
@@ -111,9 +113,11 @@ def _live(run: SandboxRun) -> None:
     click.echo(f"  Webhooks are received at {run.hooks.url}/webhooks/<connector>; HubSpot and "
                "Airtable changes are forwarded there as signed deliveries each second.")
     click.echo("Ctrl-C stops.")
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
     last = time.monotonic()
     try:
-        while True:
+        while not stop.is_set():
             time.sleep(LIVE_TICK_SECONDS)
             now = time.monotonic()
             box.clock.advance(now - last)  # the story's clock now follows real time
@@ -121,4 +125,5 @@ def _live(run: SandboxRun) -> None:
             run.story.forward_webhooks()
             run.story.cycle()
     except KeyboardInterrupt:
-        click.echo("\nstopped.")
+        pass
+    click.echo("\nstopped.")

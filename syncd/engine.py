@@ -24,6 +24,7 @@ from syncd.kv import KeyValue, SecretFile
 from syncd.mapping.loader import load_rules
 from syncd.mapping.rules import RuleSet
 from syncd.poller import Poller
+from syncd.replicas import describe
 from syncd.retry import RetryPolicy
 from syncd.scheduler import Scheduler
 from syncd.store.db import Store, open_store
@@ -210,6 +211,7 @@ class Engine:
             "due_now": due, "dead": by_status.get("dead", 0),
             "inbox": {"pending": pending_inbox, "failed": failed_inbox},
             "polls": polls, "rules": len(self.rules.current.rules),
+            **describe(self.store, now),
         }
 
     def close(self) -> None:

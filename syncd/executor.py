@@ -26,6 +26,7 @@ from syncd import crashpoints
 from syncd.clock import Clock, to_ms
 from syncd.connector import Connector
 from syncd.errors import PermanentError, TransientError, UncertainError
+from syncd.metrics import ACTIONS_FINISHED
 from syncd.model import ActionContext, ActionResult, ObjectRef
 from syncd.retry import RetryPolicy
 from syncd.store.db import Store
@@ -168,6 +169,7 @@ class Executor:
             )
 
     def _done(self, row: dict[str, Any], result: ActionResult, bound: Any) -> Outcome:
+        ACTIONS_FINISHED.labels(row["connector"], "done").inc()
         self._finish(row, status="done", external_id=result.external_id,
                      external_url=result.url, last_error=None)
         bound.info("action.done", external_id=result.external_id)
@@ -181,6 +183,7 @@ class Executor:
         # Alerts retry until the mail server is back: they are how ops hear of an outage.
         if self.policy.exhausted(attempt) and not row["rule_id"].startswith("syncd.alert"):
             return self._dead(row, f"gave up after {attempt} attempts; last error: {reason}", bound)
+        ACTIONS_FINISHED.labels(row["connector"], "retry").inc()
         delay = self.policy.delay(attempt, retry_after)
         next_at = to_ms(self.clock.now()) + int(delay * 1000)
         self._finish(row, status="pending", next_attempt_at=next_at, last_error=reason)
@@ -189,6 +192,7 @@ class Executor:
 
     def _dead(self, row: dict[str, Any], reason: str, bound: Any) -> Outcome:
         reason = self.redact(reason)[:2000]
+        ACTIONS_FINISHED.labels(row["connector"], "dead").inc()
         self._finish(row, status="dead", last_error=reason)
         bound.error("action.dead", error=reason)
         if self.on_dead is not None:

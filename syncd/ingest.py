@@ -18,6 +18,7 @@ from sqlalchemy import Connection, select
 from syncd import crashpoints
 from syncd.clock import Clock, to_ms
 from syncd.diff import Snapshot, diff, event_key, is_stale, next_entered
+from syncd.leadership import check_fence
 from syncd.mapping.model import ChangeTrigger
 from syncd.mapping.rules import (
     PlannedAction,
@@ -27,8 +28,9 @@ from syncd.mapping.rules import (
     plan_actions,
     rule_data,
 )
+from syncd.metrics import EVENTS
 from syncd.model import Event, Observation
-from syncd.store.db import Store
+from syncd.store.db import ACTIONS_CHANNEL, Store
 from syncd.store.schema import actions, cursors, events, snapshots
 
 
@@ -114,11 +116,18 @@ class Ingestor:
         cursor: tuple[str, str, str | None] | None = None,
         fire: bool = True,
         conn: Connection | None = None,
+        fence: tuple[str, int] | None = None,
     ) -> IngestResult:
-        """Ingest in one transaction (the caller's `conn` if given), moving `cursor` with it."""
+        """Ingest in one transaction (the caller's `conn` if given), moving `cursor` with it.
+
+        `fence`: (job, token) when the caller holds a singleton job (a poller); the
+        transaction is refused if another replica took the job over meanwhile."""
         if conn is None:
             with self.store.tx() as own:
-                return self.ingest(observations, cursor=cursor, fire=fire, conn=own)
+                return self.ingest(observations, cursor=cursor, fire=fire, conn=own,
+                                   fence=fence)
+        if fence is not None:
+            check_fence(conn, *fence)
         result = IngestResult()
         now_ms = to_ms(self.clock.now())
         for obs in observations:
@@ -126,6 +135,8 @@ class Ingestor:
         if cursor is not None:
             crashpoints.hit("cursor_advance")
             save_cursor(self.store, conn, cursor[0], cursor[1], cursor[2], now_ms)
+        if result.actions:
+            self.store.notify(conn, ACTIONS_CHANNEL)
         return result
 
     def _one(self, conn: Connection, obs: Observation, fire: bool, now_ms: int) -> IngestResult:
@@ -148,6 +159,8 @@ class Ingestor:
             if event_id is not None:
                 new_events.append((event, event_id))
         result.events = len(new_events)
+        if new_events:
+            EVENTS.labels(obs.ref.source).inc(len(new_events))
         if fire and new_events:
             for planned, event_id in self._plan(ruleset, obs, snap, new_events):
                 result.actions += insert_actions(self.store, conn, planned, now_ms, event_id)

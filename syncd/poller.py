@@ -21,6 +21,10 @@ from syncd.store.schema import cursors
 log = structlog.get_logger("syncd.poller")
 
 
+def poll_job(source: str, stream: str) -> str:
+    return f"poll:{source}:{stream}"
+
+
 class Poller:
     def __init__(
         self, store: Store, connectors: dict[str, Connector], ingestor: Ingestor, clock: Clock,
@@ -39,14 +43,18 @@ class Poller:
                 out.extend((name, stream) for stream in conn.poll_streams())
         return out
 
-    def poll_stream(self, name: str, stream: str) -> IngestResult:
-        """Read every page available now (bounded), committing each with its cursor."""
+    def poll_stream(self, name: str, stream: str, fence: int | None = None) -> IngestResult:
+        """Read every page available now (bounded), committing each with its cursor.
+        `fence`: the token of the poller's leadership (replicas), checked at each commit."""
         connector = self.connectors[name]
         total = IngestResult()
         cursor = read_cursor(self.store, name, stream)
         for _ in range(self.max_pages):
             page = connector.poll(stream, cursor)
-            result = self.ingestor.ingest(page.observations, cursor=(name, stream, page.cursor))
+            result = self.ingestor.ingest(
+                page.observations, cursor=(name, stream, page.cursor),
+                fence=(poll_job(name, stream), fence) if fence is not None else None,
+            )
             total.add(result)
             cursor = page.cursor
             if not page.more:

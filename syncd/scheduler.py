@@ -20,6 +20,7 @@ from syncd.clock import Clock, from_ms, to_ms
 from syncd.connector import Connector
 from syncd.errors import TransientError
 from syncd.ingest import RulesHolder, insert_actions
+from syncd.leadership import check_fence
 from syncd.mapping.conditions import as_datetime
 from syncd.mapping.durations import parse_offset, parse_time_of_day, parse_zone
 from syncd.mapping.model import CronTrigger, DateTrigger
@@ -33,10 +34,11 @@ from syncd.mapping.rules import (
     rule_data,
 )
 from syncd.model import ObjectRef
-from syncd.store.db import Store
+from syncd.store.db import ACTIONS_CHANNEL, Store
 from syncd.store.schema import fired_triggers, snapshots, state
 
 log = structlog.get_logger("syncd.scheduler")
+SCHEDULER_JOB = "scheduler"
 _DATE_ONLY = re.compile(r"^\d{4}-\d{2}-\d{2}$")
 MAX_INSTANTS_PER_TICK = 100
 
@@ -71,8 +73,11 @@ class Scheduler:
         self.connectors = connectors
         self.clock = clock
         self.grace = timedelta(hours=grace_hours)
+        self.fence: int | None = None
 
-    def tick(self) -> int:
+    def tick(self, fence: int | None = None) -> int:
+        """Fire what is due. `fence`: the scheduler leadership's token (replicas)."""
+        self.fence = fence
         planned = 0
         for rule in self.rules.current.date_rules():
             planned += self._date_rule(rule)
@@ -99,7 +104,10 @@ class Scheduler:
         if not batch:
             return 0
         with self.store.tx() as conn:
+            check_fence(conn, SCHEDULER_JOB, self.fence)
             count = insert_actions(self.store, conn, batch, to_ms(now))
+            if count:
+                self.store.notify(conn, ACTIONS_CHANNEL)
         if count:
             log.info("date_rule.fired", rule_id=rule.id, actions=count)
         return count
@@ -180,7 +188,10 @@ class Scheduler:
             if condition_holds(rule, data):
                 batch += plan_actions(rule, data, (instant_ms,), None)
         with self.store.tx() as conn:
+            check_fence(conn, SCHEDULER_JOB, self.fence)
             count = insert_actions(self.store, conn, batch, to_ms(now))
+            if count:
+                self.store.notify(conn, ACTIONS_CHANNEL)
             conn.execute(self.store.insert_ignore(fired_triggers, ["trigger_key"]).values(
                 trigger_key=trigger_key, rule_id=rule.id, fired_at=to_ms(now)))
             self._set_state("cron", rule.id, instant_ms, conn)

@@ -185,7 +185,7 @@ class Story:
         self.cycle()
         self.day(6, "the service start date (29 Mar, 09:00) has passed")
         self.cycle()
-        self.day(7, "09:00 in Los Angeles: Cryo Atlas has been Qualified for a week", hour=17)
+        self.day(7, "past 09:00 in Los Angeles: Cryo Atlas has been Qualified a week", hour=17)
         self.cycle()
         self.day(8, "March has ended (17:00 Los Angeles); a new quarter began (09:00 Berlin)")
         self.cycle()

@@ -10,10 +10,11 @@ from typing import Any
 
 from alembic import command
 from alembic.config import Config
-from sqlalchemy import Connection, Engine, Table, create_engine, event
+from sqlalchemy import Connection, Engine, Table, create_engine, event, text
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.pool import NullPool
 
+ACTIONS_CHANNEL = "syncd_actions"  # NOTIFY'd when actions are planned: idle executors wake
 MIGRATIONS = str(Path(__file__).resolve().parent.parent / "migrations")
 
 
@@ -56,6 +57,16 @@ class Store:
         stmt = mod.insert(table).values(**values)
         updates = {k: stmt.excluded[k] for k in values if k not in index_elements}
         return stmt.on_conflict_do_update(index_elements=index_elements, set_=updates)
+
+    def notify(self, conn: Connection, channel: str) -> None:
+        """PostgreSQL NOTIFY, delivered at commit; nothing to do on SQLite (one process)."""
+        if not self.is_sqlite:
+            conn.execute(text("SELECT pg_notify(:c, '')"), {"c": channel})
+
+    def libpq_url(self) -> str:
+        """The URL for a plain psycopg connection (LISTEN needs one of its own)."""
+        url = self.engine.url.set(drivername="postgresql")
+        return url.render_as_string(hide_password=False)
 
     def dispose(self) -> None:
         self.engine.dispose()

@@ -149,3 +149,27 @@ alerts = Table(
 )
 
 ACTION_STATUSES = ("pending", "in_flight", "done", "dead", "cancelled")
+
+# Every running daemon, with its last heartbeat (`syncd status` lists them).
+replicas = Table(
+    "replicas",
+    metadata,
+    Column("replica_id", String(100), primary_key=True),
+    Column("host", String(200), nullable=False),
+    Column("pid", Integer, nullable=False),
+    Column("started_at", BigInteger, nullable=False),
+    Column("heartbeat_at", BigInteger, nullable=False),
+)
+
+# One row per singleton job (a poller, the scheduler): its current holder and fencing token.
+# The fence grows with every change of holder; writes made under a leadership check it, so a
+# paused former holder cannot move a cursor back or fire a trigger twice.
+leaderships = Table(
+    "leaderships",
+    metadata,
+    Column("name", String(200), primary_key=True),
+    Column("fence", BigInteger, nullable=False),
+    Column("holder", String(100), nullable=False),
+    Column("acquired_at", BigInteger, nullable=False),
+    Column("heartbeat_at", BigInteger, nullable=False),
+)
