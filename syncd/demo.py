@@ -15,14 +15,16 @@ import tempfile
 import threading
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 
-from syncd.sandbox import SHIPPED_MAPPINGS, SandboxRun, expected, observe, run_sandbox
-from syncd.sandbox.effects import Effects
-from syncd.sandbox.fakes import AIRTABLE_TOKEN, GITHUB_TOKEN, HUBSPOT_TOKEN
+if TYPE_CHECKING:  # the sandbox (fakes, SMTP server) is imported only when the demo runs
+    from syncd.sandbox import SandboxRun
+    from syncd.sandbox.effects import Effects
 
 LIVE_TICK_SECONDS = 1.0
+SHIPPED_MAPPINGS = Path(__file__).resolve().parents[1] / "mappings"
 
 
 @click.command()
@@ -37,6 +39,7 @@ LIVE_TICK_SECONDS = 1.0
 def demo(once: bool, state_dir: str | None, mappings: str, verbose: bool) -> None:
     """Run the shipped workflows against a local sandbox (no credentials, no network)."""
     from syncd.logs import configure_logging
+    from syncd.sandbox import run_sandbox
 
     configure_logging("info" if verbose else "error", json=False)
     with tempfile.TemporaryDirectory(prefix="syncd-demo-") as scratch:
@@ -74,6 +77,8 @@ def _summary(seen: Effects) -> list[str]:
 
 def _check(run: SandboxRun, seconds: float) -> int:
     """0 when the fakes hold exactly the expected effects, before and after a replay."""
+    from syncd.sandbox import expected, observe
+
     want = expected(run.box)
     problems = observe(run.box).differences(want)
     actions_before = len(run.story.feed.all())
@@ -97,6 +102,8 @@ def _check(run: SandboxRun, seconds: float) -> int:
 
 
 def _live(run: SandboxRun) -> None:
+    from syncd.sandbox.fakes import AIRTABLE_TOKEN, GITHUB_TOKEN, HUBSPOT_TOKEN
+
     box = run.box
     cryo = box.seeded.communities["cryoatlas"].deal_id
     click.echo("")

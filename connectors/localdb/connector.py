@@ -32,6 +32,8 @@ class LocalDbSettings(ConnectorSettings):
     webhook_secret: SecretStr | None = None
     object_types: list[str] = ["item"]
     page_size: int = 100
+    # Simulated per-call latency of the "remote API" (benchmarks of the executor).
+    latency_seconds: float = 0.0
 
 
 class RecordParams(ParamsModel):
@@ -130,6 +132,8 @@ class LocalDbConnector(Connector):
     # -- actions ---------------------------------------------------------------------------
 
     def _maybe_fail(self, action_name: str, apply: Any) -> None:
+        if self.settings.latency_seconds:
+            self.clock.sleep(self.settings.latency_seconds)
         fault = self.remote.take_fault(action_name)
         if fault is None:
             return
