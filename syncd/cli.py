@@ -73,8 +73,13 @@ def check(config_path: str | None) -> None:
     """Check the config, the mapping files and their examples; list every problem."""
     config = _load(config_path)
     _setup_logging(config, quiet=True)
-    from syncd.engine import build_connectors, check_rules_against_config
+    from syncd.engine import build_connectors, check_rules_against_config, missing_secrets
 
+    missing = missing_secrets(config)
+    for problem in missing:
+        click.echo(f"warning: {problem}", err=True)
+    # Without credentials, the checks against the live account are skipped, with a warning.
+    unreachable: set[str] = {p[1:p.index("]")] for p in missing}
     try:
         connectors = build_connectors(config, SystemClock())
     except ConfigError as exc:
@@ -83,9 +88,12 @@ def check(config_path: str | None) -> None:
 
     def aliases(source: str, obj: str, field: str) -> dict[str, str]:
         conn = connectors.get(source)
+        if conn is None or source in unreachable:
+            return {}
         try:
-            return conn.value_aliases(obj, field) if conn else {}
-        except Exception as exc:
+            return conn.value_aliases(obj, field)
+        except Exception as exc:  # warn once per source, not once per rule
+            unreachable.add(source)
             click.echo(f"warning: {source}: value names not checked ({exc})", err=True)
             return {}
 
@@ -98,6 +106,8 @@ def check(config_path: str | None) -> None:
         sys.exit(1)
     problems = check_rules_against_config(rules, connectors)
     for name, conn in sorted(connectors.items()):
+        if name in unreachable:
+            continue
         try:
             problems += [f"[{name}] {p}" for p in conn.check_mapping(rules)]
         except Exception as exc:  # no credentials, API down: a warning, not a failure
@@ -294,7 +304,7 @@ def run(config_path: str | None, once: bool) -> None:
         from syncd.engine import Engine
 
         try:
-            engine = Engine(config, exclusive=True)
+            engine = Engine(config, exclusive=True, require_secrets=True)
         except (ConfigError, MappingError) as exc:
             raise click.ClickException(str(exc)) from None
         try:
@@ -324,6 +334,14 @@ def prune(config_path: str | None) -> None:
     finally:
         engine.close()
 
+
+def _register_demo() -> None:
+    from syncd.demo import demo  # the sandbox itself is imported only when the demo runs
+
+    main.add_command(demo)
+
+
+_register_demo()
 
 if __name__ == "__main__":
     main()

@@ -109,6 +109,9 @@ class Connector:
     # Headers kept with a stored webhook delivery (lower-case); nothing else is stored.
     webhook_headers: ClassVar[tuple[str, ...]] = ()
     actions: ClassVar[dict[str, ActionSpec[Any]]] = {}
+    # Secret settings without which the connector cannot run (checked at `syncd run`; the
+    # settings allow them empty so that `syncd check` works on a machine without secrets).
+    required_secrets: ClassVar[tuple[str, ...]] = ()
     # Optional click group of connector-specific commands: `syncd <name> <command>`.
     cli: ClassVar[Any] = None
 
@@ -172,6 +175,10 @@ class Connector:
         `secrets` (syncd.kv.SecretFile, a 0600 file in the state directory)."""
         self.state = state
         self.secrets = secrets
+
+    def housekeeping(self) -> None:
+        """Periodic upkeep the daemon runs every few hours (Airtable: refresh webhooks well
+        before their 7-day expiry, recreate an expired one)."""
 
     def check_mapping(self, rules: Any) -> list[str]:
         """Extra checks of the rules against the live account (stage names, field names),

@@ -11,6 +11,7 @@ import signal
 
 POINTS = (
     "inbox_committed",  # the delivery is stored, the 2xx not yet sent
+    "inbox_before_commit",  # a delivery's objects fetched, their ingest not yet committed
     "action_in_flight",  # the action is marked in flight, the connector not yet called
     "remote_done",  # the connector succeeded, the local commit not yet made
     "cursor_advance",  # inside the transaction that moves a poll cursor

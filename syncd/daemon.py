@@ -44,6 +44,7 @@ from syncd.webapp import build_app
 
 log = structlog.get_logger("syncd.daemon")
 STOP_TIMEOUT_SECONDS = 30.0
+HOUSEKEEPING_SECONDS = 6 * 3600.0
 
 
 class _Server(uvicorn.Server):
@@ -60,7 +61,7 @@ class Daemon:
         self.stop = threading.Event()
         self.wake_inbox = threading.Event()
         self.wake_executor = threading.Event()
-        self.engine = Engine(config, redact=redact, exclusive=True)
+        self.engine = Engine(config, redact=redact, exclusive=True, require_secrets=True)
         self.engine.executor.on_dead = make_alerter(self.engine)
         for conn in self.engine.connectors.values():
             add_secrets(conn.secret_values())
@@ -109,6 +110,15 @@ class Daemon:
         if fence is not None:
             self.engine.scheduler.tick(fence)
 
+    def _housekeeping_body(self) -> None:
+        for name, conn in self.engine.connectors.items():
+            if self.leadership.hold(f"housekeeping:{name}") is None:
+                continue  # another replica does it
+            try:
+                conn.housekeeping()
+            except Exception:
+                log.exception("housekeeping.failed", source=name)
+
     def _heartbeat_body(self) -> None:
         heartbeat(self.engine.store, self.replica_id, self.engine.clock, self.started_at)
 
@@ -132,6 +142,7 @@ class Daemon:
         for i in range(cfg.executor.workers):
             self._loop(f"executor-{i}", lambda: 1.0, self._executor_body, self.wake_executor)
         self._loop("prune", lambda: 3600.0, self.engine.prune)
+        self._loop("housekeeping", lambda: HOUSEKEEPING_SECONDS, self._housekeeping_body)
 
     # -- health -----------------------------------------------------------------------
 

@@ -33,10 +33,27 @@ from syncd.store.schema import actions, events, inbox
 log = structlog.get_logger("syncd.engine")
 
 
-def build_connectors(config: Config, clock: Clock) -> dict[str, Connector]:
+def missing_secrets(config: Config) -> list[str]:
+    """Secrets an enabled connector needs to run, with how to give them."""
+    problems = []
+    for name, settings in sorted(config.connectors.items()):
+        if not settings.enabled:
+            continue
+        for key in registry.load_class(name).required_secrets:
+            if not getattr(settings, key, None):
+                problems.append(
+                    f"[{name}] {key}: required to run; set it as {key}_file = \"/path\", "
+                    f"SYNCD_{name.upper()}_{key.upper()}, or the systemd credential "
+                    f"{name}_{key}")
+    return problems
+
+
+def build_connectors(
+    config: Config, clock: Clock, *, require_secrets: bool = False
+) -> dict[str, Connector]:
     """Instantiate every enabled connector of the config."""
     out: dict[str, Connector] = {}
-    problems = []
+    problems = missing_secrets(config) if require_secrets else []
     for name, settings in sorted(config.connectors.items()):
         if not settings.enabled:
             continue
@@ -100,6 +117,7 @@ class Engine:
         redact: Any = None,
         on_dead: Any = None,
         exclusive: bool = False,
+        require_secrets: bool = False,
     ) -> None:
         self.config = config
         self.clock = clock or SystemClock()
@@ -112,7 +130,7 @@ class Engine:
                 log.info("leases.released", actions=released,
                          reason="previous process ended; actions are looked up before retrying")
         self.connectors = connectors if connectors is not None else build_connectors(
-            config, self.clock)
+            config, self.clock, require_secrets=require_secrets)
         self.redact = redact or (lambda s: s)
         for name, conn in self.connectors.items():
             conn.attach(KeyValue(self.store, name, self.clock),

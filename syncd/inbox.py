@@ -200,10 +200,16 @@ class InboxProcessor:
             bound.exception("inbox.fetch_failed")
             self._retry(row, exc, None, bound)
             return
-        with self.store.tx() as conn:
-            result = self.ingestor.ingest(observations, conn=conn)
-            conn.execute(update(inbox).where(inbox.c.id == row["id"]).values(
-                status="done", last_error=None))
+        crashpoints.hit("inbox_before_commit")
+        try:
+            with self.store.tx() as conn:
+                result = self.ingestor.ingest(observations, conn=conn)
+                conn.execute(update(inbox).where(inbox.c.id == row["id"]).values(
+                    status="done", last_error=None))
+        except Exception as exc:  # database trouble: keep the delivery, try again later
+            bound.exception("inbox.commit_failed")
+            self._retry(row, exc, None, bound)
+            return
         connector.acknowledge_webhook(request)
         bound.info("inbox.processed", objects=result.observed, events=result.events,
                    actions=result.actions)

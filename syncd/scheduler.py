@@ -118,7 +118,7 @@ class Scheduler:
         fields, entered = row["fields"], row["entered"] or {}
         if trigger.entered is not None:
             name = trigger.entered.field
-            if fields.get(name) != rule.canon(name, trigger.entered.value):
+            if rule.canon(name, fields.get(name)) != rule.canon(name, trigger.entered.value):
                 return []
             value: Any = entered.get(name)
         else:

@@ -57,7 +57,7 @@ def _templated(text: Any) -> bool:
 
 
 class AirtableSettings(ConnectorSettings):
-    token: SecretStr
+    token: SecretStr | None = None  # required to run
     base_id: str = Field(pattern=r"^app[A-Za-z0-9]+$")
     # object type alias -> table name or id, e.g. {"lead": "Leads", "hub": "Active Hubs"}
     tables: dict[str, str] = Field(min_length=1)
@@ -76,6 +76,7 @@ def _iso_ms(value: str) -> int:
 
 class AirtableConnector(AirtableActions, Connector):
     name = "airtable"
+    required_secrets = ("token",)
     Settings = AirtableSettings
     webhook_headers = (MAC_HEADER,)
     cli = airtable_cli
@@ -96,7 +97,7 @@ class AirtableConnector(AirtableActions, Connector):
             settings.rate_limit_per_second, 1.0, self.clock, name=f"airtable:{settings.base_id}"
         )
         self.api = make_api(
-            settings.token.get_secret_value(),
+            settings.token.get_secret_value() if settings.token else "",
             settings.base_url or DEFAULT_BASE_URL,
             self.limiter,
             settings.timeout_seconds,
@@ -258,6 +259,10 @@ class AirtableConnector(AirtableActions, Connector):
     def refresh_webhooks(self) -> RefreshReport:
         """Extend the webhooks' 7-day life (call daily); recreate expired ones."""
         return self.webhooks.refresh()
+
+    def housekeeping(self) -> None:
+        """The daemon calls this every few hours: webhooks never reach their expiry."""
+        self.refresh_webhooks()
 
     # -- reading -------------------------------------------------------------------------
 

@@ -29,7 +29,8 @@ class LimitedGithub:
                  write_limit: int, write_period: float) -> None:
         self.clock = clock
         # retry=None: one retry layer (the executor); PyGithub would re-send a POST on 5xx.
-        self.gh = Github(auth=Auth.Token(token), base_url=base_url, timeout=max(1, int(timeout)),
+        auth = Auth.Token(token) if token else None  # no token: `syncd check` only
+        self.gh = Github(auth=auth, base_url=base_url, timeout=max(1, int(timeout)),
                          retry=None, seconds_between_requests=None,
                          seconds_between_writes=None, lazy=True)
         self.writes = RateLimiter(write_limit, write_period, clock, name="github-writes")

@@ -41,7 +41,7 @@ _NEXT_LINK = re.compile(r'<([^>]+)>;\s*rel="next"')
 
 
 class GitHubSettings(ConnectorSettings):
-    token: SecretStr
+    token: SecretStr | None = None  # required to run
     webhook_secret: SecretStr | None = None
     repositories: list[str] = []  # "owner/repo", polled and searched for redeliveries
     create_missing_labels: bool = True
@@ -69,6 +69,7 @@ def split_issue_id(issue_id: str) -> tuple[str, int]:
 
 class GitHubConnector(Connector):
     name = "github"
+    required_secrets = ("token",)
     Settings = GitHubSettings
     webhook_headers = webhooks.KEPT_HEADERS
     cli = github_cli
@@ -77,7 +78,7 @@ class GitHubConnector(Connector):
     def __init__(self, settings: GitHubSettings, clock: Clock | None = None) -> None:
         super().__init__(settings, clock)
         self.client = LimitedGithub(
-            token=settings.token.get_secret_value(),
+            token=settings.token.get_secret_value() if settings.token else "",
             base_url=(settings.base_url or "https://api.github.com").rstrip("/"),
             timeout=settings.timeout_seconds, clock=self.clock,
             write_limit=settings.write_limit, write_period=settings.write_period_seconds,

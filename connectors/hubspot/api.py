@@ -58,7 +58,8 @@ _LIMITERS_LOCK = threading.Lock()
 def account_limiters(settings: HubSpotSettings, clock: Clock) -> tuple[RateLimiter, RateLimiter]:
     """The (general, search) limiters of one HubSpot account, shared by every connector
     instance in this process that uses the same token (HubSpot counts per token)."""
-    token_id = hashlib.sha256(settings.access_token.get_secret_value().encode()).hexdigest()
+    token = settings.access_token.get_secret_value() if settings.access_token else ""
+    token_id = hashlib.sha256(token.encode()).hexdigest()
     key = (settings.base_url or "", token_id, settings.requests_per_10s,
            settings.search_requests_per_second)
     with _LIMITERS_LOCK:
@@ -78,7 +79,8 @@ class HubSpotApi:
         self.settings = settings
         self.clock = clock
         client = HubSpot(
-            access_token=settings.access_token.get_secret_value(),
+            access_token=(settings.access_token.get_secret_value()
+                          if settings.access_token else ""),
             host=(settings.base_url or "https://api.hubapi.com").rstrip("/"),
             retry=NO_RETRY,
         )

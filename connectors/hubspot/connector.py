@@ -52,6 +52,7 @@ def _condition_stages(condition: Any) -> list[str]:
 
 class HubSpotConnector(DealActions, Connector):
     name = "hubspot"
+    required_secrets = ("access_token",)
     Settings = HubSpotSettings
     webhook_headers = webhooks.WEBHOOK_HEADERS
     cli = hubspot_cli

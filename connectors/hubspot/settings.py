@@ -23,7 +23,7 @@ DEFAULT_COMPANY_PROPERTIES = ["name", "domain", "website", "city", "country"]
 
 class HubSpotSettings(ConnectorSettings):
     base_url: str | None = "https://api.hubapi.com"
-    access_token: SecretStr  # a private app's token
+    access_token: SecretStr | None = None  # a private app's token (required to run)
     # Webhook signing secret (the app's client secret); None: webhooks are refused.
     app_secret: SecretStr | None = None
     portal_id: int | None = None  # for links to the HubSpot UI

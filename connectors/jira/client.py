@@ -54,10 +54,10 @@ class JiraApi:
         self.limiter = limiter
         self._client: JIRA | None = None
         self._lock = threading.Lock()
-        self._secrets = [s for s in (settings.api_token.get_secret_value(),) if s]
+        self._secrets = [s for s in (_token(settings),) if s]
 
     def _build(self) -> JIRA:
-        token = self.settings.api_token.get_secret_value()
+        token = _token(self.settings)
         auth: dict[str, Any] = (
             {"basic_auth": (self.settings.email, token)}
             if self.settings.auth == "basic"
@@ -160,3 +160,7 @@ def _never_sent(exc: requests.RequestException) -> bool:
     return isinstance(reason, NewConnectionError | ConnectTimeoutError) and not isinstance(
         exc, requests.ReadTimeout
     )
+
+
+def _token(settings: JiraSettings) -> str:
+    return settings.api_token.get_secret_value() if settings.api_token else ""

@@ -37,6 +37,7 @@ class IssueQuery(ParamsModel):
 
 class JiraConnector(JiraActions, Connector):
     name = SOURCE
+    required_secrets = ("api_token",)
     Settings = JiraSettings
     webhook_headers = (
         webhooks.SIGNATURE_HEADER, webhooks.IDENTIFIER_HEADER, webhooks.RETRY_HEADER,

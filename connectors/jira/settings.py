@@ -13,7 +13,7 @@ class JiraSettings(ConnectorSettings):
     # The Cloud site, e.g. https://2i2c.atlassian.net (the fake's URL in tests and the demo).
     base_url: str
     email: str = ""
-    api_token: SecretStr
+    api_token: SecretStr | None = None  # required to run
     # "basic": email + API token (Jira Cloud); "bearer": a personal access token / OAuth token.
     auth: Literal["basic", "bearer"] = "basic"
     webhook_secret: SecretStr | None = None

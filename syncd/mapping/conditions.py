@@ -193,6 +193,8 @@ def _one_test(field: str, op: str, expected: Any, field_aliases: Mapping[str, st
 
     def test(data: Mapping[str, Any]) -> bool:
         actual = lookup(data, field)
+        if field_aliases and op in ("eq", "ne", "in", "not_in"):
+            actual = canon(actual)
         if op in ("before", "after"):
             now = data.get("__now__")
             return fn(as_datetime(actual, now), as_datetime(expected, now))

@@ -21,7 +21,7 @@ from ruamel.yaml.error import MarkedYAMLError
 
 from syncd import connector as registry
 from syncd.mapping.conditions import ConditionError, compile_condition
-from syncd.mapping.model import ChangeTrigger, MappingFile, Rule
+from syncd.mapping.model import ChangeTrigger, DateTrigger, MappingFile, Rule
 from syncd.mapping.rules import CompiledAction, CompiledRule, RuleSet, template_roots
 from syncd.mapping.templates import TemplateProblem, undeclared_names, walk_templates
 
@@ -154,10 +154,11 @@ class _FileChecker:
         field_aliases: dict[str, dict[str, str]] = {}
         for where, source in _trigger_sources(trigger):
             self._check_source(base + where, rule.id, source)
-        if isinstance(trigger, ChangeTrigger) and self.aliases:
-            found = self.aliases(trigger.source, trigger.object, trigger.field)
-            if found:
-                field_aliases[trigger.field] = found
+        if self.aliases:
+            for name in _aliased_fields(trigger):
+                found = self.aliases(trigger.source, trigger.object, name)
+                if found:
+                    field_aliases[name] = found
         condition = None
         if rule.if_ is not None:
             try:
@@ -245,6 +246,15 @@ class _FileChecker:
                     f"(available: {', '.join(sorted(allowed))})",
                     rule.id,
                 )
+
+
+def _aliased_fields(trigger: Any) -> list[str]:
+    """Fields of a trigger whose values may be written by name (a stage label)."""
+    if isinstance(trigger, ChangeTrigger):
+        return [trigger.field]
+    if isinstance(trigger, DateTrigger) and trigger.entered is not None:
+        return [trigger.entered.field]
+    return []
 
 
 def _trigger_sources(trigger: Any) -> list[tuple[tuple[str, ...], str]]:

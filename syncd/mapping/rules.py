@@ -152,6 +152,7 @@ def _value_matches(rule: CompiledRule, field_name: str, expected: Any, actual: A
     if expected is None:
         return True
     options = expected if isinstance(expected, list) else [expected]
+    actual = rule.canon(field_name, actual)  # "Closed Won" and "closedwon" are one stage
     return any(rule.canon(field_name, o) == actual for o in options)
 
 

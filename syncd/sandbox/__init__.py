@@ -14,11 +14,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from syncd.clock import FakeClock
+from syncd.engine import Engine
 from syncd.sandbox.effects import Effects, observe
 from syncd.sandbox.fakes import Sandbox
 from syncd.sandbox.runtime import (
     SHIPPED_MAPPINGS,
-    SandboxEngine,
     WebhookServer,
     sandbox_config,
     start_engine,
@@ -26,7 +26,7 @@ from syncd.sandbox.runtime import (
 from syncd.sandbox.story import STORY_START, Say, Story, expected
 
 __all__ = [
-    "SHIPPED_MAPPINGS", "STORY_START", "Effects", "Sandbox", "SandboxEngine", "SandboxRun",
+    "SHIPPED_MAPPINGS", "STORY_START", "Effects", "Sandbox", "SandboxRun",
     "Story", "WebhookServer", "expected", "observe", "run_sandbox", "sandbox_config",
     "start_engine",
 ]
@@ -35,7 +35,7 @@ __all__ = [
 @dataclass
 class SandboxRun:
     box: Sandbox
-    engine: SandboxEngine
+    engine: Engine
     hooks: WebhookServer
     story: Story
 

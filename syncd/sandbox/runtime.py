@@ -19,11 +19,7 @@ import uvicorn
 from syncd.clock import Clock
 from syncd.config import Config, HttpSection, StoreSection, SyncdSection
 from syncd.connector import Connector, ConnectorSettings
-from syncd.engine import Engine, build_connectors, check_rules_against_config
-from syncd.errors import ConfigError
-from syncd.mapping.loader import load_rules
-from syncd.mapping.model import DateTrigger
-from syncd.mapping.rules import RuleSet
+from syncd.engine import Engine, build_connectors
 from syncd.webapp import build_app
 
 SHIPPED_MAPPINGS = Path(__file__).resolve().parents[2] / "mappings"
@@ -43,37 +39,9 @@ def sandbox_config(state_dir: Path, settings: dict[str, ConnectorSettings],
     )
 
 
-class SandboxEngine(Engine):
-    """The engine, with two gaps of the mapping loader bridged (reported to the lead):
-
-    1. Examples are compared with stage labels as written while triggers compare stage ids,
-       so with live value names (`Closed Won` -> `closedwon`) every dealstage example fails.
-       Here the examples run as `syncd check` runs them without credentials (no value
-       names), and the rules are then loaded with value names, examples off.
-    2. A date trigger's `entered: {field: dealstage, value: Qualified}` gets no value names,
-       so it never matches the stored stage id. Here they are added.
-    """
-
-    def load_rules(self) -> RuleSet:
-        paths = self.config.mapping_paths
-        load_rules(paths)  # the examples, as written
-        rules = load_rules(paths, aliases=self.aliases, run_examples=False)
-        for rule in rules.rules:
-            trigger = rule.trigger
-            if isinstance(trigger, DateTrigger) and trigger.entered is not None:
-                name = trigger.entered.field
-                found = self.aliases(trigger.source, trigger.object, name)
-                if found and name not in rule.aliases:
-                    rule.aliases[name] = found
-        problems = check_rules_against_config(rules, self.connectors)
-        if problems:
-            raise ConfigError(problems)
-        return rules
-
-
 def start_engine(config: Config, clock: Clock,
-                 connectors: dict[str, Connector] | None = None) -> SandboxEngine:
-    return SandboxEngine(config, clock,
+                 connectors: dict[str, Connector] | None = None) -> Engine:
+    return Engine(config, clock,
                          connectors=connectors or build_connectors(config, clock))
 
 

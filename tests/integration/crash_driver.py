@@ -11,6 +11,7 @@ runs to completion. Prints one JSON line with the counts.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import random
@@ -64,10 +65,8 @@ def main() -> None:
         hinted = f"i{rng.randrange(OBJECTS)}" if rng.random() < 0.5 else None
         pid = run_worker(config_path, hinted, f"d{n}")
         time.sleep(rng.uniform(0.0, 0.08))
-        try:
+        with contextlib.suppress(ProcessLookupError):
             os.kill(pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
         _, status = os.waitpid(pid, 0)
         if os.WIFSIGNALED(status) and os.WTERMSIG(status) == signal.SIGKILL:
             kills += 1

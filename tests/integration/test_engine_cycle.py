@@ -38,7 +38,9 @@ def test_every_transition_fires_once_in_order(tmp_path: Path, store_url: str) ->
     engine.close()
 
 
-def test_transient_error_waits_for_retry_after_then_succeeds(tmp_path: Path, store_url: str) -> None:
+def test_transient_error_waits_for_retry_after_then_succeeds(
+    tmp_path: Path, store_url: str
+) -> None:
     clock = FakeClock()
     engine = make_engine(tmp_path, store_url, clock)
     remote = engine.connectors["localdb"].remote
@@ -117,7 +119,8 @@ def test_action_interrupted_in_flight_is_looked_up_first(tmp_path: Path, store_u
     remote.put("item", "a", name="Ocean", stage="done")
     engine.poller.poll_all()
     (row,) = engine.executor.claim(10)  # marked in flight...
-    remote.add_effect(row["key"], "record", {"title": "Done: Ocean"})  # ...remote done, then "crash"
+    # ...the remote call succeeds, then the process "crashes" before the local commit
+    remote.add_effect(row["key"], "record", {"title": "Done: Ocean"})
     assert engine.executor.run_due() == []  # lease still held
     clock.advance(61)
     assert [o.status for o in engine.executor.run_due()] == ["done"]

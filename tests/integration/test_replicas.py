@@ -19,6 +19,7 @@ from connectors.localdb import LocalDbRemote
 from connectors.localdb.connector import sign
 from syncd.store.schema import actions, leaderships
 from tests.conftest import PG_URL, _psycopg_url
+from tests.helpers import RULES, write_rules
 from tests.integration.test_crash_recovery import (
     ROOT,
     SECRET,
@@ -26,7 +27,6 @@ from tests.integration.test_crash_recovery import (
     expected_effects,
     free_port,
 )
-from tests.helpers import RULES, write_rules
 
 pytestmark = pytest.mark.skipif(
     not PG_URL, reason="replicas need PostgreSQL: set SYNCD_TEST_DATABASE_URL")

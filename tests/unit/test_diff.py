@@ -4,8 +4,6 @@ from __future__ import annotations
 
 from typing import Any
 
-import pytest
-
 from syncd.diff import Snapshot, diff, event_key, is_stale, next_entered
 from syncd.model import Event, ObjectRef, Observation
 

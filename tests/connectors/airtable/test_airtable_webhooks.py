@@ -93,6 +93,7 @@ def test_record_changed_three_times_between_pings_is_one_hint_then_nothing(
     first = request(*fake.signed_ping(hooks["lead"]), clock)
     connector.verify_webhook(first)
     assert connector.parse_webhook(first) == [Hint(ObjectRef("airtable", "lead", record_id))]
+    connector.acknowledge_webhook(first)  # the engine committed the hinted changes
     cursor_after_first = connector.registry.get_cursor(hooks["lead"])
 
     for status in ("Needs Admin", "Waiting", "Active Service"):
@@ -101,6 +102,7 @@ def test_record_changed_three_times_between_pings_is_one_hint_then_nothing(
     second = request(*fake.signed_ping(hooks["lead"]), clock)
     connector.verify_webhook(second)
     hints = connector.parse_webhook(second)
+    connector.acknowledge_webhook(second)
 
     assert hints == [Hint(ObjectRef("airtable", "lead", record_id))]
     assert connector.registry.get_cursor(hooks["lead"]) == cursor_after_first + 3
@@ -117,8 +119,11 @@ def test_payloads_spanning_several_pages_are_all_read(
     connector: AirtableConnector, fake: FakeAirtable, hooks: dict[str, str], clock: FakeClock
 ) -> None:
     ids = [fake.user_create("Active Hubs", {"Community": f"c{i}"}) for i in range(120)]
-    hints = connector.parse_webhook(request(*fake.signed_ping(hooks["hub"]), clock))
+    ping = request(*fake.signed_ping(hooks["hub"]), clock)
+    hints = connector.parse_webhook(ping)
     assert [h.ref.id for h in hints] == ids
+    assert connector.registry.get_cursor(hooks["hub"]) == 1  # not before the engine commits
+    connector.acknowledge_webhook(ping)
     assert connector.registry.get_cursor(hooks["hub"]) == 121
 
 

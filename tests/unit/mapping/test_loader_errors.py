@@ -4,8 +4,6 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-import pytest
-
 from syncd.mapping.loader import Problem
 from syncd.mapping.model import ChangeTrigger
 
