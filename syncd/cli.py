@@ -107,6 +107,8 @@ def check(config_path: str | None) -> None:
     problems = check_rules_against_config(rules, connectors)
     for name, conn in sorted(connectors.items()):
         if name in unreachable:
+            click.echo(f"warning: {name}: live checks skipped (no credentials or API "
+                       "unreachable)", err=True)
             continue
         try:
             problems += [f"[{name}] {p}" for p in conn.check_mapping(rules)]
