@@ -47,7 +47,8 @@ def test_status_list_show_cancel(tmp_path: Path, store_url: str) -> None:
     listed = run("actions", "list", "--status", "dead", "--config", str(config))
     assert "record-on-done" in listed and "localdb:item:a" in listed
     with engine.store.engine.connect() as conn:
-        pending = conn.execute(select(actions).where(actions.c.status == "pending")).mappings().one()
+        query = select(actions).where(actions.c.status == "pending")
+        pending = conn.execute(query).mappings().one()
     shown = json.loads(run("actions", "show", pending["key"][:10], "--config", str(config)))
     assert shown["params"]["title"] == "First review of Sea"
     run("actions", "cancel", str(pending["id"]), "--config", str(config))
