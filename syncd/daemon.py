@@ -17,6 +17,7 @@ import asyncio
 import contextlib
 import random
 import signal
+import sys
 import threading
 from collections.abc import Callable, Iterator
 from typing import Any
@@ -256,6 +257,9 @@ class Daemon:
 
 
 def run_daemon(config: Config) -> int:
+    # Background threads (ingest, actions) hold the GIL in 5 ms slices by default; shorter
+    # slices let the event loop answer webhooks promptly while they are busy.
+    sys.setswitchinterval(0.001)
     if config.path is not None:
         problems = check_file_permissions(config.path, config.mapping_paths, config.secret_files)
         if problems:

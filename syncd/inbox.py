@@ -168,8 +168,11 @@ class InboxProcessor:
 
     def process_due(self, limit: int = 100) -> int:
         rows = self.claim(limit)
+        groups: dict[str, list[dict[str, Any]]] = {}
         for row in rows:
-            self._process(row)
+            groups.setdefault(row["connector"], []).append(row)
+        for name, group in groups.items():
+            self._process_group(name, group)
         return len(rows)
 
     def drain(self, max_rounds: int = 1000) -> int:
@@ -181,49 +184,76 @@ class InboxProcessor:
             total += n
         return total
 
-    def _process(self, row: dict[str, Any]) -> None:
-        bound = log.bind(source=row["connector"], delivery_id=row["delivery_id"])
-        connector = self.connectors.get(row["connector"])
+    def _process_group(self, name: str, rows: list[dict[str, Any]]) -> None:
+        """Deliveries of one connector together: an object hinted by many deliveries (a
+        burst of edits) is fetched once, and all is ingested in one transaction."""
+        bound = log.bind(source=name)
+        connector = self.connectors.get(name)
         if connector is None:
-            self._fail(row, f"connector {row['connector']!r} is not configured", bound)
+            for row in rows:
+                self._fail(row, f"connector {name!r} is not configured", bound)
             return
-        request = WebhookRequest("POST", "", row["headers"], row["body"], row["received_at"])
-        try:
-            observations = self._observe(connector, request)
-        except WebhookRejected as exc:
-            self._fail(row, f"unparseable delivery: {exc.reason}", bound)
-            return
-        except TransientError as exc:
-            self._retry(row, exc, exc.retry_after, bound)
-            return
-        except Exception as exc:
-            bound.exception("inbox.fetch_failed")
-            self._retry(row, exc, None, bound)
-            return
+        parsed = []
+        for row in rows:
+            request = WebhookRequest("POST", "", row["headers"], row["body"], row["received_at"])
+            try:
+                parsed.append((row, request, connector.parse_webhook(request)))
+            except WebhookRejected as exc:
+                self._fail(row, f"unparseable delivery: {exc.reason}", bound)
+            except Exception as exc:
+                self._retry(row, exc, getattr(exc, "retry_after", None), bound)
+        fetched = self._fetch_hinted(connector, [h for _, _, hints in parsed for h in hints])
+        ready, observations, added = [], [], set()
+        for row, request, hints in parsed:
+            failure = next((fetched[h.ref] for h in hints if h.observation is None
+                            and isinstance(fetched[h.ref], Exception)), None)
+            if failure is not None:
+                self._retry(row, failure, getattr(failure, "retry_after", None), bound)
+                continue
+            ready.append((row, request))
+            for hint in hints:
+                if hint.observation is not None:
+                    observations.append(hint.observation)
+                elif hint.ref not in added:
+                    added.add(hint.ref)
+                    observations.append(fetched[hint.ref])
+        if ready:
+            self._commit(connector, ready, observations, bound)
+
+    @staticmethod
+    def _fetch_hinted(connector: Connector, hints: list[Any]) -> dict[Any, Any]:
+        """Each hinted object read once: its observation, or the exception that stopped it."""
+        out: dict[Any, Any] = {}
+        for hint in hints:
+            if hint.observation is not None or hint.ref in out:
+                continue
+            try:
+                obs = connector.fetch(hint.ref)
+                out[hint.ref] = obs if obs is not None else Observation(
+                    hint.ref, {}, None, deleted=True)
+            except Exception as exc:
+                if not isinstance(exc, TransientError):
+                    log.exception("inbox.fetch_failed", source=connector.name, ref=str(hint.ref))
+                out[hint.ref] = exc
+        return out
+
+    def _commit(self, connector: Connector, ready: list[tuple[dict[str, Any], WebhookRequest]],
+                observations: list[Observation], bound: Any) -> None:
         crashpoints.hit("inbox_before_commit")
         try:
             with self.store.tx() as conn:
                 result = self.ingestor.ingest(observations, conn=conn)
-                conn.execute(update(inbox).where(inbox.c.id == row["id"]).values(
-                    status="done", last_error=None))
-        except Exception as exc:  # database trouble: keep the delivery, try again later
+                conn.execute(update(inbox).where(inbox.c.id.in_([r["id"] for r, _ in ready]))
+                             .values(status="done", last_error=None))
+        except Exception as exc:  # database trouble: keep the deliveries, try again later
             bound.exception("inbox.commit_failed")
-            self._retry(row, exc, None, bound)
+            for row, _ in ready:
+                self._retry(row, exc, None, bound)
             return
-        connector.acknowledge_webhook(request)
-        bound.info("inbox.processed", objects=result.observed, events=result.events,
-                   actions=result.actions)
-
-    @staticmethod
-    def _observe(connector: Connector, request: WebhookRequest) -> list[Observation]:
-        out = []
-        for hint in connector.parse_webhook(request):
-            if hint.observation is not None:
-                out.append(hint.observation)
-                continue
-            obs = connector.fetch(hint.ref)
-            out.append(obs if obs is not None else Observation(hint.ref, {}, None, deleted=True))
-        return out
+        for _, request in ready:
+            connector.acknowledge_webhook(request)
+        bound.info("inbox.processed", deliveries=len(ready), objects=result.observed,
+                   events=result.events, actions=result.actions)
 
     def _retry(self, row: dict[str, Any], exc: Exception, retry_after: float | None,
                bound: Any) -> None:
