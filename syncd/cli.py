@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 import click
-from sqlalchemy import or_, select, update
+from sqlalchemy import select, update
 
 from syncd.clock import SystemClock, to_ms
 from syncd.config import Config, load_config
@@ -188,10 +188,12 @@ def actions_group() -> None:
 
 
 def _find(conn: Any, ident: str) -> Any:
-    cond = actions.c.key.startswith(ident)
+    """An action by id (what alert mails print) or by a prefix of its key."""
     if ident.isdigit():
-        cond = or_(cond, actions.c.id == int(ident))
-    rows = conn.execute(select(actions).where(cond)).mappings().all()
+        exact = conn.execute(select(actions).where(actions.c.id == int(ident))).mappings().first()
+        if exact is not None:
+            return exact
+    rows = conn.execute(select(actions).where(actions.c.key.startswith(ident))).mappings().all()
     if not rows:
         raise click.ClickException(f"no action {ident!r}")
     if len(rows) > 1:
@@ -309,6 +311,9 @@ def run(config_path: str | None, once: bool) -> None:
             engine = Engine(config, exclusive=True, require_secrets=True)
         except (ConfigError, MappingError) as exc:
             raise click.ClickException(str(exc)) from None
+        from syncd.alerts import make_alerter
+
+        engine.executor.on_dead = make_alerter(engine)
         try:
             report = engine.run_once()
         finally:

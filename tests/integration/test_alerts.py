@@ -137,10 +137,11 @@ def test_two_failing_rules_give_two_alerts_after_the_outage(
     engine.close()
 
 
-def test_many_failures_of_one_rule_give_one_alert_with_the_retry_command(
-    tmp_path: Path, store_url: str, smtp: FakeSmtpServer
-) -> None:
-    clock = FakeClock()
+def _one_rule_fails_five_times(
+    tmp_path: Path, store_url: str, clock: FakeClock, smtp: FakeSmtpServer
+) -> tuple[Engine, list[dict[str, Any]], ReceivedMessage]:
+    """Five items done while the mail server is down, then it comes back: the engine, the
+    dead actions and the one alert mail."""
     engine = build_engine(tmp_path, store_url, clock, smtp)
     remote = engine.connectors["localdb"].remote
     smtp.go_down()
@@ -156,22 +157,50 @@ def test_many_failures_of_one_rule_give_one_alert_with_the_retry_command(
     run_rounds(engine, clock, 4)
     (alert,) = alerts_received(smtp)
     assert len(smtp.messages) == 1
+    return engine, dead, alert
+
+
+def _retry_command(body: str) -> str:
+    found = re.search(r"syncd actions retry (\S+)", body)
+    assert found is not None, body
+    return found.group(1)
+
+
+def test_many_failures_of_one_rule_give_one_alert_naming_rule_object_error_and_command(
+    tmp_path: Path, store_url: str, smtp: FakeSmtpServer
+) -> None:
+    clock = FakeClock()
+    engine, dead, alert = _one_rule_fails_five_times(tmp_path, store_url, clock, smtp)
     body = alert.message.get_content()
     assert "mail-on-done" in str(alert.message["Subject"])
     assert "Rule:    mail-on-done" in body
     assert "Connection refused" in body and f"gave up after {MAX_ATTEMPTS} attempts" in body
-    retry = re.search(r"syncd actions retry (\d+)", body)
-    assert retry is not None, body
-    named = next(r for r in dead if r["id"] == int(retry.group(1)))
+    named = next(r for r in dead if str(r["id"]) == _retry_command(body))
     assert f"Object:  localdb:item:{named['object_id']}" in body
+    engine.close()
 
-    # The command in the mail works: the action is sent now that the server is back.
+
+def test_retry_command_in_the_alert_works_when_a_key_starts_with_the_same_digits(
+    tmp_path: Path, store_url: str, smtp: FakeSmtpServer
+) -> None:
+    clock = FakeClock()
+    engine, dead, alert = _one_rule_fails_five_times(tmp_path, store_url, clock, smtp)
+    ident = _retry_command(alert.message.get_content())
+    named = next(r for r in dead if str(r["id"]) == ident)
+    # Keys are 40 hex digits: in a store of any size some start with the digits of a small
+    # id. Make sure one does (another action of the same kind, cancelled long ago).
+    now = to_ms(clock.now())
+    with engine.store.tx() as conn:
+        conn.execute(actions.insert().values(
+            key=(ident + "0" * 40)[:40], rule_id="mail-on-done", connector="email",
+            action="send", params={}, status="cancelled", attempts=0, next_attempt_at=now,
+            created_at=now, updated_at=now))
+
     config = tmp_path / "syncd.toml"
     config.write_text(f'[store]\nurl = "{store_url}"\n[syncd]\nmappings = []\n')
-    result = CliRunner().invoke(main, ["actions", "retry", retry.group(1), "--config",
-                                       str(config)])
+    result = CliRunner().invoke(main, ["actions", "retry", ident, "--config", str(config)])
     assert result.exit_code == 0, result.output
-    run_rounds(engine, clock, 2)
+    run_rounds(engine, clock, 2)  # the server is back: the retried action is sent
     sent = [m for m in smtp.messages if "ops@example.org" in m.rcpt_tos]
     assert [str(m.message["Subject"]) for m in sent] == [
         f"Done: Item {named['object_id'][1:]}"]
