@@ -74,8 +74,8 @@ def make_alerter(engine: Engine) -> Callable[[dict[str, Any], str], None] | None
                     suppressed=alerts.c.suppressed + 1))
                 return
             held_back = current["suppressed"] if current else 0
-            conn.execute(store.upsert(alerts, ["rule_id"], {
-                "rule_id": row["rule_id"], "last_sent_at": now, "suppressed": 0}))
+            store.upsert(conn, alerts, ["rule_id"], {
+                "rule_id": row["rule_id"], "last_sent_at": now, "suppressed": 0})
             subject, body = alert_text(row, reason, held_back)
             ref = ObjectRef(row["source"], row["object_type"], row["object_id"]) \
                 if row.get("source") else None

@@ -84,14 +84,11 @@ class Executor:
             if not self.store.is_sqlite:
                 query = query.with_for_update(skip_locked=True)
             rows = [dict(r) for r in conn.execute(query).mappings()]
-            for row in rows:
-                conn.execute(
-                    update(actions).where(actions.c.id == row["id"]).values(
-                        status="in_flight", lease_owner=self.owner,
-                        lease_until=now + self.lease_ms, attempts=actions.c.attempts + 1,
-                        updated_at=now,
-                    )
-                )
+            if rows:
+                conn.execute(update(actions).where(actions.c.id.in_([r["id"] for r in rows]))
+                             .values(status="in_flight", lease_owner=self.owner,
+                                     lease_until=now + self.lease_ms,
+                                     attempts=actions.c.attempts + 1, updated_at=now))
         return rows
 
     def run_due(self, limit: int = 50) -> list[Outcome]:

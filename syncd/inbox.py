@@ -158,12 +158,9 @@ class InboxProcessor:
             if not self.store.is_sqlite:
                 query = query.with_for_update(skip_locked=True)
             rows = [dict(r) for r in conn.execute(query).mappings()]
-            for row in rows:
-                conn.execute(
-                    update(inbox).where(inbox.c.id == row["id"]).values(
-                        next_attempt_at=now + self.lease_ms, attempts=inbox.c.attempts + 1
-                    )
-                )
+            if rows:
+                conn.execute(update(inbox).where(inbox.c.id.in_([r["id"] for r in rows])).values(
+                    next_attempt_at=now + self.lease_ms, attempts=inbox.c.attempts + 1))
         return rows
 
     def process_due(self, limit: int = 100) -> int:

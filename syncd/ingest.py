@@ -13,7 +13,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Connection, select
+from sqlalchemy import Connection, bindparam, select
 
 from syncd import crashpoints
 from syncd.clock import Clock, to_ms
@@ -55,15 +55,18 @@ class RulesHolder:
         self.current = rules
 
 
+_SNAPSHOT = select(snapshots).where(
+    snapshots.c.source == bindparam("source"),
+    snapshots.c.object_type == bindparam("object_type"),
+    snapshots.c.object_id == bindparam("object_id"),
+)
+_SNAPSHOT_FOR_UPDATE = _SNAPSHOT.with_for_update()
+
+
 def load_snapshot(store: Store, conn: Connection, obs: Observation) -> Snapshot | None:
-    query = select(snapshots).where(
-        snapshots.c.source == obs.ref.source,
-        snapshots.c.object_type == obs.ref.type,
-        snapshots.c.object_id == obs.ref.id,
-    )
-    if not store.is_sqlite:
-        query = query.with_for_update()
-    row = conn.execute(query).mappings().first()
+    query = _SNAPSHOT if store.is_sqlite else _SNAPSHOT_FOR_UPDATE
+    row = conn.execute(query, {"source": obs.ref.source, "object_type": obs.ref.type,
+                               "object_id": obs.ref.id}).mappings().first()
     if row is None:
         return None
     return Snapshot(row["version"], row["fields"], row["context"], row["entered"], row["deleted"])
@@ -73,7 +76,7 @@ def save_cursor(
     store: Store, conn: Connection, source: str, stream: str, value: str | None, now_ms: int
 ) -> None:
     values = {"source": source, "stream": stream, "value": value, "updated_at": now_ms}
-    conn.execute(store.upsert(cursors, ["source", "stream"], values))
+    store.upsert(conn, cursors, ["source", "stream"], values)
 
 
 def read_cursor(store: Store, source: str, stream: str) -> str | None:
@@ -221,6 +224,4 @@ class Ingestor:
             "context": obs.context, "entered": next_entered(obs, snap, found, now_ms),
             "deleted": obs.deleted, "updated_at": now_ms,
         }
-        conn.execute(
-            self.store.upsert(snapshots, ["source", "object_type", "object_id"], values)
-        )
+        self.store.upsert(conn, snapshots, ["source", "object_type", "object_id"], values)

@@ -37,9 +37,9 @@ class KeyValue:
 
     def set(self, key: str, value: Any) -> None:
         with self.store.tx() as conn:
-            conn.execute(self.store.upsert(state, ["scope", "key"], {
+            self.store.upsert(conn, state, ["scope", "key"], {
                 "scope": self.scope, "key": key, "value": value,
-                "updated_at": to_ms(self.clock.now())}))
+                "updated_at": to_ms(self.clock.now())})
 
 
 class SecretFile:

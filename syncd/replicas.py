@@ -20,9 +20,9 @@ log = structlog.get_logger("syncd.replicas")
 
 def heartbeat(store: Store, replica_id: str, clock: Clock, started_at: int) -> None:
     with store.tx() as conn:
-        conn.execute(store.upsert(replicas, ["replica_id"], {
+        store.upsert(conn, replicas, ["replica_id"], {
             "replica_id": replica_id, "host": socket.gethostname(), "pid": os.getpid(),
-            "started_at": started_at, "heartbeat_at": to_ms(clock.now())}))
+            "started_at": started_at, "heartbeat_at": to_ms(clock.now())})
 
 
 def leave(store: Store, replica_id: str) -> None:

@@ -213,10 +213,10 @@ class Scheduler:
             ).scalar()
 
     def _set_state(self, scope: str, key: str, value: Any, conn: Any = None) -> None:
-        stmt = self.store.upsert(state, ["scope", "key"], {
-            "scope": scope, "key": key, "value": value, "updated_at": to_ms(self.clock.now())})
+        values = {"scope": scope, "key": key, "value": value,
+                  "updated_at": to_ms(self.clock.now())}
         if conn is not None:
-            conn.execute(stmt)
+            self.store.upsert(conn, state, ["scope", "key"], values)
             return
         with self.store.tx() as own:
-            own.execute(stmt)
+            self.store.upsert(own, state, ["scope", "key"], values)

@@ -25,6 +25,7 @@ class Store:
         self.engine = engine
         self.dialect = engine.dialect.name
         self.is_sqlite = self.dialect == "sqlite"
+        self._statements: dict[tuple[Any, ...], Any] = {}
 
     @contextlib.contextmanager
     def tx(self) -> Iterator[Connection]:
@@ -35,9 +36,8 @@ class Store:
 
     def insert_ignore(self, table: Table, index_elements: list[str] | None = None) -> Any:
         """INSERT ... ON CONFLICT DO NOTHING, the same statement on both databases."""
-        if self.is_sqlite:
-            return sqlite.insert(table).on_conflict_do_nothing(index_elements=index_elements)
-        return postgresql.insert(table).on_conflict_do_nothing(index_elements=index_elements)
+        mod = sqlite if self.is_sqlite else postgresql
+        return mod.insert(table).on_conflict_do_nothing(index_elements=index_elements)
 
     def insert_if_new(
         self, conn: Connection, table: Table, index_elements: list[str], values: dict[str, Any]
@@ -46,17 +46,27 @@ class Store:
 
         (RETURNING, not rowcount: drivers disagree on rowcount for ON CONFLICT DO NOTHING.)
         """
-        stmt = self.insert_ignore(table, index_elements).values(**values)
-        key = next(iter(table.primary_key.columns))
-        row = conn.execute(stmt.returning(key)).first()
+        key = ("insert_if_new", table.name, tuple(index_elements), tuple(values))
+        stmt = self._statements.get(key)
+        if stmt is None:  # built once per shape: statement building is the hot path's cost
+            pk = next(iter(table.primary_key.columns))
+            stmt = self._statements[key] = self.insert_ignore(table, index_elements).returning(pk)
+        row = conn.execute(stmt, values).first()
         return None if row is None else row[0]
 
-    def upsert(self, table: Table, index_elements: list[str], values: dict[str, Any]) -> Any:
+    def upsert(
+        self, conn: Connection, table: Table, index_elements: list[str], values: dict[str, Any]
+    ) -> None:
         """INSERT ... ON CONFLICT (keys) DO UPDATE SET the other columns."""
-        mod = sqlite if self.is_sqlite else postgresql
-        stmt = mod.insert(table).values(**values)
-        updates = {k: stmt.excluded[k] for k in values if k not in index_elements}
-        return stmt.on_conflict_do_update(index_elements=index_elements, set_=updates)
+        key = ("upsert", table.name, tuple(index_elements), tuple(values))
+        stmt = self._statements.get(key)
+        if stmt is None:
+            mod = sqlite if self.is_sqlite else postgresql
+            base = mod.insert(table)
+            updates = {k: base.excluded[k] for k in values if k not in index_elements}
+            stmt = self._statements[key] = base.on_conflict_do_update(
+                index_elements=index_elements, set_=updates)
+        conn.execute(stmt, values)
 
     def notify(self, conn: Connection, channel: str) -> None:
         """PostgreSQL NOTIFY, delivered at commit; nothing to do on SQLite (one process)."""
