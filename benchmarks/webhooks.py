@@ -108,6 +108,9 @@ def main() -> None:
     parser.add_argument("--n", type=int, default=20000)
     parser.add_argument("--c", type=int, default=32)
     parser.add_argument("--warmup", type=int, default=1000)
+    parser.add_argument("--synchronous", choices=["NORMAL", "FULL"], default="NORMAL",
+                        help="SQLite durability: NORMAL survives a crash of syncd, FULL also "
+                        "a power loss")
     args = parser.parse_args()
     tmp = Path(tempfile.mkdtemp(prefix="syncd-bench-"))
     (tmp / "mappings").mkdir()
@@ -122,6 +125,8 @@ mappings = ["{tmp / 'mappings'}"]
 log_level = "warning"
 [http]
 port = {port}
+[store]
+synchronous = "{args.synchronous}"
 [localdb]
 path = "{tmp / 'remote.sqlite3'}"
 webhook_secret = "{SECRET}"
@@ -143,7 +148,8 @@ poll_interval_seconds = 3600
     db = sqlite3.connect(tmp / "state" / "syncd.sqlite3")
     stored = db.execute("SELECT count(*) FROM inbox WHERE delivery_id LIKE 'bench-%'").fetchone()[0]
     lat = sorted(latencies)
-    print(f"deliveries: {args.n} at concurrency {args.c} (SQLite, WAL, synchronous=NORMAL)")
+    print(f"deliveries: {args.n} at concurrency {args.c} "
+          f"(SQLite, WAL, synchronous={args.synchronous})")
     print(f"accepted (2xx): {ok}   stored in the inbox: {stored}")
     print(f"throughput: {args.n / elapsed:,.0f} deliveries/s over {elapsed:.2f} s")
     print(f"time to 2xx: p50 {statistics.median(lat) * 1000:.1f} ms, "
