@@ -29,11 +29,11 @@ from sqlalchemy import text
 from syncd import sdnotify
 from syncd.alerts import make_alerter
 from syncd.clock import to_ms
-from syncd.config import Config
+from syncd.config import Config, load_config
 from syncd.engine import Engine
 from syncd.errors import ConfigError
 from syncd.leadership import Leadership
-from syncd.logs import add_secrets, redact
+from syncd.logs import add_secrets, configure_logging, redact
 from syncd.mapping.loader import MappingError
 from syncd.metrics import RATE_LIMIT_WAITS
 from syncd.permissions import check_file_permissions
@@ -175,16 +175,36 @@ class Daemon:
     # -- signals ----------------------------------------------------------------------
 
     def reload(self) -> None:
+        """SIGHUP: re-read the config file and the mapping files. Nothing changes unless both
+        pass the checks of `syncd check`; the mapping files, their folders, the log level
+        and the alert settings take effect at once. Connector, store and HTTP settings need
+        a restart, and the log says so."""
         sdnotify.reloading()
+        old_config = self.engine.config
         try:
+            config = load_config(old_config.path) if old_config.path else old_config
+            self.engine.config = config
             rules = self.engine.reload_rules()
-            log.info("reload.ok", rules=len(rules.rules))
-            sdnotify.status(f"rules reloaded: {len(rules.rules)}")
         except (MappingError, ConfigError) as exc:
+            self.engine.config = old_config
             problems = getattr(exc, "problems", [str(exc)])
             log.error("reload.rejected", problems=[str(p) for p in problems],
                       kept_rules=len(self.engine.rules.current.rules))
             sdnotify.status("reload rejected; previous rules in force")
+            sdnotify.ready()
+            return
+        self.config = config
+        configure_logging(config.syncd.log_level, json=config.syncd.log_json,
+                          secrets=config.secret_values())
+        self.engine.executor.on_dead = make_alerter(self.engine)
+        needs_restart = [name for name in ("store", "http", "executor", "inbox")
+                         if getattr(config, name) != getattr(old_config, name)]
+        if config.connectors != old_config.connectors:
+            needs_restart.append("connector settings")
+        if needs_restart:
+            log.warning("reload.restart_needed", changed=needs_restart)
+        log.info("reload.ok", rules=len(rules.rules))
+        sdnotify.status(f"rules reloaded: {len(rules.rules)}")
         sdnotify.ready()
 
     def _wake_all(self) -> None:

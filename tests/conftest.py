@@ -53,3 +53,25 @@ def store(store_url: str) -> Iterator[Store]:
     s = open_store(store_url)
     yield s
     s.dispose()
+
+
+# Figures that tests measure (crash counts, takeover times) are printed after the run, so
+# they show in CI's output without `-s`.
+FIGURES = pytest.StashKey[list[str]]()
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.stash[FIGURES] = []
+
+
+@pytest.fixture
+def report_figure(request: pytest.FixtureRequest):  # type: ignore[no-untyped-def]
+    return request.config.stash[FIGURES].append
+
+
+def pytest_terminal_summary(terminalreporter, exitstatus, config) -> None:  # type: ignore[no-untyped-def]
+    lines = config.stash.get(FIGURES, [])
+    if lines:
+        terminalreporter.section("figures measured by the tests")
+        for line in lines:
+            terminalreporter.write_line(line)

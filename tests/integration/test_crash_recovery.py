@@ -148,7 +148,7 @@ def expected_effects(remote: LocalDbRemote) -> Counter[str]:
 
 
 @pytest.mark.slow
-def test_two_hundred_random_kills(tmp_path: Path) -> None:
+def test_two_hundred_random_kills(tmp_path: Path, report_figure) -> None:
     config = write_config(tmp_path, page_size=3)
     remote = LocalDbRemote(tmp_path / "remote.sqlite3")
     for i in range(30):
@@ -161,8 +161,10 @@ def test_two_hundred_random_kills(tmp_path: Path) -> None:
     counts = json.loads(out.stdout.strip().splitlines()[-1])
     expected = expected_effects(remote)
     titles = effect_titles(remote)
-    print(f"\ncrash test: {counts}; effects expected {sum(expected.values())}, "
-          f"found {sum(titles.values())}")
+    report_figure(f"random-kill crash test: {counts['kills']} SIGKILLs, "
+                  f"{counts['finished_before_kill']} workers finished before their kill; "
+                  f"effects expected {sum(expected.values())}, found {sum(titles.values())}, "
+                  f"distinct keys {len({e['key'] for e in remote.effects()})}")
     assert counts["kills"] >= 200
     assert counts["final_exit"] == 0
     assert sum(expected.values()) > 50  # the story is big enough to mean something

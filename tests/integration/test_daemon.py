@@ -10,6 +10,7 @@ import signal
 import socket
 import statistics
 import tempfile
+import textwrap
 import threading
 import time
 from collections import Counter
@@ -130,6 +131,35 @@ def test_sighup_keeps_old_rules_on_errors_and_switches_on_good_file(tmp_path: Pa
         wait_until(lambda: "New rule: B" in titles(remote), 20, "the new rule to fire")
         assert daemon.terminate() == 0
     assert titles(remote) == {"Old rule: A": 1, "New rule: B": 1}
+
+
+def test_sighup_rereads_the_config_file(tmp_path: Path) -> None:
+    """The mapping folder named in the config moves: a reload follows it; a config that
+    does not parse is rejected and changes nothing."""
+    port = free_port()
+    config = write_daemon_config(tmp_path, port, secret=SECRET, rules=OLD_RULES)
+    remote = LocalDbRemote(tmp_path / "remote.sqlite3")
+    other = tmp_path / "other-mappings"
+    other.mkdir()
+    (other / "rules.yaml").write_text(textwrap.dedent(NEW_RULES))
+    with Daemon(config, port) as daemon:
+        daemon.wait_ready()
+        seen = len(daemon.log_events())
+        original = config.read_text()
+        config.write_text(original + "\n[nosuch]\nkey = 1\n")
+        daemon.signal(signal.SIGHUP)
+        rejected = daemon.wait_for_log("reload.rejected", after=seen)
+        assert "unknown section" in "\n".join(rejected["problems"])
+
+        seen = len(daemon.log_events())
+        config.write_text(original.replace(str(tmp_path / "mappings"), str(other)))
+        daemon.signal(signal.SIGHUP)
+        daemon.wait_for_log("reload.ok", after=seen)
+        remote.put("item", "c", name="C", stage="done")
+        assert post_webhook(daemon.url, SECRET, {"type": "item", "id": "c"}, "c").ok
+        wait_until(lambda: "New rule: C" in titles(remote), 20, "the new folder's rule")
+        assert daemon.terminate() == 0
+    assert titles(remote) == {"New rule: C": 1}
 
 
 # -- 3. SIGTERM --------------------------------------------------------------------------------

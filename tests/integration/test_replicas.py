@@ -105,7 +105,9 @@ def poll_holder(engine) -> str | None:
             leaderships.c.name == "poll:localdb:item")).scalar()
 
 
-def test_three_replicas_with_kills_do_every_effect_once(tmp_path: Path, pg_url: str) -> None:
+def test_three_replicas_with_kills_do_every_effect_once(
+    tmp_path: Path, pg_url: str, report_figure
+) -> None:
     rng = random.Random(11)
     rules = write_rules(tmp_path / "mappings", RULES)
     remote = LocalDbRemote(tmp_path / "remote.sqlite3")
@@ -158,8 +160,8 @@ def test_three_replicas_with_kills_do_every_effect_once(tmp_path: Path, pg_url: 
         db.dispose()
     titles = effect_titles(remote)
     keys = [e["key"] for e in remote.effects()]
-    print(f"\nreplicas: {sum(expected.values())} expected effects, {len(keys)} made; "
-          f"poller takeovers after kill: {[round(t, 1) for t in takeovers]} s")
+    report_figure(f"replicas: {sum(expected.values())} expected effects, {len(keys)} made; "
+                  f"poller takeovers after kill -9: {[round(t, 1) for t in takeovers]} s")
     assert sum(expected.values()) > 40
     assert titles == expected
     assert len(keys) == len(set(keys))
