@@ -75,6 +75,11 @@ class ActionSpec(Generic[P]):
     # then no finder is needed.
     idempotent: bool = False
     description: str = ""
+    # Optional: perform several actions in one request (Airtable: 10 rows per call).
+    # `batch_key(params)` says which actions may go together; `batch_size` caps a batch.
+    perform_batch: Callable[[Any, list[P], list[ActionContext]], list[ActionResult]] | None = None
+    batch_key: Callable[[P], Any] | None = None
+    batch_size: int = 1
 
     def finder(
         self, fn: Callable[[Any, P, ActionContext], ActionResult | None]
@@ -82,6 +87,18 @@ class ActionSpec(Generic[P]):
         """Decorator: the look-up run before retrying an action that may have been applied."""
         self.find_existing = fn
         return fn
+
+    def batcher(
+        self, *, key: Callable[[P], Any], size: int
+    ) -> Callable[[Callable[[Any, list[P], list[ActionContext]], list[ActionResult]]], Any]:
+        """Decorator: perform up to `size` actions with equal `key(params)` in one call. The
+        function returns one ActionResult per action, in order; it must be idempotent."""
+
+        def wrap(fn: Callable[[Any, list[P], list[ActionContext]], list[ActionResult]]) -> Any:
+            self.perform_batch, self.batch_key, self.batch_size = fn, key, size
+            return fn
+
+        return wrap
 
 
 def action(

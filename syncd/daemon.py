@@ -46,6 +46,7 @@ from syncd.webapp import build_app
 log = structlog.get_logger("syncd.daemon")
 STOP_TIMEOUT_SECONDS = 30.0
 HOUSEKEEPING_SECONDS = 6 * 3600.0
+EXECUTOR_CLAIM = 10
 
 
 class _Server(uvicorn.Server):
@@ -94,7 +95,8 @@ class Daemon:
         return thread
 
     def _executor_body(self) -> None:
-        while not self.stop.is_set() and self.engine.executor.run_due(1):
+        # A few at a time: enough to batch (Airtable rows), few enough to share the work.
+        while not self.stop.is_set() and self.engine.executor.run_due(EXECUTOR_CLAIM):
             pass
 
     def _inbox_body(self) -> None:

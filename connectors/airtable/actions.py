@@ -57,6 +57,34 @@ class AirtableActions:
         return self.upsert_many(params.table, params.merge_on, [params.fields],
                                 typecast=params.typecast)[0]
 
+    @upsert.batcher(key=lambda p: (p.table, tuple(p.merge_on), p.typecast),
+                    size=MAX_RECORDS_PER_REQUEST)
+    def upsert_batch(self: AirtableConnector, batch: list[UpsertParams],
+                     ctxs: list[ActionContext]) -> list[ActionResult]:
+        """Several upserts of one table in one request. Rows with the same merge values go
+        in separate requests, in order (Airtable refuses duplicates within one request)."""
+        first = batch[0]
+        results: list[ActionResult] = []
+        pending: list[UpsertParams] = []
+        seen: set[tuple[Any, ...]] = set()
+
+        def flush() -> None:
+            if pending:
+                results.extend(self.upsert_many(first.table, first.merge_on,
+                                                 [p.fields for p in pending],
+                                                 typecast=first.typecast))
+                pending.clear()
+                seen.clear()
+
+        for params in batch:
+            values = tuple(repr(params.fields.get(name)) for name in first.merge_on)
+            if values in seen:
+                flush()
+            seen.add(values)
+            pending.append(params)
+        flush()
+        return results
+
     @action("update", UpdateParams, idempotent=True)
     def update(self: AirtableConnector, params: UpdateParams,
                ctx: ActionContext) -> ActionResult:
