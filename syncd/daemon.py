@@ -35,9 +35,10 @@ from syncd.errors import ConfigError
 from syncd.leadership import Leadership
 from syncd.logs import add_secrets, configure_logging, redact
 from syncd.mapping.loader import MappingError
-from syncd.metrics import RATE_LIMIT_WAITS
+from syncd.metrics import RATE_LIMIT_WAITED, RATE_LIMIT_WAITS
 from syncd.permissions import check_file_permissions
 from syncd.poller import poll_job
+from syncd.ratelimit import LIMITERS
 from syncd.replicas import ActionListener, heartbeat, leave
 from syncd.scheduler import SCHEDULER_JOB
 from syncd.status_metrics import refresh_store_metrics
@@ -169,10 +170,14 @@ class Daemon:
 
     def refresh_metrics(self) -> None:
         refresh_store_metrics(self.engine)
-        for name, conn in self.engine.connectors.items():
-            waits = sum(getattr(v, "waits", 0) for v in vars(conn).values()
-                        if type(v).__name__ == "RateLimiter")
+        totals: dict[str, tuple[int, float]] = {}
+        for limiter in list(LIMITERS):
+            name = limiter.name or "unnamed"
+            waits, waited = totals.get(name, (0, 0.0))
+            totals[name] = (waits + limiter.waits, waited + limiter.waited_seconds)
+        for name, (waits, waited) in totals.items():
             RATE_LIMIT_WAITS.labels(name).set(waits)
+            RATE_LIMIT_WAITED.labels(name).set(waited)
 
     # -- signals ----------------------------------------------------------------------
 

@@ -13,6 +13,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
+import structlog
 from sqlalchemy import Connection, bindparam, select
 
 from syncd import crashpoints
@@ -54,6 +55,8 @@ class RulesHolder:
     def __init__(self, rules: RuleSet) -> None:
         self.current = rules
 
+
+log = structlog.get_logger("syncd.ingest")
 
 _SNAPSHOT = select(snapshots).where(
     snapshots.c.source == bindparam("source"),
@@ -102,7 +105,11 @@ def insert_actions(
             "status": "dead" if p.error else "pending", "last_error": p.error,
             "attempts": 0, "next_attempt_at": now_ms, "created_at": now_ms, "updated_at": now_ms,
         }
-        count += store.insert_if_new(conn, actions, ["key"], row) is not None
+        if store.insert_if_new(conn, actions, ["key"], row) is not None:
+            count += 1
+            log.info("action.planned", key=p.key, rule_id=p.rule_id, action=p.name,
+                     source=ref.source if ref else None, object=str(ref) if ref else None,
+                     **({"error": p.error} if p.error else {}))
     return count
 
 

@@ -26,4 +26,6 @@ INBOX_PENDING = Gauge("syncd_inbox_pending", "Webhook deliveries not yet process
 POLL_LAG = Gauge("syncd_poll_lag_seconds", "Seconds since the last successful poll",
                  ["source", "stream"], registry=REGISTRY)
 RATE_LIMIT_WAITS = Gauge("syncd_rate_limiter_waits", "Times a client-side limiter made a "
-                         "call wait", ["connector"], registry=REGISTRY)
+                         "call wait", ["limiter"], registry=REGISTRY)
+RATE_LIMIT_WAITED = Gauge("syncd_rate_limiter_waited_seconds", "Seconds calls waited for a "
+                          "client-side limiter", ["limiter"], registry=REGISTRY)

@@ -8,9 +8,13 @@ time instead of sleeping, so tests of "1,000 creates at 80/min" run in milliseco
 from __future__ import annotations
 
 import threading
+import weakref
 from collections import deque
 
 from syncd.clock import Clock, SystemClock
+
+# Every limiter alive, for the /metrics gauge of waits (by limiter name).
+LIMITERS: weakref.WeakSet[RateLimiter] = weakref.WeakSet()
 
 
 class RateLimiter:
@@ -30,6 +34,7 @@ class RateLimiter:
         self._blocked_until = 0.0
         self.waits = 0  # how many times a caller had to wait (exported as a metric)
         self.waited_seconds = 0.0
+        LIMITERS.add(self)
 
     def _now(self) -> float:
         return self.clock.now().timestamp()
