@@ -21,6 +21,8 @@ from syncd.executor import Executor, Outcome
 from syncd.inbox import InboxProcessor, InboxWriter
 from syncd.ingest import Ingestor, RulesHolder
 from syncd.kv import KeyValue, SecretFile
+from syncd.logs import add_secrets
+from syncd.logs import redact as default_redact
 from syncd.mapping.loader import load_rules
 from syncd.mapping.rules import RuleSet
 from syncd.poller import Poller
@@ -131,8 +133,10 @@ class Engine:
                          reason="previous process ended; actions are looked up before retrying")
         self.connectors = connectors if connectors is not None else build_connectors(
             config, self.clock, require_secrets=require_secrets)
-        self.redact = redact or (lambda s: s)
+        self.redact = redact or default_redact  # configured secrets and token shapes
+        add_secrets(config.secret_values())
         for name, conn in self.connectors.items():
+            add_secrets(conn.secret_values())
             conn.attach(KeyValue(self.store, name, self.clock),
                         SecretFile(config.state_dir / f"{name}-secrets.json"))
         self.rules = RulesHolder(self.load_rules())
