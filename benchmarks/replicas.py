@@ -23,24 +23,12 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-import requests  # noqa: E402
 from sqlalchemy import create_engine, func, select, text  # noqa: E402
 
 from syncd.mapping.rules import make_key  # noqa: E402
 from syncd.store.db import ACTIONS_CHANNEL, open_store  # noqa: E402
 from syncd.store.schema import actions  # noqa: E402
-from tests.integration.test_crash_recovery import free_port  # noqa: E402
-
-
-def wait_healthy(port: int) -> None:
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        try:
-            if requests.get(f"http://127.0.0.1:{port}/healthz", timeout=1).ok:
-                return
-        except requests.ConnectionError:
-            time.sleep(0.05)
-    raise SystemExit("replica did not start")
+from tests.helpers import free_port, wait_healthy  # noqa: E402
 
 
 def run(replicas: int, args: argparse.Namespace) -> float:

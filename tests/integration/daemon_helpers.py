@@ -6,7 +6,6 @@ from __future__ import annotations
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import textwrap
@@ -19,6 +18,7 @@ from typing import Any
 import requests
 
 from connectors.localdb.connector import DELIVERY_HEADER, SIGNATURE_HEADER, sign
+from tests.helpers import free_port  # noqa: F401 - re-exported for the daemon tests
 
 ROOT = Path(__file__).resolve().parents[2]
 START_TIMEOUT = 30.0
@@ -31,12 +31,6 @@ rules:
       - localdb.record:
           title: "Done: {{ item.name }}"
 """
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def wait_until(condition: Callable[[], Any], timeout: float, what: str,

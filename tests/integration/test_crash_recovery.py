@@ -6,7 +6,6 @@ from __future__ import annotations
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -18,16 +17,10 @@ import requests
 
 from connectors.localdb import LocalDbRemote
 from connectors.localdb.connector import sign
-from tests.helpers import RULES, write_rules
+from tests.helpers import RULES, free_port, wait_healthy, write_rules
 
 ROOT = Path(__file__).resolve().parents[2]
 SECRET = "whsec_crash_test_secret"
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def write_config(tmp_path: Path, port: int = 0, page_size: int = 100) -> Path:
@@ -80,19 +73,6 @@ def test_kill_at_named_point_then_restart(tmp_path: Path, point: str) -> None:
     assert len({e["key"] for e in remote.effects()}) == 2
 
 
-def _wait_ready(port: int, proc: subprocess.Popen[str]) -> None:
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise AssertionError(f"daemon exited: {proc.stderr.read() if proc.stderr else ''}")
-        try:
-            if requests.get(f"http://127.0.0.1:{port}/healthz", timeout=1).ok:
-                return
-        except requests.ConnectionError:
-            time.sleep(0.05)
-    raise TimeoutError("daemon did not start")
-
-
 def test_kill_after_inbox_commit_before_2xx(tmp_path: Path) -> None:
     port = free_port()
     config = write_config(tmp_path, port=port)
@@ -104,7 +84,7 @@ def test_kill_after_inbox_commit_before_2xx(tmp_path: Path) -> None:
     cmd = [sys.executable, "-m", "syncd.cli", "run", "--config", str(config)]
     proc = subprocess.Popen(cmd, env=env, cwd=ROOT, stderr=subprocess.PIPE, text=True)
     try:
-        _wait_ready(port, proc)
+        wait_healthy(port, proc)
         with pytest.raises(requests.ConnectionError):  # killed before answering
             requests.post(f"http://127.0.0.1:{port}/webhooks/localdb", data=body,
                           headers=headers, timeout=10)
@@ -115,7 +95,7 @@ def test_kill_after_inbox_commit_before_2xx(tmp_path: Path) -> None:
     env.pop("SYNCD_CRASH_AT")
     proc = subprocess.Popen(cmd, env=env, cwd=ROOT, stderr=subprocess.PIPE, text=True)
     try:
-        _wait_ready(port, proc)
+        wait_healthy(port, proc)
         # The sender retries: the delivery was stored, so it is acknowledged as a duplicate.
         again = requests.post(f"http://127.0.0.1:{port}/webhooks/localdb", data=body,
                               headers=headers, timeout=10)

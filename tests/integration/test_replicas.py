@@ -19,14 +19,8 @@ from connectors.localdb import LocalDbRemote
 from connectors.localdb.connector import sign
 from syncd.store.schema import actions, leaderships
 from tests.conftest import PG_URL, _psycopg_url
-from tests.helpers import RULES, write_rules
-from tests.integration.test_crash_recovery import (
-    ROOT,
-    SECRET,
-    effect_titles,
-    expected_effects,
-    free_port,
-)
+from tests.helpers import RULES, free_port, wait_healthy, write_rules
+from tests.integration.test_crash_recovery import ROOT, SECRET, effect_titles, expected_effects
 
 pytestmark = pytest.mark.skipif(
     not PG_URL, reason="replicas need PostgreSQL: set SYNCD_TEST_DATABASE_URL")
@@ -69,14 +63,7 @@ class Replica:
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "syncd.cli", "run", "--config", str(self.config)],
             cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline:
-            try:
-                if requests.get(f"http://127.0.0.1:{self.port}/healthz", timeout=1).ok:
-                    return
-            except requests.ConnectionError:
-                time.sleep(0.05)
-        raise TimeoutError("replica did not start")
+        wait_healthy(self.port, self.proc)
 
     def kill(self) -> None:
         assert self.proc is not None
