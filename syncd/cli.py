@@ -10,8 +10,9 @@ from typing import Any
 import click
 from sqlalchemy import select, update
 
+from syncd.cli_support import config_option, load_or_exit, setup_logging
 from syncd.clock import SystemClock, to_ms
-from syncd.config import Config, load_config
+from syncd.config import Config
 from syncd.errors import ConfigError
 from syncd.mapping.evaluate import Change, evaluate_change
 from syncd.mapping.loader import MappingError, load_rules
@@ -19,25 +20,9 @@ from syncd.mapping.model import json_schema
 from syncd.store.db import open_store
 from syncd.store.schema import actions
 
-config_option = click.option(
-    "--config", "config_path", type=click.Path(dir_okay=False), default=None,
-    help="TOML config (default: $SYNCD_CONFIG, ./syncd.toml, /etc/syncd/config.toml).",
-)
-
-
-def _load(config_path: str | None) -> Config:
-    try:
-        return load_config(config_path)
-    except ConfigError as exc:
-        click.echo(str(exc), err=True)
-        sys.exit(2)
-
-
-def _setup_logging(config: Config, quiet: bool = False) -> None:
-    from syncd.logs import configure_logging
-
-    level = "warning" if quiet else config.syncd.log_level
-    configure_logging(level, json=config.syncd.log_json, secrets=config.secret_values())
+# Shared with the connectors' commands; the short names keep this file readable.
+_load = load_or_exit
+_setup_logging = setup_logging
 
 
 class _SyncdGroup(click.Group):

@@ -9,38 +9,13 @@ secret file (and their cursors in the same store) the daemon reads.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from contextlib import contextmanager
-from typing import Any
-
 import click
 
-from syncd.cli import _load, _setup_logging, config_option
-from syncd.config import Config
-from syncd.errors import SyncdError
+from syncd.cli_support import config_option, engine_for
+from syncd.cli_support import load_or_exit as _load
+from syncd.cli_support import setup_logging as _setup_logging
 
 WEBHOOK_PATH = "/webhooks/airtable"
-
-
-@contextmanager
-def _airtable(config: Config) -> Iterator[tuple[Any, Any]]:
-    """(engine, its airtable connector); closes the engine."""
-    from syncd.engine import Engine
-    from syncd.mapping.loader import MappingError
-
-    try:
-        engine = Engine(config)
-    except (SyncdError, MappingError) as exc:
-        raise click.ClickException(str(exc)) from None
-    try:
-        connector = engine.connectors.get("airtable")
-        if connector is None:
-            raise click.ClickException("no enabled [airtable] table in the config")
-        yield engine, connector
-    except SyncdError as exc:
-        raise click.ClickException(f"Airtable: {exc}") from None
-    finally:
-        engine.close()
 
 
 @click.group(name="airtable")
@@ -65,7 +40,7 @@ def ensure(config_path: str | None, all_tables: bool) -> None:
         raise click.ClickException(
             "set [http] public_url: the base URL Airtable can reach syncd at")
     url = config.http.public_url.rstrip("/") + WEBHOOK_PATH
-    with _airtable(config) as (engine, connector):
+    with engine_for(config, "airtable", "Airtable") as (engine, connector):
         aliases = None if all_tables else connector.watched_tables(engine.rules.current)
         if aliases == []:
             click.echo("no mapping reacts to an Airtable table: no webhook needed "
@@ -83,7 +58,7 @@ def refresh(config_path: str | None) -> None:
     """Extend the webhooks' life by 7 days; create again any that expired."""
     config = _load(config_path)
     _setup_logging(config, quiet=True)
-    with _airtable(config) as (_, connector):
+    with engine_for(config, "airtable", "Airtable") as (_, connector):
         report = connector.refresh_webhooks()
     for webhook_id in report.refreshed:
         click.echo(f"refreshed {webhook_id}")

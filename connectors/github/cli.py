@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import click
 
-from syncd.cli import _load, _setup_logging, config_option
+from syncd.cli_support import config_option
+from syncd.cli_support import load_or_exit as _load
+from syncd.cli_support import setup_logging as _setup_logging
 from syncd.clock import SystemClock
 from syncd.errors import ConfigError, SyncdError
 from syncd.mapping.durations import parse_offset

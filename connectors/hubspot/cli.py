@@ -18,8 +18,9 @@ from typing import Any
 
 import click
 
-from syncd.cli import _load, _setup_logging, config_option
-from syncd.errors import SyncdError
+from syncd.cli_support import config_option, engine_for
+from syncd.cli_support import load_or_exit as _load
+from syncd.cli_support import setup_logging as _setup_logging
 from syncd.model import PollPage
 
 RESUME_KEY = "backfill"
@@ -88,25 +89,12 @@ def hubspot_cli() -> None:
 def backfill(config_path: str | None, since: datetime | None, replay: bool,
              restart: bool) -> None:
     """Read every deal into syncd's snapshots (resumable)."""
-    from syncd.engine import Engine
-    from syncd.mapping.loader import MappingError
-
     config = _load(config_path)
     _setup_logging(config, quiet=True)
-    try:
-        engine = Engine(config)
-    except (SyncdError, MappingError) as exc:
-        raise click.ClickException(str(exc)) from None
-    try:
-        connector = engine.connectors.get("hubspot")
-        if connector is None:
-            raise click.ClickException("no enabled [hubspot] table in the config")
+    with engine_for(config, "hubspot", "HubSpot (run the command again to resume)") as (
+        engine, connector,
+    ):
         report = _run_with_progress(engine, connector, _as_utc(since), replay, restart)
-    except SyncdError as exc:
-        raise click.ClickException(
-            f"HubSpot: {exc} (run the command again to resume)") from None
-    finally:
-        engine.close()
     what = "rules fired" if replay else "snapshots only, no rule fired"
     click.echo(f"backfill done{' (resumed)' if report.resumed else ''}: {report.deals} deals "
                f"in {report.pages} pages, {report.events} events, {report.actions} actions "
