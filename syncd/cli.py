@@ -18,7 +18,7 @@ from syncd.mapping.evaluate import Change, evaluate_change
 from syncd.mapping.loader import MappingError, load_rules
 from syncd.mapping.model import json_schema
 from syncd.store.db import open_store
-from syncd.store.schema import actions
+from syncd.store.schema import actions, inbox
 
 # Shared with the connectors' commands; the short names keep this file readable.
 _load = load_or_exit
@@ -248,6 +248,42 @@ def actions_retry(config_path: str | None, ident: str) -> None:
 def actions_cancel(config_path: str | None, ident: str) -> None:
     """Cancel a pending or dead action."""
     _set_status(config_path, ident, "cancelled", ("pending", "dead"))
+
+
+@main.group(name="inbox")
+def inbox_group() -> None:
+    """Inspect webhook deliveries, and send failed ones through again."""
+
+
+@inbox_group.command("list")
+@config_option
+@click.option("--status", default="failed", show_default=True, help="pending, done, failed")
+@click.option("--limit", default=50, show_default=True)
+def inbox_list(config_path: str | None, status: str, limit: int) -> None:
+    """Deliveries, newest first, with the reason for failed ones."""
+    store = open_store(_load(config_path).store_url)
+    query = (select(inbox.c.id, inbox.c.connector, inbox.c.delivery_id, inbox.c.attempts,
+                    inbox.c.status, inbox.c.last_error)
+             .where(inbox.c.status == status).order_by(inbox.c.id.desc()).limit(limit))
+    with store.engine.connect() as conn:
+        for r in conn.execute(query).mappings():
+            click.echo(f"{r['id']:>6} {r['connector']:<9} {r['delivery_id'][:36]:<36} "
+                       f"{r['status']:<7} {r['attempts']:>2} {r['last_error'] or ''}")
+
+
+@inbox_group.command("retry")
+@config_option
+@click.argument("delivery", type=int)
+def inbox_retry(config_path: str | None, delivery: int) -> None:
+    """Process a failed delivery again (after fixing its cause, e.g. a connector's config)."""
+    store = open_store(_load(config_path).store_url)
+    with store.tx() as conn:
+        changed = conn.execute(update(inbox).where(
+            inbox.c.id == delivery, inbox.c.status == "failed"
+        ).values(status="pending", attempts=0, next_attempt_at=0)).rowcount
+    if not changed:
+        raise click.ClickException(f"no failed delivery {delivery}")
+    click.echo(f"delivery {delivery} will be processed again")
 
 
 @main.command()

@@ -162,8 +162,25 @@ class Daemon:
         dead = [t.name for t in self.threads if not t.is_alive()]
         if dead:
             problems.append(f"threads stopped: {', '.join(dead)}")
+        if not problems:
+            problems += self._stale_polls()
         return {"ready": not problems, "problems": problems,
                 "rules": len(self.engine.rules.current.rules)}
+
+    def _stale_polls(self) -> list[str]:
+        """Sources not polled successfully for three intervals (and a minute): the safety
+        net is down, though webhooks may still flow. By any replica: the cursor is shared."""
+        now = to_ms(self.engine.clock.now())
+        last = {(c["source"], c["stream"]): c["updated_at"]
+                for c in self.engine.poller.last_polls()}
+        out = []
+        for source, stream in self.engine.poller.streams():
+            interval = self.engine.connectors[source].settings.poll_interval_seconds
+            allowed_ms = int((3 * interval + 60) * 1000)
+            since = last.get((source, stream), self.started_at)
+            if now - since > allowed_ms:
+                out.append(f"{source}.{stream} not polled for {(now - since) // 1000} s")
+        return out
 
     def healthy(self) -> bool:
         return all(t.is_alive() for t in self.threads)

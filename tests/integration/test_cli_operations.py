@@ -10,7 +10,7 @@ from sqlalchemy import func, select
 
 from syncd.cli import main
 from syncd.clock import FakeClock
-from syncd.store.schema import actions, events
+from syncd.store.schema import actions, events, inbox
 from tests.helpers import make_engine, write_rules
 
 
@@ -75,4 +75,25 @@ def test_prune_keeps_unfinished_work(tmp_path: Path, store_url: str) -> None:
     assert pruned["actions"] == 1 and pruned["events"] >= 4
     assert statuses == ["dead", "pending"]  # done work pruned; dead and pending kept
     assert recent_events >= 1  # the new item's events stay
+    engine.close()
+
+
+def test_failed_delivery_is_listed_with_its_reason_and_can_be_retried(
+    tmp_path: Path, store_url: str
+) -> None:
+    from syncd.inbox import Delivery
+
+    engine = make_engine(tmp_path, store_url, FakeClock())
+    # Stored by an earlier configuration that had a [ghost] connector.
+    engine.writer.submit(Delivery("ghost", "d-1", {}, b"{}", 0)).result()
+    engine.inbox.drain()
+    config = config_file(tmp_path, store_url)
+    listed = run("inbox", "list", "--config", str(config))
+    assert "d-1" in listed and "connector 'ghost' is not configured" in listed
+    with engine.store.engine.connect() as conn:
+        (delivery_id,) = conn.execute(select(inbox.c.id)).one()
+    run("inbox", "retry", str(delivery_id), "--config", str(config))
+    assert "d-1" in run("inbox", "list", "--status", "pending", "--config", str(config))
+    result = CliRunner().invoke(main, ["inbox", "retry", "999", "--config", str(config)])
+    assert result.exit_code != 0 and "no failed delivery 999" in result.output
     engine.close()
