@@ -75,6 +75,10 @@ class WebhookEndpoint:
             WEBHOOKS.labels(name, f"rejected_{exc.status}").inc()
             log.warning("webhook.rejected", source=name, status=exc.status, reason=exc.reason)
             return exc.status, {"error": exc.reason}
+        except Exception:  # a connector bug: nothing stored, the sender retries later
+            WEBHOOKS.labels(name, "verify_error").inc()
+            log.exception("webhook.verify_failed", source=name)
+            return 500, {"error": "could not verify the delivery; retry later"}
         kept = {k: v for k, v in headers.items() if k in connector.webhook_headers}
         delivery = Delivery(name, delivery_id[:200], kept, body, hook.received_at_ms)
         try:

@@ -119,3 +119,15 @@ def test_fetch_failure_keeps_delivery_for_later(served, monkeypatch) -> None:
     engine.clock.advance(3600)
     assert engine.inbox.drain() == 1
     assert [o.status for o in engine.executor.drain()] == ["done"]
+
+
+def test_a_connector_failing_to_verify_gets_500_and_stores_nothing(served, monkeypatch) -> None:
+    engine, server = served
+
+    def broken(request):
+        raise RuntimeError("bug in the connector")
+
+    monkeypatch.setattr(engine.connectors["localdb"], "verify_webhook", broken)
+    answer = post(server, json.dumps({"type": "item", "id": "7"}).encode())
+    assert answer.status_code == 500 and "retry later" in answer.json()["error"]
+    assert stored(engine) == 0
