@@ -6,7 +6,10 @@ process kills it with SIGKILL after a random delay: a real kill -9 of a real pro
 landing anywhere (mid-transaction, mid-call, mid-commit). After the rounds one last worker
 runs to completion. Prints one JSON line with the counts.
 
-    python -m tests.integration.crash_driver CONFIG ROUNDS SEED
+    python -m tests.integration.crash_driver CONFIG KILLS SEED
+
+Rounds go on until KILLS workers were killed (a worker that finished its work before its
+kill does not count), at most 3 x KILLS rounds.
 """
 
 from __future__ import annotations
@@ -55,11 +58,13 @@ def run_worker(config_path: str, hinted: str | None, delivery: str) -> int:
 
 
 def main() -> None:
-    config_path, rounds, seed = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
+    config_path, wanted, seed = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
     rng = random.Random(seed)
     remote = LocalDbRemote(load_config(config_path).connectors["localdb"].path)
     kills = finished = 0
-    for n in range(rounds):
+    for n in range(3 * wanted):
+        if kills >= wanted:
+            break
         for _ in range(2):
             remote.put("item", f"i{rng.randrange(OBJECTS)}", stage=rng.choice(STAGES))
         hinted = f"i{rng.randrange(OBJECTS)}" if rng.random() < 0.5 else None

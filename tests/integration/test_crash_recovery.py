@@ -134,7 +134,7 @@ def test_two_hundred_random_kills(tmp_path: Path, report_figure) -> None:
     for i in range(30):
         remote.put("item", f"i{i}", name=f"i{i}", stage="open")
     out = subprocess.run(
-        [sys.executable, "-m", "tests.integration.crash_driver", str(config), "240", "7"],
+        [sys.executable, "-m", "tests.integration.crash_driver", str(config), "220", "7"],
         capture_output=True, text=True, timeout=900, cwd=ROOT,
     )
     assert out.returncode == 0, out.stderr[-3000:]
