@@ -19,12 +19,14 @@ from typing import TYPE_CHECKING
 
 import click
 
+from syncd.shipped import shipped_mappings
+
 if TYPE_CHECKING:  # the sandbox (fakes, SMTP server) is imported only when the demo runs
     from syncd.sandbox import SandboxRun
     from syncd.sandbox.effects import Effects
 
 LIVE_TICK_SECONDS = 1.0
-SHIPPED_MAPPINGS = Path(__file__).resolve().parents[1] / "mappings"
+SHIPPED_MAPPINGS = shipped_mappings()
 
 
 @click.command()
@@ -42,10 +44,8 @@ def demo(once: bool, state_dir: str | None, mappings: str, verbose: bool) -> Non
     from syncd.sandbox import run_sandbox
 
     if not Path(mappings).is_dir():
-        # Installed from a wheel, the repository's mappings/ is not beside the package.
         raise click.ClickException(
-            f"no mapping folder at {mappings}: run the demo from a clone of the repository, "
-            "or pass --mappings PATH/TO/mappings")
+            f"no mapping folder at {mappings}: pass --mappings PATH/TO/mappings")
 
     configure_logging("info" if verbose else "error", json=False)
     with tempfile.TemporaryDirectory(prefix="syncd-demo-") as scratch:

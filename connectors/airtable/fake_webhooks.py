@@ -1,10 +1,11 @@
 """Webhooks of the fake Airtable: payload log, cursors, seven-day expiry, signed pings.
 
 Shapes follow Airtable's docs and pyairtable's sample data (`Webhook.json`,
-`WebhookNotification.json`, `WebhookPayload*.json` in shared/contracts): a webhook records one
-payload per change of a table it watches; `GET .../payloads?cursor=n` returns the payloads from
-number n on, the next cursor and `mightHaveMore`; the ping POSTed to the notification URL
-carries no data, only ids, signed with the MAC secret shown once at creation.
+`WebhookNotification.json`, `WebhookPayload*.json`; copies in
+tests/connectors/airtable/contracts):
+a webhook records one payload per change of a table it watches; `GET .../payloads?cursor=n`
+returns the payloads from number n on, the next cursor and `mightHaveMore`; the ping POSTed to
+the notification URL carries no data, only ids, signed with the MAC secret shown once at creation.
 """
 
 from __future__ import annotations

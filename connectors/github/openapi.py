@@ -7,7 +7,6 @@ an explicit `null` alternative before the documents are handed to `jsonschema`.
 from __future__ import annotations
 
 import json
-import os
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
@@ -22,16 +21,8 @@ SPEC_FILES = {
 }
 
 
-def contracts_dir() -> Path | None:
-    """Where the shared GitHub OpenAPI subsets live (None when not shipped with this copy)."""
-    configured = os.environ.get("SYNCD_GITHUB_OPENAPI_DIR")
-    candidates = [Path(configured)] if configured else []
-    # The repository sits next to the shared contracts: /work/main and /work/shared.
-    candidates.append(Path(__file__).resolve().parents[3] / "shared/contracts/github/openapi")
-    for candidate in candidates:
-        if all((candidate / name).is_file() for name in SPEC_FILES.values()):
-            return candidate
-    return None
+# Copied from octokit's published OpenAPI description; provenance in specs/SOURCES.md.
+SPECS_DIR = Path(__file__).parent / "specs"
 
 
 def _denull(node: Any) -> Any:
@@ -93,10 +84,7 @@ class OpenApiSubset:
 
 
 @lru_cache(maxsize=4)
-def load(name: str) -> OpenApiSubset | None:
-    """The subset `name` ("rest" or "hooks"), or None when the contracts are not available."""
-    where = contracts_dir()
-    if where is None:
-        return None
-    document = json.loads((where / SPEC_FILES[name]).read_text())
+def load(name: str) -> OpenApiSubset:
+    """The subset `name` ("rest" or "hooks"), shipped in `specs/`."""
+    document = json.loads((SPECS_DIR / SPEC_FILES[name]).read_text())
     return OpenApiSubset(document, f"urn:syncd:github:{name}")

@@ -1,9 +1,9 @@
 """Checks bodies against Atlassian's published Jira Cloud v3 OpenAPI description (a subset).
 
 `openapi/rest-v3-issues-search-transitions.openapi.json` is a verbatim subset of Atlassian's
-`swagger-v3.v3.json` (Apache 2.0; provenance in the shared contracts' SOURCES.md), shipped in
-the package so the `syncd demo` sandbox validates too. OpenAPI 3.0 schemas are read as JSON
-Schema draft 4, which is what they are closest to; `nullable` and `readOnly` are not enforced.
+`swagger-v3.v3.json` (Apache 2.0; provenance in `openapi/SOURCES.md`), shipped in the package
+so the `syncd demo` sandbox validates too. OpenAPI 3.0 schemas are read as JSON Schema
+draft 4, which is what they are closest to; `nullable` and `readOnly` are not enforced.
 
 `jsonschema` is a test dependency: without it validation is off (`enabled` is False), and the
 tests assert it is on.

@@ -20,9 +20,10 @@ from syncd.clock import Clock
 from syncd.config import Config, HttpSection, StoreSection, SyncdSection
 from syncd.connector import Connector, ConnectorSettings
 from syncd.engine import Engine, build_connectors
+from syncd.shipped import shipped_mappings
 from syncd.webapp import build_app
 
-SHIPPED_MAPPINGS = Path(__file__).resolve().parents[2] / "mappings"
+SHIPPED_MAPPINGS = shipped_mappings()
 
 
 def sandbox_config(state_dir: Path, settings: dict[str, ConnectorSettings],

@@ -12,10 +12,11 @@ from connectors.github.webhooks import sign, signed_delivery
 from syncd.errors import WebhookRejected
 from syncd.model import ObjectRef, WebhookRequest
 
-EXAMPLES = Path(__file__).resolve().parents[4] / "shared/contracts/github/webhook-examples"
+EXAMPLES = Path(__file__).parent / "contracts" / "webhook-examples"  # octokit/webhooks
 PAYLOADS = sorted(
     p for event in ("issues", "issue_comment", "ping") for p in (EXAMPLES / event).glob("*.json")
 )
+assert len(PAYLOADS) >= 40, f"octokit's example payloads missing from {EXAMPLES}"
 SECRET = "It's a Secret to Everybody"
 
 
