@@ -2,9 +2,13 @@
 shipped workflows, which ops edit in a clone) travels in the wheel as `syncd/shipped_mappings`,
 so `syncd demo` and `syncd check` find it after `pip install syncd`."""
 
-from setuptools import find_packages, setup
+from setuptools import find_namespace_packages, setup
 
 setup(
-    packages=[*find_packages(include=["syncd*", "connectors*"]), "syncd.shipped_mappings"],
+    # Namespace discovery also lists the data-only folders (connectors/github/specs, ...).
+    packages=[
+        *find_namespace_packages(include=["syncd*", "connectors*"], exclude=["*.__pycache__"]),
+        "syncd.shipped_mappings",
+    ],
     package_dir={"syncd.shipped_mappings": "mappings"},
 )
