@@ -24,9 +24,8 @@ from syncd.mapping.model import ChangeTrigger
 from syncd.mapping.rules import (
     PlannedAction,
     RuleSet,
-    condition_holds,
     event_matches,
-    plan_actions,
+    plan_if_holds,
     rule_data,
 )
 from syncd.metrics import EVENTS
@@ -195,11 +194,9 @@ class Ingestor:
                 rule, now=now, ref=obs.ref, fields=obs.fields, context=obs.context,
                 previous=previous, event=event,
             )
-            if not condition_holds(rule, data):
-                continue
             parts = (str(obs.ref),) if rule.rule.once_per_object else (
                 str(obs.ref), event_key(event))
-            out.append((plan_actions(rule, data, parts, obs.ref), event_id))
+            out.append((plan_if_holds(rule, data, parts, obs.ref), event_id))
         return out
 
     @staticmethod
