@@ -31,6 +31,7 @@ class SyncdSection(_Section):
     mappings: list[str] = ["mappings"]
     log_level: str = "info"
     log_json: bool | None = None  # None: JSON when stderr is not a terminal
+    allow_empty_rules: bool = False  # a reload giving no rules is refused unless true
 
 
 class StoreSection(_Section):

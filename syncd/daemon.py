@@ -207,8 +207,15 @@ class Daemon:
         old_config = self.engine.config
         try:
             config = load_config(old_config.path) if old_config.path else old_config
+            _check_reload_permissions(config)  # the same file-mode checks as at start
             self.engine.config = config
-            rules = self.engine.reload_rules()
+            rules = self.engine.load_rules()
+            if not rules.rules and not config.syncd.allow_empty_rules:
+                raise ConfigError([
+                    "the mapping files give no rules (deleted or emptied?): keeping the "
+                    f"previous {len(self.engine.rules.current.rules)}; set [syncd] "
+                    "allow_empty_rules = true to run without rules on purpose"])
+            self.engine.rules.current = rules
         except (MappingError, ConfigError) as exc:
             self.engine.config = old_config
             problems = getattr(exc, "problems", [str(exc)])
@@ -298,6 +305,15 @@ class Daemon:
             log.warning("replica.leave_failed")
         self.engine.close()
         log.info("daemon.stopped")
+
+
+def _check_reload_permissions(config: Config) -> None:
+    """Raise ConfigError when a file mode would make the start refuse (see permissions.py)."""
+    if config.path is None:
+        return
+    problems = check_file_permissions(config.path, config.mapping_paths, config.secret_files)
+    if problems:
+        raise ConfigError(problems)
 
 
 def run_daemon(config: Config) -> int:
