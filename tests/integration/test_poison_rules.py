@@ -73,3 +73,55 @@ def test_poison_rules_go_dead_with_reasons_and_the_good_rule_acts(
         snap = conn.execute(select(snapshots)).mappings().one()
     assert snap["fields"]["stage"] == "done"
     engine.close()
+
+
+CRON_RULES = """
+rules:
+  - id: cron-overflow
+    when:
+      cron: "0 9 * * *"
+      for_each: {source: localdb, object: item, query: {}}
+    do:
+      - localdb.record: {title: "{{ 10 ** 400 * 1.0 }}"}
+  - id: cron-fee-check
+    when:
+      cron: "0 9 * * *"
+      for_each: {source: localdb, object: item, query: {}}
+    if: {item.fee: {gt: 100}}
+    do:
+      - localdb.record: {title: "Big fee: {{ item.name }}"}
+  - id: cron-good
+    when:
+      cron: "0 9 * * *"
+      for_each: {source: localdb, object: item, query: {}}
+    do:
+      - localdb.record: {title: "Daily: {{ item.name }}"}
+"""
+
+
+def test_poison_time_rules_fail_alone(tmp_path: Path, store_url: str) -> None:
+    from datetime import UTC, datetime, timedelta
+
+    start = datetime.now(UTC).replace(hour=8, minute=0, second=0, microsecond=0) + timedelta(
+        days=1)
+    clock = FakeClock(start)
+    engine = make_engine(tmp_path, store_url, clock, rules=CRON_RULES)
+    remote = engine.connectors["localdb"].remote
+    remote.put("item", "a", name="Ocean", fee="about nine hundred")  # not a number
+    remote.put("item", "b", name="Lab", fee=900)
+    engine.run_once()  # first sight of the cron rules: nothing fires
+    clock.advance(hours=1)
+    engine.run_once()
+
+    with engine.store.engine.connect() as conn:
+        rows = [dict(r) for r in conn.execute(select(actions)).mappings()]
+    by_rule: dict[str, list[dict]] = {}
+    for row in rows:
+        by_rule.setdefault(row["rule_id"], []).append(row)
+    assert sorted(e["params"]["title"] for e in remote.effects()) == [
+        "Big fee: Lab", "Daily: Lab", "Daily: Ocean"]
+    assert [r["status"] for r in by_rule["cron-overflow"]] == ["dead", "dead"]
+    assert all("OverflowError" in r["last_error"] for r in by_rule["cron-overflow"])
+    (bad_fee,) = [r for r in by_rule["cron-fee-check"] if r["status"] == "dead"]
+    assert bad_fee["object_id"] == "a" and "condition error" in bad_fee["last_error"]
+    engine.close()
