@@ -3,7 +3,8 @@
 CRM data is untrusted: the sandbox stops a deal name like `{{ ''.__class__ }}` from reaching
 Python internals (and data is never rendered as a template anyway: only mapping files are),
 and StrictUndefined turns a misspelt field into an error instead of an empty string in an
-issue that engineers will read.
+issue that engineers will read. Every render is bounded in time and size (`limits.py`), and
+`{template: file}` reads only files inside the mapping file's folder.
 """
 
 from __future__ import annotations
@@ -38,6 +39,7 @@ class BoundedEnvironment(ImmutableSandboxedEnvironment):
     intercepted_binops = frozenset({"*", "**", "%", "+"})
 
     def _generate(self, source: Any, name: Any, filename: Any, defer_init: bool = False) -> Any:
+        # Jinja's step from parsed tree to Python code (3.x): loops and `~` get their guards.
         source = limits.GuardLoops().visit(source)
         return super()._generate(source, name, filename, defer_init=defer_init)
 
