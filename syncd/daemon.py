@@ -48,6 +48,7 @@ log = structlog.get_logger("syncd.daemon")
 STOP_TIMEOUT_SECONDS = 30.0
 HOUSEKEEPING_SECONDS = 6 * 3600.0
 EXECUTOR_CLAIM = 10
+LOOKUP_TICK_SECONDS = 1.0  # cheap: reads the store; the API only when due (with backoff)
 
 
 class _Server(uvicorn.Server):
@@ -145,6 +146,7 @@ class Daemon:
             self.threads.append(thread)
         for i in range(cfg.executor.workers):
             self._loop(f"executor-{i}", lambda: 1.0, self._executor_body, self.wake_executor)
+        self._loop("lookups", lambda: LOOKUP_TICK_SECONDS, self.engine.refresh_lookups)
         self._loop("prune", lambda: 3600.0, self.engine.prune)
         self._loop("housekeeping", lambda: HOUSEKEEPING_SECONDS, self._housekeeping_body)
 
@@ -159,6 +161,7 @@ class Daemon:
             problems.append(f"store unreachable: {type(exc).__name__}")
         if not self.engine.rules.current.rules:
             problems.append("no rules loaded")
+        problems += self.engine.lookups.problems()
         dead = [t.name for t in self.threads if not t.is_alive()]
         if dead:
             problems.append(f"threads stopped: {', '.join(dead)}")

@@ -126,7 +126,7 @@ class HubSpotConnector(DealActions, Connector):
 
     def value_aliases(self, object_type: str, field: str) -> dict[str, str]:
         if object_type == DEAL and field == "dealstage":
-            return self.stages.label_to_id()
+            return self.stages.current_label_to_id()
         return {}
 
     def stage_labels(self) -> dict[str, str]:
