@@ -41,6 +41,7 @@ from syncd.poller import poll_job
 from syncd.ratelimit import LIMITERS
 from syncd.replicas import ActionListener, heartbeat, leave
 from syncd.scheduler import SCHEDULER_JOB
+from syncd.shared_limits import sharer
 from syncd.status_metrics import refresh_store_metrics
 from syncd.webapp import build_app
 
@@ -69,6 +70,8 @@ class Daemon:
         self.engine.executor.on_dead = make_alerter(self.engine)
         for conn in self.engine.connectors.values():
             add_secrets(conn.secret_values())
+            if not self.engine.store.is_sqlite:  # replicas: one budget for all of them
+                conn.share_limits(sharer(self.engine.store, self.engine.clock))
         self.threads: list[threading.Thread] = []
         self.server: _Server | None = None
         self.replica_id = self.engine.executor.owner
