@@ -110,7 +110,8 @@ def test_three_replicas_share_hubspot_budget_and_lose_no_stage_change(
         replicas = [Replica(*replica_config(tmp_path, n, store_url, rules, server.url))
                     for n in range(3)]
         try:
-            fail_pipelines(fake)  # the first start: never read, and the reads fail
+            for _ in range(3):  # the first start: never read, and the reads fail for a
+                fail_pipelines(fake)  # while (backoff 2, 4, 8 s): the first deals move then
             for r in replicas:
                 r.start()
             order = list(deals)
