@@ -34,6 +34,7 @@ from syncd.engine import Engine
 from syncd.errors import ConfigError
 from syncd.leadership import Leadership
 from syncd.logs import add_secrets, configure_logging, redact
+from syncd.lookups import LookupsNotReady
 from syncd.mapping.loader import MappingError
 from syncd.metrics import RATE_LIMIT_WAITED, RATE_LIMIT_WAITS
 from syncd.permissions import check_file_permissions
@@ -111,7 +112,10 @@ class Daemon:
     def _poll_body(self, source: str, stream: str) -> None:
         fence = self.leadership.hold(poll_job(source, stream))
         if fence is not None:  # else another replica holds this poller
-            self.engine.poller.poll_stream(source, stream, fence)
+            try:
+                self.engine.poller.poll_stream(source, stream, fence)
+            except LookupsNotReady as exc:  # said by /readyz and the alert; cursor kept
+                log.info("poll.waiting", source=source, stream=stream, reason=str(exc))
 
     def _scheduler_body(self) -> None:
         fence = self.leadership.hold(SCHEDULER_JOB)

@@ -8,6 +8,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+import pytest
 from sqlalchemy import select
 
 from connectors.hubspot import HubSpotConnector, HubSpotSettings
@@ -178,8 +179,11 @@ def test_a_long_wait_says_so_once_in_the_alert_inbox(tmp_path: Path, store_url: 
         engine.close()
 
 
-def test_readyz_says_a_source_waits_for_its_stage_labels(tmp_path: Path) -> None:
+def test_readyz_says_a_source_waits_for_its_stage_labels(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     fake = FakeHubSpot()
+    monkeypatch.setenv("SYNCD_HUBSPOT_ACCESS_TOKEN", fake.token)
     with fake.serve() as fake_server:
         rules = write_rules(tmp_path / "mappings", TRANSITION_RULES)
         config_path = tmp_path / "syncd.toml"
@@ -189,7 +193,6 @@ state_dir = "{tmp_path / 'state'}"
 mappings = ["{rules}"]
 [hubspot]
 base_url = "{fake_server.url}"
-access_token = "{fake.token}"
 """)
         fake.fail_next(1, 429, method="GET", path=PIPELINES, retry_after=1)
         daemon = Daemon(load_config(config_path))
