@@ -9,7 +9,7 @@ than the snapshot, and because event and action keys are unique in the store.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
@@ -113,10 +113,14 @@ def insert_actions(
 
 
 class Ingestor:
-    def __init__(self, store: Store, rules: RulesHolder, clock: Clock) -> None:
+    def __init__(self, store: Store, rules: RulesHolder, clock: Clock,
+                 gate: Callable[[Iterable[tuple[str, str]]], None] | None = None) -> None:
         self.store = store
         self.rules = rules
         self.clock = clock
+        # Raises (syncd.lookups.LookupsNotReady) for (source, object type) whose rules
+        # cannot be evaluated yet: nothing of theirs may be consumed.
+        self.check_ready = gate or (lambda refs: None)
 
     def ingest(
         self,
@@ -131,6 +135,8 @@ class Ingestor:
 
         `fence`: (job, token) when the caller holds a singleton job (a poller); the
         transaction is refused if another replica took the job over meanwhile."""
+        observations = list(observations)
+        self.check_ready((o.ref.source, o.ref.type) for o in observations)
         if conn is None:
             with self.store.tx() as own:
                 return self.ingest(observations, cursor=cursor, fire=fire, conn=own,
