@@ -46,3 +46,14 @@ def load_json(body: bytes | str) -> Any:
         return json.loads(body)
     except (ValueError, UnicodeDecodeError, RecursionError):
         raise WebhookRejected(400, "body is not JSON") from None
+
+
+def unsigned_warnings(settings_by_connector: dict[str, Any]) -> list[str]:
+    """One warning per enabled connector table with `allow_unsigned = true` (for the start
+    log and `syncd check`)."""
+    return [
+        f"[{name}] allow_unsigned = true: webhook deliveries without a signature are "
+        "accepted; anyone who can reach the HTTP port can store deliveries"
+        for name, settings in sorted(settings_by_connector.items())
+        if unsigned_allowed(settings) and getattr(settings, "enabled", True)
+    ]
