@@ -19,7 +19,7 @@ from connectors.hubspot.signing import sign as hs_sign
 from connectors.localdb.connector import LocalDbConnector, sign
 from syncd.clock import FakeClock, to_ms
 from syncd.inbox import Delivery
-from syncd.model import Hint, ObjectRef, Observation, WebhookRequest
+from syncd.model import Hint, Observation, WebhookRequest
 from syncd.store.schema import inbox
 from syncd.webapp import build_app
 from tests.helpers import ServedApp, make_engine
