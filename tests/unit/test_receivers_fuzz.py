@@ -28,7 +28,7 @@ from tests.receiver_cases import (
 )
 
 CLOCK = FakeClock()
-FUZZ = settings(max_examples=300, deadline=None, derandomize=True, database=None,
+FUZZ = settings(max_examples=200, deadline=None, derandomize=True, database=None,
                 suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
 
 latin1_text = st.text(alphabet=st.characters(min_codepoint=0, max_codepoint=255), max_size=120)
