@@ -39,8 +39,8 @@ def verify(settings: HubSpotSettings, clock: Clock, request: WebhookRequest) -> 
     if settings.app_secret is None:
         refuse_unsigned(settings.allow_unsigned,
                         "no app_secret configured: HubSpot webhooks are refused")
-    elif settings.allow_unsigned and not _signature_headers_present(headers):
-        pass  # explicitly allowed: an unsigned delivery
+    elif not _signature_headers_present(headers):
+        refuse_unsigned(settings.allow_unsigned, "missing signature headers")
     else:
         _check_signature(settings, clock, request, headers)
     events = _events(_text(request.body))
