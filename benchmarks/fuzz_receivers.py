@@ -12,7 +12,8 @@ larger than `max_body_bytes`. The cases are in `tests/receiver_cases.py`.
     python benchmarks/fuzz_receivers.py [--n 1000000] [--seed 14]
 
 It prints, per receiver, the deliveries sent by kind, the answers by status, the 5xx and
-unexpected exceptions, the valid deliveries accepted, and the inbox rows stored from
+unexpected exceptions (an exception out of the endpoint, or a verifier that raised anything
+but its 4xx refusal), the valid deliveries accepted, and the inbox rows stored from
 invalid deliveries. It exits 1 unless there were no 5xx, no unexpected exception, no
 invalid delivery accepted, and exactly one stored row per valid delivery.
 """
@@ -37,6 +38,7 @@ from sqlalchemy import func, select  # noqa: E402
 from syncd.clock import FakeClock  # noqa: E402
 from syncd.inbox import InboxWriter  # noqa: E402
 from syncd.logs import configure_logging  # noqa: E402
+from syncd.metrics import REGISTRY  # noqa: E402
 from syncd.store.db import open_store  # noqa: E402
 from syncd.store.schema import inbox  # noqa: E402
 from syncd.webapp import WebhookEndpoint  # noqa: E402
@@ -140,6 +142,12 @@ async def run(n: int, seed: int, state: Path) -> int:
               f"valid refused: {valid_refused[name]}")
         print(f"  inbox rows: {rows:,} (valid deliveries {valid:,}); "
               f"rows from invalid deliveries: {from_invalid}")
+    for name in connectors:  # a verifier that raised (answered 400 or 500 by the endpoint)
+        raised = REGISTRY.get_sample_value(
+            "syncd_webhooks_total", {"connector": name, "outcome": "verify_error"}) or 0
+        if raised:
+            errors[f"{name}: verifier raised"] += int(raised)
+    failed |= bool(errors)
     print(f"\nunexpected exceptions: {sum(errors.values())} {dict(errors) or ''}")
     print("RESULT: " + ("FAIL" if failed else "OK: 0 5xx, 0 unexpected exceptions, "
                         "no row stored from an invalid delivery"))

@@ -13,6 +13,11 @@ from typing import Any
 
 from syncd.errors import WebhookRejected
 
+# Exceptions a verifier can only raise because of what the sender sent (a verifier bug on an
+# odd input): the delivery is refused with 400 and the traceback logged, never a 500.
+MALFORMED_INPUT_ERRORS = (ValueError, TypeError, KeyError, IndexError, AttributeError,
+                          RecursionError, UnicodeError)
+
 
 def _as_bytes(value: str | bytes) -> bytes:
     # surrogatepass: any str encodes, so an odd header is a mismatch, never an exception
