@@ -41,8 +41,8 @@ from syncd.store.schema import inbox
 log = structlog.get_logger("syncd.inbox")
 
 # Errors of a parse that would fail the same way every time: the stored delivery is malformed.
-PERMANENT_PARSE_ERRORS = (WebhookRejected, PermanentError, ValueError, TypeError, KeyError,
-                          AttributeError, IndexError, LookupError, RecursionError)
+PERMANENT_PARSE_ERRORS = (WebhookRejected, PermanentError, ValueError, TypeError, LookupError,
+                          AttributeError, RecursionError)
 
 
 def parse_failure(exc: Exception) -> str | None:
