@@ -68,9 +68,10 @@ def check(config_path: str | None) -> None:
     config = _load(config_path)
     _setup_logging(config, quiet=True)
     from syncd.engine import build_connectors, check_rules_against_config, missing_secrets
+    from syncd.webhook_checks import unsigned_warnings
 
     missing = missing_secrets(config)
-    for problem in missing:
+    for problem in [*missing, *unsigned_warnings(config.connectors)]:
         click.echo(f"warning: {problem}", err=True)
     # Without credentials, the checks against the live account are skipped, with a warning.
     unreachable: set[str] = {p[1:p.index("]")] for p in missing}

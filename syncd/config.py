@@ -47,6 +47,12 @@ class HttpSection(_Section):
     port: int = Field(8080, ge=0, le=65535)
     public_url: str = ""  # the base URL as webhook senders call it (behind a proxy)
     max_body_bytes: int = Field(1_048_576, ge=1024)
+    # Slow or numerous clients: a request's headers, then its body, must arrive within these;
+    # connections past max_connections are closed at once.
+    header_timeout_seconds: float = Field(10.0, gt=0, le=300)
+    body_timeout_seconds: float = Field(30.0, gt=0, le=600)
+    keep_alive_seconds: int = Field(5, ge=1, le=300)
+    max_connections: int = Field(1000, ge=1)
 
 
 class ExecutorSection(_Section):

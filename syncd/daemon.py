@@ -32,6 +32,7 @@ from syncd.clock import to_ms
 from syncd.config import Config, load_config
 from syncd.engine import Engine
 from syncd.errors import ConfigError
+from syncd.http_server import uvicorn_config
 from syncd.leadership import Leadership
 from syncd.logs import add_secrets, configure_logging, redact
 from syncd.lookups import LookupsNotReady
@@ -279,11 +280,9 @@ class Daemon:
             clock=self.engine.clock, max_body_bytes=self.config.http.max_body_bytes,
             public_url=self.config.http.public_url, on_stored=self.wake_inbox.set,
             readiness=self.readiness, refresh_metrics=self.refresh_metrics,
+            body_timeout_seconds=self.config.http.body_timeout_seconds,
         )
-        server_config = uvicorn.Config(
-            app, host=self.config.http.host, port=self.config.http.port, log_config=None,
-            access_log=False, lifespan="off", timeout_graceful_shutdown=10,
-        )
+        server_config = uvicorn_config(app, self.config.http, timeout_graceful_shutdown=10)
         self.server = _Server(server_config)
         self.start_loops()
         watchdog = asyncio.create_task(self._watchdog())

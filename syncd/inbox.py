@@ -8,6 +8,12 @@ at once.
 `InboxProcessor` turns stored deliveries into ingests: parse (connector), fetch each hinted
 object (connector, outside any transaction), then ingest and mark the delivery done in one
 transaction. A fetch that fails transiently leaves the delivery for a later try.
+
+A delivery that cannot be parsed is permanent: retrying a malformed body cannot help, so it
+is marked failed at once, with its reason (`syncd inbox list --status failed`). Only a
+transient error (the API behind an Airtable ping was down) is retried. One bad delivery
+never holds up the others: when the batch's transaction fails, each delivery is committed
+on its own, so only the one that breaks it is retried.
 """
 
 from __future__ import annotations
@@ -25,7 +31,7 @@ from sqlalchemy import and_, select, update
 from syncd import crashpoints
 from syncd.clock import Clock, to_ms
 from syncd.connector import Connector
-from syncd.errors import TransientError, WebhookRejected
+from syncd.errors import PermanentError, TransientError, WebhookRejected
 from syncd.ingest import Ingestor
 from syncd.lookups import LookupsNotReady
 from syncd.model import Observation, WebhookRequest
@@ -34,6 +40,21 @@ from syncd.store.db import Store
 from syncd.store.schema import inbox
 
 log = structlog.get_logger("syncd.inbox")
+
+# Errors of a parse that would fail the same way every time: the stored delivery is malformed.
+PERMANENT_PARSE_ERRORS = (WebhookRejected, PermanentError, ValueError, TypeError, LookupError,
+                          AttributeError, RecursionError)
+
+
+def parse_failure(exc: Exception) -> str | None:
+    """The reason a parse failed for good, or None when trying again may help."""
+    if isinstance(exc, TransientError):
+        return None
+    if isinstance(exc, WebhookRejected):
+        return f"unparseable delivery: {exc.reason}"
+    if isinstance(exc, PERMANENT_PARSE_ERRORS):
+        return f"unparseable delivery: {type(exc).__name__}: {exc}"
+    return None
 
 
 @dataclass
@@ -198,27 +219,30 @@ class InboxProcessor:
                 hints = connector.parse_webhook(request)
                 self.ingestor.check_ready((h.ref.source, h.ref.type) for h in hints)
                 parsed.append((row, request, hints))
-            except WebhookRejected as exc:
-                self._fail(row, f"unparseable delivery: {exc.reason}", bound)
             except Exception as exc:
-                self._retry(row, exc, getattr(exc, "retry_after", None), bound)
+                reason = parse_failure(exc)
+                if reason is not None:
+                    self._fail(row, reason, bound)
+                else:
+                    self._retry(row, exc, getattr(exc, "retry_after", None), bound)
         fetched = self._fetch_hinted(connector, [h for _, _, hints in parsed for h in hints])
-        ready, observations, added = [], [], set()
+        ready = []
         for row, request, hints in parsed:
             failure = next((fetched[h.ref] for h in hints if h.observation is None
                             and isinstance(fetched[h.ref], Exception)), None)
-            if failure is not None:
+            if isinstance(failure, PermanentError):
+                self._fail(row, self.redact(f"fetch failed for good: {failure}")[:2000], bound)
+            elif failure is not None:
                 self._retry(row, failure, getattr(failure, "retry_after", None), bound)
-                continue
-            ready.append((row, request))
-            for hint in hints:
-                if hint.observation is not None:
-                    observations.append(hint.observation)
-                elif hint.ref not in added:
-                    added.add(hint.ref)
-                    observations.append(fetched[hint.ref])
-        if ready:
-            self._commit(connector, ready, observations, bound)
+            else:
+                own = [h.observation if h.observation is not None else fetched[h.ref]
+                       for h in hints]
+                ready.append((row, request, own))
+        if not ready:
+            return
+        if not self._commit(connector, ready, bound, retry_on_failure=len(ready) == 1):
+            for one in ready:  # find the delivery that breaks the batch; commit the others
+                self._commit(connector, [one], bound, retry_on_failure=True)
 
     @staticmethod
     def _fetch_hinted(connector: Connector, hints: list[Any]) -> dict[Any, Any]:
@@ -237,27 +261,35 @@ class InboxProcessor:
                 out[hint.ref] = exc
         return out
 
-    def _commit(self, connector: Connector, ready: list[tuple[dict[str, Any], WebhookRequest]],
-                observations: list[Observation], bound: Any) -> None:
+    def _commit(self, connector: Connector,
+                ready: list[tuple[dict[str, Any], WebhookRequest, list[Observation]]],
+                bound: Any, retry_on_failure: bool) -> bool:
+        """Ingest the deliveries' observations (each object once) and mark them done, in one
+        transaction. On failure the deliveries are retried later if `retry_on_failure`, and
+        False is returned (deliveries deferred while lookups are missing count as handled)."""
         crashpoints.hit("inbox_before_commit")
+        # A fetched object hinted by several deliveries is one shared Observation: ingest it once.
+        observations = list({id(obs): obs for _, _, own in ready for obs in own}.values())
         try:
             with self.store.tx() as conn:
                 result = self.ingestor.ingest(observations, conn=conn)
-                conn.execute(update(inbox).where(inbox.c.id.in_([r["id"] for r, _ in ready]))
+                conn.execute(update(inbox).where(inbox.c.id.in_([r["id"] for r, _, _ in ready]))
                              .values(status="done", last_error=None))
-        except LookupsNotReady as exc:
-            for row, _ in ready:
+        except LookupsNotReady as exc:  # waiting, not failing: every delivery is deferred
+            for row, _, _ in ready:
                 self._retry(row, exc, exc.retry_after, bound)
-            return
-        except Exception as exc:  # database trouble: keep the deliveries, try again later
-            bound.exception("inbox.commit_failed")
-            for row, _ in ready:
-                self._retry(row, exc, None, bound)
-            return
-        for _, request in ready:
+            return True
+        except Exception as exc:  # database trouble or a bad delivery: try again later
+            bound.exception("inbox.commit_failed", deliveries=len(ready))
+            if retry_on_failure:
+                for row, _, _ in ready:
+                    self._retry(row, exc, None, bound)
+            return False
+        for _, request, _ in ready:
             connector.acknowledge_webhook(request)
         bound.info("inbox.processed", deliveries=len(ready), objects=result.observed,
                    events=result.events, actions=result.actions)
+        return True
 
     def _retry(self, row: dict[str, Any], exc: Exception, retry_after: float | None,
                bound: Any) -> None:

@@ -2,7 +2,9 @@
 
 `POST /webhooks/<connector>`: the connector verifies the delivery (signature, timestamp,
 shape) before anything is stored; a good one is stored durably (group commit) and only then
-answered 2xx. A delivery id seen before is answered 200 and ignored.
+answered 2xx. A delivery id seen before is answered 200 and ignored. The whole body must
+arrive within `body_timeout_seconds` (a slow sender gets 408 and the connection is closed),
+and any header or body a sender makes up gets a 4xx, never a 5xx.
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ from syncd.errors import WebhookRejected
 from syncd.inbox import Delivery, InboxWriter
 from syncd.metrics import REGISTRY, WEBHOOKS
 from syncd.model import WebhookRequest
+from syncd.webhook_checks import MALFORMED_INPUT_ERRORS, unsigned_warnings
 
 log = structlog.get_logger("syncd.webhooks")
 
@@ -37,8 +40,10 @@ class WebhookEndpoint:
     def __init__(
         self, connectors: dict[str, Connector], writer: InboxWriter, clock: Clock,
         max_body_bytes: int, public_url: str, on_stored: Callable[[], None],
+        body_timeout_seconds: float = 30.0,
     ) -> None:
         self.connectors = connectors
+        self.body_timeout_seconds = body_timeout_seconds
         self.writer = writer
         self.clock = clock
         self.max_body_bytes = max_body_bytes
@@ -49,9 +54,11 @@ class WebhookEndpoint:
         name = scope["path"][len("/webhooks/"):].strip("/")
         status, payload = await self._handle(name, scope, receive)
         body = json.dumps(payload).encode()
-        await send({"type": "http.response.start", "status": status, "headers": [
-            (b"content-type", b"application/json"), (b"content-length", str(len(body)).encode()),
-        ]})
+        headers = [(b"content-type", b"application/json"),
+                   (b"content-length", str(len(body)).encode())]
+        if status in (408, 413):  # the rest of the body is not read: the connection ends
+            headers.append((b"connection", b"close"))
+        await send({"type": "http.response.start", "status": status, "headers": headers})
         await send({"type": "http.response.body", "body": body})
 
     async def _handle(self, name: str, scope: Scope, receive: Receive) -> tuple[int, dict]:
@@ -63,7 +70,13 @@ class WebhookEndpoint:
             return 404, {"error": f"no webhook receiver for {name!r}"}
         headers = {k.decode("latin-1").lower(): v.decode("latin-1")
                    for k, v in scope["headers"]}
-        body = await self._read_body(headers, receive)
+        try:
+            async with asyncio.timeout(self.body_timeout_seconds):
+                body = await self._read_body(headers, receive)
+        except TimeoutError:
+            WEBHOOKS.labels(name, "body_timeout").inc()
+            log.warning("webhook.body_timeout", source=name, seconds=self.body_timeout_seconds)
+            return 408, {"error": f"body not received within {self.body_timeout_seconds} s"}
         if body is None:
             WEBHOOKS.labels(name, "too_large").inc()
             return 413, {"error": f"body larger than {self.max_body_bytes} bytes"}
@@ -75,6 +88,10 @@ class WebhookEndpoint:
             WEBHOOKS.labels(name, f"rejected_{exc.status}").inc()
             log.warning("webhook.rejected", source=name, status=exc.status, reason=exc.reason)
             return exc.status, {"error": exc.reason}
+        except MALFORMED_INPUT_ERRORS:  # a verifier bug on odd input: still the sender's 4xx
+            WEBHOOKS.labels(name, "verify_error").inc()
+            log.exception("webhook.verify_failed", source=name)
+            return 400, {"error": "malformed delivery"}
         except Exception:  # a connector bug: nothing stored, the sender retries later
             WEBHOOKS.labels(name, "verify_error").inc()
             log.exception("webhook.verify_failed", source=name)
@@ -96,7 +113,7 @@ class WebhookEndpoint:
 
     async def _read_body(self, headers: dict[str, str], receive: Receive) -> bytes | None:
         declared = headers.get("content-length", "")
-        if declared.isdigit() and int(declared) > self.max_body_bytes:
+        if declared.isascii() and declared.isdigit() and int(declared) > self.max_body_bytes:
             return None
         chunks, size = [], 0
         while True:
@@ -128,6 +145,7 @@ def build_app(
     clock: Clock,
     max_body_bytes: int,
     public_url: str = "",
+    body_timeout_seconds: float = 30.0,
     on_stored: Callable[[], None] = lambda: None,
     readiness: Callable[[], dict[str, Any]] = lambda: {"ready": True},
     refresh_metrics: Callable[[], None] = lambda: None,
@@ -148,7 +166,10 @@ def build_app(
         Route("/readyz", readyz),
         Route("/metrics", metrics),
     ])
-    webhooks = WebhookEndpoint(connectors, writer, clock, max_body_bytes, public_url, on_stored)
+    webhooks = WebhookEndpoint(connectors, writer, clock, max_body_bytes, public_url, on_stored,
+                               body_timeout_seconds)
+    for warning in unsigned_warnings({n: c.settings for n, c in connectors.items()}):
+        log.warning("webhooks.unsigned_allowed", detail=warning)
 
     async def app(scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http" and scope["path"].startswith("/webhooks/"):

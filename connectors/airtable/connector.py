@@ -68,6 +68,7 @@ class AirtableSettings(ConnectorSettings):
     poll_tables: list[str] | None = None  # aliases polled by default (None: all)
     poll_overlap_seconds: float = Field(60.0, ge=0)
     page_size: int = Field(100, ge=1, le=100)
+    allow_unsigned: bool = False  # accept pings without a MAC (never in production)
 
 
 def _iso_ms(value: str) -> int:

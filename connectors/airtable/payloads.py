@@ -13,7 +13,6 @@ import base64
 import binascii
 import hashlib
 import hmac
-import json
 from dataclasses import dataclass
 from typing import Any
 
@@ -22,6 +21,7 @@ from pyairtable.models.webhook import WebhookPayload, WebhookPayloads
 
 from connectors.airtable.schema import BaseSchema
 from syncd.errors import WebhookRejected
+from syncd.webhook_checks import load_json, refuse_unsigned, signature_matches
 
 MAC_HEADER = "x-airtable-content-mac"
 MAC_PREFIX = "hmac-sha256="
@@ -41,10 +41,7 @@ class Ping:
 
 def parse_ping(body: bytes) -> Ping:
     """The ids in a ping body; WebhookRejected(400) when it is not a well-formed ping."""
-    try:
-        data = json.loads(body)
-    except (ValueError, UnicodeDecodeError):
-        raise WebhookRejected(400, "ping body is not JSON") from None
+    data = load_json(body)
     try:
         base_id = data["base"]["id"]
         webhook_id = data["webhook"]["id"]
@@ -64,10 +61,15 @@ def expected_mac(mac_secret_base64: str, body: bytes) -> str:
     return MAC_PREFIX + hmac.new(key, body, hashlib.sha256).hexdigest()
 
 
-def check_mac(mac_secret_base64: str, body: bytes, header: str | None) -> None:
+def check_mac(mac_secret_base64: str, body: bytes, header: str | None,
+              allow_unsigned: bool = False) -> None:
+    """A missing MAC is refused unless `allow_unsigned`; a MAC present is always checked
+    (as bytes: a non-ASCII header is a mismatch, not an error)."""
     if not header:
-        raise WebhookRejected(401, f"missing {MAC_HEADER} header")
-    if not hmac.compare_digest(header.strip(), expected_mac(mac_secret_base64, body)):
+        refuse_unsigned(allow_unsigned, f"missing {MAC_HEADER} header")
+        return
+    # Only HTTP's own whitespace: str.strip() would also drop NBSP and other non-ASCII.
+    if not signature_matches(header.strip(" \t"), expected_mac(mac_secret_base64, body)):
         raise WebhookRejected(401, "bad content MAC")
 
 

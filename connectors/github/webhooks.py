@@ -10,6 +10,7 @@ from typing import Any
 
 from syncd.errors import WebhookRejected
 from syncd.model import Hint, ObjectRef, WebhookRequest
+from syncd.webhook_checks import load_json, refuse_unsigned, signature_matches
 
 SIGNATURE_HEADER = "x-hub-signature-256"
 DELIVERY_HEADER = "x-github-delivery"
@@ -39,27 +40,29 @@ def signed_delivery(
     return headers, body
 
 
-def verify(request: WebhookRequest, secret: str | None) -> str:
-    """Check a delivery's headers, signature and shape; return its delivery id."""
+def verify(request: WebhookRequest, secret: str | None, allow_unsigned: bool = False) -> str:
+    """Check a delivery's headers, signature and shape; return its delivery id.
+
+    Without a secret, or without a signature header, the delivery is refused unless
+    `allow_unsigned`; a signature that is present is always checked against the secret."""
     delivery = request.headers.get(DELIVERY_HEADER, "").strip()
     if not delivery:
         raise WebhookRejected(400, f"missing {DELIVERY_HEADER} header")
     if not request.headers.get(EVENT_HEADER, "").strip():
         raise WebhookRejected(400, f"missing {EVENT_HEADER} header")
-    if secret is None:
-        raise WebhookRejected(401, "no webhook_secret configured: cannot verify deliveries")
     given = request.headers.get(SIGNATURE_HEADER, "")
-    if not given or not hmac.compare_digest(given.encode(), sign(secret, request.body).encode()):
+    if secret is None:
+        refuse_unsigned(allow_unsigned, "no webhook_secret configured: cannot verify deliveries")
+    elif not given:
+        refuse_unsigned(allow_unsigned, "missing X-Hub-Signature-256")
+    elif not signature_matches(given, sign(secret, request.body)):
         raise WebhookRejected(401, "bad or missing X-Hub-Signature-256")
     payload_of(request)
     return delivery
 
 
 def payload_of(request: WebhookRequest) -> dict[str, Any]:
-    try:
-        data = json.loads(request.body)
-    except (ValueError, UnicodeDecodeError):
-        raise WebhookRejected(400, "body is not JSON") from None
+    data = load_json(request.body)
     if not isinstance(data, dict):
         raise WebhookRejected(400, "body is not a JSON object")
     return data

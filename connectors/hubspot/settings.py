@@ -26,6 +26,7 @@ class HubSpotSettings(ConnectorSettings):
     access_token: SecretStr | None = None  # a private app's token (required to run)
     # Webhook signing secret (the app's client secret); None: webhooks are refused.
     app_secret: SecretStr | None = None
+    allow_unsigned: bool = False  # accept deliveries without a signature (never in production)
     portal_id: int | None = None  # for links to the HubSpot UI
     ui_domain: str = "app.hubspot.com"
     # v1/v2 carry no timestamp (replayable): accept them only when asked to.

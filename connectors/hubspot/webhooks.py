@@ -1,15 +1,15 @@
 """Verifying and parsing HubSpot webhook deliveries (batches of events, JSON arrays).
 
-Order of checks: signature headers and timestamp (401), body encoding and shape (400),
-signature (401). The delivery id is a hash of the batch's sorted eventIds: HubSpot re-sends a
+Order of checks: signature headers and timestamp (401), body encoding (400), signature
+(401), shape of every event (400: a malformed batch is refused at intake, never stored to be
+retried). Without an app_secret, or without signature headers, a delivery is refused unless
+`allow_unsigned`. The delivery id is a hash of the batch's sorted eventIds: HubSpot re-sends a
 failed batch with the same events, so a retry dedupes against the first attempt.
 """
 
 from __future__ import annotations
 
 import hashlib
-import hmac
-import json
 from typing import Any
 
 from connectors.hubspot.settings import HubSpotSettings
@@ -23,6 +23,7 @@ from connectors.hubspot.signing import (
 from syncd.clock import Clock, to_ms
 from syncd.errors import WebhookRejected
 from syncd.model import Hint, ObjectRef, WebhookRequest
+from syncd.webhook_checks import load_json, refuse_unsigned, signature_matches
 
 DEAL_EVENTS = {"deal.propertyChange", "deal.creation", "deal.deletion", "deal.restore",
                "deal.merge", "deal.associationChange"}
@@ -34,17 +35,38 @@ WEBHOOK_HEADERS = (SIGNATURE_V3_HEADER, TIMESTAMP_HEADER, SIGNATURE_HEADER, VERS
 
 def verify(settings: HubSpotSettings, clock: Clock, request: WebhookRequest) -> str:
     """Check the delivery; return its delivery id. Raises WebhookRejected."""
-    if settings.app_secret is None:
-        raise WebhookRejected(401, "no app_secret configured: HubSpot webhooks are refused")
-    secret = settings.app_secret.get_secret_value()
     headers = {k.lower(): v for k, v in request.headers.items()}
+    if settings.app_secret is None:
+        refuse_unsigned(settings.allow_unsigned,
+                        "no app_secret configured: HubSpot webhooks are refused")
+    elif not _signature_headers_present(headers):
+        refuse_unsigned(settings.allow_unsigned, "missing signature headers")
+    else:
+        _check_signature(settings, clock, request, headers)
+    events = _events(_text(request.body))
+    ids = sorted(str(e.get("eventId")) for e in events)
+    return "hubspot-" + hashlib.sha256(",".join(ids).encode()).hexdigest()[:32]
+
+
+def _signature_headers_present(headers: dict[str, str]) -> bool:
+    return bool(headers.get(SIGNATURE_V3_HEADER) or headers.get(SIGNATURE_HEADER))
+
+
+def _text(body: bytes) -> str:
+    try:
+        return body.decode("utf-8")
+    except UnicodeDecodeError:
+        raise WebhookRejected(400, "body is not UTF-8") from None
+
+
+def _check_signature(settings: HubSpotSettings, clock: Clock, request: WebhookRequest,
+                     headers: dict[str, str]) -> None:
+    assert settings.app_secret is not None
+    secret = settings.app_secret.get_secret_value()
     version = _version_to_check(settings, headers)
     if version == "v3":
         _check_timestamp(settings, clock, headers.get(TIMESTAMP_HEADER, ""))
-    try:
-        text = request.body.decode("utf-8")
-    except UnicodeDecodeError:
-        raise WebhookRejected(400, "body is not UTF-8") from None
+    text = _text(request.body)
     uri = settings.public_webhook_url or request.url
     if version == "v3":
         given = headers[SIGNATURE_V3_HEADER]
@@ -52,11 +74,8 @@ def verify(settings: HubSpotSettings, clock: Clock, request: WebhookRequest) -> 
     else:
         given = headers[SIGNATURE_HEADER]
         expected = sign(secret, version, text, uri, request.method.upper())
-    if not hmac.compare_digest(given.encode(), expected.encode()):
+    if not signature_matches(given, expected):
         raise WebhookRejected(401, f"bad {version} signature")
-    events = _events(text)
-    ids = sorted(str(e.get("eventId")) for e in events)
-    return "hubspot-" + hashlib.sha256(",".join(ids).encode()).hexdigest()[:32]
 
 
 def _version_to_check(settings: HubSpotSettings, headers: dict[str, str]) -> str:
@@ -84,20 +103,39 @@ def _check_timestamp(settings: HubSpotSettings, clock: Clock, raw: str) -> None:
         raise WebhookRejected(401, "webhook timestamp in the future")
 
 
+def _is_id(value: Any) -> bool:
+    """HubSpot ids are integers; strings of them are accepted too (never bool, float, ...)."""
+    return (isinstance(value, int) and not isinstance(value, bool)) or (
+        isinstance(value, str) and 0 < len(value) <= 100)
+
+
 def _events(text: str) -> list[dict[str, Any]]:
-    try:
-        data = json.loads(text)
-    except ValueError:
-        raise WebhookRejected(400, "body is not JSON") from None
+    """The batch's events, each checked for the shape `parse` relies on (400 otherwise)."""
+    data = load_json(text)
     if not isinstance(data, list) or not all(isinstance(e, dict) for e in data):
         raise WebhookRejected(400, "body is not a JSON array of events")
+    for i, event in enumerate(data):
+        problem = _event_problem(event)
+        if problem:
+            raise WebhookRejected(400, f"event {i}: {problem}")
     return data
+
+
+def _event_problem(event: dict[str, Any]) -> str | None:
+    if not _is_id(event.get("eventId")):
+        return "eventId must be an integer"
+    if not isinstance(event.get("subscriptionType"), str):
+        return "subscriptionType must be a string"
+    for key in ("objectId", "objectTypeId"):
+        if key in event and not _is_id(event[key]):
+            return f"{key} must be an id"
+    return None
 
 
 def parse(request: WebhookRequest) -> list[Hint]:
     """One hint per distinct deal named in the batch, in order of first mention."""
     seen: dict[str, Hint] = {}
-    for event in _events(request.body.decode("utf-8")):
+    for event in _events(_text(request.body)):
         kind = event.get("subscriptionType")
         is_deal = kind in DEAL_EVENTS or (
             kind in OBJECT_EVENTS and str(event.get("objectTypeId")) == DEAL_TYPE_ID)

@@ -60,7 +60,8 @@ class JiraConnector(JiraActions, Connector):
     # -- webhooks ----------------------------------------------------------------------
 
     def verify_webhook(self, request: WebhookRequest) -> str:
-        return webhooks.verify(request, self.settings.webhook_secret)
+        return webhooks.verify(request, self.settings.webhook_secret,
+                               self.settings.allow_unsigned)
 
     def parse_webhook(self, request: WebhookRequest) -> list[Hint]:
         return webhooks.hints(request, self.name)

@@ -17,6 +17,7 @@ class JiraSettings(ConnectorSettings):
     # "basic": email + API token (Jira Cloud); "bearer": a personal access token / OAuth token.
     auth: Literal["basic", "bearer"] = "basic"
     webhook_secret: SecretStr | None = None
+    allow_unsigned: bool = False  # accept deliveries without a signature (never in production)
     # Restriction for polling, e.g. `project in (OPS, CLI)`; built from `projects` when unset.
     jql_poll: str | None = None
     projects: list[str] = []

@@ -9,13 +9,13 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-import json
 from typing import Any
 
 from pydantic import SecretStr
 
 from syncd.errors import WebhookRejected
 from syncd.model import Hint, ObjectRef, WebhookRequest
+from syncd.webhook_checks import load_json, refuse_unsigned, signature_matches
 
 SIGNATURE_HEADER = "x-hub-signature"
 IDENTIFIER_HEADER = "x-atlassian-webhook-identifier"
@@ -29,10 +29,7 @@ def signature(secret: str, body: bytes) -> str:
 
 def parse_body(body: bytes) -> dict[str, Any]:
     """The delivery's JSON, or WebhookRejected(400) when it is not a Jira event."""
-    try:
-        data = json.loads(body)
-    except (ValueError, UnicodeDecodeError):
-        raise WebhookRejected(400, "body is not JSON") from None
+    data = load_json(body)
     if not isinstance(data, dict) or not isinstance(data.get("webhookEvent"), str):
         raise WebhookRejected(400, "body has no 'webhookEvent'")
     if data["webhookEvent"] in ISSUE_EVENTS:
@@ -42,13 +39,18 @@ def parse_body(body: bytes) -> dict[str, Any]:
     return data
 
 
-def verify(request: WebhookRequest, secret: SecretStr | None) -> str:
-    """Check the signature (when a secret is configured) and shape; return the delivery id."""
-    if secret is not None:
-        given = request.headers.get(SIGNATURE_HEADER, "")
-        expected = signature(secret.get_secret_value(), request.body)
-        if not hmac.compare_digest(given.encode(), expected.encode()):
-            raise WebhookRejected(401, "bad or missing X-Hub-Signature")
+def verify(request: WebhookRequest, secret: SecretStr | None,
+           allow_unsigned: bool = False) -> str:
+    """Check the signature and shape; return the delivery id. Without a secret, or without
+    a signature header, the delivery is refused unless `allow_unsigned`; a signature that is
+    present is always checked against the secret."""
+    given = request.headers.get(SIGNATURE_HEADER, "")
+    if secret is None:
+        refuse_unsigned(allow_unsigned, "no webhook_secret configured: cannot verify deliveries")
+    elif not given:
+        refuse_unsigned(allow_unsigned, "missing X-Hub-Signature")
+    elif not signature_matches(given, signature(secret.get_secret_value(), request.body)):
+        raise WebhookRejected(401, "bad or missing X-Hub-Signature")
     parse_body(request.body)
     identifier = request.headers.get(IDENTIFIER_HEADER, "").strip()
     if identifier:

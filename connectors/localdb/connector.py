@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-import json
 from collections.abc import Iterator
 from typing import Any
 
@@ -22,6 +21,7 @@ from syncd.model import (
     PollPage,
     WebhookRequest,
 )
+from syncd.webhook_checks import load_json, refuse_unsigned, signature_matches
 
 SIGNATURE_HEADER = "x-localdb-signature"
 DELIVERY_HEADER = "x-localdb-delivery"
@@ -30,6 +30,7 @@ DELIVERY_HEADER = "x-localdb-delivery"
 class LocalDbSettings(ConnectorSettings):
     path: str = "localdb-remote.sqlite3"
     webhook_secret: SecretStr | None = None
+    allow_unsigned: bool = False  # accept deliveries without a signature (tests, never prod)
     object_types: list[str] = ["item"]
     page_size: int = 100
     # Simulated per-call latency of the "remote API" (benchmarks of the executor).
@@ -77,10 +78,13 @@ class LocalDbConnector(Connector):
 
     def verify_webhook(self, request: WebhookRequest) -> str:
         secret = self.settings.webhook_secret
-        if secret is not None:
-            given = request.headers.get(SIGNATURE_HEADER, "")
-            if not hmac.compare_digest(given, sign(secret.get_secret_value(), request.body)):
-                raise WebhookRejected(401, "bad or missing signature")
+        given = request.headers.get(SIGNATURE_HEADER, "")
+        if secret is None:
+            refuse_unsigned(self.settings.allow_unsigned, "no webhook_secret configured")
+        elif not given:
+            refuse_unsigned(self.settings.allow_unsigned, "missing signature")
+        elif not signature_matches(given, sign(secret.get_secret_value(), request.body)):
+            raise WebhookRejected(401, "bad or missing signature")
         delivery = request.headers.get(DELIVERY_HEADER)
         if not delivery:
             raise WebhookRejected(400, f"missing {DELIVERY_HEADER} header")
@@ -89,10 +93,7 @@ class LocalDbConnector(Connector):
 
     @staticmethod
     def _parse_body(body: bytes) -> list[dict[str, str]]:
-        try:
-            data = json.loads(body)
-        except (ValueError, UnicodeDecodeError) as exc:
-            raise WebhookRejected(400, f"body is not JSON: {exc}") from None
+        data = load_json(body)
         items = data if isinstance(data, list) else [data]
         for item in items:
             if not (isinstance(item, dict) and isinstance(item.get("type"), str)

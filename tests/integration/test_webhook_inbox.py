@@ -131,3 +131,19 @@ def test_a_connector_failing_to_verify_gets_500_and_stores_nothing(served, monke
     answer = post(server, json.dumps({"type": "item", "id": "7"}).encode())
     assert answer.status_code == 500 and "retry later" in answer.json()["error"]
     assert stored(engine) == 0
+
+
+@pytest.mark.parametrize("error", [TypeError, KeyError, RecursionError, UnicodeDecodeError])
+def test_a_verifier_raising_on_odd_input_gets_400_not_500(served, monkeypatch, error) -> None:
+    """Issue 14 item 4: whatever the sender sent, the answer is a 4xx (the bug is logged)."""
+    engine, server = served
+
+    def trips(request):
+        if error is UnicodeDecodeError:
+            b"\xff".decode("utf-8")
+        raise error("odd input")
+
+    monkeypatch.setattr(engine.connectors["localdb"], "verify_webhook", trips)
+    answer = post(server, json.dumps({"type": "item", "id": "7"}).encode())
+    assert answer.status_code == 400, answer.text
+    assert stored(engine) == 0

@@ -44,12 +44,25 @@ def test_a_signed_delivery_is_accepted_and_hints_at_its_issue(
     assert json.loads(body)["changelog"]["items"][0]["toString"] == "In Progress"
 
 
-def test_an_unsigned_delivery_is_accepted_when_no_secret_is_configured(
+def test_an_unsigned_delivery_is_refused_when_no_secret_is_configured(
     connector: JiraConnector, fake_jira: FakeJira, issue_key: str
 ) -> None:
+    """Issue 14 item 3: no secret no longer means "accept anything"."""
     headers, body = fake_jira.webhook_request(issue_key, event="jira:issue_created",
                                               identifier="wh-2")
     assert "x-hub-signature" not in headers
+    with pytest.raises(WebhookRejected) as refused:
+        connector.verify_webhook(_request(headers, body))
+    assert refused.value.status == 401
+    assert "allow_unsigned" in refused.value.reason
+
+
+def test_an_unsigned_delivery_is_accepted_only_with_allow_unsigned(
+    make_connector: Callable[..., JiraConnector], fake_jira: FakeJira, issue_key: str
+) -> None:
+    connector = make_connector(allow_unsigned=True)
+    headers, body = fake_jira.webhook_request(issue_key, event="jira:issue_created",
+                                              identifier="wh-2")
     assert connector.verify_webhook(_request(headers, body)) == "wh-2"
 
 
