@@ -290,7 +290,7 @@ def inbox_retry(config_path: str | None, delivery: int) -> None:
 @config_option
 @click.option("--json", "as_json", is_flag=True)
 def status(config_path: str | None, as_json: bool) -> None:
-    """Queue depth, dead actions, cursors and last poll per source."""
+    """Queue depth, dead actions, cursors, last poll and go-live instant per source."""
     from syncd.engine import Engine
 
     config = _load(config_path)
@@ -307,6 +307,9 @@ def status(config_path: str | None, as_json: bool) -> None:
     click.echo(f"rules: {state['rules']}   queue: {state['queue_depth']} "
                f"(due now {state['due_now']})   dead: {state['dead']}   done: {a['done']}")
     click.echo(f"inbox: {state['inbox']['pending']} pending, {state['inbox']['failed']} failed")
+    for source, at in state["went_live"].items():
+        click.echo(f"source {source}: " + (f"live since {at}" if at else
+                                           "not live yet (the first run baselines it)"))
     for p in state["polls"]:
         click.echo(f"poll {p['source']}.{p['stream']}: {p['last_poll_seconds_ago']}s ago, "
                    f"cursor {p['cursor']}")

@@ -21,6 +21,7 @@ import click
 from syncd.cli_support import config_option, engine_for
 from syncd.cli_support import load_or_exit as _load
 from syncd.cli_support import setup_logging as _setup_logging
+from syncd.clock import to_ms
 from syncd.model import PollPage
 
 RESUME_KEY = "backfill"
@@ -55,8 +56,12 @@ def run_backfill(
     report.resumed = cursor is not None
     started = saved.get("since") if report.resumed else (since.isoformat() if since else None)
     pages = connector.backfill(since=since, cursor=cursor)
+    # --replay acts on history on purpose: every change since the date (or ever) fires,
+    # go-live or not; what fired before is recognised by its event and action keys.
+    replay_since = (to_ms(datetime.fromisoformat(started)) if started else 0) if replay else None
     for page in wrap(pages):
-        result = engine.ingestor.ingest(page.observations, fire=replay)
+        result = engine.ingestor.ingest(page.observations, fire=replay,
+                                        replay_since_ms=replay_since)
         report.pages += 1
         report.seen.update(obs.ref.id for obs in page.observations)
         report.events += result.events
