@@ -147,6 +147,7 @@ class Engine:
             self.store, self.connectors, self.clock,
             RetryPolicy(ex.max_attempts, ex.backoff_base_seconds, ex.backoff_max_seconds),
             lease_seconds=ex.lease_seconds, redact=self.redact, on_dead=on_dead,
+            lookup_window_seconds=ex.lookup_window_seconds,
         )
         self.inbox = InboxProcessor(
             self.store, self.connectors, self.ingestor, self.clock,
@@ -155,7 +156,7 @@ class Engine:
         )
         self.poller = Poller(self.store, self.connectors, self.ingestor, self.clock)
         self.scheduler = Scheduler(self.store, self.rules, self.connectors, self.clock,
-                                   config.scheduler.grace_hours)
+                                   config.scheduler.grace_hours, golive=self.ingestor.golive)
         self._writer: InboxWriter | None = None
 
     def aliases(self, source: str, object_type: str, field_name: str) -> dict[str, str]:
