@@ -5,6 +5,7 @@ The fake HubSpot through the real hubspot-api-client, the real engine and store.
 from __future__ import annotations
 
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -136,3 +137,40 @@ def test_backfill_replay_since_a_date_acts_on_history_on_purpose(
     run_backfill(served, served.connectors["hubspot"], since=since, replay=True, restart=True)
     served.executor.drain()
     assert portal.notes() == notes
+
+
+DATE_RULES = """
+rules:
+  - id: on-close-date
+    when: {source: hubspot, object: deal, date: closedate, offset: 0d}
+    do:
+      - hubspot.add_note: {deal_id: "{{ deal.id }}", body: "Due: {{ deal.dealname }}"}
+  - id: on-close-date-catch-up
+    when: {source: hubspot, object: deal, date: closedate, offset: 0d, catch_up: true}
+    do:
+      - hubspot.add_note: {deal_id: "{{ deal.id }}", body: "Catch-up: {{ deal.dealname }}"}
+"""
+
+
+def test_a_date_due_before_go_live_fires_only_with_catch_up(
+    tmp_path: Path, store_url: str
+) -> None:
+    clock = FakeClock(datetime(2025, 12, 1, 9, 0, tzinfo=UTC))
+    fake = FakeHubSpot(clock=clock)
+    # set a month before go-live, due at 09:00 (the default `at`) the day before go-live:
+    # 23 h before the first start, within the grace a downtime would get
+    old = fake.create_deal(dealname="Old", dealstage="lead", closedate="2026-01-04")
+    later = fake.create_deal(dealname="Later", dealstage="lead", closedate="2026-01-06")
+    fake.portal.take_events()
+    clock.set(datetime(2026, 1, 5, 8, 0, tzinfo=UTC))
+    with fake.serve() as api:
+        settings = HubSpotSettings(access_token=fake.token, base_url=api.url,
+                                   timeout_seconds=5, poll_context=False)
+        config = make_config(tmp_path, store_url, DATE_RULES, {"hubspot": settings})
+        engine = make_engine(config, clock, {"hubspot": HubSpotConnector(settings, clock)})
+        engine.run_once()  # go-live; the 24 h grace does not reach back before it
+        clock.advance(days=2)
+        engine.run_once()
+        engine.close()
+    notes = {d: sorted(n.split("\n")[0] for n in fake.notes_of(d)) for d in (old, later)}
+    assert notes == {old: ["Catch-up: Old"], later: ["Catch-up: Later", "Due: Later"]}
