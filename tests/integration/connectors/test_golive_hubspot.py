@@ -131,7 +131,7 @@ def test_backfill_replay_since_a_date_acts_on_history_on_purpose(
     assert report.deals == 6
     served.executor.drain()
     notes = portal.notes()
-    assert [notes[d] for d in portal.old_wins] == [["New: Old %d" % n, "Won: Old %d" % n]
+    assert [notes[d] for d in portal.old_wins] == [[f"New: Old {n}", f"Won: Old {n}"]
                                                   for n in range(5)]
     # again: what fired is recognised, nothing is repeated
     run_backfill(served, served.connectors["hubspot"], since=since, replay=True, restart=True)

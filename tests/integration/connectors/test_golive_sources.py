@@ -4,7 +4,7 @@ start fires nothing, changes after it fire once. Each fake through its real clie
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from pydantic import SecretStr
@@ -169,3 +169,46 @@ def test_airtable_webhook_payload_log_from_before_go_live_is_not_replayed(
             engine.run_once()
         engine.close()
     assert sorted(str(m.message["Subject"]) for m in smtp.messages) == ["Needs admin: Newer"]
+
+
+def test_syncd_backfill_replay_since_a_date_acts_on_jira_history_once(
+    tmp_path: Path, store_url: str
+) -> None:
+    from click.testing import CliRunner
+
+    from syncd.cli import main
+    from syncd.config import load_config
+    from syncd.engine import Engine
+    from tests.integration.connectors.support import write_rules, write_toml
+
+    clock = FakeClock(START)
+    fake = FakeJira(clock=clock, email="syncd@example.org", api_token="jira-token-not-real")
+    ancient = fake.user_create("OPS", "Ancient", status="Done").key
+    clock.advance(days=30)
+    recent = fake.user_create("OPS", "Recent", status="Done").key
+    clock.advance(days=7)
+    with FakeServer(fake.app) as server:
+        toml = write_toml(tmp_path / "syncd.toml", {
+            "syncd": {"state_dir": str(tmp_path / "state"),
+                      "mappings": [str(write_rules(tmp_path / "mappings", JIRA_RULES))]},
+            "store": {"url": store_url},
+            "jira": {"base_url": server.url, "email": "syncd@example.org",
+                     "api_token": "jira-token-not-real", "webhook_secret": "s",
+                     "projects": ["OPS"], "rate_limit_per_second": 1000},
+        })
+        engine = Engine(load_config(toml), clock)
+        engine.run_once()  # go-live: both are history
+        assert action_rows(engine) == []
+        engine.close()
+        since = (START + timedelta(days=15)).strftime("%Y-%m-%d")  # after Ancient, before Recent
+        for _ in range(2):  # twice: the second run recognises what the first planned
+            result = CliRunner().invoke(main, ["backfill", "jira", "--replay", "--since", since,
+                                               "--config", str(toml)], catch_exceptions=False)
+            assert result.exit_code == 0, result.output
+        assert "backfill jira done: 2 objects, 0 events, 0 actions" in result.output
+        # the CLI planned on real time: the executor runs just after it
+        engine = Engine(load_config(toml), FakeClock(datetime.now(UTC) + timedelta(minutes=1)))
+        engine.executor.drain()
+        engine.close()
+    assert [c.split("\n")[0] for c in _jira_comments(fake, recent)] == ["Done: Recent"]
+    assert _jira_comments(fake, ancient) == []
