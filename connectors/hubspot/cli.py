@@ -5,8 +5,9 @@
 Backfill reads every deal (modified since the date) through the engine's ingest: by default
 the snapshots are recorded without firing rules, so turning syncd on over a live portal opens
 no issue for history; `--replay` fires the rules on every change since `--since` (or ever),
-go-live or not (what fired before is recognised by its keys). It is resumable: the cursor after each committed
-page is kept in the connector's key-value state, and cleared when the backfill completes.
+go-live or not (what fired before is recognised by its keys). It is resumable: the cursor
+after each committed page is kept in the connector's key-value state, and cleared when the
+backfill completes.
 """
 
 from __future__ import annotations
