@@ -89,3 +89,32 @@ def make_alerter(engine: Engine) -> Callable[[dict[str, Any], str], None] | None
         log.info("alert.queued", rule_id=row["rule_id"], to=list(cfg.to))
 
     return on_dead
+
+
+def queue_notice(engine: Engine, topic: str, subject: str, body: str) -> bool:
+    """An alert about syncd itself (not a dead action), at most one per topic per
+    `[alerts] period_minutes` whatever the number of replicas. True when one was queued."""
+    cfg = engine.config.alerts
+    if not cfg.to or cfg.via not in engine.connectors:
+        return False
+    now = to_ms(engine.clock.now())
+    period_ms = int(cfg.period_minutes * 60_000)
+    rule_id = f"{ALERT_RULE_PREFIX}:{topic}"
+    with engine.store.tx() as conn:
+        current = conn.execute(
+            select(alerts).where(alerts.c.rule_id == rule_id)).mappings().first()
+        if current is not None and now - current["last_sent_at"] < period_ms:
+            return False
+        engine.store.upsert(conn, alerts, ["rule_id"], {
+            "rule_id": rule_id, "last_sent_at": now, "suppressed": 0})
+        planned = PlannedAction(
+            # one key per period: two replicas noticing together queue one mail
+            key=make_key(ALERT_RULE_PREFIX, topic, now // period_ms), rule_id=rule_id,
+            connector=cfg.via, action="send",
+            params={"to": list(cfg.to), "subject": subject, "body": body},
+            ref=None, guarantee="at_least_once",
+        )
+        queued = insert_actions(engine.store, conn, [planned], now) > 0
+    if queued:
+        log.info("alert.queued", topic=topic, to=list(cfg.to))
+    return queued

@@ -46,6 +46,15 @@ class _SyncdGroup(click.Group):
         group = getattr(registry.load_class(cmd_name), "cli", None)
         return group if isinstance(group, click.Command) else None
 
+    def invoke(self, ctx: click.Context) -> object:
+        from syncd.store.db import StoreUnreadable
+
+        try:
+            return super().invoke(ctx)
+        except StoreUnreadable as exc:  # any command: the file and the recovery, no traceback
+            click.echo(f"error: {exc}", err=True)
+            raise click.exceptions.Exit(2) from None
+
 
 @click.group(cls=_SyncdGroup)
 @click.version_option(package_name="syncd")

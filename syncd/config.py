@@ -31,6 +31,9 @@ class SyncdSection(_Section):
     mappings: list[str] = ["mappings"]
     log_level: str = "info"
     log_json: bool | None = None  # None: JSON when stderr is not a terminal
+    allow_empty_rules: bool = False  # a reload giving no rules is refused unless true
+    # How often value names the rules use (HubSpot stage labels) are read again.
+    lookup_refresh_seconds: float = Field(300, gt=0)
 
 
 class StoreSection(_Section):

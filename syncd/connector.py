@@ -201,6 +201,11 @@ class Connector:
         """Periodic upkeep the daemon runs every few hours (Airtable: refresh webhooks well
         before their 7-day expiry, recreate an expired one)."""
 
+    def share_limits(self, share: Callable[[Any, str], Any]) -> None:
+        """Replicas on PostgreSQL: replace each per-account rate limiter `limiter` with
+        `share(limiter, key)` (`key` names the account, never with a secret), so that all
+        replicas together keep to the API's limit (syncd.shared_limits)."""
+
     def check_mapping(self, rules: Any) -> list[str]:
         """Extra checks of the rules against the live account (stage names, field names),
         run by `syncd check` when credentials are available. Problems as text."""

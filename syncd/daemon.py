@@ -34,6 +34,7 @@ from syncd.engine import Engine
 from syncd.errors import ConfigError
 from syncd.leadership import Leadership
 from syncd.logs import add_secrets, configure_logging, redact
+from syncd.lookups import LookupsNotReady
 from syncd.mapping.loader import MappingError
 from syncd.metrics import RATE_LIMIT_WAITED, RATE_LIMIT_WAITS
 from syncd.permissions import check_file_permissions
@@ -41,6 +42,7 @@ from syncd.poller import poll_job
 from syncd.ratelimit import LIMITERS
 from syncd.replicas import ActionListener, heartbeat, leave
 from syncd.scheduler import SCHEDULER_JOB
+from syncd.shared_limits import sharer
 from syncd.status_metrics import refresh_store_metrics
 from syncd.webapp import build_app
 
@@ -48,6 +50,7 @@ log = structlog.get_logger("syncd.daemon")
 STOP_TIMEOUT_SECONDS = 30.0
 HOUSEKEEPING_SECONDS = 6 * 3600.0
 EXECUTOR_CLAIM = 10
+LOOKUP_TICK_SECONDS = 1.0  # cheap: reads the store; the API only when due (with backoff)
 
 
 class _Server(uvicorn.Server):
@@ -68,6 +71,8 @@ class Daemon:
         self.engine.executor.on_dead = make_alerter(self.engine)
         for conn in self.engine.connectors.values():
             add_secrets(conn.secret_values())
+            if not self.engine.store.is_sqlite:  # replicas: one budget for all of them
+                conn.share_limits(sharer(self.engine.store, self.engine.clock))
         self.threads: list[threading.Thread] = []
         self.server: _Server | None = None
         self.replica_id = self.engine.executor.owner
@@ -107,7 +112,10 @@ class Daemon:
     def _poll_body(self, source: str, stream: str) -> None:
         fence = self.leadership.hold(poll_job(source, stream))
         if fence is not None:  # else another replica holds this poller
-            self.engine.poller.poll_stream(source, stream, fence)
+            try:
+                self.engine.poller.poll_stream(source, stream, fence)
+            except LookupsNotReady as exc:  # said by /readyz and the alert; cursor kept
+                log.info("poll.waiting", source=source, stream=stream, reason=str(exc))
 
     def _scheduler_body(self) -> None:
         fence = self.leadership.hold(SCHEDULER_JOB)
@@ -145,6 +153,7 @@ class Daemon:
             self.threads.append(thread)
         for i in range(cfg.executor.workers):
             self._loop(f"executor-{i}", lambda: 1.0, self._executor_body, self.wake_executor)
+        self._loop("lookups", lambda: LOOKUP_TICK_SECONDS, self.engine.refresh_lookups)
         self._loop("prune", lambda: 3600.0, self.engine.prune)
         self._loop("housekeeping", lambda: HOUSEKEEPING_SECONDS, self._housekeeping_body)
 
@@ -159,6 +168,7 @@ class Daemon:
             problems.append(f"store unreachable: {type(exc).__name__}")
         if not self.engine.rules.current.rules:
             problems.append("no rules loaded")
+        problems += self.engine.lookups.problems()
         dead = [t.name for t in self.threads if not t.is_alive()]
         if dead:
             problems.append(f"threads stopped: {', '.join(dead)}")
@@ -207,8 +217,15 @@ class Daemon:
         old_config = self.engine.config
         try:
             config = load_config(old_config.path) if old_config.path else old_config
+            _check_reload_permissions(config)  # the same file-mode checks as at start
             self.engine.config = config
-            rules = self.engine.reload_rules()
+            rules = self.engine.load_rules()
+            if not rules.rules and not config.syncd.allow_empty_rules:
+                raise ConfigError([
+                    "the mapping files give no rules (deleted or emptied?): keeping the "
+                    f"previous {len(self.engine.rules.current.rules)}; set [syncd] "
+                    "allow_empty_rules = true to run without rules on purpose"])
+            self.engine.rules.current = rules
         except (MappingError, ConfigError) as exc:
             self.engine.config = old_config
             problems = getattr(exc, "problems", [str(exc)])
@@ -299,6 +316,15 @@ class Daemon:
             log.warning("replica.leave_failed")
         self.engine.close()
         log.info("daemon.stopped")
+
+
+def _check_reload_permissions(config: Config) -> None:
+    """Raise ConfigError when a file mode would make the start refuse (see permissions.py)."""
+    if config.path is None:
+        return
+    problems = check_file_permissions(config.path, config.mapping_paths, config.secret_files)
+    if problems:
+        raise ConfigError(problems)
 
 
 def run_daemon(config: Config) -> int:

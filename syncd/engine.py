@@ -13,6 +13,7 @@ import structlog
 from sqlalchemy import delete, func, select, update
 
 from syncd import connector as registry
+from syncd.alerts import queue_notice
 from syncd.clock import Clock, SystemClock, from_ms, to_ms
 from syncd.config import Config
 from syncd.connector import Connector
@@ -23,7 +24,8 @@ from syncd.ingest import Ingestor, RulesHolder
 from syncd.kv import KeyValue, SecretFile
 from syncd.logs import add_secrets
 from syncd.logs import redact as default_redact
-from syncd.mapping.loader import load_rules
+from syncd.lookups import Lookups
+from syncd.mapping.loader import MappingError, load_rules
 from syncd.mapping.rules import RuleSet
 from syncd.poller import Poller
 from syncd.replicas import describe
@@ -33,6 +35,7 @@ from syncd.store.db import Store, open_store
 from syncd.store.schema import actions, events, inbox
 
 log = structlog.get_logger("syncd.engine")
+LOOKUP_ALERT_SECONDS = 60.0
 
 
 def missing_secrets(config: Config) -> list[str]:
@@ -139,9 +142,12 @@ class Engine:
             add_secrets(conn.secret_values())
             conn.attach(KeyValue(self.store, name, self.clock),
                         SecretFile(config.state_dir / f"{name}-secrets.json"))
+        self.lookups = Lookups(self.store, self.connectors, self.clock,
+                               config.syncd.lookup_refresh_seconds)
         self.rules = RulesHolder(self.load_rules())
         self.ingestor = Ingestor(self.store, self.rules, self.clock, frozenset(
-            name for name, conn in self.connectors.items() if not conn.golive_baseline))
+            name for name, conn in self.connectors.items() if not conn.golive_baseline),
+            gate=self.lookups.check)
         ex = config.executor
         self.executor = Executor(
             self.store, self.connectors, self.clock,
@@ -159,29 +165,57 @@ class Engine:
                                    config.scheduler.grace_hours, golive=self.ingestor.golive)
         self._writer: InboxWriter | None = None
 
-    def aliases(self, source: str, object_type: str, field_name: str) -> dict[str, str]:
-        conn = self.connectors.get(source)
-        if conn is None:
-            return {}
-        try:
-            return conn.value_aliases(object_type, field_name)
-        except Exception as exc:  # no credentials or API down: names stay as written
-            log.warning("aliases.unavailable", source=source, error=str(exc))
-            return {}
-
     def load_rules(self) -> RuleSet:
-        """Load and check the mapping files; raises MappingError / ConfigError."""
-        rules = load_rules(self.config.mapping_paths, aliases=self.aliases)
+        """Load and check the mapping files; raises MappingError / ConfigError. Value names
+        (stage labels) come from the store or the API; when never read, the rules that need
+        them are compiled without, and their source waits (see syncd.lookups)."""
+        load = self.lookups.for_load()
+        rules = load_rules(self.config.mapping_paths, aliases=load)
         problems = check_rules_against_config(rules, self.connectors)
         if problems:
             raise ConfigError(problems)
+        self.lookups.install(load)
         return rules
+
+    def refresh_lookups(self) -> bool:
+        """Re-read due value names; recompile the rules when the stored names changed (a
+        renamed stage, names read at last). True when the rules were recompiled."""
+        changed = self.lookups.refresh()
+        self._alert_waiting()
+        if not changed:
+            return False
+        try:
+            rules = self.reload_rules()
+        except (MappingError, ConfigError) as exc:
+            log.error("aliases.recompile_failed", error=str(exc)[:2000],
+                      kept_rules=len(self.rules.current.rules))
+            return False
+        log.info("aliases.recompiled", rules=len(rules.rules),
+                 waiting=[".".join(k) for k in self.lookups.missing()])
+        return True
 
     def reload_rules(self) -> RuleSet:
         """Swap in freshly loaded rules; on any error the old rules stay and it raises."""
         rules = self.load_rules()
         self.rules.current = rules
         return rules
+
+    def _alert_waiting(self) -> None:
+        """One alert mail (per alert period) when a source has waited for its value names
+        longer than LOOKUP_ALERT_SECONDS: a short 429 at start is not worth a mail."""
+        now = to_ms(self.clock.now())
+        late = {k: since for k, since in self.lookups.missing().items()
+                if now - since >= LOOKUP_ALERT_SECONDS * 1000}
+        if not late:
+            return
+        lines = [f"- {problem}" for problem in self.lookups.problems()]
+        queue_notice(
+            self, "lookups", "[syncd] rules cannot be evaluated: value names not readable",
+            "syncd cannot read value names its rules use (e.g. HubSpot stage labels), and has "
+            "never read them, so it cannot tell which changes match:\n" + "\n".join(lines)
+            + "\n\nThese changes are not ingested (nothing is lost: polls keep their "
+            "cursor, webhooks stay in the inbox). syncd retries with backoff and goes on by "
+            "itself once the read succeeds. Check the credentials and the API's status.\n")
 
     @property
     def writer(self) -> InboxWriter:
@@ -205,6 +239,7 @@ class Engine:
         """Inbox, one poll of every source, due time triggers, every action due now."""
         self.go_live()
         report = CycleReport()
+        self.refresh_lookups()
         report.inbox = self.inbox.drain()
         report.polled = {f"{k[0]}.{k[1]}": v for k, v in self.poller.poll_all().items()}
         report.inbox += self.inbox.drain()

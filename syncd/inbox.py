@@ -27,6 +27,7 @@ from syncd.clock import Clock, to_ms
 from syncd.connector import Connector
 from syncd.errors import TransientError, WebhookRejected
 from syncd.ingest import Ingestor
+from syncd.lookups import LookupsNotReady
 from syncd.model import Observation, WebhookRequest
 from syncd.retry import RetryPolicy
 from syncd.store.db import Store
@@ -194,7 +195,9 @@ class InboxProcessor:
         for row in rows:
             request = WebhookRequest("POST", "", row["headers"], row["body"], row["received_at"])
             try:
-                parsed.append((row, request, connector.parse_webhook(request)))
+                hints = connector.parse_webhook(request)
+                self.ingestor.check_ready((h.ref.source, h.ref.type) for h in hints)
+                parsed.append((row, request, hints))
             except WebhookRejected as exc:
                 self._fail(row, f"unparseable delivery: {exc.reason}", bound)
             except Exception as exc:
@@ -242,6 +245,10 @@ class InboxProcessor:
                 result = self.ingestor.ingest(observations, conn=conn)
                 conn.execute(update(inbox).where(inbox.c.id.in_([r["id"] for r, _ in ready]))
                              .values(status="done", last_error=None))
+        except LookupsNotReady as exc:
+            for row, _ in ready:
+                self._retry(row, exc, exc.retry_after, bound)
+            return
         except Exception as exc:  # database trouble: keep the deliveries, try again later
             bound.exception("inbox.commit_failed")
             for row, _ in ready:
@@ -256,6 +263,9 @@ class InboxProcessor:
                bound: Any) -> None:
         attempt = row["attempts"] + 1
         reason = self.redact(f"{type(exc).__name__}: {exc}")[:2000]
+        if isinstance(exc, LookupsNotReady):  # waiting is not failing: no attempt counted
+            self._defer(row, exc, reason, bound)
+            return
         if self.policy.exhausted(attempt):
             self._fail(row, f"gave up after {attempt} attempts: {reason}", bound)
             return
@@ -264,6 +274,14 @@ class InboxProcessor:
             conn.execute(update(inbox).where(inbox.c.id == row["id"]).values(
                 next_attempt_at=next_at, last_error=reason))
         bound.warning("inbox.retry", error=reason)
+
+    def _defer(self, row: dict[str, Any], exc: LookupsNotReady, reason: str,
+               bound: Any) -> None:
+        next_at = to_ms(self.clock.now()) + int((exc.retry_after or 1.0) * 1000)
+        with self.store.tx() as conn:
+            conn.execute(update(inbox).where(inbox.c.id == row["id"]).values(
+                next_attempt_at=next_at, attempts=row["attempts"], last_error=reason))
+        bound.info("inbox.waiting", reason=reason)
 
     def _fail(self, row: dict[str, Any], reason: str, bound: Any) -> None:
         reason = self.redact(reason)

@@ -9,7 +9,7 @@ than the snapshot, and because event and action keys are unique in the store.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
@@ -25,9 +25,8 @@ from syncd.mapping.model import ChangeTrigger
 from syncd.mapping.rules import (
     PlannedAction,
     RuleSet,
-    condition_holds,
     event_matches,
-    plan_actions,
+    plan_if_holds,
     rule_data,
 )
 from syncd.metrics import EVENTS
@@ -121,6 +120,7 @@ class Ingestor:
     def __init__(
         self, store: Store, rules: RulesHolder, clock: Clock,
         unbaselined: frozenset[str] = frozenset(),
+        gate: Callable[[Iterable[tuple[str, str]]], None] | None = None,
     ) -> None:
         self.store = store
         self.rules = rules
@@ -128,6 +128,9 @@ class Ingestor:
         self.golive = GoLive(store, clock)
         # Sources whose versions are not times (Connector.golive_baseline False).
         self.unbaselined = unbaselined
+        # Raises (syncd.lookups.LookupsNotReady) for (source, object type) whose rules
+        # cannot be evaluated yet: nothing of theirs may be consumed.
+        self.check_ready = gate or (lambda refs: None)
 
     def ingest(
         self,
@@ -149,6 +152,8 @@ class Ingestor:
         `replay_since_ms`: explicit replay of history (`syncd backfill --replay`): every
         change since that instant is diffed from nothing and fires, go-live or not; what
         fired before is recognised by its event and action keys."""
+        observations = list(observations)
+        self.check_ready((o.ref.source, o.ref.type) for o in observations)
         if conn is None:
             with self.store.tx() as own:
                 return self.ingest(observations, cursor=cursor, fire=fire, conn=own,
@@ -252,11 +257,9 @@ class Ingestor:
                 rule, now=now, ref=obs.ref, fields=obs.fields, context=obs.context,
                 previous=previous, event=event,
             )
-            if not condition_holds(rule, data):
-                continue
             parts = (str(obs.ref),) if rule.rule.once_per_object else (
                 str(obs.ref), event_key(event))
-            out.append((plan_actions(rule, data, parts, obs.ref), event_id))
+            out.append((plan_if_holds(rule, data, parts, obs.ref), event_id))
         return out
 
     @staticmethod

@@ -65,7 +65,7 @@ class SecretFile:
                 data.pop(key, None)
             else:
                 data[key] = value
-            self.path.parent.mkdir(parents=True, exist_ok=True)
+            self.path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
             fd, tmp = tempfile.mkstemp(dir=self.path.parent, prefix=".secrets-")
             try:
                 os.fchmod(fd, 0o600)

@@ -47,6 +47,7 @@ class Poller:
         """Read every page available now (bounded), committing each with its cursor.
         `fence`: the token of the poller's leadership (replicas), checked at each commit."""
         connector = self.connectors[name]
+        self.ingestor.check_ready([(name, stream)])  # rules not ready: keep the cursor
         total = IngestResult()
         cursor = read_cursor(self.store, name, stream)
         # No cursor: the stream's first poll. It reads what exists; what predates go-live

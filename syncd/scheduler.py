@@ -29,10 +29,9 @@ from syncd.mapping.model import CronTrigger, DateTrigger
 from syncd.mapping.rules import (
     CompiledRule,
     PlannedAction,
-    condition_holds,
     make_key,
     object_view,
-    plan_actions,
+    plan_if_holds,
     rule_data,
 )
 from syncd.model import ObjectRef
@@ -149,9 +148,7 @@ class Scheduler:
         ref = ObjectRef(row["source"], row["object_type"], row["object_id"])
         data = rule_data(rule, now=now, ref=ref, fields=fields, context=row["context"],
                          previous={}, trigger={"date": value, "due": due})
-        if not condition_holds(rule, data):
-            return []
-        return plan_actions(rule, data, (str(ref), "date", str(value)), ref)
+        return plan_if_holds(rule, data, (str(ref), "date", str(value)), ref)
 
     # -- cron rules ---------------------------------------------------------------------
 
@@ -188,16 +185,14 @@ class Scheduler:
             for obs in self._query(trigger.for_each):
                 item = object_view(obs.ref, obs.fields, obs.context)
                 data = rule_data(rule, now=now, item=item, trigger=info)
-                if condition_holds(rule, data):
-                    batch += plan_actions(rule, data, (instant_ms, str(obs.ref)), obs.ref)
+                batch += plan_if_holds(rule, data, (instant_ms, str(obs.ref)), obs.ref)
         else:
             items = None
             if trigger.collect is not None:
                 items = [object_view(o.ref, o.fields, o.context) for o in
                          self._query(trigger.collect)]
             data = rule_data(rule, now=now, items=items, trigger=info)
-            if condition_holds(rule, data):
-                batch += plan_actions(rule, data, (instant_ms,), None)
+            batch += plan_if_holds(rule, data, (instant_ms,), None)
         with self.store.tx() as conn:
             check_fence(conn, SCHEDULER_JOB, self.fence)
             count = insert_actions(self.store, conn, batch, to_ms(now))

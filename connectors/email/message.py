@@ -17,6 +17,7 @@ from connectors.email.addresses import (
 )
 from connectors.email.settings import EmailSettings, Guarantee
 from syncd.connector import ParamsModel
+from syncd.textcap import EMAIL_SUBJECT_MAX, cap
 
 # type/subtype as in RFC 2045 (tokens), e.g. text/csv, application/json.
 _CONTENT_TYPE = re.compile(r"^[A-Za-z0-9!#$&^_.+-]+/[A-Za-z0-9!#$&^_.+-]+$")
@@ -65,7 +66,7 @@ def build_message(
     cc = parse_addresses("cc", params.cc)
     bcc = parse_addresses("bcc", params.bcc)
     reply_to = _reply_to(params, settings)
-    subject = refuse_line_breaks("subject", params.subject)
+    subject = cap(refuse_line_breaks("subject", params.subject), EMAIL_SUBJECT_MAX)
     domain = refuse_line_breaks("message_id_domain", settings.effective_message_id_domain)
 
     msg = EmailMessage()

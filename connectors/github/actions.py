@@ -7,6 +7,7 @@ from typing import Literal
 from pydantic import field_validator
 
 from syncd.connector import ParamsModel
+from syncd.textcap import GITHUB_TITLE_MAX, cap
 
 
 def _check_repo(value: str) -> str:
@@ -26,6 +27,11 @@ class CreateIssueParams(ParamsModel):
     allow_mentions: bool = False
 
     _repo = field_validator("repo")(_check_repo)
+
+    @field_validator("title")
+    @classmethod
+    def _fits(cls, value: str) -> str:
+        return cap(value, GITHUB_TITLE_MAX)
 
 
 class CommentParams(ParamsModel):

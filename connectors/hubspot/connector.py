@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Callable, Iterator
 from datetime import datetime
 from typing import Any
@@ -126,7 +127,7 @@ class HubSpotConnector(DealActions, Connector):
 
     def value_aliases(self, object_type: str, field: str) -> dict[str, str]:
         if object_type == DEAL and field == "dealstage":
-            return self.stages.label_to_id()
+            return self.stages.current_label_to_id()
         return {}
 
     def stage_labels(self) -> dict[str, str]:
@@ -172,6 +173,14 @@ class HubSpotConnector(DealActions, Connector):
             if act.name == "hubspot.update_deal":
                 found += _stage_values((act.params.get("properties") or {}).get(STAGE))
         return list(dict.fromkeys(found))
+
+    def share_limits(self, share: Callable[[Any, str], Any]) -> None:
+        """HubSpot counts per token: one shared window per token (by its hash)."""
+        token = self.settings.access_token
+        account = hashlib.sha256(
+            (token.get_secret_value() if token else "").encode()).hexdigest()[:16]
+        self.api.general_limiter = share(self.api.general_limiter, f"hubspot:{account}")
+        self.api.search_limiter = share(self.api.search_limiter, f"hubspot:{account}:search")
 
     def close(self) -> None:
         self.api.close()

@@ -1,7 +1,9 @@
 """Deal pipelines and stages: labels ("Closed Won") for the ids the API stores ("closedwon").
 
 Read from the pipelines API once and cached; a label or id not in the cache triggers one
-refresh (at most once a minute, so a typo in a mapping cannot hammer the API).
+refresh (at most once a minute, so a typo in a mapping cannot hammer the API). The labels
+the rules compile with are read fresh (`current_label_to_id`): the engine keeps them in its
+store and re-reads them periodically, so a renamed stage is seen without a restart.
 """
 
 from __future__ import annotations
@@ -51,6 +53,12 @@ class StageCatalog:
                 return False
         self.refresh()
         return True
+
+    def current_label_to_id(self) -> dict[str, str]:
+        """`label_to_id` from a read at most a minute old; raises when HubSpot cannot answer
+        (never an empty answer standing in for a failed read)."""
+        self._refresh_on_miss()
+        return self.label_to_id()
 
     def label_to_id(self) -> dict[str, str]:
         """{label: stage id}; the default pipeline wins when two pipelines share a label."""

@@ -20,6 +20,7 @@ from connectors.jira.settings import JiraSettings
 from syncd.connector import ParamsModel, action
 from syncd.errors import PermanentError
 from syncd.model import ActionContext, ActionResult
+from syncd.textcap import JIRA_SUMMARY_MAX, cap
 
 COMMENT_PROPERTY = "syncd"
 TEXTAREA = "com.atlassian.jira.plugin.system.customfieldtypes:textarea"
@@ -44,6 +45,11 @@ class CreateIssueParams(ParamsModel):
     def _blank_is_none(cls, value: Any) -> Any:
         # a template that renders to "" (no owner, no end date) means "not set"
         return None if isinstance(value, str) and not value.strip() else value
+
+    @field_validator("summary")
+    @classmethod
+    def _fits(cls, value: str) -> str:
+        return cap(value, JIRA_SUMMARY_MAX)
 
     @field_validator("original_estimate")
     @classmethod

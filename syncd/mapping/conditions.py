@@ -42,13 +42,34 @@ def lookup(data: Mapping[str, Any], path: str) -> Any:
     return current
 
 
+# What `gt`/`gte`/`lt`/`lte` read as a number in text: an optional sign and currency symbol,
+# digits with "," as the thousands separator, an optional "." decimal part ("1,500", "$900",
+# "-1,250.50", "€ 80"). Other text is not guessed at (is "1.500" fifteen hundred or 1.5?).
+_NUMBER_TEXT = re.compile(r"^([-+]?)\s*[$€£]?\s*([-+]?)(\d{1,3}(?:,\d{3})+|\d+)(\.\d+)?$")
+
+
+class ConditionValueError(ValueError):
+    """A field's value cannot be compared as the rule asks (text where a number is needed).
+    It fails the rule for that object, visibly, instead of silently not firing."""
+
+
 def _as_number(value: Any) -> float | None:
+    """A number from a number, or from text in the documented forms; None otherwise."""
     if isinstance(value, bool):
         return None
-    try:
+    if isinstance(value, int | float):
         return float(value)
-    except (TypeError, ValueError):
+    if not isinstance(value, str):
         return None
+    found = _NUMBER_TEXT.match(value.strip())
+    if found is None:
+        try:
+            number = float(value)  # "1e3", " 12 "
+        except ValueError:
+            return None
+        return number if number == number and abs(number) != float("inf") else None
+    sign = "-" if "-" in (found[1] + found[2]) else ""
+    return float(sign + found[3].replace(",", "") + (found[4] or ""))
 
 
 def as_datetime(value: Any, now: datetime | None = None) -> datetime | None:
@@ -78,6 +99,10 @@ def as_datetime(value: Any, now: datetime | None = None) -> datetime | None:
 def _compare(op: str) -> Callable[[Any, Any], bool]:
     def compare(actual: Any, expected: Any) -> bool:
         a, b = _as_number(actual), _as_number(expected)
+        if b is not None and a is None:
+            if actual is None or actual == "":
+                return False  # no value: the comparison does not hold
+            raise ConditionValueError(f"{actual!r} is not a number (compared {op} {expected!r})")
         if a is None or b is None:
             if not isinstance(actual, str) or not isinstance(expected, str):
                 return False

@@ -16,9 +16,8 @@ from syncd.mapping.rules import (
     CompiledRule,
     PlannedAction,
     RuleSet,
-    condition_holds,
     event_matches,
-    plan_actions,
+    plan_if_holds,
     rule_data,
 )
 from syncd.model import Event, ObjectRef
@@ -97,12 +96,12 @@ def evaluate_change(ruleset: RuleSet, change: Change) -> list[Verdict]:
             rule, now=change.now, ref=change.ref, fields=change.fields,
             context=change.context, previous=change.previous, event=event,
         )
-        if not condition_holds(rule, data):
-            verdicts.append(Verdict(rule.id, False, _first_failing(rule, data)))
-            continue
         key_parts = (str(change.ref),) if rule.rule.once_per_object else (
             str(change.ref), event.field, event.old, event.new)
-        planned = plan_actions(rule, data, key_parts, change.ref)
+        planned = plan_if_holds(rule, data, key_parts, change.ref)
+        if not planned and rule.actions:
+            verdicts.append(Verdict(rule.id, False, _first_failing(rule, data)))
+            continue
         verdicts.append(Verdict(rule.id, True, "fired", planned))
     return verdicts
 
@@ -127,14 +126,14 @@ def _example_planned(rule: CompiledRule, ex: Example) -> list[PlannedAction]:
     assert now is not None
     if isinstance(t, CronTrigger):
         data = rule_data(rule, now=now, item=ex.item, items=ex.items, trigger={"instant": now})
-        return plan_actions(rule, data, ("example",), None) if condition_holds(rule, data) else []
+        return plan_if_holds(rule, data, ("example",), None)
     ref = ObjectRef(t.source, t.object, str(ex.object.get("id", "example")))
     if isinstance(t, DateTrigger):
         data = rule_data(
             rule, now=now, ref=ref, fields=ex.object, context=ex.context, previous=ex.previous,
             trigger={"date": ex.object.get(t.date) if t.date else None},
         )
-        return plan_actions(rule, data, ("example",), ref) if condition_holds(rule, data) else []
+        return plan_if_holds(rule, data, ("example",), ref)
     change = Change(
         ref, ex.object, ex.previous, ex.context, created=isinstance(t, CreatedTrigger), now=now
     )

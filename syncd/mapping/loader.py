@@ -15,7 +15,6 @@ from pathlib import Path
 from typing import Any
 
 from pydantic import ValidationError
-from ruamel.yaml import YAML
 from ruamel.yaml.comments import CommentedMap, CommentedSeq
 from ruamel.yaml.error import MarkedYAMLError
 
@@ -23,6 +22,7 @@ from syncd import connector as registry
 from syncd.mapping.conditions import ConditionError, compile_condition
 from syncd.mapping.model import ChangeTrigger, DateTrigger, MappingFile, Rule
 from syncd.mapping.rules import CompiledAction, CompiledRule, RuleSet, template_roots
+from syncd.mapping.safe_yaml import YamlLimit, load_bounded, read_mapping_text
 from syncd.mapping.templates import TemplateProblem, undeclared_names, walk_templates
 
 TRIGGER_TAGS = {"change", "created", "date", "cron"}
@@ -108,7 +108,10 @@ class _FileChecker:
 
     def load(self) -> MappingFile | None:
         try:
-            self.tree = YAML(typ="rt").load(self.path.read_text())
+            self.tree = load_bounded(read_mapping_text(self.path))
+        except YamlLimit as exc:
+            self.problems.append(Problem(self.name, None, None, "", f"refused: {exc}"))
+            return None
         except OSError as exc:
             self.problems.append(Problem(self.name, None, None, "", f"cannot read: {exc.strerror}"))
             return None

@@ -190,10 +190,30 @@ def plan_actions(
             error = None
         except TemplateProblem as exc:
             params, error = {}, str(exc)
+        except Exception as exc:  # a bug or odd data must fail this action, not the ingest
+            params, error = {}, f"template error: {type(exc).__name__}: {exc}"
         out.append(
             PlannedAction(key, rule.id, act.connector, act.action, params, ref, guarantee, error)
         )
     return out
+
+
+def plan_if_holds(
+    rule: CompiledRule, data: dict[str, Any], key_parts: tuple[Any, ...], ref: ObjectRef | None
+) -> list[PlannedAction]:
+    """The rule's condition, then its actions. An exception from the condition fails this
+    rule's actions (stored dead with the reason), never the ingest or the other rules."""
+    try:
+        holds = condition_holds(rule, data)
+    except Exception as exc:
+        reason = f"condition error: {type(exc).__name__}: {exc}"
+        guarantee = rule.rule.guarantee or "at_least_once"
+        return [
+            PlannedAction(make_key(rule.id, index, *key_parts), rule.id, act.connector,
+                          act.action, {}, ref, guarantee, reason)
+            for index, act in enumerate(rule.actions)
+        ]
+    return plan_actions(rule, data, key_parts, ref) if holds else []
 
 
 class RuleSet:

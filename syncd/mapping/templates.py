@@ -3,7 +3,8 @@
 CRM data is untrusted: the sandbox stops a deal name like `{{ ''.__class__ }}` from reaching
 Python internals (and data is never rendered as a template anyway: only mapping files are),
 and StrictUndefined turns a misspelt field into an error instead of an empty string in an
-issue that engineers will read.
+issue that engineers will read. Every render is bounded in time and size (`limits.py`), and
+`{template: file}` reads only files inside the mapping file's folder.
 """
 
 from __future__ import annotations
@@ -16,7 +17,10 @@ from typing import Any
 from jinja2 import StrictUndefined, TemplateError, meta, nodes
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 
+from syncd.mapping import limits
 from syncd.mapping.conditions import as_datetime
+
+MAX_TEMPLATE_FILE_BYTES = 256 * 1024
 
 
 def _date(value: Any, fmt: str = "%Y-%m-%d") -> str:
@@ -29,8 +33,41 @@ def _no_mentions(value: Any) -> str:
     return str(value).replace("@", "@\u200d")
 
 
+class BoundedEnvironment(ImmutableSandboxedEnvironment):
+    """The sandbox plus the bounds of `syncd.mapping.limits` on every operation."""
+
+    intercepted_binops = frozenset({"*", "**", "%", "+"})
+
+    def _generate(self, source: Any, name: Any, filename: Any, defer_init: bool = False) -> Any:
+        # Jinja's step from parsed tree to Python code (3.x): loops and `~` get their guards.
+        source = limits.GuardLoops().visit(source)
+        return super()._generate(source, name, filename, defer_init=defer_init)
+
+    def call_binop(self, context: Any, operator: str, left: Any, right: Any) -> Any:
+        limits.check_binop(operator, left, right)
+        return limits.check_size(super().call_binop(context, operator, left, right))
+
+    def call(__self, __context: Any, __obj: Any, *args: Any, **kwargs: Any) -> Any:
+        args = limits.check_call(__obj, args, kwargs)
+        return limits.check_size(super().call(__context, __obj, *args, **kwargs))
+
+    def getattr(self, obj: Any, attribute: str) -> Any:
+        limits.check_time()
+        return super().getattr(obj, attribute)
+
+    def getitem(self, obj: Any, argument: Any) -> Any:
+        limits.check_time()
+        return super().getitem(obj, argument)
+
+    def wrap_str_format(self, value: Any) -> Any:
+        wrapped = super().wrap_str_format(value)
+        if wrapped is not None:  # "...".format / format_map: check the widths it asks for
+            limits.check_brace_format(str(value.__self__))
+        return wrapped
+
+
 def make_environment() -> ImmutableSandboxedEnvironment:
-    env = ImmutableSandboxedEnvironment(
+    env = BoundedEnvironment(
         undefined=StrictUndefined,
         autoescape=False,
         keep_trailing_newline=True,
@@ -41,6 +78,12 @@ def make_environment() -> ImmutableSandboxedEnvironment:
     env.filters["tojson"] = lambda v: json.dumps(v, ensure_ascii=False, sort_keys=True)
     env.filters["no_mentions"] = _no_mentions
     env.globals["utcnow"] = lambda: datetime.now(UTC)
+    env.globals["range"] = limits.bounded_range
+    env.globals.pop("lipsum", None)  # lipsum(n=10**9): text nobody needs, of any size
+    env.filters = {name: limits.guard_filter(name, f) for name, f in env.filters.items()}
+    env.filters[limits.ITER_GUARD] = limits.iter_guard
+    env.filters[limits.SIZE_GUARD] = limits.size_guard
+    env.concat = limits.bounded_concat  # type: ignore[method-assign]
     return env
 
 
@@ -68,10 +111,30 @@ def has_template(value: str) -> bool:
 
 
 def render_string(source: str, data: dict[str, Any]) -> str:
+    """Render within the time and size bounds; any failure is a TemplateProblem."""
+    limits.start_budget()
     try:
-        return ENV.from_string(source).render(data)
+        out: list[str] = []
+        size = 0
+        for chunk in ENV.from_string(source).generate(data):
+            size += len(chunk)
+            if size > limits.MAX_OUTPUT_CHARS:
+                raise limits.TemplateLimit(
+                    f"template output over {limits.MAX_OUTPUT_CHARS} chars")
+            out.append(chunk)
+        return "".join(out)
     except TemplateError as exc:
         raise TemplateProblem(f"template error: {exc}") from None
+    except limits.TemplateLimit as exc:
+        raise TemplateProblem(f"template stopped: {exc}") from None
+    except RecursionError:
+        raise TemplateProblem("template stopped: recursion too deep") from None
+    except MemoryError:
+        raise TemplateProblem("template stopped: out of memory") from None
+    except Exception as exc:  # OverflowError, TypeError, ...: data the template did not expect
+        raise TemplateProblem(f"template error: {type(exc).__name__}: {exc}") from None
+    finally:
+        limits.start_budget(float("inf"))
 
 
 def render_value(value: Any, data: dict[str, Any], base_dir: Path) -> Any:
@@ -87,12 +150,31 @@ def render_value(value: Any, data: dict[str, Any], base_dir: Path) -> Any:
     return value
 
 
-def read_template(base_dir: Path, name: str) -> str:
+def read_template(base_dir: Path, name: Any) -> str:
+    """A template file, which must be inside the mapping file's folder after symlinks: a
+    rule must not read /etc/shadow or the systemd credentials and mail them out."""
+    if not isinstance(name, str) or not name:
+        raise TemplateProblem("`template:` takes a file name relative to the mapping file")
+    folder = base_dir.resolve()
     path = (base_dir / name).resolve()
+    if not path.is_relative_to(folder):
+        raise TemplateProblem(
+            f"template file {name} is outside the mapping folder {folder}: "
+            "keep template files in that folder (symlinks are followed)")
     try:
-        return path.read_text()
+        if not path.is_file():
+            raise TemplateProblem(f"template file {name} is not a regular file")
+        with path.open("rb") as fh:
+            data = fh.read(MAX_TEMPLATE_FILE_BYTES + 1)
     except OSError as exc:
         raise TemplateProblem(f"cannot read template file {name}: {exc.strerror}") from None
+    if len(data) > MAX_TEMPLATE_FILE_BYTES:
+        raise TemplateProblem(
+            f"template file {name} is over {MAX_TEMPLATE_FILE_BYTES // 1024} KiB")
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError:
+        raise TemplateProblem(f"template file {name} is not UTF-8 text") from None
 
 
 def walk_templates(value: Any, base_dir: Path) -> list[tuple[tuple[Any, ...], str]]:

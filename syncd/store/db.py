@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import os
+import stat
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -12,10 +14,32 @@ from alembic import command
 from alembic.config import Config
 from sqlalchemy import Connection, Engine, Table, create_engine, event, text
 from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.exc import DatabaseError
 from sqlalchemy.pool import NullPool
+
+from syncd.errors import ConfigError
 
 ACTIONS_CHANNEL = "syncd_actions"  # NOTIFY'd when actions are planned: idle executors wake
 MIGRATIONS = str(Path(__file__).resolve().parent.parent / "migrations")
+SQLITE_SIDE_FILES = ("", "-wal", "-shm", "-journal")
+
+
+class StoreUnreadable(ConfigError):
+    """The SQLite file cannot be used: its path and what to do, instead of a traceback."""
+
+    def __init__(self, message: str) -> None:
+        self.problems = [message]
+        Exception.__init__(self, message)
+
+
+def corrupt_store_message(path: str, detail: str) -> str:
+    return (
+        f"the SQLite store {path} is damaged ({detail}). syncd did not change it. To recover "
+        f"(docs/OPERATIONS.md, \"Corrupt or lost SQLite file\"): stop syncd; move {path} and "
+        f"any {path}-wal and {path}-shm aside; then either restore the last backup to {path}, "
+        f"or salvage with `sqlite3 BROKEN.sqlite3 .recover | sqlite3 {path}`, or start with "
+        "no file (a fresh store goes live again without replaying history)"
+    )
 
 
 class Store:
@@ -113,17 +137,52 @@ def open_store(url: str, *, migrate: bool = True, synchronous: str = "NORMAL") -
         url = "postgresql://" + url[len("postgres://"):]
     if url.startswith("postgresql://"):
         url = "postgresql+psycopg://" + url[len("postgresql://"):]
+    path = ""
     if url.startswith("sqlite"):
         path = url.split("///", 1)[-1]
         if path and path != ":memory:":
-            Path(path).parent.mkdir(parents=True, exist_ok=True)
+            make_private_sqlite_file(Path(path))
         engine = _sqlite_engine(url, synchronous.upper())
     else:
         engine = create_engine(url, pool_pre_ping=True, pool_size=10, max_overflow=10)
     store = Store(engine)
     if migrate:
-        upgrade(store)
+        try:
+            upgrade(store)
+        except DatabaseError as exc:
+            if not store.is_sqlite:
+                raise
+            store.dispose()
+            raise _sqlite_problem(path, exc) from None
     return store
+
+
+def make_private_sqlite_file(path: Path) -> None:
+    """The store holds webhook bodies and customer data: its folder 0700 when syncd creates
+    it, the database 0600 (SQLite gives its -wal and -shm files the database's mode), and
+    files from an older version with wider modes narrowed."""
+    if not path.parent.exists():
+        path.parent.mkdir(parents=True, mode=0o700)
+    if not path.exists():
+        os.close(os.open(path, os.O_CREAT | os.O_WRONLY, 0o600))  # an empty file is a new db
+    for suffix in SQLITE_SIDE_FILES:
+        side = Path(f"{path}{suffix}")
+        try:
+            mode = side.stat().st_mode
+            if mode & (stat.S_IRWXG | stat.S_IRWXO):
+                side.chmod(0o600)
+        except FileNotFoundError:
+            continue
+        except PermissionError:  # owned by another user: the start says what is wrong later
+            continue
+
+
+def _sqlite_problem(path: str, exc: DatabaseError) -> StoreUnreadable:
+    detail = str(getattr(exc, "orig", exc))
+    if "not a database" in detail or "malformed" in detail or "corrupt" in detail:
+        return StoreUnreadable(corrupt_store_message(path, detail))
+    return StoreUnreadable(f"cannot use the SQLite store {path}: {detail} (check that the "
+                           "file and its folder exist and belong to the user syncd runs as)")
 
 
 def upgrade(store: Store, revision: str = "head") -> None:

@@ -122,3 +122,13 @@ def test_wait_for_returns_received_messages_and_times_out_when_short(
     assert [m.message["Subject"] for m in smtp.wait_for(1)] == ["one"]
     with pytest.raises(TimeoutError, match="expected 2 messages, got 1"):
         smtp.wait_for(2, timeout=0.05)
+
+
+def test_a_long_subject_is_cut_to_255_characters_with_an_ellipsis(
+    smtp: FakeSmtpServer, send: Send
+) -> None:
+    send(to="ops@example.org", subject="Quote sent: " + "Climate Lab " * 100, body="b\n")
+    [received] = smtp.messages
+    subject = received.message["Subject"]
+    assert len(subject) == 255
+    assert subject.startswith("Quote sent: Climate Lab") and subject.endswith("\u2026")

@@ -213,3 +213,13 @@ def test_fake_answers_match_the_response_schemas(
         assert errors == [], (method, path, [e.message for e in errors[:3]])
     assert len(listed.json()) == 3
     assert search.json()["total_count"] == 1
+
+
+def test_a_title_over_githubs_limit_is_cut_to_256_characters_with_an_ellipsis(
+    fake: FakeGitHub, connector: GitHubConnector
+) -> None:
+    create(connector, "long-title", title="New Hub - Request deployment: " + "Ocean " * 100)
+    [issue] = fake.issues(REPO)
+    assert len(issue.title) == 256
+    assert issue.title.startswith("New Hub - Request deployment: Ocean Ocean")
+    assert issue.title.endswith("\u2026")

@@ -89,3 +89,13 @@ def test_blank_optional_params_from_templates_mean_not_set(connector: JiraConnec
     )
     assert (params.assignee, params.due_date, params.parent, params.description) == (
         None, None, None, None)
+
+
+def test_a_summary_over_jiras_limit_is_cut_to_255_characters_with_an_ellipsis(
+    connector: JiraConnector, fake_jira: FakeJira
+) -> None:
+    long = {**CUSTOMER_REVIEW, "summary": "Client strategy review: " + "Ocean " * 100}
+    result = perform(connector, "create_issue", long, "long-summary")
+    summary = fake_jira.issues[result.external_id].summary
+    assert len(summary) == 255
+    assert summary.startswith("Client strategy review: Ocean") and summary.endswith("\u2026")

@@ -33,6 +33,9 @@ class _CrashBeforeCommit:
         crashpoints.hit("inbox_before_commit")
         return self.inner.ingest(*args, **kwargs)
 
+    def __getattr__(self, name: str) -> Any:  # the rest (check_ready) as the real one
+        return getattr(self.inner, name)
+
 
 def main() -> None:
     parser = argparse.ArgumentParser()

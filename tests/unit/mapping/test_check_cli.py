@@ -84,3 +84,34 @@ def test_check_reports_a_bad_config(tmp_path: Path, mapping_dir: Path) -> None:
     assert code != 0
     assert "[http] port" in err
     assert "[nosuch]" in err
+
+
+def test_check_refuses_a_template_outside_the_mapping_folder_and_an_endless_example(
+    config_file: Path, mapping_dir: Path, tmp_path: Path
+) -> None:
+    import time
+
+    (tmp_path / "shadow").write_text("root:$6$SECRET:19000:0:99999:7:::\n")
+    (mapping_dir / "bad.yaml").write_text("""
+rules:
+  - id: mail-shadow
+    when: {source: localdb, object: item, field: status, to: done}
+    do:
+      - localdb.record: {title: x, body: {template: ../shadow}}
+  - id: big-title
+    when: {source: localdb, object: item, field: status, to: done}
+    do:
+      - localdb.record: {title: "{{ 'a' * 10**9 }}"}
+    examples:
+      - object: {status: done}
+        previous: {status: open}
+        expect: [{action: localdb.record}]
+""")
+    started = time.monotonic()
+    code, out, err = run_check(config_file)
+    assert time.monotonic() - started < 10
+    assert code != 0
+    text = out + err
+    assert "rule mail-shadow" in text and "outside the mapping folder" in text
+    assert "rule big-title" in text and "limit" in text
+    assert "SECRET" not in text

@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from syncd.mapping.conditions import ConditionError, compile_condition
+from syncd.mapping.conditions import ConditionError, ConditionValueError, compile_condition
 
 NOW = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
 
@@ -56,14 +56,27 @@ def test_equality_membership_and_text_operators(
     ("gt", "9", "10", False),
     ("lt", "9", "10", True),
     ("gte", "1000.0", "1000", True),
-    # no number on one side: only text against text is compared
-    ("gt", "abc", 5, False),
+    # numbers as people type them: thousands separators, a currency symbol, a sign
+    ("gte", "1,500", 1000, True),
+    ("lt", "1,500", 1000, False),
+    ("gte", "$900", 900, True),
+    ("lt", "-1,250.50", 0, True),
+    ("gt", "€ 80", 79.5, True),
+    ("gt", "1e3", 999, True),
+    # no value: the comparison does not hold (and is no error)
     ("gt", None, 5, False),
-    ("gt", True, 0, False),  # booleans are not numbers
+    ("gt", "", 5, False),
+    # text against text is compared as text
     ("gt", "b", "a", True),
 ])
 def test_ordering_operators(op: str, actual: Any, bound: Any, expected: bool) -> None:
     assert holds({"amount": {op: bound}}, amount=actual) is expected
+
+
+@pytest.mark.parametrize("actual", ["abc", "1.500,00", "12 users", "nan", True, [3]])
+def test_a_value_that_is_not_a_number_fails_the_rule_instead_of_not_firing(actual: Any) -> None:
+    with pytest.raises(ConditionValueError, match="is not a number"):
+        holds({"num_users": {"gte": 500}}, num_users=actual)
 
 
 @pytest.mark.parametrize(("fields", "wanted", "expected"), [

@@ -138,3 +138,44 @@ def test_date_filter(value: object, template: str, expected: str) -> None:
 def test_syntax_error_is_a_template_problem() -> None:
     with pytest.raises(TemplateProblem):
         render_string("{% for x in %}", {})
+
+
+@pytest.mark.parametrize(("source", "reason"), [
+    ("{{ 'a' * 10**9 }}", "limit"),
+    ("{{ [1, 2] * 10**9 }}", "limit"),
+    ("{% for i in range(10**9) %}{% endfor %}", "range"),
+    ("{% for i in range(10000) %}{% for j in range(10000) %}{% endfor %}{% endfor %}", "budget"),
+    ("{% set ns = namespace(s='ab') %}{% for i in range(40) %}{% set ns.s = ns.s ~ ns.s %}"
+     "{% endfor %}", "limit"),
+    ("{% set ns = namespace(s='ab') %}{% for i in range(40) %}{% set ns.s = ns.s + ns.s %}"
+     "{% endfor %}", "limit"),
+    ("{% for i in range(10000) %}{{ 'a' * 1000 }}{% endfor %}", "output"),
+    ("{% set x %}{% for i in range(10000) %}{{ 'a' * 1000 }}{% endfor %}{% endset %}", "output"),
+    ("{{ 2 ** (10 ** 9) }}", "bits"),
+    ("{{ '%1000000000d' % 1 }}", "width"),
+    ("{{ '{:>1000000000}'.format(1) }}", "width"),
+    ("{{ 'x'.center(10**9) }}", "width"),
+    ("{{ 'x' | center(10**9) }}", "over"),
+    ("{{ ('a' * 1000).replace('a', 'a' * 10000) }}", "replace"),
+    ("{{ (['a' * 100000] * 1000) | join }}", "join"),
+    ("{% macro f(n) %}{{ f(n + 1) }}{% endmacro %}{{ f(1) }}", "recursion"),
+    ("{{ 10 ** 400 * 1.0 }}", "OverflowError"),
+])
+def test_a_render_is_bounded_in_time_and_size(source: str, reason: str) -> None:
+    import time
+
+    from syncd.mapping import limits
+
+    started = time.monotonic()
+    with pytest.raises(TemplateProblem) as caught:
+        render_string(source, {})
+    assert reason in str(caught.value)
+    assert time.monotonic() - started < limits.TIME_BUDGET_SECONDS + 1.5
+
+
+def test_ordinary_templates_still_render() -> None:
+    source = ("{{ 3 * 4 }} {{ 'ab' * 3 }} {{ [1, 2] | join(',') }} "
+              "{% for i in range(3) %}{{ i }}{% endfor %} {{ '%05.2f' % 3.14159 }} "
+              "{{ '{:>4}'.format('a') }} {{ 'a b'.replace('a', 'c') }} {{ '-'.join(['x', 'y']) }}"
+              " {{ 'x' ~ 1 }} {{ 'ab' | center(6) }}")
+    assert render_string(source, {}) == "12 ababab 1,2 012 03.14    a c b x-y x1   ab  "

@@ -1,0 +1,179 @@
+"""The rate governor: margins under every limit, pauses that stop every kind of request,
+in-flight accounting, replica shares, and the server's headers of the four APIs."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections import deque
+from datetime import UTC, datetime
+
+import pytest
+
+from syncd.clock import FakeClock, SystemClock
+from syncd.governor import READ, SEARCH, WRITE, Governor, GovernorStopped, Limit
+
+
+def github(clock: FakeClock, **kw: object) -> Governor:
+    return Governor("github", [Limit("core", 5000, 3600),
+                               Limit("writes", 80, 60, frozenset({WRITE}))], clock=clock, **kw)
+
+
+def max_in_any_window(starts: list[float], period: float) -> int:
+    window: deque[float] = deque()
+    most = 0
+    for start in starts:
+        window.append(start)
+        while window[0] <= start - period:
+            window.popleft()
+        most = max(most, len(window))
+    return most
+
+
+def test_a_backlog_drains_under_the_margin_and_near_it() -> None:
+    clock = FakeClock()
+    gov = github(clock)
+    starts = []
+    for _ in range(1000):
+        with gov.permit(WRITE):
+            starts.append(clock.now().timestamp())
+    assert max_in_any_window(starts, 60) == 72  # 90% of GitHub's 80 writes a minute
+    ten_minutes = sum(1 for s in starts if s < starts[0] + 600)
+    print(f"1,000 writes: {ten_minutes / 10:.1f}/min sustained against a limit of 80/min")
+    assert ten_minutes == 720  # and the budget is used to the full
+
+
+def test_reads_are_not_held_back_by_the_write_limit() -> None:
+    clock = FakeClock()
+    gov = github(clock)
+    for _ in range(72):
+        gov.acquire(WRITE)
+        gov.release()
+    assert gov.wait_needed(WRITE) > 0
+    assert gov.wait_needed(READ) == 0
+
+
+def test_a_429_on_a_read_stops_writes_and_reads_until_retry_after() -> None:
+    clock = FakeClock()
+    gov = github(clock)
+    gov.acquire(READ)
+    asked_at = clock.now().timestamp()
+    assert gov.observe(429, {"Retry-After": "30"}) == 30
+    gov.release()
+    assert gov.throttled == 1
+    for kind in (WRITE, READ):
+        assert gov.wait_needed(kind) == pytest.approx(30)
+    gov.acquire(WRITE)
+    assert clock.now().timestamp() - asked_at >= 30
+    gov.release()
+
+
+def test_an_exhausted_github_budget_waits_for_the_reset_instant() -> None:
+    clock = FakeClock()
+    gov = github(clock)
+    reset = clock.now().timestamp() + 600
+    wait = gov.observe(200, {"X-RateLimit-Remaining": "0", "X-RateLimit-Reset": str(int(reset))})
+    assert wait == pytest.approx(600, abs=1)
+    assert gov.throttled == 0  # a 200 that says "last one" is no violation
+    assert gov.wait_needed(READ) == pytest.approx(600, abs=1)
+
+
+def test_jira_reset_given_as_an_iso_instant() -> None:
+    clock = FakeClock(datetime(2026, 1, 5, 9, 0, tzinfo=UTC))
+    gov = Governor("jira", [Limit("all", 100, 1)], clock=clock)
+    gov.observe(429, {"X-RateLimit-Remaining": "0", "X-RateLimit-Reset": "2026-01-05T09:00:20Z"})
+    assert gov.paused_for() == pytest.approx(20)
+
+
+def test_hubspot_interval_header_pauses_the_interval() -> None:
+    clock = FakeClock()
+    gov = Governor("hubspot", [Limit("general", 100, 10),
+                               Limit("search", 5, 1, frozenset({SEARCH}))], clock=clock)
+    gov.observe(200, {"X-HubSpot-RateLimit-Remaining": "0",
+                      "X-HubSpot-RateLimit-Interval-Milliseconds": "10000"})
+    assert gov.wait_needed(SEARCH) == pytest.approx(10)
+
+
+def test_airtable_429_means_the_lockout_for_everyone() -> None:
+    clock = FakeClock()
+    gov = Governor("airtable", [Limit("base", 5, 1)], clock=clock, lockout_seconds=30)
+    gov.observe(429, {})
+    assert gov.wait_needed(WRITE) == pytest.approx(30)
+    assert gov.last_pause_reason == "HTTP 429"
+
+
+def test_each_replica_takes_its_share() -> None:
+    clock = FakeClock()
+    replicas = [3]
+    gov = Governor("hubspot", [Limit("general", 100, 10)], clock=clock,
+                   share=lambda: replicas[0])
+    assert gov.budget_left() == {"general": 30}
+    replicas[0] = 1
+    assert gov.budget_left() == {"general": 90}
+
+
+def test_in_flight_requests_are_counted_until_released() -> None:
+    gov = github(FakeClock())
+    with gov.permit(READ), gov.permit(WRITE):
+        assert gov.in_flight == 2
+    assert gov.in_flight == 0
+
+
+def test_max_wait_gives_up_instead_of_blocking() -> None:
+    clock = FakeClock()
+    gov = github(clock)
+    gov.pause(120, "test")
+    before = clock.now()
+    with pytest.raises(TimeoutError):
+        gov.acquire(WRITE, max_wait=5)
+    assert clock.now() == before  # it did not sleep through the pause
+
+
+def test_close_wakes_waiters_on_the_system_clock() -> None:
+    gov = Governor("github", [Limit("core", 1, 3600)], clock=SystemClock())
+    gov.acquire(READ)
+    gov.release()
+    errors: list[BaseException] = []
+
+    def wait() -> None:
+        try:
+            gov.acquire(READ)
+        except GovernorStopped as exc:
+            errors.append(exc)
+
+    waiter = threading.Thread(target=wait)
+    waiter.start()
+    time.sleep(0.1)
+    gov.close()
+    waiter.join(timeout=2)
+    assert not waiter.is_alive() and len(errors) == 1
+
+
+def test_threads_together_never_pass_the_limit() -> None:
+    """Eight threads on the real clock: no 0.5 s window holds more than 90% of 20."""
+    gov = Governor("airtable", [Limit("base", 20, 0.5)], clock=SystemClock())
+    starts: list[float] = []
+    lock = threading.Lock()
+    deadline = time.monotonic() + 1.6
+
+    def worker() -> None:
+        while time.monotonic() < deadline:
+            with gov.permit(WRITE), lock:
+                starts.append(time.time())
+
+    threads = [threading.Thread(target=worker) for _ in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=5)
+    assert max_in_any_window(sorted(starts), 0.5) <= 18
+    assert len(starts) >= 18 * 3  # and it kept going at about that pace
+
+
+def test_limits_are_checked() -> None:
+    with pytest.raises(ValueError):
+        Limit("x", 0, 1)
+    with pytest.raises(ValueError):
+        Limit("x", 1, 1, frozenset({"delete"}))
+    with pytest.raises(ValueError):
+        Governor("x", [], margin=1.5)
