@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import sys
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -300,7 +301,7 @@ def inbox_retry(config_path: str | None, delivery: int) -> None:
 @config_option
 @click.option("--json", "as_json", is_flag=True)
 def status(config_path: str | None, as_json: bool) -> None:
-    """Queue depth, dead actions, cursors and last poll per source."""
+    """Queue depth, dead actions, cursors, last poll and go-live instant per source."""
     from syncd.engine import Engine
 
     config = _load(config_path)
@@ -317,6 +318,9 @@ def status(config_path: str | None, as_json: bool) -> None:
     click.echo(f"rules: {state['rules']}   queue: {state['queue_depth']} "
                f"(due now {state['due_now']})   dead: {state['dead']}   done: {a['done']}")
     click.echo(f"inbox: {state['inbox']['pending']} pending, {state['inbox']['failed']} failed")
+    for source, at in state["went_live"].items():
+        click.echo(f"source {source}: " + (f"live since {at}" if at else
+                                           "not live yet (the first run baselines it)"))
     for p in state["polls"]:
         click.echo(f"poll {p['source']}.{p['stream']}: {p['last_poll_seconds_ago']}s ago, "
                    f"cursor {p['cursor']}")
@@ -326,6 +330,33 @@ def status(config_path: str | None, as_json: bool) -> None:
     for j in state["jobs"]:
         click.echo(f"job {j['job']}: held by {j['holder']} (fence {j['fence']}, "
                    f"{j['heartbeat_seconds_ago']}s ago)")
+
+
+@main.command(name="backfill")
+@config_option
+@click.argument("source")
+@click.option("--since", type=click.DateTime(["%Y-%m-%d", "%Y-%m-%dT%H:%M:%S"]), default=None,
+              help="With --replay: act on changes made since this date (UTC); default: all.")
+@click.option("--replay", is_flag=True,
+              help="Fire the rules on history (default: record snapshots only).")
+def backfill_command(config_path: str | None, source: str, since: datetime | None,
+                     replay: bool) -> None:
+    """Read every object of SOURCE again; with --replay, act on its history."""
+    from syncd.backfill import backfill
+    from syncd.cli_support import engine_for
+
+    config = _load(config_path)
+    _setup_logging(config, quiet=True)
+    when = since.replace(tzinfo=UTC) if since is not None and since.tzinfo is None else since
+    with engine_for(config, source, f"{source} backfill") as (engine, _):
+        try:
+            report = backfill(engine, source, since=when, replay=replay)
+        except ValueError as exc:
+            raise click.ClickException(str(exc)) from None
+    what = (f"rules fired on changes since {when.date() if when else 'the start'}" if replay
+            else "snapshots only, no rule fired")
+    click.echo(f"backfill {source} done: {report.objects} objects, {report.events} events, "
+               f"{report.actions} actions ({what})")
 
 
 @main.command()

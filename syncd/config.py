@@ -62,6 +62,9 @@ class ExecutorSection(_Section):
     backoff_base_seconds: float = Field(10, gt=0)
     backoff_max_seconds: float = Field(3600, gt=0)
     batch_size: int = Field(50, ge=1)
+    # Creates planned before this process started, in its first minutes, or for changes made
+    # before then, look for their marker before the first try (a restored or lost store).
+    lookup_window_seconds: float = Field(300, ge=0)
 
 
 class InboxSection(_Section):

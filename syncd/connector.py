@@ -131,6 +131,10 @@ class Connector:
     required_secrets: ClassVar[tuple[str, ...]] = ()
     # Optional click group of connector-specific commands: `syncd <name> <command>`.
     cli: ClassVar[Any] = None
+    # Versions, history entries and `Observation.created` are epoch ms at the source, so
+    # history from before go-live is told apart by time (syncd.golive). False: versions are
+    # counters; the source is not baselined (every change fires, as before go-live existed).
+    golive_baseline: ClassVar[bool] = True
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)

@@ -284,6 +284,7 @@ class Daemon:
         )
         server_config = uvicorn_config(app, self.config.http, timeout_graceful_shutdown=10)
         self.server = _Server(server_config)
+        self.engine.go_live()  # before the first webhook or poll: history stays history
         self.start_loops()
         watchdog = asyncio.create_task(self._watchdog())
         serving = asyncio.create_task(self.server.serve())

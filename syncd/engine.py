@@ -14,7 +14,7 @@ from sqlalchemy import delete, func, select, update
 
 from syncd import connector as registry
 from syncd.alerts import queue_notice
-from syncd.clock import Clock, SystemClock, to_ms
+from syncd.clock import Clock, SystemClock, from_ms, to_ms
 from syncd.config import Config
 from syncd.connector import Connector
 from syncd.errors import ConfigError
@@ -145,12 +145,15 @@ class Engine:
         self.lookups = Lookups(self.store, self.connectors, self.clock,
                                config.syncd.lookup_refresh_seconds)
         self.rules = RulesHolder(self.load_rules())
-        self.ingestor = Ingestor(self.store, self.rules, self.clock, gate=self.lookups.check)
+        self.ingestor = Ingestor(self.store, self.rules, self.clock, frozenset(
+            name for name, conn in self.connectors.items() if not conn.golive_baseline),
+            gate=self.lookups.check)
         ex = config.executor
         self.executor = Executor(
             self.store, self.connectors, self.clock,
             RetryPolicy(ex.max_attempts, ex.backoff_base_seconds, ex.backoff_max_seconds),
             lease_seconds=ex.lease_seconds, redact=self.redact, on_dead=on_dead,
+            lookup_window_seconds=ex.lookup_window_seconds,
         )
         self.inbox = InboxProcessor(
             self.store, self.connectors, self.ingestor, self.clock,
@@ -159,7 +162,7 @@ class Engine:
         )
         self.poller = Poller(self.store, self.connectors, self.ingestor, self.clock)
         self.scheduler = Scheduler(self.store, self.rules, self.connectors, self.clock,
-                                   config.scheduler.grace_hours)
+                                   config.scheduler.grace_hours, golive=self.ingestor.golive)
         self._writer: InboxWriter | None = None
 
     def load_rules(self) -> RuleSet:
@@ -220,8 +223,21 @@ class Engine:
             self._writer = InboxWriter(self.store)
         return self._writer
 
+    def go_live(self) -> dict[str, int]:
+        """Record the go-live instant of every enabled source that has none (the first
+        start); history before it is baselined, not acted on (see syncd.golive)."""
+        out = {}
+        for name, conn in sorted(self.connectors.items()):
+            known = self.ingestor.golive.instant(name)
+            out[name] = self.ingestor.golive.ensure(name)
+            if known is None and conn.golive_baseline:
+                log.info("source.went_live", source=name, at=from_ms(out[name]).isoformat(),
+                         note="what exists now is baselined; rules fire on later changes")
+        return out
+
     def run_once(self) -> CycleReport:
         """Inbox, one poll of every source, due time triggers, every action due now."""
+        self.go_live()
         report = CycleReport()
         self.refresh_lookups()
         report.inbox = self.inbox.drain()
@@ -260,6 +276,7 @@ class Engine:
              "last_poll_seconds_ago": round((now - c["updated_at"]) / 1000, 1)}
             for c in self.poller.last_polls()
         ]
+        went_live = self.ingestor.golive.all()
         return {
             "actions": {s: by_status.get(s, 0) for s in
                         ("pending", "in_flight", "done", "dead", "cancelled")},
@@ -267,6 +284,8 @@ class Engine:
             "due_now": due, "dead": by_status.get("dead", 0),
             "inbox": {"pending": pending_inbox, "failed": failed_inbox},
             "polls": polls, "rules": len(self.rules.current.rules),
+            "went_live": {name: from_ms(went_live[name]).isoformat() if name in went_live
+                          else None for name in sorted(set(self.connectors) | set(went_live))},
             **describe(self.store, now),
         }
 

@@ -5,6 +5,10 @@
    so replicas never claim the same row; SQLite: the single writer lock).
 2. An action that was attempted before (a crash in flight, an ambiguous 502) is first looked
    up at the target by its idempotency key; only when nothing is found is it performed.
+   So is a first attempt that may repeat an effect this store does not remember (a store
+   restored from a backup, or a new one): an action planned before this process started or
+   within `lookup_window` of its start, or for a change made at the source before then
+   (the store's record of it may have been lost). Later, live actions skip the look-up.
 3. Success records the external id. Transient errors wait (backoff, `Retry-After`); permanent
    errors and exhausted retries go `dead` with the reason, for `syncd actions retry`.
 """
@@ -30,7 +34,7 @@ from syncd.metrics import ACTIONS_FINISHED
 from syncd.model import ActionContext, ActionResult, ObjectRef
 from syncd.retry import RetryPolicy
 from syncd.store.db import Store
-from syncd.store.schema import actions
+from syncd.store.schema import actions, events
 
 log = structlog.get_logger("syncd.executor")
 Redactor = Callable[[str], str]
@@ -59,7 +63,10 @@ class Executor:
         owner: str | None = None,
         redact: Redactor = lambda s: s,
         on_dead: Callable[[dict[str, Any], str], None] | None = None,
+        lookup_window_seconds: float = 300,
     ) -> None:
+        # Before this instant, a first attempt looks for its marker first (see above).
+        self.look_first_before = to_ms(clock.now()) + int(lookup_window_seconds * 1000)
         self.store = store
         self.connectors = connectors
         self.clock = clock
@@ -185,7 +192,8 @@ class Executor:
         if row["source"]:
             ref = ObjectRef(row["source"], row["object_type"], row["object_id"])
         ctx = ActionContext(key=row["key"], rule_id=row["rule_id"], attempt=attempt, ref=ref)
-        tried_before = row["attempts"] > 0
+        tried_before = row["attempts"] > 0 or (
+            spec.find_existing is not None and self._may_repeat(row, connector))
         # At-most-once when the rule or the connector's settings ask for it (safer wins).
         at_most_once = "at_most_once" in (
             row["guarantee"], getattr(connector.settings, "guarantee", None))
@@ -214,6 +222,19 @@ class Executor:
             bound.exception("action.unexpected_error")
             return self._retry(row, attempt, exc, None, bound)
         return self._done(row, result, bound)
+
+    def _may_repeat(self, row: dict[str, Any], connector: Connector) -> bool:
+        """True when a first attempt may repeat an effect made under a store that was lost
+        or restored from a backup: the action was planned before (or just after) this
+        process started, or its change happened at the source before then."""
+        if row["created_at"] < self.look_first_before:
+            return True
+        if row["event_id"] is None or not connector.golive_baseline:
+            return False  # no change time, or versions that are not times (localdb)
+        with self.store.engine.connect() as conn:
+            version = conn.execute(select(events.c.version).where(
+                events.c.id == row["event_id"])).scalar()
+        return version is not None and version < self.look_first_before
 
     def _finish(self, row: dict[str, Any], **values: Any) -> None:
         now = to_ms(self.clock.now())

@@ -19,6 +19,7 @@ from sqlalchemy import Connection, bindparam, select
 from syncd import crashpoints
 from syncd.clock import Clock, to_ms
 from syncd.diff import Snapshot, diff, event_key, is_stale, next_entered
+from syncd.golive import GoLive, event_time, is_before_golive
 from syncd.leadership import check_fence
 from syncd.mapping.model import ChangeTrigger
 from syncd.mapping.rules import (
@@ -40,12 +41,15 @@ class IngestResult:
     stale: int = 0
     events: int = 0
     actions: int = 0
+    # Objects whose changes were all history from before go-live (snapshot only).
+    baselined: int = 0
 
     def add(self, other: IngestResult) -> None:
         self.observed += other.observed
         self.stale += other.stale
         self.events += other.events
         self.actions += other.actions
+        self.baselined += other.baselined
 
 
 class RulesHolder:
@@ -113,11 +117,17 @@ def insert_actions(
 
 
 class Ingestor:
-    def __init__(self, store: Store, rules: RulesHolder, clock: Clock,
-                 gate: Callable[[Iterable[tuple[str, str]]], None] | None = None) -> None:
+    def __init__(
+        self, store: Store, rules: RulesHolder, clock: Clock,
+        unbaselined: frozenset[str] = frozenset(),
+        gate: Callable[[Iterable[tuple[str, str]]], None] | None = None,
+    ) -> None:
         self.store = store
         self.rules = rules
         self.clock = clock
+        self.golive = GoLive(store, clock)
+        # Sources whose versions are not times (Connector.golive_baseline False).
+        self.unbaselined = unbaselined
         # Raises (syncd.lookups.LookupsNotReady) for (source, object type) whose rules
         # cannot be evaluated yet: nothing of theirs may be consumed.
         self.check_ready = gate or (lambda refs: None)
@@ -130,23 +140,34 @@ class Ingestor:
         fire: bool = True,
         conn: Connection | None = None,
         fence: tuple[str, int] | None = None,
+        baseline_poll: bool = False,
+        replay_since_ms: int | None = None,
     ) -> IngestResult:
         """Ingest in one transaction (the caller's `conn` if given), moving `cursor` with it.
 
         `fence`: (job, token) when the caller holds a singleton job (a poller); the
-        transaction is refused if another replica took the job over meanwhile."""
+        transaction is refused if another replica took the job over meanwhile.
+        `baseline_poll`: the page belongs to a stream's first poll (no cursor yet): objects
+        seen without any timestamp are history (see syncd.golive).
+        `replay_since_ms`: explicit replay of history (`syncd backfill --replay`): every
+        change since that instant is diffed from nothing and fires, go-live or not; what
+        fired before is recognised by its event and action keys."""
         observations = list(observations)
         self.check_ready((o.ref.source, o.ref.type) for o in observations)
         if conn is None:
             with self.store.tx() as own:
                 return self.ingest(observations, cursor=cursor, fire=fire, conn=own,
-                                   fence=fence)
+                                   fence=fence, baseline_poll=baseline_poll,
+                                   replay_since_ms=replay_since_ms)
         if fence is not None:
             check_fence(conn, *fence)
         result = IngestResult()
         now_ms = to_ms(self.clock.now())
         for obs in observations:
-            result.add(self._one(conn, obs, fire, now_ms))
+            if replay_since_ms is not None:
+                result.add(self._replay(conn, obs, fire, now_ms, replay_since_ms))
+            else:
+                result.add(self._one(conn, obs, fire, now_ms, baseline_poll))
         if cursor is not None:
             crashpoints.hit("cursor_advance")
             save_cursor(self.store, conn, cursor[0], cursor[1], cursor[2], now_ms)
@@ -154,7 +175,9 @@ class Ingestor:
             self.store.notify(conn, ACTIONS_CHANNEL)
         return result
 
-    def _one(self, conn: Connection, obs: Observation, fire: bool, now_ms: int) -> IngestResult:
+    def _one(
+        self, conn: Connection, obs: Observation, fire: bool, now_ms: int, baseline_poll: bool
+    ) -> IngestResult:
         result = IngestResult(observed=1)
         ruleset = self.rules.current
         snap = load_snapshot(self.store, conn, obs)
@@ -162,6 +185,42 @@ class Ingestor:
             result.stale = 1
             return result
         found = diff(obs, snap, ruleset.watched_fields(obs.ref.source, obs.ref.type))
+        golive_ms = self.golive.ensure(obs.ref.source, conn)
+        live = found if obs.ref.source in self.unbaselined else [
+            e for e in found if not is_before_golive(
+                e, obs, first_sight=snap is None, golive_ms=golive_ms,
+                baseline_poll=baseline_poll)]
+        if found and not live:
+            result.baselined = 1
+        self._record(conn, obs, snap, live, fire, now_ms, result)
+        self._save_snapshot(conn, obs, snap, found, now_ms)
+        return result
+
+    def _replay(
+        self, conn: Connection, obs: Observation, fire: bool, now_ms: int, since_ms: int
+    ) -> IngestResult:
+        """Act on history on purpose: the changes since `since_ms` as if syncd had watched."""
+        result = IngestResult(observed=1)
+        watched = self.rules.current.watched_fields(obs.ref.source, obs.ref.type)
+        snap = load_snapshot(self.store, conn, obs)
+        chosen = []
+        for event in diff(obs, None, watched):
+            when = event_time(event, obs, first_sight=True)
+            if when is not None and when >= since_ms:
+                chosen.append(event)
+        self._record(conn, obs, None, chosen, fire, now_ms, result)
+        if is_stale(obs, snap):
+            result.stale = 1
+        else:
+            self._save_snapshot(conn, obs, snap, diff(obs, snap, watched), now_ms)
+        return result
+
+    def _record(
+        self, conn: Connection, obs: Observation, snap: Snapshot | None, found: list[Event],
+        fire: bool, now_ms: int, result: IngestResult,
+    ) -> None:
+        """Store the events not stored yet and plan the actions of the rules they match."""
+        ruleset = self.rules.current
         new_events: list[tuple[Event, int | None]] = []
         for event in found:
             row = {
@@ -179,8 +238,6 @@ class Ingestor:
         if fire and new_events:
             for planned, event_id in self._plan(ruleset, obs, snap, new_events):
                 result.actions += insert_actions(self.store, conn, planned, now_ms, event_id)
-        self._save_snapshot(conn, obs, snap, found, now_ms)
-        return result
 
     def _plan(
         self, ruleset: RuleSet, obs: Observation, snap: Snapshot | None,

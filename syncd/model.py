@@ -38,6 +38,8 @@ class Observation:
       turns the entries newer than the snapshot into one transition each, in order.
     - `context`: extra data for templates (associated company, owner, a link); not diffed.
     - `deleted`: the object is gone at the source.
+    - `created`: when the object was created at the source (epoch ms), if known; an object
+      first seen by syncd is judged by it against go-live (see syncd.golive).
     """
 
     ref: ObjectRef
@@ -46,6 +48,7 @@ class Observation:
     history: dict[str, list[tuple[int, JSON]]] = field(default_factory=dict)
     context: dict[str, JSON] = field(default_factory=dict)
     deleted: bool = False
+    created: int | None = None
 
 
 @dataclass(frozen=True)

@@ -50,11 +50,16 @@ class Poller:
         self.ingestor.check_ready([(name, stream)])  # rules not ready: keep the cursor
         total = IngestResult()
         cursor = read_cursor(self.store, name, stream)
+        # No cursor: the stream's first poll. It reads what exists; what predates go-live
+        # is stored as snapshots without firing (see syncd.golive).
+        baseline = cursor is None
+        self.ingestor.golive.ensure(name)
         for _ in range(self.max_pages):
             page = connector.poll(stream, cursor)
             result = self.ingestor.ingest(
                 page.observations, cursor=(name, stream, page.cursor),
                 fence=(poll_job(name, stream), fence) if fence is not None else None,
+                baseline_poll=baseline,
             )
             total.add(result)
             cursor = page.cursor
@@ -64,6 +69,9 @@ class Poller:
         if total.events or total.actions:
             log.info("poll.changes", source=name, stream=stream, objects=total.observed,
                      events=total.events, actions=total.actions)
+        if total.baselined:
+            log.info("poll.baselined", source=name, stream=stream, objects=total.baselined,
+                     reason="history from before go-live: snapshots only, no rule fired")
         return total
 
     def poll_all(self) -> dict[tuple[str, str], IngestResult | Exception]:

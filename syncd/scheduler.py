@@ -3,7 +3,8 @@
 Dates come from snapshots, so evaluating them costs no API call. Each firing has a
 deterministic key, (rule, object, date value) or (rule, instant, item), so a restart, a
 second replica or a second tick cannot fire it twice; a changed date is a new key, which
-re-arms the rule. After downtime, firings missed within the grace period fire once.
+re-arms the rule. After downtime, firings missed within the grace period fire once; a date
+due before its source went live is history and fires only with `catch_up` (syncd.golive).
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from sqlalchemy import select
 from syncd.clock import Clock, from_ms, to_ms
 from syncd.connector import Connector
 from syncd.errors import TransientError
+from syncd.golive import GoLive
 from syncd.ingest import RulesHolder, insert_actions
 from syncd.leadership import check_fence
 from syncd.mapping.conditions import as_datetime
@@ -65,8 +67,9 @@ def fire_time(trigger: DateTrigger, value: Any) -> datetime | None:
 class Scheduler:
     def __init__(
         self, store: Store, rules: RulesHolder, connectors: dict[str, Connector], clock: Clock,
-        grace_hours: float = 24,
+        grace_hours: float = 24, golive: GoLive | None = None,
     ) -> None:
+        self.golive = golive or GoLive(store, clock)
         self.store = store
         self.rules = rules
         self.connectors = connectors
@@ -97,9 +100,14 @@ class Scheduler:
                 snapshots.c.source == trigger.source, snapshots.c.object_type == trigger.object,
                 snapshots.c.deleted.is_(False),
             )).mappings().all()
+        # A date due before the source went live is history, not downtime: the grace period
+        # does not reach back before go-live (only `catch_up` does).
+        source = self.connectors.get(trigger.source)
+        golive = self.golive.instant(trigger.source) if getattr(
+            source, "golive_baseline", True) else None
         batch: list[PlannedAction] = []
         for row in rows:
-            batch.extend(self._date_object(rule, trigger, row, now))
+            batch.extend(self._date_object(rule, trigger, row, now, golive))
         if not batch:
             return 0
         with self.store.tx() as conn:
@@ -112,7 +120,8 @@ class Scheduler:
         return count
 
     def _date_object(
-        self, rule: CompiledRule, trigger: DateTrigger, row: Any, now: datetime
+        self, rule: CompiledRule, trigger: DateTrigger, row: Any, now: datetime,
+        golive_ms: int | None = None,
     ) -> list[PlannedAction]:
         fields, entered = row["fields"], row["entered"] or {}
         if trigger.entered is not None:
@@ -130,6 +139,8 @@ class Scheduler:
             return []
         if not trigger.catch_up:
             if due < now - self.grace:
+                return []
+            if golive_ms is not None and to_ms(due) < golive_ms:
                 return []
             set_at = entered.get(name)
             if trigger.entered is None and set_at is not None and set_at > to_ms(due):

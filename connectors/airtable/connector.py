@@ -224,6 +224,7 @@ class AirtableConnector(AirtableActions, Connector):
             version=version,
             context={"created_time": record.get("createdTime"),
                      "url": self.record_url(info.id, record["id"])},
+            created=_iso_ms(record["createdTime"]) if record.get("createdTime") else None,
         )
 
     # -- webhooks ------------------------------------------------------------------------

@@ -127,6 +127,7 @@ class GitHubConnector(Connector):
                 "updated_at": data["updated_at"],
             },
             version=to_ms(updated) if updated else None,
+            created=_ms(data.get("created_at")),
         )
 
     def _text(self, text: str, allow_mentions: bool) -> str:
@@ -302,3 +303,8 @@ class GitHubConnector(Connector):
                     self.client.request("POST", f"{base}/{item['id']}/attempts")
                     redelivered.append(int(item["id"]))
         return redelivered
+
+
+def _ms(text: str | None) -> int | None:
+    moment = parse_time(text) if text else None
+    return to_ms(moment) if moment else None

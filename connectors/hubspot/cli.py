@@ -4,8 +4,10 @@
 
 Backfill reads every deal (modified since the date) through the engine's ingest: by default
 the snapshots are recorded without firing rules, so turning syncd on over a live portal opens
-no issue for history; `--replay` fires them. It is resumable: the cursor after each committed
-page is kept in the connector's key-value state, and cleared when the backfill completes.
+no issue for history; `--replay` fires the rules on every change since `--since` (or ever),
+go-live or not (what fired before is recognised by its keys). It is resumable: the cursor
+after each committed page is kept in the connector's key-value state, and cleared when the
+backfill completes.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ import click
 from syncd.cli_support import config_option, engine_for
 from syncd.cli_support import load_or_exit as _load
 from syncd.cli_support import setup_logging as _setup_logging
+from syncd.clock import to_ms
 from syncd.model import PollPage
 
 RESUME_KEY = "backfill"
@@ -55,8 +58,12 @@ def run_backfill(
     report.resumed = cursor is not None
     started = saved.get("since") if report.resumed else (since.isoformat() if since else None)
     pages = connector.backfill(since=since, cursor=cursor)
+    # --replay acts on history on purpose: every change since the date (or ever) fires,
+    # go-live or not; what fired before is recognised by its event and action keys.
+    replay_since = (to_ms(datetime.fromisoformat(started)) if started else 0) if replay else None
     for page in wrap(pages):
-        result = engine.ingestor.ingest(page.observations, fire=replay)
+        result = engine.ingestor.ingest(page.observations, fire=replay,
+                                        replay_since_ms=replay_since)
         report.pages += 1
         report.seen.update(obs.ref.id for obs in page.observations)
         report.events += result.events

@@ -101,8 +101,11 @@ class DealReader:
             "stage_label": stage.label if stage else None,
             "pipeline_label": stage.pipeline_label if stage else None,
         }
+        created = parse_ms(props.get("createdate"))
+        if created is None and getattr(deal, "created_at", None) is not None:
+            created = to_ms(deal.created_at)
         return Observation(ObjectRef(SOURCE, "deal", str(deal.id)), fields, version, history,
-                           context)
+                           context, created=created)
 
     def deal_url(self, deal_id: str) -> str | None:
         if self.settings.portal_id is None:

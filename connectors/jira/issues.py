@@ -88,4 +88,5 @@ def issue_observation(issue: dict[str, Any], site_url: str) -> Observation:
             "description": adf_to_text(fields.get("description")),
             "created": parse_time(fields["created"]) if fields.get("created") else None,
         },
+        created=parse_time(fields["created"]) if fields.get("created") else None,
     )

@@ -60,6 +60,9 @@ class LocalDbConnector(Connector):
     Settings = LocalDbSettings
     webhook_headers = (SIGNATURE_HEADER, DELIVERY_HEADER)
     settings: LocalDbSettings
+    # A local test source: versions are counters, not times, and it has no history worth
+    # protecting, so it is not baselined at go-live.
+    golive_baseline = False
 
     def __init__(self, settings: LocalDbSettings, clock: Any = None) -> None:
         super().__init__(settings, clock)

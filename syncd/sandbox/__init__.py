@@ -23,7 +23,7 @@ from syncd.sandbox.runtime import (
     sandbox_config,
     start_engine,
 )
-from syncd.sandbox.story import STORY_START, Say, Story, expected
+from syncd.sandbox.story import ACCOUNT_HISTORY, STORY_START, Say, Story, expected
 
 __all__ = [
     "SHIPPED_MAPPINGS", "STORY_START", "Effects", "Sandbox", "SandboxRun",
@@ -45,8 +45,11 @@ def run_sandbox(state_dir: Path, *, mappings: Path = SHIPPED_MAPPINGS,
                 say: Say = lambda line: None) -> Iterator[SandboxRun]:
     """Fakes started and seeded, the engine on them (store in `state_dir`), the webhook
     endpoint listening; everything stopped on exit."""
-    clock = FakeClock(STORY_START)
-    with Sandbox(clock) as box:
+    # The accounts have a past: they are seeded months before the story, then syncd is
+    # installed on the story's first morning (it goes live with the story's first cycle).
+    clock = FakeClock(STORY_START - ACCOUNT_HISTORY)
+    with Sandbox(clock, today=STORY_START.date()) as box:
+        clock.set(STORY_START)
         config = sandbox_config(state_dir, box.connector_settings(), mappings)
         engine = start_engine(config, clock)
         try:

@@ -150,6 +150,17 @@ ACTIVE_SERVICE_ROWS = [
      "Monthly fee": 700},
 ]
 
+# Deals won long before syncd was installed: history, which going live must not act on
+# (no "New Hub" issue, no row, no tier for them).
+PAST_WINS = [
+    {"dealname": "Ice Sheets Collaborative hub", "community_short_name": "Ice Sheets",
+     "community_long_name": "Ice Sheets Collaborative", "community_id": "icesheets",
+     "num_users": "800"},
+    {"dealname": "Neuro Hub renewal", "community_short_name": "Neuro Hub",
+     "community_long_name": "Neuro Hub", "community_id": "neurohub", "num_users": "400"},
+]
+PAST_STAGES = ["qualified", "proposal", "negotiation", "contractadmin", "closedwon"]
+
 # Client epics in Jira (seed 001): two open, one done; the quarterly review (W8) covers the
 # open ones only.
 CLIENT_EPICS = [("Client: Ice Sheets Collaborative", "To Do"),
@@ -176,6 +187,9 @@ def seed(hubspot: FakeHubSpot, github: FakeGitHub, airtable: FakeAirtable, jira:
         hubspot.add_company(person.deal_id, **person.company)
         for role, props in person.contacts:
             hubspot.add_contact(person.deal_id, role, **props)
+    for deal in PAST_WINS:
+        won = hubspot.create_deal(**deal, dealstage="lead", hubspot_owner_id=owners["ada"])
+        hubspot.move_deal(won, *PAST_STAGES, step_seconds=86_400)
     hubspot.portal.take_events()  # the account existed before syncd: no webhooks for it
 
     github.add_repo(INFRA_REPO)

@@ -9,7 +9,7 @@ Credentials are dummy values the fakes accept; nothing leaves the machine.
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import date, timedelta
 
 from connectors.airtable import AirtableSettings
 from connectors.airtable.fake import FakeAirtable
@@ -44,8 +44,10 @@ JIRA_TOKEN = "sandbox-jira-token"
 
 
 class Sandbox:
-    def __init__(self, clock: FakeClock) -> None:
+    def __init__(self, clock: FakeClock, today: date | None = None) -> None:
         self.clock = clock
+        # The day the service dates are counted from (default: the clock's day at start).
+        self.today = today
         self.hubspot = FakeHubSpot(clock=clock, token=HUBSPOT_TOKEN,
                                    app_secret=HUBSPOT_APP_SECRET, portal_id=PORTAL_ID,
                                    general_limit=1000, search_limit=100)
@@ -67,7 +69,7 @@ class Sandbox:
         except Exception:
             self.stop()
             raise
-        today = self.clock.now().date()
+        today = self.today or self.clock.now().date()
         self._seeded = seed(
             self.hubspot, self.github, self.airtable, self.jira,
             communities(start=(today + timedelta(days=5)).isoformat(),

@@ -20,7 +20,7 @@ from sqlalchemy import delete
 from connectors.airtable import AirtableConnector
 from syncd.clock import FakeClock
 from syncd.engine import Engine
-from syncd.sandbox.accounts import ENGINEER, INFRA_REPO, LEADS_TABLE
+from syncd.sandbox.accounts import ENGINEER, INFRA_REPO, LEADS_TABLE, PAST_WINS
 from syncd.sandbox.effects import ActionFeed, Effects, describe
 from syncd.sandbox.fakes import GITHUB_WEBHOOK_SECRET, Sandbox
 from syncd.sandbox.runtime import WebhookServer
@@ -28,6 +28,8 @@ from syncd.store.schema import cursors
 
 # A Tuesday; the story ends on 1 April, first day of a quarter, after the end of March.
 STORY_START = datetime(2026, 3, 24, 8, 0, tzinfo=UTC)
+# How long the accounts existed before syncd was installed (their history).
+ACCOUNT_HISTORY = timedelta(days=90)
 STAGES = {"Lead": "lead", "Qualified": "qualified", "Proposal": "proposal",
           "Negotiation": "negotiation", "Contract Admin": "contractadmin",
           "Closed Won": "closedwon", "Closed Lost": "closedlost"}
@@ -147,10 +149,23 @@ class Story:
 
     # -- the story -----------------------------------------------------------------------
 
+    def go_live(self) -> None:
+        """syncd's first cycle: it reads the accounts; their history fires nothing."""
+        report = self.engine.run_once()
+        counts = {stream: result.observed for stream, result in report.polled.items()
+                  if not isinstance(result, Exception)}
+        actions = self.feed.new()
+        read = ", ".join(f"{n} {stream}" for stream, n in sorted(counts.items()) if n)
+        self.say(f"  went live: {read} baselined (among them {len(PAST_WINS)} deals won "
+                 f"months ago), {len(actions)} actions")
+        for row in actions:
+            self.say(f"    !! [{row['rule_id']}] {describe(row)}")
+
     def play(self) -> None:
         self.connect_webhooks()
-        self.day(0, "syncd starts and reads the accounts")
-        self.cycle()
+        self.day(0, "syncd is installed: it goes live and reads the accounts")
+        self.go_live()
+        self.day(0, "the sales team's morning", hour=10)
         self.move("pangeo", "Qualified", webhook=True)
         self.move("cryoatlas", "Qualified", webhook=True)
         self.move("oceandata", "Qualified", webhook=False)
@@ -213,6 +228,8 @@ def expected(box: Sandbox) -> Effects:
            "earthhub": "Open Earth Teaching Network"}
     deals = {c.deal["dealname"]: {"maintenance_tier": None, "delivered": None}
              for c in box.seeded.communities.values()}
+    for past in PAST_WINS:  # won before go-live: history, untouched
+        deals[past["dealname"]] = {"maintenance_tier": None, "delivered": None}
     deals["Pangeo managed hub"] = {"maintenance_tier": "Tier 2 (11 h/month)",
                                    "delivered": "true"}
     deals["Climate Lab renewal"]["maintenance_tier"] = "Tier 1 (7 h/month)"

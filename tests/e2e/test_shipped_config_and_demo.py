@@ -57,6 +57,9 @@ def test_demo_once_plays_the_story_and_checks_it(tmp_path: Path) -> None:
     result = CliRunner().invoke(demo, ["--once", "--state-dir", str(tmp_path)])
     assert result.exit_code == 0, result.output
     assert "OK: every expected effect happened exactly once" in result.output
+    # syncd went live over accounts with history (deals won months ago): it acted on none
+    assert re.search(r"went live: .*7 hubspot\.deal.* baselined .*, 0 actions\n",
+                     result.output), result.output
     for prefix in WORKFLOWS:
         assert f"[{prefix}" in result.output, prefix
 

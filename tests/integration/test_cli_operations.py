@@ -97,3 +97,18 @@ def test_failed_delivery_is_listed_with_its_reason_and_can_be_retried(
     result = CliRunner().invoke(main, ["inbox", "retry", "999", "--config", str(config)])
     assert result.exit_code != 0 and "no failed delivery 999" in result.output
     engine.close()
+
+
+def test_status_shows_when_each_source_went_live(tmp_path: Path, store_url: str) -> None:
+    config = config_file(tmp_path, store_url)
+    before = run("status", "--config", str(config))
+    assert "source localdb: not live yet (the first run baselines it)" in before
+    assert json.loads(run("status", "--json", "--config", str(config)))["went_live"] == {
+        "localdb": None}
+    engine = make_engine(tmp_path, store_url, FakeClock())
+    engine.run_once()  # the first run: the source goes live
+    engine.close()
+    assert "source localdb: live since 2026-01-05T09:00:00+00:00" in run(
+        "status", "--config", str(config))
+    state = json.loads(run("status", "--json", "--config", str(config)))
+    assert state["went_live"] == {"localdb": "2026-01-05T09:00:00+00:00"}

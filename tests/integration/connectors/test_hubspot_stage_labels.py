@@ -75,6 +75,7 @@ def test_pipelines_failing_at_start_lose_no_stage_change_before_and_after_a_rest
         # -- first start: the labels have never been read, and the reads fail -------------
         fail_pipelines(fake)
         engine = make_engine(config, clock, {"hubspot": HubSpotConnector(settings, clock)})
+        engine.go_live()  # as the daemon does at start: the moves below are news
         assert engine.lookups.problems()  # the 429 at start
         fake.move_deal(deal_id, "qualified", "proposal")
         with serve(engine) as server:
