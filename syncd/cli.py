@@ -15,9 +15,9 @@ from syncd.cli_support import config_option, load_or_exit, setup_logging
 from syncd.clock import SystemClock, to_ms
 from syncd.config import Config
 from syncd.errors import ConfigError
-from syncd.mapping.evaluate import Change, evaluate_change
 from syncd.mapping.loader import MappingError, load_rules
 from syncd.mapping.model import json_schema
+from syncd.mapping.planner import Change, explain_change, plan_event_file
 from syncd.store.db import open_store
 from syncd.store.schema import actions, inbox
 
@@ -144,10 +144,26 @@ def _read_event(path: str) -> Change:
 
 
 def _rules_for_dry_run(config: Config) -> Any:
+    """The rules as production compiles them: stage labels through the names the daemon
+    stored (when its store exists), else through what the connectors know offline."""
+    from syncd.lookups import offline_aliases
+
+    store = None
+    url = config.store_url
+    if not url.startswith("sqlite") or Path(url.split("///", 1)[-1]).exists():
+        try:
+            store = open_store(url)
+        except Exception as exc:  # no store to read from: the offline names still apply
+            click.echo(f"warning: store not read ({type(exc).__name__}); using the "
+                       "connectors' built-in value names", err=True)
     try:
-        return load_rules(config.mapping_paths, run_examples=False)
+        return load_rules(config.mapping_paths, run_examples=False,
+                          aliases=offline_aliases(store, config.connectors))
     except MappingError as exc:
         raise click.ClickException(str(exc)) from None
+    finally:
+        if store is not None:
+            store.dispose()
 
 
 @main.command()
@@ -157,12 +173,11 @@ def simulate(config_path: str | None, event_path: str) -> None:
     """Dry run: the actions the rules would plan for a change, as JSON lines."""
     config = _load(config_path)
     rules = _rules_for_dry_run(config)
-    for verdict in evaluate_change(rules, _read_event(event_path)):
-        for p in verdict.planned:
-            click.echo(json.dumps({
-                "rule": p.rule_id, "action": p.name, "key": p.key, "params": p.params,
-                **({"error": p.error} if p.error else {}),
-            }, default=str, sort_keys=True))
+    for p in plan_event_file(rules, _read_event(event_path)).actions:
+        click.echo(json.dumps({
+            "rule": p.rule_id, "action": p.name, "key": p.key, "params": p.params,
+            **({"error": p.error} if p.error else {}),
+        }, default=str, sort_keys=True))
 
 
 @main.command()
@@ -172,10 +187,12 @@ def explain(config_path: str | None, event_path: str) -> None:
     """For each rule: fired, or the first reason it did not."""
     config = _load(config_path)
     rules = _rules_for_dry_run(config)
-    for verdict in evaluate_change(rules, _read_event(event_path)):
-        mark = "FIRED " if verdict.fired else "-     "
-        extra = f" -> {', '.join(p.name for p in verdict.planned)}" if verdict.planned else ""
-        click.echo(f"{mark}{verdict.rule_id}: {verdict.reason}{extra}")
+    for decision in explain_change(rules, _read_event(event_path)):
+        mark = {"fired": "FIRED ", "render failed": "FAILED", "condition error": "FAILED"
+                }.get(decision.outcome, "-     ")
+        extra = (f" -> {', '.join(p.name for p in decision.actions)}"
+                 if decision.fired else "")
+        click.echo(f"{mark}{decision.rule_id}: {decision.reason}{extra}")
 
 
 @main.group(name="actions")

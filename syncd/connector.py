@@ -175,6 +175,10 @@ class Connector:
         """Objects matching a connector-specific query, for cron rules' `for_each`."""
         raise NotImplementedError
 
+    # Value names known without the API ((object type, field) -> {name: stored value}), for
+    # dry runs and offline checks: HubSpot's default pipeline, say.
+    STATIC_VALUE_ALIASES: dict[tuple[str, str], dict[str, str]] = {}
+
     def value_aliases(self, object_type: str, field: str) -> dict[str, str]:
         """Human names for stored values of a field (e.g. HubSpot stage label -> stage id).
 

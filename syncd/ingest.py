@@ -21,18 +21,12 @@ from syncd.clock import Clock, to_ms
 from syncd.diff import Snapshot, diff, event_key, is_stale, next_entered
 from syncd.golive import GoLive, event_time, is_before_golive
 from syncd.leadership import check_fence
-from syncd.mapping.model import ChangeTrigger
-from syncd.mapping.rules import (
-    PlannedAction,
-    RuleSet,
-    event_matches,
-    plan_if_holds,
-    rule_data,
-)
+from syncd.mapping.planner import plan_change
+from syncd.mapping.rules import PlannedAction, RuleSet
 from syncd.metrics import EVENTS
 from syncd.model import Event, Observation
 from syncd.store.db import ACTIONS_CHANNEL, Store
-from syncd.store.schema import actions, cursors, events, snapshots
+from syncd.store.schema import actions, cursors, events, snapshots, state
 
 
 @dataclass
@@ -60,6 +54,8 @@ class RulesHolder:
 
 
 log = structlog.get_logger("syncd.ingest")
+# `state` rows (key: action key) keeping what a failed render is planned again from.
+REPLAN_SCOPE = "replan"
 
 _SNAPSHOT = select(snapshots).where(
     snapshots.c.source == bindparam("source"),
@@ -110,6 +106,11 @@ def insert_actions(
         }
         if store.insert_if_new(conn, actions, ["key"], row) is not None:
             count += 1
+            if p.replan is not None:  # what `syncd actions retry` plans it again from
+                store.upsert(conn, state, ["scope", "key"], {
+                    "scope": REPLAN_SCOPE, "key": p.key, "value": {
+                        "rule_id": p.rule_id, "situation": p.replan},
+                    "updated_at": now_ms})
             log.info("action.planned", key=p.key, rule_id=p.rule_id, action=p.name,
                      source=ref.source if ref else None, object=str(ref) if ref else None,
                      **({"error": p.error} if p.error else {}))
@@ -243,42 +244,12 @@ class Ingestor:
         self, ruleset: RuleSet, obs: Observation, snap: Snapshot | None,
         new_events: list[tuple[Event, int | None]],
     ) -> list[tuple[list[PlannedAction], int | None]]:
-        """Actions for the new events, in the order the changes happened."""
-        previous = snap.fields if snap else {}
-        now = self.clock.now()
-        matches = []
-        for rule_index, rule in enumerate(ruleset.event_rules()):
-            for position, event, event_id in self._candidates(rule, new_events):
-                if event_matches(rule, event):
-                    matches.append((position, rule_index, rule, event, event_id))
-        out = []
-        for _, _, rule, event, event_id in sorted(matches, key=lambda m: (m[0], m[1])):
-            data = rule_data(
-                rule, now=now, ref=obs.ref, fields=obs.fields, context=obs.context,
-                previous=previous, event=event,
-            )
-            parts = (str(obs.ref),) if rule.rule.once_per_object else (
-                str(obs.ref), event_key(event))
-            out.append((plan_if_holds(rule, data, parts, obs.ref), event_id))
-        return out
-
-    @staticmethod
-    def _candidates(
-        rule: Any, new_events: list[tuple[Event, int | None]]
-    ) -> list[tuple[int, Event, int | None]]:
-        """Events a rule looks at: each transition, or with `history: latest` the net change."""
-        indexed = [(i, e, eid) for i, (e, eid) in enumerate(new_events)]
-        trigger = rule.trigger
-        if not (isinstance(trigger, ChangeTrigger) and trigger.history == "latest"):
-            return indexed
-        steps = [s for s in indexed if s[1].kind == "changed" and s[1].field == trigger.field]
-        if not steps:
-            return []
-        first, (position, last, last_id) = steps[0][1], steps[-1]
-        if first.old == last.new:
-            return []
-        net = Event(first.ref, "changed", trigger.field, first.old, last.new, last.version)
-        return [(position, net, last_id)]
+        """Actions for the new events, in the order the changes happened (the planner's)."""
+        plan = plan_change(ruleset, obs.ref, obs.fields, obs.context,
+                           snap.fields if snap else {}, [e for e, _ in new_events],
+                           self.clock.now())
+        return [(list(d.actions), new_events[d.event_index][1])
+                for d in plan.decisions if d.actions and d.event_index is not None]
 
     def _save_snapshot(
         self, conn: Connection, obs: Observation, snap: Snapshot | None, found: list[Event],

@@ -198,3 +198,30 @@ class _Load:
         if key not in self.used:
             self.used[key] = self.lookups._resolve(key)
         return dict(self.used[key] or {})
+
+
+def offline_aliases(store: Store | None, sources: Iterable[str]) -> Any:
+    """The alias provider of a dry run (`simulate`, `explain`): the names production stored
+    when a store exists, else what the connector knows without its API."""
+    from syncd import connector as registry
+
+    def provide(source: str, object_type: str, field_name: str) -> dict[str, str]:
+        if source not in set(sources):
+            return {}
+        if store is not None:
+            stored = KeyValue(store, source, _NoClock()).get(
+                f"aliases:{object_type}:{field_name}")
+            if isinstance(stored, dict) and isinstance(stored.get("aliases"), dict):
+                return dict(stored["aliases"])
+        try:
+            cls = registry.load_class(source)
+        except Exception:  # an unknown connector is the loader's error to report
+            return {}
+        return dict(cls.STATIC_VALUE_ALIASES.get((object_type, field_name), {}))
+
+    return provide
+
+
+class _NoClock:
+    def now(self) -> Any:  # reads only; never called
+        raise RuntimeError("no clock in a dry run")

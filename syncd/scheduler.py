@@ -9,8 +9,7 @@ due before its source went live is history and fires only with `catch_up` (syncd
 
 from __future__ import annotations
 
-import re
-from datetime import date, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 import structlog
@@ -23,45 +22,23 @@ from syncd.errors import TransientError
 from syncd.golive import GoLive
 from syncd.ingest import RulesHolder, insert_actions
 from syncd.leadership import check_fence
-from syncd.mapping.conditions import as_datetime
-from syncd.mapping.durations import parse_offset, parse_time_of_day, parse_zone
+from syncd.mapping.durations import parse_zone
 from syncd.mapping.model import CronTrigger, DateTrigger
-from syncd.mapping.rules import (
-    CompiledRule,
-    PlannedAction,
-    make_key,
-    object_view,
-    plan_if_holds,
-    rule_data,
+from syncd.mapping.planner import (
+    cron_situation,
+    date_situation,
+    date_value,
+    decide,
+    fire_time,
 )
+from syncd.mapping.rules import CompiledRule, PlannedAction, make_key, object_view
 from syncd.model import ObjectRef
 from syncd.store.db import ACTIONS_CHANNEL, Store
 from syncd.store.schema import fired_triggers, snapshots, state
 
 log = structlog.get_logger("syncd.scheduler")
 SCHEDULER_JOB = "scheduler"
-_DATE_ONLY = re.compile(r"^\d{4}-\d{2}-\d{2}$")
 MAX_INSTANTS_PER_TICK = 100
-
-
-def fire_time(trigger: DateTrigger, value: Any) -> datetime | None:
-    """When a date trigger fires for a field value (a date, datetime or epoch ms)."""
-    zone = parse_zone(trigger.timezone)
-    offset = parse_offset(trigger.offset)
-    if isinstance(value, str) and _DATE_ONLY.match(value.strip()):
-        day: date | None = date.fromisoformat(value.strip())
-        moment = None
-    else:
-        moment = as_datetime(value)
-        if moment is None:
-            return None
-        day = moment.astimezone(zone).date()
-    if trigger.at is None and moment is not None:
-        return moment + offset
-    at = parse_time_of_day(trigger.at or "00:00")
-    # Aware arithmetic with one tzinfo is wall-clock arithmetic: 09:00 stays 09:00 across DST.
-    assert day is not None
-    return datetime.combine(day, at, tzinfo=zone) + offset
 
 
 class Scheduler:
@@ -124,14 +101,8 @@ class Scheduler:
         golive_ms: int | None = None,
     ) -> list[PlannedAction]:
         fields, entered = row["fields"], row["entered"] or {}
-        if trigger.entered is not None:
-            name = trigger.entered.field
-            if rule.canon(name, fields.get(name)) != rule.canon(name, trigger.entered.value):
-                return []
-            value: Any = entered.get(name)
-        else:
-            name = str(trigger.date)
-            value = fields.get(name)
+        name = trigger.entered.field if trigger.entered is not None else str(trigger.date)
+        value = date_value(rule, fields, entered)
         if value in (None, ""):
             return []
         due = fire_time(trigger, value)
@@ -146,9 +117,8 @@ class Scheduler:
             if trigger.entered is None and set_at is not None and set_at > to_ms(due):
                 return []  # the date was set or moved into the past: not fired
         ref = ObjectRef(row["source"], row["object_type"], row["object_id"])
-        data = rule_data(rule, now=now, ref=ref, fields=fields, context=row["context"],
-                         previous={}, trigger={"date": value, "due": due})
-        return plan_if_holds(rule, data, (str(ref), "date", str(value)), ref)
+        situation = date_situation(rule, ref, fields, row["context"], value, due, now)
+        return list(decide(rule, situation).actions)
 
     # -- cron rules ---------------------------------------------------------------------
 
@@ -180,19 +150,16 @@ class Scheduler:
         instant_ms = to_ms(instant)
         trigger_key = make_key(rule.id, "cron", instant_ms)
         batch: list[PlannedAction] = []
-        info = {"instant": instant}
         if trigger.for_each is not None:
             for obs in self._query(trigger.for_each):
                 item = object_view(obs.ref, obs.fields, obs.context)
-                data = rule_data(rule, now=now, item=item, trigger=info)
-                batch += plan_if_holds(rule, data, (instant_ms, str(obs.ref)), obs.ref)
+                batch += decide(rule, cron_situation(instant, now, item, obs.ref)).actions
         else:
             items = None
             if trigger.collect is not None:
                 items = [object_view(o.ref, o.fields, o.context) for o in
                          self._query(trigger.collect)]
-            data = rule_data(rule, now=now, items=items, trigger=info)
-            batch += plan_if_holds(rule, data, (instant_ms,), None)
+            batch += decide(rule, cron_situation(instant, now, items=items)).actions
         with self.store.tx() as conn:
             check_fence(conn, SCHEDULER_JOB, self.fence)
             count = insert_actions(self.store, conn, batch, to_ms(now))

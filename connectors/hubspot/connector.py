@@ -125,6 +125,16 @@ class HubSpotConnector(DealActions, Connector):
 
     # -- stages ------------------------------------------------------------------------
 
+    # HubSpot's default sales pipeline (every portal has it) as HubSpot and the fake name it.
+    STATIC_VALUE_ALIASES = {(DEAL, "dealstage"): {
+        "Appointment Scheduled": "appointmentscheduled", "Qualified To Buy": "qualifiedtobuy",
+        "Presentation Scheduled": "presentationscheduled",
+        "Decision Maker Bought-In": "decisionmakerboughtin", "Contract Sent": "contractsent",
+        "Lead": "lead", "Qualified": "qualified", "Proposal": "proposal",
+        "Negotiation": "negotiation", "Contract Admin": "contractadmin",
+        "Closed Won": "closedwon", "Closed Lost": "closedlost",
+    }}
+
     def value_aliases(self, object_type: str, field: str) -> dict[str, str]:
         if object_type == DEAL and field == "dealstage":
             return self.stages.current_label_to_id()

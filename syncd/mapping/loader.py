@@ -10,7 +10,6 @@ ops can fix a file without guessing:
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -21,27 +20,13 @@ from ruamel.yaml.error import MarkedYAMLError
 from syncd import connector as registry
 from syncd.mapping.conditions import ConditionError, compile_condition
 from syncd.mapping.model import ChangeTrigger, DateTrigger, MappingFile, Rule
+from syncd.mapping.problems import Problem
 from syncd.mapping.rules import CompiledAction, CompiledRule, RuleSet, template_roots
 from syncd.mapping.safe_yaml import YamlLimit, load_bounded, read_mapping_text
 from syncd.mapping.templates import TemplateProblem, undeclared_names, walk_templates
 
 TRIGGER_TAGS = {"change", "created", "date", "cron"}
 AliasProvider = Callable[[str, str, str], dict[str, str]]
-
-
-@dataclass(frozen=True)
-class Problem:
-    file: str
-    line: int | None
-    rule_id: str | None
-    field: str
-    message: str
-
-    def __str__(self) -> str:
-        where = f"{self.file}:{self.line}" if self.line else self.file
-        rule = f" rule {self.rule_id}:" if self.rule_id else ""
-        field = f" {self.field}:" if self.field else ""
-        return f"{where}:{rule}{field} {self.message}"
 
 
 class MappingError(Exception):
@@ -309,7 +294,7 @@ def load_rules(
         problems.extend(checker.problems)
     ruleset = RuleSet(compiled, files=files)
     if run_examples:
-        from syncd.mapping.evaluate import run_examples as check_examples
+        from syncd.mapping.planner import run_examples as check_examples
 
         problems.extend(check_examples(ruleset))
     if problems:

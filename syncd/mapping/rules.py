@@ -1,7 +1,7 @@
 """Compiled rules and the one function that turns a rule plus data into planned actions.
 
-Ingest (changes), the scheduler (dates, cron), `simulate`, `explain` and the examples of
-`syncd check` all plan through `plan_actions`, so what ops test is what runs.
+Which rules run on what, and the decisions they make, is syncd.mapping.planner: ingest,
+the scheduler, `simulate`, `explain` and the examples of `syncd check` all plan there.
 """
 
 from __future__ import annotations
@@ -69,6 +69,8 @@ class PlannedAction:
     ref: ObjectRef | None
     guarantee: str
     error: str | None = None  # rendering failed: stored as a dead action, never lost
+    # With an error: the situation to plan it again from (syncd.mapping.planner.Situation).
+    replan: dict[str, Any] | None = None
 
     @property
     def name(self) -> str:
@@ -196,24 +198,6 @@ def plan_actions(
             PlannedAction(key, rule.id, act.connector, act.action, params, ref, guarantee, error)
         )
     return out
-
-
-def plan_if_holds(
-    rule: CompiledRule, data: dict[str, Any], key_parts: tuple[Any, ...], ref: ObjectRef | None
-) -> list[PlannedAction]:
-    """The rule's condition, then its actions. An exception from the condition fails this
-    rule's actions (stored dead with the reason), never the ingest or the other rules."""
-    try:
-        holds = condition_holds(rule, data)
-    except Exception as exc:
-        reason = f"condition error: {type(exc).__name__}: {exc}"
-        guarantee = rule.rule.guarantee or "at_least_once"
-        return [
-            PlannedAction(make_key(rule.id, index, *key_parts), rule.id, act.connector,
-                          act.action, {}, ref, guarantee, reason)
-            for index, act in enumerate(rule.actions)
-        ]
-    return plan_actions(rule, data, key_parts, ref) if holds else []
 
 
 class RuleSet:

@@ -12,8 +12,9 @@ from sqlalchemy import select
 
 from syncd.clock import FakeClock
 from syncd.ingest import Ingestor, RulesHolder
-from syncd.mapping.evaluate import Change, evaluate_change
 from syncd.mapping.loader import load_rules
+from syncd.mapping.planner import Change
+from syncd.mapping.planner import explain_change as evaluate_change
 from syncd.mapping.rules import RuleSet
 from syncd.model import ObjectRef, Observation
 from syncd.store.db import open_store
@@ -154,7 +155,7 @@ def test_once_per_object_plans_one_key_per_object(write_mapping, load_ok) -> Non
 
     def keys(old: str, ref: ObjectRef = DEAL) -> dict[str, str]:
         verdicts = evaluate_change(ruleset, Change(ref, {"stage": "won"}, {"stage": old}))
-        return {v.rule_id: v.planned[0].key for v in verdicts}
+        return {v.rule_id: v.actions[0].key for v in verdicts}
 
     first, again = keys("open"), keys("lost")
     assert first["first-win"] == again["first-win"]

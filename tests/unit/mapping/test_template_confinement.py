@@ -6,7 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from syncd.mapping.evaluate import Change, evaluate_change
+from syncd.mapping.planner import Change
+from syncd.mapping.planner import explain_change as evaluate_change
 from syncd.model import ObjectRef
 
 RULE = """
@@ -69,12 +70,12 @@ def test_a_symlink_swapped_after_check_is_refused_at_run_time(
     write_mapping(RULE.format(name="body.j2"))
     ruleset = load_ok()
     (verdict,) = evaluate_change(ruleset, WON)
-    assert verdict.planned[0].params["body"] == "Hello won"
+    assert verdict.actions[0].params["body"] == "Hello won"
 
     link.unlink()
     link.symlink_to(secret)  # changed under a running daemon
     (verdict,) = evaluate_change(ruleset, WON)
-    (planned,) = verdict.planned
+    (planned,) = verdict.actions
     assert planned.params == {}
     assert planned.error is not None and "outside the mapping folder" in planned.error
     assert "SECRET" not in planned.error
@@ -86,4 +87,4 @@ def test_a_template_file_in_a_subfolder_is_read(mapping_dir: Path, write_mapping
     (mapping_dir / "templates" / "body.j2").write_text("Stage {{ deal.stage }}")
     write_mapping(RULE.format(name="templates/body.j2"))
     (verdict,) = evaluate_change(load_ok(), WON)
-    assert verdict.planned[0].params["body"] == "Stage won"
+    assert verdict.actions[0].params["body"] == "Stage won"

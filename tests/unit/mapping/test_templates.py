@@ -7,7 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from syncd.mapping.evaluate import Change, evaluate_change
+from syncd.mapping.planner import Change
+from syncd.mapping.planner import explain_change as evaluate_change
 from syncd.mapping.templates import TemplateProblem, render_string, render_value
 from syncd.model import ObjectRef
 
@@ -94,7 +95,7 @@ def test_template_file_is_relative_to_the_mapping_file(
         previous={"stage": "open"},
     )
     (verdict,) = evaluate_change(ruleset, change)
-    (planned,) = verdict.planned
+    (planned,) = verdict.actions
     assert planned.error is None
     assert planned.params["body"] == "Community: Ocean\n- x\n- y\nOwner: @\u200dteam\n"
 
@@ -109,7 +110,7 @@ def test_missing_field_in_a_rule_becomes_an_action_error(write_mapping, load_ok)
     """)
     change = Change(ObjectRef("localdb", "deal", "1"), {"stage": "b"}, {"stage": "a"})
     (verdict,) = evaluate_change(load_ok(), change)
-    (planned,) = verdict.planned
+    (planned,) = verdict.actions
     assert planned.params == {}
     assert planned.error is not None and "website" in planned.error
 
