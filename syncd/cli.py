@@ -188,7 +188,7 @@ def explain(config_path: str | None, event_path: str) -> None:
     config = _load(config_path)
     rules = _rules_for_dry_run(config)
     for decision in explain_change(rules, _read_event(event_path)):
-        mark = {"fired": "FIRED ", "render failed": "FAILED", "condition error": "FAILED"
+        mark = {"fired": "FIRED ", "render failed": "FAILED ", "condition error": "FAILED "
                 }.get(decision.outcome, "-     ")
         extra = (f" -> {', '.join(p.name for p in decision.actions)}"
                  if decision.fired else "")
