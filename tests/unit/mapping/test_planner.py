@@ -19,7 +19,6 @@ from syncd.kv import KeyValue
 from syncd.mapping.loader import load_rules
 from syncd.mapping.model import Example
 from syncd.mapping.planner import (
-    CONDITION_FALSE,
     FIRED,
     RENDER_FAILED,
     Change,
@@ -27,7 +26,7 @@ from syncd.mapping.planner import (
     explain_change,
     plan_event_file,
 )
-from syncd.model import Observation, ObjectRef
+from syncd.model import ObjectRef, Observation
 from syncd.store.db import open_store
 from syncd.store.schema import actions
 
