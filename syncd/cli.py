@@ -264,10 +264,41 @@ def _set_status(config_path: str | None, ident: str, status: str, allowed: tuple
 
 @actions_group.command("retry")
 @config_option
-@click.argument("ident")
-def actions_retry(config_path: str | None, ident: str) -> None:
-    """Revive a dead (or cancelled) action: it runs again, looking for its effect first."""
-    _set_status(config_path, ident, "pending", ("dead", "cancelled"))
+@click.argument("ident", required=False)
+@click.option("--rule", default=None, help="every dead action of this rule")
+@click.option("--status", "status_", type=click.Choice(["dead", "cancelled"]), default=None,
+              help="every action in this status")
+@click.option("--since", default=None, help="only actions created since (YYYY-MM-DD or ISO)")
+def actions_retry(config_path: str | None, ident: str | None, rule: str | None,
+                  status_: str | None, since: str | None) -> None:
+    """Revive dead (or cancelled) actions: they run again, looking for their effect first.
+    One whose template or condition failed is planned again with today's rules."""
+    from syncd.mapping.conditions import as_datetime
+    from syncd.replan import retry_action
+
+    if ident is None and not (rule or status_ or since):
+        raise click.UsageError("give an action id, or --rule, --status or --since")
+    config = _load(config_path)
+    _setup_logging(config, quiet=True)
+    rules = _rules_for_dry_run(config)
+    store = open_store(config.store_url)
+    now = to_ms(SystemClock().now())
+    with store.tx() as conn:
+        if ident is not None:
+            rows = [_find(conn, ident)]
+        else:
+            query = select(actions).where(actions.c.status == (status_ or "dead"))
+            if rule:
+                query = query.where(actions.c.rule_id == rule)
+            if since:
+                moment = as_datetime(since)
+                if moment is None:
+                    raise click.BadParameter(f"not a date: {since!r}", param_hint="--since")
+                query = query.where(actions.c.created_at >= to_ms(moment))
+            rows = list(conn.execute(query.order_by(actions.c.id)).mappings())
+        for row in rows:
+            click.echo(retry_action(conn, row, rules, now))
+    click.echo(f"{len(rows)} action(s) looked at")
 
 
 @actions_group.command("cancel")
