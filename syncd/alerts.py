@@ -17,6 +17,7 @@ from sqlalchemy import select, update
 from syncd.clock import to_ms
 from syncd.ingest import insert_actions
 from syncd.mapping.rules import PlannedAction, make_key
+from syncd.metrics import RULE_FAILURES
 from syncd.model import ObjectRef
 from syncd.store.schema import alerts
 
@@ -51,6 +52,60 @@ def alert_text(row: dict[str, Any], reason: str, held_back: int) -> tuple[str, s
     return subject, "\n".join(lines) + "\n"
 
 
+def failure_kind(row: dict[str, Any]) -> str:
+    """What failed: a template ("render"), a condition, or the action at its target."""
+    error = row.get("last_error") or ""
+    if row["status"] == "dead" and not row["attempts"]:
+        return "condition" if error.startswith("condition error") else "render"
+    return "action"
+
+
+def alert_key(rule_id: str, kind: str) -> str:
+    """The alerts row of one (rule, kind): a rule's execution failures keep the plain id."""
+    return rule_id if kind == "action" else f"{rule_id}#{kind}"
+
+
+def object_lines(engine: Engine, row: dict[str, Any]) -> list[str]:
+    """The object by its name and link, as ops know it (not `hubspot:deal:1003`)."""
+    if not row.get("source"):
+        return []
+    from syncd.store.schema import snapshots
+
+    with engine.store.engine.connect() as conn:
+        snap = conn.execute(select(snapshots.c.fields, snapshots.c.context).where(
+            snapshots.c.source == row["source"], snapshots.c.object_type == row["object_type"],
+            snapshots.c.object_id == row["object_id"])).mappings().first()
+    fields = dict(snap["fields"] or {}) if snap else {}
+    context = dict(snap["context"] or {}) if snap else {}
+    name = next((str(v) for k in ("dealname", "name", "title", "summary", "Name", "subject")
+                 for v in [fields.get(k, context.get(k))] if v), None)
+    link = next((str(v) for k in ("url", "link", "html_url", "hs_url") for v in
+                 [context.get(k, fields.get(k))] if v), None)
+    out = [f"Name:    {name}"] if name else []
+    return out + ([f"Link:    {link}"] if link else [])
+
+
+def fix_lines(row: dict[str, Any], kind: str) -> list[str]:
+    rule = row["rule_id"]
+    if kind == "render":
+        return ["A template of this rule failed, so nothing was sent. To fix it:",
+                f"  1. correct the template of rule {rule} in its mapping file (the error "
+                "above names the field);",
+                "     a field the source does not send is fetched once a rule uses it;",
+                "  2. run `syncd check`, then reload (systemctl reload syncd);",
+                f"  3. syncd actions retry --rule {rule}",
+                "     (each failed action is planned again with the fixed rule, then performed "
+                "once)"]
+    if kind == "condition":
+        return ["The condition of this rule could not be evaluated on this record's data "
+                "(see README, conditions: numbers, dates). To fix it:",
+                "  1. correct the value in the record, or the condition of rule "
+                f"{rule} in its mapping file;",
+                "  2. run `syncd check`, then reload (systemctl reload syncd);",
+                f"  3. syncd actions retry --rule {rule}"]
+    return []
+
+
 def make_alerter(engine: Engine) -> Callable[[dict[str, Any], str], None] | None:
     """The executor's on_dead hook, or None when no alert address is configured."""
     cfg = engine.config.alerts
@@ -63,42 +118,117 @@ def make_alerter(engine: Engine) -> Callable[[dict[str, Any], str], None] | None
     def on_dead(row: dict[str, Any], reason: str) -> None:
         if is_alert(row["rule_id"]):
             return  # never alert about an alert
+        kind = failure_kind(row)
+        if kind == "action":  # the planning kinds are counted where they are planned
+            RULE_FAILURES.labels(row["rule_id"], kind).inc()
+        akey = alert_key(row["rule_id"], kind)
         now = to_ms(engine.clock.now())
         store = engine.store
+        extra = object_lines(engine, row)
         with store.tx() as conn:
             current = conn.execute(
-                select(alerts).where(alerts.c.rule_id == row["rule_id"])
+                select(alerts).where(alerts.c.rule_id == akey)
             ).mappings().first()
             if current is not None and now - current["last_sent_at"] < period_ms:
-                conn.execute(update(alerts).where(alerts.c.rule_id == row["rule_id"]).values(
+                conn.execute(update(alerts).where(alerts.c.rule_id == akey).values(
                     suppressed=alerts.c.suppressed + 1))
                 return
             held_back = current["suppressed"] if current else 0
             store.upsert(conn, alerts, ["rule_id"], {
-                "rule_id": row["rule_id"], "last_sent_at": now, "suppressed": 0})
+                "rule_id": akey, "last_sent_at": now, "suppressed": 0})
             subject, body = alert_text(row, reason, held_back)
+            if kind != "action":
+                subject = f"[syncd] rule {row['rule_id']} failed: {kind} error"
+            body = _with(body, extra, fix_lines(row, kind))
             ref = ObjectRef(row["source"], row["object_type"], row["object_id"]) \
                 if row.get("source") else None
             planned = PlannedAction(
-                key=make_key(ALERT_RULE_PREFIX, row["rule_id"], now // period_ms, row["key"]),
+                key=make_key(ALERT_RULE_PREFIX, akey, now // period_ms, row["key"]),
                 rule_id=f"{ALERT_RULE_PREFIX}:{row['rule_id']}", connector=cfg.via,
                 action="send", params={"to": list(cfg.to), "subject": subject, "body": body},
                 ref=ref, guarantee="at_least_once",
             )
             insert_actions(store, conn, [planned], now)
-        log.info("alert.queued", rule_id=row["rule_id"], to=list(cfg.to))
+        log.info("alert.queued", rule_id=row["rule_id"], kind=kind, to=list(cfg.to))
 
     return on_dead
 
 
-def queue_notice(engine: Engine, topic: str, subject: str, body: str) -> bool:
+def _with(body: str, object_info: list[str], fix: list[str]) -> str:
+    lines = body.splitlines()
+    at = next((i + 1 for i, line in enumerate(lines) if line.startswith("Object:")), len(lines))
+    lines[at:at] = object_info
+    if fix:
+        lines += ["", *fix]
+    return "\n".join(lines) + "\n"
+
+
+PLAN_CURSOR = "planned_dead_after"
+
+
+def sweep(engine: Engine) -> int:
+    """Alerts the executor cannot send: actions planned dead (a template or a condition
+    failed; the executor never sees them), and the digest of a (rule, kind) whose period
+    ended with failures held back. Returns the alerts queued."""
+    from syncd.kv import KeyValue
+    from syncd.store.schema import actions
+
+    on_dead = make_alerter(engine)
+    if on_dead is None:
+        return 0
+    cfg = engine.config.alerts
+    state = KeyValue(engine.store, ALERT_RULE_PREFIX, engine.clock)
+    after = int(state.get(PLAN_CURSOR, 0))
+    with engine.store.engine.connect() as conn:
+        rows = conn.execute(select(actions).where(
+            actions.c.id > after, actions.c.status == "dead", actions.c.attempts == 0,
+        ).order_by(actions.c.id).limit(500)).mappings().all()
+        newest = conn.execute(select(actions.c.id).order_by(actions.c.id.desc())
+                              .limit(1)).scalar() or 0
+    queued = 0
+    for row in rows:
+        if not is_alert(row["rule_id"]):
+            on_dead(dict(row), row["last_error"] or "failed")
+            queued += 1
+    state.set(PLAN_CURSOR, rows[-1]["id"] if len(rows) == 500 else max(after, newest))
+    return queued + _digests(engine, int(cfg.period_minutes * 60_000))
+
+
+def _digests(engine: Engine, period_ms: int) -> int:
+    """Failures held back during a period that has ended: one digest mail each."""
+    now = to_ms(engine.clock.now())
+    with engine.store.engine.connect() as conn:
+        due = conn.execute(select(alerts).where(
+            alerts.c.suppressed > 0, alerts.c.last_sent_at <= now - period_ms,
+            ~alerts.c.rule_id.startswith(ALERT_RULE_PREFIX))).mappings().all()
+    sent = 0
+    for row in due:
+        rule_id, _, kind = row["rule_id"].partition("#")
+        kind = kind or "action"
+        body = (f"Rule {rule_id} kept failing ({kind} errors): {row['suppressed']} more "
+                f"failure(s) since the last alert, held back to avoid a flood.\n\n"
+                f"See them:     syncd actions list --status dead --rule {rule_id}\n"
+                f"After fixing: syncd actions retry --rule {rule_id}\n")
+        if queue_notice(engine, f"digest:{row['rule_id']}",
+                        f"[syncd] digest: rule {rule_id} failed {row['suppressed']} more "
+                        f"time(s) ({kind})", body, period_ms=0):
+            with engine.store.tx() as conn:
+                conn.execute(update(alerts).where(alerts.c.rule_id == row["rule_id"]).values(
+                    suppressed=0, last_sent_at=now))
+            sent += 1
+    return sent
+
+
+def queue_notice(engine: Engine, topic: str, subject: str, body: str,
+                 period_ms: int | None = None) -> bool:
     """An alert about syncd itself (not a dead action), at most one per topic per
     `[alerts] period_minutes` whatever the number of replicas. True when one was queued."""
     cfg = engine.config.alerts
     if not cfg.to or cfg.via not in engine.connectors:
         return False
     now = to_ms(engine.clock.now())
-    period_ms = int(cfg.period_minutes * 60_000)
+    if period_ms is None:
+        period_ms = int(cfg.period_minutes * 60_000)
     rule_id = f"{ALERT_RULE_PREFIX}:{topic}"
     with engine.store.tx() as conn:
         current = conn.execute(
@@ -109,7 +239,8 @@ def queue_notice(engine: Engine, topic: str, subject: str, body: str) -> bool:
             "rule_id": rule_id, "last_sent_at": now, "suppressed": 0})
         planned = PlannedAction(
             # one key per period: two replicas noticing together queue one mail
-            key=make_key(ALERT_RULE_PREFIX, topic, now // period_ms), rule_id=rule_id,
+            key=make_key(ALERT_RULE_PREFIX, topic, now // period_ms if period_ms else now),
+            rule_id=rule_id,
             connector=cfg.via, action="send",
             params={"to": list(cfg.to), "subject": subject, "body": body},
             ref=None, guarantee="at_least_once",
@@ -118,3 +249,26 @@ def queue_notice(engine: Engine, topic: str, subject: str, body: str) -> bool:
     if queued:
         log.info("alert.queued", topic=topic, to=list(cfg.to))
     return queued
+
+
+def failing_rules(engine: Engine, window_ms: int) -> list[dict[str, Any]]:
+    """Rules whose actions went dead within `window_ms`, by kind, most recent first: what
+    `syncd status` and /readyz report (a rule that keeps failing is not a healthy daemon)."""
+    from sqlalchemy import func
+
+    from syncd.store.schema import actions
+
+    since = to_ms(engine.clock.now()) - window_ms
+    with engine.store.engine.connect() as conn:
+        rows = conn.execute(
+            select(actions.c.rule_id, actions.c.attempts == 0, func.count(),
+                   func.max(actions.c.updated_at))
+            .where(actions.c.status == "dead", actions.c.updated_at >= since,
+                   ~actions.c.rule_id.startswith(ALERT_RULE_PREFIX))
+            .group_by(actions.c.rule_id, actions.c.attempts == 0)).all()
+    out = []
+    for rule_id, planned_dead, count, _last in sorted(rows, key=lambda r: -r[3]):
+        kind = "render/condition" if planned_dead else "action"
+        out.append({"rule": rule_id, "kind": kind, "failures": count,
+                    "see": f"syncd actions list --status dead --rule {rule_id}"})
+    return out

@@ -51,6 +51,7 @@ log = structlog.get_logger("syncd.daemon")
 STOP_TIMEOUT_SECONDS = 30.0
 HOUSEKEEPING_SECONDS = 6 * 3600.0
 EXECUTOR_CLAIM = 10
+ALERT_SWEEP_SECONDS = 5.0  # failed renders/conditions to the alert inbox; digests
 LOOKUP_TICK_SECONDS = 1.0  # cheap: reads the store; the API only when due (with backoff)
 
 
@@ -155,6 +156,7 @@ class Daemon:
         for i in range(cfg.executor.workers):
             self._loop(f"executor-{i}", lambda: 1.0, self._executor_body, self.wake_executor)
         self._loop("lookups", lambda: LOOKUP_TICK_SECONDS, self.engine.refresh_lookups)
+        self._loop("alerts", lambda: ALERT_SWEEP_SECONDS, self.engine.alert_failures)
         self._loop("prune", lambda: 3600.0, self.engine.prune)
         self._loop("housekeeping", lambda: HOUSEKEEPING_SECONDS, self._housekeeping_body)
 
@@ -170,6 +172,12 @@ class Daemon:
         if not self.engine.rules.current.rules:
             problems.append("no rules loaded")
         problems += self.engine.lookups.problems()
+        try:
+            problems += [f"rule {f['rule']} failing: {f['failures']} {f['kind']} failure(s) "
+                         f"in the last alert period ({f['see']})"
+                         for f in self.engine.failing_rules()]
+        except Exception as exc:  # the store check above says why
+            log.warning("readiness.failing_rules_unknown", error=type(exc).__name__)
         dead = [t.name for t in self.threads if not t.is_alive()]
         if dead:
             problems.append(f"threads stopped: {', '.join(dead)}")

@@ -200,6 +200,18 @@ class Engine:
         self.rules.current = rules
         return rules
 
+    def failing_rules(self) -> list[dict[str, Any]]:
+        """Rules with dead actions within the last alert period (see syncd.alerts)."""
+        from syncd.alerts import failing_rules
+
+        return failing_rules(self, int(self.config.alerts.period_minutes * 60_000))
+
+    def alert_failures(self) -> int:
+        """Alert mails for actions planned dead (template, condition) and due digests."""
+        from syncd.alerts import sweep
+
+        return sweep(self)
+
     def _alert_waiting(self) -> None:
         """One alert mail (per alert period) when a source has waited for its value names
         longer than LOOKUP_ALERT_SECONDS: a short 429 at start is not worth a mail."""
@@ -244,6 +256,7 @@ class Engine:
         report.polled = {f"{k[0]}.{k[1]}": v for k, v in self.poller.poll_all().items()}
         report.inbox += self.inbox.drain()
         report.scheduled = self.scheduler.tick()
+        self.alert_failures()
         report.outcomes = self.executor.drain(limit=self.config.executor.batch_size)
         return report
 
@@ -284,6 +297,7 @@ class Engine:
             "due_now": due, "dead": by_status.get("dead", 0),
             "inbox": {"pending": pending_inbox, "failed": failed_inbox},
             "polls": polls, "rules": len(self.rules.current.rules),
+            "failing": self.failing_rules(),
             "went_live": {name: from_ms(went_live[name]).isoformat() if name in went_live
                           else None for name in sorted(set(self.connectors) | set(went_live))},
             **describe(self.store, now),

@@ -23,7 +23,7 @@ from syncd.golive import GoLive, event_time, is_before_golive
 from syncd.leadership import check_fence
 from syncd.mapping.planner import plan_change
 from syncd.mapping.rules import PlannedAction, RuleSet
-from syncd.metrics import EVENTS
+from syncd.metrics import EVENTS, RULE_FAILURES
 from syncd.model import Event, Observation
 from syncd.store.db import ACTIONS_CHANNEL, Store
 from syncd.store.schema import actions, cursors, events, snapshots, state
@@ -106,6 +106,9 @@ def insert_actions(
         }
         if store.insert_if_new(conn, actions, ["key"], row) is not None:
             count += 1
+            if p.error:
+                RULE_FAILURES.labels(p.rule_id, "condition" if p.error.startswith(
+                    "condition error") else "render").inc()
             if p.replan is not None:  # what `syncd actions retry` plans it again from
                 store.upsert(conn, state, ["scope", "key"], {
                     "scope": REPLAN_SCOPE, "key": p.key, "value": {

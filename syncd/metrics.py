@@ -16,6 +16,9 @@ ACTIONS_FINISHED = Counter(
     "syncd_actions_finished_total", "Action attempts by outcome", ["connector", "outcome"],
     registry=REGISTRY,
 )
+RULE_FAILURES = Counter(
+    "syncd_rule_failures_total", "Rule failures: render, condition (at planning) or action "
+    "(dead at its target)", ["rule", "kind"], registry=REGISTRY)
 POLLS = Counter("syncd_polls_total", "Poll cycles", ["source", "outcome"], registry=REGISTRY)
 ACTIONS_BY_STATUS = Gauge(
     "syncd_actions", "Actions in the store by status", ["status"], registry=REGISTRY

@@ -1,0 +1,98 @@
+"""A scheduler rule that raises every tick (the W7 monthly rule on a text fee): one alert mail
+naming the rule and the record, /readyz and status report it, no repeat within the period,
+one digest after it."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+
+from connectors.email.fake import FakeSmtpServer
+from syncd.clock import FakeClock
+from syncd.config import load_config
+from syncd.daemon import Daemon
+from syncd.metrics import RULE_FAILURES
+from tests.helpers import write_rules
+
+ALERT_TO = "partnerships@example.org"
+RULES = """
+rules:
+  - id: monthly-fee
+    when:
+      cron: "*/5 * * * *"
+      for_each: {source: localdb, object: item, query: {}}
+    do:
+      - localdb.record: {title: "Fee {{ item.fee * 2 + 1 }}"}
+"""
+
+
+@pytest.fixture
+def smtp() -> Iterator[FakeSmtpServer]:
+    with FakeSmtpServer() as server:
+        yield server
+
+
+def test_a_failing_scheduler_rule_alerts_once_reports_and_digests(
+    tmp_path: Path, smtp: FakeSmtpServer
+) -> None:
+    rules = write_rules(tmp_path / "mappings", RULES)
+    config_path = tmp_path / "syncd.toml"
+    config_path.write_text(f"""
+[syncd]
+state_dir = "{tmp_path / 'state'}"
+mappings = ["{rules}"]
+[alerts]
+to = ["{ALERT_TO}"]
+period_minutes = 60
+[localdb]
+path = "{tmp_path / 'remote.sqlite3'}"
+[email]
+host = "{smtp.host}"
+port = {smtp.port}
+security = "plain"
+from_address = "syncd <syncd@example.org>"
+timeout_seconds = 5
+""")
+    daemon = Daemon(load_config(config_path))
+    engine = daemon.engine
+    clock = FakeClock(datetime(2026, 3, 2, 8, 58, tzinfo=UTC))
+    for part in (engine, engine.poller, engine.ingestor, engine.scheduler, engine.executor):
+        part.clock = clock
+    engine.ingestor.golive.clock = engine.scheduler.golive.clock = clock
+    daemon.started_at = int(clock.now().timestamp() * 1000)
+    remote = engine.connectors["localdb"].remote
+    remote.put("item", "a", name="Acme Hub", fee="$900")  # text: `* 2 + 1` raises TypeError
+    before = RULE_FAILURES.labels("monthly-fee", "render")._value.get()
+    try:
+        engine.run_once()  # first sight of the cron rule
+        for _ in range(6):  # 30 minutes: six runs, each one fails
+            clock.advance(minutes=5)
+            engine.run_once()
+        smtp.wait_for(1)
+        alerts = [m for m in smtp.messages if ALERT_TO in m.rcpt_tos]
+        assert len(alerts) == 1
+        body = alerts[0].message.get_content()
+        assert "monthly-fee" in str(alerts[0].message["Subject"])
+        assert "TypeError" in body and "Name:    Acme Hub" in body
+        assert "syncd actions retry --rule monthly-fee" in body
+        assert RULE_FAILURES.labels("monthly-fee", "render")._value.get() - before == 6
+
+        state = daemon.readiness()
+        assert state["ready"] is False
+        assert any(p.startswith("rule monthly-fee failing: 6 render/condition")
+                   for p in state["problems"]), state
+        assert engine.status()["failing"][0]["rule"] == "monthly-fee"
+
+        clock.advance(minutes=35)  # the period is over; it still fails
+        engine.run_once()
+        smtp.wait_for(2)
+        # the next alert carries the digest: the five failures held back during the period
+        digest = [m for m in smtp.messages if ALERT_TO in m.rcpt_tos][1]
+        assert "5 more failure(s) of this rule were held back" in digest.message.get_content()
+        engine.run_once()
+        assert len([m for m in smtp.messages if ALERT_TO in m.rcpt_tos]) == 2
+    finally:
+        engine.close()
