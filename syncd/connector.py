@@ -175,6 +175,11 @@ class Connector:
         """Objects matching a connector-specific query, for cron rules' `for_each`."""
         raise NotImplementedError
 
+    def use_fields(self, fields: dict[str, set[str]]) -> None:
+        """The fields the loaded rules read, by object type (syncd.mapping.fields): a
+        connector that asks its API for a list of fields adds these, so a field a rule uses
+        is fetched without any config. Called at start and on every reload."""
+
     # Value names known without the API ((object type, field) -> {name: stored value}), for
     # dry runs and offline checks: HubSpot's default pipeline, say.
     STATIC_VALUE_ALIASES: dict[tuple[str, str], dict[str, str]] = {}

@@ -71,6 +71,17 @@ def build_connectors(
     return out
 
 
+def use_rule_fields(rules: RuleSet, connectors: dict[str, Connector]) -> None:
+    """Tell each connector the fields its objects must bring (what the rules read)."""
+    from syncd.mapping.fields import referenced_fields
+
+    by_source: dict[str, dict[str, set[str]]] = {}
+    for (source, obj), fields in referenced_fields(rules).items():
+        by_source.setdefault(source, {})[obj] = fields
+    for name, conn in connectors.items():
+        conn.use_fields(by_source.get(name, {}))
+
+
 def check_rules_against_config(rules: RuleSet, connectors: dict[str, Connector]) -> list[str]:
     return [
         f"mappings use connector {name!r}, but [{name}] is not configured (or disabled)"
@@ -175,6 +186,7 @@ class Engine:
         if problems:
             raise ConfigError(problems)
         self.lookups.install(load)
+        use_rule_fields(rules, self.connectors)
         return rules
 
     def refresh_lookups(self) -> bool:

@@ -90,6 +90,7 @@ class HubSpotApi:
         self.deals_batch = crm.deals.batch_api
         self.deals_search = crm.deals.search_api
         self.pipelines = crm.pipelines.pipelines_api
+        self.properties = crm.properties.core_api  # `syncd check`: do the fields exist
         self.associations = crm.associations.v4.basic_api
         self.associations_batch = crm.associations.v4.batch_api
         self.companies_batch = crm.companies.batch_api

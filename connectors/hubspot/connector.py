@@ -125,6 +125,9 @@ class HubSpotConnector(DealActions, Connector):
 
     # -- stages ------------------------------------------------------------------------
 
+    def use_fields(self, fields: dict[str, set[str]]) -> None:
+        self.settings._rule_properties = sorted(fields.get(DEAL, set()))
+
     # HubSpot's default sales pipeline (every portal has it) as HubSpot and the fake name it.
     STATIC_VALUE_ALIASES = {(DEAL, "dealstage"): {
         "Appointment Scheduled": "appointmentscheduled", "Qualified To Buy": "qualifiedtobuy",
@@ -154,7 +157,7 @@ class HubSpotConnector(DealActions, Connector):
         self.stages.refresh()
         known = self.stage_labels()
         names = set(known) | set(known.values())
-        problems = []
+        problems = self._check_properties(rules)
         for compiled in rules.rules:
             where = f"{compiled.file}: rule {compiled.id}"
             for value in self._stages_named(compiled):
@@ -162,6 +165,29 @@ class HubSpotConnector(DealActions, Connector):
                     labels = ", ".join(sorted(set(known.values())))
                     problems.append(f"{where}: unknown deal stage {value!r} "
                                     f"(stages: {labels})")
+        return problems
+
+    def _check_properties(self, rules: Any) -> list[str]:
+        """Every deal property syncd asks for (the rules' fields, `deal_properties`,
+        `extra_properties`) must exist in the portal: HubSpot leaves an unknown one out of
+        its answer silently, and the rule using it would fail at every run."""
+        from syncd.mapping.fields import _rule_fields
+
+        answer = self.api.call(self.api.properties.get_all_with_http_info, "deals")
+        existing = {p.name for p in answer.results}
+        users: dict[str, list[str]] = {}
+        for compiled in rules.rules:
+            for name in _rule_fields(compiled).get(("hubspot", DEAL), set()):
+                users.setdefault(name, []).append(compiled.id)
+        self.use_fields({DEAL: set(users)})
+        problems = []
+        for name in self.settings.properties():
+            if name in existing:
+                continue
+            who = (f"used by rule(s) {', '.join(sorted(users[name]))}" if name in users
+                   else "listed in [hubspot] deal_properties or extra_properties")
+            problems.append(f"deal property {name!r} does not exist in HubSpot ({who}); "
+                            "fix the name, or create the property in HubSpot")
         return problems
 
     @staticmethod

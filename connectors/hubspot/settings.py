@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import Field, SecretStr
+from pydantic import Field, PrivateAttr, SecretStr
 
 from syncd.connector import ConnectorSettings
 
@@ -46,5 +46,9 @@ class HubSpotSettings(ConnectorSettings):
     search_page_size: int = Field(200, ge=1, le=200)
     search_result_cap: int = Field(10_000, ge=1)  # HubSpot refuses to page past this
 
+    # Deal fields the loaded rules read (set by the connector on each rules load).
+    _rule_properties: list[str] = PrivateAttr(default_factory=list)
+
     def properties(self) -> list[str]:
-        return list(dict.fromkeys([*self.deal_properties, *self.extra_properties]))
+        return list(dict.fromkeys([*self.deal_properties, *self.extra_properties,
+                                   *self._rule_properties]))

@@ -1,0 +1,96 @@
+"""The fields of each (source, object type) that the loaded rules read.
+
+Triggers, conditions and templates (parsed: the attribute chains `deal.data_location`,
+`object["x"]`, `item.fee`), so a connector fetches every field a rule uses and what
+`syncd check` accepts runs in production with no extra config.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from jinja2 import nodes
+
+from syncd.mapping.model import ChangeTrigger, CreatedTrigger, CronTrigger, DateTrigger
+from syncd.mapping.rules import CompiledRule, RuleSet
+from syncd.mapping.templates import ENV, TemplateProblem, walk_templates
+
+Key = tuple[str, str]  # (source, object type)
+_NOT_FIELDS = {"event", "now", "trigger", "rule", "previous", "items", "item", "object"}
+
+
+def _attribute_reads(source: str, roots: set[str]) -> set[str]:
+    """Names read as `root.name` or `root["name"]` for any root in `roots`."""
+    try:
+        tree = ENV.parse(source)
+    except Exception:  # a syntax error is the loader's to report
+        return set()
+    found: set[str] = set()
+    for node in tree.find_all((nodes.Getattr, nodes.Getitem)):
+        base = node.node
+        if not (isinstance(base, nodes.Name) and base.name in roots):
+            continue
+        if isinstance(node, nodes.Getattr):
+            found.add(node.attr)
+        elif isinstance(node.arg, nodes.Const) and isinstance(node.arg.value, str):
+            found.add(node.arg.value)
+    return found
+
+
+def _condition_fields(condition: Any, roots: set[str]) -> set[str]:
+    found: set[str] = set()
+    if isinstance(condition, dict):
+        for key, value in condition.items():
+            if key in ("all", "any", "not", "and", "or"):
+                for sub in value if isinstance(value, list) else [value]:
+                    found |= _condition_fields(sub, roots)
+                continue
+            head, _, rest = str(key).partition(".")
+            if rest and head in roots:
+                found.add(rest.split(".")[0])
+            elif head not in _NOT_FIELDS and head not in roots:
+                found.add(head)
+    elif isinstance(condition, list):
+        for sub in condition:
+            found |= _condition_fields(sub, roots)
+    return found
+
+
+def _rule_fields(rule: CompiledRule) -> dict[Key, set[str]]:
+    out: dict[Key, set[str]] = {}
+    trigger = rule.trigger
+    if isinstance(trigger, CronTrigger):
+        targets = [(q.source, q.object, {"item", q.object})
+                   for q in (trigger.for_each,) if q is not None]
+        targets += [(q.source, q.object, set()) for q in (trigger.collect,) if q is not None]
+    else:
+        targets = [(trigger.source, trigger.object, {"object", "previous", trigger.object})]
+        direct = out.setdefault((trigger.source, trigger.object), set())
+        if isinstance(trigger, ChangeTrigger):
+            direct.add(trigger.field)
+        elif isinstance(trigger, DateTrigger):
+            direct.add(trigger.entered.field if trigger.entered else str(trigger.date))
+        elif isinstance(trigger, CreatedTrigger):
+            pass
+    for source, obj, roots in targets:
+        fields = out.setdefault((source, obj), set())
+        if roots:
+            fields |= _condition_fields(rule.rule.if_ or {}, roots)
+        for act in rule.actions:
+            try:
+                templates = walk_templates(act.params, rule.base_dir)
+            except TemplateProblem:
+                continue
+            for _, text in templates:
+                fields |= _attribute_reads(text, roots)
+    for fields in out.values():
+        fields.discard("id")
+    return out
+
+
+def referenced_fields(rules: RuleSet) -> dict[Key, set[str]]:
+    out: dict[Key, set[str]] = {}
+    for rule in rules.rules:
+        for key, fields in _rule_fields(rule).items():
+            out.setdefault(key, set()).update(fields)
+    return out
