@@ -125,8 +125,13 @@ class HubSpotConnector(DealActions, Connector):
 
     # -- stages ------------------------------------------------------------------------
 
+    # What a deal's context brings (connectors/hubspot/deals.py): templates read
+    # these as `deal.company` etc., and they are no deal properties to fetch.
+    CONTEXT_KEYS = frozenset({"url", "stage_label", "pipeline_label", "companies", "company",
+                              "contacts", "owner"})
+
     def use_fields(self, fields: dict[str, set[str]]) -> None:
-        self.settings._rule_properties = sorted(fields.get(DEAL, set()))
+        self.settings._rule_properties = sorted(fields.get(DEAL, set()) - self.CONTEXT_KEYS)
 
     # HubSpot's default sales pipeline (every portal has it) as HubSpot and the fake name it.
     STATIC_VALUE_ALIASES = {(DEAL, "dealstage"): {
@@ -177,7 +182,7 @@ class HubSpotConnector(DealActions, Connector):
         existing = {p.name for p in answer.results}
         users: dict[str, list[str]] = {}
         for compiled in rules.rules:
-            for name in _rule_fields(compiled).get(("hubspot", DEAL), set()):
+            for name in _rule_fields(compiled).get(("hubspot", DEAL), set()) - self.CONTEXT_KEYS:
                 users.setdefault(name, []).append(compiled.id)
         self.use_fields({DEAL: set(users)})
         problems = []
