@@ -170,6 +170,7 @@ class FakeProcess:
         self._conn, child = ctx.Pipe()
         self.proc = ctx.Process(target=target, args=(child, *args), daemon=True)
         self.proc.start()
+        self.pid = int(self.proc.pid or 0)
         self.url: str = self._recv(60)
 
     def _recv(self, timeout: float) -> Any:
@@ -343,7 +344,9 @@ class RoundResult:
     latencies_ms: list[float] = field(default_factory=list)
     cpu_ms_per_webhook: float = 0.0
     rss_mb: float = 0.0
+    fake_github_cpu_ms_per_webhook: float = 0.0  # to see whether the fake limits the run
     hubspot_requests_per_1000: float | None = None
+    startup_seconds = 0.0
     note: str = ""
 
     @property
@@ -363,6 +366,8 @@ class RoundResult:
                 f"lost={self.lost}  (2xx {self.accepted}/{self.sent}, {self.seconds:.1f} s)  "
                 f"C=1 p50={self.pct(0.5):.1f} ms p95={self.pct(0.95):.1f} ms  "
                 f"cpu={self.cpu_ms_per_webhook:.2f} ms/webhook  rss={self.rss_mb:.0f} MB{hub}"
+                f"  (fake GitHub cpu={self.fake_github_cpu_ms_per_webhook:.2f} ms/webhook; "
+                f"ready after {self.startup_seconds:.1f} s)"
                 + (f"  [{self.note}]" if self.note else ""))
 
 
@@ -374,7 +379,9 @@ class Stack:
     port = 0
     proc: subprocess.Popen[bytes] | None = None
 
-    def start(self, repo: str) -> None:
+    startup_seconds = 0.0  # from launch to ready (syncd: to live, its first poll done)
+
+    def start(self, repo: str, hubspot_url: str) -> None:
         raise NotImplementedError
 
     def stop(self) -> None:
@@ -392,13 +399,13 @@ class SyncdStack(Stack):
     name = "syncd"
     path = "/webhooks/hubspot"
 
-    def __init__(self, hubspot_url: str, github_url: str, workdir: Path) -> None:
-        self.hubspot_url = hubspot_url
+    def __init__(self, github_url: str, workdir: Path) -> None:
         self.github_url = github_url
         self.workdir = workdir
         self.log_file: Any = None
 
-    def start(self, repo: str) -> None:
+    def start(self, repo: str, hubspot_url: str) -> None:
+        launched = time.monotonic()
         tmp = Path(tempfile.mkdtemp(prefix="syncd-", dir=self.workdir))
         (tmp / "mappings").mkdir()
         (tmp / "mappings" / "bench.yaml").write_text(textwrap.dedent(f"""\
@@ -420,7 +427,7 @@ class SyncdStack(Stack):
             [http]
             port = {self.port}
             [hubspot]
-            base_url = "{self.hubspot_url}"
+            base_url = "{hubspot_url}"
             requests_per_10s = {NO_LIMIT}
             search_requests_per_second = {NO_LIMIT}
             poll_interval_seconds = 3600
@@ -448,6 +455,7 @@ class SyncdStack(Stack):
         # Go live: the first HubSpot poll has finished, so every later change is news.
         wait_until(lambda: _first_poll_done(http_get(f"{base}/metrics")[1]), 600,
                    "syncd's first HubSpot poll", self.proc)
+        self.startup_seconds = time.monotonic() - launched
 
     def stop(self) -> None:
         try:
@@ -538,7 +546,8 @@ class NodeRedStack(Stack):
         self.workdir = workdir
         self.log_file: Any = None
 
-    def start(self, repo: str) -> None:
+    def start(self, repo: str, hubspot_url: str) -> None:
+        launched = time.monotonic()
         user_dir = Path(tempfile.mkdtemp(prefix="node-red-", dir=self.workdir))
         self.port = free_port()
         (user_dir / "settings.js").write_text(node_red_settings(self.port))
@@ -552,6 +561,7 @@ class NodeRedStack(Stack):
             cwd=user_dir, env=env, stdout=self.log_file, stderr=subprocess.STDOUT)
         wait_until(lambda: http_get(f"http://127.0.0.1:{self.port}/ready")[0] == 200, 60,
                    "Node-RED to start", self.proc)
+        self.startup_seconds = time.monotonic() - launched
 
     def stop(self) -> None:
         try:
@@ -588,15 +598,18 @@ def node_red_install(cache: Path) -> tuple[Path | None, str]:
 # -- a round ---------------------------------------------------------------------------------
 
 
-def run_round(stack: Stack, round_no: int, github: FakeProcess, hubspot: FakeProcess,
+def run_round(stack: Stack, round_no: int, github: FakeProcess,
               args: argparse.Namespace) -> RoundResult:
+    """One stack, freshly started, against a fresh fake HubSpot portal and a new repo."""
     repo = f"bench/{stack.name}-r{round_no}"
     github.call("add_repo", repo)
     result = RoundResult(stack.name, sent=args.n)
-    deals = hubspot.call("seed", args.n + args.latency_samples, timeout=600)
-    latency_deals, load_deals = deals[:args.latency_samples], deals[args.latency_samples:]
+    hubspot = FakeProcess(_hubspot_main, args.hubspot_latency)
     try:
-        stack.start(repo)
+        deals = hubspot.call("seed", args.n + args.latency_samples, timeout=600)
+        latency_deals, load_deals = deals[:args.latency_samples], deals[args.latency_samples:]
+        stack.start(repo, hubspot.url)
+        result.startup_seconds = stack.startup_seconds
         assert stack.proc is not None
         pid = stack.proc.pid
         # Idle latency: one webhook at a time, each waited for until its issue exists.
@@ -610,29 +623,34 @@ def run_round(stack: Stack, round_no: int, github: FakeProcess, hubspot: FakePro
                 result.note = f"latency sample for deal {deal_id} failed (HTTP {status})"
                 break
             result.latencies_ms.append((created_at - sent_at) * 1000)
-        already = len(github.call("created", repo))
         # Throughput: N deals won, N webhooks at concurrency C, then wait for the issues.
         events = hubspot.call("win", load_deals, timeout=600)
         requests = [build_request(stack.port, stack.path, e) for e in events]
         hubspot.call("requests")  # reset the count
-        cpu_before = cpu_seconds(pid)
+        cpu_before, fake_before = cpu_seconds(pid), cpu_seconds(github.pid)
         started = time.monotonic()
         statuses = blast(stack.port, requests, args.c)
         result.accepted = sum(1 for s in statuses if s // 100 == 2)
-        _drain(github, repo, already + len(load_deals), args)
+        _drain(github, repo, len(latency_deals) + len(load_deals), args)
         result.cpu_ms_per_webhook = (cpu_seconds(pid) - cpu_before) * 1000 / args.n
+        result.fake_github_cpu_ms_per_webhook = (
+            (cpu_seconds(github.pid) - fake_before) * 1000 / args.n)
         result.rss_mb = rss_mb(pid)
         if isinstance(stack, SyncdStack):
             result.hubspot_requests_per_1000 = hubspot.call("requests") * 1000 / args.n
-        created = github.call("created", repo)[already:]
-        titles = [t for t, _ in created]
+        everything = github.call("created", repo)
+        titles = [t for t, _ in everything]
         wanted = {title_for(d) for d in load_deals}
-        result.created = len(titles)
-        result.duplicates = len(titles) - len(set(titles))
+        created = [(t, at) for t, at in everything if t in wanted]
+        result.created = len(created)
+        result.duplicates = len(titles) - len(set(titles))  # latency phase included
         result.lost = len(wanted - set(titles))
-        result.seconds = (max(t for _, t in created) - started) if created else 0.0
+        result.seconds = (max(at for _, at in created) - started) if created else 0.0
     finally:
-        stack.stop()
+        try:
+            stack.stop()
+        finally:
+            hubspot.stop()
     return result
 
 
@@ -684,6 +702,7 @@ def main() -> int:
                         help="longest wait for the issues of one round")
     parser.add_argument("--settle-seconds", type=float, default=2.0)
     parser.add_argument("--no-node-red", action="store_true")
+    parser.add_argument("--no-syncd", action="store_true", help="measure Node-RED only")
     parser.add_argument("--node-red-cache", type=Path,
                         default=Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache"))
                         / "syncd-bench" / "node-red")
@@ -695,13 +714,13 @@ def main() -> int:
         print(f"Node-RED SKIPPED: {red_note}. Only syncd is measured; no ratios.", flush=True)
 
     workdir = Path(tempfile.mkdtemp(prefix="syncd-peer-bench-"))
-    github = hubspot = None
+    github = None
     stacks: list[Stack] = []
     results: dict[str, list[RoundResult]] = {}
     try:
         github = FakeProcess(_github_main, args.github_validate)
-        hubspot = FakeProcess(_hubspot_main, args.hubspot_latency)
-        stacks.append(SyncdStack(hubspot.url, github.url, workdir))
+        if not args.no_syncd:
+            stacks.append(SyncdStack(github.url, workdir))
         if red_js is not None:
             stacks.append(NodeRedStack(red_js, github.url, workdir))
         print(f"peer benchmark: N={args.n} C={args.c} rounds={args.rounds} "
@@ -711,15 +730,14 @@ def main() -> int:
         for round_no in range(1, args.rounds + 1):
             print(f"round {round_no}:", flush=True)
             for stack in stacks:
-                result = run_round(stack, round_no, github, hubspot, args)
+                result = run_round(stack, round_no, github, args)
                 results.setdefault(stack.name, []).append(result)
                 print(result.line(), flush=True)
     finally:
         for stack in stacks:
             stack.stop()
-        for fake in (github, hubspot):
-            if fake is not None:
-                fake.stop()
+        if github is not None:
+            github.stop()
         shutil.rmtree(workdir, ignore_errors=True)
 
     s, r = summary("syncd", results.get("syncd", [])), summary("node-red",
