@@ -384,6 +384,13 @@ class Stack:
     def start(self, repo: str, hubspot_url: str) -> None:
         raise NotImplementedError
 
+    def diagnose(self) -> str:
+        """What the stack says about work left undone (asked when issues are missing)."""
+        return ""
+
+    def keep_log(self, destination: Path) -> Path | None:
+        return None
+
     def stop(self) -> None:
         if self.proc is None or self.proc.poll() is not None:
             return
@@ -456,6 +463,16 @@ class SyncdStack(Stack):
         wait_until(lambda: _first_poll_done(http_get(f"{base}/metrics")[1]), 600,
                    "syncd's first HubSpot poll", self.proc)
         self.startup_seconds = time.monotonic() - launched
+
+    def diagnose(self) -> str:
+        wanted = ("syncd_inbox_pending", "syncd_actions{", "syncd_queue_depth",
+                  "syncd_webhooks_total{", "syncd_actions_finished_total{")
+        lines = http_get(f"http://127.0.0.1:{self.port}/metrics")[1].splitlines()
+        return "; ".join(line for line in lines if line.startswith(wanted))
+
+    def keep_log(self, destination: Path) -> Path | None:
+        shutil.copy(self.log_path, destination)
+        return destination
 
     def stop(self) -> None:
         try:
@@ -646,6 +663,12 @@ def run_round(stack: Stack, round_no: int, github: FakeProcess,
         result.duplicates = len(titles) - len(set(titles))  # latency phase included
         result.lost = len(wanted - set(titles))
         result.seconds = (max(at for _, at in created) - started) if created else 0.0
+        if result.lost or result.duplicates:
+            print(f"  {stack.name} left work undone: {stack.diagnose()}", flush=True)
+            kept = stack.keep_log(Path(tempfile.gettempdir())
+                                  / f"peer-{stack.name}-r{round_no}-{os.getpid()}.log")
+            if kept is not None:
+                print(f"  {stack.name}'s log kept in {kept}", flush=True)
     finally:
         try:
             stack.stop()
