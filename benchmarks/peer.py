@@ -45,7 +45,7 @@ import textwrap
 import threading
 import time
 import urllib.request
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from multiprocessing.connection import Connection
 from pathlib import Path
@@ -391,6 +391,10 @@ class Stack:
     def keep_log(self, destination: Path) -> Path | None:
         return None
 
+    def limiter_waits(self) -> dict[str, float]:
+        """Client-side rate limiters that made calls wait (a lifted limit should not)."""
+        return {}
+
     def stop(self) -> None:
         if self.proc is None or self.proc.poll() is not None:
             return
@@ -466,9 +470,18 @@ class SyncdStack(Stack):
 
     def diagnose(self) -> str:
         wanted = ("syncd_inbox_pending", "syncd_actions{", "syncd_queue_depth",
-                  "syncd_webhooks_total{", "syncd_actions_finished_total{")
+                  "syncd_webhooks_total{", "syncd_actions_finished_total{",
+                  "syncd_rate_limiter_waits{")
         lines = http_get(f"http://127.0.0.1:{self.port}/metrics")[1].splitlines()
         return "; ".join(line for line in lines if line.startswith(wanted))
+
+    def limiter_waits(self) -> dict[str, float]:
+        out = {}
+        for line in http_get(f"http://127.0.0.1:{self.port}/metrics")[1].splitlines():
+            match = re.match(r'syncd_rate_limiter_waits\{limiter="([^"]+)"\} (\S+)$', line)
+            if match and float(match[2]) > 0:
+                out[match[1]] = float(match[2])
+        return out
 
     def keep_log(self, destination: Path) -> Path | None:
         shutil.copy(self.log_path, destination)
@@ -617,20 +630,14 @@ def node_red_install(cache: Path) -> tuple[Path | None, str]:
 
 def run_round(stack: Stack, round_no: int, github: FakeProcess,
               args: argparse.Namespace) -> RoundResult:
-    """One stack, freshly started, against a fresh fake HubSpot portal and a new repo."""
-    repo = f"bench/{stack.name}-r{round_no}"
-    github.call("add_repo", repo)
+    """The two measurements of one stack, each on a freshly started daemon, a fresh fake
+    HubSpot portal and a new repository. Separate daemons: the idle measurement leaves no
+    work or state behind, and the load phase's N creates all fall in one daemon's lifetime
+    (syncd's GitHub client holds to 5,000 requests an hour per process, see the docs)."""
     result = RoundResult(stack.name, sent=args.n)
-    hubspot = FakeProcess(_hubspot_main, args.hubspot_latency)
-    try:
-        deals = hubspot.call("seed", args.n + args.latency_samples, timeout=600)
-        latency_deals, load_deals = deals[:args.latency_samples], deals[args.latency_samples:]
-        stack.start(repo, hubspot.url)
-        result.startup_seconds = stack.startup_seconds
-        assert stack.proc is not None
-        pid = stack.proc.pid
-        # Idle latency: one webhook at a time, each waited for until its issue exists.
-        for deal_id in latency_deals:
+    with _phase(stack, github, f"bench/{stack.name}-r{round_no}-idle", args.latency_samples,
+                args) as (repo, hubspot, deals):
+        for deal_id in deals:  # one webhook at a time, each waited for until its issue exists
             (event,) = hubspot.call("win", [deal_id])
             request = build_request(stack.port, stack.path, event)
             sent_at = time.monotonic()
@@ -640,28 +647,33 @@ def run_round(stack: Stack, round_no: int, github: FakeProcess,
                 result.note = f"latency sample for deal {deal_id} failed (HTTP {status})"
                 break
             result.latencies_ms.append((created_at - sent_at) * 1000)
-        # Throughput: N deals won, N webhooks at concurrency C, then wait for the issues.
-        events = hubspot.call("win", load_deals, timeout=600)
+    with _phase(stack, github, f"bench/{stack.name}-r{round_no}-load", args.n,
+                args) as (repo, hubspot, deals):
+        result.startup_seconds = stack.startup_seconds
+        assert stack.proc is not None
+        pid = stack.proc.pid
+        events = hubspot.call("win", deals, timeout=600)
         requests = [build_request(stack.port, stack.path, e) for e in events]
         hubspot.call("requests")  # reset the count
         cpu_before, fake_before = cpu_seconds(pid), cpu_seconds(github.pid)
         started = time.monotonic()
         statuses = blast(stack.port, requests, args.c)
         result.accepted = sum(1 for s in statuses if s // 100 == 2)
-        _drain(github, repo, len(latency_deals) + len(load_deals), args)
+        _drain(github, repo, len(deals), args)
         result.cpu_ms_per_webhook = (cpu_seconds(pid) - cpu_before) * 1000 / args.n
         result.fake_github_cpu_ms_per_webhook = (
             (cpu_seconds(github.pid) - fake_before) * 1000 / args.n)
         result.rss_mb = rss_mb(pid)
+        waited = stack.limiter_waits()
+        if waited:
+            result.note = f"client-side limiters made calls wait: {waited}"
         if isinstance(stack, SyncdStack):
             result.hubspot_requests_per_1000 = hubspot.call("requests") * 1000 / args.n
-        everything = github.call("created", repo)
-        titles = [t for t, _ in everything]
-        wanted = {title_for(d) for d in load_deals}
-        created = [(t, at) for t, at in everything if t in wanted]
-        result.created = len(created)
-        result.duplicates = len(titles) - len(set(titles))  # latency phase included
-        result.lost = len(wanted - set(titles))
+        created = github.call("created", repo)
+        titles = [t for t, _ in created]
+        result.created = len(titles)
+        result.duplicates = len(titles) - len(set(titles))
+        result.lost = len({title_for(d) for d in deals} - set(titles))
         result.seconds = (max(at for _, at in created) - started) if created else 0.0
         if result.lost or result.duplicates:
             print(f"  {stack.name} left work undone: {stack.diagnose()}", flush=True)
@@ -669,12 +681,25 @@ def run_round(stack: Stack, round_no: int, github: FakeProcess,
                                   / f"peer-{stack.name}-r{round_no}-{os.getpid()}.log")
             if kept is not None:
                 print(f"  {stack.name}'s log kept in {kept}", flush=True)
+    return result
+
+
+@contextlib.contextmanager
+def _phase(stack: Stack, github: FakeProcess, repo: str, deal_count: int,
+           args: argparse.Namespace) -> Iterator[tuple[str, FakeProcess, list[str]]]:
+    """A new repo, a fake HubSpot portal seeded with `deal_count` deals not yet won, and
+    the stack started (and gone live) on them; everything stopped on the way out."""
+    github.call("add_repo", repo)
+    hubspot = FakeProcess(_hubspot_main, args.hubspot_latency)
+    try:
+        deals = hubspot.call("seed", deal_count, timeout=600)
+        stack.start(repo, hubspot.url)
+        yield repo, hubspot, deals
     finally:
         try:
             stack.stop()
         finally:
             hubspot.stop()
-    return result
 
 
 def _drain(github: FakeProcess, repo: str, expected: int, args: argparse.Namespace) -> None:
