@@ -6,9 +6,10 @@
 2. An action that was attempted before (a crash in flight, an ambiguous 502) is first looked
    up at the target by its idempotency key; only when nothing is found is it performed.
    So is a first attempt that may repeat an effect this store does not remember (a store
-   restored from a backup, or a new one): an action planned before this process started or
-   within `lookup_window` of its start, or for a change made at the source before then
-   (the store's record of it may have been lost). Later, live actions skip the look-up.
+   restored from a backup, or a new one): an action planned before this process started,
+   or for a change made at the source before then (the store's record of it may have been
+   lost), or, when the change has no time of its own (a schedule's catch-up firing), planned
+   within `lookup_window` of the start. Live actions skip the look-up.
 3. Success records the external id. Transient errors wait (backoff, `Retry-After`); permanent
    errors and exhausted retries go `dead` with the reason, for `syncd actions retry`.
 """
@@ -65,8 +66,11 @@ class Executor:
         on_dead: Callable[[dict[str, Any], str], None] | None = None,
         lookup_window_seconds: float = 300,
     ) -> None:
-        # Before this instant, a first attempt looks for its marker first (see above).
-        self.look_first_before = to_ms(clock.now()) + int(lookup_window_seconds * 1000)
+        # A first attempt looks for its marker first when its change came before this
+        # process started, or, for changes without a time of their own, before the window
+        # after the start has passed (see above).
+        self.started_ms = to_ms(clock.now())
+        self.look_first_before = self.started_ms + int(lookup_window_seconds * 1000)
         self.store = store
         self.connectors = connectors
         self.clock = clock
@@ -225,16 +229,23 @@ class Executor:
 
     def _may_repeat(self, row: dict[str, Any], connector: Connector) -> bool:
         """True when a first attempt may repeat an effect made under a store that was lost
-        or restored from a backup: the action was planned before (or just after) this
-        process started, or its change happened at the source before then."""
-        if row["created_at"] < self.look_first_before:
+        or restored from a backup: the action was planned before this process started, or
+        its change happened at the source before then. A change with no time of its own (a
+        schedule firing, localdb's counters) is judged by when it was planned: within the
+        window after the start, when catch-up firings are planned, it looks first.
+
+        Live changes (the common case) skip the look-up: a burst of webhooks just after a
+        restart costs no extra request per create."""
+        if row["created_at"] < self.started_ms:
             return True
-        if row["event_id"] is None or not connector.golive_baseline:
-            return False  # no change time, or versions that are not times (localdb)
-        with self.store.engine.connect() as conn:
-            version = conn.execute(select(events.c.version).where(
-                events.c.id == row["event_id"])).scalar()
-        return version is not None and version < self.look_first_before
+        version = None
+        if row["event_id"] is not None and connector.golive_baseline:
+            with self.store.engine.connect() as conn:
+                version = conn.execute(select(events.c.version).where(
+                    events.c.id == row["event_id"])).scalar()
+        if version is not None:
+            return int(version) < self.started_ms
+        return row["created_at"] < self.look_first_before
 
     def _finish(self, row: dict[str, Any], **values: Any) -> None:
         now = to_ms(self.clock.now())

@@ -13,6 +13,7 @@ and notes. Misbehaviour on demand: rate limits on an injected clock, injected fa
 from __future__ import annotations
 
 import re
+import time
 from typing import Any
 
 from connectors.fakeserver import FakeApp, FakeRequest, FakeResponse, FakeServer
@@ -56,8 +57,11 @@ def _not_found(what: str) -> FakeResponse:
 class FakeHubSpot:
     def __init__(self, clock: Clock | None = None, *, token: str = "fake-hubspot-token",
                  app_secret: str = "fake-hubspot-app-secret", search_cap: int = 10_000,
-                 general_limit: int = 100, search_limit: int = 4, portal_id: int = 62515) -> None:
+                 general_limit: int = 100, search_limit: int = 4, portal_id: int = 62515,
+                 latency_seconds: float = 0.0) -> None:
         self.clock = clock or SystemClock()
+        # A fixed real-time delay before every answer (benchmarks: makes round trips cost).
+        self.latency_seconds = latency_seconds
         self.token = token
         self.app_secret = app_secret
         self.search_cap = search_cap
@@ -65,7 +69,7 @@ class FakeHubSpot:
         self.limits = RateLimits(self.clock, general_limit, search_limit)
         self.faults = Faults()
         self.app = FakeApp()
-        self.app.before += [self._fault_before, self._check_auth, self.limits.check]
+        self.app.before += [self._delay, self._fault_before, self._check_auth, self.limits.check]
         self.app.after += [self._fault_after, self._rate_headers, self._record_answer]
         self.answers: list[tuple[str, str, int]] = []  # (method, path, status) of each reply
         self._routes()
@@ -120,6 +124,10 @@ class FakeHubSpot:
         return signed_request(self.app_secret, url, batch, stamp)
 
     # -- hooks -------------------------------------------------------------------------
+
+    def _delay(self, request: FakeRequest) -> None:
+        if self.latency_seconds > 0:
+            time.sleep(self.latency_seconds)
 
     def _fault_before(self, request: FakeRequest) -> FakeResponse | None:
         fault = self.faults.take(request, applied_first=False)

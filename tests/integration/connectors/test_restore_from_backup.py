@@ -171,3 +171,18 @@ def test_a_second_daemon_with_a_new_store_repeats_nothing(accounts: Accounts) ->
     second.close()
     assert accounts.issues() == Counter(
         {f"New Hub: {n}": 1 for n in ("Ocean", "Glacier", "Desert", "Forest")})
+
+
+def test_a_live_change_just_after_the_start_skips_the_look_up(accounts: Accounts) -> None:
+    """Only changes from before the start look first: a win made after it, inside the
+    window that schedule catch-ups use, costs one request (the create), not a search too."""
+    engine = accounts.engine("state")
+    engine.run_once()  # go live
+    accounts.clock.advance(30)  # well inside the default 300 s window
+    accounts.win("Ocean")
+    engine.poller.poll_all()
+    before = accounts.github.rate_limit_used
+    engine.executor.drain()
+    engine.close()
+    assert accounts.issues() == Counter({"New Hub: Ocean": 1})
+    assert accounts.github.rate_limit_used - before == 1  # the create alone

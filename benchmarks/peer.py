@@ -1,0 +1,809 @@
+"""syncd against Node-RED 4.x on the same machine, the same fake GitHub and the same load.
+
+Issue 17's measuring stick. Each round runs syncd, then Node-RED, each freshly started:
+
+- syncd: a real `syncd run` (SQLite in a temporary state directory) with the hubspot and
+  github connectors pointed at the local fakes, and one rule: a deal moving to Closed Won
+  opens a GitHub issue. Each signed HubSpot v3 webhook names one deal; syncd fetches the deal
+  from the fake HubSpot (which answers after a fixed `--hubspot-latency`) and creates the issue.
+- Node-RED: a "sync flow" (http in POST /hubspot -> function -> http request POST to the fake
+  GitHub -> http response), installed from the npm registry into a cache folder once. It does
+  not fetch and does not verify signatures: the simplest flow a team would write.
+
+Both get the same webhook bodies (one dealstage -> closedwon event per delivery, a distinct
+deal each). The fakes run in their own processes, so their CPU is not counted as either
+stack's; API limits are lifted in the fakes and in syncd's client-side limits.
+
+Per round and stack it prints: issues created/s over N webhooks sent at concurrency C,
+duplicates and lost issues, webhook-to-issue latency p50/p95 at C=1 (one at a time, idle),
+CPU ms per webhook of the daemon process (utime+stime from /proc), its RSS, and for syncd the
+HubSpot requests per 1,000 webhooks. Then medians over rounds and the ratios syncd/Node-RED.
+
+    python benchmarks/peer.py [--n 5000] [--c 32] [--rounds 3] [--latency-samples 50]
+                              [--hubspot-latency 0.01] [--no-node-red]
+
+Node-RED is skipped with a message when node or npm is missing or the install fails.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import json
+import multiprocessing
+import os
+import re
+import shutil
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import textwrap
+import threading
+import time
+import urllib.request
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from multiprocessing.connection import Connection
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from connectors.hubspot.signing import signed_request  # noqa: E402
+
+HUBSPOT_TOKEN = "bench-hubspot-token"
+HUBSPOT_SECRET = "bench-hubspot-app-secret"
+GITHUB_TOKEN = "bench-github-token"
+NODE_RED_SPEC = "node-red@4"
+NO_LIMIT = 1_000_000_000
+CLK_TCK = os.sysconf("SC_CLK_TCK")
+ISSUE_PATH = re.compile(r"^/repos/(?P<repo>[^/]+/[^/]+)/issues$")
+
+
+def title_for(deal_id: str | int) -> str:
+    """The issue title both stacks write for a won deal: distinct per deal."""
+    return f"Deal won: {deal_id}"
+
+
+# -- the fakes, each in its own process ---------------------------------------------------
+
+
+def _github_main(conn: Connection, validate: bool) -> None:
+    from connectors.fakeserver import FakeRequest, FakeResponse
+    from connectors.github.fake import FakeGitHub
+
+    fake = FakeGitHub(token=GITHUB_TOKEN, write_limit=NO_LIMIT, primary_limit=NO_LIMIT,
+                      validate=validate)
+    created: dict[str, list[tuple[str, float]]] = {}  # repo -> [(title, monotonic time)]
+    changed = threading.Condition()
+
+    def record(request: FakeRequest, response: FakeResponse) -> FakeResponse:
+        match = ISSUE_PATH.match(request.path)
+        if request.method == "POST" and match and response.status == 201:
+            title = str(json.loads(request.body).get("title"))
+            with changed:
+                created.setdefault(match["repo"], []).append((title, time.monotonic()))
+                changed.notify_all()
+        return response
+
+    fake.app.after.append(record)
+    fake.start()
+    conn.send(fake.base_url)
+
+    def first_time(repo: str, title: str) -> float | None:
+        return next((t for name, t in created.get(repo, []) if name == title), None)
+
+    def wait_title(repo: str, title: str, timeout: float) -> float | None:
+        with changed:
+            changed.wait_for(lambda: first_time(repo, title) is not None, timeout=timeout)
+            return first_time(repo, title)
+
+    def wait_count(repo: str, count: int, timeout: float) -> bool:
+        with changed:
+            return changed.wait_for(lambda: len(created.get(repo, [])) >= count, timeout=timeout)
+
+    try:
+        while True:
+            command, args = conn.recv()
+            if command == "stop":
+                break
+            if command == "add_repo":
+                fake.add_repo(args)
+                with fake.app.lock:
+                    fake.app.log.clear()  # keep the fake's memory flat across rounds
+                conn.send(None)
+            elif command == "created":  # a copy of [(title, time)] for a repo
+                with changed:
+                    conn.send(list(created.get(args, [])))
+            elif command == "wait_title":  # (repo, title, timeout) -> creation time or None
+                conn.send(wait_title(*args))
+            elif command == "wait_count":  # (repo, count, timeout) -> whether it was reached
+                conn.send(wait_count(*args))
+            else:
+                conn.send(ValueError(f"unknown command {command}"))
+    finally:
+        fake.stop()
+
+
+def _hubspot_main(conn: Connection, latency: float) -> None:
+    from connectors.hubspot.fake import FakeHubSpot
+
+    fake = FakeHubSpot(token=HUBSPOT_TOKEN, app_secret=HUBSPOT_SECRET, general_limit=NO_LIMIT,
+                       search_limit=NO_LIMIT, latency_seconds=latency)
+    server = fake.serve().start()
+    conn.send(server.url)
+    try:
+        while True:
+            command, args = conn.recv()
+            if command == "stop":
+                break
+            if command == "seed":  # n deals at a stage before Closed Won -> their ids
+                ids = [fake.create_deal(dealname=f"Bench deal {i}", amount=1000 + i,
+                                        dealstage="contractadmin") for i in range(args)]
+                fake.portal.take_events()
+                conn.send(ids)
+            elif command == "win":  # move deals to Closed Won -> the webhook events
+                for deal_id in args:
+                    fake.update_deal(deal_id, dealstage="closedwon")
+                conn.send([e for e in fake.portal.take_events()
+                           if e.get("propertyName") == "dealstage"])
+            elif command == "requests":
+                with fake.app.lock:
+                    conn.send(len(fake.app.log))
+                    fake.app.log.clear()
+            else:
+                conn.send(ValueError(f"unknown command {command}"))
+    finally:
+        server.stop()
+
+
+class FakeProcess:
+    """One fake served in a child process, driven through a pipe (one command at a time)."""
+
+    def __init__(self, target: Callable[..., None], *args: Any) -> None:
+        ctx = multiprocessing.get_context("spawn")
+        self._conn, child = ctx.Pipe()
+        self.proc = ctx.Process(target=target, args=(child, *args), daemon=True)
+        self.proc.start()
+        self.pid = int(self.proc.pid or 0)
+        self.url: str = self._recv(60)
+
+    def _recv(self, timeout: float) -> Any:
+        if not self._conn.poll(timeout):
+            raise TimeoutError("the fake did not answer")
+        answer = self._conn.recv()
+        if isinstance(answer, Exception):
+            raise answer
+        return answer
+
+    def call(self, command: str, args: Any = None, timeout: float = 120) -> Any:
+        self._conn.send((command, args))
+        return self._recv(timeout)
+
+    def stop(self) -> None:
+        if self.proc.is_alive():
+            with contextlib.suppress(OSError):
+                self._conn.send(("stop", None))
+            self.proc.join(timeout=10)
+        if self.proc.is_alive():
+            self.proc.kill()
+            self.proc.join(timeout=10)
+
+
+# -- measuring processes --------------------------------------------------------------------
+
+
+def cpu_seconds(pid: int) -> float:
+    """utime+stime of a process and of its live descendants."""
+    total = 0.0
+    for p in [pid, *_descendants(pid)]:
+        try:
+            fields = Path(f"/proc/{p}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        total += (int(fields[11]) + int(fields[12])) / CLK_TCK  # utime, stime
+    return total
+
+
+def _descendants(pid: int) -> list[int]:
+    children: dict[int, list[int]] = {}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            ppid = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
+        except (OSError, IndexError, ValueError):
+            continue
+        children.setdefault(ppid, []).append(int(entry.name))
+    out, todo = [], list(children.get(pid, []))
+    while todo:
+        p = todo.pop()
+        out.append(p)
+        todo.extend(children.get(p, []))
+    return out
+
+
+def rss_mb(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    return 0.0
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def wait_until(condition: Callable[[], Any], timeout: float, what: str,
+               proc: subprocess.Popen[bytes] | None = None) -> Any:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc is not None and proc.poll() is not None:
+            raise RuntimeError(f"{what}: the process exited with {proc.returncode}")
+        value = condition()
+        if value:
+            return value
+        time.sleep(0.1)
+    raise TimeoutError(f"timed out after {timeout:.0f}s waiting for {what}")
+
+
+def http_get(url: str) -> tuple[int, str]:
+    try:
+        with urllib.request.urlopen(url, timeout=2) as answer:
+            return int(answer.status), answer.read().decode("utf-8", "replace")
+    except OSError:
+        return 0, ""
+
+
+# -- the load: pre-built HTTP/1.1 requests over keep-alive connections ----------------------
+
+
+def build_request(port: int, path: str, event: dict[str, Any]) -> bytes:
+    url = f"http://127.0.0.1:{port}{path}"
+    headers, body = signed_request(HUBSPOT_SECRET, url, [event], int(time.time() * 1000))
+    head = "".join(f"{k}: {v}\r\n" for k, v in headers.items())
+    return (f"POST {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n{head}"
+            f"Content-Length: {len(body)}\r\n\r\n").encode() + body
+
+
+async def read_response(reader: asyncio.StreamReader) -> int:
+    status = int((await reader.readline()).split()[1])
+    length, chunked = 0, False
+    while True:
+        line = await reader.readline()
+        if line in (b"\r\n", b""):
+            break
+        name, _, value = line.decode("latin-1").partition(":")
+        if name.strip().lower() == "content-length":
+            length = int(value)
+        elif name.strip().lower() == "transfer-encoding" and "chunked" in value.lower():
+            chunked = True
+    if not chunked:
+        await reader.readexactly(length)
+        return status
+    while True:
+        size = int((await reader.readline()).split(b";")[0], 16)
+        await reader.readexactly(size + 2)
+        if size == 0:
+            return status
+
+
+async def _client(port: int, queue: list[bytes], statuses: list[int]) -> None:
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    try:
+        while queue:
+            writer.write(queue.pop())
+            statuses.append(await asyncio.wait_for(read_response(reader), 120))
+    finally:
+        writer.close()
+
+
+def blast(port: int, requests: list[bytes], concurrency: int) -> list[int]:
+    """Send every request over `concurrency` keep-alive connections; the status codes."""
+    statuses: list[int] = []
+    queue = list(reversed(requests))
+
+    async def run() -> None:
+        await asyncio.gather(*(_client(port, queue, statuses) for _ in range(concurrency)))
+
+    asyncio.run(run())
+    return statuses
+
+
+def send_one(port: int, request: bytes) -> int:
+    with socket.create_connection(("127.0.0.1", port), timeout=30) as sock:
+        sock.sendall(request)
+        data = b""
+        while b"\r\n\r\n" not in data:
+            chunk = sock.recv(65536)
+            if not chunk:
+                break
+            data += chunk
+    return int(data.split(b" ", 2)[1]) if data else 0
+
+
+# -- one stack, one round -------------------------------------------------------------------
+
+
+@dataclass
+class RoundResult:
+    stack: str
+    sent: int = 0
+    accepted: int = 0  # 2xx answers
+    created: int = 0
+    duplicates: int = 0
+    lost: int = 0
+    seconds: float = 0.0
+    latencies_ms: list[float] = field(default_factory=list)
+    cpu_ms_per_webhook: float = 0.0
+    rss_mb: float = 0.0
+    fake_github_cpu_ms_per_webhook: float = 0.0  # to see whether the fake limits the run
+    hubspot_requests_per_1000: float | None = None
+    startup_seconds = 0.0
+    note: str = ""
+
+    @property
+    def per_second(self) -> float:
+        return (self.created - self.duplicates) / self.seconds if self.seconds else 0.0
+
+    def pct(self, q: float) -> float:
+        if not self.latencies_ms:
+            return float("nan")
+        ordered = sorted(self.latencies_ms)
+        return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
+
+    def line(self) -> str:
+        hub = ("" if self.hubspot_requests_per_1000 is None
+               else f"  hubspot req/1000={self.hubspot_requests_per_1000:.0f}")
+        return (f"  {self.stack:8} {self.per_second:7.1f} issues/s  dup={self.duplicates} "
+                f"lost={self.lost}  (2xx {self.accepted}/{self.sent}, {self.seconds:.1f} s)  "
+                f"C=1 p50={self.pct(0.5):.1f} ms p95={self.pct(0.95):.1f} ms  "
+                f"cpu={self.cpu_ms_per_webhook:.2f} ms/webhook  rss={self.rss_mb:.0f} MB{hub}"
+                f"  (fake GitHub cpu={self.fake_github_cpu_ms_per_webhook:.2f} ms/webhook; "
+                f"ready after {self.startup_seconds:.1f} s)"
+                + (f"  [{self.note}]" if self.note else ""))
+
+
+class Stack:
+    """A daemon under test: started fresh for a round, fed webhooks on `port` at `path`."""
+
+    name = ""
+    path = ""
+    port = 0
+    proc: subprocess.Popen[bytes] | None = None
+
+    startup_seconds = 0.0  # from launch to ready (syncd: to live, its first poll done)
+
+    def start(self, repo: str, hubspot_url: str) -> None:
+        raise NotImplementedError
+
+    def diagnose(self) -> str:
+        """What the stack says about work left undone (asked when issues are missing)."""
+        return ""
+
+    def keep_log(self, destination: Path) -> Path | None:
+        return None
+
+    def limiter_waits(self) -> dict[str, float]:
+        """Client-side rate limiters that made calls wait (a lifted limit should not)."""
+        return {}
+
+    def stop(self) -> None:
+        if self.proc is None or self.proc.poll() is not None:
+            return
+        self.proc.send_signal(signal.SIGTERM)
+        try:
+            self.proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait(timeout=10)
+
+
+class SyncdStack(Stack):
+    name = "syncd"
+    path = "/webhooks/hubspot"
+
+    def __init__(self, github_url: str, workdir: Path) -> None:
+        self.github_url = github_url
+        self.workdir = workdir
+        self.log_file: Any = None
+
+    def start(self, repo: str, hubspot_url: str) -> None:
+        launched = time.monotonic()
+        tmp = Path(tempfile.mkdtemp(prefix="syncd-", dir=self.workdir))
+        (tmp / "mappings").mkdir()
+        (tmp / "mappings" / "bench.yaml").write_text(textwrap.dedent(f"""\
+            rules:
+              - id: bench-won-issue
+                when: {{source: hubspot, object: deal, field: dealstage, to: Closed Won}}
+                do:
+                  - github.create_issue:
+                      repo: {repo}
+                      title: "{title_for('{{ deal.id }}')}"
+                      body: "HubSpot deal {{{{ deal.id }}}} moved to Closed Won."
+            """))
+        self.port = free_port()
+        (tmp / "syncd.toml").write_text(textwrap.dedent(f"""\
+            [syncd]
+            state_dir = "{tmp / 'state'}"
+            mappings = ["{tmp / 'mappings'}"]
+            log_level = "warning"
+            [http]
+            port = {self.port}
+            [hubspot]
+            base_url = "{hubspot_url}"
+            requests_per_10s = {NO_LIMIT}
+            search_requests_per_second = {NO_LIMIT}
+            poll_interval_seconds = 3600
+            max_webhook_age_seconds = 3600
+            timeout_seconds = 30
+            [github]
+            base_url = "{self.github_url}"
+            write_limit = {NO_LIMIT}
+            write_period_seconds = 1
+            poll_interval_seconds = 3600
+            timeout_seconds = 30
+            """))
+        env = {**os.environ, "PYTHONUNBUFFERED": "1",
+               "SYNCD_HUBSPOT_ACCESS_TOKEN": HUBSPOT_TOKEN,
+               "SYNCD_HUBSPOT_APP_SECRET": HUBSPOT_SECRET,
+               "SYNCD_GITHUB_TOKEN": GITHUB_TOKEN}
+        self.log_file = open(tmp / "syncd.log", "wb")  # noqa: SIM115 - closed in stop()
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "syncd.cli", "run", "--config", str(tmp / "syncd.toml")],
+            cwd=ROOT, env=env, stdout=self.log_file, stderr=subprocess.STDOUT)
+        self.log_path = tmp / "syncd.log"
+        base = f"http://127.0.0.1:{self.port}"
+        wait_until(lambda: http_get(f"{base}/healthz")[0] == 200, 60, "syncd to start",
+                   self.proc)
+        # Go live: the first HubSpot poll has finished, so every later change is news.
+        wait_until(lambda: _first_poll_done(http_get(f"{base}/metrics")[1]), 600,
+                   "syncd's first HubSpot poll", self.proc)
+        self.startup_seconds = time.monotonic() - launched
+
+    def diagnose(self) -> str:
+        wanted = ("syncd_inbox_pending", "syncd_actions{", "syncd_queue_depth",
+                  "syncd_webhooks_total{", "syncd_actions_finished_total{",
+                  "syncd_rate_limiter_waits{")
+        lines = http_get(f"http://127.0.0.1:{self.port}/metrics")[1].splitlines()
+        return "; ".join(line for line in lines if line.startswith(wanted))
+
+    def limiter_waits(self) -> dict[str, float]:
+        out = {}
+        for line in http_get(f"http://127.0.0.1:{self.port}/metrics")[1].splitlines():
+            match = re.match(r'syncd_rate_limiter_waits\{limiter="([^"]+)"\} (\S+)$', line)
+            if match and float(match[2]) > 0:
+                out[match[1]] = float(match[2])
+        return out
+
+    def keep_log(self, destination: Path) -> Path | None:
+        shutil.copy(self.log_path, destination)
+        return destination
+
+    def stop(self) -> None:
+        try:
+            super().stop()
+        finally:
+            if self.log_file is not None:
+                self.log_file.close()
+                self.log_file = None
+
+
+def _first_poll_done(metrics: str) -> bool:
+    for line in metrics.splitlines():
+        if (line.startswith("syncd_polls_total{") and 'source="hubspot"' in line
+                and 'outcome="ok"' in line):
+            return float(line.rsplit(" ", 1)[1]) >= 1
+    return False
+
+
+FUNCTION_BUILD = """
+const events = Array.isArray(msg.payload) ? msg.payload : [];
+const won = events.find(e => e.propertyName === "dealstage" && e.propertyValue === "closedwon");
+if (!won) { msg.statusCode = 200; msg.payload = {status: "ignored"}; return [null, msg]; }
+msg.method = "POST";
+msg.url = env.get("BENCH_GITHUB_URL") + "/repos/" + env.get("BENCH_REPO") + "/issues";
+msg.headers = {"authorization": "Bearer " + env.get("BENCH_GITHUB_TOKEN"),
+               "accept": "application/vnd.github+json", "content-type": "application/json",
+               "user-agent": "node-red-bench"};
+msg.payload = {title: "Deal won: " + won.objectId,
+               body: "HubSpot deal " + won.objectId + " moved to Closed Won."};
+return [msg, null];
+"""
+FUNCTION_REPLY = """
+const ok = msg.statusCode >= 200 && msg.statusCode < 300;
+msg.statusCode = ok ? 200 : 502;
+msg.headers = {};
+msg.payload = {status: ok ? "created" : "failed"};
+return msg;
+"""
+
+
+def node_red_flow() -> list[dict[str, Any]]:
+    return [
+        {"id": "bench", "type": "tab", "label": "HubSpot won deal -> GitHub issue"},
+        {"id": "in", "type": "http in", "z": "bench", "url": "/hubspot", "method": "post",
+         "upload": False, "wires": [["build"]]},
+        {"id": "build", "type": "function", "z": "bench", "func": FUNCTION_BUILD,
+         "outputs": 2, "wires": [["create"], ["reply"]]},
+        {"id": "create", "type": "http request", "z": "bench", "method": "use", "ret": "obj",
+         "paytoqs": "ignore", "url": "", "persist": True, "senderr": False,
+         "wires": [["answer"]]},
+        {"id": "answer", "type": "function", "z": "bench", "func": FUNCTION_REPLY,
+         "outputs": 1, "wires": [["reply"]]},
+        {"id": "reply", "type": "http response", "z": "bench", "statusCode": "",
+         "headers": {}, "wires": []},
+        {"id": "ready", "type": "http in", "z": "bench", "url": "/ready", "method": "get",
+         "wires": [["reply"]]},
+    ]
+
+
+def node_red_settings(port: int) -> str:
+    return textwrap.dedent(f"""\
+        module.exports = {{
+            uiHost: "127.0.0.1",
+            uiPort: {port},
+            flowFile: "flows.json",
+            credentialSecret: false,
+            disableEditor: true,
+            httpAdminRoot: false,
+            logging: {{console: {{level: "warn", metrics: false, audit: false}}}},
+            diagnostics: {{enabled: false, ui: false}},
+            runtimeState: {{enabled: false, ui: false}},
+            telemetry: {{enabled: false, updateNotification: false}},
+            externalModules: {{autoInstall: false, palette: {{allowInstall: false}},
+                               modules: {{allowInstall: false}}}},
+            functionExternalModules: false,
+            editorTheme: {{projects: {{enabled: false}}}},
+        }};
+        """)
+
+
+class NodeRedStack(Stack):
+    name = "node-red"
+    path = "/hubspot"
+
+    def __init__(self, red_js: Path, github_url: str, workdir: Path) -> None:
+        self.red_js = red_js
+        self.github_url = github_url
+        self.workdir = workdir
+        self.log_file: Any = None
+
+    def start(self, repo: str, hubspot_url: str) -> None:
+        launched = time.monotonic()
+        user_dir = Path(tempfile.mkdtemp(prefix="node-red-", dir=self.workdir))
+        self.port = free_port()
+        (user_dir / "settings.js").write_text(node_red_settings(self.port))
+        (user_dir / "flows.json").write_text(json.dumps(node_red_flow(), indent=1))
+        env = {**os.environ, "BENCH_GITHUB_URL": self.github_url, "BENCH_REPO": repo,
+               "BENCH_GITHUB_TOKEN": GITHUB_TOKEN, "NODE_RED_ENABLE_PROJECTS": "false"}
+        self.log_file = open(user_dir / "node-red.log", "wb")  # noqa: SIM115 - closed in stop()
+        self.proc = subprocess.Popen(
+            [shutil.which("node") or "node", str(self.red_js), "--userDir", str(user_dir),
+             "--settings", str(user_dir / "settings.js")],
+            cwd=user_dir, env=env, stdout=self.log_file, stderr=subprocess.STDOUT)
+        wait_until(lambda: http_get(f"http://127.0.0.1:{self.port}/ready")[0] == 200, 60,
+                   "Node-RED to start", self.proc)
+        self.startup_seconds = time.monotonic() - launched
+
+    def stop(self) -> None:
+        try:
+            super().stop()
+        finally:
+            if self.log_file is not None:
+                self.log_file.close()
+                self.log_file = None
+
+
+def node_red_install(cache: Path) -> tuple[Path | None, str]:
+    """red.js from the cache, installing Node-RED 4.x from npm when missing; or a reason."""
+    red_js = cache / "node_modules" / "node-red" / "red.js"
+    if not shutil.which("node") or not shutil.which("npm"):
+        return None, "node or npm is not on PATH"
+    if not red_js.exists():
+        cache.mkdir(parents=True, exist_ok=True)
+        print(f"installing {NODE_RED_SPEC} from the npm registry into {cache} ...", flush=True)
+        try:
+            done = subprocess.run(
+                ["npm", "install", "--prefix", str(cache), "--no-audit", "--no-fund",
+                 "--omit=dev", NODE_RED_SPEC], capture_output=True, timeout=900)
+        except subprocess.TimeoutExpired:
+            return None, "npm install timed out"
+        if done.returncode != 0 or not red_js.exists():
+            tail = done.stderr.decode("utf-8", "replace").strip().splitlines()[-3:]
+            return None, "npm install failed: " + " / ".join(tail)
+    version = json.loads((red_js.parent / "package.json").read_text())["version"]
+    if not version.startswith("4."):
+        return None, f"the cache holds Node-RED {version}, not 4.x (delete {cache})"
+    return red_js, version
+
+
+# -- a round ---------------------------------------------------------------------------------
+
+
+def run_round(stack: Stack, round_no: int, github: FakeProcess,
+              args: argparse.Namespace) -> RoundResult:
+    """The two measurements of one stack, each on a freshly started daemon, a fresh fake
+    HubSpot portal and a new repository. Separate daemons: the idle measurement leaves no
+    work or state behind, and the load phase's N creates all fall in one daemon's lifetime
+    (syncd's GitHub client holds to 5,000 requests an hour per process, see the docs)."""
+    result = RoundResult(stack.name, sent=args.n)
+    with _phase(stack, github, f"bench/{stack.name}-r{round_no}-idle", args.latency_samples,
+                args) as (repo, hubspot, deals):
+        for deal_id in deals:  # one webhook at a time, each waited for until its issue exists
+            (event,) = hubspot.call("win", [deal_id])
+            request = build_request(stack.port, stack.path, event)
+            sent_at = time.monotonic()
+            status = send_one(stack.port, request)
+            created_at = github.call("wait_title", (repo, title_for(deal_id), 30), timeout=60)
+            if status // 100 != 2 or created_at is None:
+                result.note = f"latency sample for deal {deal_id} failed (HTTP {status})"
+                break
+            result.latencies_ms.append((created_at - sent_at) * 1000)
+    with _phase(stack, github, f"bench/{stack.name}-r{round_no}-load", args.n,
+                args) as (repo, hubspot, deals):
+        result.startup_seconds = stack.startup_seconds
+        assert stack.proc is not None
+        pid = stack.proc.pid
+        events = hubspot.call("win", deals, timeout=600)
+        requests = [build_request(stack.port, stack.path, e) for e in events]
+        hubspot.call("requests")  # reset the count
+        cpu_before, fake_before = cpu_seconds(pid), cpu_seconds(github.pid)
+        started = time.monotonic()
+        statuses = blast(stack.port, requests, args.c)
+        result.accepted = sum(1 for s in statuses if s // 100 == 2)
+        _drain(github, repo, len(deals), args)
+        result.cpu_ms_per_webhook = (cpu_seconds(pid) - cpu_before) * 1000 / args.n
+        result.fake_github_cpu_ms_per_webhook = (
+            (cpu_seconds(github.pid) - fake_before) * 1000 / args.n)
+        result.rss_mb = rss_mb(pid)
+        waited = stack.limiter_waits()
+        if waited:
+            result.note = f"client-side limiters made calls wait: {waited}"
+        if isinstance(stack, SyncdStack):
+            result.hubspot_requests_per_1000 = hubspot.call("requests") * 1000 / args.n
+        created = github.call("created", repo)
+        titles = [t for t, _ in created]
+        result.created = len(titles)
+        result.duplicates = len(titles) - len(set(titles))
+        result.lost = len({title_for(d) for d in deals} - set(titles))
+        result.seconds = (max(at for _, at in created) - started) if created else 0.0
+        if result.lost or result.duplicates:
+            print(f"  {stack.name} left work undone: {stack.diagnose()}", flush=True)
+            kept = stack.keep_log(Path(tempfile.gettempdir())
+                                  / f"peer-{stack.name}-r{round_no}-{os.getpid()}.log")
+            if kept is not None:
+                print(f"  {stack.name}'s log kept in {kept}", flush=True)
+    return result
+
+
+@contextlib.contextmanager
+def _phase(stack: Stack, github: FakeProcess, repo: str, deal_count: int,
+           args: argparse.Namespace) -> Iterator[tuple[str, FakeProcess, list[str]]]:
+    """A new repo, a fake HubSpot portal seeded with `deal_count` deals not yet won, and
+    the stack started (and gone live) on them; everything stopped on the way out."""
+    github.call("add_repo", repo)
+    hubspot = FakeProcess(_hubspot_main, args.hubspot_latency)
+    try:
+        deals = hubspot.call("seed", deal_count, timeout=600)
+        stack.start(repo, hubspot.url)
+        yield repo, hubspot, deals
+    finally:
+        try:
+            stack.stop()
+        finally:
+            hubspot.stop()
+
+
+def _drain(github: FakeProcess, repo: str, expected: int, args: argparse.Namespace) -> None:
+    """Wait until `expected` issues exist, or none came for `--stall-seconds`; then a short
+    settle, so late duplicates are counted too. Bounded by `--max-wait`."""
+    deadline = time.monotonic() + args.max_wait
+    last = -1
+    while time.monotonic() < deadline:
+        count = github.call("wait_count", (repo, expected, args.stall_seconds), timeout=600)
+        now = len(github.call("created", repo))
+        if count or now == last:
+            break
+        last = now
+    time.sleep(args.settle_seconds)
+
+
+# -- main ------------------------------------------------------------------------------------
+
+
+def summary(name: str, results: list[RoundResult]) -> dict[str, float]:
+    if not results:
+        return {}
+    return {
+        "per_second": statistics.median(r.per_second for r in results),
+        "p50": statistics.median(r.pct(0.5) for r in results),
+        "p95": statistics.median(r.pct(0.95) for r in results),
+        "cpu": statistics.median(r.cpu_ms_per_webhook for r in results),
+        "duplicates": sum(r.duplicates for r in results),
+        "lost": sum(r.lost for r in results),
+    }
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--n", type=int, default=5000, help="webhooks per round (throughput)")
+    parser.add_argument("--c", type=int, default=32, help="concurrent connections")
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--latency-samples", type=int, default=50,
+                        help="webhooks sent one at a time for the idle latency")
+    parser.add_argument("--hubspot-latency", type=float, default=0.01,
+                        help="seconds the fake HubSpot waits before each answer")
+    parser.add_argument("--github-validate", action="store_true",
+                        help="the fake GitHub validates each request against the OpenAPI "
+                        "description (costs the fake CPU; off by default)")
+    parser.add_argument("--stall-seconds", type=float, default=30,
+                        help="stop waiting for issues after this long without a new one")
+    parser.add_argument("--max-wait", type=float, default=1800,
+                        help="longest wait for the issues of one round")
+    parser.add_argument("--settle-seconds", type=float, default=2.0)
+    parser.add_argument("--no-node-red", action="store_true")
+    parser.add_argument("--no-syncd", action="store_true", help="measure Node-RED only")
+    parser.add_argument("--node-red-cache", type=Path,
+                        default=Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache"))
+                        / "syncd-bench" / "node-red")
+    args = parser.parse_args()
+
+    red_js, red_note = (None, "--no-node-red") if args.no_node_red else \
+        node_red_install(args.node_red_cache)
+    if red_js is None:
+        print(f"Node-RED SKIPPED: {red_note}. Only syncd is measured; no ratios.", flush=True)
+
+    workdir = Path(tempfile.mkdtemp(prefix="syncd-peer-bench-"))
+    github = None
+    stacks: list[Stack] = []
+    results: dict[str, list[RoundResult]] = {}
+    try:
+        github = FakeProcess(_github_main, args.github_validate)
+        if not args.no_syncd:
+            stacks.append(SyncdStack(github.url, workdir))
+        if red_js is not None:
+            stacks.append(NodeRedStack(red_js, github.url, workdir))
+        print(f"peer benchmark: N={args.n} C={args.c} rounds={args.rounds} "
+              f"latency samples={args.latency_samples} hubspot latency="
+              f"{args.hubspot_latency * 1000:.0f} ms; Node-RED {red_note}; "
+              f"{os.cpu_count()} CPUs; load average {os.getloadavg()[0]:.2f}", flush=True)
+        for round_no in range(1, args.rounds + 1):
+            print(f"round {round_no}:", flush=True)
+            for stack in stacks:
+                result = run_round(stack, round_no, github, args)
+                results.setdefault(stack.name, []).append(result)
+                print(result.line(), flush=True)
+    finally:
+        for stack in stacks:
+            stack.stop()
+        if github is not None:
+            github.stop()
+        shutil.rmtree(workdir, ignore_errors=True)
+
+    s, r = summary("syncd", results.get("syncd", [])), summary("node-red",
+                                                                results.get("node-red", []))
+    print(f"medians over {args.rounds} round(s), load average now {os.getloadavg()[0]:.2f}:")
+    for name, figures in (("syncd", s), ("node-red", r)):
+        if figures:
+            print(f"  {name:8} {figures['per_second']:7.1f} issues/s  C=1 p50="
+                  f"{figures['p50']:.1f} ms p95={figures['p95']:.1f} ms  cpu="
+                  f"{figures['cpu']:.2f} ms/webhook  duplicates={figures['duplicates']:.0f} "
+                  f"lost={figures['lost']:.0f}")
+    if s and r:
+        print(f"  ratio syncd/node-red: throughput {s['per_second'] / r['per_second']:.2f}x  "
+              f"p50 latency {s['p50'] / r['p50']:.2f}x  p95 latency {s['p95'] / r['p95']:.2f}x  "
+              f"cpu/webhook {s['cpu'] / r['cpu']:.2f}x")
+    clean = all(x.duplicates == 0 and x.lost == 0 for rs in results.values() for x in rs)
+    return 0 if clean else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
