@@ -261,14 +261,20 @@ def failing_rules(engine: Engine, window_ms: int) -> list[dict[str, Any]]:
     since = to_ms(engine.clock.now()) - window_ms
     with engine.store.engine.connect() as conn:
         rows = conn.execute(
-            select(actions.c.rule_id, actions.c.attempts == 0, func.count(),
+            select(actions.c.rule_id, actions.c.attempts, func.count(),
                    func.max(actions.c.updated_at))
             .where(actions.c.status == "dead", actions.c.updated_at >= since,
                    ~actions.c.rule_id.startswith(ALERT_RULE_PREFIX))
-            .group_by(actions.c.rule_id, actions.c.attempts == 0)).all()
+            .group_by(actions.c.rule_id, actions.c.attempts)).all()
+    # attempts 0: planned dead (a template or condition failed); else dead at its target
+    totals: dict[tuple[str, str], list[int]] = {}
+    for rule_id, attempts, count, last in rows:
+        kind = "render/condition" if attempts == 0 else "action"
+        entry = totals.setdefault((rule_id, kind), [0, 0])
+        entry[0] += count
+        entry[1] = max(entry[1], last)
     out = []
-    for rule_id, planned_dead, count, _last in sorted(rows, key=lambda r: -r[3]):
-        kind = "render/condition" if planned_dead else "action"
+    for (rule_id, kind), (count, _last) in sorted(totals.items(), key=lambda t: -t[1][1]):
         out.append({"rule": rule_id, "kind": kind, "failures": count,
                     "see": f"syncd actions list --status dead --rule {rule_id}"})
     return out
