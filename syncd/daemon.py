@@ -27,7 +27,7 @@ import uvicorn
 from sqlalchemy import text
 
 from syncd import sdnotify
-from syncd.alerts import make_alerter
+from syncd.alerts import make_alerter, queue_notice
 from syncd.clock import to_ms
 from syncd.config import Config, load_config
 from syncd.engine import Engine
@@ -37,7 +37,7 @@ from syncd.leadership import Leadership
 from syncd.logs import add_secrets, configure_logging, redact
 from syncd.lookups import LookupsNotReady
 from syncd.mapping.loader import MappingError
-from syncd.metrics import RATE_LIMIT_WAITED, RATE_LIMIT_WAITS
+from syncd.metrics import RATE_LIMIT_WAITED, RATE_LIMIT_WAITS, RULE_FAILURES
 from syncd.permissions import check_file_permissions
 from syncd.poller import poll_job
 from syncd.ratelimit import LIMITERS
@@ -69,6 +69,8 @@ class Daemon:
         self.stop = threading.Event()
         self.wake_inbox = threading.Event()
         self.wake_executor = threading.Event()
+        # Loops whose last run raised: name -> (errors in a row, the last error).
+        self.loop_failures: dict[str, tuple[int, str]] = {}
         self.engine = Engine(config, redact=redact, exclusive=True, require_secrets=True)
         self.engine.executor.on_dead = make_alerter(self.engine)
         for conn in self.engine.connectors.values():
@@ -89,8 +91,10 @@ class Daemon:
             while not self.stop.is_set():
                 try:
                     body()
-                except Exception:
+                    self.loop_failures.pop(name, None)
+                except Exception as exc:
                     log.exception("loop.error", loop=name)
+                    self._loop_failed(name, exc)
                 if wake is not None:
                     wake.wait(interval())
                     wake.clear()
@@ -101,6 +105,24 @@ class Daemon:
         thread.start()
         self.threads.append(thread)
         return thread
+
+    def _loop_failed(self, name: str, exc: Exception) -> None:
+        """A loop that raises is reported by /readyz and `status` until it succeeds again,
+        and alerted once per alert period (see syncd.alerts.queue_notice)."""
+        count = self.loop_failures.get(name, (0, ""))[0] + 1
+        error = self.engine.redact(f"{type(exc).__name__}: {exc}")[:500]
+        self.loop_failures[name] = (count, error)
+        RULE_FAILURES.labels(f"loop:{name}", "loop").inc()
+        try:
+            queue_notice(
+                self.engine, f"loop:{name}", f"[syncd] the {name} loop is failing",
+                f"The {name} loop of syncd raised {count} time(s) in a row; it retries on "
+                f"its own, and /readyz reports it until it succeeds.\n\nError: {error}\n\n"
+                "The log has the traceback (`journalctl -u syncd | grep loop.error`). Fix the "
+                "cause it names (a rule: `syncd check`, then reload; a source: its "
+                "credentials or the API's status).\n")
+        except Exception:  # the alert is best effort; the readiness report stays
+            log.exception("loop.alert_failed", loop=name)
 
     def _executor_body(self) -> None:
         # A few at a time: enough to batch (Airtable rows), few enough to share the work.
@@ -178,6 +200,8 @@ class Daemon:
                          for f in self.engine.failing_rules()]
         except Exception as exc:  # the store check above says why
             log.warning("readiness.failing_rules_unknown", error=type(exc).__name__)
+        problems += [f"loop {name} failing: {count} error(s) in a row; last: {error}"
+                     for name, (count, error) in sorted(self.loop_failures.items())]
         dead = [t.name for t in self.threads if not t.is_alive()]
         if dead:
             problems.append(f"threads stopped: {', '.join(dead)}")

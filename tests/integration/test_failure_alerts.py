@@ -96,3 +96,61 @@ timeout_seconds = 5
         assert len([m for m in smtp.messages if ALERT_TO in m.rcpt_tos]) == 2
     finally:
         engine.close()
+
+
+def test_a_failing_loop_is_alerted_once_and_reported_until_it_recovers(
+    tmp_path: Path, smtp: FakeSmtpServer
+) -> None:
+    import time
+
+    rules = write_rules(tmp_path / "mappings", RULES)
+    config_path = tmp_path / "syncd.toml"
+    config_path.write_text(f"""
+[syncd]
+state_dir = "{tmp_path / 'state'}"
+mappings = ["{rules}"]
+[alerts]
+to = ["{ALERT_TO}"]
+[localdb]
+path = "{tmp_path / 'remote.sqlite3'}"
+[email]
+host = "{smtp.host}"
+port = {smtp.port}
+security = "plain"
+from_address = "syncd <syncd@example.org>"
+""")
+    daemon = Daemon(load_config(config_path))
+    healthy = False
+    runs = 0
+
+    def tick() -> None:  # a loop body that raises until it is "fixed"
+        nonlocal runs
+        runs += 1
+        if not healthy:
+            raise TypeError("'<' not supported between instances of 'str' and 'int'")
+
+    try:
+        daemon._loop("scheduler", lambda: 0.01, tick)
+        deadline = time.monotonic() + 10
+        while runs < 5 and time.monotonic() < deadline:
+            time.sleep(0.01)
+        state = daemon.readiness()
+        assert state["ready"] is False
+        assert any(p.startswith("loop scheduler failing:") and "TypeError" in p
+                   for p in state["problems"]), state
+        daemon.engine.executor.drain()
+        smtp.wait_for(1)
+        time.sleep(0.1)
+        daemon.engine.executor.drain()
+        (mail,) = [m for m in smtp.messages if ALERT_TO in m.rcpt_tos]  # once, not per run
+        assert "the scheduler loop is failing" in str(mail.message["Subject"])
+        healthy = True
+        seen = runs
+        while runs < seen + 2 and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert not any(p.startswith("loop ") for p in daemon.readiness()["problems"])
+    finally:
+        daemon.stop.set()
+        for thread in daemon.threads:
+            thread.join(timeout=5)
+        daemon.engine.close()
