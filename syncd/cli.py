@@ -105,6 +105,8 @@ def check(config_path: str | None) -> None:
         if name in unreachable:
             click.echo(f"warning: {name}: live checks skipped (no credentials or API "
                        "unreachable)", err=True)
+            for warning in conn.check_mapping_offline(rules):
+                click.echo(f"warning: [{name}] {warning}", err=True)
             continue
         try:
             problems += [f"[{name}] {p}" for p in conn.check_mapping(rules)]

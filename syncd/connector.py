@@ -175,6 +175,11 @@ class Connector:
         """Objects matching a connector-specific query, for cron rules' `for_each`."""
         raise NotImplementedError
 
+    def check_mapping_offline(self, rules: Any) -> list[str]:
+        """What `syncd check` can still say without credentials (from static knowledge):
+        warnings, since the live account may know more."""
+        return []
+
     def use_fields(self, fields: dict[str, set[str]]) -> None:
         """The fields the loaded rules read, by object type (syncd.mapping.fields): a
         connector that asks its API for a list of fields adds these, so a field a rule uses

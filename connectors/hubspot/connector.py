@@ -172,6 +172,19 @@ class HubSpotConnector(DealActions, Connector):
                                     f"(stages: {labels})")
         return problems
 
+    def check_mapping_offline(self, rules: Any) -> list[str]:
+        """Stage names that are no stage (label or id) of HubSpot's default pipeline."""
+        known = self.STATIC_VALUE_ALIASES[(DEAL, STAGE)]
+        names = set(known) | set(known.values())
+        out = []
+        for compiled in rules.rules:
+            for value in self._stages_named(compiled):
+                if value not in names:
+                    out.append(f"{compiled.file}: rule {compiled.id}: deal stage {value!r} is "
+                               "not in HubSpot's default pipeline (checked offline; give "
+                               "credentials to check against your pipelines)")
+        return out
+
     def _check_properties(self, rules: Any) -> list[str]:
         """Every deal property syncd asks for (the rules' fields, `deal_properties`,
         `extra_properties`) must exist in the portal: HubSpot leaves an unknown one out of

@@ -229,3 +229,17 @@ def test_simulate_explain_examples_and_ingest_agree(
         if not change.created:
             assert via_example == [
                 json.loads(p) for r, _, p in planned if r == rule.id]
+
+
+def test_check_offline_names_a_stage_hubspot_does_not_have(
+    tmp_path: Path, mapping_dir: Path
+) -> None:
+    config = _hubspot_config(tmp_path, mapping_dir)
+    (mapping_dir / "r.yaml").write_text(HUBSPOT_RULE.replace("Closed Won", "Closed won"))
+    result = CliRunner().invoke(main, ["check", "--config", str(config)])
+    assert ("warning: [hubspot] " in result.output
+            and "rule won: deal stage 'Closed won' is not in HubSpot's default pipeline"
+            in result.output), result.output
+    (mapping_dir / "r.yaml").write_text(HUBSPOT_RULE)
+    result = CliRunner().invoke(main, ["check", "--config", str(config)])
+    assert "default pipeline" not in result.output, result.output
