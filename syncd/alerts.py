@@ -191,7 +191,47 @@ def sweep(engine: Engine) -> int:
             on_dead(dict(row), row["last_error"] or "failed")
             queued += 1
     state.set(PLAN_CURSOR, rows[-1]["id"] if len(rows) == 500 else max(after, newest))
+    queued += _inbox_failures(engine, state)
     return queued + _digests(engine, int(cfg.period_minutes * 60_000))
+
+
+INBOX_CURSOR = "failed_deliveries_after"
+
+
+def _inbox_failures(engine: Engine, state: Any) -> int:
+    """Webhook deliveries given up on (their fetch kept failing): one mail per connector and
+    period, with the command that sends them through again."""
+    from sqlalchemy import func
+
+    from syncd.store.schema import inbox
+
+    after = int(state.get(INBOX_CURSOR, 0))
+    with engine.store.engine.connect() as conn:
+        rows = conn.execute(
+            select(inbox.c.connector, func.count(), func.max(inbox.c.id),
+                   func.min(inbox.c.id))
+            .where(inbox.c.status == "failed", inbox.c.id > after)
+            .group_by(inbox.c.connector)).all()
+        errors = {r[0]: r[1] for r in conn.execute(
+            select(inbox.c.connector, inbox.c.last_error)
+            .where(inbox.c.status == "failed", inbox.c.id > after)).all()}
+    queued = 0
+    newest = after
+    for connector, count, last_id, first_id in rows:
+        newest = max(newest, last_id)
+        body = (f"{count} {connector} webhook delivery(ies) failed for good: syncd could not "
+                f"process them (e.g. fetching the changed object kept failing).\n\n"
+                f"Last error: {errors.get(connector) or '-'}\n\n"
+                f"See them:     syncd inbox list --status failed\n"
+                f"After fixing the cause (credentials, permissions, the API's status):\n"
+                f"              syncd inbox retry {first_id}   (one per delivery)\n"
+                "Polling still sees the changes within the poll interval.\n")
+        if queue_notice(engine, f"inbox:{connector}",
+                        f"[syncd] {connector} webhook deliveries failed ({count})", body):
+            queued += 1
+    if newest != after:
+        state.set(INBOX_CURSOR, newest)
+    return queued
 
 
 def _digests(engine: Engine, period_ms: int) -> int:

@@ -154,3 +154,50 @@ from_address = "syncd <syncd@example.org>"
         for thread in daemon.threads:
             thread.join(timeout=5)
         daemon.engine.close()
+
+
+def test_failed_webhook_deliveries_are_alerted_once_per_period(
+    tmp_path: Path, smtp: FakeSmtpServer
+) -> None:
+    from syncd.store.schema import inbox
+
+    rules = write_rules(tmp_path / "mappings", RULES)
+    config_path = tmp_path / "syncd.toml"
+    config_path.write_text(f"""
+[syncd]
+state_dir = "{tmp_path / 'state'}"
+mappings = ["{rules}"]
+[alerts]
+to = ["{ALERT_TO}"]
+[localdb]
+path = "{tmp_path / 'remote.sqlite3'}"
+[email]
+host = "{smtp.host}"
+port = {smtp.port}
+security = "plain"
+from_address = "syncd <syncd@example.org>"
+""")
+    daemon = Daemon(load_config(config_path))
+    engine = daemon.engine
+
+    def fail_delivery(n: int) -> None:  # as InboxProcessor leaves one it gave up on
+        with engine.store.tx() as conn:
+            conn.execute(inbox.insert().values(
+                connector="localdb", delivery_id=f"d{n}", received_at=0, headers={},
+                body=b"{}", status="failed", attempts=8,
+                last_error="gave up after 8 attempts: TransientError: fetch failed"))
+
+    try:
+        fail_delivery(1)
+        fail_delivery(2)
+        assert engine.alert_failures() == 1
+        fail_delivery(3)
+        assert engine.alert_failures() == 0  # within the period: no second mail
+        engine.executor.drain()
+        smtp.wait_for(1)
+        (mail,) = [m for m in smtp.messages if ALERT_TO in m.rcpt_tos]
+        assert "localdb webhook deliveries failed (2)" in str(mail.message["Subject"])
+        body = mail.message.get_content()
+        assert "syncd inbox retry" in body and "fetch failed" in body
+    finally:
+        engine.close()
