@@ -55,6 +55,11 @@ ALERT_SWEEP_SECONDS = 5.0  # failed renders/conditions to the alert inbox; diges
 LOOKUP_TICK_SECONDS = 1.0  # cheap: reads the store; the API only when due (with backoff)
 
 
+
+class HousekeepingFailed(Exception):
+    """A connector's periodic upkeep (such as refreshing Airtable's webhooks before they
+    expire) failed; left alone it turns into lost webhooks days later."""
+
 class _Server(uvicorn.Server):
     """uvicorn without its own signal handling: the daemon owns the signals."""
 
@@ -147,13 +152,17 @@ class Daemon:
             self.engine.scheduler.tick(fence)
 
     def _housekeeping_body(self) -> None:
+        failed = []
         for name, conn in self.engine.connectors.items():
             if self.leadership.hold(f"housekeeping:{name}") is None:
                 continue  # another replica does it
             try:
                 conn.housekeeping()
-            except Exception:
+            except Exception as exc:  # the others still get theirs
                 log.exception("housekeeping.failed", source=name)
+                failed.append(f"{name}: {type(exc).__name__}: {exc}")
+        if failed:  # the loop reports it: /readyz, status, one alert per period
+            raise HousekeepingFailed("; ".join(failed))
 
     def _heartbeat_body(self) -> None:
         heartbeat(self.engine.store, self.replica_id, self.engine.clock, self.started_at)

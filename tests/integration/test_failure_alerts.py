@@ -201,3 +201,56 @@ from_address = "syncd <syncd@example.org>"
         assert "syncd inbox retry" in body and "fetch failed" in body
     finally:
         engine.close()
+
+
+def test_a_failing_housekeeping_is_alerted_and_reported(
+    tmp_path: Path, smtp: FakeSmtpServer
+) -> None:
+    """A connector's upkeep (Airtable's webhook refresh) that fails is no longer only a log
+    line: the housekeeping loop reports it and the alert inbox hears of it once."""
+    import time
+
+    rules = write_rules(tmp_path / "mappings", RULES)
+    config_path = tmp_path / "syncd.toml"
+    config_path.write_text(f"""
+[syncd]
+state_dir = "{tmp_path / 'state'}"
+mappings = ["{rules}"]
+[alerts]
+to = ["{ALERT_TO}"]
+[localdb]
+path = "{tmp_path / 'remote.sqlite3'}"
+[email]
+host = "{smtp.host}"
+port = {smtp.port}
+security = "plain"
+from_address = "syncd <syncd@example.org>"
+""")
+    daemon = Daemon(load_config(config_path))
+    runs = 0
+
+    def refresh_fails() -> None:  # the fault: the connector's upkeep raises
+        nonlocal runs
+        runs += 1
+        raise ConnectionError("webhook refresh refused")
+
+    daemon.engine.connectors["localdb"].housekeeping = refresh_fails  # type: ignore[method-assign]
+    try:
+        daemon._loop("housekeeping", lambda: 0.01, daemon._housekeeping_body)
+        deadline = time.monotonic() + 10
+        while runs < 5 and time.monotonic() < deadline:
+            time.sleep(0.01)
+        problems = daemon.readiness()["problems"]
+        assert any(p.startswith("loop housekeeping failing:") and "localdb" in p
+                   and "webhook refresh refused" in p for p in problems), problems
+        daemon.engine.executor.drain()
+        smtp.wait_for(1)
+        time.sleep(0.1)
+        daemon.engine.executor.drain()
+        (mail,) = [m for m in smtp.messages if ALERT_TO in m.rcpt_tos]
+        assert "the housekeeping loop is failing" in str(mail.message["Subject"])
+    finally:
+        daemon.stop.set()
+        for thread in daemon.threads:
+            thread.join(timeout=5)
+        daemon.engine.close()
