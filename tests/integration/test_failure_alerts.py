@@ -35,6 +35,28 @@ def smtp() -> Iterator[FakeSmtpServer]:
         yield server
 
 
+def alerting_daemon(tmp_path: Path, smtp: FakeSmtpServer) -> Daemon:
+    """A daemon (not started) with the localdb connector, the rules above, and alerts mailed
+    to ALERT_TO through the fake SMTP server."""
+    rules = write_rules(tmp_path / "mappings", RULES)
+    config_path = tmp_path / "syncd.toml"
+    config_path.write_text(f"""
+[syncd]
+state_dir = "{tmp_path / 'state'}"
+mappings = ["{rules}"]
+[alerts]
+to = ["{ALERT_TO}"]
+[localdb]
+path = "{tmp_path / 'remote.sqlite3'}"
+[email]
+host = "{smtp.host}"
+port = {smtp.port}
+security = "plain"
+from_address = "syncd <syncd@example.org>"
+""")
+    return Daemon(load_config(config_path))
+
+
 def test_a_failing_scheduler_rule_alerts_once_reports_and_digests(
     tmp_path: Path, smtp: FakeSmtpServer
 ) -> None:
@@ -103,23 +125,7 @@ def test_a_failing_loop_is_alerted_once_and_reported_until_it_recovers(
 ) -> None:
     import time
 
-    rules = write_rules(tmp_path / "mappings", RULES)
-    config_path = tmp_path / "syncd.toml"
-    config_path.write_text(f"""
-[syncd]
-state_dir = "{tmp_path / 'state'}"
-mappings = ["{rules}"]
-[alerts]
-to = ["{ALERT_TO}"]
-[localdb]
-path = "{tmp_path / 'remote.sqlite3'}"
-[email]
-host = "{smtp.host}"
-port = {smtp.port}
-security = "plain"
-from_address = "syncd <syncd@example.org>"
-""")
-    daemon = Daemon(load_config(config_path))
+    daemon = alerting_daemon(tmp_path, smtp)
     healthy = False
     runs = 0
 
@@ -161,23 +167,7 @@ def test_failed_webhook_deliveries_are_alerted_once_per_period(
 ) -> None:
     from syncd.store.schema import inbox
 
-    rules = write_rules(tmp_path / "mappings", RULES)
-    config_path = tmp_path / "syncd.toml"
-    config_path.write_text(f"""
-[syncd]
-state_dir = "{tmp_path / 'state'}"
-mappings = ["{rules}"]
-[alerts]
-to = ["{ALERT_TO}"]
-[localdb]
-path = "{tmp_path / 'remote.sqlite3'}"
-[email]
-host = "{smtp.host}"
-port = {smtp.port}
-security = "plain"
-from_address = "syncd <syncd@example.org>"
-""")
-    daemon = Daemon(load_config(config_path))
+    daemon = alerting_daemon(tmp_path, smtp)
     engine = daemon.engine
 
     def fail_delivery(n: int) -> None:  # as InboxProcessor leaves one it gave up on
@@ -210,23 +200,7 @@ def test_a_failing_housekeeping_is_alerted_and_reported(
     line: the housekeeping loop reports it and the alert inbox hears of it once."""
     import time
 
-    rules = write_rules(tmp_path / "mappings", RULES)
-    config_path = tmp_path / "syncd.toml"
-    config_path.write_text(f"""
-[syncd]
-state_dir = "{tmp_path / 'state'}"
-mappings = ["{rules}"]
-[alerts]
-to = ["{ALERT_TO}"]
-[localdb]
-path = "{tmp_path / 'remote.sqlite3'}"
-[email]
-host = "{smtp.host}"
-port = {smtp.port}
-security = "plain"
-from_address = "syncd <syncd@example.org>"
-""")
-    daemon = Daemon(load_config(config_path))
+    daemon = alerting_daemon(tmp_path, smtp)
     runs = 0
 
     def refresh_fails() -> None:  # the fault: the connector's upkeep raises

@@ -1,4 +1,4 @@
-"""pyairtable's sample payloads (shared/contracts) parse with the connector's payload parser."""
+"""pyairtable's sample payloads (copied in contracts/) parse with the connector's payload parser."""
 
 from __future__ import annotations
 
