@@ -58,8 +58,13 @@ class _SyncdGroup(click.Group):
 
 @click.group(cls=_SyncdGroup)
 @click.version_option(package_name="syncd")
-def main() -> None:
+@click.pass_context
+def main(ctx: click.Context) -> None:
     """syncd keeps HubSpot, Airtable, GitHub, Jira and email in step."""
+    from syncd.cli_host import EngineCommands
+
+    if ctx.obj is None:  # what a connector's command gets through `syncd.sdk.pass_host`
+        ctx.obj = EngineCommands()
 
 
 @main.command()

@@ -13,9 +13,7 @@ from typing import TYPE_CHECKING, Any
 from pydantic import Field
 
 from connectors.airtable.client import airtable_errors
-from syncd.connector import ParamsModel, action
-from syncd.errors import PermanentError
-from syncd.model import ActionContext, ActionResult
+from syncd.sdk import ActionContext, ActionResult, ParamsModel, PermanentError, action
 
 if TYPE_CHECKING:
     from connectors.airtable.connector import AirtableConnector

@@ -12,7 +12,7 @@ from email import errors as email_errors
 from email import policy
 from email.headerregistry import Address
 
-from syncd.errors import PermanentError
+from syncd.sdk import PermanentError
 
 # Characters that end a line for some mail software, besides CR and LF.
 _LINE_BREAKS = frozenset("\r\n\x0b\x0c\x1c\x1d\x1e\x85\u2028\u2029")
