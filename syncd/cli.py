@@ -101,8 +101,8 @@ def check(config_path: str | None) -> None:
     try:
         rules = load_rules(config.mapping_paths, aliases=aliases)
     except MappingError as exc:
-        for problem in exc.problems:
-            click.echo(str(problem), err=True)
+        for found in exc.problems:
+            click.echo(str(found), err=True)
         click.echo(f"{len(exc.problems)} problem(s) found", err=True)
         sys.exit(1)
     problems = check_rules_against_config(rules, connectors)

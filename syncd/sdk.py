@@ -18,7 +18,6 @@ touching a connector, and a connector cannot reach into the store, the executor 
 
 from __future__ import annotations
 
-from abc import ABC, abstractmethod
 from contextlib import AbstractContextManager
 from typing import Any
 
@@ -114,30 +113,30 @@ def rule_fields(compiled_rule: Any) -> dict[tuple[str, str], set[str]]:
     return _rule_fields(compiled_rule)
 
 
-class CommandHost(ABC):
+class CommandHost:
     """What `syncd` lends a connector's command (`syncd airtable webhooks ensure`): the
     loaded config and the connector built the way the daemon builds it.
 
     The `syncd` group puts one in click's context (`ctx.obj`); a command receives it with
     `@pass_host`, so connector code never imports the engine or the CLI."""
 
-    @abstractmethod
     def load_config(self, config_path: str | None) -> Any:
         """The config (exit 2 with every problem), with quiet logging set up."""
+        raise NotImplementedError
 
-    @abstractmethod
     def engine_for(
         self, config: Any, connector_name: str, label: str
     ) -> AbstractContextManager[tuple[Any, Any]]:
         """(engine, the named connector) for one command, closed afterwards; SyncdError
         becomes a CLI message `label: ...`."""
+        raise NotImplementedError
 
-    @abstractmethod
     def connector_for(
         self, config: Any, connector_name: str, label: str
     ) -> AbstractContextManager[Any]:
         """The named connector alone (no store opened), closed afterwards; SyncdError
         becomes a CLI message `label: ...`."""
+        raise NotImplementedError
 
 
 # `@pass_host` before a click command's function: its first argument is the CommandHost.

@@ -47,7 +47,7 @@ class RateLimitedSession(requests.Session):
         super().__init__()
         self.limiter = limiter
 
-    def request(self, method: str | bytes, url: str | bytes, *args: Any,  # type: ignore[override]
+    def request(self, method: str, url: str | bytes, *args: Any,
                 **kwargs: Any) -> requests.Response:
         self.limiter.acquire()
         response = super().request(method, url, *args, **kwargs)

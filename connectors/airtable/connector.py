@@ -15,7 +15,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from datetime import datetime
 from typing import Any
 
@@ -203,7 +203,8 @@ class AirtableConnector(AirtableActions, Connector):
     def record_url(self, table_id: str, record_id: str) -> str:
         return f"https://airtable.com/{self.settings.base_id}/{table_id}/{record_id}"
 
-    def observation(self, alias: str, info: TableInfo, record: dict[str, Any]) -> Observation:
+    def observation(self, alias: str, info: TableInfo,
+                    record: Mapping[str, Any]) -> Observation:
         fields = dict(record.get("fields", {}))
         version_field = self.version_field(alias, info)
         version = None

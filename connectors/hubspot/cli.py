@@ -50,7 +50,9 @@ def run_backfill(
     page again on resume, which the snapshot versions make a no-op."""
     report = BackfillReport()
     saved = None if restart else connector.state.get(RESUME_KEY)
-    cursor = saved.get("cursor") if isinstance(saved, dict) else None
+    if not isinstance(saved, dict):
+        saved = {}
+    cursor = saved.get("cursor")
     report.resumed = cursor is not None
     started = saved.get("since") if report.resumed else (since.isoformat() if since else None)
     pages = connector.backfill(since=since, cursor=cursor)
