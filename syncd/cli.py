@@ -58,8 +58,13 @@ class _SyncdGroup(click.Group):
 
 @click.group(cls=_SyncdGroup)
 @click.version_option(package_name="syncd")
-def main() -> None:
+@click.pass_context
+def main(ctx: click.Context) -> None:
     """syncd keeps HubSpot, Airtable, GitHub, Jira and email in step."""
+    from syncd.cli_host import EngineCommands
+
+    if ctx.obj is None:  # what a connector's command gets through `syncd.sdk.pass_host`
+        ctx.obj = EngineCommands()
 
 
 @main.command()
@@ -96,8 +101,8 @@ def check(config_path: str | None) -> None:
     try:
         rules = load_rules(config.mapping_paths, aliases=aliases)
     except MappingError as exc:
-        for problem in exc.problems:
-            click.echo(str(problem), err=True)
+        for found in exc.problems:
+            click.echo(str(found), err=True)
         click.echo(f"{len(exc.problems)} problem(s) found", err=True)
         sys.exit(1)
     problems = check_rules_against_config(rules, connectors)

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import random
 import signal
 import sys
@@ -54,6 +55,10 @@ EXECUTOR_CLAIM = 10
 ALERT_SWEEP_SECONDS = 5.0  # failed renders/conditions to the alert inbox; digests
 LOOKUP_TICK_SECONDS = 1.0  # cheap: reads the store; the API only when due (with backoff)
 
+
+def _jittered(every: float) -> Callable[[], float]:
+    """`every` seconds, give or take 10%, drawn again for each wait."""
+    return lambda: every * random.uniform(0.9, 1.1)
 
 
 class HousekeepingFailed(Exception):
@@ -175,8 +180,8 @@ class Daemon:
             every = self.engine.connectors[source].settings.poll_interval_seconds
             self._loop(
                 f"poll-{source}-{stream}",
-                lambda every=every: every * random.uniform(0.9, 1.1),  # jitter: no thundering herd
-                lambda s=source, t=stream: self._poll_body(s, t),
+                _jittered(every),  # jitter: no thundering herd
+                functools.partial(self._poll_body, source, stream),
             )
         self._loop("scheduler", lambda: cfg.scheduler.tick_seconds, self._scheduler_body)
         if not self.engine.store.is_sqlite:

@@ -287,7 +287,7 @@ class Engine:
     def status(self) -> dict[str, Any]:
         now = to_ms(self.clock.now())
         with self.store.engine.connect() as conn:
-            by_status = dict(conn.execute(
+            by_status: dict[str, int] = dict(conn.execute(
                 select(actions.c.status, func.count()).group_by(actions.c.status)).all())
             due = conn.execute(select(func.count()).where(
                 actions.c.status.in_(("pending", "in_flight")),

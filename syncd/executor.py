@@ -151,6 +151,7 @@ class Executor:
                               ref=ObjectRef(r["source"], r["object_type"], r["object_id"])
                               if r["source"] else None) for r in rows]
         bound = log.bind(action=f"{rows[0]['connector']}.{rows[0]['action']}", batch=len(rows))
+        assert spec.perform_batch is not None  # batches are formed only for batching actions
         try:
             results = spec.perform_batch(connector, params, ctxs)
             crashpoints.hit("remote_done")

@@ -49,7 +49,7 @@ def deadline_protocol(base: type[asyncio.Protocol], header_timeout: float,
                     if not self._requests_running:
                         self._start_header_clock()
 
-            self.app = app
+            self.app: Any = app
 
         def connection_made(self, transport: Any) -> None:
             super().connection_made(transport)

@@ -242,7 +242,7 @@ def _drop_color_message(_: WrappedLogger, __: str, event_dict: EventDict) -> Eve
     return event_dict
 
 
-class _SyncdHandler(logging.StreamHandler):  # type: ignore[type-arg]
+class _SyncdHandler(logging.StreamHandler):
     """Our handler, told apart from others so reconfiguring replaces only it."""
 
 

@@ -225,3 +225,6 @@ def offline_aliases(store: Store | None, sources: Iterable[str]) -> Any:
 class _NoClock:
     def now(self) -> Any:  # reads only; never called
         raise RuntimeError("no clock in a dry run")
+
+    def sleep(self, seconds: float) -> None:
+        raise RuntimeError("no clock in a dry run")

@@ -37,7 +37,7 @@ class Poller:
         self.max_pages = max_pages
 
     def streams(self) -> list[tuple[str, str]]:
-        out = []
+        out: list[tuple[str, str]] = []
         for name, conn in sorted(self.connectors.items()):
             if conn.can("poll") and conn.settings.enabled:
                 out.extend((name, stream) for stream in conn.poll_streams())

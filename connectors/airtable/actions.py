@@ -8,17 +8,15 @@ key, which is also the marker that makes W1's "add or update the community's row
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
+from pyairtable import Api
 from pydantic import Field
 
 from connectors.airtable.client import airtable_errors
-from syncd.connector import ParamsModel, action
-from syncd.errors import PermanentError
-from syncd.model import ActionContext, ActionResult
-
-if TYPE_CHECKING:
-    from connectors.airtable.connector import AirtableConnector
+from connectors.airtable.schema import TableInfo
+from connectors.airtable.settings import AirtableSettings
+from syncd.sdk import ActionContext, ActionResult, ParamsModel, PermanentError, action
 
 MAX_RECORDS_PER_REQUEST = 10
 
@@ -47,11 +45,25 @@ def _check_merge_keys(merge_on: list[str], fields: dict[str, Any]) -> None:
         raise PermanentError(f"upsert fields lack the merge key(s) {missing}")
 
 
+class AirtableHost(Protocol):
+    """What the actions use of the connector they are mixed into (no import of it: no cycle)."""
+
+    settings: AirtableSettings
+    api: Api
+
+    def table_info(self, alias: str) -> TableInfo: ...
+
+    def record_url(self, table_id: str, record_id: str) -> str: ...
+
+    def upsert_many(self, alias: str, merge_on: list[str], rows: list[dict[str, Any]], *,
+                    typecast: bool = False) -> list[ActionResult]: ...
+
+
 class AirtableActions:
     """Mixed into AirtableConnector: the actions, declared with `@action`."""
 
     @action("upsert", UpsertParams, idempotent=True)
-    def upsert(self: AirtableConnector, params: UpsertParams,
+    def upsert(self: AirtableHost, params: UpsertParams,
                ctx: ActionContext) -> ActionResult:
         """Create or update a row, matched on `merge_on` (Airtable performUpsert)."""
         return self.upsert_many(params.table, params.merge_on, [params.fields],
@@ -59,7 +71,7 @@ class AirtableActions:
 
     @upsert.batcher(key=lambda p: (p.table, tuple(p.merge_on), p.typecast),
                     size=MAX_RECORDS_PER_REQUEST)
-    def upsert_batch(self: AirtableConnector, batch: list[UpsertParams],
+    def upsert_batch(self: AirtableHost, batch: list[UpsertParams],
                      ctxs: list[ActionContext]) -> list[ActionResult]:
         """Several upserts of one table in one request. Rows with the same merge values go
         in separate requests, in order (Airtable refuses duplicates within one request)."""
@@ -86,7 +98,7 @@ class AirtableActions:
         return results
 
     @action("update", UpdateParams, idempotent=True)
-    def update(self: AirtableConnector, params: UpdateParams,
+    def update(self: AirtableHost, params: UpdateParams,
                ctx: ActionContext) -> ActionResult:
         """Write fields on one row by record id."""
         info = self.table_info(params.table)
@@ -95,7 +107,7 @@ class AirtableActions:
             record = table.update(params.record_id, params.fields, typecast=params.typecast)
         return ActionResult(external_id=record["id"], url=self.record_url(info.id, record["id"]))
 
-    def upsert_many(self: AirtableConnector, alias: str, merge_on: list[str],
+    def upsert_many(self: AirtableHost, alias: str, merge_on: list[str],
                     rows: list[dict[str, Any]], *, typecast: bool = False) -> list[ActionResult]:
         """Upsert several rows of one table, 10 per request (Airtable's batch limit).
 

@@ -11,9 +11,7 @@ from __future__ import annotations
 
 import click
 
-from syncd.cli_support import config_option, engine_for
-from syncd.cli_support import load_or_exit as _load
-from syncd.cli_support import setup_logging as _setup_logging
+from syncd.sdk import CommandHost, config_option, pass_host
 
 WEBHOOK_PATH = "/webhooks/airtable"
 
@@ -32,15 +30,15 @@ def webhooks() -> None:
 @config_option
 @click.option("--all-tables", is_flag=True,
               help="One webhook per configured table, not only the tables the mappings watch.")
-def ensure(config_path: str | None, all_tables: bool) -> None:
+@pass_host
+def ensure(host: CommandHost, config_path: str | None, all_tables: bool) -> None:
     """Create the webhooks the mappings need, pinging [http] public_url + /webhooks/airtable."""
-    config = _load(config_path)
-    _setup_logging(config, quiet=True)
+    config = host.load_config(config_path)
     if not config.http.public_url:
         raise click.ClickException(
             "set [http] public_url: the base URL Airtable can reach syncd at")
     url = config.http.public_url.rstrip("/") + WEBHOOK_PATH
-    with engine_for(config, "airtable", "Airtable") as (engine, connector):
+    with host.engine_for(config, "airtable", "Airtable") as (engine, connector):
         aliases = None if all_tables else connector.watched_tables(engine.rules.current)
         if aliases == []:
             click.echo("no mapping reacts to an Airtable table: no webhook needed "
@@ -54,11 +52,11 @@ def ensure(config_path: str | None, all_tables: bool) -> None:
 
 @webhooks.command()
 @config_option
-def refresh(config_path: str | None) -> None:
+@pass_host
+def refresh(host: CommandHost, config_path: str | None) -> None:
     """Extend the webhooks' life by 7 days; create again any that expired."""
-    config = _load(config_path)
-    _setup_logging(config, quiet=True)
-    with engine_for(config, "airtable", "Airtable") as (_, connector):
+    config = host.load_config(config_path)
+    with host.engine_for(config, "airtable", "Airtable") as (_, connector):
         report = connector.refresh_webhooks()
     for webhook_id in report.refreshed:
         click.echo(f"refreshed {webhook_id}")

@@ -18,9 +18,14 @@ from typing import Any
 import requests
 from pyairtable import Api
 
-from syncd.errors import ActionError, PermanentError, TransientError, UncertainError
-from syncd.http_errors import error_for_status
-from syncd.ratelimit import RateLimiter
+from syncd.sdk import (
+    ActionError,
+    PermanentError,
+    RateLimiter,
+    TransientError,
+    UncertainError,
+    error_for_status,
+)
 
 LOCKOUT_SECONDS = 30.0
 ITERATOR_EXPIRED = "LIST_RECORDS_ITERATOR_NOT_AVAILABLE"
@@ -42,7 +47,7 @@ class RateLimitedSession(requests.Session):
         super().__init__()
         self.limiter = limiter
 
-    def request(self, method: str | bytes, url: str | bytes, *args: Any,  # type: ignore[override]
+    def request(self, method: str, url: str | bytes, *args: Any,
                 **kwargs: Any) -> requests.Response:
         self.limiter.acquire()
         response = super().request(method, url, *args, **kwargs)

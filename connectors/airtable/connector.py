@@ -9,19 +9,18 @@
   field gives version None (observations always applied; the snapshot diff still dedupes);
   `check_tables` reports it. The version field itself is not among the diffed fields.
 - Webhooks: see `webhooks.py` (pings carry no data: hint, then fetch). Polling: see
-  `polling.py`. Actions: see `actions.py`. Rate limit: 5 requests/s per base, a 30 s block
+  `poll.py`. Actions: see `actions.py`. Rate limit: 5 requests/s per base, a 30 s block
   after a 429 (see `client.py`).
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from datetime import datetime
 from typing import Any
 
 from pyairtable.api.table import Table
 from pyairtable.formulas import match, to_formula_str
-from pydantic import Field, SecretStr
 
 from connectors.airtable.actions import AirtableActions
 from connectors.airtable.cli import airtable_cli
@@ -32,21 +31,29 @@ from connectors.airtable.client import (
     make_api,
 )
 from connectors.airtable.payloads import MAC_HEADER
-from connectors.airtable.polling import PollCursor, list_options
+from connectors.airtable.poll import PollCursor, list_options
 from connectors.airtable.registry import (
     InMemoryWebhookRegistry,
     StoredWebhookRegistry,
     WebhookRegistry,
 )
 from connectors.airtable.schema import VERSION_FIELD_TYPES, BaseSchema, TableInfo
+from connectors.airtable.settings import DEFAULT_BASE_URL, AirtableSettings
 from connectors.airtable.webhooks import RefreshReport, WebhookManager
-from syncd.clock import Clock, to_ms
-from syncd.connector import Connector, ConnectorSettings
-from syncd.errors import PermanentError, TransientError
-from syncd.model import Hint, ObjectRef, Observation, PollPage, WebhookRequest
-from syncd.ratelimit import RateLimiter
+from syncd.sdk import (
+    Clock,
+    Connector,
+    Hint,
+    ObjectRef,
+    Observation,
+    PermanentError,
+    PollPage,
+    RateLimiter,
+    TransientError,
+    WebhookRequest,
+    to_ms,
+)
 
-DEFAULT_BASE_URL = "https://api.airtable.com"
 MAX_LISTING_RESTARTS = 5
 QUERY_KEYS = {"formula", "where"}
 WRITE_ACTIONS = ("upsert", "update")
@@ -54,21 +61,6 @@ WRITE_ACTIONS = ("upsert", "update")
 
 def _templated(text: Any) -> bool:
     return isinstance(text, str) and ("{{" in text or "{%" in text)
-
-
-class AirtableSettings(ConnectorSettings):
-    token: SecretStr | None = None  # required to run
-    base_id: str = Field(pattern=r"^app[A-Za-z0-9]+$")
-    # object type alias -> table name or id, e.g. {"lead": "Leads", "hub": "Active Hubs"}
-    tables: dict[str, str] = Field(min_length=1)
-    base_url: str | None = DEFAULT_BASE_URL
-    rate_limit_per_second: int = Field(5, ge=1)
-    last_modified_field: str | None = "Last Modified"
-    last_modified_fields: dict[str, str] = {}  # per alias, overrides last_modified_field
-    poll_tables: list[str] | None = None  # aliases polled by default (None: all)
-    poll_overlap_seconds: float = Field(60.0, ge=0)
-    page_size: int = Field(100, ge=1, le=100)
-    allow_unsigned: bool = False  # accept pings without a MAC (never in production)
 
 
 def _iso_ms(value: str) -> int:
@@ -211,7 +203,8 @@ class AirtableConnector(AirtableActions, Connector):
     def record_url(self, table_id: str, record_id: str) -> str:
         return f"https://airtable.com/{self.settings.base_id}/{table_id}/{record_id}"
 
-    def observation(self, alias: str, info: TableInfo, record: dict[str, Any]) -> Observation:
+    def observation(self, alias: str, info: TableInfo,
+                    record: Mapping[str, Any]) -> Observation:
         fields = dict(record.get("fields", {}))
         version_field = self.version_field(alias, info)
         version = None

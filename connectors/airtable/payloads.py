@@ -20,8 +20,7 @@ import pydantic
 from pyairtable.models.webhook import WebhookPayload, WebhookPayloads
 
 from connectors.airtable.schema import BaseSchema
-from syncd.errors import WebhookRejected
-from syncd.webhook_checks import load_json, refuse_unsigned, signature_matches
+from syncd.sdk import WebhookRejected, load_json, refuse_unsigned, signature_matches
 
 MAC_HEADER = "x-airtable-content-mac"
 MAC_PREFIX = "hmac-sha256="

@@ -32,9 +32,7 @@ from connectors.airtable.payloads import (
     record_changes,
 )
 from connectors.airtable.registry import WebhookRegistration
-from syncd.clock import to_ms
-from syncd.errors import TransientError, WebhookRejected
-from syncd.model import Hint, ObjectRef, WebhookRequest
+from syncd.sdk import Hint, ObjectRef, TransientError, WebhookRejected, WebhookRequest, to_ms
 
 if TYPE_CHECKING:
     from connectors.airtable.connector import AirtableConnector

@@ -12,7 +12,7 @@ from email import errors as email_errors
 from email import policy
 from email.headerregistry import Address
 
-from syncd.errors import PermanentError
+from syncd.sdk import PermanentError
 
 # Characters that end a line for some mail software, besides CR and LF.
 _LINE_BREAKS = frozenset("\r\n\x0b\x0c\x1c\x1d\x1e\x85\u2028\u2029")
@@ -48,8 +48,8 @@ def parse_addresses(field: str, value: str | Iterable[str]) -> list[Address]:
         refuse_line_breaks(field, item)
         try:
             header = policy.default.header_factory("To", item)  # any address-list header
-            groups = header.groups  # type: ignore[attr-defined]
-            defects = header.defects  # type: ignore[attr-defined]
+            groups = header.groups
+            defects = header.defects
         except Exception:  # the parser raises IndexError and friends on some garbage
             raise InvalidHeaderValue(f"{field}: {item!r} is not an email address") from None
         serious = [d for d in defects if not isinstance(d, email_errors.ObsoleteHeaderDefect)]

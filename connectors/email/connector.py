@@ -11,9 +11,7 @@ from __future__ import annotations
 from connectors.email.message import SendParams, build_message
 from connectors.email.settings import EmailSettings
 from connectors.email.transport import send_message
-from syncd.connector import Connector, action
-from syncd.errors import PermanentError, UncertainError
-from syncd.model import ActionContext, ActionResult
+from syncd.sdk import ActionContext, ActionResult, Connector, PermanentError, UncertainError, action
 
 AT_MOST_ONCE_REFUSAL = "uncertain delivery; not repeated (at-most-once)"
 

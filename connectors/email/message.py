@@ -16,8 +16,7 @@ from connectors.email.addresses import (
     refuse_line_breaks,
 )
 from connectors.email.settings import EmailSettings, Guarantee
-from syncd.connector import ParamsModel
-from syncd.textcap import EMAIL_SUBJECT_MAX, cap
+from syncd.sdk import EMAIL_SUBJECT_MAX, ParamsModel, cap
 
 # type/subtype as in RFC 2045 (tokens), e.g. text/csv, application/json.
 _CONTENT_TYPE = re.compile(r"^[A-Za-z0-9!#$&^_.+-]+/[A-Za-z0-9!#$&^_.+-]+$")

@@ -8,7 +8,7 @@ from typing import Literal
 from pydantic import SecretStr, field_validator, model_validator
 
 from connectors.email.addresses import parse_single_address, refuse_line_breaks
-from syncd.connector import ConnectorSettings
+from syncd.sdk import ConnectorSettings
 
 Security = Literal["plain", "starttls", "tls"]
 # What a rule gets when the answer to DATA is lost: at_least_once sends again (the

@@ -18,7 +18,7 @@ from io import BytesIO
 from typing import Any, NoReturn
 
 from connectors.email.settings import EmailSettings
-from syncd.errors import PermanentError, TransientError, UncertainError
+from syncd.sdk import PermanentError, TransientError, UncertainError
 
 # Where the dialogue stands; a failure in PAYLOAD_SENT is the only uncertain one.
 CONNECT, SECURE, LOGIN, ENVELOPE, DATA, PAYLOAD_SENT = (

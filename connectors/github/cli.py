@@ -9,12 +9,7 @@ from __future__ import annotations
 
 import click
 
-from syncd.cli_support import config_option
-from syncd.cli_support import load_or_exit as _load
-from syncd.cli_support import setup_logging as _setup_logging
-from syncd.clock import SystemClock
-from syncd.errors import ConfigError, SyncdError
-from syncd.mapping.durations import parse_offset
+from syncd.sdk import CommandHost, config_option, parse_offset, pass_host
 
 MAX_LOOKBACK_DAYS = 3  # what GitHub's deliveries API keeps
 
@@ -29,7 +24,8 @@ def github_cli() -> None:
 @click.option("--since", default="3d", show_default=True,
               help="How far back to look for failed deliveries: 3d, 12h, 90m "
                    "(GitHub keeps 3 days).")
-def redeliver(config_path: str | None, since: str) -> None:
+@pass_host
+def redeliver(host: CommandHost, config_path: str | None, since: str) -> None:
     """Ask GitHub to redeliver the webhook deliveries that failed (e.g. while syncd was down)."""
     try:
         window = parse_offset(since)
@@ -39,22 +35,9 @@ def redeliver(config_path: str | None, since: str) -> None:
         raise click.BadParameter("give a positive duration, e.g. 3d", param_hint="--since")
     if window.days > MAX_LOOKBACK_DAYS:
         click.echo(f"note: GitHub keeps deliveries for {MAX_LOOKBACK_DAYS} days only", err=True)
-    config = _load(config_path)
-    _setup_logging(config, quiet=True)
-    from syncd.engine import build_connectors
-
-    if "github" not in config.connectors:
-        raise click.ClickException("no [github] table in the config")
-    try:
-        connector = build_connectors(config, SystemClock())["github"]
-    except (ConfigError, KeyError) as exc:
-        raise click.ClickException(f"cannot start the GitHub connector: {exc}") from None
-    try:
-        redelivered = connector.redeliver_failed(window)  # type: ignore[attr-defined]
-    except SyncdError as exc:
-        raise click.ClickException(f"GitHub: {exc}") from None
-    finally:
-        connector.close()
+    config = host.load_config(config_path)
+    with host.connector_for(config, "github", "GitHub") as connector:
+        redelivered = connector.redeliver_failed(window)
     for delivery_id in redelivered:
         click.echo(f"redelivered delivery {delivery_id}")
     click.echo(f"{len(redelivered)} failed deliveries redelivered (last {since})")

@@ -9,10 +9,15 @@ from typing import Any, TypeVar
 import requests
 from github import Auth, Github, GithubException
 
-from syncd.clock import Clock
-from syncd.errors import ActionError, TransientError, UncertainError
-from syncd.http_errors import error_for_status, retry_after_seconds
-from syncd.ratelimit import RateLimiter
+from syncd.sdk import (
+    ActionError,
+    Clock,
+    RateLimiter,
+    TransientError,
+    UncertainError,
+    error_for_status,
+    retry_after_seconds,
+)
 
 WRITE_METHODS = frozenset({"POST", "PATCH", "PUT", "DELETE"})
 T = TypeVar("T")

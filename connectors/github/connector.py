@@ -9,52 +9,36 @@ from typing import Any
 from github import GithubException
 from github.GithubObject import NotSet
 from github.Milestone import Milestone
-from pydantic import SecretStr, field_validator
 
 from connectors.github import poll as polling
 from connectors.github import webhooks
-from connectors.github.actions import (
+from connectors.github.cli import github_cli
+from connectors.github.client import LimitedGithub, error_for
+from connectors.github.params import (
     AddLabelsParams,
     CloseIssueParams,
     CommentParams,
     CreateIssueParams,
-    _check_repo,
 )
-from connectors.github.cli import github_cli
-from connectors.github.client import LimitedGithub, error_for
+from connectors.github.settings import GitHubSettings
 from connectors.github.text import has_marker, marker_value, neutralise_mentions, with_marker
-from syncd.clock import Clock, to_ms
-from syncd.connector import Connector, ConnectorSettings, action
-from syncd.errors import PermanentError
-from syncd.model import (
+from syncd.sdk import (
     ActionContext,
     ActionResult,
+    Clock,
+    Connector,
     Hint,
     ObjectRef,
     Observation,
+    PermanentError,
     PollPage,
     WebhookRequest,
+    action,
+    to_ms,
 )
 
 ISSUE = "issue"
 _NEXT_LINK = re.compile(r'<([^>]+)>;\s*rel="next"')
-
-
-class GitHubSettings(ConnectorSettings):
-    token: SecretStr | None = None  # required to run
-    webhook_secret: SecretStr | None = None
-    allow_unsigned: bool = False  # accept deliveries without a signature (never in production)
-    repositories: list[str] = []  # "owner/repo", polled and searched for redeliveries
-    create_missing_labels: bool = True
-    base_url: str | None = "https://api.github.com"
-    write_limit: int = 80  # content-creating requests per `write_period_seconds`
-    write_period_seconds: float = 60.0
-    finder_window_hours: float = 72.0  # how far back the finder lists our own issues
-
-    @field_validator("repositories")
-    @classmethod
-    def _repos(cls, value: list[str]) -> list[str]:
-        return [_check_repo(v) for v in value]
 
 
 def parse_time(value: str | None) -> datetime | None:

@@ -8,9 +8,15 @@ import json
 import uuid
 from typing import Any
 
-from syncd.errors import WebhookRejected
-from syncd.model import Hint, ObjectRef, WebhookRequest
-from syncd.webhook_checks import load_json, refuse_unsigned, signature_matches
+from syncd.sdk import (
+    Hint,
+    ObjectRef,
+    WebhookRejected,
+    WebhookRequest,
+    load_json,
+    refuse_unsigned,
+    signature_matches,
+)
 
 SIGNATURE_HEADER = "x-hub-signature-256"
 DELIVERY_HEADER = "x-github-delivery"

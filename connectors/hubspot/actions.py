@@ -20,14 +20,11 @@ from hubspot.crm.objects.notes import (
 )
 from hubspot.crm.objects.notes import BatchReadInputSimplePublicObjectId as NoteBatchRead
 
-from connectors.hubspot.api import HubSpotApi
+from connectors.hubspot.client import HubSpotApi
 from connectors.hubspot.deals import DealReader
 from connectors.hubspot.stages import StageCatalog
 from connectors.hubspot.timefmt import iso
-from syncd.clock import Clock, to_ms
-from syncd.connector import ParamsModel, action
-from syncd.errors import PermanentError
-from syncd.model import ActionContext, ActionResult
+from syncd.sdk import ActionContext, ActionResult, Clock, ParamsModel, PermanentError, action, to_ms
 
 NOTE_TO_DEAL_TYPE_ID = 214  # HubSpot-defined association type "note to deal"
 NOTES_PAGE = 100

@@ -20,11 +20,7 @@ from typing import Any
 
 import click
 
-from syncd.cli_support import config_option, engine_for
-from syncd.cli_support import load_or_exit as _load
-from syncd.cli_support import setup_logging as _setup_logging
-from syncd.clock import to_ms
-from syncd.model import PollPage
+from syncd.sdk import CommandHost, PollPage, config_option, pass_host, to_ms
 
 RESUME_KEY = "backfill"
 
@@ -54,7 +50,9 @@ def run_backfill(
     page again on resume, which the snapshot versions make a no-op."""
     report = BackfillReport()
     saved = None if restart else connector.state.get(RESUME_KEY)
-    cursor = saved.get("cursor") if isinstance(saved, dict) else None
+    if not isinstance(saved, dict):
+        saved = {}
+    cursor = saved.get("cursor")
     report.resumed = cursor is not None
     started = saved.get("since") if report.resumed else (since.isoformat() if since else None)
     pages = connector.backfill(since=since, cursor=cursor)
@@ -93,12 +91,12 @@ def hubspot_cli() -> None:
 @click.option("--replay", is_flag=True,
               help="Fire the rules on what is found (default: record snapshots only).")
 @click.option("--restart", is_flag=True, help="Start over instead of resuming.")
-def backfill(config_path: str | None, since: datetime | None, replay: bool,
+@pass_host
+def backfill(host: CommandHost, config_path: str | None, since: datetime | None, replay: bool,
              restart: bool) -> None:
     """Read every deal into syncd's snapshots (resumable)."""
-    config = _load(config_path)
-    _setup_logging(config, quiet=True)
-    with engine_for(config, "hubspot", "HubSpot (run the command again to resume)") as (
+    config = host.load_config(config_path)
+    with host.engine_for(config, "hubspot", "HubSpot (run the command again to resume)") as (
         engine, connector,
     ):
         report = _run_with_progress(engine, connector, _as_utc(since), replay, restart)

@@ -11,16 +11,24 @@ from hubspot.crm.deals import Filter
 
 from connectors.hubspot import webhooks
 from connectors.hubspot.actions import DealActions
-from connectors.hubspot.api import HubSpotApi
 from connectors.hubspot.cli import hubspot_cli
+from connectors.hubspot.client import HubSpotApi
 from connectors.hubspot.deals import DealReader
 from connectors.hubspot.poll import Cursor, DealPoller
 from connectors.hubspot.settings import HubSpotSettings
 from connectors.hubspot.stages import StageCatalog
-from syncd.clock import Clock, to_ms
-from syncd.connector import Connector
-from syncd.errors import PermanentError
-from syncd.model import Hint, ObjectRef, Observation, PollPage, WebhookRequest
+from syncd.sdk import (
+    Clock,
+    Connector,
+    Hint,
+    ObjectRef,
+    Observation,
+    PermanentError,
+    PollPage,
+    WebhookRequest,
+    rule_fields,
+    to_ms,
+)
 
 DEAL = "deal"
 STAGE = "dealstage"
@@ -189,13 +197,11 @@ class HubSpotConnector(DealActions, Connector):
         """Every deal property syncd asks for (the rules' fields, `deal_properties`,
         `extra_properties`) must exist in the portal: HubSpot leaves an unknown one out of
         its answer silently, and the rule using it would fail at every run."""
-        from syncd.mapping.fields import _rule_fields
-
         answer = self.api.call(self.api.properties.get_all_with_http_info, "deals")
         existing = {p.name for p in answer.results}
         users: dict[str, list[str]] = {}
         for compiled in rules.rules:
-            for name in _rule_fields(compiled).get(("hubspot", DEAL), set()) - self.CONTEXT_KEYS:
+            for name in rule_fields(compiled).get(("hubspot", DEAL), set()) - self.CONTEXT_KEYS:
                 users.setdefault(name, []).append(compiled.id)
         self.use_fields({DEAL: set(users)})
         problems = []

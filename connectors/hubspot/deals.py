@@ -18,12 +18,11 @@ from hubspot.crm.companies import BatchReadInputSimplePublicObjectId as CompanyB
 from hubspot.crm.contacts import BatchReadInputSimplePublicObjectId as ContactBatchRead
 from hubspot.crm.deals import BatchReadInputSimplePublicObjectId, SimplePublicObjectId
 
-from connectors.hubspot.api import HubSpotApi, NotFoundError
+from connectors.hubspot.client import HubSpotApi, NotFoundError
 from connectors.hubspot.settings import HubSpotSettings
 from connectors.hubspot.stages import StageCatalog
 from connectors.hubspot.timefmt import parse_ms
-from syncd.clock import to_ms
-from syncd.model import ObjectRef, Observation
+from syncd.sdk import ObjectRef, Observation, to_ms
 
 SOURCE = "hubspot"
 HISTORY_FIELDS = ["dealstage"]

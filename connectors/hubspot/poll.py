@@ -28,11 +28,11 @@ from typing import Any
 
 from hubspot.crm.deals import Filter, FilterGroup, PublicObjectSearchRequest
 
-from connectors.hubspot.api import HubSpotApi
+from connectors.hubspot.client import HubSpotApi
 from connectors.hubspot.deals import VERSION_PROPERTY, DealReader
 from connectors.hubspot.settings import HubSpotSettings
 from connectors.hubspot.timefmt import parse_ms
-from syncd.model import Observation, PollPage
+from syncd.sdk import Observation, PollPage
 
 REMEMBERED_VERSIONS = 20_000
 

@@ -6,7 +6,7 @@ from typing import Literal
 
 from pydantic import Field, PrivateAttr, SecretStr
 
-from syncd.connector import ConnectorSettings
+from syncd.sdk import ConnectorSettings
 
 # What rules and templates need of a deal: HubSpot's own properties and the community facts
 # delivery needs (seed 004), created as custom deal properties in the portal.

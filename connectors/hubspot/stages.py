@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
-from connectors.hubspot.api import HubSpotApi
+from connectors.hubspot.client import HubSpotApi
 
 REFRESH_AT_MOST_EVERY_SECONDS = 60.0
 

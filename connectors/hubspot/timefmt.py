@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-from syncd.clock import to_ms
+from syncd.sdk import to_ms
 
 
 def iso(ms: int) -> str:

@@ -20,10 +20,17 @@ from connectors.hubspot.signing import (
     VERSION_HEADER,
     sign,
 )
-from syncd.clock import Clock, to_ms
-from syncd.errors import WebhookRejected
-from syncd.model import Hint, ObjectRef, WebhookRequest
-from syncd.webhook_checks import load_json, refuse_unsigned, signature_matches
+from syncd.sdk import (
+    Clock,
+    Hint,
+    ObjectRef,
+    WebhookRejected,
+    WebhookRequest,
+    load_json,
+    refuse_unsigned,
+    signature_matches,
+    to_ms,
+)
 
 DEAL_EVENTS = {"deal.propertyChange", "deal.creation", "deal.deletion", "deal.restore",
                "deal.merge", "deal.associationChange"}

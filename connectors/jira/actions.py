@@ -17,10 +17,15 @@ from pydantic import field_validator
 from connectors.jira.adf import markdown_to_adf
 from connectors.jira.client import JiraApi
 from connectors.jira.settings import JiraSettings
-from syncd.connector import ParamsModel, action
-from syncd.errors import PermanentError
-from syncd.model import ActionContext, ActionResult
-from syncd.textcap import JIRA_SUMMARY_MAX, cap
+from syncd.sdk import (
+    JIRA_SUMMARY_MAX,
+    ActionContext,
+    ActionResult,
+    ParamsModel,
+    PermanentError,
+    action,
+    cap,
+)
 
 COMMENT_PROPERTY = "syncd"
 TEXTAREA = "com.atlassian.jira.plugin.system.customfieldtypes:textarea"

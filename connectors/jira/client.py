@@ -22,9 +22,14 @@ from urllib3.exceptions import ConnectTimeoutError, NewConnectionError
 from urllib3.util.retry import Retry
 
 from connectors.jira.settings import JiraSettings
-from syncd.errors import ActionError, TransientError, UncertainError
-from syncd.http_errors import error_for_status, retry_after_seconds
-from syncd.ratelimit import RateLimiter
+from syncd.sdk import (
+    ActionError,
+    RateLimiter,
+    TransientError,
+    UncertainError,
+    error_for_status,
+    retry_after_seconds,
+)
 
 T = TypeVar("T")
 DEFAULT_429_WAIT = 5.0  # seconds, when a 429 carries no Retry-After

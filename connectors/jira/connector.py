@@ -21,11 +21,18 @@ from connectors.jira.actions import JiraActions
 from connectors.jira.client import JiraApi
 from connectors.jira.issues import ISSUE_FIELDS, SOURCE, issue_observation, jql_time
 from connectors.jira.settings import JiraSettings
-from syncd.clock import Clock
-from syncd.connector import Connector, ParamsModel
-from syncd.errors import PermanentError
-from syncd.model import Hint, ObjectRef, Observation, PollPage, WebhookRequest
-from syncd.ratelimit import RateLimiter
+from syncd.sdk import (
+    Clock,
+    Connector,
+    Hint,
+    ObjectRef,
+    Observation,
+    ParamsModel,
+    PermanentError,
+    PollPage,
+    RateLimiter,
+    WebhookRequest,
+)
 
 OBJECT_TYPES = ("issue",)
 

@@ -7,7 +7,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from connectors.jira.adf import adf_to_text
-from syncd.model import ObjectRef, Observation
+from syncd.sdk import ObjectRef, Observation
 
 SOURCE = "jira"
 # The fields syncd reads from every issue (searches return only what is asked for).

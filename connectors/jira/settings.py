@@ -6,7 +6,7 @@ from typing import Literal
 
 from pydantic import Field, SecretStr
 
-from syncd.connector import ConnectorSettings
+from syncd.sdk import ConnectorSettings
 
 
 class JiraSettings(ConnectorSettings):

@@ -13,9 +13,15 @@ from typing import Any
 
 from pydantic import SecretStr
 
-from syncd.errors import WebhookRejected
-from syncd.model import Hint, ObjectRef, WebhookRequest
-from syncd.webhook_checks import load_json, refuse_unsigned, signature_matches
+from syncd.sdk import (
+    Hint,
+    ObjectRef,
+    WebhookRejected,
+    WebhookRequest,
+    load_json,
+    refuse_unsigned,
+    signature_matches,
+)
 
 SIGNATURE_HEADER = "x-hub-signature"
 IDENTIFIER_HEADER = "x-atlassian-webhook-identifier"

@@ -168,10 +168,14 @@ def compile_condition(
             parts.append(_logical(key, subs))
         elif key == "not":
             sub = compile_condition(value, aliases, path + (key,))
-            parts.append(Compiled(lambda d, s=sub: not s.test(d), f"not ({sub.describe})"))
+            parts.append(_negated(sub))
         else:
             parts.append(_field_test(key, value, aliases.get(key, {}), path + (key,)))
     return _logical("all", parts)
+
+
+def _negated(sub: Compiled) -> Compiled:
+    return Compiled(lambda d: not sub.test(d), f"not ({sub.describe})")
 
 
 def _logical(kind: str, subs: list[Compiled]) -> Compiled:

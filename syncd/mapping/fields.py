@@ -27,6 +27,8 @@ def _attribute_reads(source: str, roots: set[str]) -> set[str]:
         return set()
     found: set[str] = set()
     for node in tree.find_all((nodes.Getattr, nodes.Getitem)):
+        if not isinstance(node, nodes.Getattr | nodes.Getitem):  # what find_all was asked for
+            continue
         base = node.node
         if not (isinstance(base, nodes.Name) and base.name in roots):
             continue

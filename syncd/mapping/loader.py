@@ -19,7 +19,7 @@ from ruamel.yaml.error import MarkedYAMLError
 
 from syncd import connector as registry
 from syncd.mapping.conditions import ConditionError, compile_condition
-from syncd.mapping.model import ChangeTrigger, DateTrigger, MappingFile, Rule
+from syncd.mapping.model import ChangeTrigger, CronTrigger, DateTrigger, MappingFile, Rule
 from syncd.mapping.problems import Problem
 from syncd.mapping.rules import CompiledAction, CompiledRule, RuleSet, template_roots
 from syncd.mapping.safe_yaml import YamlLimit, load_bounded, read_mapping_text
@@ -142,7 +142,7 @@ class _FileChecker:
         field_aliases: dict[str, dict[str, str]] = {}
         for where, source in _trigger_sources(trigger):
             self._check_source(base + where, rule.id, source)
-        if self.aliases:
+        if self.aliases and not isinstance(trigger, CronTrigger):  # cron: no field aliased
             for name in _aliased_fields(trigger):
                 found = self.aliases(trigger.source, trigger.object, name)
                 if found:
@@ -247,7 +247,7 @@ def _aliased_fields(trigger: Any) -> list[str]:
 
 def _trigger_sources(trigger: Any) -> list[tuple[tuple[str, ...], str]]:
     """Every connector a trigger reads from, with where it is named in the rule."""
-    out = []
+    out: list[tuple[tuple[str, ...], str]] = []
     if getattr(trigger, "source", None):
         out.append((("when", "source"), trigger.source))
     for key in ("for_each", "collect"):

@@ -1,8 +1,9 @@
-"""RetryPolicy: exponential backoff with jitter, capped, never sooner than Retry-After."""
+"""RetryPolicy and backoff_seconds: exponential backoff with jitter, capped, never sooner than
+Retry-After."""
 
 from __future__ import annotations
 
-from syncd.retry import RetryPolicy
+from syncd.retry import RetryPolicy, backoff_seconds
 
 
 def test_delay_doubles_from_the_base_without_jitter() -> None:
@@ -53,3 +54,20 @@ def test_defaults() -> None:
     assert (policy.max_attempts, policy.base_seconds, policy.max_seconds) == (8, 10.0, 3600.0)
     assert not policy.exhausted(7)
     assert policy.exhausted(8)
+
+
+def test_backoff_is_a_pure_function_of_its_arguments() -> None:
+    assert [backoff_seconds(n, base=10, cap=3600, jitter=2.5) for n in (1, 2, 3)] == [
+        12.5, 22.5, 42.5]
+    assert backoff_seconds(3, base=10, cap=3600, jitter=2.5) == backoff_seconds(
+        3, base=10, cap=3600, jitter=2.5)
+
+
+def test_backoff_caps_the_jitter_too_and_survives_huge_attempts() -> None:
+    assert backoff_seconds(9, base=10, cap=300, jitter=4) == 300
+    assert backoff_seconds(10**9, base=10, cap=300) == 300
+
+
+def test_backoff_never_sooner_than_retry_after() -> None:
+    assert backoff_seconds(1, base=10, cap=60, retry_after=600) == 600
+    assert backoff_seconds(4, base=10, cap=3600, retry_after=5) == 80

@@ -7,13 +7,13 @@ import requests
 
 from connectors.github import GitHubConnector
 from connectors.github import openapi as gh_openapi
-from connectors.github.actions import (
+from connectors.github.fake import FakeGitHub
+from connectors.github.params import (
     AddLabelsParams,
     CloseIssueParams,
     CommentParams,
     CreateIssueParams,
 )
-from connectors.github.fake import FakeGitHub
 from connectors.github.text import ZERO_WIDTH_JOINER, marker
 from syncd.errors import PermanentError
 from syncd.model import ActionContext

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 from connectors.github import GitHubConnector
-from connectors.github.actions import CreateIssueParams
 from connectors.github.fake import FakeGitHub
+from connectors.github.params import CreateIssueParams
 from syncd.errors import TransientError, UncertainError
 from syncd.model import ActionResult
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 
 from connectors.github import GitHubConnector
-from connectors.github.actions import CreateIssueParams
 from connectors.github.fake import FakeGitHub
+from connectors.github.params import CreateIssueParams
 from syncd.errors import TransientError
 from syncd.model import ObjectRef
 

@@ -6,8 +6,7 @@ from typing import Literal
 
 from pydantic import field_validator
 
-from syncd.connector import ParamsModel
-from syncd.textcap import GITHUB_TITLE_MAX, cap
+from syncd.sdk import GITHUB_TITLE_MAX, ParamsModel, cap
 
 
 def _check_repo(value: str) -> str:

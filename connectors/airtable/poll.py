@@ -22,8 +22,7 @@ import json
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from syncd.clock import from_ms
-from syncd.errors import PermanentError
+from syncd.sdk import PermanentError, from_ms
 
 
 @dataclass(frozen=True)

@@ -3,7 +3,7 @@
 Every call goes through `HubSpotApi.call(method, ...)` with a generated `*_with_http_info`
 method, so the response headers (`X-HubSpot-RateLimit-*`) are seen. Errors become syncd's
 classes: 429 -> TransientError with `retry_after` (and the limiter blocks for that long),
-other statuses via `syncd.http_errors`, a dropped connection on a write -> UncertainError.
+other statuses via `syncd.sdk.error_for_status`, a dropped connection on a write -> UncertainError.
 """
 
 from __future__ import annotations
@@ -25,10 +25,16 @@ import urllib3
 from hubspot import HubSpot
 
 from connectors.hubspot.settings import HubSpotSettings
-from syncd.clock import Clock
-from syncd.errors import ActionError, PermanentError, TransientError, UncertainError
-from syncd.http_errors import error_for_status, retry_after_seconds
-from syncd.ratelimit import RateLimiter
+from syncd.sdk import (
+    ActionError,
+    Clock,
+    PermanentError,
+    RateLimiter,
+    TransientError,
+    UncertainError,
+    error_for_status,
+    retry_after_seconds,
+)
 
 # Each generated package has its own ApiException class.
 API_EXCEPTIONS = tuple(
