@@ -85,6 +85,7 @@ class _FileChecker:
         self.problems: list[Problem] = []
         self.tree: Any = None
         self.valid: list[Rule | None] = []
+        self.vars: dict[str, Any] = {}
 
     def problem(self, loc: tuple[Any, ...], message: str, rule_id: str | None = None) -> None:
         self.problems.append(
@@ -107,13 +108,19 @@ class _FileChecker:
         if self.tree is None:
             return MappingFile()
         plain = _plain(self.tree)
-        if not isinstance(plain, dict) or set(plain) - {"rules"} or not isinstance(
+        if not isinstance(plain, dict) or set(plain) - {"rules", "vars"} or not isinstance(
             plain.get("rules", []), list
         ):
             self.problems.append(Problem(
-                self.name, 1, None, "", "a mapping file is a table with one key, `rules:`, "
-                "holding a list of rules"))
+                self.name, 1, None, "", "a mapping file is a table with the key `rules:`, "
+                "holding a list of rules (and optionally `vars:`, a table of values)"))
             return None
+        if not isinstance(plain.get("vars", {}), dict):
+            self.problems.append(Problem(
+                self.name, _line_of(self.tree, ("vars",)), None, "vars",
+                "`vars:` is a table of names and values (vars.<name> in rules)"))
+            return None
+        self.vars = plain.get("vars") or {}
         # Each rule on its own, so one bad rule does not hide the problems of the others.
         rules: list[Rule | None] = []
         for index, raw in enumerate(plain.get("rules", [])):
@@ -161,7 +168,7 @@ class _FileChecker:
             return None
         return CompiledRule(
             rule=rule, file=self.name, base_dir=self.path.parent, condition=condition,
-            actions=actions, aliases=field_aliases,
+            actions=actions, aliases=field_aliases, vars=self.vars,
         )
 
     def _check_source(self, loc: tuple[Any, ...], rule_id: str, source: str) -> None:

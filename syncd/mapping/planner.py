@@ -432,6 +432,8 @@ def explain_change(ruleset: RuleSet, change: Change) -> list[Decision]:
 
 
 def _example_planned(rule: CompiledRule, ex: Example) -> list[PlannedAction]:
+    if ex.vars:  # the example tries the other setting of a switch
+        rule = dataclasses.replace(rule, vars={**rule.vars, **ex.vars})
     t = rule.trigger
     now = as_datetime(ex.now) if ex.now else datetime(2026, 1, 1, tzinfo=UTC)
     assert now is not None

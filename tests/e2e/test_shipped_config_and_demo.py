@@ -24,7 +24,7 @@ OFFLINE_ENV = {
     "SYNCD_AIRTABLE_BASE_URL": CLOSED, "SYNCD_JIRA_BASE_URL": CLOSED,
     "SYNCD_EMAIL_HOST": "127.0.0.1", "CREDENTIALS_DIRECTORY": "",
 }
-WORKFLOWS = [f"w{n}-" for n in range(1, 14)]
+WORKFLOWS = [f"w{n}-" for n in range(1, 19)]
 
 
 def test_example_config_and_shipped_mappings_check_clean() -> None:
