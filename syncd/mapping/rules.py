@@ -45,7 +45,8 @@ class CompiledRule:
     actions: list[CompiledAction]
     aliases: dict[str, dict[str, str]] = field(default_factory=dict)
     line: int | None = None
-    vars: dict[str, Any] = field(default_factory=dict)  # the file's `vars:`
+    vars: dict[str, Any] = field(default_factory=dict)  # the file's `vars:`, config applied
+    file_vars: dict[str, Any] = field(default_factory=dict)  # as written (examples use them)
 
     @property
     def id(self) -> str:

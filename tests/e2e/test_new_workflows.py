@@ -111,17 +111,21 @@ def test_w16_delivery_request_as_github_issues(live: SandboxRun) -> None:
     assert mails(live, "Delivery request: Ocean Data Commons") == []
 
 
-@pytest.fixture
-def jira_tracked(tmp_path: Path) -> Iterator[SandboxRun]:
-    """The shipped mappings with W16's switch set to Jira, as ops would set it."""
-    mappings = tmp_path / "mappings"
-    shutil.copytree(SHIPPED_MAPPINGS, mappings)
-    rule_file = mappings / "delivery-request.yaml"
-    text = rule_file.read_text()
-    assert "delivery_tracker: github" in text
-    # The file's own setting (the first one; examples pin theirs).
-    rule_file.write_text(text.replace("delivery_tracker: github", "delivery_tracker: jira", 1))
-    with run_sandbox(tmp_path / "state", mappings=mappings) as run:
+@pytest.fixture(params=["config", "mapping file"])
+def jira_tracked(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[SandboxRun]:
+    """W16's switch set to Jira, either way ops can set it: `[syncd] vars` in the config,
+    or the `vars:` of the shipped mapping file."""
+    mappings, config_vars = SHIPPED_MAPPINGS, {"delivery_tracker": "jira"}
+    if request.param == "mapping file":
+        mappings, config_vars = tmp_path / "mappings", {}
+        shutil.copytree(SHIPPED_MAPPINGS, mappings)
+        rule_file = mappings / "delivery-request.yaml"
+        text = rule_file.read_text()
+        assert "delivery_tracker: github" in text
+        # The file's own setting (the first one; examples pin theirs).
+        rule_file.write_text(
+            text.replace("delivery_tracker: github", "delivery_tracker: jira", 1))
+    with run_sandbox(tmp_path / "state", mappings=mappings, mapping_vars=config_vars) as run:
         run.story.connect_webhooks()
         run.story.go_live()
         yield run
