@@ -93,3 +93,12 @@ def test_add_days_gives_a_due_date() -> None:
     now = datetime(2026, 3, 28, 8, 0, tzinfo=UTC)
     assert ENV.from_string("{{ now | add_days(7) }}").render(now=now) == "2026-04-04"
     assert ENV.from_string("{{ '2026-12-30' | add_days(3) }}").render() == "2027-01-02"
+
+
+def test_vars_are_not_fields_fetched_from_the_source(
+        write_mapping: WriteFile, load_ok: Callable[[], RuleSet]) -> None:
+    from syncd.mapping.fields import referenced_fields
+
+    write_mapping(SWITCHED)
+    fields = referenced_fields(load_ok())[("localdb", "deal")]
+    assert "vars" not in fields and {"name", "stage"} <= fields
