@@ -102,3 +102,19 @@ def test_vars_are_not_fields_fetched_from_the_source(
     write_mapping(SWITCHED)
     fields = referenced_fields(load_ok())[("localdb", "deal")]
     assert "vars" not in fields and {"name", "stage"} <= fields
+
+
+def test_w16_with_a_misspelt_tracker_says_so_in_the_delivery_mail() -> None:
+    shipped = Path(__file__).resolve().parents[3] / "mappings"
+    rules = load_rules([shipped], vars={"delivery_tracker": "jria"})
+    change = Change(ObjectRef("hubspot", "deal", "7"),
+                    {"dealname": "Acme hub", "dealstage": "Closed Won", "community_id": "acme",
+                     "community_long_name": "Acme", "amount": None, "start_date": None,
+                     "end_date": None, "membership_level": None, "cloud_provider": None,
+                     "cloud_region": None, "num_users": None, "community_short_name": None},
+                    {"dealstage": "Contract Admin"},
+                    {"url": None, "owner": None, "company": {"name": "Acme"}, "contacts": []},
+                    now=datetime(2026, 1, 1, tzinfo=UTC))
+    planned = [a for a in plan_event_file(rules, change).actions if a.rule_id.startswith("w16")]
+    assert [a.name for a in planned] == ["email.send"]
+    assert 'NOT CREATED: the switch delivery_tracker is "jria"' in planned[0].params["body"]
