@@ -279,17 +279,18 @@ def expected(box: Sandbox) -> Effects:
             "Client strategy review 2026-Q2: Client: Neuro Hub": 1,
         }),
     )
-    return new_flow_effects(effects, won)
+    return new_flow_effects(effects)
 
 
-def new_flow_effects(effects: Effects, won: dict[str, str]) -> Effects:
+def new_flow_effects(effects: Effects) -> Effects:
     """W14-W18 in the story: Cryo Atlas waits (W14); the three deals signed go through
     Contract Admin (W17) into Closed Won (W16); two of them are new clients (W18)."""
     partnerships = "partnerships@example.org"
     sponsor = "contracts@fiscal-sponsor.example.org, finance@fiscal-sponsor.example.org"
     for name in ("Climate Lab renewal", "Pangeo managed hub", "Open Earth teaching hub"):
         effects.emails[(sponsor, partnerships, f"Contract to send: {name}")] += 1
-    for community in won.values():
+    # Every signed deal, a renewal too (one engagement per deal); not tied to W1's list.
+    for community in ("Climate Lab", "Pangeo Community", "Open Earth Teaching Network"):
         effects.emails[("delivery@example.org", partnerships,
                         f"Delivery request: {community}")] += 1
         for title in (f"Engagement: {community}", f"Project: {community} hub deployment",
