@@ -99,7 +99,7 @@ def check(config_path: str | None) -> None:
             return {}
 
     try:
-        rules = load_rules(config.mapping_paths, aliases=aliases)
+        rules = load_rules(config.mapping_paths, aliases=aliases, vars=config.syncd.vars)
     except MappingError as exc:
         for found in exc.problems:
             click.echo(str(found), err=True)
@@ -165,7 +165,8 @@ def _rules_for_dry_run(config: Config) -> Any:
                        "connectors' built-in value names", err=True)
     try:
         return load_rules(config.mapping_paths, run_examples=False,
-                          aliases=offline_aliases(store, config.connectors))
+                          aliases=offline_aliases(store, config.connectors),
+                          vars=config.syncd.vars)
     except MappingError as exc:
         raise click.ClickException(str(exc)) from None
     finally:

@@ -34,6 +34,9 @@ class SyncdSection(_Section):
     allow_empty_rules: bool = False  # a reload giving no rules is refused unless true
     # How often value names the rules use (HubSpot stage labels) are read again.
     lookup_refresh_seconds: float = Field(300, gt=0)
+    # Values that replace the same names in the mapping files' `vars:` (a switch such as
+    # W16's delivery_tracker, chosen per deployment without editing the rule files).
+    vars: dict[str, Any] = {}
 
 
 class StoreSection(_Section):

@@ -78,6 +78,7 @@ def _summary(seen: Effects) -> list[str]:
         "HubSpot deals with a maintenance tier: "
         f"{sum(1 for d in seen.deals.values() if d['maintenance_tier'])}",
         f"Jira tickets created: {sum(seen.tickets.values())}",
+        f"engagement issues opened (W16): {sum(seen.engagement_issues.values())}",
     ]
 
 

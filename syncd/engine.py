@@ -181,7 +181,7 @@ class Engine:
         (stage labels) come from the store or the API; when never read, the rules that need
         them are compiled without, and their source waits (see syncd.lookups)."""
         load = self.lookups.for_load()
-        rules = load_rules(self.config.mapping_paths, aliases=load)
+        rules = load_rules(self.config.mapping_paths, aliases=load, vars=self.config.syncd.vars)
         problems = check_rules_against_config(rules, self.connectors)
         if problems:
             raise ConfigError(problems)

@@ -53,6 +53,7 @@ DEAL_PROPERTIES = [
     ("num_users", "Number of users", "number"),
     ("maintenance_tier", "Maintenance tier", "string"),
     ("delivered", "Delivered", "bool"),
+    ("renewed", "Renewed", "bool"),  # W15: ticked on the old deal when a renewal is signed
 ]
 
 # HubSpot-defined association type ids (v4), the ones this fake needs.

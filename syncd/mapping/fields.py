@@ -16,7 +16,8 @@ from syncd.mapping.rules import CompiledRule, RuleSet
 from syncd.mapping.templates import ENV, TemplateProblem, walk_templates
 
 Key = tuple[str, str]  # (source, object type)
-_NOT_FIELDS = {"event", "now", "trigger", "rule", "previous", "items", "item", "object"}
+_NOT_FIELDS = {"event", "now", "trigger", "rule", "previous", "items", "item", "object",
+               "vars"}
 
 
 def _attribute_reads(source: str, roots: set[str]) -> set[str]:

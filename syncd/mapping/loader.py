@@ -78,13 +78,17 @@ def _fmt(loc: tuple[Any, ...]) -> str:
 
 
 class _FileChecker:
-    def __init__(self, path: Path, aliases: AliasProvider | None) -> None:
+    def __init__(self, path: Path, aliases: AliasProvider | None,
+                 overrides: dict[str, Any] | None = None) -> None:
         self.path = path
+        self.overrides = overrides or {}
         self.name = str(path)
         self.aliases = aliases
         self.problems: list[Problem] = []
         self.tree: Any = None
         self.valid: list[Rule | None] = []
+        self.vars: dict[str, Any] = {}
+        self.file_vars: dict[str, Any] = {}
 
     def problem(self, loc: tuple[Any, ...], message: str, rule_id: str | None = None) -> None:
         self.problems.append(
@@ -107,13 +111,21 @@ class _FileChecker:
         if self.tree is None:
             return MappingFile()
         plain = _plain(self.tree)
-        if not isinstance(plain, dict) or set(plain) - {"rules"} or not isinstance(
+        if not isinstance(plain, dict) or set(plain) - {"rules", "vars"} or not isinstance(
             plain.get("rules", []), list
         ):
             self.problems.append(Problem(
-                self.name, 1, None, "", "a mapping file is a table with one key, `rules:`, "
-                "holding a list of rules"))
+                self.name, 1, None, "", "a mapping file is a table with the key `rules:`, "
+                "holding a list of rules (and optionally `vars:`, a table of values)"))
             return None
+        if not isinstance(plain.get("vars", {}), dict):
+            self.problems.append(Problem(
+                self.name, _line_of(self.tree, ("vars",)), None, "vars",
+                "`vars:` is a table of names and values (vars.<name> in rules)"))
+            return None
+        self.file_vars = plain.get("vars") or {}
+        self.vars = {name: self.overrides.get(name, value)
+                     for name, value in self.file_vars.items()}
         # Each rule on its own, so one bad rule does not hide the problems of the others.
         rules: list[Rule | None] = []
         for index, raw in enumerate(plain.get("rules", [])):
@@ -161,7 +173,7 @@ class _FileChecker:
             return None
         return CompiledRule(
             rule=rule, file=self.name, base_dir=self.path.parent, condition=condition,
-            actions=actions, aliases=field_aliases,
+            actions=actions, aliases=field_aliases, vars=self.vars, file_vars=self.file_vars,
         )
 
     def _check_source(self, loc: tuple[Any, ...], rule_id: str, source: str) -> None:
@@ -266,16 +278,20 @@ def _plain(node: Any) -> Any:
 
 
 def load_rules(
-    paths: Iterable[Path], *, aliases: AliasProvider | None = None, run_examples: bool = True
+    paths: Iterable[Path], *, aliases: AliasProvider | None = None, run_examples: bool = True,
+    vars: dict[str, Any] | None = None,
 ) -> RuleSet:
-    """Load and check every mapping file; raise MappingError listing every problem."""
+    """Load and check every mapping file; raise MappingError listing every problem.
+    `vars` (the config's [syncd] vars) replace the same names in the files' `vars:`."""
     problems: list[Problem] = []
     compiled: list[CompiledRule] = []
     seen: dict[str, str] = {}
+    declared: set[str] = set()
     files = mapping_files(paths)
     for path in files:
-        checker = _FileChecker(path, aliases)
+        checker = _FileChecker(path, aliases, vars)
         mapping = checker.load()
+        declared |= set(checker.file_vars)
         if mapping is not None:
             for index, rule in enumerate(checker.valid):
                 if rule is None:
@@ -292,6 +308,11 @@ def load_rules(
                     result.line = _line_of(checker.tree, ("rules", index))
                     compiled.append(result)
         problems.extend(checker.problems)
+    for name in sorted(set(vars or {}) - declared):  # a misspelt switch must not be ignored
+        problems.append(Problem(
+            "[syncd] vars", None, None, name,
+            f"no mapping file declares `{name}` under vars: (declared: "
+            f"{', '.join(sorted(declared)) or 'none'})"))
     ruleset = RuleSet(compiled, files=files)
     if run_examples:
         from syncd.mapping.planner import run_examples as check_examples

@@ -161,6 +161,8 @@ class Example(_Strict):
     item: dict[str, Any] | None = Field(None, description="for_each item, for cron rules")
     items: list[dict[str, Any]] | None = Field(None, description="collect items (cron rules)")
     now: str | None = None
+    vars: dict[str, Any] = Field(
+        default_factory=dict, description="Overrides of the file's `vars` for this example")
     expect: list[dict[str, Any]] = Field(
         description="Planned actions: {action: connector.action, <param>: value, ...}; "
         "params listed must match, others are not compared. [] = the rule must not fire."
@@ -185,6 +187,9 @@ class Rule(_Strict):
 
 
 class MappingFile(_Strict):
+    # Switches and names an ops person sets once per file (which tracker, who does what);
+    # rules read them as `vars.<name>` in conditions and templates.
+    vars: dict[str, Any] = Field(default_factory=dict, description="Values rules read as vars.*")
     rules: list[Rule] = Field(default_factory=list)
 
 

@@ -432,6 +432,9 @@ def explain_change(ruleset: RuleSet, change: Change) -> list[Decision]:
 
 
 def _example_planned(rule: CompiledRule, ex: Example) -> list[PlannedAction]:
+    # Examples hold for the values the file documents (an example may try another setting
+    # of a switch), whatever [syncd] vars a deployment chose.
+    rule = dataclasses.replace(rule, vars={**rule.file_vars, **ex.vars})
     t = rule.trigger
     now = as_datetime(ex.now) if ex.now else datetime(2026, 1, 1, tzinfo=UTC)
     assert now is not None

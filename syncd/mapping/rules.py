@@ -45,6 +45,8 @@ class CompiledRule:
     actions: list[CompiledAction]
     aliases: dict[str, dict[str, str]] = field(default_factory=dict)
     line: int | None = None
+    vars: dict[str, Any] = field(default_factory=dict)  # the file's `vars:`, config applied
+    file_vars: dict[str, Any] = field(default_factory=dict)  # as written (examples use them)
 
     @property
     def id(self) -> str:
@@ -84,7 +86,7 @@ def make_key(*parts: Any) -> str:
 
 def template_roots(rule: Rule) -> set[str]:
     """The names a rule's templates may use."""
-    roots = {"rule", "now", "trigger"}
+    roots = {"rule", "now", "trigger", "vars"}
     trigger = rule.when
     if isinstance(trigger, CronTrigger):
         if trigger.for_each:
@@ -131,6 +133,7 @@ def rule_data(
         data["object"] = obj
         data[ref.type] = obj
         data["previous"] = previous or {}
+    data["vars"] = rule.vars  # after the object's fields: a field named "vars" cannot hide it
     if event is not None:
         data["event"] = {
             "kind": event.kind, "field": event.field, "from": event.old, "to": event.new,

@@ -10,7 +10,7 @@ issue that engineers will read. Every render is bounded in time and size (`limit
 from __future__ import annotations
 
 import json
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -26,6 +26,12 @@ MAX_TEMPLATE_FILE_BYTES = 256 * 1024
 def _date(value: Any, fmt: str = "%Y-%m-%d") -> str:
     moment = as_datetime(value)
     return moment.strftime(fmt) if moment else ""
+
+
+def _add_days(value: Any, days: int) -> str:
+    """The date `days` after a date or datetime, as YYYY-MM-DD (a task's due date)."""
+    moment = as_datetime(value)
+    return (moment + timedelta(days=int(days))).date().isoformat() if moment else ""
 
 
 def _no_mentions(value: Any) -> str:
@@ -77,6 +83,7 @@ def make_environment() -> ImmutableSandboxedEnvironment:
     env.filters["date"] = _date
     env.filters["tojson"] = lambda v: json.dumps(v, ensure_ascii=False, sort_keys=True)
     env.filters["no_mentions"] = _no_mentions
+    env.filters["add_days"] = _add_days
     env.globals["utcnow"] = lambda: datetime.now(UTC)
     env.globals["range"] = limits.bounded_range
     env.globals.pop("lipsum", None)  # lipsum(n=10**9): text nobody needs, of any size

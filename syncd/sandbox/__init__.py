@@ -12,6 +12,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from syncd.clock import FakeClock
 from syncd.engine import Engine
@@ -42,7 +43,8 @@ class SandboxRun:
 
 @contextmanager
 def run_sandbox(state_dir: Path, *, mappings: Path = SHIPPED_MAPPINGS,
-                say: Say = lambda line: None) -> Iterator[SandboxRun]:
+                say: Say = lambda line: None,
+                mapping_vars: dict[str, Any] | None = None) -> Iterator[SandboxRun]:
     """Fakes started and seeded, the engine on them (store in `state_dir`), the webhook
     endpoint listening; everything stopped on exit."""
     # The accounts have a past: they are seeded months before the story, then syncd is
@@ -50,7 +52,7 @@ def run_sandbox(state_dir: Path, *, mappings: Path = SHIPPED_MAPPINGS,
     clock = FakeClock(STORY_START - ACCOUNT_HISTORY)
     with Sandbox(clock, today=STORY_START.date()) as box:
         clock.set(STORY_START)
-        config = sandbox_config(state_dir, box.connector_settings(), mappings)
+        config = sandbox_config(state_dir, box.connector_settings(), mappings, mapping_vars)
         engine = start_engine(config, clock)
         try:
             with WebhookServer(engine) as hooks:

@@ -209,4 +209,21 @@ def seed(hubspot: FakeHubSpot, github: FakeGitHub, airtable: FakeAirtable, jira:
         epic = jira.user_create("CLI", summary, issuetype="Epic", labels=["client-epic"],
                                 status=status, assignee=owner_account)
         epics.append(epic.key)
+    seed_new_flows(github, jira)
     return Seeded(owners, {p.key: p for p in people}, epics)
+
+
+# --- W14-W18 (mappings/waiting-leads.yaml ... new-client-tasks.yaml) ----------------------
+# Where W16 tracks engagements on GitHub, and the administrative specialist W18 assigns
+# onboarding to (a Jira user); the lead fields W14 reads (designed: the seed names none).
+ENGAGEMENTS_REPO = "2i2c-org/engagements"
+ADMIN_SPECIALIST = ("712020:cccc-3333", "Mary Jackson", "admin@example.org")
+LEAD_FIELDS.update({"Follow-up date": "date", "Waiting on": "singleLineText"})
+
+
+def seed_new_flows(github: FakeGitHub, jira: FakeJira) -> None:
+    from connectors.jira.fake_model import FakeUser
+
+    github.add_repo(ENGAGEMENTS_REPO)
+    account_id, name, email = ADMIN_SPECIALIST
+    jira.users[account_id] = FakeUser(account_id, name, email)

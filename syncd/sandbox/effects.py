@@ -9,7 +9,7 @@ from typing import Any
 
 from sqlalchemy import select
 
-from syncd.sandbox.accounts import INFRA_REPO, LEADS_TABLE
+from syncd.sandbox.accounts import ENGAGEMENTS_REPO, INFRA_REPO, LEADS_TABLE
 from syncd.sandbox.fakes import Sandbox
 from syncd.store.db import Store
 from syncd.store.schema import actions
@@ -77,11 +77,12 @@ class Effects:
     lead_rows: int = 0
     deals: dict[str, dict[str, Any]] = field(default_factory=dict)  # name -> tier, delivered
     tickets: Counter[str] = field(default_factory=Counter)  # Jira summaries syncd created
+    engagement_issues: Counter[str] = field(default_factory=Counter)  # W16, on GitHub
 
     def differences(self, expected: Effects) -> list[str]:
         out = []
         for name in ("issues", "closed_issues", "emails", "lead_status", "lead_rows", "deals",
-                     "tickets"):
+                     "tickets", "engagement_issues"):
             got, want = getattr(self, name), getattr(expected, name)
             if got == want:
                 continue
@@ -114,6 +115,8 @@ def observe(box: Sandbox) -> Effects:
             "maintenance_tier": props.get("maintenance_tier"),
             "delivered": props.get("delivered"),
         }
+    for issue in box.github.issues(ENGAGEMENTS_REPO):
+        seen.engagement_issues[issue.title] += 1
     bot = box.jira.bot.account_id
     for issue in box.jira.issues.values():
         if issue.reporter == bot and issue.issuetype != "Epic":

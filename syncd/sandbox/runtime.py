@@ -27,13 +27,15 @@ SHIPPED_MAPPINGS = shipped_mappings()
 
 
 def sandbox_config(state_dir: Path, settings: dict[str, ConnectorSettings],
-                   mappings: Path = SHIPPED_MAPPINGS) -> Config:
+                   mappings: Path = SHIPPED_MAPPINGS,
+                   mapping_vars: dict[str, Any] | None = None) -> Config:
     """The config of a syncd running against the sandbox: its store is SQLite in
     `state_dir`, its rules the shipped mapping files."""
     state_dir.mkdir(parents=True, exist_ok=True)
     return Config(
         path=None,
-        syncd=SyncdSection(state_dir=str(state_dir), mappings=[str(mappings)]),
+        syncd=SyncdSection(state_dir=str(state_dir), mappings=[str(mappings)],
+                           vars=mapping_vars or {}),
         store=StoreSection(url=f"sqlite:///{state_dir / 'syncd.sqlite3'}"),
         http=HttpSection(host="127.0.0.1", port=0),
         connectors=dict(settings),

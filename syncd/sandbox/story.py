@@ -129,6 +129,14 @@ class Story:
                 return
         raise RuntimeError(f"no New Hub issue for {name}")
 
+    def note_waiting(self, key: str, follow_up: str, waiting_on: str) -> None:
+        """Partnerships park a lead in Waiting with the date to follow up (W14)."""
+        community = self.seeded.communities[key]
+        self.box.airtable.user_update(LEADS_TABLE, community.lead_id, {
+            "Status": "Waiting", "Follow-up date": follow_up, "Waiting on": waiting_on})
+        self.say(f"  Airtable {key}: Status -> Waiting, follow up on {follow_up}  (Airtable ping)")
+        self.post("airtable", *self.box.airtable.signed_ping(self.airtable_hook))
+
     # -- time and cycles -----------------------------------------------------------------
 
     def day(self, number: int, note: str = "", hour: int = 8) -> None:
@@ -182,6 +190,7 @@ class Story:
         self.day(2, "Climate Lab's agreement now ends in 59 days")
         self.move("pangeo", "Negotiation", webhook=True)
         self.move("oceandata", "Closed Lost", webhook=True)
+        self.note_waiting("cryoatlas", "2026-03-31", "their grant decision")
         self.cycle()
 
         self.day(3)
@@ -253,7 +262,7 @@ def expected(box: Sandbox) -> Effects:
             "Follow up: Cryo Atlas hub has been Qualified for a week")] += 1
     emails[("operations@example.org", partnerships,
             "Invoices for March 2026: 4 communities")] += 1
-    return Effects(
+    effects = Effects(
         issues=Counter(f"New Hub - Request deployment: {n}" for n in won.values()),
         closed_issues={"New Hub - Request deployment: Pangeo Community"},
         emails=emails,
@@ -270,3 +279,26 @@ def expected(box: Sandbox) -> Effects:
             "Client strategy review 2026-Q2: Client: Neuro Hub": 1,
         }),
     )
+    return new_flow_effects(effects)
+
+
+def new_flow_effects(effects: Effects) -> Effects:
+    """W14-W18 in the story: Cryo Atlas waits (W14); the three deals signed go through
+    Contract Admin (W17) into Closed Won (W16); two of them are new clients (W18)."""
+    partnerships = "partnerships@example.org"
+    sponsor = "contracts@fiscal-sponsor.example.org, finance@fiscal-sponsor.example.org"
+    for name in ("Climate Lab renewal", "Pangeo managed hub", "Open Earth teaching hub"):
+        effects.emails[(sponsor, partnerships, f"Contract to send: {name}")] += 1
+    # Every signed deal, a renewal too (one engagement per deal); not tied to W1's list.
+    for community in ("Climate Lab", "Pangeo Community", "Open Earth Teaching Network"):
+        effects.emails[("delivery@example.org", partnerships,
+                        f"Delivery request: {community}")] += 1
+        for title in (f"Engagement: {community}", f"Project: {community} hub deployment",
+                      f"Deliverables: {community}"):
+            effects.engagement_issues[title] += 1
+    for client in ("Pangeo", "Open Earth Teaching Network"):
+        effects.tickets[f"Kickoff meeting: {client}"] += 1
+        effects.tickets[f"Onboard client: {client}"] += 1
+    effects.emails[(partnerships, "", "Follow up with Cryo Atlas: waiting date reached")] += 1
+    effects.lead_status["cryoatlas"] = "Waiting"
+    return effects

@@ -24,7 +24,10 @@ OFFLINE_ENV = {
     "SYNCD_AIRTABLE_BASE_URL": CLOSED, "SYNCD_JIRA_BASE_URL": CLOSED,
     "SYNCD_EMAIL_HOST": "127.0.0.1", "CREDENTIALS_DIRECTORY": "",
 }
-WORKFLOWS = [f"w{n}-" for n in range(1, 14)]
+WORKFLOWS = [f"w{n}-" for n in range(1, 19)]
+# W15 (an engagement's end) is not in the nine-day story: its end date would also be a date
+# inside W6's 60-day window; tests/e2e/test_new_workflows.py plays it.
+DEMO_WORKFLOWS = [p for p in WORKFLOWS if p != "w15-"]
 
 
 def test_example_config_and_shipped_mappings_check_clean() -> None:
@@ -60,7 +63,7 @@ def test_demo_once_plays_the_story_and_checks_it(tmp_path: Path) -> None:
     # syncd went live over accounts with history (deals won months ago): it acted on none
     assert re.search(r"went live: .*7 hubspot\.deal.* baselined .*, 0 actions\n",
                      result.output), result.output
-    for prefix in WORKFLOWS:
+    for prefix in DEMO_WORKFLOWS:
         assert f"[{prefix}" in result.output, prefix
 
 
