@@ -15,6 +15,7 @@ from connectors.jira.fake import FakeJira
 PORTAL_ID = 62515
 INFRA_REPO = "2i2c-org/infrastructure"  # the repository the shipped mappings name
 ENGINEER = "sgibson91"  # the engineer who deploys hubs and closes the New Hub issues
+PARTNERSHIPS_LEAD = "jmunroe"  # closes "Request Information" once the community answered
 AIRTABLE_BASE = "appSandboxLeads01"
 LEADS_TABLE = "Leads"
 LEAD_FIELDS = {
@@ -28,6 +29,19 @@ LEAD_FIELDS = {
     "Cloud": "singleLineText",
     "Region": "singleLineText",
     "Membership level": "singleLineText",
+    "HubSpot deal": "url",
+    "Last Modified": "lastModifiedTime",
+}
+# Seed 003's "Active Hubs" table: one row per hub, cross-referencing the leads table by
+# community_id (W1 adds a row when a deployment is requested).
+HUBS_TABLE = "Active Hubs"
+HUB_FIELDS = {
+    "Hub": "singleLineText",
+    "community_id": "singleLineText",
+    "Status": "singleLineText",
+    "Cloud": "singleLineText",
+    "Region": "singleLineText",
+    "Request Information issue": "url",
     "HubSpot deal": "url",
     "Last Modified": "lastModifiedTime",
 }
@@ -194,9 +208,11 @@ def seed(hubspot: FakeHubSpot, github: FakeGitHub, airtable: FakeAirtable, jira:
 
     github.add_repo(INFRA_REPO)
     github.add_user(ENGINEER)
+    github.add_user(PARTNERSHIPS_LEAD)
     github.add_label(INFRA_REPO, "new-hub")
 
     airtable.create_table(LEADS_TABLE, LEAD_FIELDS)
+    airtable.create_table(HUBS_TABLE, HUB_FIELDS)
     for person in people:
         if person.lead_row:
             person.lead_id = airtable.user_create(LEADS_TABLE, person.lead_row)

@@ -9,7 +9,7 @@ from typing import Any
 
 from sqlalchemy import select
 
-from syncd.sandbox.accounts import INFRA_REPO, LEADS_TABLE
+from syncd.sandbox.accounts import HUBS_TABLE, INFRA_REPO, LEADS_TABLE
 from syncd.sandbox.fakes import Sandbox
 from syncd.store.db import Store
 from syncd.store.schema import actions
@@ -77,11 +77,12 @@ class Effects:
     lead_rows: int = 0
     deals: dict[str, dict[str, Any]] = field(default_factory=dict)  # name -> tier, delivered
     tickets: Counter[str] = field(default_factory=Counter)  # Jira summaries syncd created
+    hubs: dict[str, str] = field(default_factory=dict)  # Active Hubs: community_id -> Status
 
     def differences(self, expected: Effects) -> list[str]:
         out = []
         for name in ("issues", "closed_issues", "emails", "lead_status", "lead_rows", "deals",
-                     "tickets"):
+                     "tickets", "hubs"):
             got, want = getattr(self, name), getattr(expected, name)
             if got == want:
                 continue
@@ -108,6 +109,8 @@ def observe(box: Sandbox) -> Effects:
     for row in rows:
         fields = row["fields"]
         seen.lead_status[fields.get("community_id", row["id"])] = fields.get("Status", "")
+    for row in box.airtable.records(HUBS_TABLE):
+        seen.hubs[row["fields"].get("community_id", row["id"])] = row["fields"].get("Status", "")
     for deal in box.hubspot.portal.live("deals"):
         props = deal.properties
         seen.deals[props["dealname"] or deal.id] = {

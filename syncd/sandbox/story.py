@@ -20,7 +20,13 @@ from sqlalchemy import delete
 from connectors.airtable import AirtableConnector
 from syncd.clock import FakeClock
 from syncd.engine import Engine
-from syncd.sandbox.accounts import ENGINEER, INFRA_REPO, LEADS_TABLE, PAST_WINS
+from syncd.sandbox.accounts import (
+    ENGINEER,
+    INFRA_REPO,
+    LEADS_TABLE,
+    PARTNERSHIPS_LEAD,
+    PAST_WINS,
+)
 from syncd.sandbox.effects import ActionFeed, Effects, describe
 from syncd.sandbox.fakes import GITHUB_WEBHOOK_SECRET, Sandbox
 from syncd.sandbox.runtime import WebhookServer
@@ -119,15 +125,16 @@ class Story:
             if status_code >= 300:
                 raise RuntimeError(f"syncd refused the Airtable ping: {status_code}")
 
-    def close_new_hub_issue(self, key: str) -> None:
+    def close_new_hub_issue(self, key: str, step: str = "Request deployment",
+                            user: str = ENGINEER) -> None:
         name = self.seeded.communities[key].deal["community_long_name"]
         for issue in self.box.github.issues(INFRA_REPO):
-            if issue.title.endswith(name):
-                self.say(f"  GitHub   {ENGINEER} closes #{issue.number} \"{issue.title}\" "
+            if issue.title == f"New Hub - {step}: {name}":
+                self.say(f"  GitHub   {user} closes #{issue.number} \"{issue.title}\" "
                          "as completed  (GitHub delivers the webhook)")
-                self.box.github.close_issue(INFRA_REPO, issue.number, user=ENGINEER)
+                self.box.github.close_issue(INFRA_REPO, issue.number, user=user)
                 return
-        raise RuntimeError(f"no New Hub issue for {name}")
+        raise RuntimeError(f"no New Hub - {step} issue for {name}")
 
     # -- time and cycles -----------------------------------------------------------------
 
@@ -195,7 +202,10 @@ class Story:
                   "Closed Won", webhook=True)
         self.cycle()
 
-        self.day(5, "the engineer has deployed Pangeo's hub")
+        self.day(5, "Pangeo's representatives answered the Request Information issue")
+        self.close_new_hub_issue("pangeo", "Request Information", user=PARTNERSHIPS_LEAD)
+        self.cycle()
+        self.day(5, "the engineer has deployed Pangeo's hub", hour=15)
         self.close_new_hub_issue("pangeo")
         self.cycle()
         self.day(6, "the service start date (29 Mar, 09:00) has passed")
@@ -224,8 +234,8 @@ class Story:
 
 def expected(box: Sandbox) -> Effects:
     """What the fakes hold after `Story.play()`: each effect once, nothing else."""
-    won = {"pangeo": "Pangeo Community", "climatelab": "Climate Lab",
-           "earthhub": "Open Earth Teaching Network"}
+    # New clients get the two-step New Hub; Climate Lab's renewal gets no second New Hub.
+    won = {"pangeo": "Pangeo Community", "earthhub": "Open Earth Teaching Network"}
     deals = {c.deal["dealname"]: {"maintenance_tier": None, "delivered": None}
              for c in box.seeded.communities.values()}
     for past in PAST_WINS:  # won before go-live: history, untouched
@@ -254,8 +264,12 @@ def expected(box: Sandbox) -> Effects:
     emails[("operations@example.org", partnerships,
             "Invoices for March 2026: 4 communities")] += 1
     return Effects(
-        issues=Counter(f"New Hub - Request deployment: {n}" for n in won.values()),
-        closed_issues={"New Hub - Request deployment: Pangeo Community"},
+        issues=Counter([*(f"New Hub - Request Information: {n}" for n in won.values()),
+                        "New Hub - Request deployment: Pangeo Community",
+                        "Hub renewal: Climate Lab"]),
+        closed_issues={"New Hub - Request Information: Pangeo Community",
+                       "New Hub - Request deployment: Pangeo Community"},
+        hubs={"pangeo": "Deployment requested"},
         emails=emails,
         lead_status={"pangeo": "Active Service", "climatelab": "Active Service",
                      "openearth": "", "cryoatlas": "Active Lead", "oceandata": "Active Lead",

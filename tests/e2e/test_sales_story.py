@@ -35,7 +35,8 @@ def test_every_expected_effect_exactly_once_and_nothing_else(played: SandboxRun)
 
 def test_new_hub_issue_carries_every_community_fact(played: SandboxRun) -> None:
     pangeo = played.box.seeded.communities["pangeo"]
-    (issue,) = [i for i in played.box.github.issues(INFRA_REPO) if "Pangeo" in i.title]
+    (issue,) = [i for i in played.box.github.issues(INFRA_REPO)
+                if i.title == "New Hub - Request deployment: Pangeo Community"]
     body = issue.body or ""
     for fact in ("Pangeo Community", "| Short name | Pangeo |", "`pangeo`",
                  "https://pangeo.example", "pangeo-data", "https://pangeo.example/logo.png",
@@ -47,7 +48,7 @@ def test_new_hub_issue_carries_every_community_fact(played: SandboxRun) -> None:
     assert "- **Technical Contact**: Joe Hamman <joe@pangeo.example>" in body
     assert "- **Technical Community Lead**: **MISSING in HubSpot**" in body
     assert "MISSING" not in body.split("### People")[0]  # every community fact was given
-    assert issue.labels == ["new-hub", "gcp"]
+    assert issue.labels == ["new-hub", "engineering-backlog", "gcp"]
     assert issue.state == "closed" and issue.closed_by == "sgibson91"
 
 
@@ -109,3 +110,31 @@ def test_replay_and_restart_create_nothing_new(played: SandboxRun) -> None:
         restarted.close()
     assert report.outcomes == [] and report.scheduled == 0
     assert observe(played.box) == before
+
+
+def test_new_hub_in_two_steps_linked_and_mentioning_only_representatives(
+        played: SandboxRun) -> None:
+    issues = {i.title: i for i in played.box.github.issues(INFRA_REPO)}
+    info = issues["New Hub - Request Information: Pangeo Community"]
+    deploy = issues["New Hub - Request deployment: Pangeo Community"]
+    assert info.number < deploy.number and info.closed_by == "jmunroe"
+    link = f"{INFRA_REPO}/issues/{info.number}"
+    assert link in (deploy.body or "").split("Follows the information step: ")[1].split()[0]
+    assert "engineering-backlog" in deploy.labels
+    info_body = info.body or ""
+    # The Community Champion is pinged by GitHub id; a Buyer's handle alone is not listed.
+    assert "- Julia Signell (no GitHub id in HubSpot)" in info_body
+    earth = issues["New Hub - Request Information: Open Earth Teaching Network"].body or ""
+    assert "- Ines Moreau @imoreau" in earth  # a real mention (allow_mentions: true)
+    # The Active Hubs row cross-references the leads row by community_id.
+    (hub,) = played.box.airtable.records("Active Hubs")
+    assert hub["fields"]["community_id"] == "pangeo"
+    assert hub["fields"]["Request Information issue"].endswith(link)
+
+
+def test_renewal_gets_a_renewal_issue_and_no_new_hub(played: SandboxRun) -> None:
+    titles = [i.title for i in played.box.github.issues(INFRA_REPO)]
+    assert [t for t in titles if "Climate Lab" in t] == ["Hub renewal: Climate Lab"]
+    (renewal,) = [i for i in played.box.github.issues(INFRA_REPO)
+                  if i.title == "Hub renewal: Climate Lab"]
+    assert "Customer since: 2024-05-02" in (renewal.body or "")
