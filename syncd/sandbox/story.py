@@ -113,6 +113,14 @@ class Story:
         if status >= 300:
             raise RuntimeError(f"syncd refused the HubSpot webhook: {status}")
 
+    def set_deal(self, key: str, *, webhook: bool, **properties: str) -> None:
+        community = self.seeded.communities[key]
+        self.box.hubspot.update_deal(community.deal_id, **properties)
+        changed = ", ".join(f"{k} = {v}" for k, v in properties.items())
+        self.say(f"  HubSpot  {community.deal['dealname']}: {changed}  "
+                 f"({'signed webhook' if webhook else 'no webhook: polling finds it'})")
+        self._hubspot_batch(webhook)
+
     def lead_status(self, key: str, status: str, *, webhook: bool) -> None:
         community = self.seeded.communities[key]
         self.box.airtable.user_update(LEADS_TABLE, community.lead_id, {"Status": status})
@@ -208,7 +216,10 @@ class Story:
         self.day(5, "the engineer has deployed Pangeo's hub", hour=15)
         self.close_new_hub_issue("pangeo")
         self.cycle()
-        self.day(6, "the service start date (29 Mar, 09:00) has passed")
+        self.day(6, "the service start date (29 Mar, 09:00) has passed; Open Earth's end "
+                    "date is entered, already inside the 60-day window")
+        self.set_deal("earthhub", end_date=(STORY_START + timedelta(days=52)).date().isoformat(),
+                      webhook=True)
         self.cycle()
         self.day(7, "past 09:00 in Los Angeles: Cryo Atlas has been Qualified a week", hour=17)
         self.cycle()
@@ -259,6 +270,7 @@ def expected(box: Sandbox) -> Effects:
         emails[("operations@example.org", partnerships,
                 f"New service confirmed: {name}")] += 1
     emails[(partnerships, "", "Agreement expiring in 60 days: Climate Lab renewal")] += 1
+    emails[(partnerships, "", "Agreement expiring in 60 days: Open Earth teaching hub")] += 1
     emails[("grace@example.org", "",
             "Follow up: Cryo Atlas hub has been Qualified for a week")] += 1
     emails[("operations@example.org", partnerships,

@@ -138,3 +138,14 @@ def test_renewal_gets_a_renewal_issue_and_no_new_hub(played: SandboxRun) -> None
     (renewal,) = [i for i in played.box.github.issues(INFRA_REPO)
                   if i.title == "Hub renewal: Climate Lab"]
     assert "Customer since: 2024-05-02" in (renewal.body or "")
+
+
+def test_end_date_entered_inside_the_window_alerts_at_once_naming_buyer_and_amount(
+        played: SandboxRun) -> None:
+    mails = {m.message["Subject"]: m.message.get_content() for m in played.box.smtp.messages}
+    late = mails["Agreement expiring in 60 days: Open Earth teaching hub"]
+    assert "This notice is late" in late and "Amount: 6000 USD" in late
+    assert "Buyer: not recorded in HubSpot" in late  # Open Earth has no Buyer contact
+    climate = mails["Agreement expiring in 60 days: Climate Lab renewal"]
+    assert "Buyer: Maria Lopez <maria@climatelab.example>" in climate
+    assert "Amount: 9000 USD" in climate and "late" not in climate
