@@ -24,6 +24,8 @@ LEAD_FIELDS = {
     "Status": "singleSelect",
     "Contact email": "email",
     "Monthly fee": "number",
+    "Cloud spend": "number",  # the month's cloud bill to pass on (W7), entered by operations
+    "Last invoice line": "singleLineText",  # what W7 sent for the row, last month
     "Service start date": "date",
     "Website": "url",
     "Cloud": "singleLineText",
@@ -158,9 +160,10 @@ def communities(start: str, end: str, climate_end: str) -> list[Community]:
 # Communities already served: what the end-of-month invoicing list starts from (W7).
 ACTIVE_SERVICE_ROWS = [
     {"Community": "Ice Sheets Collaborative", "community_id": "icesheets",
-     "Status": "Active Service", "Monthly fee": 1200},
+     "Status": "Active Service", "Monthly fee": 1200, "Cloud spend": 340.5},
+    # A malformed fee (typed with its currency sign): W7 fails this row visibly, not the mail.
     {"Community": "Neuro Hub", "community_id": "neurohub", "Status": "Active Service",
-     "Monthly fee": 900},
+     "Monthly fee": "$900"},
     {"Community": "Old Astro Hub", "community_id": "oldastro", "Status": "Inactive Service",
      "Monthly fee": 700},
 ]

@@ -275,6 +275,8 @@ def expected(box: Sandbox) -> Effects:
             "Follow up: Cryo Atlas hub has been Qualified for a week")] += 1
     emails[("operations@example.org", partnerships,
             "Invoices for March 2026: 4 communities")] += 1
+    # Neuro Hub's fee is "$900": its invoice line fails alone, and the alert inbox hears.
+    emails[(partnerships, "", "[syncd] rule w7-invoice-line failed: render error")] += 1
     return Effects(
         issues=Counter([*(f"New Hub - Request Information: {n}" for n in won.values()),
                         "New Hub - Request deployment: Pangeo Community",
