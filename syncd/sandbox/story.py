@@ -253,7 +253,8 @@ def expected(box: Sandbox) -> Effects:
         deals[past["dealname"]] = {"maintenance_tier": None, "delivered": None}
     deals["Pangeo managed hub"] = {"maintenance_tier": "Tier 2 (11 h/month)",
                                    "delivered": "true"}
-    deals["Climate Lab renewal"]["maintenance_tier"] = "Tier 1 (7 h/month)"
+    # 300 users, but on AWS: a dedicated cluster, so tier 2 (seed 000)
+    deals["Climate Lab renewal"]["maintenance_tier"] = "Tier 2 (11 h/month)"
     deals["Open Earth teaching hub"]["maintenance_tier"] = "Tier 1 (7 h/month)"
     partnerships = "partnerships@example.org"
     emails: Counter[tuple[str, str, str]] = Counter()

@@ -98,3 +98,22 @@ def test_an_issue_a_person_opened_with_the_old_marker_delivers_nothing(
     live.box.github.close_issue(INFRA_REPO, hand.number, user=ENGINEER)
     live.story.cycle()
     assert live.box.hubspot.portal.get("deals", deal_id).properties.get("delivered") is None
+
+
+def test_maintenance_tier_weighs_seed_000_factors_and_asks_when_unknown(
+        live: SandboxRun) -> None:
+    def tier(deal_id: str) -> str | None:
+        return live.box.hubspot.portal.get("deals", deal_id).properties.get("maintenance_tier")
+
+    typed = win(live, dealname="Typed hub", community_id="typed", num_users="1,500")
+    small_aws = win(live, dealname="Small AWS hub", community_id="smallaws", num_users="200",
+                    cloud_provider="aws")
+    decided = win(live, dealname="Decided hub", community_id="decided", num_users="5000",
+                  maintenance_tier_override="Tier 1")
+    unknown = win(live, dealname="Quiet hub", community_id="quiet")
+    assert tier(typed) == "Tier 2 (11 h/month)"
+    assert tier(small_aws) == "Tier 2 (11 h/month)"
+    assert tier(decided) == "Tier 1 (7 h/month)"
+    assert tier(unknown) == "Needs a decision: user count unknown"
+    assert subjects(live).count("[syncd] needs a decision: maintenance tier of Quiet hub") == 1
+    assert not any("maintenance tier" in s for s in subjects(live) if "Quiet" not in s)
