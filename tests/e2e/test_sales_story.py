@@ -160,3 +160,23 @@ def test_end_date_entered_inside_the_window_alerts_at_once_naming_buyer_and_amou
     climate = mails["Agreement expiring in 60 days: Climate Lab renewal"]
     assert "Buyer: Maria Lopez <maria@climatelab.example>" in climate
     assert "Amount: 9000 USD" in climate and "late" not in climate
+
+
+def test_needs_admin_notice_carries_the_row_links_and_names_the_thread(
+        played: SandboxRun) -> None:
+    mails = {m.message["Subject"]: m.message.get_content() for m in played.box.smtp.messages}
+    climate = mails["New service confirmed: Climate Lab"]
+    start = played.box.seeded.communities["climatelab"].deal["start_date"]
+    deal_id = played.box.seeded.communities["climatelab"].deal_id
+    assert f"Service start date: {start}" in climate  # copied from the won deal (W1)
+    assert f"- HubSpot deal: https://app.hubspot.com/contacts/62515/record/0-3/{deal_id}" \
+        in climate
+    assert "- Airtable row: https://airtable.com/" in climate
+    assert 'Search the mailbox for "Climate Lab" from:maria@climatelab.example' in climate
+    for field in ("- Cloud: aws", "- Region: us-west-2", "- Membership level: Member",
+                  "- Monthly fee: 1500", "- community_id: climatelab"):
+        assert field in climate, field
+    # Pangeo confirmed before its deal was won: no date yet, and the notice says where.
+    pangeo = mails["New service confirmed: Pangeo Community"]
+    assert "Service start date: not set yet. It is copied from the HubSpot deal's" in pangeo
+    assert "not set\n" not in pangeo
