@@ -213,7 +213,7 @@ class Story:
         self.day(5, "Pangeo's representatives answered the Request Information issue")
         self.close_new_hub_issue("pangeo", "Request Information", user=PARTNERSHIPS_LEAD)
         self.cycle()
-        self.day(5, "the engineer has deployed Pangeo's hub", hour=15)
+        self.day(5, "later that morning: the engineer has deployed Pangeo's hub")
         self.close_new_hub_issue("pangeo")
         self.cycle()
         self.day(6, "the service start date (29 Mar, 09:00) has passed; Open Earth's end "
