@@ -117,3 +117,24 @@ def test_maintenance_tier_weighs_seed_000_factors_and_asks_when_unknown(
     assert tier(unknown) == "Needs a decision: user count unknown"
     assert subjects(live).count("[syncd] needs a decision: maintenance tier of Quiet hub") == 1
     assert not any("maintenance tier" in s for s in subjects(live) if "Quiet" not in s)
+
+
+def test_request_information_pings_only_representatives(live: SandboxRun) -> None:
+    box = live.box
+    deal_id = box.hubspot.create_deal(dealstage="lead", dealname="Reef hub",
+                                      community_long_name="Reef @oceans-team",
+                                      community_id="reef", github_org="@reef-org")
+    box.hubspot.add_company(deal_id, name="Reef")
+    box.hubspot.add_contact(deal_id, "Community Representative", firstname="Ana",
+                            lastname="Reis", email="ana@reef.example", github_username="anareis")
+    box.hubspot.add_contact(deal_id, "Buyer", firstname="Bo", lastname="Lund",
+                            email="bo@reef.example", github_username="bolund")
+    box.hubspot.move_deal(deal_id, "contractadmin", "closedwon", step_seconds=1)
+    box.hubspot.portal.take_events()
+    live.story.cycle()
+    info = issue(live, "New Hub - Request Information: Reef")
+    body = info.body or ""
+    assert "- Ana Reis @anareis" in body  # the representative is pinged
+    assert "bolund" not in body  # the buyer is not listed, let alone pinged
+    assert "@oceans-team" not in body and "@oceans-team" not in info.title
+    assert "@\u200doceans-team" in info.title and "@\u200dreef-org" in body
