@@ -71,7 +71,7 @@ def _header(run: SandboxRun) -> None:
 def _summary(seen: Effects) -> list[str]:
     return [
         f"GitHub issues opened: {sum(seen.issues.values())} ({len(seen.closed_issues)} closed "
-        "by an engineer)",
+        "by people)",
         f"emails sent: {sum(seen.emails.values())}",
         f"Airtable leads rows: {seen.lead_rows} "
         f"({sum(1 for s in seen.lead_status.values() if s == 'Active Service')} Active Service)",
@@ -79,6 +79,7 @@ def _summary(seen: Effects) -> list[str]:
         f"{sum(1 for d in seen.deals.values() if d['maintenance_tier'])}",
         f"Jira tickets created: {sum(seen.tickets.values())}",
         f"engagement issues opened (W16): {sum(seen.engagement_issues.values())}",
+        f"Airtable Active Hubs rows: {len(seen.hubs)}",
     ]
 
 

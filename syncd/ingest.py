@@ -26,6 +26,7 @@ from syncd.mapping.rules import PlannedAction, RuleSet
 from syncd.metrics import EVENTS, RULE_FAILURES
 from syncd.model import Event, Observation
 from syncd.store.db import ACTIONS_CHANNEL, Store
+from syncd.store.origins import created_by
 from syncd.store.schema import actions, cursors, events, snapshots, state
 
 
@@ -240,15 +241,20 @@ class Ingestor:
         if new_events:
             EVENTS.labels(obs.ref.source).inc(len(new_events))
         if fire and new_events:
-            for planned, event_id in self._plan(ruleset, obs, snap, new_events):
+            for planned, event_id in self._plan(conn, ruleset, obs, snap, new_events):
                 result.actions += insert_actions(self.store, conn, planned, now_ms, event_id)
 
     def _plan(
-        self, ruleset: RuleSet, obs: Observation, snap: Snapshot | None,
+        self, conn: Connection, ruleset: RuleSet, obs: Observation, snap: Snapshot | None,
         new_events: list[tuple[Event, int | None]],
     ) -> list[tuple[list[PlannedAction], int | None]]:
-        """Actions for the new events, in the order the changes happened (the planner's)."""
-        plan = plan_change(ruleset, obs.ref, obs.fields, obs.context,
+        """Actions for the new events, in the order the changes happened (the planner's).
+        An object syncd created sees its origin as `syncd` (`issue.syncd.root.id`)."""
+        context = obs.context
+        origin = created_by(conn, obs.ref.source, obs.ref.id)
+        if origin is not None:
+            context = {**context, "syncd": origin}
+        plan = plan_change(ruleset, obs.ref, obs.fields, context,
                            snap.fields if snap else {}, [e for e, _ in new_events],
                            self.clock.now())
         return [(list(d.actions), new_events[d.event_index][1])

@@ -52,6 +52,10 @@ DEAL_PROPERTIES = [
     ("end_date", "End date", "date"),
     ("num_users", "Number of users", "number"),
     ("maintenance_tier", "Maintenance tier", "string"),
+    # seed 000's tier factors (W12), and the tier business development decided
+    ("deployment_type", "Deployment type", "string"),
+    ("num_instances", "Number of instances", "number"),
+    ("maintenance_tier_override", "Maintenance tier override", "string"),
     ("delivered", "Delivered", "bool"),
     ("renewed", "Renewed", "bool"),  # W15: ticked on the old deal when a renewal is signed
 ]

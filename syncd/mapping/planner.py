@@ -444,8 +444,12 @@ def _example_planned(rule: CompiledRule, ex: Example) -> list[PlannedAction]:
         return list(decide(rule, situation).actions)
     ref = ObjectRef(t.source, t.object, str(ex.object.get("id", "example")))
     if isinstance(t, DateTrigger):
+        value = ex.object.get(t.date) if t.date else None
+        # As the scheduler gives it: `due` is when the firing was due (templates can tell a
+        # late firing, e.g. a date entered after its mark, from a punctual one).
+        due = fire_time(t, value) if value not in (None, "") else None
         situation = Situation(now, ("example",), ref, ex.object, ex.context, ex.previous,
-                              trigger={"date": ex.object.get(t.date) if t.date else None})
+                              trigger={"date": value, "due": due})
         return list(decide(rule, situation).actions)
     change = Change(ref, ex.object, ex.previous, ex.context,
                     created=isinstance(t, CreatedTrigger), now=now)

@@ -18,6 +18,7 @@ from jinja2 import StrictUndefined, TemplateError, meta, nodes
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 
 from syncd.mapping import limits
+from syncd.mapping.amounts import amount
 from syncd.mapping.conditions import as_datetime
 
 MAX_TEMPLATE_FILE_BYTES = 256 * 1024
@@ -84,6 +85,7 @@ def make_environment() -> ImmutableSandboxedEnvironment:
     env.filters["tojson"] = lambda v: json.dumps(v, ensure_ascii=False, sort_keys=True)
     env.filters["no_mentions"] = _no_mentions
     env.filters["add_days"] = _add_days
+    env.filters["amount"] = amount
     env.globals["utcnow"] = lambda: datetime.now(UTC)
     env.globals["range"] = limits.bounded_range
     env.globals.pop("lipsum", None)  # lipsum(n=10**9): text nobody needs, of any size

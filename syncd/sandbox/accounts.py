@@ -15,6 +15,7 @@ from connectors.jira.fake import FakeJira
 PORTAL_ID = 62515
 INFRA_REPO = "2i2c-org/infrastructure"  # the repository the shipped mappings name
 ENGINEER = "sgibson91"  # the engineer who deploys hubs and closes the New Hub issues
+PARTNERSHIPS_LEAD = "jmunroe"  # closes "Request Information" once the community answered
 AIRTABLE_BASE = "appSandboxLeads01"
 LEADS_TABLE = "Leads"
 LEAD_FIELDS = {
@@ -23,11 +24,26 @@ LEAD_FIELDS = {
     "Status": "singleSelect",
     "Contact email": "email",
     "Monthly fee": "number",
+    "Cloud spend": "number",  # the month's cloud bill to pass on (W7), entered by operations
+    "Last invoice line": "singleLineText",  # what W7 sent for the row, last month
     "Service start date": "date",
     "Website": "url",
     "Cloud": "singleLineText",
     "Region": "singleLineText",
     "Membership level": "singleLineText",
+    "HubSpot deal": "url",
+    "Last Modified": "lastModifiedTime",
+}
+# Seed 003's "Active Hubs" table: one row per hub, cross-referencing the leads table by
+# community_id (W1 adds a row when a deployment is requested).
+HUBS_TABLE = "Active Hubs"
+HUB_FIELDS = {
+    "Hub": "singleLineText",
+    "community_id": "singleLineText",
+    "Status": "singleLineText",
+    "Cloud": "singleLineText",
+    "Region": "singleLineText",
+    "Request Information issue": "url",
     "HubSpot deal": "url",
     "Last Modified": "lastModifiedTime",
 }
@@ -111,7 +127,8 @@ def communities(start: str, end: str, climate_end: str) -> list[Community]:
                   "community_id": "openearth", "website": "https://openearth.example",
                   "github_org": "openearth-edu", "cloud_provider": "gcp",
                   "cloud_region": "europe-west1", "membership_level": "Member",
-                  "start_date": start, "end_date": end, "num_users": "800"},
+                  # no end_date yet: the story enters it late, inside the 60-day window (W6)
+                  "start_date": start, "num_users": "800"},
             company={"name": "Open Earth Teaching Network", "domain": "openearth.example"},
             contacts=[("Community Representative",
                        _contact("Ines", "Moreau", "openearth.example", "imoreau"))],
@@ -143,9 +160,10 @@ def communities(start: str, end: str, climate_end: str) -> list[Community]:
 # Communities already served: what the end-of-month invoicing list starts from (W7).
 ACTIVE_SERVICE_ROWS = [
     {"Community": "Ice Sheets Collaborative", "community_id": "icesheets",
-     "Status": "Active Service", "Monthly fee": 1200},
+     "Status": "Active Service", "Monthly fee": 1200, "Cloud spend": 340.5},
+    # A malformed fee (typed with its currency sign): W7 fails this row visibly, not the mail.
     {"Community": "Neuro Hub", "community_id": "neurohub", "Status": "Active Service",
-     "Monthly fee": 900},
+     "Monthly fee": "$900"},
     {"Community": "Old Astro Hub", "community_id": "oldastro", "Status": "Inactive Service",
      "Monthly fee": 700},
 ]
@@ -194,9 +212,11 @@ def seed(hubspot: FakeHubSpot, github: FakeGitHub, airtable: FakeAirtable, jira:
 
     github.add_repo(INFRA_REPO)
     github.add_user(ENGINEER)
+    github.add_user(PARTNERSHIPS_LEAD)
     github.add_label(INFRA_REPO, "new-hub")
 
     airtable.create_table(LEADS_TABLE, LEAD_FIELDS)
+    airtable.create_table(HUBS_TABLE, HUB_FIELDS)
     for person in people:
         if person.lead_row:
             person.lead_id = airtable.user_create(LEADS_TABLE, person.lead_row)

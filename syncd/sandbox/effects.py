@@ -9,7 +9,7 @@ from typing import Any
 
 from sqlalchemy import select
 
-from syncd.sandbox.accounts import ENGAGEMENTS_REPO, INFRA_REPO, LEADS_TABLE
+from syncd.sandbox.accounts import ENGAGEMENTS_REPO, HUBS_TABLE, INFRA_REPO, LEADS_TABLE
 from syncd.sandbox.fakes import Sandbox
 from syncd.store.db import Store
 from syncd.store.schema import actions
@@ -78,11 +78,12 @@ class Effects:
     deals: dict[str, dict[str, Any]] = field(default_factory=dict)  # name -> tier, delivered
     tickets: Counter[str] = field(default_factory=Counter)  # Jira summaries syncd created
     engagement_issues: Counter[str] = field(default_factory=Counter)  # W16, on GitHub
+    hubs: dict[str, str] = field(default_factory=dict)  # Active Hubs: community_id -> Status
 
     def differences(self, expected: Effects) -> list[str]:
         out = []
         for name in ("issues", "closed_issues", "emails", "lead_status", "lead_rows", "deals",
-                     "tickets", "engagement_issues"):
+                     "tickets", "engagement_issues", "hubs"):
             got, want = getattr(self, name), getattr(expected, name)
             if got == want:
                 continue
@@ -109,6 +110,8 @@ def observe(box: Sandbox) -> Effects:
     for row in rows:
         fields = row["fields"]
         seen.lead_status[fields.get("community_id", row["id"])] = fields.get("Status", "")
+    for row in box.airtable.records(HUBS_TABLE):
+        seen.hubs[row["fields"].get("community_id", row["id"])] = row["fields"].get("Status", "")
     for deal in box.hubspot.portal.live("deals"):
         props = deal.properties
         seen.deals[props["dealname"] or deal.id] = {

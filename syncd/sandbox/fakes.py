@@ -25,6 +25,7 @@ from syncd.clock import FakeClock
 from syncd.connector import ConnectorSettings
 from syncd.sandbox.accounts import (
     AIRTABLE_BASE,
+    HUBS_TABLE,
     INFRA_REPO,
     LEADS_TABLE,
     PORTAL_ID,
@@ -136,7 +137,7 @@ class Sandbox:
                 timeout_seconds=5),
             "airtable": AirtableSettings(
                 base_url=self.airtable_url, token=AIRTABLE_TOKEN, base_id=AIRTABLE_BASE,
-                tables={"lead": LEADS_TABLE}, timeout_seconds=5),
+                tables={"lead": LEADS_TABLE, "hub": HUBS_TABLE}, timeout_seconds=5),
             "jira": JiraSettings(
                 base_url=self.jira_url, email=JIRA_EMAIL, api_token=JIRA_TOKEN,
                 projects=["CLI"], timeout_seconds=5, rate_limit_per_second=1000),

@@ -17,7 +17,7 @@ from typing import Any
 import uvicorn
 
 from syncd.clock import Clock
-from syncd.config import Config, HttpSection, StoreSection, SyncdSection
+from syncd.config import AlertsSection, Config, HttpSection, StoreSection, SyncdSection
 from syncd.connector import Connector, ConnectorSettings
 from syncd.engine import Engine, build_connectors
 from syncd.shipped import shipped_mappings
@@ -38,6 +38,8 @@ def sandbox_config(state_dir: Path, settings: dict[str, ConnectorSettings],
                            vars=mapping_vars or {}),
         store=StoreSection(url=f"sqlite:///{state_dir / 'syncd.sqlite3'}"),
         http=HttpSection(host="127.0.0.1", port=0),
+        # the partnerships inbox hears of failures (the story's malformed fee, W7)
+        alerts=AlertsSection(to=["partnerships@example.org"]),
         connectors=dict(settings),
     )
 

@@ -20,7 +20,13 @@ from sqlalchemy import delete
 from connectors.airtable import AirtableConnector
 from syncd.clock import FakeClock
 from syncd.engine import Engine
-from syncd.sandbox.accounts import ENGINEER, INFRA_REPO, LEADS_TABLE, PAST_WINS
+from syncd.sandbox.accounts import (
+    ENGINEER,
+    INFRA_REPO,
+    LEADS_TABLE,
+    PARTNERSHIPS_LEAD,
+    PAST_WINS,
+)
 from syncd.sandbox.effects import ActionFeed, Effects, describe
 from syncd.sandbox.fakes import GITHUB_WEBHOOK_SECRET, Sandbox
 from syncd.sandbox.runtime import WebhookServer
@@ -107,6 +113,14 @@ class Story:
         if status >= 300:
             raise RuntimeError(f"syncd refused the HubSpot webhook: {status}")
 
+    def set_deal(self, key: str, *, webhook: bool, **properties: str) -> None:
+        community = self.seeded.communities[key]
+        self.box.hubspot.update_deal(community.deal_id, **properties)
+        changed = ", ".join(f"{k} = {v}" for k, v in properties.items())
+        self.say(f"  HubSpot  {community.deal['dealname']}: {changed}  "
+                 f"({'signed webhook' if webhook else 'no webhook: polling finds it'})")
+        self._hubspot_batch(webhook)
+
     def lead_status(self, key: str, status: str, *, webhook: bool) -> None:
         community = self.seeded.communities[key]
         self.box.airtable.user_update(LEADS_TABLE, community.lead_id, {"Status": status})
@@ -119,15 +133,16 @@ class Story:
             if status_code >= 300:
                 raise RuntimeError(f"syncd refused the Airtable ping: {status_code}")
 
-    def close_new_hub_issue(self, key: str) -> None:
+    def close_new_hub_issue(self, key: str, step: str = "Request deployment",
+                            user: str = ENGINEER) -> None:
         name = self.seeded.communities[key].deal["community_long_name"]
         for issue in self.box.github.issues(INFRA_REPO):
-            if issue.title.endswith(name):
-                self.say(f"  GitHub   {ENGINEER} closes #{issue.number} \"{issue.title}\" "
+            if issue.title == f"New Hub - {step}: {name}":
+                self.say(f"  GitHub   {user} closes #{issue.number} \"{issue.title}\" "
                          "as completed  (GitHub delivers the webhook)")
-                self.box.github.close_issue(INFRA_REPO, issue.number, user=ENGINEER)
+                self.box.github.close_issue(INFRA_REPO, issue.number, user=user)
                 return
-        raise RuntimeError(f"no New Hub issue for {name}")
+        raise RuntimeError(f"no New Hub - {step} issue for {name}")
 
     def note_waiting(self, key: str, follow_up: str, waiting_on: str) -> None:
         """Partnerships park a lead in Waiting with the date to follow up (W14)."""
@@ -204,10 +219,16 @@ class Story:
                   "Closed Won", webhook=True)
         self.cycle()
 
-        self.day(5, "the engineer has deployed Pangeo's hub")
+        self.day(5, "Pangeo's representatives answered the Request Information issue")
+        self.close_new_hub_issue("pangeo", "Request Information", user=PARTNERSHIPS_LEAD)
+        self.cycle()
+        self.day(5, "later that morning: the engineer has deployed Pangeo's hub")
         self.close_new_hub_issue("pangeo")
         self.cycle()
-        self.day(6, "the service start date (29 Mar, 09:00) has passed")
+        self.day(6, "the service start date (29 Mar, 09:00) has passed; Open Earth's end "
+                    "date is entered, already inside the 60-day window")
+        self.set_deal("earthhub", end_date=(STORY_START + timedelta(days=52)).date().isoformat(),
+                      webhook=True)
         self.cycle()
         self.day(7, "past 09:00 in Los Angeles: Cryo Atlas has been Qualified a week", hour=17)
         self.cycle()
@@ -233,15 +254,16 @@ class Story:
 
 def expected(box: Sandbox) -> Effects:
     """What the fakes hold after `Story.play()`: each effect once, nothing else."""
-    won = {"pangeo": "Pangeo Community", "climatelab": "Climate Lab",
-           "earthhub": "Open Earth Teaching Network"}
+    # New clients get the two-step New Hub; Climate Lab's renewal gets no second New Hub.
+    won = {"pangeo": "Pangeo Community", "earthhub": "Open Earth Teaching Network"}
     deals = {c.deal["dealname"]: {"maintenance_tier": None, "delivered": None}
              for c in box.seeded.communities.values()}
     for past in PAST_WINS:  # won before go-live: history, untouched
         deals[past["dealname"]] = {"maintenance_tier": None, "delivered": None}
     deals["Pangeo managed hub"] = {"maintenance_tier": "Tier 2 (11 h/month)",
                                    "delivered": "true"}
-    deals["Climate Lab renewal"]["maintenance_tier"] = "Tier 1 (7 h/month)"
+    # 300 users, but on AWS: a dedicated cluster, so tier 2 (seed 000)
+    deals["Climate Lab renewal"]["maintenance_tier"] = "Tier 2 (11 h/month)"
     deals["Open Earth teaching hub"]["maintenance_tier"] = "Tier 1 (7 h/month)"
     partnerships = "partnerships@example.org"
     emails: Counter[tuple[str, str, str]] = Counter()
@@ -258,13 +280,20 @@ def expected(box: Sandbox) -> Effects:
         emails[("operations@example.org", partnerships,
                 f"New service confirmed: {name}")] += 1
     emails[(partnerships, "", "Agreement expiring in 60 days: Climate Lab renewal")] += 1
+    emails[(partnerships, "", "Agreement expiring in 60 days: Open Earth teaching hub")] += 1
     emails[("grace@example.org", "",
             "Follow up: Cryo Atlas hub has been Qualified for a week")] += 1
     emails[("operations@example.org", partnerships,
             "Invoices for March 2026: 4 communities")] += 1
+    # Neuro Hub's fee is "$900": its invoice line fails alone, and the alert inbox hears.
+    emails[(partnerships, "", "[syncd] rule w7-invoice-line failed: render error")] += 1
     effects = Effects(
-        issues=Counter(f"New Hub - Request deployment: {n}" for n in won.values()),
-        closed_issues={"New Hub - Request deployment: Pangeo Community"},
+        issues=Counter([*(f"New Hub - Request Information: {n}" for n in won.values()),
+                        "New Hub - Request deployment: Pangeo Community",
+                        "Hub renewal: Climate Lab"]),
+        closed_issues={"New Hub - Request Information: Pangeo Community",
+                       "New Hub - Request deployment: Pangeo Community"},
+        hubs={"pangeo": "Deployment requested"},
         emails=emails,
         lead_status={"pangeo": "Active Service", "climatelab": "Active Service",
                      "openearth": "", "cryoatlas": "Active Lead", "oceandata": "Active Lead",

@@ -1,0 +1,54 @@
+"""Which of syncd's own actions created an object, read from the store.
+
+An issue syncd opened is watched like any other object. Rules about it (W13: the New Hub
+issue is closed) need the deal it was opened for. Text in the issue body can be edited
+away by an engineer; the store's record cannot: the action that created the issue is kept
+with its result (`external_id`, e.g. `org/repo#7`) and the object it was planned for.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import Connection, select
+
+from syncd.store.schema import actions, snapshots
+
+MAX_DEPTH = 4  # issue <- issue <- deal: chains are short; a bound keeps a loop harmless
+
+
+def created_by(conn: Connection, source: str, object_id: str) -> dict[str, Any] | None:
+    """`{"rule": id, "from": <object>, "root": <object>}` for an object a done action of
+    syncd created, where `from` is the object the action was planned for (its fields and
+    context as last stored, plus `source` and `type`) and `root` the first object of the
+    chain that syncd did not create itself (the deal behind issue <- issue <- deal)."""
+    first = _origin(conn, source, object_id)
+    if first is None:
+        return None
+    rule, view = first
+    root = view
+    for _ in range(MAX_DEPTH):
+        step = _origin(conn, root["source"], root["id"])
+        if step is None:
+            break
+        root = step[1]
+    return {"rule": rule, "from": view, "root": root}
+
+
+def _origin(conn: Connection, source: str, object_id: str) -> tuple[str, dict[str, Any]] | None:
+    action = conn.execute(
+        select(actions.c.rule_id, actions.c.source, actions.c.object_type, actions.c.object_id)
+        .where(actions.c.connector == source, actions.c.external_id == object_id,
+               actions.c.status == "done", actions.c.object_id.is_not(None))
+        .order_by(actions.c.id).limit(1)).first()
+    if action is None:
+        return None
+    snap = conn.execute(
+        select(snapshots.c.fields, snapshots.c.context)
+        .where(snapshots.c.source == action.source,
+               snapshots.c.object_type == action.object_type,
+               snapshots.c.object_id == action.object_id)).first()
+    view: dict[str, Any] = dict(snap.context or {}) if snap else {}
+    view.update(snap.fields or {} if snap else {})
+    view.update({"id": action.object_id, "source": action.source, "type": action.object_type})
+    return action.rule_id, view
