@@ -18,14 +18,14 @@ from click.testing import CliRunner
 from sqlalchemy import select
 
 from connectors.email.connector import EmailConnector
-from connectors.email.fake import FakeSmtpServer, ReceivedMessage
-from connectors.localdb import LocalDbConnector, LocalDbSettings
 from syncd.alerts import make_alerter
 from syncd.cli import main
 from syncd.clock import FakeClock, to_ms
 from syncd.config import AlertsSection
 from syncd.engine import Engine
 from syncd.store.schema import actions
+from syncd_sandbox.email.fake import FakeSmtpServer, ReceivedMessage
+from syncd_sandbox.localdb import LocalDbConnector, LocalDbSettings
 from tests.helpers import make_config, write_rules
 
 ALERT_TO = "partnerships@example.org"

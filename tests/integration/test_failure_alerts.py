@@ -10,11 +10,11 @@ from pathlib import Path
 
 import pytest
 
-from connectors.email.fake import FakeSmtpServer
 from syncd.clock import FakeClock
 from syncd.config import load_config
 from syncd.daemon import Daemon
 from syncd.metrics import RULE_FAILURES
+from syncd_sandbox.email.fake import FakeSmtpServer
 from tests.helpers import write_rules
 
 ALERT_TO = "partnerships@example.org"

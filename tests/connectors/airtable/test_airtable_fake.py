@@ -5,9 +5,14 @@ from __future__ import annotations
 import pytest
 import requests
 
-from connectors.airtable.fake import FakeAirtable
-from connectors.airtable.fake_formula import FormulaError, FormulaRecord, compile_formula, matches
-from connectors.fakeserver import FakeServer
+from syncd_sandbox.airtable.fake import FakeAirtable
+from syncd_sandbox.airtable.fake_formula import (
+    FormulaError,
+    FormulaRecord,
+    compile_formula,
+    matches,
+)
+from syncd_sandbox.fakeserver import FakeServer
 
 T0 = 1_767_603_600_000  # 2026-01-05T09:00:00Z
 RECORD = FormulaRecord(

@@ -6,9 +6,9 @@ import pytest
 
 from connectors.github import GitHubConnector
 from connectors.github.actions import CreateIssueParams
-from connectors.github.fake import FakeGitHub
 from syncd.errors import TransientError
 from syncd.model import ObjectRef
+from syncd_sandbox.github.fake import FakeGitHub
 
 
 def test_thousand_creates_drain_at_the_limit_and_not_above(

@@ -25,11 +25,16 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import unquote
 
-from connectors.airtable.fake_formula import FormulaError, FormulaRecord, compile_formula, matches
-from connectors.airtable.fake_limits import BaseRateLimit, Fault, base_of
-from connectors.airtable.fake_webhooks import MAX_PAYLOADS_PER_PAGE, FakeWebhooks, iso_ms
-from connectors.fakeserver import FakeApp, FakeRequest, FakeResponse
 from syncd.clock import Clock, SystemClock, to_ms
+from syncd_sandbox.airtable.fake_formula import (
+    FormulaError,
+    FormulaRecord,
+    compile_formula,
+    matches,
+)
+from syncd_sandbox.airtable.fake_limits import BaseRateLimit, Fault, base_of
+from syncd_sandbox.airtable.fake_webhooks import MAX_PAYLOADS_PER_PAGE, FakeWebhooks, iso_ms
+from syncd_sandbox.fakeserver import FakeApp, FakeRequest, FakeResponse
 
 MAX_PAGE_SIZE = 100
 MAX_RECORDS_PER_WRITE = 10
@@ -102,7 +107,7 @@ class _Iterator:
 
 
 class FakeAirtable:
-    """One fake base. `app` is served by `connectors.fakeserver.FakeServer`."""
+    """One fake base. `app` is served by `syncd_sandbox.fakeserver.FakeServer`."""
 
     def __init__(
         self,
@@ -247,7 +252,7 @@ class FakeAirtable:
         return wrap
 
     def _routes(self) -> None:
-        from connectors.airtable.fake_routes import register
+        from syncd_sandbox.airtable.fake_routes import register
 
         register(self)
 

@@ -22,8 +22,8 @@ import click
 from syncd.shipped import shipped_mappings
 
 if TYPE_CHECKING:  # the sandbox (fakes, SMTP server) is imported only when the demo runs
-    from syncd.sandbox import SandboxRun
-    from syncd.sandbox.effects import Effects
+    from syncd_sandbox.world import SandboxRun
+    from syncd_sandbox.world.effects import Effects
 
 LIVE_TICK_SECONDS = 1.0
 SHIPPED_MAPPINGS = shipped_mappings()
@@ -41,7 +41,7 @@ SHIPPED_MAPPINGS = shipped_mappings()
 def demo(once: bool, state_dir: str | None, mappings: str, verbose: bool) -> None:
     """Run the shipped workflows against a local sandbox (no credentials, no network)."""
     from syncd.logs import configure_logging
-    from syncd.sandbox import run_sandbox
+    from syncd_sandbox.world import run_sandbox
 
     if not Path(mappings).is_dir():
         raise click.ClickException(
@@ -83,7 +83,7 @@ def _summary(seen: Effects) -> list[str]:
 
 def _check(run: SandboxRun, seconds: float) -> int:
     """0 when the fakes hold exactly the expected effects, before and after a replay."""
-    from syncd.sandbox import expected, observe
+    from syncd_sandbox.world import expected, observe
 
     want = expected(run.box)
     problems = observe(run.box).differences(want)
@@ -108,7 +108,7 @@ def _check(run: SandboxRun, seconds: float) -> int:
 
 
 def _live(run: SandboxRun) -> None:
-    from syncd.sandbox.fakes import AIRTABLE_TOKEN, GITHUB_TOKEN, HUBSPOT_TOKEN
+    from syncd_sandbox.world.fakes import AIRTABLE_TOKEN, GITHUB_TOKEN, HUBSPOT_TOKEN
 
     box = run.box
     cryo = box.seeded.communities["cryoatlas"].deal_id

@@ -20,11 +20,11 @@ from sqlalchemy import delete
 from connectors.airtable import AirtableConnector
 from syncd.clock import FakeClock
 from syncd.engine import Engine
-from syncd.sandbox.accounts import ENGINEER, INFRA_REPO, LEADS_TABLE, PAST_WINS
-from syncd.sandbox.effects import ActionFeed, Effects, describe
-from syncd.sandbox.fakes import GITHUB_WEBHOOK_SECRET, Sandbox
-from syncd.sandbox.runtime import WebhookServer
 from syncd.store.schema import cursors
+from syncd_sandbox.world.accounts import ENGINEER, INFRA_REPO, LEADS_TABLE, PAST_WINS
+from syncd_sandbox.world.effects import ActionFeed, Effects, describe
+from syncd_sandbox.world.fakes import GITHUB_WEBHOOK_SECRET, Sandbox
+from syncd_sandbox.world.runtime import WebhookServer
 
 # A Tuesday; the story ends on 1 April, first day of a quarter, after the end of March.
 STORY_START = datetime(2026, 3, 24, 8, 0, tzinfo=UTC)

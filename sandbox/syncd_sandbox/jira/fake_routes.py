@@ -7,20 +7,20 @@ import hashlib
 from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo
 
-from connectors.fakeserver import FakeRequest, FakeResponse
 from connectors.jira.adf import adf_problems
-from connectors.jira.fake_jql import JqlError, parse_jql
-from connectors.jira.fake_model import (
+from syncd_sandbox.fakeserver import FakeRequest, FakeResponse
+from syncd_sandbox.jira.fake_jql import JqlError, parse_jql
+from syncd_sandbox.jira.fake_model import (
     TRANSITIONS,
     jira_time,
     render_comment,
     render_issuetype,
     render_status,
 )
-from connectors.jira.fake_rules import create_problems
+from syncd_sandbox.jira.fake_rules import create_problems
 
 if TYPE_CHECKING:
-    from connectors.jira.fake import FakeJira
+    from syncd_sandbox.jira.fake import FakeJira
 
 API = "/rest/api/3"
 KEY = r"(?P<key>[A-Za-z0-9_-]+)"

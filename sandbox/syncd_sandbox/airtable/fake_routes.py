@@ -8,11 +8,11 @@ from typing import TYPE_CHECKING, Any
 import pydantic
 from pyairtable.models.webhook import CreateWebhook
 
-from connectors.airtable.fake_webhooks import MAX_PAYLOADS_PER_PAGE, iso_ms
-from connectors.fakeserver import FakeRequest, FakeResponse
+from syncd_sandbox.airtable.fake_webhooks import MAX_PAYLOADS_PER_PAGE, iso_ms
+from syncd_sandbox.fakeserver import FakeRequest, FakeResponse
 
 if TYPE_CHECKING:
-    from connectors.airtable.fake import FakeAirtable
+    from syncd_sandbox.airtable.fake import FakeAirtable
 
 _B = r"(?P<base>app[A-Za-z0-9]+)"
 _T = r"(?P<table>[^/]+)"
@@ -38,7 +38,7 @@ def list_options_from_query(request: FakeRequest) -> dict[str, Any]:
 
 
 def register(fake: FakeAirtable) -> None:
-    from connectors.airtable.fake import ApiError, error, table_path
+    from syncd_sandbox.airtable.fake import ApiError, error, table_path
 
     route = fake._route
 

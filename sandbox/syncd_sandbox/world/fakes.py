@@ -12,18 +12,18 @@ from __future__ import annotations
 from datetime import date, timedelta
 
 from connectors.airtable import AirtableSettings
-from connectors.airtable.fake import FakeAirtable
-from connectors.email.fake import FakeSmtpServer
-from connectors.fakeserver import FakeServer
 from connectors.github import GitHubSettings
-from connectors.github.fake import FakeGitHub
 from connectors.hubspot import HubSpotSettings
-from connectors.hubspot.fake import FakeHubSpot
 from connectors.jira import JiraSettings
-from connectors.jira.fake import FakeJira
 from syncd.clock import FakeClock
 from syncd.connector import ConnectorSettings
-from syncd.sandbox.accounts import (
+from syncd_sandbox.airtable.fake import FakeAirtable
+from syncd_sandbox.email.fake import FakeSmtpServer
+from syncd_sandbox.fakeserver import FakeServer
+from syncd_sandbox.github.fake import FakeGitHub
+from syncd_sandbox.hubspot.fake import FakeHubSpot
+from syncd_sandbox.jira.fake import FakeJira
+from syncd_sandbox.world.accounts import (
     AIRTABLE_BASE,
     INFRA_REPO,
     LEADS_TABLE,

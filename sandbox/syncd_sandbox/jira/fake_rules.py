@@ -11,10 +11,10 @@ import re
 from typing import TYPE_CHECKING, Any
 
 from connectors.jira.adf import adf_problems
-from connectors.jira.fake_model import ISSUE_TYPES
+from syncd_sandbox.jira.fake_model import ISSUE_TYPES
 
 if TYPE_CHECKING:
-    from connectors.jira.fake import FakeJira
+    from syncd_sandbox.jira.fake import FakeJira
 
 ESTIMATE = re.compile(r"^\s*(\d+\s*[wdhm]\s*)+$")
 DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")

@@ -22,8 +22,9 @@ import json
 import uuid
 from typing import Any
 
-from connectors.fakeserver import FakeApp, FakeRequest, FakeResponse
-from connectors.jira.fake_model import (
+from syncd.clock import Clock, SystemClock, to_ms
+from syncd_sandbox.fakeserver import FakeApp, FakeRequest, FakeResponse
+from syncd_sandbox.jira.fake_model import (
     CUSTOM_FIELDS,
     STATUSES,
     SYSTEM_FIELDS,
@@ -35,10 +36,9 @@ from connectors.jira.fake_model import (
     render_issuetype,
     render_status,
 )
-from connectors.jira.fake_routes import error_response, install_routes
-from connectors.jira.fake_schema import SpecValidator
-from connectors.jira.faults import FaultInjector
-from syncd.clock import Clock, SystemClock, to_ms
+from syncd_sandbox.jira.fake_routes import error_response, install_routes
+from syncd_sandbox.jira.fake_schema import SpecValidator
+from syncd_sandbox.jira.faults import FaultInjector
 
 API = "/rest/api/3"
 

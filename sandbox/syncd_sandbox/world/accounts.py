@@ -7,10 +7,10 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from connectors.airtable.fake import FakeAirtable
-from connectors.github.fake import FakeGitHub
-from connectors.hubspot.fake import FakeHubSpot
-from connectors.jira.fake import FakeJira
+from syncd_sandbox.airtable.fake import FakeAirtable
+from syncd_sandbox.github.fake import FakeGitHub
+from syncd_sandbox.hubspot.fake import FakeHubSpot
+from syncd_sandbox.jira.fake import FakeJira
 
 PORTAL_ID = 62515
 INFRA_REPO = "2i2c-org/infrastructure"  # the repository the shipped mappings name

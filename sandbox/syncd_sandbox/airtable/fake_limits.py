@@ -7,7 +7,7 @@ import re
 from collections import deque
 from dataclasses import dataclass
 
-from connectors.fakeserver import FakeRequest, FakeResponse, ResetConnection
+from syncd_sandbox.fakeserver import FakeRequest, FakeResponse, ResetConnection
 
 RATE_LIMIT = 5  # requests per second per base
 LOCKOUT_SECONDS = 30.0

@@ -9,7 +9,6 @@ from typing import Any
 
 from pydantic import SecretStr
 
-from connectors.localdb.remote import LocalDbRemote
 from syncd.connector import Connector, ConnectorSettings, ParamsModel, action
 from syncd.errors import PermanentError, TransientError, UncertainError, WebhookRejected
 from syncd.model import (
@@ -22,6 +21,7 @@ from syncd.model import (
     WebhookRequest,
 )
 from syncd.webhook_checks import load_json, refuse_unsigned, signature_matches
+from syncd_sandbox.localdb.remote import LocalDbRemote
 
 SIGNATURE_HEADER = "x-localdb-signature"
 DELIVERY_HEADER = "x-localdb-delivery"

@@ -12,8 +12,8 @@ import threading
 from collections import deque
 from dataclasses import dataclass
 
-from connectors.fakeserver import FakeRequest, FakeResponse, ResetConnection
 from syncd.clock import Clock
+from syncd_sandbox.fakeserver import FakeRequest, FakeResponse, ResetConnection
 
 GENERAL_WINDOW = 10.0
 SEARCH_WINDOW = 1.0

@@ -16,19 +16,19 @@ import re
 import time
 from typing import Any
 
-from connectors.fakeserver import FakeApp, FakeRequest, FakeResponse, FakeServer
-from connectors.hubspot.fake_data import (
+from connectors.hubspot.signing import signed_request
+from connectors.hubspot.timefmt import iso
+from syncd.clock import Clock, SystemClock
+from syncd_sandbox.fakeserver import FakeApp, FakeRequest, FakeResponse, FakeServer
+from syncd_sandbox.hubspot.fake_data import (
     DEAL_PROPERTIES,
     OBJECT_TYPE_IDS,
     TYPE_ALIASES,
     Portal,
     Record,
 )
-from connectors.hubspot.fake_limits import Fault, Faults, RateLimits, error_body
-from connectors.hubspot.fake_search import SearchError, search
-from connectors.hubspot.signing import signed_request
-from connectors.hubspot.timefmt import iso
-from syncd.clock import Clock, SystemClock
+from syncd_sandbox.hubspot.fake_limits import Fault, Faults, RateLimits, error_body
+from syncd_sandbox.hubspot.fake_search import SearchError, search
 
 DEFAULT_PROPERTIES = {
     "deals": ["dealname", "amount", "closedate", "pipeline", "dealstage"],

@@ -22,7 +22,9 @@ from datetime import datetime, timedelta
 from typing import Any
 from urllib.parse import urlencode
 
-from connectors.fakeserver import (
+from connectors.github.webhooks import signed_delivery
+from syncd.clock import Clock, SystemClock
+from syncd_sandbox.fakeserver import (
     FakeApp,
     FakeRequest,
     FakeResponse,
@@ -30,8 +32,8 @@ from connectors.fakeserver import (
     ResetConnection,
     _Handler,
 )
-from connectors.github import openapi
-from connectors.github.fake_data import (
+from syncd_sandbox.github import openapi
+from syncd_sandbox.github.fake_data import (
     DOCS,
     FakeDelivery,
     FakeHook,
@@ -41,8 +43,6 @@ from connectors.github.fake_data import (
     FakeRepo,
     Shapes,
 )
-from connectors.github.webhooks import signed_delivery
-from syncd.clock import Clock, SystemClock
 
 WRITE_METHODS = frozenset({"POST", "PATCH", "PUT", "DELETE"})
 NUMERIC_PARAMS = frozenset({"issue_number", "comment_id", "hook_id", "delivery_id"})
@@ -499,7 +499,7 @@ class FakeGitHub:
         return out
 
     def _register_routes(self) -> None:
-        from connectors.github.fake_routes import register
+        from syncd_sandbox.github.fake_routes import register
 
         register(self)
 

@@ -5,11 +5,11 @@ from __future__ import annotations
 import json
 from typing import TYPE_CHECKING
 
-from connectors.fakeserver import FakeRequest, FakeResponse
+from syncd_sandbox.fakeserver import FakeRequest, FakeResponse
 
 if TYPE_CHECKING:
-    from connectors.github.fake import FakeGitHub
-    from connectors.github.fake_data import FakeHook, FakeRepo
+    from syncd_sandbox.github.fake import FakeGitHub
+    from syncd_sandbox.github.fake_data import FakeHook, FakeRepo
 
 NOT_FOUND = "Not Found"
 

@@ -9,10 +9,10 @@ from typing import Any
 
 from sqlalchemy import select
 
-from syncd.sandbox.accounts import INFRA_REPO, LEADS_TABLE
-from syncd.sandbox.fakes import Sandbox
 from syncd.store.db import Store
 from syncd.store.schema import actions
+from syncd_sandbox.world.accounts import INFRA_REPO, LEADS_TABLE
+from syncd_sandbox.world.fakes import Sandbox
 
 
 def describe(row: dict[str, Any]) -> str:

@@ -15,15 +15,15 @@ from pathlib import Path
 
 from syncd.clock import FakeClock
 from syncd.engine import Engine
-from syncd.sandbox.effects import Effects, observe
-from syncd.sandbox.fakes import Sandbox
-from syncd.sandbox.runtime import (
+from syncd_sandbox.world.effects import Effects, observe
+from syncd_sandbox.world.fakes import Sandbox
+from syncd_sandbox.world.runtime import (
     SHIPPED_MAPPINGS,
     WebhookServer,
     sandbox_config,
     start_engine,
 )
-from syncd.sandbox.story import ACCOUNT_HISTORY, STORY_START, Say, Story, expected
+from syncd_sandbox.world.story import ACCOUNT_HISTORY, STORY_START, Say, Story, expected
 
 __all__ = [
     "SHIPPED_MAPPINGS", "STORY_START", "Effects", "Sandbox", "SandboxRun",

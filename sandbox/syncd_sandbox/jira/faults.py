@@ -14,7 +14,7 @@ import re
 import threading
 from dataclasses import dataclass
 
-from connectors.fakeserver import FakeApp, FakeRequest, FakeResponse, ResetConnection
+from syncd_sandbox.fakeserver import FakeApp, FakeRequest, FakeResponse, ResetConnection
 
 BEFORE = {"429", "503", "reset"}
 AFTER = {"applied_then_502", "applied_then_reset"}

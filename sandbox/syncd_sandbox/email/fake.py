@@ -32,8 +32,8 @@ from typing import Any, Literal
 from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import SMTP, AuthResult, Envelope, LoginPassword, Session
 
-from connectors.email.fake_tls import server_context, write_self_signed
 from connectors.email.settings import EmailSettings
+from syncd_sandbox.email.fake_tls import server_context, write_self_signed
 
 Fault = Literal["transient", "permanent", "drop", "hang"]
 Stage = Literal["mail", "rcpt", "data"]

@@ -7,19 +7,19 @@ import shlex
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
-from connectors.fakeserver import FakeRequest, FakeResponse
-from connectors.github.fake_data import FakeComment, FakeIssue, FakeRepo
-from connectors.github.fake_routes_hooks import register_hooks
+from syncd_sandbox.fakeserver import FakeRequest, FakeResponse
+from syncd_sandbox.github.fake_data import FakeComment, FakeIssue, FakeRepo
+from syncd_sandbox.github.fake_routes_hooks import register_hooks
 
 if TYPE_CHECKING:
-    from connectors.github.fake import FakeGitHub
+    from syncd_sandbox.github.fake import FakeGitHub
 
 NOT_FOUND = "Not Found"
 SEARCH_ITEM_NULLABLE = frozenset({"assignee", "milestone", "closed_at", "user"})
 
 
 def _since_filter(request: FakeRequest) -> Any:
-    from connectors.github.fake import _parse_time
+    from syncd_sandbox.github.fake import _parse_time
 
     raw = request.arg("since")
     return _parse_time(raw) if raw else None

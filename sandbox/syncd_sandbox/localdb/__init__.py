@@ -6,7 +6,7 @@ need: the remote side's state is in the file, not in the daemon's memory. It is 
 smallest complete example of a connector.
 """
 
-from connectors.localdb.connector import LocalDbConnector, LocalDbSettings
-from connectors.localdb.remote import LocalDbRemote
+from syncd_sandbox.localdb.connector import LocalDbConnector, LocalDbSettings
+from syncd_sandbox.localdb.remote import LocalDbRemote
 
 __all__ = ["LocalDbConnector", "LocalDbRemote", "LocalDbSettings"]

@@ -10,7 +10,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from connectors.hubspot.fake_data import Record
+from syncd_sandbox.hubspot.fake_data import Record
 
 OPERATORS = {
     "EQ", "NEQ", "LT", "LTE", "GT", "GTE", "BETWEEN", "IN", "NOT_IN",
