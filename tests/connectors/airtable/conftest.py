@@ -36,6 +36,11 @@ def fake(fake_airtable: Served[FakeAirtable]) -> FakeAirtable:
 
 
 @pytest.fixture
+def server(fake_airtable: Served[FakeAirtable]) -> Served[FakeAirtable]:
+    return fake_airtable  # .url: where the fake answers
+
+
+@pytest.fixture
 def settings(fake: FakeAirtable, fake_airtable: Served[FakeAirtable]) -> AirtableSettings:
     return AirtableSettings(
         token=fake.token,
