@@ -7,6 +7,7 @@ from __future__ import annotations
 import ast
 from pathlib import Path
 
+import click
 import pytest
 from click.testing import CliRunner
 
@@ -55,3 +56,10 @@ def test_demo_comes_through_the_entry_point_when_installed() -> None:
     command = plugins.load_command("demo")
     assert command is not None and command.callback is not None
     assert command.callback.__module__ == "syncd_sandbox.demo"
+
+
+def test_require_sandbox_is_a_clear_error_without_it(monkeypatch: pytest.MonkeyPatch) -> None:
+    plugins.require_sandbox()  # installed here: nothing to say
+    monkeypatch.setattr(plugins, "available", lambda: {})
+    with pytest.raises(click.ClickException, match=r"install syncd\[sandbox\]"):
+        plugins.require_sandbox()
