@@ -9,7 +9,6 @@ and comes back at the end.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -52,9 +51,8 @@ rules:
 
 
 @pytest.fixture
-def smtp() -> Iterator[FakeSmtpServer]:
-    with FakeSmtpServer() as server:
-        yield server
+def smtp(fake_smtp: FakeSmtpServer) -> FakeSmtpServer:
+    return fake_smtp  # the sandbox plugin's SMTP server on 127.0.0.1
 
 
 def build_engine(tmp_path: Path, store_url: str, clock: FakeClock, smtp: FakeSmtpServer) -> Engine:

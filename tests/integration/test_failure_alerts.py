@@ -4,7 +4,6 @@ one digest after it."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -30,9 +29,8 @@ rules:
 
 
 @pytest.fixture
-def smtp() -> Iterator[FakeSmtpServer]:
-    with FakeSmtpServer() as server:
-        yield server
+def smtp(fake_smtp: FakeSmtpServer) -> FakeSmtpServer:
+    return fake_smtp  # the sandbox plugin's SMTP server on 127.0.0.1
 
 
 def alerting_daemon(tmp_path: Path, smtp: FakeSmtpServer) -> Daemon:
