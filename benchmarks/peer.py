@@ -74,8 +74,8 @@ def title_for(deal_id: str | int) -> str:
 
 
 def _github_main(conn: Connection, validate: bool) -> None:
-    from connectors.fakeserver import FakeRequest, FakeResponse
-    from connectors.github.fake import FakeGitHub
+    from syncd_sandbox.fakeserver import FakeRequest, FakeResponse
+    from syncd_sandbox.github.fake import FakeGitHub
 
     fake = FakeGitHub(token=GITHUB_TOKEN, write_limit=NO_LIMIT, primary_limit=NO_LIMIT,
                       validate=validate)
@@ -131,7 +131,7 @@ def _github_main(conn: Connection, validate: bool) -> None:
 
 
 def _hubspot_main(conn: Connection, latency: float) -> None:
-    from connectors.hubspot.fake import FakeHubSpot
+    from syncd_sandbox.hubspot.fake import FakeHubSpot
 
     fake = FakeHubSpot(token=HUBSPOT_TOKEN, app_secret=HUBSPOT_SECRET, general_limit=NO_LIMIT,
                        search_limit=NO_LIMIT, latency_seconds=latency)

@@ -30,7 +30,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from connectors.localdb.connector import sign  # noqa: E402
+from syncd_sandbox.localdb.connector import sign  # noqa: E402
 
 SECRET = "whsec_benchmark_secret"
 

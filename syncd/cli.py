@@ -11,6 +11,7 @@ from typing import Any
 import click
 from sqlalchemy import select, update
 
+from syncd import plugins
 from syncd.cli_support import config_option, load_or_exit, setup_logging
 from syncd.clock import SystemClock, to_ms
 from syncd.config import Config
@@ -28,17 +29,21 @@ _setup_logging = setup_logging
 
 class _SyncdGroup(click.Group):
     """Commands of the engine, plus each connector's own (`syncd github redeliver`), found
-    through the connector's `cli` attribute and loaded only when called."""
+    through the connector's `cli` attribute, plus those of other distributions (the sandbox's
+    `syncd demo`, see syncd.plugins); all loaded only when called."""
 
     def list_commands(self, ctx: click.Context) -> list[str]:
         from syncd import connector as registry
 
-        return sorted(set(super().list_commands(ctx)) | set(registry.available()))
+        return sorted(set(super().list_commands(ctx)) | set(registry.available())
+                      | plugins.command_names())
 
     def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
         found = super().get_command(ctx, cmd_name)
         if found is not None:
             return found
+        if cmd_name in plugins.command_names():
+            return plugins.load_command(cmd_name)
         from syncd import connector as registry
 
         if cmd_name not in registry.available():
@@ -459,14 +464,6 @@ def prune(config_path: str | None) -> None:
     finally:
         engine.close()
 
-
-def _register_demo() -> None:
-    from syncd.demo import demo  # the sandbox itself is imported only when the demo runs
-
-    main.add_command(demo)
-
-
-_register_demo()
 
 if __name__ == "__main__":
     main()

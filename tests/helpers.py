@@ -6,10 +6,10 @@ import textwrap
 from pathlib import Path
 from typing import Any
 
-from connectors.localdb import LocalDbConnector, LocalDbSettings
 from syncd.clock import Clock
 from syncd.config import Config, ExecutorSection, StoreSection, SyncdSection
 from syncd.engine import Engine
+from syncd_sandbox.localdb import LocalDbConnector, LocalDbSettings
 
 RULES = """
 rules:

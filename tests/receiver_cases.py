@@ -35,22 +35,22 @@ from connectors.hubspot import signing as hubspot_signing
 from connectors.jira import JiraConnector
 from connectors.jira import webhooks as jira_hooks
 from connectors.jira.settings import JiraSettings
-from connectors.localdb.connector import (
-    DELIVERY_HEADER as LOCALDB_DELIVERY,
-)
-from connectors.localdb.connector import (
-    SIGNATURE_HEADER as LOCALDB_SIGNATURE,
-)
-from connectors.localdb.connector import (
-    LocalDbConnector,
-    LocalDbSettings,
-)
-from connectors.localdb.connector import (
-    sign as localdb_sign,
-)
 from syncd.clock import Clock, FakeClock, to_ms
 from syncd.connector import Connector
 from syncd.model import Hint, WebhookRequest
+from syncd_sandbox.localdb.connector import (
+    DELIVERY_HEADER as LOCALDB_DELIVERY,
+)
+from syncd_sandbox.localdb.connector import (
+    SIGNATURE_HEADER as LOCALDB_SIGNATURE,
+)
+from syncd_sandbox.localdb.connector import (
+    LocalDbConnector,
+    LocalDbSettings,
+)
+from syncd_sandbox.localdb.connector import (
+    sign as localdb_sign,
+)
 
 RECEIVERS = ("hubspot", "github", "airtable", "jira", "localdb")
 SAAS_RECEIVERS = ("hubspot", "github", "airtable", "jira")

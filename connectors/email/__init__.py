@@ -1,6 +1,6 @@
 """`email`: sends mail over SMTP (`email.send`), plus the pieces the engine's alert mailer
 reuses: `build_message` (pure) and `send_message` (one SMTP session, errors sorted into
-Transient / Permanent / Uncertain). `connectors.email.fake` is a local SMTP server for tests
+Transient / Permanent / Uncertain). `syncd_sandbox.email.fake` is a local SMTP server for tests
 and the demo sandbox.
 """
 

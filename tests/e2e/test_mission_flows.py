@@ -11,8 +11,8 @@ from typing import Any
 
 import pytest
 
-from syncd.sandbox import SandboxRun, run_sandbox
-from syncd.sandbox.accounts import ENGINEER, INFRA_REPO
+from syncd_sandbox.world import SandboxRun, run_sandbox
+from syncd_sandbox.world.accounts import ENGINEER, INFRA_REPO
 
 pytestmark = pytest.mark.timeout(60)
 

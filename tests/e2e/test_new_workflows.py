@@ -13,8 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from syncd.sandbox import SHIPPED_MAPPINGS, SandboxRun, run_sandbox
-from syncd.sandbox.accounts import ADMIN_SPECIALIST, ENGAGEMENTS_REPO, LEADS_TABLE
+from syncd_sandbox.world import SHIPPED_MAPPINGS, SandboxRun, run_sandbox
+from syncd_sandbox.world.accounts import ADMIN_SPECIALIST, ENGAGEMENTS_REPO, LEADS_TABLE
 
 pytestmark = pytest.mark.timeout(60)
 PARTNERSHIPS = "partnerships@example.org"

@@ -12,9 +12,9 @@ from collections.abc import Iterator
 import pytest
 from sqlalchemy import delete
 
-from syncd.sandbox import SandboxRun, expected, observe, run_sandbox, start_engine
-from syncd.sandbox.accounts import INFRA_REPO, LEADS_TABLE
 from syncd.store.schema import cursors
+from syncd_sandbox.world import SandboxRun, expected, observe, run_sandbox, start_engine
+from syncd_sandbox.world.accounts import INFRA_REPO, LEADS_TABLE
 
 pytestmark = pytest.mark.timeout(60)
 

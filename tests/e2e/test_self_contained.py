@@ -1,6 +1,7 @@
 """syncd reads nothing outside its own tree: the demo (with the GitHub fake validating against
 its OpenAPI subsets) runs from a copy of the repository in an empty temporary folder, and an
-audit hook records every file the process opens."""
+audit hook records every file the process opens. Both distributions of the tree run from the
+copy: syncd, and the sandbox (sandbox/: the fakes and `syncd demo`, found by entry point)."""
 
 from __future__ import annotations
 
@@ -14,13 +15,14 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[2]
 # What a user's clone holds; .venv, caches and state are not part of it.
-TREE = ["pyproject.toml", "setup.py", "syncd", "connectors", "mappings", "config.example.toml"]
+TREE = ["pyproject.toml", "setup.py", "syncd", "connectors", "mappings", "config.example.toml",
+        "sandbox"]
 
 # Runs in the child: every `open` of a path is written down, then the demo runs from the copy.
 CHILD = textwrap.dedent("""\
     import json, os, sys
     copy, report = sys.argv[1], sys.argv[2]
-    sys.path.insert(0, copy)
+    sys.path[:0] = [copy, os.path.join(copy, "sandbox")]
     opened = set()
     def hook(event, args):
         if event == "open" and isinstance(args[0], (str, bytes, os.PathLike)):
@@ -34,7 +36,8 @@ CHILD = textwrap.dedent("""\
     except SystemExit as stop:
         code = stop.code or 0
     with open(report, "w") as out:
-        json.dump({"code": code, "syncd": syncd.__file__, "opened": sorted(opened)}, out)
+        json.dump({"code": code, "syncd": syncd.__file__, "opened": sorted(opened),
+                   "sandbox": sys.modules["syncd_sandbox"].__file__}, out)
 """)
 
 
@@ -69,6 +72,7 @@ def test_demo_runs_from_a_copy_of_the_tree_and_opens_nothing_outside(tmp_path: P
     assert result["code"] == 0, run.stdout[-3000:]
     assert "OK: every expected effect happened exactly once" in run.stdout
     assert result["syncd"].startswith(str(copy)), "the copy's package was not the one imported"
+    assert result["sandbox"].startswith(str(copy / "sandbox")), "the copy's sandbox was not used"
 
     allowed = _allowed_roots(copy, state, tmp_path)
     outside = [p for p in result["opened"]

@@ -10,7 +10,7 @@ from pathlib import Path
 from click.testing import CliRunner
 
 from syncd.cli import main
-from syncd.demo import demo
+from syncd_sandbox.demo import demo
 
 REPO = Path(__file__).resolve().parents[2]
 EXAMPLE_CONFIG = REPO / "config.example.toml"

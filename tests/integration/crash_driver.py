@@ -22,10 +22,10 @@ import signal
 import sys
 import time
 
-from connectors.localdb import LocalDbRemote
 from syncd.config import load_config
 from syncd.engine import Engine
 from syncd.inbox import Delivery
+from syncd_sandbox.localdb import LocalDbRemote
 
 OBJECTS = 30
 STAGES = ("open", "review", "done")

@@ -17,7 +17,7 @@ from typing import Any
 
 import requests
 
-from connectors.localdb.connector import DELIVERY_HEADER, SIGNATURE_HEADER, sign
+from syncd_sandbox.localdb.connector import DELIVERY_HEADER, SIGNATURE_HEADER, sign
 from tests.helpers import free_port  # noqa: F401 - re-exported for the daemon tests
 
 ROOT = Path(__file__).resolve().parents[2]

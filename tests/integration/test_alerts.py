@@ -9,7 +9,6 @@ and comes back at the end.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -18,14 +17,14 @@ from click.testing import CliRunner
 from sqlalchemy import select
 
 from connectors.email.connector import EmailConnector
-from connectors.email.fake import FakeSmtpServer, ReceivedMessage
-from connectors.localdb import LocalDbConnector, LocalDbSettings
 from syncd.alerts import make_alerter
 from syncd.cli import main
 from syncd.clock import FakeClock, to_ms
 from syncd.config import AlertsSection
 from syncd.engine import Engine
 from syncd.store.schema import actions
+from syncd_sandbox.email.fake import FakeSmtpServer, ReceivedMessage
+from syncd_sandbox.localdb import LocalDbConnector, LocalDbSettings
 from tests.helpers import make_config, write_rules
 
 ALERT_TO = "partnerships@example.org"
@@ -52,9 +51,8 @@ rules:
 
 
 @pytest.fixture
-def smtp() -> Iterator[FakeSmtpServer]:
-    with FakeSmtpServer() as server:
-        yield server
+def smtp(fake_smtp: FakeSmtpServer) -> FakeSmtpServer:
+    return fake_smtp  # the sandbox plugin's SMTP server on 127.0.0.1
 
 
 def build_engine(tmp_path: Path, store_url: str, clock: FakeClock, smtp: FakeSmtpServer) -> Engine:

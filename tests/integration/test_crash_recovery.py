@@ -15,8 +15,8 @@ from pathlib import Path
 import pytest
 import requests
 
-from connectors.localdb import LocalDbRemote
-from connectors.localdb.connector import sign
+from syncd_sandbox.localdb import LocalDbRemote
+from syncd_sandbox.localdb.connector import sign
 from tests.helpers import RULES, free_port, wait_healthy, write_rules
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -23,11 +23,11 @@ import pytest
 import requests
 from sqlalchemy import select
 
-from connectors.email.fake import FakeSmtpServer
-from connectors.localdb import LocalDbRemote
 from syncd.daemon import STOP_TIMEOUT_SECONDS
 from syncd.store.db import open_store
 from syncd.store.schema import actions, inbox, metadata
+from syncd_sandbox.email.fake import FakeSmtpServer
+from syncd_sandbox.localdb import LocalDbRemote
 from tests.integration.daemon_helpers import (
     Daemon,
     free_port,

@@ -13,11 +13,11 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from sqlalchemy import create_engine, select, text
 
-from connectors.localdb import LocalDbConnector, LocalDbSettings
 from syncd.clock import FakeClock
 from syncd.engine import Engine
 from syncd.model import Hint, ObjectRef, Observation, WebhookRequest
 from syncd.store.schema import actions, events
+from syncd_sandbox.localdb import LocalDbConnector, LocalDbSettings
 from tests.conftest import PG_URL, _pg_schema_url, _psycopg_url
 from tests.helpers import make_config, write_rules
 

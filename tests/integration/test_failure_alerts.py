@@ -4,17 +4,16 @@ one digest after it."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
 
-from connectors.email.fake import FakeSmtpServer
 from syncd.clock import FakeClock
 from syncd.config import load_config
 from syncd.daemon import Daemon
 from syncd.metrics import RULE_FAILURES
+from syncd_sandbox.email.fake import FakeSmtpServer
 from tests.helpers import write_rules
 
 ALERT_TO = "partnerships@example.org"
@@ -30,9 +29,8 @@ rules:
 
 
 @pytest.fixture
-def smtp() -> Iterator[FakeSmtpServer]:
-    with FakeSmtpServer() as server:
-        yield server
+def smtp(fake_smtp: FakeSmtpServer) -> FakeSmtpServer:
+    return fake_smtp  # the sandbox plugin's SMTP server on 127.0.0.1
 
 
 def alerting_daemon(tmp_path: Path, smtp: FakeSmtpServer) -> Daemon:

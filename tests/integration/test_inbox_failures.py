@@ -16,12 +16,12 @@ from sqlalchemy import func, select
 from connectors.hubspot import HubSpotConnector, HubSpotSettings
 from connectors.hubspot.signing import SIGNATURE_V3_HEADER, signed_request
 from connectors.hubspot.signing import sign as hs_sign
-from connectors.localdb.connector import LocalDbConnector, sign
 from syncd.clock import FakeClock, to_ms
 from syncd.inbox import Delivery
 from syncd.model import Hint, Observation, WebhookRequest
 from syncd.store.schema import inbox
 from syncd.webapp import build_app
+from syncd_sandbox.localdb.connector import LocalDbConnector, sign
 from tests.helpers import ServedApp, make_engine
 
 SECRET = "whsec_failures_0123456789"

@@ -15,9 +15,9 @@ import pytest
 import requests
 from sqlalchemy import create_engine, func, select
 
-from connectors.localdb import LocalDbRemote
-from connectors.localdb.connector import sign
 from syncd.store.schema import actions, leaderships
+from syncd_sandbox.localdb import LocalDbRemote
+from syncd_sandbox.localdb.connector import sign
 from tests.conftest import PG_URL, _psycopg_url
 from tests.helpers import RULES, free_port, wait_healthy, write_rules
 from tests.integration.test_crash_recovery import ROOT, SECRET, effect_titles, expected_effects

@@ -14,10 +14,10 @@ import pytest
 import requests
 from sqlalchemy import create_engine, func, select
 
-from connectors.fakeserver import FakeRequest, FakeResponse
-from connectors.hubspot.fake import FakeHubSpot
-from connectors.hubspot.fake_limits import GENERAL_WINDOW
 from syncd.store.schema import actions
+from syncd_sandbox.fakeserver import FakeRequest, FakeResponse
+from syncd_sandbox.hubspot.fake import FakeHubSpot
+from syncd_sandbox.hubspot.fake_limits import GENERAL_WINDOW
 from tests.conftest import PG_URL, _psycopg_url
 from tests.helpers import free_port, write_rules
 from tests.integration.connectors.test_hubspot_stage_labels import fail_pipelines

@@ -16,11 +16,11 @@ from zoneinfo import ZoneInfo
 
 from sqlalchemy import select
 
-from connectors.localdb import LocalDbConnector, LocalDbRemote, LocalDbSettings
 from syncd.clock import FakeClock, to_ms
 from syncd.config import SchedulerSection
 from syncd.engine import Engine
 from syncd.store.schema import actions
+from syncd_sandbox.localdb import LocalDbConnector, LocalDbRemote, LocalDbSettings
 from tests.helpers import make_config, write_rules
 
 PARIS = ZoneInfo("Europe/Paris")

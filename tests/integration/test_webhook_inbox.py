@@ -9,10 +9,10 @@ import pytest
 import requests
 from sqlalchemy import func, select
 
-from connectors.localdb.connector import sign
 from syncd.clock import FakeClock
 from syncd.store.schema import inbox
 from syncd.webapp import build_app
+from syncd_sandbox.localdb.connector import sign
 from tests.helpers import ServedApp, make_engine
 
 SECRET = "whsec_test_0123456789"

@@ -21,8 +21,6 @@ import syncd
 
 ROOT = Path(__file__).resolve().parents[2]
 LINT_IMPORTS = Path(sys.executable).with_name("lint-imports")
-# moved out by the sandbox wing: the engine may not import them, and they leave syncd/ soon
-SANDBOX = {"syncd.sandbox", "syncd.demo"}
 
 
 def lint_imports(*args: str, cwd: Path = ROOT) -> subprocess.CompletedProcess[str]:
@@ -46,11 +44,11 @@ def test_the_contracts_name_every_engine_module() -> None:
     modules = {f"syncd.{m.name}" for m in pkgutil.iter_modules(syncd.__path__)}
     modules.discard("syncd.sdk")
     by_id = contracts()
-    assert set(by_id["connectors-sdk-only"]["forbidden_modules"]) == modules - SANDBOX
-    assert set(by_id["engine-no-sandbox"]["source_modules"]) == modules - SANDBOX
+    assert set(by_id["connectors-sdk-only"]["forbidden_modules"]) == modules
+    assert set(by_id["engine-no-sandbox"]["source_modules"]) == modules
     store_rule = tomllib.loads((ROOT / "tests/import_rules_store.toml").read_text())
     store_sources = set(store_rule["tool"]["importlinter"]["contracts"][0]["source_modules"])
-    assert store_sources == (modules - SANDBOX - {"syncd.store"}) | {"connectors"}
+    assert store_sources == (modules - {"syncd.store"}) | {"connectors"}
 
 
 @pytest.mark.parametrize(("module", "line", "broken"), [
@@ -60,13 +58,13 @@ def test_the_contracts_name_every_engine_module() -> None:
      "Connectors import only syncd.sdk from syncd"),
     ("syncd/retry.py", "from connectors.github import GitHubConnector",
      "The engine imports no connector"),
-    ("syncd/engine.py", "from syncd.sandbox import fakes",
+    ("syncd/engine.py", "from syncd_sandbox.world import fakes",
      "The engine imports no sandbox module"),
 ])
 def test_a_forbidden_import_breaks_the_rules(tmp_path: Path, module: str, line: str,
                                               broken: str) -> None:
-    for package in ("syncd", "connectors"):
-        shutil.copytree(ROOT / package, tmp_path / package,
+    for package in ("syncd", "connectors", "sandbox/syncd_sandbox"):
+        shutil.copytree(ROOT / package, tmp_path / Path(package).name,
                         ignore=shutil.ignore_patterns("__pycache__"))
     shutil.copy(ROOT / "pyproject.toml", tmp_path / "pyproject.toml")
     target = tmp_path / module

@@ -1,5 +1,5 @@
-"""Fixtures: a fake Airtable base on 127.0.0.1 and a connector talking to it with pyairtable,
-both on one FakeClock (nothing sleeps)."""
+"""Fixtures: a fake Airtable base on 127.0.0.1 (the sandbox's `fake_airtable`) and a connector
+talking to it with pyairtable, both on one FakeClock (nothing sleeps)."""
 
 from __future__ import annotations
 
@@ -8,12 +8,10 @@ from collections.abc import Iterator
 import pytest
 
 from connectors.airtable import AirtableConnector, AirtableSettings
-from connectors.airtable.fake import FakeAirtable
-from connectors.fakeserver import FakeServer
 from syncd.clock import FakeClock
+from syncd_sandbox.airtable.fake import FakeAirtable
+from syncd_sandbox.pytest_plugin import Served
 
-TOKEN = "patTestToken.secret-value-0001"
-BASE = "appTestBase000001"
 LEAD_FIELDS = {
     "Name": "singleLineText",
     "Status": "singleSelect",
@@ -25,31 +23,30 @@ HUB_FIELDS = {"Community": "singleLineText", "Status": "singleSelect", "Monthly 
 
 
 @pytest.fixture
-def clock() -> FakeClock:
-    return FakeClock()
+def clock(fake_clock: FakeClock) -> FakeClock:
+    return fake_clock
 
 
 @pytest.fixture
-def fake(clock: FakeClock) -> FakeAirtable:
-    airtable = FakeAirtable(token=TOKEN, base_id=BASE, clock=clock)
+def fake(fake_airtable: Served[FakeAirtable]) -> FakeAirtable:
+    airtable = fake_airtable.fake
     airtable.create_table("Leads", LEAD_FIELDS)
     airtable.create_table("Active Hubs", HUB_FIELDS)
     return airtable
 
 
 @pytest.fixture
-def server(fake: FakeAirtable) -> Iterator[FakeServer]:
-    with FakeServer(fake.app) as running:
-        yield running
+def server(fake_airtable: Served[FakeAirtable]) -> Served[FakeAirtable]:
+    return fake_airtable  # .url: where the fake answers
 
 
 @pytest.fixture
-def settings(server: FakeServer) -> AirtableSettings:
+def settings(fake: FakeAirtable, fake_airtable: Served[FakeAirtable]) -> AirtableSettings:
     return AirtableSettings(
-        token=TOKEN,
-        base_id=BASE,
+        token=fake.token,
+        base_id=fake.base_id,
         tables={"lead": "Leads", "hub": "Active Hubs"},
-        base_url=server.url,
+        base_url=fake_airtable.url,
         timeout_seconds=5,
     )
 

@@ -5,9 +5,9 @@ from __future__ import annotations
 import pytest
 
 from connectors.airtable import AirtableConnector
-from connectors.airtable.fake import FakeAirtable
 from syncd.errors import PermanentError, TransientError, UncertainError
 from syncd.model import ActionContext, ActionResult
+from syncd_sandbox.airtable.fake import FakeAirtable
 
 CTX = ActionContext(key="rule-1:deal-42:0", rule_id="rule-1", attempt=1)
 

@@ -5,9 +5,14 @@ from __future__ import annotations
 import pytest
 import requests
 
-from connectors.airtable.fake import FakeAirtable
-from connectors.airtable.fake_formula import FormulaError, FormulaRecord, compile_formula, matches
-from connectors.fakeserver import FakeServer
+from syncd_sandbox.airtable.fake import FakeAirtable
+from syncd_sandbox.airtable.fake_formula import (
+    FormulaError,
+    FormulaRecord,
+    compile_formula,
+    matches,
+)
+from syncd_sandbox.pytest_plugin import Served
 
 T0 = 1_767_603_600_000  # 2026-01-05T09:00:00Z
 RECORD = FormulaRecord(
@@ -46,7 +51,7 @@ def test_bad_formulas_raise(formula: str) -> None:
         matches(compile_formula(formula), RECORD)
 
 
-def test_bad_formula_is_a_422_over_http(fake: FakeAirtable, server: FakeServer) -> None:
+def test_bad_formula_is_a_422_over_http(fake: FakeAirtable, server: Served[FakeAirtable]) -> None:
     answer = requests.get(
         f"{server.url}/v0/{fake.base_id}/Leads",
         params={"filterByFormula": "NOPE()"},
@@ -57,7 +62,9 @@ def test_bad_formula_is_a_422_over_http(fake: FakeAirtable, server: FakeServer) 
     assert answer.json()["error"]["type"] == "INVALID_FILTER_BY_FORMULA"
 
 
-def test_invalid_webhook_specification_is_refused(fake: FakeAirtable, server: FakeServer) -> None:
+def test_invalid_webhook_specification_is_refused(
+    fake: FakeAirtable, server: Served[FakeAirtable]
+) -> None:
     answer = requests.post(
         f"{server.url}/v0/bases/{fake.base_id}/webhooks",
         json={"notificationUrl": "https://x", "specification": {"options": {}}},
@@ -68,14 +75,14 @@ def test_invalid_webhook_specification_is_refused(fake: FakeAirtable, server: Fa
     assert fake.webhooks.hooks == {}
 
 
-def test_wrong_token_is_401(fake: FakeAirtable, server: FakeServer) -> None:
+def test_wrong_token_is_401(fake: FakeAirtable, server: Served[FakeAirtable]) -> None:
     answer = requests.get(f"{server.url}/v0/{fake.base_id}/Leads",
                           headers={"Authorization": "Bearer nope"}, timeout=5)
     assert answer.status_code == 401
 
 
 def test_writing_a_computed_or_unknown_field_is_422(
-    fake: FakeAirtable, server: FakeServer
+    fake: FakeAirtable, server: Served[FakeAirtable]
 ) -> None:
     for fields in ({"Last Modified": "2026-01-01"}, {"Nmae": "x"}):
         answer = requests.post(f"{server.url}/v0/{fake.base_id}/Leads", json={"fields": fields},

@@ -9,7 +9,6 @@ from typing import Any
 import pytest
 from pyairtable.models.webhook import WebhookPayload
 
-from connectors.airtable.fake_webhooks import FakeWebhook
 from connectors.airtable.payloads import (
     RecordChange,
     parse_payload_page,
@@ -18,6 +17,7 @@ from connectors.airtable.payloads import (
 )
 from connectors.airtable.schema import BaseSchema, FieldInfo, TableInfo
 from syncd.errors import WebhookRejected
+from syncd_sandbox.airtable.fake_webhooks import FakeWebhook
 
 CONTRACTS = Path(__file__).parent / "contracts"
 

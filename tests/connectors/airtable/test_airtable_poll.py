@@ -7,10 +7,10 @@ import json
 import pytest
 
 from connectors.airtable import AirtableConnector
-from connectors.airtable.fake import FakeAirtable
 from syncd.clock import FakeClock, to_ms
 from syncd.errors import PermanentError
 from syncd.model import ObjectRef, Observation
+from syncd_sandbox.airtable.fake import FakeAirtable
 
 
 def poll_all(connector: AirtableConnector, alias: str, cursor: str | None,

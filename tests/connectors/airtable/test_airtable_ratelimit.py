@@ -5,10 +5,10 @@ from __future__ import annotations
 import pytest
 
 from connectors.airtable import AirtableConnector
-from connectors.airtable.fake import FakeAirtable
 from syncd.clock import FakeClock
 from syncd.errors import TransientError
 from syncd.model import ObjectRef
+from syncd_sandbox.airtable.fake import FakeAirtable
 
 
 def test_burst_of_50_requests_stays_under_the_limit(

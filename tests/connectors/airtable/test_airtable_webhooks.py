@@ -7,10 +7,10 @@ import json
 import pytest
 
 from connectors.airtable import AirtableConnector
-from connectors.airtable.fake import FakeAirtable
 from syncd.clock import FakeClock, to_ms
 from syncd.errors import WebhookRejected
 from syncd.model import Hint, ObjectRef, WebhookRequest
+from syncd_sandbox.airtable.fake import FakeAirtable
 
 HOOK_URL = "https://syncd.example.org/webhooks/airtable"
 

@@ -1,4 +1,5 @@
-"""Fixtures for the email connector: a real SMTP server (aiosmtpd) on 127.0.0.1 per test."""
+"""Fixtures for the email connector: a real SMTP server (aiosmtpd) on 127.0.0.1 per test (the
+sandbox's `fake_smtp`, or one with auth)."""
 
 from __future__ import annotations
 
@@ -8,9 +9,9 @@ from typing import Any
 import pytest
 
 from connectors.email import EmailConnector, EmailSettings, SendParams
-from connectors.email.fake import FakeSmtpServer
 from syncd.clock import FakeClock
 from syncd.model import ActionContext, ActionResult
+from syncd_sandbox.email.fake import FakeSmtpServer
 
 PASSWORD = "correct-horse-battery-staple"
 
@@ -18,9 +19,8 @@ Send = Callable[..., ActionResult]  # send(key=..., attempt=..., **params)
 
 
 @pytest.fixture
-def smtp() -> Iterator[FakeSmtpServer]:
-    with FakeSmtpServer() as server:
-        yield server
+def smtp(fake_smtp: FakeSmtpServer) -> FakeSmtpServer:
+    return fake_smtp
 
 
 @pytest.fixture

@@ -9,8 +9,8 @@ from typing import Any
 import pytest
 
 from connectors.email import EmailConnector, EmailSettings
-from connectors.email.fake import FakeSmtpServer
 from syncd.errors import ActionError, PermanentError, TransientError, UncertainError
+from syncd_sandbox.email.fake import FakeSmtpServer
 
 Send = Callable[..., Any]
 PASSWORD = "correct-horse-battery-staple"

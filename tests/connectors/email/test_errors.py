@@ -8,8 +8,8 @@ from typing import Any
 import pytest
 
 from connectors.email import AT_MOST_ONCE_REFUSAL, EmailSettings
-from connectors.email.fake import FakeSmtpServer
 from syncd.errors import PermanentError, TransientError, UncertainError
+from syncd_sandbox.email.fake import FakeSmtpServer
 
 Send = Callable[..., Any]
 

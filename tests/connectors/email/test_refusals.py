@@ -9,8 +9,8 @@ import pytest
 from pydantic import ValidationError
 
 from connectors.email import EmailSettings
-from connectors.email.fake import FakeSmtpServer
 from syncd.errors import PermanentError
+from syncd_sandbox.email.fake import FakeSmtpServer
 
 Send = Callable[..., Any]
 CSV = {"filename": "report.csv", "content": "a,b\n", "content_type": "text/csv"}

@@ -10,9 +10,9 @@ from typing import Any
 import pytest
 
 from connectors.email import EmailConnector, EmailSettings
-from connectors.email.fake import FakeSmtpServer
 from syncd.clock import FakeClock
 from syncd.connector import load_class
+from syncd_sandbox.email.fake import FakeSmtpServer
 
 Send = Callable[..., Any]
 

@@ -1,4 +1,6 @@
-"""Fixtures: a fake GitHub on 127.0.0.1 and a connector pointed at it, sharing a FakeClock."""
+"""Fixtures: a fake GitHub on 127.0.0.1 (the sandbox's `fake_github`, which also fails a test
+that sent a request the OpenAPI description refuses) and a connector pointed at it, sharing a
+FakeClock."""
 
 from __future__ import annotations
 
@@ -9,9 +11,10 @@ from typing import Any
 import pytest
 
 from connectors.github import GitHubConnector, GitHubSettings
-from connectors.github.fake import FakeGitHub
 from syncd.clock import FakeClock
 from syncd.model import ActionContext
+from syncd_sandbox.github.fake import FakeGitHub
+from syncd_sandbox.pytest_plugin import Served
 
 TOKEN = "ghp_test-token-not-real"
 REPO = "acme/infrastructure"
@@ -19,17 +22,15 @@ WEBHOOK_SECRET = "It's a Secret to Everybody"
 
 
 @pytest.fixture
-def clock() -> FakeClock:
-    return FakeClock()
+def clock(fake_clock: FakeClock) -> FakeClock:
+    return fake_clock
 
 
 @pytest.fixture
-def fake(clock: FakeClock) -> Iterator[FakeGitHub]:
-    fake = FakeGitHub(clock=clock, token=TOKEN, login="syncd-bot")
-    fake.add_repo(REPO)
-    with fake:
-        yield fake
-    assert fake.validation_failures == []
+def fake(fake_github: Served[FakeGitHub]) -> FakeGitHub:
+    assert (fake_github.fake.token, fake_github.fake.login) == (TOKEN, "syncd-bot")
+    fake_github.fake.add_repo(REPO)
+    return fake_github.fake
 
 
 @pytest.fixture

@@ -6,8 +6,6 @@ import pytest
 import requests
 
 from connectors.github import GitHubConnector
-from connectors.github import openapi as gh_openapi
-from connectors.github.fake import FakeGitHub
 from connectors.github.params import (
     AddLabelsParams,
     CloseIssueParams,
@@ -17,6 +15,8 @@ from connectors.github.params import (
 from connectors.github.text import ZERO_WIDTH_JOINER, marker
 from syncd.errors import PermanentError
 from syncd.model import ActionContext
+from syncd_sandbox.github import openapi as gh_openapi
+from syncd_sandbox.github.fake import FakeGitHub
 
 REPO = "acme/infrastructure"  # the repository the `fake` fixture creates
 TOKEN = "ghp_test-token-not-real"

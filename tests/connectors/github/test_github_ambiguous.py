@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 from connectors.github import GitHubConnector
-from connectors.github.fake import FakeGitHub
 from connectors.github.params import CreateIssueParams
 from syncd.errors import TransientError, UncertainError
 from syncd.model import ActionResult
+from syncd_sandbox.github.fake import FakeGitHub
 
 
 def perform_like_the_executor(connector: GitHubConnector, params, ctx,

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 from connectors.github import GitHubConnector
-from connectors.github.fake import FakeGitHub
 from syncd.clock import to_ms
 from syncd.model import ObjectRef
+from syncd_sandbox.github.fake import FakeGitHub
 
 
 def test_fetch_returns_the_issue_state(fake: FakeGitHub, connector: GitHubConnector, gh) -> None:

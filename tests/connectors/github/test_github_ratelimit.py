@@ -5,10 +5,10 @@ from __future__ import annotations
 import pytest
 
 from connectors.github import GitHubConnector
-from connectors.github.fake import FakeGitHub
 from connectors.github.params import CreateIssueParams
 from syncd.errors import TransientError
 from syncd.model import ObjectRef
+from syncd_sandbox.github.fake import FakeGitHub
 
 
 def test_thousand_creates_drain_at_the_limit_and_not_above(

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import timedelta
 
 from connectors.github import GitHubConnector
-from connectors.github.fake import FakeGitHub
+from syncd_sandbox.github.fake import FakeGitHub
 
 
 def test_redeliver_failed_deliveries_newer_than_since(

@@ -1,4 +1,5 @@
-"""Fixtures: a fake HubSpot on 127.0.0.1, on a FakeClock shared with the connector."""
+"""Fixtures: a fake HubSpot on 127.0.0.1 (the sandbox's `fake_hubspot`), on a FakeClock shared
+with the connector."""
 
 from __future__ import annotations
 
@@ -7,33 +8,32 @@ from typing import Any
 
 import pytest
 
-from connectors.fakeserver import FakeServer
 from connectors.hubspot import HubSpotConnector, HubSpotSettings
-from connectors.hubspot.fake import FakeHubSpot
 from syncd.clock import FakeClock
+from syncd_sandbox.hubspot.fake import FakeHubSpot
+from syncd_sandbox.pytest_plugin import Served
 
 PORTAL_ID = 62515
 
 
 @pytest.fixture
-def clock() -> FakeClock:
-    return FakeClock()
+def clock(fake_clock: FakeClock) -> FakeClock:
+    return fake_clock
 
 
 @pytest.fixture
-def fake(clock: FakeClock) -> FakeHubSpot:
-    return FakeHubSpot(clock=clock, portal_id=PORTAL_ID)
+def fake(fake_hubspot: Served[FakeHubSpot]) -> FakeHubSpot:
+    return fake_hubspot.fake  # on its default portal, PORTAL_ID
 
 
 @pytest.fixture
-def server(fake: FakeHubSpot) -> Iterator[FakeServer]:
-    with fake.serve() as running:
-        yield running
+def server(fake_hubspot: Served[FakeHubSpot]) -> Served[FakeHubSpot]:
+    return fake_hubspot
 
 
 @pytest.fixture
 def make_connector(
-    fake: FakeHubSpot, server: FakeServer, clock: FakeClock
+    fake: FakeHubSpot, server: Served[FakeHubSpot], clock: FakeClock
 ) -> Iterator[Callable[..., HubSpotConnector]]:
     made: list[HubSpotConnector] = []
 

@@ -12,12 +12,12 @@ from typing import Any
 import pytest
 from pydantic import SecretStr
 
-from connectors.fakeserver import FakeServer
 from connectors.jira import JiraConnector, JiraSettings
-from connectors.jira.fake import FakeJira
 from syncd.clock import FakeClock
 from syncd.errors import TransientError
 from syncd.model import ActionContext, ActionResult
+from syncd_sandbox.fakeserver import FakeServer
+from syncd_sandbox.jira.fake import FakeJira
 
 EMAIL = "syncd@example.org"
 TOKEN = "jira-api-token-not-real"

@@ -6,8 +6,8 @@ import pytest
 
 from connectors.jira import JiraConnector
 from connectors.jira.actions import marker_for
-from connectors.jira.fake import FakeJira
 from syncd.errors import PermanentError
+from syncd_sandbox.jira.fake import FakeJira
 
 from .conftest import find, perform
 

@@ -7,10 +7,10 @@ from jira import JIRA
 from pydantic import SecretStr
 
 from connectors.jira import JiraConnector
-from connectors.jira.fake import FakeJira
 from syncd.clock import FakeClock
 from syncd.errors import PermanentError, TransientError, UncertainError
 from syncd.model import ObjectRef
+from syncd_sandbox.jira.fake import FakeJira
 
 from .conftest import EMAIL, TOKEN, perform, requests_to, run_like_executor
 

@@ -8,8 +8,8 @@ import pytest
 import requests
 from jira import JIRA
 
-from connectors.fakeserver import FakeServer
-from connectors.jira.fake import FakeJira
+from syncd_sandbox.fakeserver import FakeServer
+from syncd_sandbox.jira.fake import FakeJira
 
 from .conftest import EMAIL, TOKEN
 

@@ -5,10 +5,10 @@ from __future__ import annotations
 import pytest
 
 from connectors.jira import JiraConnector
-from connectors.jira.fake import FakeJira
 from syncd.clock import FakeClock, to_ms
 from syncd.errors import PermanentError, UncertainError
 from syncd.model import ObjectRef
+from syncd_sandbox.jira.fake import FakeJira
 
 from .conftest import find, perform, requests_to, run_like_executor
 

@@ -6,8 +6,8 @@ import json
 from datetime import timedelta
 
 from connectors.jira import JiraConnector
-from connectors.jira.fake import FakeJira
 from syncd.clock import FakeClock, to_ms
+from syncd_sandbox.jira.fake import FakeJira
 
 
 def _ids(page) -> list[str]:  # type: ignore[no-untyped-def]

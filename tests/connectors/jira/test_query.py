@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 
 from connectors.jira import JiraConnector
-from connectors.jira.fake import FakeJira
 from syncd.errors import PermanentError
+from syncd_sandbox.jira.fake import FakeJira
 
 W8_JQL = 'labels = "client-epic" AND issuetype = Epic AND statusCategory != Done'
 

@@ -9,9 +9,9 @@ import pytest
 from pydantic import SecretStr
 
 from connectors.jira import JiraConnector
-from connectors.jira.fake import FakeJira
 from syncd.errors import WebhookRejected
 from syncd.model import Hint, ObjectRef, WebhookRequest
+from syncd_sandbox.jira.fake import FakeJira
 
 from .conftest import SECRET
 

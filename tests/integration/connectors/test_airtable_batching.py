@@ -6,9 +6,9 @@ import json
 from pathlib import Path
 
 from connectors.airtable import AirtableConnector, AirtableSettings
-from connectors.airtable.fake import FakeAirtable
-from connectors.fakeserver import FakeServer
-from connectors.localdb import LocalDbConnector, LocalDbSettings
+from syncd_sandbox.airtable.fake import FakeAirtable
+from syncd_sandbox.fakeserver import FakeServer
+from syncd_sandbox.localdb import LocalDbConnector, LocalDbSettings
 from tests.integration.connectors.support import (
     TickingClock,
     action_rows,

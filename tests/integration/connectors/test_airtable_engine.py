@@ -17,15 +17,15 @@ from click.testing import CliRunner
 from sqlalchemy import select
 
 from connectors.airtable import AirtableConnector, AirtableSettings
-from connectors.airtable.fake import FakeAirtable
 from connectors.email import EmailConnector
-from connectors.email.fake import FakeSmtpServer
-from connectors.fakeserver import FakeServer
 from syncd.cli import main
 from syncd.clock import FakeClock
 from syncd.config import load_config
 from syncd.engine import Engine
 from syncd.store.schema import inbox, state
+from syncd_sandbox.airtable.fake import FakeAirtable
+from syncd_sandbox.email.fake import FakeSmtpServer
+from syncd_sandbox.fakeserver import FakeServer
 from tests.integration.connectors.support import (
     TickingClock,
     action_rows,

@@ -13,10 +13,7 @@ import pytest
 from click.testing import CliRunner
 from sqlalchemy import func, select
 
-from connectors.airtable.fake import FakeAirtable
-from connectors.fakeserver import FakeServer
 from connectors.hubspot.cli import RESUME_KEY, run_backfill
-from connectors.hubspot.fake import FakeHubSpot
 from syncd.cli import main
 from syncd.clock import FakeClock
 from syncd.config import load_config
@@ -24,6 +21,9 @@ from syncd.engine import Engine, build_connectors
 from syncd.errors import TransientError
 from syncd.mapping.loader import load_rules
 from syncd.store.schema import snapshots
+from syncd_sandbox.airtable.fake import FakeAirtable
+from syncd_sandbox.fakeserver import FakeServer
+from syncd_sandbox.hubspot.fake import FakeHubSpot
 from tests.integration.connectors.support import (
     TickingClock,
     action_rows,

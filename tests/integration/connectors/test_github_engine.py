@@ -12,11 +12,11 @@ import pytest
 from click.testing import CliRunner
 
 from connectors.github import GitHubConnector, GitHubSettings
-from connectors.github.fake import FakeGitHub
 from syncd.cli import main
 from syncd.clock import FakeClock
 from syncd.config import load_config
 from syncd.engine import Engine
+from syncd_sandbox.github.fake import FakeGitHub
 from tests.integration.connectors.support import (
     action_rows,
     inbox_rows,

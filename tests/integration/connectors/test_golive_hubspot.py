@@ -11,9 +11,9 @@ from pathlib import Path
 import pytest
 
 from connectors.hubspot import HubSpotConnector, HubSpotSettings
-from connectors.hubspot.fake import FakeHubSpot
 from syncd.clock import FakeClock, from_ms
 from syncd.engine import Engine
+from syncd_sandbox.hubspot.fake import FakeHubSpot
 from tests.integration.connectors.support import action_rows, make_config, make_engine, post, serve
 
 WON_RULE = """

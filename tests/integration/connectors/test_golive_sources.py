@@ -10,15 +10,15 @@ from pathlib import Path
 from pydantic import SecretStr
 
 from connectors.airtable import AirtableConnector, AirtableSettings
-from connectors.airtable.fake import FakeAirtable
 from connectors.email import EmailConnector
-from connectors.email.fake import FakeSmtpServer
-from connectors.fakeserver import FakeServer
 from connectors.github import GitHubConnector, GitHubSettings
-from connectors.github.fake import FakeGitHub
 from connectors.jira import JiraConnector, JiraSettings
-from connectors.jira.fake import FakeJira
 from syncd.clock import FakeClock
+from syncd_sandbox.airtable.fake import FakeAirtable
+from syncd_sandbox.email.fake import FakeSmtpServer
+from syncd_sandbox.fakeserver import FakeServer
+from syncd_sandbox.github.fake import FakeGitHub
+from syncd_sandbox.jira.fake import FakeJira
 from tests.integration.connectors.support import action_rows, make_config, make_engine, post, serve
 
 START = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)

@@ -11,10 +11,10 @@ import pytest
 from sqlalchemy import select
 
 from connectors.hubspot import HubSpotConnector, HubSpotSettings
-from connectors.hubspot.fake import FakeHubSpot
 from syncd.clock import FakeClock, to_ms
 from syncd.engine import Engine
 from syncd.store.schema import events
+from syncd_sandbox.hubspot.fake import FakeHubSpot
 from tests.helpers import ServedApp
 from tests.integration.connectors.support import (
     action_rows,

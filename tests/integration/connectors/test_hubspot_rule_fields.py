@@ -8,13 +8,13 @@ from pathlib import Path
 from click.testing import CliRunner
 
 from connectors.hubspot import HubSpotConnector, HubSpotSettings
-from connectors.hubspot.fake import FakeHubSpot
 from connectors.hubspot.settings import DEFAULT_DEAL_PROPERTIES
 from syncd.cli import main
 from syncd.clock import FakeClock
 from syncd.config import load_config
 from syncd.engine import build_connectors
 from syncd.mapping.loader import load_rules
+from syncd_sandbox.hubspot.fake import FakeHubSpot
 from tests.integration.connectors.support import (
     make_config,
     make_engine,

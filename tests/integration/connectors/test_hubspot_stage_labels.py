@@ -12,12 +12,12 @@ import pytest
 from sqlalchemy import select
 
 from connectors.hubspot import HubSpotConnector, HubSpotSettings
-from connectors.hubspot.fake import FakeHubSpot
 from syncd.clock import FakeClock
 from syncd.config import AlertsSection, load_config
 from syncd.daemon import Daemon
 from syncd.engine import Engine
 from syncd.store.schema import cursors, events, inbox
+from syncd_sandbox.hubspot.fake import FakeHubSpot
 from tests.integration.connectors.support import (
     action_rows,
     inbox_rows,

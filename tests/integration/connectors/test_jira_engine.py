@@ -10,12 +10,12 @@ from pathlib import Path
 import pytest
 from pydantic import SecretStr
 
-from connectors.fakeserver import FakeServer
 from connectors.jira import JiraConnector, JiraSettings
-from connectors.jira.fake import FakeJira
 from syncd.clock import FakeClock
 from syncd.config import Config
 from syncd.engine import Engine
+from syncd_sandbox.fakeserver import FakeServer
+from syncd_sandbox.jira.fake import FakeJira
 from tests.integration.connectors.support import (
     action_rows,
     inbox_rows,

@@ -17,11 +17,11 @@ from pathlib import Path
 import pytest
 
 from connectors.github import GitHubConnector, GitHubSettings
-from connectors.github.fake import FakeGitHub
 from connectors.hubspot import HubSpotConnector, HubSpotSettings
-from connectors.hubspot.fake import FakeHubSpot
 from syncd.clock import FakeClock
 from syncd.engine import Engine
+from syncd_sandbox.github.fake import FakeGitHub
+from syncd_sandbox.hubspot.fake import FakeHubSpot
 from tests.integration.connectors.support import action_rows, make_config, make_engine
 
 REPO = "acme/infrastructure"

@@ -1,0 +1,1 @@
+"""The local fake of Airtable (see syncd_sandbox)."""

@@ -1,0 +1,1 @@
+"""The local fake SMTP server (see syncd_sandbox)."""

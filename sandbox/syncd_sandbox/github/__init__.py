@@ -1,0 +1,1 @@
+"""The local fake of GitHub (see syncd_sandbox)."""

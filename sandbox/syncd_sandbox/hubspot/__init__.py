@@ -1,0 +1,1 @@
+"""The local fake of HubSpot (see syncd_sandbox)."""

@@ -1,0 +1,1 @@
+"""The local fake of Jira (see syncd_sandbox)."""
