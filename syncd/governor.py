@@ -7,9 +7,10 @@ says "slow down" (Retry-After, an exhausted `x-ratelimit-remaining`, HubSpot's
 `X-HubSpot-RateLimit-Remaining: 0`, Airtable's 429 lock-out) every kind of request pauses,
 not only the one that got the answer.
 
-On several replicas each one takes `1/N` of every budget, N being the number of live
-replicas that `share()` reports: no shared counter to keep consistent, and a dead replica's
-share comes back as soon as its heartbeat ages out.
+Where the windows live is pluggable (`Windows`): in this process (`LocalWindows`, the
+default, and all a single daemon on SQLite needs), or in the store (`syncd.shared_windows.
+StoreWindows`, used on PostgreSQL), so that replicas together stay under the API's limit.
+Why shared and not "each replica takes 1/N": see syncd/shared_windows.py.
 
 The clock is injected, so with a FakeClock a test of "1,000 creates at 80/min" runs in
 milliseconds: waiting advances the clock instead of sleeping.
@@ -17,16 +18,20 @@ milliseconds: waiting advances the clock instead of sleeping.
 
 from __future__ import annotations
 
+import hashlib
 import math
 import threading
 import weakref
 from collections import deque
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from contextvars import ContextVar
+from dataclasses import dataclass
 from datetime import datetime
+from typing import Protocol
 
 from syncd.clock import Clock, SystemClock
+from syncd.errors import TransientError
 from syncd.http_errors import retry_after_seconds
 
 READ, WRITE, SEARCH = "read", "write", "search"
@@ -53,18 +58,91 @@ class Limit:
             raise ValueError(f"limit {self.name}: kinds are {sorted(ALL_KINDS)}")
 
 
-@dataclass
-class _Window:
-    limit: Limit
-    starts: deque[float] = field(default_factory=deque)  # when each counted request started
+class Windows(Protocol):
+    """Where a governor keeps its sliding windows and its pause (in seconds since the epoch).
 
-    def expire(self, now: float) -> None:
-        while self.starts and self.starts[0] <= now - self.limit.per_seconds:
-            self.starts.popleft()
+    `take` and `peek` get each applicable limit with the number of starts it allows."""
+
+    def take(self, limits: Sequence[tuple[Limit, int]], now: float) -> float:
+        """Stamp one start in every window and return 0, or return the seconds to wait."""
+        ...
+
+    def peek(self, limits: Sequence[tuple[Limit, int]], now: float) -> float:
+        """The seconds `take` would wait now, stamping nothing."""
+        ...
+
+    def pause(self, until: float) -> None:
+        """Nobody starts anything before `until`."""
+        ...
+
+    def paused_until(self) -> float: ...
+
+    def used(self, limit: Limit, now: float) -> int:
+        """Starts counted in `limit`'s current window."""
+        ...
+
+
+def window_wait(starts: Sequence[float], allowed: int, per_seconds: float,
+                now: float) -> float:
+    """Seconds until one more start fits a window holding `starts` (oldest first, already
+    expired), `allowed` at most."""
+    if len(starts) < allowed:
+        return 0.0
+    oldest = starts[len(starts) - allowed]  # it must leave the window before one more fits
+    return max(0.0, oldest + per_seconds - now)
+
+
+class LocalWindows:
+    """The default: windows in this process's memory (one daemon, or the SQLite store).
+    Not thread-safe by itself: the governor calls it under its own lock."""
+
+    def __init__(self) -> None:
+        self._starts: dict[str, deque[float]] = {}
+        self._paused_until = 0.0
+
+    def _window(self, limit: Limit, now: float) -> deque[float]:
+        starts = self._starts.setdefault(limit.name, deque())
+        while starts and starts[0] <= now - limit.per_seconds:
+            starts.popleft()
+        return starts
+
+    def peek(self, limits: Sequence[tuple[Limit, int]], now: float) -> float:
+        wait = self._paused_until - now
+        for limit, allowed in limits:
+            wait = max(wait, window_wait(self._window(limit, now), allowed,
+                                         limit.per_seconds, now))
+        return max(0.0, wait)
+
+    def take(self, limits: Sequence[tuple[Limit, int]], now: float) -> float:
+        wait = self.peek(limits, now)
+        if wait <= 0:
+            for limit, _ in limits:
+                self._window(limit, now).append(now)
+        return wait
+
+    def pause(self, until: float) -> None:
+        self._paused_until = max(self._paused_until, until)
+
+    def paused_until(self) -> float:
+        return self._paused_until
+
+    def used(self, limit: Limit, now: float) -> int:
+        return len(self._window(limit, now))
+
+
+class NoBudgetInTime(TransientError):
+    """`acquire(max_wait=...)` would have to wait longer: try again after `retry_after`."""
 
 
 class GovernorStopped(Exception):
     """A permit was asked for after `Governor.close()` (the daemon is stopping)."""
+
+
+# Called with the seconds about to be waited, before a request waits for its turn: the
+# executor sets it while it performs an action, to extend the action's lease so that no
+# replica takes over an action that only waits (see Executor.perform).
+BEFORE_WAIT: ContextVar[Callable[[float], None] | None] = ContextVar("before_wait",
+                                                                     default=None)
 
 
 class Governor:
@@ -79,65 +157,81 @@ class Governor:
         margin: float = DEFAULT_MARGIN,
         lockout_seconds: float = 0.0,
         default_retry_after: float = 1.0,
-        share: Callable[[], int] = lambda: 1,
+        windows: Windows | None = None,
+        account: str = "",
     ) -> None:
         if not 0 < margin <= 1:
             raise ValueError("margin must be in (0, 1]")
+        names = [limit.name for limit in limits]
+        if len(set(names)) != len(names):
+            raise ValueError(f"{api}: limit names must be unique: {names}")
         self.api = api
+        self.account = account  # names the credential for metrics and the store, never a secret
+        self.limits = list(limits)
         self.clock = clock or SystemClock()
         self.margin = margin
         self.lockout_seconds = lockout_seconds  # Airtable: a 429 means 30 s for everyone
         self.default_retry_after = default_retry_after
-        self.share = share
-        self._windows = [_Window(limit) for limit in limits]
+        self.windows: Windows = windows or LocalWindows()
         self._cond = threading.Condition()
-        self._paused_until = 0.0
         self._closed = False
         self.in_flight = 0
+        self.sent = 0
         self.waits = 0
         self.waited_seconds = 0.0
         self.throttled = 0  # "slow down" answers received: the goal is 0
         self.last_pause_reason = ""
         GOVERNORS.add(self)
 
+    def share_through(self, windows: Windows) -> None:
+        """Keep the windows elsewhere from now on (the store, for replicas)."""
+        with self._cond:
+            self.windows = windows
+
     # -- asking -------------------------------------------------------------------------
 
     def allowed(self, limit: Limit) -> int:
-        """How many requests this replica may start per window of `limit`: the margin under
-        the documented number, divided among the live replicas, never below one."""
-        replicas = max(1, self.share())
-        return max(1, math.floor(limit.requests * self.margin / replicas))
+        """How many requests may start per window of `limit`: the margin under the
+        documented number, never below one."""
+        return max(1, math.floor(limit.requests * self.margin))
+
+    def _applicable(self, kind: str) -> list[tuple[Limit, int]]:
+        if kind not in ALL_KINDS:
+            raise ValueError(f"unknown request kind {kind!r}")
+        return [(limit, self.allowed(limit)) for limit in self.limits
+                if kind in limit.applies_to]
 
     def wait_needed(self, kind: str = READ) -> float:
         """Seconds a request of `kind` would wait if asked now (0: it would go at once).
         The executor asks this before marking an action in flight, so that an action that
         only waits for its turn keeps its lease free for others."""
+        applicable = self._applicable(kind)
         with self._cond:
-            return self._wait(kind, self._now())
+            return self.windows.peek(applicable, self._now())
 
     def acquire(self, kind: str = READ, *, max_wait: float | None = None) -> None:
         """Block until a request of `kind` may start, then count it as started and in flight.
         With `max_wait`, give up (TimeoutError) instead of waiting longer than that."""
-        if kind not in ALL_KINDS:
-            raise ValueError(f"unknown request kind {kind!r}")
+        applicable = self._applicable(kind)
         waited = 0.0
         while True:
             with self._cond:
                 if self._closed:
                     raise GovernorStopped(self.api)
-                now = self._now()
-                wait = self._wait(kind, now)
+                wait = self.windows.take(applicable, self._now())
                 if wait <= 0:
-                    for window in self._windows:
-                        if kind in window.limit.applies_to:
-                            window.starts.append(now)
                     self.in_flight += 1
+                    self.sent += 1
                     if waited:
                         self.waits += 1
                         self.waited_seconds += waited
                     return
             if max_wait is not None and waited + wait > max_wait:
-                raise TimeoutError(f"{self.api}: no request budget within {max_wait:.1f}s")
+                raise NoBudgetInTime(f"{self.api}: no request budget within {max_wait:.1f}s",
+                                     retry_after=wait)
+            before_wait = BEFORE_WAIT.get()
+            if before_wait is not None:
+                before_wait(wait)
             self._sleep(wait)
             waited += wait
 
@@ -178,9 +272,9 @@ class Governor:
         """Nobody of this account sends anything for `seconds`."""
         with self._cond:
             until = self._now() + max(0.0, seconds)
-            if until > self._paused_until:
-                self._paused_until = until
+            if until > self.windows.paused_until():
                 self.last_pause_reason = reason
+            self.windows.pause(until)
 
     def close(self) -> None:
         """Wake every waiter with GovernorStopped (shutdown)."""
@@ -191,37 +285,20 @@ class Governor:
     # -- reporting ----------------------------------------------------------------------
 
     def budget_left(self) -> dict[str, int]:
-        """Per limit, how many more requests this replica may start in the current window."""
+        """Per limit, how many more requests may start in the current window."""
         with self._cond:
             now = self._now()
-            out = {}
-            for window in self._windows:
-                window.expire(now)
-                out[window.limit.name] = max(0, self.allowed(window.limit) - len(window.starts))
-            return out
+            return {limit.name: max(0, self.allowed(limit) - self.windows.used(limit, now))
+                    for limit in self.limits}
 
     def paused_for(self) -> float:
         with self._cond:
-            return max(0.0, self._paused_until - self._now())
+            return max(0.0, self.windows.paused_until() - self._now())
 
     # -- inside -------------------------------------------------------------------------
 
     def _now(self) -> float:
         return self.clock.now().timestamp()
-
-    def _wait(self, kind: str, now: float) -> float:
-        """Seconds until a request of `kind` fits every window and no pause is on (lock held)."""
-        wait = self._paused_until - now
-        for window in self._windows:
-            if kind not in window.limit.applies_to:
-                continue
-            window.expire(now)
-            allowed = self.allowed(window.limit)
-            if len(window.starts) >= allowed:
-                # The oldest start that must leave the window before one more fits.
-                oldest = window.starts[len(window.starts) - allowed]
-                wait = max(wait, oldest + window.limit.per_seconds - now)
-        return max(0.0, wait)
 
     def _sleep(self, seconds: float) -> None:
         seconds = max(seconds, 0.001)
@@ -262,3 +339,26 @@ def _reset_instant(value: str, now: datetime) -> float | None:
                    .total_seconds())
     except ValueError:
         return None
+
+
+_SHARED: weakref.WeakValueDictionary[tuple[str, str], Governor] = weakref.WeakValueDictionary()
+_SHARED_LOCK = threading.Lock()
+
+
+def account_id(*parts: str) -> str:
+    """A stable name for a credential (and the endpoint it is used against) that is safe to
+    log and store: a short hash, never the secret."""
+    return hashlib.sha256("\x00".join(parts).encode()).hexdigest()[:16]
+
+
+def governor_for(api: str, account: str, clock: Clock,
+                 make: Callable[[], Governor]) -> Governor:
+    """The one governor of (`api`, `account`) in this process: connector instances that use
+    the same credential share it, as the API counts them together. (A governor on another
+    clock, which only tests do, is not shared.)"""
+    with _SHARED_LOCK:
+        found = _SHARED.get((api, account))
+        if found is None or found.clock is not clock:
+            found = make()
+            _SHARED[(api, account)] = found
+        return found

@@ -6,10 +6,9 @@ import re
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from github import GithubException
 from github.GithubObject import NotSet
 from github.Milestone import Milestone
-from pydantic import SecretStr, field_validator
+from pydantic import Field, SecretStr, field_validator
 
 from connectors.github import poll as polling
 from connectors.github import webhooks
@@ -21,11 +20,12 @@ from connectors.github.actions import (
     _check_repo,
 )
 from connectors.github.cli import github_cli
-from connectors.github.client import LimitedGithub, error_for
+from connectors.github.client import GovernedGithub, github_limits
 from connectors.github.text import has_marker, marker_value, neutralise_mentions, with_marker
 from syncd.clock import Clock, to_ms
 from syncd.connector import Connector, ConnectorSettings, action
 from syncd.errors import PermanentError
+from syncd.governor import Governor, account_id, governor_for
 from syncd.model import (
     ActionContext,
     ActionResult,
@@ -47,8 +47,11 @@ class GitHubSettings(ConnectorSettings):
     repositories: list[str] = []  # "owner/repo", polled and searched for redeliveries
     create_missing_labels: bool = True
     base_url: str | None = "https://api.github.com"
-    write_limit: int = 80  # content-creating requests per `write_period_seconds`
-    write_period_seconds: float = 60.0
+    # GitHub's documented limits (syncd.governor keeps `rate_margin` under each):
+    requests_per_hour: int = Field(5000, ge=1)  # primary limit, every request of the token
+    write_limit: int = Field(80, ge=1)  # secondary: content-creating requests per period
+    write_period_seconds: float = Field(60.0, gt=0)
+    rate_margin: float = Field(0.9, gt=0, le=1)  # share of each limit syncd uses
     finder_window_hours: float = 72.0  # how far back the finder lists our own issues
 
     @field_validator("repositories")
@@ -78,16 +81,24 @@ class GitHubConnector(Connector):
 
     def __init__(self, settings: GitHubSettings, clock: Clock | None = None) -> None:
         super().__init__(settings, clock)
-        self.client = LimitedGithub(
-            token=settings.token.get_secret_value() if settings.token else "",
-            base_url=(settings.base_url or "https://api.github.com").rstrip("/"),
-            timeout=settings.timeout_seconds, clock=self.clock,
-            write_limit=settings.write_limit, write_period=settings.write_period_seconds,
-        )
+        token = settings.token.get_secret_value() if settings.token else ""
+        base_url = (settings.base_url or "https://api.github.com").rstrip("/")
+        self.governor = governor_for("github", account_id(base_url, token), self.clock,
+                                     lambda: Governor(
+            "github", github_limits(settings.requests_per_hour, settings.write_limit,
+                                    settings.write_period_seconds),
+            clock=self.clock, margin=settings.rate_margin, default_retry_after=60.0,
+            account=account_id(base_url, token)))
+        self.client = GovernedGithub(token=token, base_url=base_url,
+                                     timeout=settings.timeout_seconds, clock=self.clock,
+                                     governor=self.governor)
         self._login: str | None = None
 
     def close(self) -> None:
         self.client.close()
+
+    def governors(self) -> list[Governor]:
+        return [self.governor]
 
     # -- helpers -------------------------------------------------------------------------
 
@@ -167,11 +178,11 @@ class GitHubConnector(Connector):
         repo, number = split_issue_id(ref.id)
         path = f"/repos/{repo}/issues/{number}"
         try:
-            _, data = self.client.requester.requestJsonAndCheck("GET", path)
-        except GithubException as exc:
-            if exc.status in (404, 410):
+            _, data = self.client.request("GET", path)
+        except PermanentError as exc:
+            if str(exc).startswith(("HTTP 404", "HTTP 410")):
                 return None
-            raise error_for(exc, "GET", self.clock.now().timestamp()) from None
+            raise
         return self.observation(repo, data)
 
     def poll_streams(self) -> list[str]:

@@ -22,9 +22,9 @@ def test_thousand_creates_drain_at_the_limit_and_not_above(
     elapsed = (clock.now() - start).total_seconds()
     assert len(fake.issues(gh.repo)) == 1000
     assert fake.secondary_limited == 0 and fake.primary_limited == 0  # no 403/429 at all
-    # 1000 writes at 80 per 60 s need 12 full windows: at least 12 minutes.
-    assert elapsed >= 12 * 60
-    assert elapsed < 13 * 60
+    # 1000 writes at 72 per 60 s (90% of GitHub's 80) need 13 full windows after the first.
+    assert elapsed >= 13 * 60
+    assert elapsed < 14 * 60
 
 
 def test_a_secondary_limit_answer_is_transient_with_retry_after_and_blocks_writes(
