@@ -37,14 +37,13 @@ from syncd.leadership import Leadership
 from syncd.logs import add_secrets, configure_logging, redact
 from syncd.lookups import LookupsNotReady
 from syncd.mapping.loader import MappingError
-from syncd.metrics import RATE_LIMIT_WAITED, RATE_LIMIT_WAITS, RULE_FAILURES
+from syncd.metrics import RULE_FAILURES
 from syncd.permissions import check_file_permissions
 from syncd.poller import poll_job
-from syncd.ratelimit import LIMITERS
 from syncd.replicas import ActionListener, heartbeat, leave
 from syncd.scheduler import SCHEDULER_JOB
-from syncd.shared_limits import sharer
-from syncd.status_metrics import refresh_store_metrics
+from syncd.shared_windows import share_governors
+from syncd.status_metrics import refresh_governor_metrics, refresh_store_metrics
 from syncd.webapp import build_app
 
 log = structlog.get_logger("syncd.daemon")
@@ -81,7 +80,7 @@ class Daemon:
         for conn in self.engine.connectors.values():
             add_secrets(conn.secret_values())
             if not self.engine.store.is_sqlite:  # replicas: one budget for all of them
-                conn.share_limits(sharer(self.engine.store, self.engine.clock))
+                share_governors(self.engine.store, conn.governors())
         self.threads: list[threading.Thread] = []
         self.server: _Server | None = None
         self.replica_id = self.engine.executor.owner
@@ -239,14 +238,7 @@ class Daemon:
 
     def refresh_metrics(self) -> None:
         refresh_store_metrics(self.engine)
-        totals: dict[str, tuple[int, float]] = {}
-        for limiter in list(LIMITERS):
-            name = limiter.name or "unnamed"
-            waits, waited = totals.get(name, (0, 0.0))
-            totals[name] = (waits + limiter.waits, waited + limiter.waited_seconds)
-        for name, (waits, waited) in totals.items():
-            RATE_LIMIT_WAITS.labels(name).set(waits)
-            RATE_LIMIT_WAITED.labels(name).set(waited)
+        refresh_governor_metrics()
 
     # -- signals ----------------------------------------------------------------------
 
@@ -347,6 +339,9 @@ class Daemon:
         return 0
 
     def _join(self, timeout: float) -> None:
+        for conn in self.engine.connectors.values():
+            for governor in conn.governors():  # wake requests waiting for their turn
+                governor.close()
         for thread in self.threads:
             thread.join(timeout=max(0.1, timeout / max(1, len(self.threads))))
         self.leadership.release_all()

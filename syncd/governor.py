@@ -134,8 +134,9 @@ class NoBudgetInTime(TransientError):
     """`acquire(max_wait=...)` would have to wait longer: try again after `retry_after`."""
 
 
-class GovernorStopped(Exception):
-    """A permit was asked for after `Governor.close()` (the daemon is stopping)."""
+class GovernorStopped(TransientError):
+    """A permit was asked for after `Governor.close()` (the daemon is stopping): the action
+    is tried again later, by this daemon after a restart or by another replica."""
 
 
 # Called with the seconds about to be waited, before a request waits for its turn: the
@@ -276,6 +277,10 @@ class Governor:
                 self.last_pause_reason = reason
             self.windows.pause(until)
 
+    @property
+    def closed(self) -> bool:
+        return self._closed
+
     def close(self) -> None:
         """Wake every waiter with GovernorStopped (shutdown)."""
         with self._cond:
@@ -358,7 +363,7 @@ def governor_for(api: str, account: str, clock: Clock,
     clock, which only tests do, is not shared.)"""
     with _SHARED_LOCK:
         found = _SHARED.get((api, account))
-        if found is None or found.clock is not clock:
+        if found is None or found.clock is not clock or found.closed:
             found = make()
             _SHARED[(api, account)] = found
         return found

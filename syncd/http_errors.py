@@ -97,7 +97,7 @@ def error_for_answer(
                                  is not None)
     if is_limit:
         wait = rate_limit_wait(status, headers, now)
-        return RateLimitedError(text, retry_after=max(wait or 0.0, rate_limit_default))
+        return RateLimitedError(text, retry_after=rate_limit_default if wait is None else wait)
     if status == 404:
         return not_found(text)
     if write and status in MAYBE_APPLIED:

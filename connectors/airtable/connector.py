@@ -29,6 +29,7 @@ from connectors.airtable.client import (
     IteratorExpired,
     NotFound,
     airtable_errors,
+    airtable_governor,
     make_api,
 )
 from connectors.airtable.payloads import MAC_HEADER
@@ -43,8 +44,8 @@ from connectors.airtable.webhooks import RefreshReport, WebhookManager
 from syncd.clock import Clock, to_ms
 from syncd.connector import Connector, ConnectorSettings
 from syncd.errors import PermanentError, TransientError
+from syncd.governor import Governor, account_id, governor_for
 from syncd.model import Hint, ObjectRef, Observation, PollPage, WebhookRequest
-from syncd.ratelimit import RateLimiter
 
 DEFAULT_BASE_URL = "https://api.airtable.com"
 MAX_LISTING_RESTARTS = 5
@@ -62,7 +63,8 @@ class AirtableSettings(ConnectorSettings):
     # object type alias -> table name or id, e.g. {"lead": "Leads", "hub": "Active Hubs"}
     tables: dict[str, str] = Field(min_length=1)
     base_url: str | None = DEFAULT_BASE_URL
-    rate_limit_per_second: int = Field(5, ge=1)
+    rate_limit_per_second: int = Field(5, ge=1)  # Airtable's documented limit, per base
+    rate_margin: float = Field(0.9, gt=0, le=1)  # share of the limit syncd uses
     last_modified_field: str | None = "Last Modified"
     last_modified_fields: dict[str, str] = {}  # per alias, overrides last_modified_field
     poll_tables: list[str] | None = None  # aliases polled by default (None: all)
@@ -89,18 +91,20 @@ class AirtableConnector(AirtableActions, Connector):
         clock: Clock | None = None,
         *,
         registry: WebhookRegistry | None = None,
-        limiter: RateLimiter | None = None,
     ) -> None:
         super().__init__(settings, clock)
         # `attach` replaces it with one on the engine's durable state.
         self.registry: WebhookRegistry = registry or InMemoryWebhookRegistry()
-        self.limiter = limiter or RateLimiter(
-            settings.rate_limit_per_second, 1.0, self.clock, name=f"airtable:{settings.base_id}"
-        )
+        base_url = settings.base_url or DEFAULT_BASE_URL
+        # Airtable counts per base, whatever the token: one governor per (endpoint, base).
+        account = account_id(base_url, settings.base_id)
+        self.governor = governor_for("airtable", account, self.clock, lambda: airtable_governor(
+            "airtable", account, settings.rate_limit_per_second, settings.rate_margin,
+            self.clock))
         self.api = make_api(
             settings.token.get_secret_value() if settings.token else "",
-            settings.base_url or DEFAULT_BASE_URL,
-            self.limiter,
+            base_url,
+            self.governor,
             settings.timeout_seconds,
         )
         self.base = self.api.base(settings.base_id)
@@ -351,3 +355,6 @@ class AirtableConnector(AirtableActions, Connector):
 
     def close(self) -> None:
         self.api.session.close()
+
+    def governors(self) -> list[Governor]:
+        return [self.governor]

@@ -22,11 +22,14 @@ T = TypeVar("T")
 
 
 def github_limits(requests_per_hour: int, writes_per_minute: int,
-                  write_period_seconds: float = 60.0) -> list[Limit]:
+                  write_period_seconds: float = 60.0, writes_per_hour: int = 500
+                  ) -> list[Limit]:
     """GitHub's documented limits: the primary budget (5,000 requests an hour per token)
-    for every request, and the secondary limit on content-creating requests (80 a minute)."""
+    for every request, and the secondary limits on content-creating requests (80 a minute
+    and 500 an hour)."""
     return [Limit("core", requests_per_hour, 3600.0),
-            Limit("writes", writes_per_minute, write_period_seconds, frozenset({WRITE}))]
+            Limit("writes", writes_per_minute, write_period_seconds, frozenset({WRITE})),
+            Limit("writes_hour", writes_per_hour, 3600.0, frozenset({WRITE}))]
 
 
 def _governed_connection(base: type, governor: Governor) -> type:

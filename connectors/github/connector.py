@@ -51,6 +51,7 @@ class GitHubSettings(ConnectorSettings):
     requests_per_hour: int = Field(5000, ge=1)  # primary limit, every request of the token
     write_limit: int = Field(80, ge=1)  # secondary: content-creating requests per period
     write_period_seconds: float = Field(60.0, gt=0)
+    writes_per_hour: int = Field(500, ge=1)  # secondary: content-creating requests an hour
     rate_margin: float = Field(0.9, gt=0, le=1)  # share of each limit syncd uses
     finder_window_hours: float = 72.0  # how far back the finder lists our own issues
 
@@ -86,7 +87,7 @@ class GitHubConnector(Connector):
         self.governor = governor_for("github", account_id(base_url, token), self.clock,
                                      lambda: Governor(
             "github", github_limits(settings.requests_per_hour, settings.write_limit,
-                                    settings.write_period_seconds),
+                                    settings.write_period_seconds, settings.writes_per_hour),
             clock=self.clock, margin=settings.rate_margin, default_retry_after=60.0,
             account=account_id(base_url, token)))
         self.client = GovernedGithub(token=token, base_url=base_url,
