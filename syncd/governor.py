@@ -50,24 +50,34 @@ class Limit:
     requests: int
     per_seconds: float
     applies_to: frozenset[str] = ALL_KINDS
+    # Cost-based limits (Jira): a request of a kind listed here takes that many units of
+    # `requests`; any other kind takes one.
+    costs: tuple[tuple[str, int], ...] = ()
+
+    def cost(self, kind: str) -> int:
+        return dict(self.costs).get(kind, 1)
 
     def __post_init__(self) -> None:
         if self.requests < 1 or self.per_seconds <= 0:
             raise ValueError(f"limit {self.name}: requests must be >= 1 and per_seconds > 0")
         if not self.applies_to <= ALL_KINDS:
             raise ValueError(f"limit {self.name}: kinds are {sorted(ALL_KINDS)}")
+        if any(kind not in ALL_KINDS or not 1 <= cost <= self.requests
+               for kind, cost in self.costs):
+            raise ValueError(f"limit {self.name}: a cost is 1..requests for a known kind")
 
 
 class Windows(Protocol):
     """Where a governor keeps its sliding windows and its pause (in seconds since the epoch).
 
-    `take` and `peek` get each applicable limit with the number of starts it allows."""
+    `take` and `peek` get each applicable limit with the number of units it allows and the
+    units this request takes (its cost)."""
 
-    def take(self, limits: Sequence[tuple[Limit, int]], now: float) -> float:
+    def take(self, limits: Sequence[tuple[Limit, int, int]], now: float) -> float:
         """Stamp one start in every window and return 0, or return the seconds to wait."""
         ...
 
-    def peek(self, limits: Sequence[tuple[Limit, int]], now: float) -> float:
+    def peek(self, limits: Sequence[tuple[Limit, int, int]], now: float) -> float:
         """The seconds `take` would wait now, stamping nothing."""
         ...
 
@@ -83,12 +93,13 @@ class Windows(Protocol):
 
 
 def window_wait(starts: Sequence[float], allowed: int, per_seconds: float,
-                now: float) -> float:
-    """Seconds until one more start fits a window holding `starts` (oldest first, already
-    expired), `allowed` at most."""
-    if len(starts) < allowed:
+                now: float, cost: int = 1) -> float:
+    """Seconds until `cost` more units fit a window holding `starts` (one per unit, oldest
+    first, already expired), `allowed` at most."""
+    if len(starts) + cost <= allowed:
         return 0.0
-    oldest = starts[len(starts) - allowed]  # it must leave the window before one more fits
+    # The units up to this one must leave the window before `cost` more fit.
+    oldest = starts[min(len(starts) - 1, len(starts) + cost - allowed - 1)]
     return max(0.0, oldest + per_seconds - now)
 
 
@@ -106,18 +117,18 @@ class LocalWindows:
             starts.popleft()
         return starts
 
-    def peek(self, limits: Sequence[tuple[Limit, int]], now: float) -> float:
+    def peek(self, limits: Sequence[tuple[Limit, int, int]], now: float) -> float:
         wait = self._paused_until - now
-        for limit, allowed in limits:
+        for limit, allowed, cost in limits:
             wait = max(wait, window_wait(self._window(limit, now), allowed,
-                                         limit.per_seconds, now))
+                                         limit.per_seconds, now, cost))
         return max(0.0, wait)
 
-    def take(self, limits: Sequence[tuple[Limit, int]], now: float) -> float:
+    def take(self, limits: Sequence[tuple[Limit, int, int]], now: float) -> float:
         wait = self.peek(limits, now)
         if wait <= 0:
-            for limit, _ in limits:
-                self._window(limit, now).append(now)
+            for limit, _, cost in limits:
+                self._window(limit, now).extend([now] * cost)
         return wait
 
     def pause(self, until: float) -> None:
@@ -192,14 +203,15 @@ class Governor:
     # -- asking -------------------------------------------------------------------------
 
     def allowed(self, limit: Limit) -> int:
-        """How many requests may start per window of `limit`: the margin under the
-        documented number, never below one."""
-        return max(1, math.floor(limit.requests * self.margin))
+        """How many requests (units) may start per window of `limit`: the margin under the
+        documented number, never below the costliest request."""
+        most = max([1, *(cost for _, cost in limit.costs)])
+        return max(most, math.floor(limit.requests * self.margin))
 
-    def _applicable(self, kind: str) -> list[tuple[Limit, int]]:
+    def _applicable(self, kind: str) -> list[tuple[Limit, int, int]]:
         if kind not in ALL_KINDS:
             raise ValueError(f"unknown request kind {kind!r}")
-        return [(limit, self.allowed(limit)) for limit in self.limits
+        return [(limit, self.allowed(limit), limit.cost(kind)) for limit in self.limits
                 if kind in limit.applies_to]
 
     def wait_needed(self, kind: str = READ) -> float:

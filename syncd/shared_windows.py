@@ -44,25 +44,26 @@ class StoreWindows:
     def _span(self, limit: Limit) -> float:
         return limit.per_seconds + min(self.travel_seconds, limit.per_seconds / 10)
 
-    def take(self, limits: Sequence[tuple[Limit, int]], now: float) -> float:
+    def take(self, limits: Sequence[tuple[Limit, int, int]], now: float) -> float:
         return self._decide(limits, now, stamp=True)
 
-    def peek(self, limits: Sequence[tuple[Limit, int]], now: float) -> float:
+    def peek(self, limits: Sequence[tuple[Limit, int, int]], now: float) -> float:
         return self._decide(limits, now, stamp=False)
 
-    def _decide(self, limits: Sequence[tuple[Limit, int]], now: float, *, stamp: bool) -> float:
+    def _decide(self, limits: Sequence[tuple[Limit, int, int]], now: float, *,
+                stamp: bool) -> float:
         with self.store.tx() as conn:
             row = self._lock_row(conn, lock=stamp)
             wait = row["paused_until"] - now
             windows = row["starts"]
-            for limit, allowed in limits:
+            for limit, allowed, cost in limits:
                 span = self._span(limit)
                 starts = [s for s in windows.get(limit.name, []) if s > now - span]
                 windows[limit.name] = starts
-                wait = max(wait, window_wait(starts, allowed, span, now))
+                wait = max(wait, window_wait(starts, allowed, span, now, cost))
             if wait <= 0 and stamp:
-                for limit, _ in limits:
-                    windows[limit.name].append(now)
+                for limit, _, cost in limits:
+                    windows[limit.name].extend([now] * cost)
                 self._save(conn, row, now)
             return max(0.0, wait)
 

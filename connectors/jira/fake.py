@@ -23,6 +23,7 @@ import uuid
 from typing import Any
 
 from connectors.fakeserver import FakeApp, FakeRequest, FakeResponse
+from connectors.jira.fake_limits import JiraRateLimit
 from connectors.jira.fake_model import (
     CUSTOM_FIELDS,
     STATUSES,
@@ -74,7 +75,9 @@ class FakeJira:
         self._counters: dict[str, int] = {}
         self.app = FakeApp()
         self.faults = FaultInjector(self.app)
+        self.rate_limit = JiraRateLimit(self.clock)
         self.app.before.append(self._authenticate)
+        self.app.before.append(self.rate_limit.check)
         install_routes(self)
 
     # -- what a person does in the Jira UI -----------------------------------------------

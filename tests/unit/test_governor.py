@@ -179,3 +179,19 @@ def test_limits_are_checked() -> None:
         Limit("x", 1, 1, frozenset({"delete"}))
     with pytest.raises(ValueError):
         Governor("x", [], margin=1.5)
+
+
+def test_a_cost_based_limit_counts_writes_by_their_cost() -> None:
+    """Jira: a write costs more of the budget than a read (here 3 units of 20 per 10 s)."""
+    clock = FakeClock()
+    gov = Governor("jira", [Limit("cost", 20, 10, costs=((WRITE, 3),))], clock=clock)
+    for _ in range(6):  # 18 of the 18 units the margin allows
+        with gov.permit(WRITE):
+            pass
+    assert gov.budget_left() == {"cost": 0}
+    assert gov.wait_needed(READ) == pytest.approx(10)
+    clock.advance(seconds=10)
+    for _ in range(18):
+        with gov.permit(READ):
+            pass
+    assert gov.wait_needed(READ) > 0
