@@ -26,7 +26,7 @@ from collections import deque
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from contextvars import ContextVar
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Protocol
 
@@ -203,15 +203,30 @@ class Governor:
     # -- asking -------------------------------------------------------------------------
 
     def allowed(self, limit: Limit) -> int:
-        """How many requests (units) may start per window of `limit`: the margin under the
-        documented number, never below the costliest request."""
+        """How many requests (units) may start per window of `limit` (see `window`)."""
+        return self.window(limit)[1]
+
+    def window(self, limit: Limit) -> tuple[Limit, int]:
+        """The window syncd keeps for `limit`, and how many units may start in it: the
+        margin's share of the documented rate, never below the costliest request.
+
+        When that share is a whole number (90% of 100 per 10 s: 90) the window is the
+        documented one. When it is not (90% of Airtable's 5/s is 4.5), rounding down would
+        lose a whole request per window (4/s, 80%); instead the documented number keeps its
+        count and the window is stretched (5 per 1.11 s = 4.5/s): the rate is exactly the
+        margin's, and no documented window ever sees more than the documented number."""
         most = max([1, *(cost for _, cost in limit.costs)])
-        return max(most, math.floor(limit.requests * self.margin))
+        share = limit.requests * self.margin
+        if share >= most and math.isclose(share, round(share), abs_tol=1e-9):
+            return limit, round(share)
+        if share < most:  # a tiny limit: at least the costliest request, window stretched
+            return replace(limit, per_seconds=limit.per_seconds * most / share), most
+        return replace(limit, per_seconds=limit.per_seconds / self.margin), limit.requests
 
     def _applicable(self, kind: str) -> list[tuple[Limit, int, int]]:
         if kind not in ALL_KINDS:
             raise ValueError(f"unknown request kind {kind!r}")
-        return [(limit, self.allowed(limit), limit.cost(kind)) for limit in self.limits
+        return [(*self.window(limit), limit.cost(kind)) for limit in self.limits
                 if kind in limit.applies_to]
 
     def wait_needed(self, kind: str = READ) -> float:
@@ -305,8 +320,9 @@ class Governor:
         """Per limit, how many more requests may start in the current window."""
         with self._cond:
             now = self._now()
-            return {limit.name: max(0, self.allowed(limit) - self.windows.used(limit, now))
-                    for limit in self.limits}
+            windows = [self.window(limit) for limit in self.limits]
+            return {kept.name: max(0, allowed - self.windows.used(kept, now))
+                    for kept, allowed in windows}
 
     def paused_for(self) -> float:
         with self._cond:
