@@ -18,6 +18,7 @@ milliseconds: waiting advances the clock instead of sleeping.
 
 from __future__ import annotations
 
+import bisect
 import hashlib
 import math
 import threading
@@ -67,18 +68,31 @@ class Limit:
             raise ValueError(f"limit {self.name}: a cost is 1..requests for a known kind")
 
 
+# Per applicable limit: the window syncd keeps (stretched, see Governor.window), the units
+# it allows, the units this request takes (its cost), and the documented limit itself.
+Applicable = tuple[Limit, int, int, Limit]
+
+
 class Windows(Protocol):
     """Where a governor keeps its sliding windows and its pause (in seconds since the epoch).
 
-    `take` and `peek` get each applicable limit with the number of units it allows and the
-    units this request takes (its cost)."""
+    Two windows per limit: the starts, paced to the margin's share; and the answers, where
+    a request counts from when its answer came in (it reached the server before that) for
+    the documented window, with the documented number: however late a request leaves after
+    its start was stamped (a busy machine, a slow thread), the server never sees more than
+    the documented number in one of its windows."""
 
-    def take(self, limits: Sequence[tuple[Limit, int, int]], now: float) -> float:
+    def take(self, limits: Sequence[Applicable], now: float) -> float:
         """Stamp one start in every window and return 0, or return the seconds to wait."""
         ...
 
-    def peek(self, limits: Sequence[tuple[Limit, int, int]], now: float) -> float:
+    def peek(self, limits: Sequence[Applicable], now: float) -> float:
         """The seconds `take` would wait now, stamping nothing."""
+        ...
+
+    def finish(self, limits: Sequence[Applicable], started: float, now: float) -> None:
+        """The request started at `started` has its answer: count it from `now` in the
+        documented windows (until then it counts from its start)."""
         ...
 
     def pause(self, until: float) -> None:
@@ -109,6 +123,7 @@ class LocalWindows:
 
     def __init__(self) -> None:
         self._starts: dict[str, deque[float]] = {}
+        self._answers: dict[str, deque[float]] = {}
         self._paused_until = 0.0
 
     def _window(self, limit: Limit, now: float) -> deque[float]:
@@ -117,19 +132,36 @@ class LocalWindows:
             starts.popleft()
         return starts
 
-    def peek(self, limits: Sequence[tuple[Limit, int, int]], now: float) -> float:
+    def _answered(self, documented: Limit, now: float) -> deque[float]:
+        answers = self._answers.setdefault(documented.name, deque())
+        while answers and answers[0] <= now - documented.per_seconds:
+            answers.popleft()
+        return answers
+
+    def peek(self, limits: Sequence[Applicable], now: float) -> float:
         wait = self._paused_until - now
-        for limit, allowed, cost in limits:
-            wait = max(wait, window_wait(self._window(limit, now), allowed,
-                                         limit.per_seconds, now, cost))
+        for kept, allowed, cost, documented in limits:
+            wait = max(wait, window_wait(self._window(kept, now), allowed,
+                                         kept.per_seconds, now, cost),
+                       window_wait(self._answered(documented, now), documented.requests,
+                                   documented.per_seconds, now, cost))
         return max(0.0, wait)
 
-    def take(self, limits: Sequence[tuple[Limit, int, int]], now: float) -> float:
+    def take(self, limits: Sequence[Applicable], now: float) -> float:
         wait = self.peek(limits, now)
         if wait <= 0:
-            for limit, _, cost in limits:
-                self._window(limit, now).extend([now] * cost)
+            for kept, _, cost, documented in limits:
+                self._window(kept, now).extend([now] * cost)
+                self._answered(documented, now).extend([now] * cost)
         return wait
+
+    def finish(self, limits: Sequence[Applicable], started: float, now: float) -> None:
+        for _, _, cost, documented in limits:
+            answers = self._answered(documented, now)
+            for _ in range(cost):
+                if started in answers:
+                    answers.remove(started)
+                bisect.insort(answers, now)
 
     def pause(self, until: float) -> None:
         self._paused_until = max(self._paused_until, until)
@@ -223,10 +255,10 @@ class Governor:
             return replace(limit, per_seconds=limit.per_seconds * most / share), most
         return replace(limit, per_seconds=limit.per_seconds / self.margin), limit.requests
 
-    def _applicable(self, kind: str) -> list[tuple[Limit, int, int]]:
+    def _applicable(self, kind: str) -> list[Applicable]:
         if kind not in ALL_KINDS:
             raise ValueError(f"unknown request kind {kind!r}")
-        return [(*self.window(limit), limit.cost(kind)) for limit in self.limits
+        return [(*self.window(limit), limit.cost(kind), limit) for limit in self.limits
                 if kind in limit.applies_to]
 
     def wait_needed(self, kind: str = READ) -> float:
@@ -237,23 +269,25 @@ class Governor:
         with self._cond:
             return self.windows.peek(applicable, self._now())
 
-    def acquire(self, kind: str = READ, *, max_wait: float | None = None) -> None:
-        """Block until a request of `kind` may start, then count it as started and in flight.
-        With `max_wait`, give up (TimeoutError) instead of waiting longer than that."""
+    def acquire(self, kind: str = READ, *, max_wait: float | None = None) -> float:
+        """Block until a request of `kind` may start, then count it as started and in flight;
+        returns the start's stamp, for `release`. With `max_wait`, give up (NoBudgetInTime)
+        instead of waiting longer than that."""
         applicable = self._applicable(kind)
         waited = 0.0
         while True:
             with self._cond:
                 if self._closed:
                     raise GovernorStopped(self.api)
-                wait = self.windows.take(applicable, self._now())
+                now = self._now()
+                wait = self.windows.take(applicable, now)
                 if wait <= 0:
                     self.in_flight += 1
                     self.sent += 1
                     if waited:
                         self.waits += 1
                         self.waited_seconds += waited
-                    return
+                    return now
             if max_wait is not None and waited + wait > max_wait:
                 raise NoBudgetInTime(f"{self.api}: no request budget within {max_wait:.1f}s",
                                      retry_after=wait)
@@ -263,20 +297,23 @@ class Governor:
             self._sleep(wait)
             waited += wait
 
-    def release(self) -> None:
-        """The request's answer is in (or it failed): it no longer counts as in flight."""
+    def release(self, kind: str | None = None, started: float | None = None) -> None:
+        """The request's answer is in (or it failed): it no longer counts as in flight, and
+        (given its kind and start) counts from now in the documented windows."""
         with self._cond:
+            if kind is not None and started is not None:
+                self.windows.finish(self._applicable(kind), started, self._now())
             self.in_flight = max(0, self.in_flight - 1)
             self._cond.notify_all()
 
     @contextmanager
     def permit(self, kind: str = READ, *, max_wait: float | None = None) -> Iterator[None]:
         """`with governor.permit("write"): send()`: acquire before, release after."""
-        self.acquire(kind, max_wait=max_wait)
+        started = self.acquire(kind, max_wait=max_wait)
         try:
             yield
         finally:
-            self.release()
+            self.release(kind, started)
 
     # -- listening ----------------------------------------------------------------------
 

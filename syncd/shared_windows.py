@@ -25,7 +25,7 @@ from typing import Any
 
 from sqlalchemy import select, update
 
-from syncd.governor import Limit, window_wait
+from syncd.governor import Applicable, Limit, window_wait
 from syncd.store.db import Store
 from syncd.store.schema import state
 
@@ -44,28 +44,47 @@ class StoreWindows:
     def _span(self, limit: Limit) -> float:
         return limit.per_seconds + min(self.travel_seconds, limit.per_seconds / 10)
 
-    def take(self, limits: Sequence[tuple[Limit, int, int]], now: float) -> float:
+    def take(self, limits: Sequence[Applicable], now: float) -> float:
         return self._decide(limits, now, stamp=True)
 
-    def peek(self, limits: Sequence[tuple[Limit, int, int]], now: float) -> float:
+    def peek(self, limits: Sequence[Applicable], now: float) -> float:
         return self._decide(limits, now, stamp=False)
 
-    def _decide(self, limits: Sequence[tuple[Limit, int, int]], now: float, *,
-                stamp: bool) -> float:
+    def _decide(self, limits: Sequence[Applicable], now: float, *, stamp: bool) -> float:
         with self.store.tx() as conn:
             row = self._lock_row(conn, lock=stamp)
             wait = row["paused_until"] - now
-            windows = row["starts"]
-            for limit, allowed, cost in limits:
+            windows, answers = row["starts"], row["answers"]
+            for limit, allowed, cost, documented in limits:
                 span = self._span(limit)
                 starts = [s for s in windows.get(limit.name, []) if s > now - span]
                 windows[limit.name] = starts
                 wait = max(wait, window_wait(starts, allowed, span, now, cost))
+                answered = sorted(s for s in answers.get(documented.name, [])
+                                  if s > now - documented.per_seconds)
+                answers[documented.name] = answered
+                wait = max(wait, window_wait(answered, documented.requests,
+                                             documented.per_seconds, now, cost))
             if wait <= 0 and stamp:
-                for limit, _, cost in limits:
+                for limit, _, cost, documented in limits:
                     windows[limit.name].extend([now] * cost)
+                    answers[documented.name].extend([now] * cost)
                 self._save(conn, row, now)
             return max(0.0, wait)
+
+    def finish(self, limits: Sequence[Applicable], started: float, now: float) -> None:
+        """The answer is in: its units count from `now` in the documented windows."""
+        with self.store.tx() as conn:
+            row = self._lock_row(conn, lock=True)
+            for _, _, cost, documented in limits:
+                answered = row["answers"].setdefault(documented.name, [])
+                for _ in range(cost):
+                    if started in answered:
+                        answered.remove(started)
+                    answered.append(now)
+                row["answers"][documented.name] = sorted(
+                    s for s in answered if s > now - documented.per_seconds)
+            self._save(conn, row, now)
 
     def pause(self, until: float) -> None:
         with self.store.tx() as conn:
@@ -85,7 +104,8 @@ class StoreWindows:
 
     def _lock_row(self, conn: Any, *, lock: bool) -> dict[str, Any]:
         self.store.insert_if_new(conn, state, ["scope", "key"], {
-            "scope": SCOPE, "key": self.key, "value": {"starts": {}, "paused_until": 0},
+            "scope": SCOPE, "key": self.key,
+            "value": {"starts": {}, "answers": {}, "paused_until": 0},
             "updated_at": 0})
         query = select(state.c.value).where(state.c.scope == SCOPE, state.c.key == self.key)
         if lock and not self.store.is_sqlite:
@@ -93,6 +113,8 @@ class StoreWindows:
         value = conn.execute(query).scalar() or {}
         return {"starts": {k: [float(s) for s in v]
                            for k, v in dict(value.get("starts", {})).items()},
+                "answers": {k: [float(s) for s in v]
+                            for k, v in dict(value.get("answers", {})).items()},
                 "paused_until": float(value.get("paused_until", 0))}
 
     def _save(self, conn: Any, row: dict[str, Any], now: float) -> None:
