@@ -185,6 +185,15 @@ def _most_in_any_window(stamps: list[tuple[float, int]], seconds: float) -> int:
     return most
 
 
+def _rate_per_window(stamps: list[tuple[float, int]], seconds: float) -> tuple[float, int]:
+    """Units per window over the whole windows from the first request. (A windowed budget
+    drains in bursts, so "N / elapsed" would depend on where the backlog happens to end.)"""
+    windows = int((stamps[-1][0] - stamps[0][0]) // seconds)
+    assert windows >= 1, "the backlog must span several windows to measure a rate"
+    end = stamps[0][0] + windows * seconds
+    return sum(units for at, units in stamps if at < end) / windows, windows
+
+
 @pytest.mark.parametrize("api", sorted(WORLDS))
 def test_a_backlog_of_1000_drains_at_90_percent_of_the_limit_and_never_above(
     api: str, clock: FakeClock, store: Store, report_figure: Callable[[str], None],
@@ -212,14 +221,17 @@ def test_a_backlog_of_1000_drains_at_90_percent_of_the_limit_and_never_above(
     units = [(at, world.cost(method)) for at, method in world.stamps if world.cost(method)]
     allowed, per_seconds = world.limit
     assert _most_in_any_window(units, per_seconds) <= allowed
+    # The steady rate: from the second window on (the first also holds the client's one-off
+    # start-up reads, such as Jira's serverInfo, which leave a write's cost unused in it).
+    steady = [u for u in units if u[0] >= units[0][0] + per_seconds]
+    rate, windows = _rate_per_window(steady, per_seconds)
     elapsed = units[-1][0] - units[0][0]
-    rate = sum(cost for _, cost in units) / elapsed * per_seconds
     unit = "cost points" if api == "jira" else "requests"
     report_figure(f"{world.name}: {BACKLOG} actions, {len(world.stamps)} requests in "
                   f"{elapsed:.0f} s (fake clock): {rate:.1f} {unit} per {per_seconds:g} s "
-                  f"against {allowed} ({rate / allowed:.0%}); limit answers and early "
-                  f"requests: {world.violations()}")
-    assert 0.9 * allowed <= rate
+                  f"(over {windows} whole windows) against {allowed} ({rate / allowed:.1%}); "
+                  f"limit answers and early requests: {world.violations()}")
+    assert rate >= 0.9 * allowed - 1e-9
 
 
 @pytest.mark.parametrize("then", ["read", "write"])
