@@ -79,8 +79,8 @@ def drain(connector: Connector, action: str, params: Callable[[int], dict[str, A
 
         def work() -> None:
             while not done.is_set():
-                if not executor.run_due(10):
-                    time.sleep(0.02)  # the daemon's loop waits for the next due action
+                if not executor.run_due(10):  # idle: as the daemon's executor loop waits
+                    time.sleep(executor.idle_seconds(1.0))
 
         threads = [threading.Thread(target=work, daemon=True) for _ in range(workers)]
         for thread in threads:

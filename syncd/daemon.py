@@ -184,7 +184,8 @@ class Daemon:
             thread.start()
             self.threads.append(thread)
         for i in range(cfg.executor.workers):
-            self._loop(f"executor-{i}", lambda: 1.0, self._executor_body, self.wake_executor)
+            self._loop(f"executor-{i}", lambda: self.engine.executor.idle_seconds(1.0),
+                       self._executor_body, self.wake_executor)
         self._loop("lookups", lambda: LOOKUP_TICK_SECONDS, self.engine.refresh_lookups)
         self._loop("alerts", lambda: ALERT_SWEEP_SECONDS, self.engine.alert_failures)
         self._loop("prune", lambda: 3600.0, self.engine.prune)

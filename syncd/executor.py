@@ -85,6 +85,7 @@ class Executor:
         self.owner = owner or default_owner()
         self.redact = redact
         self.on_dead = on_dead
+        self._next_turn_ms: int | None = None  # the soonest deferred action (idle_seconds)
 
     # -- claiming ---------------------------------------------------------------------------
 
@@ -105,8 +106,12 @@ class Executor:
             for row in conn.execute(query).mappings():
                 wait = self._turn_in(dict(row), waits)
                 if wait > 0:  # only waiting for its API's turn: later, and not in flight
+                    turn = now + int(wait * 1000) + 1
                     conn.execute(update(actions).where(actions.c.id == row["id"])
-                                 .values(next_attempt_at=now + int(wait * 1000) + 1))
+                                 .values(next_attempt_at=turn))
+                    soonest = self._next_turn_ms
+                    if soonest is None or soonest <= now or turn < soonest:
+                        self._next_turn_ms = turn
                 else:
                     rows.append(dict(row))
             if rows:
@@ -115,6 +120,16 @@ class Executor:
                                      lease_until=now + self.lease_ms,
                                      attempts=actions.c.attempts + 1, updated_at=now))
         return rows
+
+    def idle_seconds(self, longest: float) -> float:
+        """How long an idle executor thread may sleep: until the soonest action deferred for
+        its governor's turn, at most `longest` (so a backlog drains at the governor's pace,
+        not at the idle loop's)."""
+        turn, now = self._next_turn_ms, to_ms(self.clock.now())
+        if turn is None or turn <= now:  # none deferred, or its turn came: the usual tick
+            self._next_turn_ms = None
+            return longest
+        return min(longest, (turn - now) / 1000)
 
     def _governor_waits(self) -> dict[int, float]:
         """How long a write would wait now, per rate governor (asked before the claiming

@@ -277,3 +277,36 @@ def test_a_429_on_a_read_stops_reads_and_writes_until_retry_after(
     assert len(fake.app.log) > sent_before  # the request did go, once allowed
     assert fake.rate_limit.early_requests == 0
     assert (clock.now() - refused_at).total_seconds() >= retry_after
+
+
+def test_an_action_waiting_for_its_turn_is_deferred_not_held_and_wakes_the_loop_in_time(
+    clock: FakeClock, store: Store,
+) -> None:
+    """The executor asks the governor before marking an action in flight: with the budget
+    spent, the action stays pending (no attempt counted, no lease) until the governor's
+    turn, and an idle executor thread sleeps until then, not a whole tick longer."""
+    stack: list[Any] = []
+    world = _hubspot(clock, stack)
+    try:
+        governor = world.connector.governors()[0]
+        for _ in range(90):  # 90% of HubSpot's 100 per 10 s, spent by another thread
+            with governor.permit("write"):
+                pass
+        executor = Executor(store, {"hubspot": world.connector}, clock, lookup_window_seconds=0)
+        with store.tx() as conn:
+            insert_actions(store, conn, [PlannedAction(
+                key="waits", rule_id="r", connector="hubspot", action=world.action,
+                params=world.params(0), ref=None, guarantee="at_least_once")],
+                to_ms(clock.now()))
+        assert executor.run_due(10) == []
+        with store.engine.connect() as conn:
+            row = conn.execute(select(actions)).mappings().one()
+        assert (row["status"], row["attempts"], row["lease_owner"]) == ("pending", 0, None)
+        assert 9.9 <= (row["next_attempt_at"] - to_ms(clock.now())) / 1000 <= 10.1
+        assert 9.9 <= executor.idle_seconds(60.0) <= 10.1
+        _drain(executor, store, clock)
+        assert world.violations() == {"over the limit": 0, "before Retry-After": 0}
+    finally:
+        world.connector.close()
+        for running in reversed(stack):
+            running.__exit__(None, None, None)
