@@ -10,11 +10,11 @@ most requests that arrived within any one window of the limit, and the fake's co
 
 - Airtable: `update` of N records, against the documented 5 requests/s per base.
 - GitHub: `create_issue` N times, against the secondary limit of 80 content-creating
-  requests per minute, with the minute scaled by `--github-scale` (default 60: 80 per 1 s)
+  requests per minute, with the minute scaled by `--github-scale` (default 10: 80 per 6 s)
   in the fake and in syncd together (the same shape on a shorter period), so a run takes
   seconds, not hours; the hourly secondary (500/h) and primary limits are lifted in both.
 
-    python benchmarks/backlog.py [--n 300] [--workers 4] [--margin 0.9] [--github-scale 60]
+    python benchmarks/backlog.py [--n 300] [--workers 4] [--margin 0.9] [--github-scale 10]
 """
 
 from __future__ import annotations
@@ -193,7 +193,7 @@ def main() -> int:
     parser.add_argument("--n", type=int, default=300, help="actions per API")
     parser.add_argument("--workers", type=int, default=4, help="executor threads")
     parser.add_argument("--margin", type=float, default=0.9, help="syncd's rate_margin")
-    parser.add_argument("--github-scale", type=float, default=60.0,
+    parser.add_argument("--github-scale", type=float, default=10.0,
                         help="GitHub's minute divided by this, in the fake and in syncd")
     parser.add_argument("--only", choices=["airtable", "github"])
     args = parser.parse_args()
