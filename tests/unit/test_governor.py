@@ -195,3 +195,21 @@ def test_a_cost_based_limit_counts_writes_by_their_cost() -> None:
         with gov.permit(READ):
             pass
     assert gov.wait_needed(READ) > 0
+
+
+def test_a_fractional_share_stretches_the_window_instead_of_rounding_down() -> None:
+    clock = FakeClock()
+    airtable = Governor("airtable", [Limit("base", 5, 1.0)], clock=clock, margin=0.9)
+    kept, allowed = airtable.window(airtable.limits[0])
+    assert (allowed, round(kept.per_seconds, 3)) == (5, 1.111)  # 4.5/s, not 4/s
+    starts = []
+    for _ in range(46):
+        airtable.acquire(READ)
+        airtable.release(READ, clock.now().timestamp())
+        starts.append(clock.now().timestamp())
+    assert max_in_any_window(starts, 1.0) == 5  # never a 6th in any second
+    assert 45 / (starts[-1] - starts[0]) >= 4.49  # 9 bursts of 5 in 10 s: 90% of 5/s
+
+    hubspot = Governor("hubspot", [Limit("general", 100, 10.0)], clock=clock, margin=0.9)
+    kept, allowed = hubspot.window(hubspot.limits[0])
+    assert (allowed, kept.per_seconds) == (90, 10.0)  # a whole share keeps the window
