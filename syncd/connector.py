@@ -215,10 +215,19 @@ class Connector:
         """Periodic upkeep the daemon runs every few hours (Airtable: refresh webhooks well
         before their 7-day expiry, recreate an expired one)."""
 
-    def share_limits(self, share: Callable[[Any, str], Any]) -> None:
-        """Replicas on PostgreSQL: replace each per-account rate limiter `limiter` with
-        `share(limiter, key)` (`key` names the account, never with a secret), so that all
-        replicas together keep to the API's limit (syncd.shared_limits)."""
+    def governors(self) -> list[Any]:
+        """Every rate governor (syncd.governor.Governor) this connector's requests pass: one
+        per API account (a token; an Airtable base). The daemon reads them for /metrics,
+        shares their windows through PostgreSQL on replicas and closes them at shutdown.
+        A connector that calls no rate-limited API returns none."""
+        return []
+
+    def governor_for(self, action: str, params: dict[str, Any]) -> Any:
+        """The governor an action's requests pass, or None. The executor asks it, before
+        marking the action in flight, whether a write would have to wait now; if so the
+        action is deferred instead of held. The default: the only governor, if one."""
+        found = self.governors()
+        return found[0] if len(found) == 1 else None
 
     def check_mapping(self, rules: Any) -> list[str]:
         """Extra checks of the rules against the live account (stage names, field names),

@@ -38,14 +38,13 @@ from syncd.leadership import Leadership
 from syncd.logs import add_secrets, configure_logging, redact
 from syncd.lookups import LookupsNotReady
 from syncd.mapping.loader import MappingError
-from syncd.metrics import RATE_LIMIT_WAITED, RATE_LIMIT_WAITS, RULE_FAILURES
+from syncd.metrics import RULE_FAILURES
 from syncd.permissions import check_file_permissions
 from syncd.poller import poll_job
-from syncd.ratelimit import LIMITERS
 from syncd.replicas import ActionListener, heartbeat, leave
 from syncd.scheduler import SCHEDULER_JOB
-from syncd.shared_limits import sharer
-from syncd.status_metrics import refresh_store_metrics
+from syncd.shared_windows import share_governors
+from syncd.status_metrics import refresh_governor_metrics, refresh_store_metrics
 from syncd.webapp import build_app
 
 log = structlog.get_logger("syncd.daemon")
@@ -86,7 +85,7 @@ class Daemon:
         for conn in self.engine.connectors.values():
             add_secrets(conn.secret_values())
             if not self.engine.store.is_sqlite:  # replicas: one budget for all of them
-                conn.share_limits(sharer(self.engine.store, self.engine.clock))
+                share_governors(self.engine.store, conn.governors())
         self.threads: list[threading.Thread] = []
         self.server: _Server | None = None
         self.replica_id = self.engine.executor.owner
@@ -190,7 +189,8 @@ class Daemon:
             thread.start()
             self.threads.append(thread)
         for i in range(cfg.executor.workers):
-            self._loop(f"executor-{i}", lambda: 1.0, self._executor_body, self.wake_executor)
+            self._loop(f"executor-{i}", lambda: self.engine.executor.idle_seconds(1.0),
+                       self._executor_body, self.wake_executor)
         self._loop("lookups", lambda: LOOKUP_TICK_SECONDS, self.engine.refresh_lookups)
         self._loop("alerts", lambda: ALERT_SWEEP_SECONDS, self.engine.alert_failures)
         self._loop("prune", lambda: 3600.0, self.engine.prune)
@@ -244,14 +244,7 @@ class Daemon:
 
     def refresh_metrics(self) -> None:
         refresh_store_metrics(self.engine)
-        totals: dict[str, tuple[int, float]] = {}
-        for limiter in list(LIMITERS):
-            name = limiter.name or "unnamed"
-            waits, waited = totals.get(name, (0, 0.0))
-            totals[name] = (waits + limiter.waits, waited + limiter.waited_seconds)
-        for name, (waits, waited) in totals.items():
-            RATE_LIMIT_WAITS.labels(name).set(waits)
-            RATE_LIMIT_WAITED.labels(name).set(waited)
+        refresh_governor_metrics()
 
     # -- signals ----------------------------------------------------------------------
 
@@ -352,6 +345,9 @@ class Daemon:
         return 0
 
     def _join(self, timeout: float) -> None:
+        for conn in self.engine.connectors.values():
+            for governor in conn.governors():  # wake requests waiting for their turn
+                governor.close()
         for thread in self.threads:
             thread.join(timeout=max(0.1, timeout / max(1, len(self.threads))))
         self.leadership.release_all()

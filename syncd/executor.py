@@ -10,7 +10,12 @@
    or for a change made at the source before then (the store's record of it may have been
    lost), or, when the change has no time of its own (a schedule's catch-up firing), planned
    within `lookup_window` of the start. Live actions skip the look-up.
-3. Success records the external id. Transient errors wait (backoff, `Retry-After`); permanent
+3. An action whose API's rate governor would make it wait is not claimed: its
+   `next_attempt_at` moves to when the governor has room (no attempt counted). A request
+   that still has to wait once performing (the budget went to another thread meanwhile)
+   extends the leases of the actions this executor holds, so that no replica takes over
+   an action that only waits for its turn.
+4. Success records the external id. Transient errors wait (backoff, `Retry-After`); permanent
    errors and exhausted retries go `dead` with the reason, for `syncd actions retry`.
 """
 
@@ -31,6 +36,7 @@ from syncd import crashpoints
 from syncd.clock import Clock, to_ms
 from syncd.connector import Connector
 from syncd.errors import PermanentError, TransientError, UncertainError
+from syncd.governor import BEFORE_WAIT, WRITE
 from syncd.metrics import ACTIONS_FINISHED
 from syncd.model import ActionContext, ActionResult, ObjectRef
 from syncd.retry import RetryPolicy
@@ -79,11 +85,13 @@ class Executor:
         self.owner = owner or default_owner()
         self.redact = redact
         self.on_dead = on_dead
+        self._next_turn_ms: int | None = None  # the soonest deferred action (idle_seconds)
 
     # -- claiming ---------------------------------------------------------------------------
 
     def claim(self, limit: int) -> list[dict[str, Any]]:
         now = to_ms(self.clock.now())
+        waits = self._governor_waits()
         due = and_(
             actions.c.status.in_(("pending", "in_flight")),
             actions.c.next_attempt_at <= now,
@@ -94,7 +102,18 @@ class Executor:
             query = query.limit(limit)
             if not self.store.is_sqlite:
                 query = query.with_for_update(skip_locked=True)
-            rows = [dict(r) for r in conn.execute(query).mappings()]
+            rows = []
+            for row in conn.execute(query).mappings():
+                wait = self._turn_in(dict(row), waits)
+                if wait > 0:  # only waiting for its API's turn: later, and not in flight
+                    turn = now + int(wait * 1000) + 1
+                    conn.execute(update(actions).where(actions.c.id == row["id"])
+                                 .values(next_attempt_at=turn))
+                    soonest = self._next_turn_ms
+                    if soonest is None or soonest <= now or turn < soonest:
+                        self._next_turn_ms = turn
+                else:
+                    rows.append(dict(row))
             if rows:
                 conn.execute(update(actions).where(actions.c.id.in_([r["id"] for r in rows]))
                              .values(status="in_flight", lease_owner=self.owner,
@@ -102,15 +121,58 @@ class Executor:
                                      attempts=actions.c.attempts + 1, updated_at=now))
         return rows
 
+    def idle_seconds(self, longest: float) -> float:
+        """How long an idle executor thread may sleep: until the soonest action deferred for
+        its governor's turn, at most `longest` (so a backlog drains at the governor's pace,
+        not at the idle loop's)."""
+        turn, now = self._next_turn_ms, to_ms(self.clock.now())
+        if turn is None or turn <= now:  # none deferred, or its turn came: the usual tick
+            self._next_turn_ms = None
+            return longest
+        return min(longest, (turn - now) / 1000)
+
+    def _governor_waits(self) -> dict[int, float]:
+        """How long a write would wait now, per rate governor (asked before the claiming
+        transaction: a governor shared through the store reads it in its own)."""
+        waits: dict[int, float] = {}
+        for connector in self.connectors.values():
+            for governor in connector.governors():
+                waits[id(governor)] = governor.wait_needed(WRITE)
+        return waits
+
+    def _turn_in(self, row: dict[str, Any], waits: dict[int, float]) -> float:
+        connector = self.connectors.get(row["connector"])
+        if connector is None:
+            return 0.0
+        governor = connector.governor_for(row["action"], row["params"] or {})
+        return 0.0 if governor is None else waits.get(id(governor), 0.0)
+
     def run_due(self, limit: int = 50) -> list[Outcome]:
         """Claim and perform what is due now; returns what happened to each."""
         out: list[Outcome] = []
-        for group in self._groups(self.claim(limit)):
-            if len(group) == 1:
-                out.append(self.perform(group[0]))
-            else:
-                out.extend(self.perform_batch(group))
+        rows = self.claim(limit)
+        held = [r["id"] for r in rows]
+        token = BEFORE_WAIT.set(lambda seconds: self._extend_leases(held, seconds))
+        try:
+            for group in self._groups(rows):
+                if len(group) == 1:
+                    out.append(self.perform(group[0]))
+                else:
+                    out.extend(self.perform_batch(group))
+        finally:
+            BEFORE_WAIT.reset(token)
         return out
+
+    def _extend_leases(self, ids: list[int], seconds: float) -> None:
+        """A request is about to wait `seconds` for its rate governor: keep the actions this
+        executor still holds leased past the wait."""
+        now = to_ms(self.clock.now())
+        until = now + int(seconds * 1000) + self.lease_ms
+        with self.store.tx() as conn:
+            conn.execute(update(actions).where(
+                actions.c.id.in_(ids), actions.c.status == "in_flight",
+                actions.c.lease_owner == self.owner, actions.c.lease_until < until,
+            ).values(lease_until=until))
 
     def _groups(self, rows: list[dict[str, Any]]) -> list[list[dict[str, Any]]]:
         """First attempts of batchable actions with the same batch key go together (in

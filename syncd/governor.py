@@ -7,9 +7,10 @@ says "slow down" (Retry-After, an exhausted `x-ratelimit-remaining`, HubSpot's
 `X-HubSpot-RateLimit-Remaining: 0`, Airtable's 429 lock-out) every kind of request pauses,
 not only the one that got the answer.
 
-On several replicas each one takes `1/N` of every budget, N being the number of live
-replicas that `share()` reports: no shared counter to keep consistent, and a dead replica's
-share comes back as soon as its heartbeat ages out.
+Where the windows live is pluggable (`Windows`): in this process (`LocalWindows`, the
+default, and all a single daemon on SQLite needs), or in the store (`syncd.shared_windows.
+StoreWindows`, used on PostgreSQL), so that replicas together stay under the API's limit.
+Why shared and not "each replica takes 1/N": see syncd/shared_windows.py.
 
 The clock is injected, so with a FakeClock a test of "1,000 creates at 80/min" runs in
 milliseconds: waiting advances the clock instead of sleeping.
@@ -17,16 +18,21 @@ milliseconds: waiting advances the clock instead of sleeping.
 
 from __future__ import annotations
 
+import bisect
+import hashlib
 import math
 import threading
 import weakref
 from collections import deque
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from contextvars import ContextVar
+from dataclasses import dataclass, replace
 from datetime import datetime
+from typing import Protocol
 
 from syncd.clock import Clock, SystemClock
+from syncd.errors import TransientError
 from syncd.http_errors import retry_after_seconds
 
 READ, WRITE, SEARCH = "read", "write", "search"
@@ -45,26 +51,142 @@ class Limit:
     requests: int
     per_seconds: float
     applies_to: frozenset[str] = ALL_KINDS
+    # Cost-based limits (Jira): a request of a kind listed here takes that many units of
+    # `requests`; any other kind takes one.
+    costs: tuple[tuple[str, int], ...] = ()
+
+    def cost(self, kind: str) -> int:
+        return dict(self.costs).get(kind, 1)
 
     def __post_init__(self) -> None:
         if self.requests < 1 or self.per_seconds <= 0:
             raise ValueError(f"limit {self.name}: requests must be >= 1 and per_seconds > 0")
         if not self.applies_to <= ALL_KINDS:
             raise ValueError(f"limit {self.name}: kinds are {sorted(ALL_KINDS)}")
+        if any(kind not in ALL_KINDS or not 1 <= cost <= self.requests
+               for kind, cost in self.costs):
+            raise ValueError(f"limit {self.name}: a cost is 1..requests for a known kind")
 
 
-@dataclass
-class _Window:
-    limit: Limit
-    starts: deque[float] = field(default_factory=deque)  # when each counted request started
-
-    def expire(self, now: float) -> None:
-        while self.starts and self.starts[0] <= now - self.limit.per_seconds:
-            self.starts.popleft()
+# Per applicable limit: the window syncd keeps (stretched, see Governor.window), the units
+# it allows, the units this request takes (its cost), and the documented limit itself.
+Applicable = tuple[Limit, int, int, Limit]
 
 
-class GovernorStopped(Exception):
-    """A permit was asked for after `Governor.close()` (the daemon is stopping)."""
+class Windows(Protocol):
+    """Where a governor keeps its sliding windows and its pause (in seconds since the epoch).
+
+    Two windows per limit: the starts, paced to the margin's share; and the answers, where
+    a request counts from when its answer came in (it reached the server before that) for
+    the documented window, with the documented number: however late a request leaves after
+    its start was stamped (a busy machine, a slow thread), the server never sees more than
+    the documented number in one of its windows."""
+
+    def take(self, limits: Sequence[Applicable], now: float) -> float:
+        """Stamp one start in every window and return 0, or return the seconds to wait."""
+        ...
+
+    def peek(self, limits: Sequence[Applicable], now: float) -> float:
+        """The seconds `take` would wait now, stamping nothing."""
+        ...
+
+    def finish(self, limits: Sequence[Applicable], started: float, now: float) -> None:
+        """The request started at `started` has its answer: count it from `now` in the
+        documented windows (until then it counts from its start)."""
+        ...
+
+    def pause(self, until: float) -> None:
+        """Nobody starts anything before `until`."""
+        ...
+
+    def paused_until(self) -> float: ...
+
+    def used(self, limit: Limit, now: float) -> int:
+        """Starts counted in `limit`'s current window."""
+        ...
+
+
+def window_wait(starts: Sequence[float], allowed: int, per_seconds: float,
+                now: float, cost: int = 1) -> float:
+    """Seconds until `cost` more units fit a window holding `starts` (one per unit, oldest
+    first, already expired), `allowed` at most."""
+    if len(starts) + cost <= allowed:
+        return 0.0
+    # The units up to this one must leave the window before `cost` more fit.
+    oldest = starts[min(len(starts) - 1, len(starts) + cost - allowed - 1)]
+    return max(0.0, oldest + per_seconds - now)
+
+
+class LocalWindows:
+    """The default: windows in this process's memory (one daemon, or the SQLite store).
+    Not thread-safe by itself: the governor calls it under its own lock."""
+
+    def __init__(self) -> None:
+        self._starts: dict[str, deque[float]] = {}
+        self._answers: dict[str, deque[float]] = {}
+        self._paused_until = 0.0
+
+    def _window(self, limit: Limit, now: float) -> deque[float]:
+        starts = self._starts.setdefault(limit.name, deque())
+        while starts and starts[0] <= now - limit.per_seconds:
+            starts.popleft()
+        return starts
+
+    def _answered(self, documented: Limit, now: float) -> deque[float]:
+        answers = self._answers.setdefault(documented.name, deque())
+        while answers and answers[0] <= now - documented.per_seconds:
+            answers.popleft()
+        return answers
+
+    def peek(self, limits: Sequence[Applicable], now: float) -> float:
+        wait = self._paused_until - now
+        for kept, allowed, cost, documented in limits:
+            wait = max(wait, window_wait(self._window(kept, now), allowed,
+                                         kept.per_seconds, now, cost),
+                       window_wait(self._answered(documented, now), documented.requests,
+                                   documented.per_seconds, now, cost))
+        return max(0.0, wait)
+
+    def take(self, limits: Sequence[Applicable], now: float) -> float:
+        wait = self.peek(limits, now)
+        if wait <= 0:
+            for kept, _, cost, documented in limits:
+                self._window(kept, now).extend([now] * cost)
+                self._answered(documented, now).extend([now] * cost)
+        return wait
+
+    def finish(self, limits: Sequence[Applicable], started: float, now: float) -> None:
+        for _, _, cost, documented in limits:
+            answers = self._answered(documented, now)
+            for _ in range(cost):
+                if started in answers:
+                    answers.remove(started)
+                bisect.insort(answers, now)
+
+    def pause(self, until: float) -> None:
+        self._paused_until = max(self._paused_until, until)
+
+    def paused_until(self) -> float:
+        return self._paused_until
+
+    def used(self, limit: Limit, now: float) -> int:
+        return len(self._window(limit, now))
+
+
+class NoBudgetInTime(TransientError):
+    """`acquire(max_wait=...)` would have to wait longer: try again after `retry_after`."""
+
+
+class GovernorStopped(TransientError):
+    """A permit was asked for after `Governor.close()` (the daemon is stopping): the action
+    is tried again later, by this daemon after a restart or by another replica."""
+
+
+# Called with the seconds about to be waited, before a request waits for its turn: the
+# executor sets it while it performs an action, to extend the action's lease so that no
+# replica takes over an action that only waits (see Executor.perform).
+BEFORE_WAIT: ContextVar[Callable[[float], None] | None] = ContextVar("before_wait",
+                                                                     default=None)
 
 
 class Governor:
@@ -79,82 +201,119 @@ class Governor:
         margin: float = DEFAULT_MARGIN,
         lockout_seconds: float = 0.0,
         default_retry_after: float = 1.0,
-        share: Callable[[], int] = lambda: 1,
+        windows: Windows | None = None,
+        account: str = "",
     ) -> None:
         if not 0 < margin <= 1:
             raise ValueError("margin must be in (0, 1]")
+        names = [limit.name for limit in limits]
+        if len(set(names)) != len(names):
+            raise ValueError(f"{api}: limit names must be unique: {names}")
         self.api = api
+        self.account = account  # names the credential for metrics and the store, never a secret
+        self.limits = list(limits)
         self.clock = clock or SystemClock()
         self.margin = margin
         self.lockout_seconds = lockout_seconds  # Airtable: a 429 means 30 s for everyone
         self.default_retry_after = default_retry_after
-        self.share = share
-        self._windows = [_Window(limit) for limit in limits]
+        self.windows: Windows = windows or LocalWindows()
         self._cond = threading.Condition()
-        self._paused_until = 0.0
         self._closed = False
         self.in_flight = 0
+        self.sent = 0
         self.waits = 0
         self.waited_seconds = 0.0
         self.throttled = 0  # "slow down" answers received: the goal is 0
         self.last_pause_reason = ""
         GOVERNORS.add(self)
 
+    def share_through(self, windows: Windows) -> None:
+        """Keep the windows elsewhere from now on (the store, for replicas)."""
+        with self._cond:
+            self.windows = windows
+
     # -- asking -------------------------------------------------------------------------
 
     def allowed(self, limit: Limit) -> int:
-        """How many requests this replica may start per window of `limit`: the margin under
-        the documented number, divided among the live replicas, never below one."""
-        replicas = max(1, self.share())
-        return max(1, math.floor(limit.requests * self.margin / replicas))
+        """How many requests (units) may start per window of `limit` (see `window`)."""
+        return self.window(limit)[1]
+
+    def window(self, limit: Limit) -> tuple[Limit, int]:
+        """The window syncd keeps for `limit`, and how many units may start in it: the
+        margin's share of the documented rate, never below the costliest request.
+
+        When that share is a whole number (90% of 100 per 10 s: 90) the window is the
+        documented one. When it is not (90% of Airtable's 5/s is 4.5), rounding down would
+        lose a whole request per window (4/s, 80%); instead the documented number keeps its
+        count and the window is stretched (5 per 1.11 s = 4.5/s): the rate is exactly the
+        margin's, and no documented window ever sees more than the documented number."""
+        most = max([1, *(cost for _, cost in limit.costs)])
+        share = limit.requests * self.margin
+        if share >= most and math.isclose(share, round(share), abs_tol=1e-9):
+            return limit, round(share)
+        if share < most:  # a tiny limit: at least the costliest request, window stretched
+            return replace(limit, per_seconds=limit.per_seconds * most / share), most
+        return replace(limit, per_seconds=limit.per_seconds / self.margin), limit.requests
+
+    def _applicable(self, kind: str) -> list[Applicable]:
+        if kind not in ALL_KINDS:
+            raise ValueError(f"unknown request kind {kind!r}")
+        return [(*self.window(limit), limit.cost(kind), limit) for limit in self.limits
+                if kind in limit.applies_to]
 
     def wait_needed(self, kind: str = READ) -> float:
         """Seconds a request of `kind` would wait if asked now (0: it would go at once).
         The executor asks this before marking an action in flight, so that an action that
         only waits for its turn keeps its lease free for others."""
+        applicable = self._applicable(kind)
         with self._cond:
-            return self._wait(kind, self._now())
+            return self.windows.peek(applicable, self._now())
 
-    def acquire(self, kind: str = READ, *, max_wait: float | None = None) -> None:
-        """Block until a request of `kind` may start, then count it as started and in flight.
-        With `max_wait`, give up (TimeoutError) instead of waiting longer than that."""
-        if kind not in ALL_KINDS:
-            raise ValueError(f"unknown request kind {kind!r}")
+    def acquire(self, kind: str = READ, *, max_wait: float | None = None) -> float:
+        """Block until a request of `kind` may start, then count it as started and in flight;
+        returns the start's stamp, for `release`. With `max_wait`, give up (NoBudgetInTime)
+        instead of waiting longer than that."""
+        applicable = self._applicable(kind)
         waited = 0.0
         while True:
             with self._cond:
                 if self._closed:
                     raise GovernorStopped(self.api)
                 now = self._now()
-                wait = self._wait(kind, now)
+                wait = self.windows.take(applicable, now)
                 if wait <= 0:
-                    for window in self._windows:
-                        if kind in window.limit.applies_to:
-                            window.starts.append(now)
                     self.in_flight += 1
+                    self.sent += 1
                     if waited:
                         self.waits += 1
                         self.waited_seconds += waited
-                    return
+                    return now
             if max_wait is not None and waited + wait > max_wait:
-                raise TimeoutError(f"{self.api}: no request budget within {max_wait:.1f}s")
+                raise NoBudgetInTime(f"{self.api}: no request budget within {max_wait:.1f}s",
+                                     retry_after=wait)
+            before_wait = BEFORE_WAIT.get()
+            if before_wait is not None:
+                before_wait(wait)
             self._sleep(wait)
             waited += wait
 
-    def release(self) -> None:
-        """The request's answer is in (or it failed): it no longer counts as in flight."""
+    def release(self, kind: str | None = None, started: float | None = None) -> None:
+        """The request's answer is in (or it failed): it no longer counts as in flight, and
+        (given its kind and start) counts from now in the documented windows."""
         with self._cond:
+            if kind is not None and started is not None:
+                self.windows.finish(self._applicable(kind), started, self._now())
             self.in_flight = max(0, self.in_flight - 1)
             self._cond.notify_all()
 
     @contextmanager
     def permit(self, kind: str = READ, *, max_wait: float | None = None) -> Iterator[None]:
         """`with governor.permit("write"): send()`: acquire before, release after."""
-        self.acquire(kind, max_wait=max_wait)
+        started = self.acquire(kind, max_wait=max_wait)
         try:
             yield
         finally:
-            self.release()
+            self.release(kind, started)
 
     # -- listening ----------------------------------------------------------------------
 
@@ -178,9 +337,13 @@ class Governor:
         """Nobody of this account sends anything for `seconds`."""
         with self._cond:
             until = self._now() + max(0.0, seconds)
-            if until > self._paused_until:
-                self._paused_until = until
+            if until > self.windows.paused_until():
                 self.last_pause_reason = reason
+            self.windows.pause(until)
+
+    @property
+    def closed(self) -> bool:
+        return self._closed
 
     def close(self) -> None:
         """Wake every waiter with GovernorStopped (shutdown)."""
@@ -191,37 +354,21 @@ class Governor:
     # -- reporting ----------------------------------------------------------------------
 
     def budget_left(self) -> dict[str, int]:
-        """Per limit, how many more requests this replica may start in the current window."""
+        """Per limit, how many more requests may start in the current window."""
         with self._cond:
             now = self._now()
-            out = {}
-            for window in self._windows:
-                window.expire(now)
-                out[window.limit.name] = max(0, self.allowed(window.limit) - len(window.starts))
-            return out
+            windows = [self.window(limit) for limit in self.limits]
+            return {kept.name: max(0, allowed - self.windows.used(kept, now))
+                    for kept, allowed in windows}
 
     def paused_for(self) -> float:
         with self._cond:
-            return max(0.0, self._paused_until - self._now())
+            return max(0.0, self.windows.paused_until() - self._now())
 
     # -- inside -------------------------------------------------------------------------
 
     def _now(self) -> float:
         return self.clock.now().timestamp()
-
-    def _wait(self, kind: str, now: float) -> float:
-        """Seconds until a request of `kind` fits every window and no pause is on (lock held)."""
-        wait = self._paused_until - now
-        for window in self._windows:
-            if kind not in window.limit.applies_to:
-                continue
-            window.expire(now)
-            allowed = self.allowed(window.limit)
-            if len(window.starts) >= allowed:
-                # The oldest start that must leave the window before one more fits.
-                oldest = window.starts[len(window.starts) - allowed]
-                wait = max(wait, oldest + window.limit.per_seconds - now)
-        return max(0.0, wait)
 
     def _sleep(self, seconds: float) -> None:
         seconds = max(seconds, 0.001)
@@ -262,3 +409,26 @@ def _reset_instant(value: str, now: datetime) -> float | None:
                    .total_seconds())
     except ValueError:
         return None
+
+
+_SHARED: weakref.WeakValueDictionary[tuple[str, str], Governor] = weakref.WeakValueDictionary()
+_SHARED_LOCK = threading.Lock()
+
+
+def account_id(*parts: str) -> str:
+    """A stable name for a credential (and the endpoint it is used against) that is safe to
+    log and store: a short hash, never the secret."""
+    return hashlib.sha256("\x00".join(parts).encode()).hexdigest()[:16]
+
+
+def governor_for(api: str, account: str, clock: Clock,
+                 make: Callable[[], Governor]) -> Governor:
+    """The one governor of (`api`, `account`) in this process: connector instances that use
+    the same credential share it, as the API counts them together. (A governor on another
+    clock, which only tests do, is not shared.)"""
+    with _SHARED_LOCK:
+        found = _SHARED.get((api, account))
+        if found is None or found.clock is not clock or found.closed:
+            found = make()
+            _SHARED[(api, account)] = found
+        return found

@@ -28,7 +28,19 @@ INBOX_PENDING = Gauge("syncd_inbox_pending", "Webhook deliveries not yet process
                       registry=REGISTRY)
 POLL_LAG = Gauge("syncd_poll_lag_seconds", "Seconds since the last successful poll",
                  ["source", "stream"], registry=REGISTRY)
-RATE_LIMIT_WAITS = Gauge("syncd_rate_limiter_waits", "Times a client-side limiter made a "
-                         "call wait", ["limiter"], registry=REGISTRY)
-RATE_LIMIT_WAITED = Gauge("syncd_rate_limiter_waited_seconds", "Seconds calls waited for a "
-                          "client-side limiter", ["limiter"], registry=REGISTRY)
+# The rate governors (syncd.governor), summed over the accounts of each API.
+GOVERNOR_WAITS = Gauge("syncd_rate_waits", "Requests that waited for their API's rate "
+                       "governor", ["api"], registry=REGISTRY)
+GOVERNOR_WAITED = Gauge("syncd_rate_waited_seconds", "Seconds requests waited for their "
+                        "API's rate governor", ["api"], registry=REGISTRY)
+GOVERNOR_THROTTLED = Gauge("syncd_rate_limited_answers", "Rate-limit answers received (429, "
+                           "GitHub's 403 with Retry-After): should stay 0", ["api"],
+                           registry=REGISTRY)
+GOVERNOR_SENT = Gauge("syncd_rate_requests", "Requests let through by the rate governor",
+                      ["api"], registry=REGISTRY)
+GOVERNOR_BUDGET = Gauge("syncd_rate_budget_left", "Requests that may still start in the "
+                        "current window, per API and limit (the lowest over its accounts)",
+                        ["api", "limit"], registry=REGISTRY)
+GOVERNOR_PAUSED = Gauge("syncd_rate_paused_seconds", "Seconds until the API may be called "
+                        "again after a rate-limit answer (the longest over its accounts)",
+                        ["api"], registry=REGISTRY)

@@ -9,8 +9,10 @@ touching a connector, and a connector cannot reach into the store, the executor 
   `ActionContext`, `ActionResult`
 - errors by what happens next: `TransientError`, `UncertainError`, `PermanentError`, ...
 - time: `Clock`, `SystemClock`, `to_ms`, `from_ms`
-- rate limits and HTTP answers: `RateLimiter`, `Governor`, `error_for_status`,
-  `retry_after_seconds`
+- rate limits and the HTTP door: `Governor`, `Limit`, `governor_for`, `account_id`, the
+  request kinds `READ`/`WRITE`/`SEARCH`; `GovernedAdapter`, `govern_session`,
+  `govern_urllib3`; HTTP answers to errors: `error_for_answer`, `error_for_transport`,
+  `error_for_status`, `retry_after_seconds`, `NotFoundError`
 - webhook checks, text caps, duration parsing, the fields the rules read
 - commands: `CommandHost` (the engine's side of `syncd <connector> ...`), handed to a
   connector's click command by `pass_host`, and the shared `config_option`
@@ -35,8 +37,15 @@ from syncd.errors import (
     UncertainError,
     WebhookRejected,
 )
-from syncd.governor import Governor, Limit
-from syncd.http_errors import error_for_status, retry_after_seconds
+from syncd.governor import READ, SEARCH, WRITE, Governor, Limit, account_id, governor_for
+from syncd.http_door import GovernedAdapter, by_method, govern_session, govern_urllib3
+from syncd.http_errors import (
+    NotFoundError,
+    error_for_answer,
+    error_for_status,
+    error_for_transport,
+    retry_after_seconds,
+)
 from syncd.mapping.durations import parse_offset
 from syncd.model import (
     JSON,
@@ -48,7 +57,6 @@ from syncd.model import (
     PollPage,
     WebhookRequest,
 )
-from syncd.ratelimit import RateLimiter
 from syncd.textcap import EMAIL_SUBJECT_MAX, GITHUB_TITLE_MAX, JIRA_SUMMARY_MAX, cap
 from syncd.webhook_checks import (
     MALFORMED_INPUT_ERRORS,
@@ -64,6 +72,9 @@ __all__ = [
     "JIRA_SUMMARY_MAX",
     "JSON",
     "MALFORMED_INPUT_ERRORS",
+    "READ",
+    "SEARCH",
+    "WRITE",
     "ActionContext",
     "ActionError",
     "ActionResult",
@@ -73,26 +84,34 @@ __all__ = [
     "ConfigError",
     "Connector",
     "ConnectorSettings",
+    "GovernedAdapter",
     "Governor",
     "Hint",
     "Limit",
+    "NotFoundError",
     "ObjectRef",
     "Observation",
     "ParamsModel",
     "PermanentError",
     "PollPage",
-    "RateLimiter",
     "SyncdError",
     "SystemClock",
     "TransientError",
     "UncertainError",
     "WebhookRejected",
     "WebhookRequest",
+    "account_id",
     "action",
+    "by_method",
     "cap",
     "config_option",
+    "error_for_answer",
     "error_for_status",
+    "error_for_transport",
     "from_ms",
+    "govern_session",
+    "govern_urllib3",
+    "governor_for",
     "load_json",
     "parse_offset",
     "pass_host",

@@ -1,37 +1,42 @@
-"""pyairtable, rate-limited and without its own retries, with errors in syncd's classes.
+"""pyairtable through the base's governor, without its own retries, errors in syncd's classes.
 
+- One HTTP door: the `Api`'s requests session gets the governed adapter (syncd.http_door)
+  mounted for the API's URL, so every request (schema, records, webhook payloads, CLI)
+  waits for the base's governor, and a 429 pauses the whole base for the 30 s lock-out.
 - One retry layer: pyairtable's default retry gives up on 429 after ~3 s, shorter than
   Airtable's 30 s lock-out, and the executor owns retries anyway; so the `Api` is built with
-  `retry_strategy=None` and its session replaced by one that waits for the base's limiter
-  before each request and, on a 429, blocks the limiter for the 30 s lock-out.
-- Errors: 429 -> TransientError(retry_after=30); 5xx or a lost connection during a write ->
-  UncertainError (it may have been applied); other 4xx -> PermanentError; 404 -> NotFound.
-  Messages carry the status and Airtable's error type, never the token.
+  `retry_strategy=None` (and the adapter never retries either).
+- Errors (syncd.http_errors): 429 -> RateLimitedError(retry_after=30); 5xx or a lost
+  connection during a write -> UncertainError (it may have been applied); other 4xx ->
+  PermanentError; 404 -> NotFound. Messages carry the status and Airtable's error type,
+  never the token.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Any
 
 import requests
 from pyairtable import Api
 
 from syncd.sdk import (
     ActionError,
-    PermanentError,
-    RateLimiter,
+    Governor,
+    Limit,
+    NotFoundError,
     TransientError,
-    UncertainError,
-    error_for_status,
+    error_for_answer,
+    error_for_transport,
+    govern_session,
 )
 
 LOCKOUT_SECONDS = 30.0
+RATE_LIMIT_PER_SECOND = 5  # Airtable's documented limit, per base
 ITERATOR_EXPIRED = "LIST_RECORDS_ITERATOR_NOT_AVAILABLE"
 
 
-class NotFound(PermanentError):
+class NotFound(NotFoundError):
     """The record, table or webhook does not exist (404)."""
 
 
@@ -40,27 +45,19 @@ class IteratorExpired(TransientError):
     the listing. Transient, so that a caller that does not handle it simply retries."""
 
 
-class RateLimitedSession(requests.Session):
-    """Waits for the base's limiter before every request; a 429 blocks it for 30 s."""
-
-    def __init__(self, limiter: RateLimiter) -> None:
-        super().__init__()
-        self.limiter = limiter
-
-    def request(self, method: str, url: str | bytes, *args: Any,
-                **kwargs: Any) -> requests.Response:
-        self.limiter.acquire()
-        response = super().request(method, url, *args, **kwargs)
-        if response.status_code == 429:
-            self.limiter.block_for(LOCKOUT_SECONDS)
-        return response
+def airtable_governor(api_key: str, account: str, per_second: int, margin: float,
+                      clock: object) -> Governor:
+    """Airtable's documented limit: `per_second` requests a second per base; a 429 locks
+    the base out for 30 s, which the governor then waits out for every request."""
+    return Governor(api_key, [Limit("base", per_second, 1.0)], clock=clock,  # type: ignore[arg-type]
+                    margin=margin, lockout_seconds=LOCKOUT_SECONDS,
+                    default_retry_after=LOCKOUT_SECONDS, account=account)
 
 
-def make_api(token: str, base_url: str, limiter: RateLimiter, timeout: float) -> Api:
+def make_api(token: str, base_url: str, governor: Governor, timeout: float) -> Api:
     api = Api(token, endpoint_url=base_url, retry_strategy=None,
               timeout=(timeout, timeout))  # type: ignore[arg-type]
-    api.session = RateLimitedSession(limiter)
-    api.api_key = token  # sets the Authorization header on the new session
+    govern_session(api.session, base_url, governor)
     return api
 
 
@@ -88,15 +85,10 @@ def error_from_response(response: requests.Response, *, write: bool) -> ActionEr
     status = response.status_code
     kind = _error_type(response)
     message = f"Airtable {response.request.method} {_path(response)}: {kind or 'error'}"
-    if status == 429:
-        return TransientError(f"HTTP 429: {message}", retry_after=LOCKOUT_SECONDS)
-    if status == 404:
-        return NotFound(f"HTTP 404: {message}")
     if status == 422 and kind == ITERATOR_EXPIRED:
         return IteratorExpired(f"HTTP 422: {message}")
-    if write and status >= 500:
-        return UncertainError(f"HTTP {status}: {message}")
-    return error_for_status(status, message, response.headers)
+    return error_for_answer(status, message, response.headers, write=write,
+                            rate_limit_default=LOCKOUT_SECONDS, not_found=NotFound)
 
 
 def _path(response: requests.Response) -> str:
@@ -114,5 +106,4 @@ def airtable_errors(*, write: bool) -> Iterator[None]:
             raise TransientError("Airtable: HTTP error without a response") from None
         raise error_from_response(exc.response, write=write) from None
     except requests.RequestException as exc:  # reset, timeout, truncated or garbled answer
-        cls = UncertainError if write else TransientError
-        raise cls(f"Airtable unreachable: {type(exc).__name__}") from None
+        raise error_for_transport("Airtable unreachable", exc, write=write) from None

@@ -28,6 +28,7 @@ from connectors.airtable.client import (
     IteratorExpired,
     NotFound,
     airtable_errors,
+    airtable_governor,
     make_api,
 )
 from connectors.airtable.payloads import MAC_HEADER
@@ -43,14 +44,16 @@ from connectors.airtable.webhooks import RefreshReport, WebhookManager
 from syncd.sdk import (
     Clock,
     Connector,
+    Governor,
     Hint,
     ObjectRef,
     Observation,
     PermanentError,
     PollPage,
-    RateLimiter,
     TransientError,
     WebhookRequest,
+    account_id,
+    governor_for,
     to_ms,
 )
 
@@ -81,18 +84,20 @@ class AirtableConnector(AirtableActions, Connector):
         clock: Clock | None = None,
         *,
         registry: WebhookRegistry | None = None,
-        limiter: RateLimiter | None = None,
     ) -> None:
         super().__init__(settings, clock)
         # `attach` replaces it with one on the engine's durable state.
         self.registry: WebhookRegistry = registry or InMemoryWebhookRegistry()
-        self.limiter = limiter or RateLimiter(
-            settings.rate_limit_per_second, 1.0, self.clock, name=f"airtable:{settings.base_id}"
-        )
+        base_url = settings.base_url or DEFAULT_BASE_URL
+        # Airtable counts per base, whatever the token: one governor per (endpoint, base).
+        account = account_id(base_url, settings.base_id)
+        self.governor = governor_for("airtable", account, self.clock, lambda: airtable_governor(
+            "airtable", account, settings.rate_limit_per_second, settings.rate_margin,
+            self.clock))
         self.api = make_api(
             settings.token.get_secret_value() if settings.token else "",
-            settings.base_url or DEFAULT_BASE_URL,
-            self.limiter,
+            base_url,
+            self.governor,
             settings.timeout_seconds,
         )
         self.base = self.api.base(settings.base_id)
@@ -344,3 +349,6 @@ class AirtableConnector(AirtableActions, Connector):
 
     def close(self) -> None:
         self.api.session.close()
+
+    def governors(self) -> list[Governor]:
+        return [self.governor]

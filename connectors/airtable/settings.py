@@ -15,7 +15,8 @@ class AirtableSettings(ConnectorSettings):
     # object type alias -> table name or id, e.g. {"lead": "Leads", "hub": "Active Hubs"}
     tables: dict[str, str] = Field(min_length=1)
     base_url: str | None = DEFAULT_BASE_URL
-    rate_limit_per_second: int = Field(5, ge=1)
+    rate_limit_per_second: int = Field(5, ge=1)  # Airtable's documented limit, per base
+    rate_margin: float = Field(0.9, gt=0, le=1)  # share of the limit syncd uses
     last_modified_field: str | None = "Last Modified"
     last_modified_fields: dict[str, str] = {}  # per alias, overrides last_modified_field
     poll_tables: list[str] | None = None  # aliases polled by default (None: all)

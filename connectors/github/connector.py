@@ -6,14 +6,13 @@ import re
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from github import GithubException
 from github.GithubObject import NotSet
 from github.Milestone import Milestone
 
 from connectors.github import poll as polling
 from connectors.github import webhooks
 from connectors.github.cli import github_cli
-from connectors.github.client import LimitedGithub, error_for
+from connectors.github.client import GovernedGithub, github_limits
 from connectors.github.params import (
     AddLabelsParams,
     CloseIssueParams,
@@ -27,13 +26,16 @@ from syncd.sdk import (
     ActionResult,
     Clock,
     Connector,
+    Governor,
     Hint,
     ObjectRef,
     Observation,
     PermanentError,
     PollPage,
     WebhookRequest,
+    account_id,
     action,
+    governor_for,
     to_ms,
 )
 
@@ -62,16 +64,24 @@ class GitHubConnector(Connector):
 
     def __init__(self, settings: GitHubSettings, clock: Clock | None = None) -> None:
         super().__init__(settings, clock)
-        self.client = LimitedGithub(
-            token=settings.token.get_secret_value() if settings.token else "",
-            base_url=(settings.base_url or "https://api.github.com").rstrip("/"),
-            timeout=settings.timeout_seconds, clock=self.clock,
-            write_limit=settings.write_limit, write_period=settings.write_period_seconds,
-        )
+        token = settings.token.get_secret_value() if settings.token else ""
+        base_url = (settings.base_url or "https://api.github.com").rstrip("/")
+        self.governor = governor_for("github", account_id(base_url, token), self.clock,
+                                     lambda: Governor(
+            "github", github_limits(settings.requests_per_hour, settings.write_limit,
+                                    settings.write_period_seconds, settings.writes_per_hour),
+            clock=self.clock, margin=settings.rate_margin, default_retry_after=60.0,
+            account=account_id(base_url, token)))
+        self.client = GovernedGithub(token=token, base_url=base_url,
+                                     timeout=settings.timeout_seconds, clock=self.clock,
+                                     governor=self.governor)
         self._login: str | None = None
 
     def close(self) -> None:
         self.client.close()
+
+    def governors(self) -> list[Governor]:
+        return [self.governor]
 
     # -- helpers -------------------------------------------------------------------------
 
@@ -151,11 +161,11 @@ class GitHubConnector(Connector):
         repo, number = split_issue_id(ref.id)
         path = f"/repos/{repo}/issues/{number}"
         try:
-            _, data = self.client.requester.requestJsonAndCheck("GET", path)
-        except GithubException as exc:
-            if exc.status in (404, 410):
+            _, data = self.client.request("GET", path)
+        except PermanentError as exc:
+            if str(exc).startswith(("HTTP 404", "HTTP 410")):
                 return None
-            raise error_for(exc, "GET", self.clock.now().timestamp()) from None
+            raise
         return self.observation(repo, data)
 
     def poll_streams(self) -> list[str]:

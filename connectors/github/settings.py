@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from pydantic import SecretStr, field_validator
+from pydantic import Field, SecretStr, field_validator
 
 from connectors.github.params import _check_repo
 from syncd.sdk import ConnectorSettings
@@ -15,8 +15,12 @@ class GitHubSettings(ConnectorSettings):
     repositories: list[str] = []  # "owner/repo", polled and searched for redeliveries
     create_missing_labels: bool = True
     base_url: str | None = "https://api.github.com"
-    write_limit: int = 80  # content-creating requests per `write_period_seconds`
-    write_period_seconds: float = 60.0
+    # GitHub's documented limits (syncd.governor keeps `rate_margin` under each):
+    requests_per_hour: int = Field(5000, ge=1)  # primary limit, every request of the token
+    write_limit: int = Field(80, ge=1)  # secondary: content-creating requests per period
+    write_period_seconds: float = Field(60.0, gt=0)
+    writes_per_hour: int = Field(500, ge=1)  # secondary: content-creating requests an hour
+    rate_margin: float = Field(0.9, gt=0, le=1)  # share of each limit syncd uses
     finder_window_hours: float = 72.0  # how far back the finder lists our own issues
 
     @field_validator("repositories")

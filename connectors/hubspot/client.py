@@ -1,17 +1,17 @@
-"""One door to HubSpot: client-side rate limits, server rate-limit signals, error classes.
+"""HubSpot's generated client through the account's governor, errors in syncd's classes.
 
-Every call goes through `HubSpotApi.call(method, ...)` with a generated `*_with_http_info`
-method, so the response headers (`X-HubSpot-RateLimit-*`) are seen. Errors become syncd's
-classes: 429 -> TransientError with `retry_after` (and the limiter blocks for that long),
-other statuses via `syncd.sdk.error_for_status`, a dropped connection on a write -> UncertainError.
+Every API object's urllib3 pool manager passes the account's governor (syncd.http_door.
+govern_urllib3): HubSpot counts every request per token in a rolling 10 s window, and
+search requests also per second. Every call goes through `HubSpotApi.call(method, ...)`
+with a generated `*_with_http_info` method; errors become syncd's classes through
+syncd.http_errors (429 -> RateLimitedError with `retry_after`, a dropped connection on a
+write -> UncertainError).
 """
 
 from __future__ import annotations
 
-import hashlib
 import json
-import threading
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from typing import Any
 
 import hubspot.crm.associations.v4.exceptions as assoc_exc
@@ -26,14 +26,22 @@ from hubspot import HubSpot
 
 from connectors.hubspot.settings import HubSpotSettings
 from syncd.sdk import (
+    READ,
+    SEARCH,
+    WRITE,
     ActionError,
     Clock,
-    PermanentError,
-    RateLimiter,
+    Governor,
+    Limit,
     TransientError,
-    UncertainError,
-    error_for_status,
-    retry_after_seconds,
+    account_id,
+    error_for_answer,
+    error_for_transport,
+    govern_urllib3,
+    governor_for,
+)
+from syncd.sdk import (
+    NotFoundError as HttpNotFound,
 )
 
 # Each generated package has its own ApiException class.
@@ -49,35 +57,30 @@ NOT_SENT = (urllib3.exceptions.NewConnectionError, urllib3.exceptions.ConnectTim
 # under the executor's. One layer only: the executor's.
 NO_RETRY = urllib3.util.Retry(total=0, redirect=0, raise_on_status=False,
                               respect_retry_after_header=False)
-# Statuses after which a write may have been applied.
-MAYBE_APPLIED = frozenset({408, 500, 502, 503, 504})
 
 
-class NotFoundError(PermanentError):
+class NotFoundError(HttpNotFound):
     """HubSpot answered 404."""
 
 
-_LIMITERS: dict[tuple[str, str, int, int], tuple[Clock, RateLimiter, RateLimiter]] = {}
-_LIMITERS_LOCK = threading.Lock()
+def hubspot_kind(method: str, url: str) -> str:
+    """Search requests have their own per-second limit (and count in the general one)."""
+    if url.split("?")[0].endswith("/search"):
+        return SEARCH
+    return WRITE if method.upper() in ("POST", "PUT", "PATCH", "DELETE") else READ
 
 
-def account_limiters(settings: HubSpotSettings, clock: Clock) -> tuple[RateLimiter, RateLimiter]:
-    """The (general, search) limiters of one HubSpot account, shared by every connector
-    instance in this process that uses the same token (HubSpot counts per token)."""
+def hubspot_governor(settings: HubSpotSettings, clock: Clock) -> Governor:
+    """The one governor of a HubSpot token (HubSpot counts per token), shared by every
+    connector instance in this process that uses it."""
     token = settings.access_token.get_secret_value() if settings.access_token else ""
-    token_id = hashlib.sha256(token.encode()).hexdigest()
-    key = (settings.base_url or "", token_id, settings.requests_per_10s,
-           settings.search_requests_per_second)
-    with _LIMITERS_LOCK:
-        found = _LIMITERS.get(key)
-        if found is None or found[0] is not clock:
-            found = (
-                clock,
-                RateLimiter(settings.requests_per_10s, 10.0, clock, "hubspot"),
-                RateLimiter(settings.search_requests_per_second, 1.0, clock, "hubspot-search"),
-            )
-            _LIMITERS[key] = found
-        return found[1], found[2]
+    account = account_id(settings.base_url or "", token)
+    return governor_for("hubspot", account, clock, lambda: Governor(
+        "hubspot",
+        [Limit("general", settings.requests_per_10s, 10.0),
+         Limit("search", settings.search_requests_per_second, 1.0, frozenset({SEARCH}))],
+        clock=clock, margin=settings.rate_margin, default_retry_after=10.0,
+        account=account))
 
 
 class HubSpotApi:
@@ -104,45 +107,33 @@ class HubSpotApi:
         self.notes = crm.objects.notes.basic_api
         self.notes_batch = crm.objects.notes.batch_api
         self.owners = crm.owners.owners_api
-        self.general_limiter, self.search_limiter = account_limiters(settings, clock)
+        self.governor = hubspot_governor(settings, clock)
+        for api in self._apis():
+            govern_urllib3(api.api_client.rest_client.pool_manager, self.governor,
+                           kind_of=hubspot_kind)
+
+    def _apis(self) -> tuple[Any, ...]:
+        return (self.deals, self.deals_batch, self.deals_search, self.pipelines,
+                self.associations, self.associations_batch, self.companies_batch,
+                self.contacts_batch, self.notes, self.notes_batch, self.owners)
 
     def close(self) -> None:
         """Drop the pooled connections of every API object."""
-        for api in (self.deals, self.deals_batch, self.deals_search, self.pipelines,
-                    self.associations, self.associations_batch, self.companies_batch,
-                    self.contacts_batch, self.notes, self.notes_batch, self.owners):
+        for api in self._apis():
             api.api_client.rest_client.pool_manager.clear()
 
     def call(self, method: Callable[..., Any], *args: Any, search: bool = False,
              write: bool = False, **kwargs: Any) -> Any:
         """Call a generated `*_with_http_info` method; return the deserialised body."""
-        self.general_limiter.acquire()
-        if search:
-            self.search_limiter.acquire()
         kwargs.setdefault("_request_timeout", self.settings.timeout_seconds)
         name = getattr(method, "__name__", "call").removesuffix("_with_http_info")
         try:
-            data, _status, headers = method(*args, **kwargs)
+            data, _status, _headers = method(*args, **kwargs)
         except API_EXCEPTIONS as exc:
             raise self._api_error(name, exc, search=search, write=write) from None
         except urllib3.exceptions.HTTPError as exc:
             raise self._network_error(name, exc, write=write) from None
-        self._note_limits(headers or {})
         return data
-
-    # -- rate-limit signals ------------------------------------------------------------
-
-    def _note_limits(self, headers: Mapping[str, str]) -> None:
-        lowered = {k.lower(): v for k, v in headers.items()}
-        if lowered.get("x-hubspot-ratelimit-remaining") == "0":
-            self.general_limiter.block_for(self._interval(lowered) or 10.0)
-
-    @staticmethod
-    def _interval(lowered: Mapping[str, str]) -> float | None:
-        try:
-            return int(lowered["x-hubspot-ratelimit-interval-milliseconds"]) / 1000
-        except (KeyError, ValueError):
-            return None
 
     # -- errors ------------------------------------------------------------------------
 
@@ -152,25 +143,15 @@ class HubSpotApi:
         message = f"HubSpot {name}: {_message(exc.body) or exc.reason or 'no answer'}"
         if status == 0:
             return TransientError(message)
-        if status == 404:
-            return NotFoundError(f"HTTP 404: {message}")
-        if status == 429:
-            wait = (retry_after_seconds(headers) or self._interval(headers)
-                    or (1.0 if search else 10.0))
-            (self.search_limiter if search else self.general_limiter).block_for(wait)
-            return TransientError(f"HTTP 429: {message}", retry_after=wait)
-        error = error_for_status(status, message, headers)
-        if write and status in MAYBE_APPLIED:
-            return UncertainError(str(error), retry_after=getattr(error, "retry_after", None))
-        return error
+        return error_for_answer(status, message, headers, write=write,
+                                rate_limit_default=1.0 if search else 10.0,
+                                not_found=NotFoundError)
 
     @staticmethod
     def _network_error(name: str, exc: Exception, *, write: bool) -> ActionError:
         reason = getattr(exc, "reason", None) or exc
-        message = f"HubSpot {name}: {type(reason).__name__}"
-        if write and not isinstance(reason, NOT_SENT):
-            return UncertainError(f"{message} (the request may have been applied)")
-        return TransientError(message)
+        return error_for_transport(f"HubSpot {name}", reason, write=write,
+                                   never_sent=isinstance(reason, NOT_SENT))
 
 
 def _message(body: Any) -> str:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Callable, Iterator
 from datetime import datetime
 from typing import Any
@@ -20,6 +19,7 @@ from connectors.hubspot.stages import StageCatalog
 from syncd.sdk import (
     Clock,
     Connector,
+    Governor,
     Hint,
     ObjectRef,
     Observation,
@@ -234,13 +234,8 @@ class HubSpotConnector(DealActions, Connector):
                 found += _stage_values((act.params.get("properties") or {}).get(STAGE))
         return list(dict.fromkeys(found))
 
-    def share_limits(self, share: Callable[[Any, str], Any]) -> None:
-        """HubSpot counts per token: one shared window per token (by its hash)."""
-        token = self.settings.access_token
-        account = hashlib.sha256(
-            (token.get_secret_value() if token else "").encode()).hexdigest()[:16]
-        self.api.general_limiter = share(self.api.general_limiter, f"hubspot:{account}")
-        self.api.search_limiter = share(self.api.search_limiter, f"hubspot:{account}:search")
+    def governors(self) -> list[Governor]:
+        return [self.api.governor]
 
     def close(self) -> None:
         self.api.close()

@@ -37,6 +37,7 @@ class HubSpotSettings(ConnectorSettings):
     # Client-side rate limits (HubSpot: 100-250 requests / 10 s by tier; search ~4-5/s).
     requests_per_10s: int = Field(100, ge=1)
     search_requests_per_second: int = Field(4, ge=1)
+    rate_margin: float = Field(0.9, gt=0, le=1)  # share of each limit syncd uses
     deal_properties: list[str] = DEFAULT_DEAL_PROPERTIES
     extra_properties: list[str] = []
     contact_properties: list[str] = DEFAULT_CONTACT_PROPERTIES

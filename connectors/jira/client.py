@@ -1,11 +1,12 @@
 """The python-jira client, configured for syncd: one retry layer, a rate limit, mapped errors.
 
 - `max_retries=0` turns off ResilientSession's own retries (it re-sends a POST after a
-  connection error: a duplicate ticket), and the mounted adapter uses urllib3 `Retry(0)`.
+  connection error: a duplicate ticket), and the governed adapter never retries either.
 - Every HTTP request, including the ones python-jira makes on its own (serverInfo, /field),
-  waits for the rate limiter; a 429 blocks the limiter for its Retry-After.
-- Failures become syncd errors: `error_for_status` for HTTP answers; a write that may have
-  reached Jira (5xx, reset connection, read timeout) is an `UncertainError`.
+  passes the site's governor (syncd.http_door's adapter, mounted on the client's session);
+  a 429 pauses every request for its Retry-After.
+- Failures become syncd errors through syncd.http_errors; a write that may have reached
+  Jira (5xx, reset connection, read timeout) is an `UncertainError`.
 - `str(JIRAError)` contains the request headers (the Authorization header): it is never used.
 """
 
@@ -17,46 +18,37 @@ from typing import Any, TypeVar
 
 import requests
 from jira import JIRA, JIRAError
-from requests.adapters import HTTPAdapter
 from urllib3.exceptions import ConnectTimeoutError, NewConnectionError
-from urllib3.util.retry import Retry
 
 from connectors.jira.settings import JiraSettings
 from syncd.sdk import (
+    WRITE,
     ActionError,
-    RateLimiter,
+    Governor,
+    Limit,
     TransientError,
-    UncertainError,
-    error_for_status,
-    retry_after_seconds,
+    error_for_answer,
+    error_for_transport,
+    govern_session,
 )
 
 T = TypeVar("T")
 DEFAULT_429_WAIT = 5.0  # seconds, when a 429 carries no Retry-After
 
 
-class _LimitedAdapter(HTTPAdapter):
-    """Waits for the limiter before each request; a 429 blocks it for the Retry-After."""
-
-    def __init__(self, limiter: RateLimiter) -> None:
-        super().__init__(max_retries=Retry(total=0, read=False, redirect=False))
-        self.limiter = limiter
-
-    def send(self, request: requests.PreparedRequest, *args: Any, **kwargs: Any) -> Any:
-        self.limiter.acquire()
-        response = super().send(request, *args, **kwargs)
-        if response.status_code == 429:
-            wait = retry_after_seconds(response.headers)
-            self.limiter.block_for(DEFAULT_429_WAIT if wait is None else wait)
-        return response
+def jira_limits(settings: JiraSettings) -> list[Limit]:
+    """Jira Cloud: per-second bursts, and a cost budget in which a write costs more."""
+    return [Limit("burst", settings.rate_limit_per_second, 1.0),
+            Limit("cost", settings.cost_budget, settings.cost_window_seconds,
+                  costs=((WRITE, min(settings.write_cost, settings.cost_budget)),))]
 
 
 class JiraApi:
     """A lazily built python-jira client and `call`, which maps every failure."""
 
-    def __init__(self, settings: JiraSettings, limiter: RateLimiter) -> None:
+    def __init__(self, settings: JiraSettings, governor: Governor) -> None:
         self.settings = settings
-        self.limiter = limiter
+        self.governor = governor
         self._client: JIRA | None = None
         self._lock = threading.Lock()
         self._secrets = [s for s in (_token(settings),) if s]
@@ -77,9 +69,9 @@ class JiraApi:
             get_server_info=False,
             **auth,
         )
-        adapter = _LimitedAdapter(self.limiter)
-        client._session.mount("http://", adapter)
-        client._session.mount("https://", adapter)
+        # `JIRA._session` is the ResilientSession every call of the client uses; python-jira
+        # has no public accessor, so it is read once, here.
+        govern_session(client._session, self.settings.base_url, self.governor)
         info = client.server_info()
         # What get_server_info=True would have set: Cloud-only behaviour keys off these.
         client.deploymentType = info.get("deploymentType")
@@ -146,15 +138,12 @@ class JiraApi:
         headers = dict(exc.response.headers) if exc.response is not None else {}
         if not status:
             return TransientError(f"Jira: {text or 'no response'}")
-        if write and status >= 500:
-            return UncertainError(f"Jira HTTP {status} on a write (may be applied): {text}")
-        return error_for_status(status, f"Jira: {text}", headers)
+        return error_for_answer(status, f"Jira: {text}", headers, write=write,
+                                rate_limit_default=DEFAULT_429_WAIT)
 
     def _transport_error(self, exc: requests.RequestException, write: bool) -> ActionError:
-        kind = type(exc).__name__
-        if _never_sent(exc) or not write:
-            return TransientError(f"Jira unreachable ({kind})")
-        return UncertainError(f"Jira connection failed during a write ({kind}); may be applied")
+        return error_for_transport("Jira unreachable", exc, write=write,
+                                   never_sent=_never_sent(exc))
 
 
 def _never_sent(exc: requests.RequestException) -> bool:

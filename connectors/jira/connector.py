@@ -18,20 +18,22 @@ from pydantic import ValidationError
 
 from connectors.jira import webhooks
 from connectors.jira.actions import JiraActions
-from connectors.jira.client import JiraApi
+from connectors.jira.client import DEFAULT_429_WAIT, JiraApi, jira_limits
 from connectors.jira.issues import ISSUE_FIELDS, SOURCE, issue_observation, jql_time
 from connectors.jira.settings import JiraSettings
 from syncd.sdk import (
     Clock,
     Connector,
+    Governor,
     Hint,
     ObjectRef,
     Observation,
     ParamsModel,
     PermanentError,
     PollPage,
-    RateLimiter,
     WebhookRequest,
+    account_id,
+    governor_for,
 )
 
 OBJECT_TYPES = ("issue",)
@@ -53,16 +55,21 @@ class JiraConnector(JiraActions, Connector):
 
     def __init__(self, settings: JiraSettings, clock: Clock | None = None) -> None:
         super().__init__(settings, clock)
-        self.limiter = RateLimiter(
-            settings.rate_limit_per_second, 1.0, clock=self.clock, name="jira"
-        )
-        self.api = JiraApi(settings, self.limiter)
+        token = settings.api_token.get_secret_value() if settings.api_token else ""
+        account = account_id(settings.base_url, settings.email, token)
+        self.governor = governor_for("jira", account, self.clock, lambda: Governor(
+            "jira", jira_limits(settings), clock=self.clock, margin=settings.rate_margin,
+            default_retry_after=DEFAULT_429_WAIT, account=account))
+        self.api = JiraApi(settings, self.governor)
         self._lock = threading.Lock()
         self._fields: dict[str, dict[str, Any]] | None = None
         self._time_zone: str | None = None
 
     def close(self) -> None:
         self.api.close()
+
+    def governors(self) -> list[Governor]:
+        return [self.governor]
 
     # -- webhooks ----------------------------------------------------------------------
 

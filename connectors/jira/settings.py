@@ -24,8 +24,14 @@ class JiraSettings(ConnectorSettings):
     marker_label_prefix: str = "syncd-"
     # JQL dates have minute granularity: each poll re-reads this many minutes before the cursor.
     poll_overlap_minutes: int = Field(default=3, ge=1)
-    # Client-side limit; Jira Cloud's burst limits are per endpoint, 429 + Retry-After beyond.
+    # Jira Cloud limits by cost (a budget of points that refills; a write costs more than a
+    # read) and by per-second bursts; beyond either, 429 + Retry-After. Atlassian does not
+    # publish the numbers: set them to your site's (syncd keeps `rate_margin` under each).
     rate_limit_per_second: int = Field(default=10, ge=1)
+    cost_budget: int = Field(default=100, ge=1)  # points per `cost_window_seconds`
+    cost_window_seconds: float = Field(default=10.0, gt=0)
+    write_cost: int = Field(default=2, ge=1)  # points a write costs (a read costs 1)
+    rate_margin: float = Field(default=0.9, gt=0, le=1)
     page_size: int = Field(default=50, ge=1, le=5000)
 
     def poll_restriction(self) -> str | None:

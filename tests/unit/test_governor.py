@@ -11,7 +11,15 @@ from datetime import UTC, datetime
 import pytest
 
 from syncd.clock import FakeClock, SystemClock
-from syncd.governor import READ, SEARCH, WRITE, Governor, GovernorStopped, Limit
+from syncd.governor import (
+    READ,
+    SEARCH,
+    WRITE,
+    Governor,
+    GovernorStopped,
+    Limit,
+    NoBudgetInTime,
+)
 
 
 def github(clock: FakeClock, **kw: object) -> Governor:
@@ -102,16 +110,6 @@ def test_airtable_429_means_the_lockout_for_everyone() -> None:
     assert gov.last_pause_reason == "HTTP 429"
 
 
-def test_each_replica_takes_its_share() -> None:
-    clock = FakeClock()
-    replicas = [3]
-    gov = Governor("hubspot", [Limit("general", 100, 10)], clock=clock,
-                   share=lambda: replicas[0])
-    assert gov.budget_left() == {"general": 30}
-    replicas[0] = 1
-    assert gov.budget_left() == {"general": 90}
-
-
 def test_in_flight_requests_are_counted_until_released() -> None:
     gov = github(FakeClock())
     with gov.permit(READ), gov.permit(WRITE):
@@ -124,8 +122,9 @@ def test_max_wait_gives_up_instead_of_blocking() -> None:
     gov = github(clock)
     gov.pause(120, "test")
     before = clock.now()
-    with pytest.raises(TimeoutError):
+    with pytest.raises(NoBudgetInTime) as caught:
         gov.acquire(WRITE, max_wait=5)
+    assert caught.value.retry_after == pytest.approx(120)
     assert clock.now() == before  # it did not sleep through the pause
 
 
@@ -180,3 +179,37 @@ def test_limits_are_checked() -> None:
         Limit("x", 1, 1, frozenset({"delete"}))
     with pytest.raises(ValueError):
         Governor("x", [], margin=1.5)
+
+
+def test_a_cost_based_limit_counts_writes_by_their_cost() -> None:
+    """Jira: a write costs more of the budget than a read (here 3 units of 20 per 10 s)."""
+    clock = FakeClock()
+    gov = Governor("jira", [Limit("cost", 20, 10, costs=((WRITE, 3),))], clock=clock)
+    for _ in range(6):  # 18 of the 18 units the margin allows
+        with gov.permit(WRITE):
+            pass
+    assert gov.budget_left() == {"cost": 0}
+    assert gov.wait_needed(READ) == pytest.approx(10)
+    clock.advance(seconds=10)
+    for _ in range(18):
+        with gov.permit(READ):
+            pass
+    assert gov.wait_needed(READ) > 0
+
+
+def test_a_fractional_share_stretches_the_window_instead_of_rounding_down() -> None:
+    clock = FakeClock()
+    airtable = Governor("airtable", [Limit("base", 5, 1.0)], clock=clock, margin=0.9)
+    kept, allowed = airtable.window(airtable.limits[0])
+    assert (allowed, round(kept.per_seconds, 3)) == (5, 1.111)  # 4.5/s, not 4/s
+    starts = []
+    for _ in range(46):
+        airtable.acquire(READ)
+        airtable.release(READ, clock.now().timestamp())
+        starts.append(clock.now().timestamp())
+    assert max_in_any_window(starts, 1.0) == 5  # never a 6th in any second
+    assert 45 / (starts[-1] - starts[0]) >= 4.49  # 9 bursts of 5 in 10 s: 90% of 5/s
+
+    hubspot = Governor("hubspot", [Limit("general", 100, 10.0)], clock=clock, margin=0.9)
+    kept, allowed = hubspot.window(hubspot.limits[0])
+    assert (allowed, kept.per_seconds) == (90, 10.0)  # a whole share keeps the window

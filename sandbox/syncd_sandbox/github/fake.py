@@ -107,6 +107,10 @@ class FakeGitHub:
         self.user_ids: dict[str, int] = {}
         self.validation_failures: list[str] = []
         self.secondary_limited = 0  # 403 answers given for the secondary limit
+        self.writes_per_hour = 500  # the secondary limit's hourly part (content-creating)
+        self.early_requests = 0  # requests received before a given Retry-After had passed
+        self._retry_until = 0.0
+        self._hour_writes: deque[float] = deque()
         self.primary_limited = 0
         self.rate_limit_used = 0  # requests that cost primary rate limit (a 304 costs none)
         self.not_modified = 0
@@ -122,7 +126,8 @@ class FakeGitHub:
         self.base_url = "http://127.0.0.1"
         self.server: FakeServer | None = None
         self.app = FakeApp()
-        self.app.before.extend([self._check_auth, self._secondary_limit, self._primary_limit])
+        self.app.before.extend([self._count_early, self._check_auth, self._secondary_limit,
+                                self._primary_limit])
         self.app.after.extend([self._inject_fault, self._count_and_stamp])
         self._register_routes()
         self.add_user(login)
@@ -347,19 +352,36 @@ class FakeGitHub:
             return self._error(401, "Bad credentials")
         return None
 
+    def _count_early(self, request: FakeRequest) -> FakeResponse | None:
+        """A client must send nothing until a Retry-After (or the primary reset) it was given
+        has passed: count the requests that arrive earlier."""
+        with self._lock:
+            if self.clock.now().timestamp() < self._retry_until:
+                self.early_requests += 1
+        return None
+
     def _secondary_limit(self, request: FakeRequest) -> FakeResponse | None:
+        """80 content-creating requests a minute and 500 an hour (GitHub's documented
+        secondary limits); over them, 403 with Retry-After."""
         if request.method not in WRITE_METHODS:
             return None
         now = self.clock.now().timestamp()
         with self._lock:
-            while self._writes and self._writes[0] <= now - self.write_period:
-                self._writes.popleft()
+            for window, period in ((self._writes, self.write_period), (self._hour_writes, 3600)):
+                while window and window[0] <= now - period:
+                    window.popleft()
+            wait = 0.0
             if len(self._writes) >= self.write_limit:
-                self.secondary_limited += 1
                 wait = self._writes[0] + self.write_period - now
-                return self._error(403, SECONDARY_LIMIT_MESSAGE,
-                                   {"retry-after": str(max(1, int(wait + 0.999)))})
+            if len(self._hour_writes) >= self.writes_per_hour:
+                wait = max(wait, self._hour_writes[0] + 3600 - now)
+            if wait > 0:
+                self.secondary_limited += 1
+                seconds = max(1, int(wait + 0.999))
+                self._retry_until = max(self._retry_until, now + seconds)
+                return self._error(403, SECONDARY_LIMIT_MESSAGE, {"retry-after": str(seconds)})
             self._writes.append(now)
+            self._hour_writes.append(now)
         return None
 
     def _primary_limit(self, request: FakeRequest) -> FakeResponse | None:
@@ -370,6 +392,7 @@ class FakeGitHub:
                 self.rate_limit_used = 0
             if self.rate_limit_used >= self.primary_limit:
                 self.primary_limited += 1
+                self._retry_until = max(self._retry_until, self._primary_reset)
                 return self._error(403, "API rate limit exceeded for user.")
         return None
 

@@ -30,6 +30,8 @@ class RateLimits:
         self.general_limit = general_limit
         self.search_limit = search_limit
         self.over_limit = 0  # requests refused with 429 because a limit was exceeded
+        self.early_requests = 0  # requests that arrived before a Retry-After given had passed
+        self._retry_until = 0.0
         self._general: deque[float] = deque()
         self._search: deque[float] = deque()
         self._lock = threading.Lock()
@@ -39,6 +41,8 @@ class RateLimits:
         is_search = request.path.endswith("/search")
         with self._lock:
             now = self.clock.now().timestamp()
+            if now < self._retry_until:
+                self.early_requests += 1
             for window, span in ((self._general, GENERAL_WINDOW), (self._search, SEARCH_WINDOW)):
                 while window and window[0] <= now - span:
                     window.popleft()
@@ -52,7 +56,9 @@ class RateLimits:
                 self.over_limit += 1
                 body = error_body(f"You have reached your {policy.lower()} limit.", "RATE_LIMITS")
                 body["policyName"] = policy
-                return FakeResponse(429, body, {"Retry-After": str(max(1, round(wait + 0.5)))})
+                seconds = max(1, round(wait + 0.5))
+                self._retry_until = max(self._retry_until, now + seconds)
+                return FakeResponse(429, body, {"Retry-After": str(seconds)})
             self._general.append(now)
             if is_search:
                 self._search.append(now)

@@ -24,6 +24,7 @@ from typing import Any
 
 from syncd.clock import Clock, SystemClock, to_ms
 from syncd_sandbox.fakeserver import FakeApp, FakeRequest, FakeResponse
+from syncd_sandbox.jira.fake_limits import JiraRateLimit
 from syncd_sandbox.jira.fake_model import (
     CUSTOM_FIELDS,
     STATUSES,
@@ -74,7 +75,9 @@ class FakeJira:
         self._counters: dict[str, int] = {}
         self.app = FakeApp()
         self.faults = FaultInjector(self.app)
+        self.rate_limit = JiraRateLimit(self.clock)
         self.app.before.append(self._authenticate)
+        self.app.before.append(self.rate_limit.check)
         install_routes(self)
 
     # -- what a person does in the Jira UI -----------------------------------------------

@@ -89,7 +89,7 @@ def test_requests_drain_at_the_configured_rate(
     assert requests_to(fake_jira, "GET", "/rest/api/3/search/jql") == 20
     # 21 requests (serverInfo + 20 searches) at 5 per second: at least 4 s on the fake clock
     assert (clock.now() - start).total_seconds() >= 4
-    assert connector.limiter.waits > 0
+    assert connector.governor.waits > 0
 
 
 def test_a_server_error_on_a_read_is_transient_not_uncertain(

@@ -19,7 +19,14 @@ from syncd_sandbox.email.fake import FakeSmtpServer
 from syncd_sandbox.fakeserver import FakeServer
 from syncd_sandbox.github.fake import FakeGitHub
 from syncd_sandbox.jira.fake import FakeJira
-from tests.integration.connectors.support import action_rows, make_config, make_engine, post, serve
+from tests.integration.connectors.support import (
+    TickingClock,
+    action_rows,
+    make_config,
+    make_engine,
+    post,
+    serve,
+)
 
 START = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
 
@@ -87,7 +94,7 @@ def test_jira_issues_done_before_go_live_fire_nothing(tmp_path: Path, store_url:
         settings = JiraSettings(base_url=server.url, email="syncd@example.org",
                                 api_token=SecretStr("jira-token-not-real"),
                                 webhook_secret=SecretStr("s"), projects=["OPS"],
-                                timeout_seconds=5, rate_limit_per_second=1000)
+                                timeout_seconds=5)
         engine = make_engine(make_config(tmp_path, store_url, JIRA_RULES, {"jira": settings}),
                              clock, {"jira": JiraConnector(settings, clock)})
         engine.run_once()
@@ -181,7 +188,9 @@ def test_syncd_backfill_replay_since_a_date_acts_on_jira_history_once(
     from syncd.engine import Engine
     from tests.integration.connectors.support import write_rules, write_toml
 
-    clock = FakeClock(START)
+    # The CLI below runs on real time: a clock that moves on with each reading keeps the
+    # fake's per-second and cost limits seeing its requests spread as they are.
+    clock = TickingClock(START)
     fake = FakeJira(clock=clock, email="syncd@example.org", api_token="jira-token-not-real")
     ancient = fake.user_create("OPS", "Ancient", status="Done").key
     clock.advance(days=30)
@@ -194,7 +203,7 @@ def test_syncd_backfill_replay_since_a_date_acts_on_jira_history_once(
             "store": {"url": store_url},
             "jira": {"base_url": server.url, "email": "syncd@example.org",
                      "api_token": "jira-token-not-real", "webhook_secret": "s",
-                     "projects": ["OPS"], "rate_limit_per_second": 1000},
+                     "projects": ["OPS"]},
         })
         engine = Engine(load_config(toml), clock)
         engine.run_once()  # go-live: both are history

@@ -56,7 +56,7 @@ QUARTER_START = datetime(2026, 4, 1, 9, 0, tzinfo=UTC)
 def _settings(server: FakeServer) -> JiraSettings:
     return JiraSettings(base_url=server.url, email=EMAIL, api_token=SecretStr(TOKEN),
                         webhook_secret=SecretStr(SECRET), projects=["OPS"],
-                        timeout_seconds=5, rate_limit_per_second=1000)
+                        timeout_seconds=5)
 
 
 class World:
