@@ -1,0 +1,51 @@
+"""Small key/value state (`state` table): connector values, go-live instants, the cron
+rules' last instants, re-plan situations, shared rate windows. One value per (scope, key)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import Connection, delete, select
+
+from syncd.store.db import Store
+from syncd.store.schema import state
+
+
+def get_value(store: Store, scope: str, key: str, conn: Connection | None = None) -> Any:
+    """The stored value, or None (`conn`: read inside the caller's transaction)."""
+    query = select(state.c.value).where(state.c.scope == scope, state.c.key == key)
+    if conn is not None:
+        return conn.execute(query).scalar()
+    with store.engine.connect() as own:
+        return own.execute(query).scalar()
+
+
+def set_value(
+    store: Store, scope: str, key: str, value: Any, now_ms: int, conn: Connection | None = None
+) -> None:
+    """Store (or replace) a value, in the caller's transaction if given."""
+    values = {"scope": scope, "key": key, "value": value, "updated_at": now_ms}
+    if conn is not None:
+        store.upsert(conn, state, ["scope", "key"], values)
+        return
+    with store.tx() as own:
+        store.upsert(own, state, ["scope", "key"], values)
+
+
+def add_value_if_absent(
+    store: Store, conn: Connection, scope: str, key: str, value: Any, now_ms: int
+) -> None:
+    """Insert unless a value exists (first writer wins when replicas race)."""
+    conn.execute(store.insert_ignore(state, ["scope", "key"]).values(
+        scope=scope, key=key, value=value, updated_at=now_ms))
+
+
+def delete_value(conn: Connection, scope: str, key: str) -> None:
+    conn.execute(delete(state).where(state.c.scope == scope, state.c.key == key))
+
+
+def values_with_prefix(store: Store, scope: str, prefix: str) -> dict[str, Any]:
+    with store.engine.connect() as conn:
+        rows = conn.execute(select(state.c.key, state.c.value).where(
+            state.c.scope == scope, state.c.key.startswith(prefix))).all()
+    return {key: value for key, value in rows}
