@@ -139,10 +139,9 @@ def list_actions(
         return _rows(own.execute(query).mappings())
 
 
-def newest_action_id(store: Store) -> int:
-    with store.engine.connect() as conn:
-        return conn.execute(select(actions.c.id).order_by(actions.c.id.desc())
-                            .limit(1)).scalar() or 0
+def newest_action_id(conn: Connection) -> int:
+    return conn.execute(select(actions.c.id).order_by(actions.c.id.desc())
+                        .limit(1)).scalar() or 0
 
 
 def count_by_status(store: Store, now_ms: int) -> tuple[dict[str, int], int]:
