@@ -29,7 +29,7 @@ class DeliveryRow:
 
 
 @dataclass(frozen=True)
-class FailedDelivery:
+class DeliverySummary:
     """What `syncd inbox list` shows of a delivery."""
 
     id: int
@@ -98,12 +98,12 @@ def fail_delivery(store: Store, delivery_id: int, reason: str) -> None:
             status="failed", last_error=reason))
 
 
-def list_deliveries(store: Store, status: str, limit: int) -> list[FailedDelivery]:
+def list_deliveries(store: Store, status: str, limit: int) -> list[DeliverySummary]:
     query = (select(inbox.c.id, inbox.c.connector, inbox.c.delivery_id, inbox.c.attempts,
                     inbox.c.status, inbox.c.last_error)
              .where(inbox.c.status == status).order_by(inbox.c.id.desc()).limit(limit))
     with store.engine.connect() as conn:
-        return [FailedDelivery(**dict(r)) for r in conn.execute(query).mappings()]
+        return [DeliverySummary(**dict(r)) for r in conn.execute(query).mappings()]
 
 
 def requeue_failed_delivery(store: Store, delivery_id: int) -> bool:
