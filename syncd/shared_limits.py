@@ -22,12 +22,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import select, update
-
 from syncd.clock import Clock, to_ms
 from syncd.ratelimit import RateLimiter
+from syncd.store import state
 from syncd.store.db import Store
-from syncd.store.schema import state
 
 SCOPE = "ratelimit"
 MARGIN_SECONDS = 1.0
@@ -91,19 +89,13 @@ class SharedRateLimiter:
             return max(wait, 1)
 
     def _lock_row(self, conn: Any) -> dict[str, Any]:
-        self.store.insert_if_new(conn, state, ["scope", "key"], {
-            "scope": SCOPE, "key": self.key, "value": {"calls": [], "blocked_until": 0},
-            "updated_at": 0})
-        query = select(state.c.value).where(state.c.scope == SCOPE, state.c.key == self.key)
-        if not self.store.is_sqlite:
-            query = query.with_for_update()
-        value = conn.execute(query).scalar() or {}
+        value = state.lock_value(self.store, conn, SCOPE, self.key,
+                                 {"calls": [], "blocked_until": 0}) or {}
         return {"calls": list(value.get("calls", [])),
                 "blocked_until": int(value.get("blocked_until", 0))}
 
     def _save(self, conn: Any, window: dict[str, Any]) -> None:
-        conn.execute(update(state).where(state.c.scope == SCOPE, state.c.key == self.key)
-                     .values(value=window, updated_at=to_ms(self.clock.now())))
+        state.replace_value(conn, SCOPE, self.key, window, to_ms(self.clock.now()))
 
 
 def sharer(store: Store, clock: Clock) -> Any:

@@ -15,7 +15,6 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import requests
-from sqlalchemy import delete
 
 from connectors.airtable import AirtableConnector
 from syncd.clock import FakeClock
@@ -24,7 +23,7 @@ from syncd.sandbox.accounts import ENGINEER, INFRA_REPO, LEADS_TABLE, PAST_WINS
 from syncd.sandbox.effects import ActionFeed, Effects, describe
 from syncd.sandbox.fakes import GITHUB_WEBHOOK_SECRET, Sandbox
 from syncd.sandbox.runtime import WebhookServer
-from syncd.store.schema import cursors
+from syncd.store.cursors import forget_all_cursors
 
 # A Tuesday; the story ends on 1 April, first day of a quarter, after the end of March.
 STORY_START = datetime(2026, 3, 24, 8, 0, tzinfo=UTC)
@@ -218,7 +217,7 @@ class Story:
                 requests.post(self.hooks.webhook_url("github"), data=sent.body,
                               headers=sent.headers, timeout=10)
         with self.engine.store.tx() as conn:
-            conn.execute(delete(cursors))
+            forget_all_cursors(conn)
         self.cycle()
 
 

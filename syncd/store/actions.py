@@ -139,6 +139,15 @@ def list_actions(
         return _rows(own.execute(query).mappings())
 
 
+def finished_actions_after(store: Store, after_id: int) -> list[ActionRow]:
+    """Actions done or dead with an id above `after_id`, oldest first."""
+    query = (select(actions).where(actions.c.id > after_id,
+                                   actions.c.status.in_(("done", "dead")))
+             .order_by(actions.c.id))
+    with store.engine.connect() as conn:
+        return _rows(conn.execute(query).mappings())
+
+
 def newest_action_id(conn: Connection) -> int:
     return conn.execute(select(actions.c.id).order_by(actions.c.id.desc())
                         .limit(1)).scalar() or 0

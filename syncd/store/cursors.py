@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from sqlalchemy import Connection, select
+from sqlalchemy import Connection, delete, select
 
 from syncd.store.db import Store
 from syncd.store.schema import cursors
@@ -37,3 +37,8 @@ def save_cursor(
 def all_cursors(store: Store) -> list[CursorRow]:
     with store.engine.connect() as conn:
         return [CursorRow(**dict(r)) for r in conn.execute(select(cursors)).mappings()]
+
+
+def forget_all_cursors(conn: Connection) -> None:
+    """Every stream polls from scratch next time (the sandbox's replay)."""
+    conn.execute(delete(cursors))

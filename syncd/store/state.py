@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import Connection, delete, select
+from sqlalchemy import Connection, delete, select, update
 
 from syncd.store.db import Store
 from syncd.store.schema import state
@@ -49,3 +49,21 @@ def values_with_prefix(store: Store, scope: str, prefix: str) -> dict[str, Any]:
         rows = conn.execute(select(state.c.key, state.c.value).where(
             state.c.scope == scope, state.c.key.startswith(prefix))).all()
     return {key: value for key, value in rows}
+
+
+def lock_value(store: Store, conn: Connection, scope: str, key: str, initial: Any) -> Any:
+    """The value, created as `initial` if absent, and locked until the caller's transaction
+    ends (PostgreSQL FOR UPDATE; SQLite: the writer lock): read-modify-write across
+    replicas, e.g. a shared rate window."""
+    store.insert_if_new(conn, state, ["scope", "key"], {
+        "scope": scope, "key": key, "value": initial, "updated_at": 0})
+    query = select(state.c.value).where(state.c.scope == scope, state.c.key == key)
+    if not store.is_sqlite:
+        query = query.with_for_update()
+    return conn.execute(query).scalar()
+
+
+def replace_value(conn: Connection, scope: str, key: str, value: Any, now_ms: int) -> None:
+    """Overwrite an existing value (one locked with `lock_value`)."""
+    conn.execute(update(state).where(state.c.scope == scope, state.c.key == key)
+                 .values(value=value, updated_at=now_ms))
