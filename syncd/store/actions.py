@@ -5,7 +5,7 @@ Statuses: pending -> in_flight -> done | dead | cancelled (see schema.actions).
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
@@ -49,12 +49,16 @@ def _rows(result: Iterable[Any]) -> list[ActionRow]:
 
 
 def claim_due_actions(
-    store: Store, owner: str, now_ms: int, lease_ms: int, limit: int
+    store: Store, owner: str, now_ms: int, lease_ms: int, limit: int,
+    defer: Callable[[ActionRow], int | None] | None = None,
 ) -> list[ActionRow]:
     """Take due actions under a lease, marking them in flight and counting the attempt, in a
     committed transaction (PostgreSQL: FOR UPDATE SKIP LOCKED, so replicas never claim the
     same row; SQLite: the single writer lock). The rows are returned as read, before the
-    update (their `attempts` is the count of earlier attempts)."""
+    update (their `attempts` is the count of earlier attempts).
+
+    `defer(row)`: when it returns an instant (ms), the row is not claimed but due again then,
+    with no attempt counted (an action only waiting for its API's rate budget)."""
     due = and_(
         actions.c.status.in_(ACTIVE),
         actions.c.next_attempt_at <= now_ms,
@@ -66,12 +70,34 @@ def claim_due_actions(
         if not store.is_sqlite:
             query = query.with_for_update(skip_locked=True)
         rows = _rows(conn.execute(query).mappings())
+        if defer is not None:
+            rows = [r for r in rows if not _deferred(conn, r, defer(r))]
         if rows:
             conn.execute(update(actions).where(actions.c.id.in_([r.id for r in rows]))
                          .values(status="in_flight", lease_owner=owner,
                                  lease_until=now_ms + lease_ms,
                                  attempts=actions.c.attempts + 1, updated_at=now_ms))
     return rows
+
+
+def _deferred(conn: Connection, row: ActionRow, until_ms: int | None) -> bool:
+    if until_ms is None:
+        return False
+    conn.execute(update(actions).where(actions.c.id == row.id)
+                 .values(next_attempt_at=until_ms))
+    return True
+
+
+def extend_leases(store: Store, ids: list[int], owner: str, until_ms: int) -> None:
+    """Keep the actions `owner` still holds in flight leased until at least `until_ms` (a
+    request waits for its rate budget: no replica may take them over meanwhile)."""
+    if not ids:
+        return
+    with store.tx() as conn:
+        conn.execute(update(actions).where(
+            actions.c.id.in_(ids), actions.c.status == "in_flight",
+            actions.c.lease_owner == owner, actions.c.lease_until < until_ms,
+        ).values(lease_until=until_ms))
 
 
 def finish_action(store: Store, action_id: int, now_ms: int, **values: Any) -> None:

@@ -51,6 +51,28 @@ def test_claim_takes_due_actions_once_under_a_lease(store: Store) -> None:
         "due", 1, "in_flight", "me")
 
 
+def test_claim_can_defer_an_action_without_counting_an_attempt(store: Store) -> None:
+    plan(store, "wait")
+    plan(store, "go")
+    claimed = actions.claim_due_actions(
+        store, "me", 1_000, 500, 10, defer=lambda r: 5_000 if r.key == "wait" else None)
+    assert [r.key for r in claimed] == ["go"]
+    actions.finish_action(store, claimed[0].id, 1_100, status="done")
+    (waiting,) = actions.list_actions(store, status="pending")
+    assert (waiting.key, waiting.attempts, waiting.next_attempt_at) == ("wait", 0, 5_000)
+    assert actions.claim_due_actions(store, "me", 4_999, 500, 10) == []
+    assert [r.key for r in actions.claim_due_actions(store, "me", 5_000, 500, 10)] == ["wait"]
+
+
+def test_extend_leases_only_for_the_holder(store: Store) -> None:
+    plan(store, "a")
+    plan(store, "b")
+    a, b = actions.claim_due_actions(store, "me", 1_000, 500, 10)
+    actions.extend_leases(store, [a.id], "someone-else", 9_000)  # not its holder: no effect
+    actions.extend_leases(store, [b.id], "me", 9_000)
+    assert [r.key for r in actions.claim_due_actions(store, "other", 8_999, 500, 10)] == ["a"]
+
+
 def test_finish_changes_only_an_action_in_flight(store: Store) -> None:
     plan(store, "a")
     (row,) = actions.claim_due_actions(store, "me", 1_000, 500, 10)
