@@ -17,7 +17,6 @@ from syncd.clock import to_ms
 from syncd.ingest import insert_actions
 from syncd.mapping.rules import PlannedAction, make_key
 from syncd.metrics import RULE_FAILURES
-from syncd.model import ObjectRef
 from syncd.store import actions as outbox
 from syncd.store import alerts as sent
 from syncd.store import inbox as deliveries
@@ -134,8 +133,7 @@ def make_alerter(engine: Engine) -> Callable[[ActionRow, str], None] | None:
             if kind != "action":
                 subject = f"[syncd] rule {row.rule_id} failed: {kind} error"
             body = _with(body, extra, fix_lines(row, kind))
-            ref = ObjectRef(row.source, row.object_type, row.object_id) \
-                if row.source else None
+            ref = row.ref
             planned = PlannedAction(
                 key=make_key(ALERT_RULE_PREFIX, akey, now // period_ms, row.key),
                 rule_id=f"{ALERT_RULE_PREFIX}:{row.rule_id}", connector=cfg.via,

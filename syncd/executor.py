@@ -31,7 +31,7 @@ from syncd.clock import Clock, to_ms
 from syncd.connector import Connector
 from syncd.errors import PermanentError, TransientError, UncertainError
 from syncd.metrics import ACTIONS_FINISHED
-from syncd.model import ActionContext, ActionResult, ObjectRef
+from syncd.model import ActionContext, ActionResult
 from syncd.retry import RetryPolicy
 from syncd.store.actions import ActionRow, claim_due_actions, finish_action
 from syncd.store.db import Store
@@ -131,9 +131,8 @@ class Executor:
         connector = self.connectors[rows[0].connector]
         spec = connector.actions[rows[0].action]
         params = [spec.params.model_validate(r.params) for r in rows]
-        ctxs = [ActionContext(key=r.key, rule_id=r.rule_id, attempt=1,
-                              ref=ObjectRef(r.source, r.object_type, r.object_id)
-                              if r.source else None) for r in rows]
+        ctxs = [ActionContext(key=r.key, rule_id=r.rule_id, attempt=1, ref=r.ref)
+                for r in rows]
         bound = log.bind(action=f"{rows[0].connector}.{rows[0].action}", batch=len(rows))
         try:
             results = spec.perform_batch(connector, params, ctxs)
@@ -176,10 +175,7 @@ class Executor:
             params = spec.params.model_validate(row.params)
         except ValidationError as exc:
             return self._dead(row, f"invalid parameters: {_validation_text(exc)}", bound)
-        ref = None
-        if row.source:
-            ref = ObjectRef(row.source, row.object_type, row.object_id)
-        ctx = ActionContext(key=row.key, rule_id=row.rule_id, attempt=attempt, ref=ref)
+        ctx = ActionContext(key=row.key, rule_id=row.rule_id, attempt=attempt, ref=row.ref)
         tried_before = row.attempts > 0 or (
             spec.find_existing is not None and self._may_repeat(row, connector))
         # At-most-once when the rule or the connector's settings ask for it (safer wins).

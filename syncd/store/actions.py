@@ -11,6 +11,7 @@ from typing import Any
 
 from sqlalchemy import Connection, and_, delete, func, or_, select, update
 
+from syncd.model import ObjectRef
 from syncd.store.db import Store
 from syncd.store.schema import actions
 
@@ -42,6 +43,13 @@ class ActionRow:
     external_url: str | None
     created_at: int
     updated_at: int
+
+    @property
+    def ref(self) -> ObjectRef | None:
+        """The object the action was planned for (None for a schedule's or an alert's)."""
+        if not self.source or self.object_type is None or self.object_id is None:
+            return None
+        return ObjectRef(self.source, self.object_type, self.object_id)
 
 
 def _rows(result: Iterable[Any]) -> list[ActionRow]:
@@ -182,7 +190,7 @@ def newest_action_id(conn: Connection) -> int:
 def count_by_status(store: Store, now_ms: int) -> tuple[dict[str, int], int]:
     """Actions per status, and how many are due now."""
     with store.engine.connect() as conn:
-        by_status = dict(conn.execute(
+        by_status: dict[str, int] = dict(conn.execute(
             select(actions.c.status, func.count()).group_by(actions.c.status)).all())
         due = conn.execute(select(func.count()).where(
             actions.c.status.in_(ACTIVE), actions.c.next_attempt_at <= now_ms)).scalar()
