@@ -12,14 +12,16 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 import structlog
-from sqlalchemy import select, update
 
 from syncd.clock import to_ms
 from syncd.ingest import insert_actions
 from syncd.mapping.rules import PlannedAction, make_key
 from syncd.metrics import RULE_FAILURES
-from syncd.model import ObjectRef
-from syncd.store.schema import alerts
+from syncd.store import actions as outbox
+from syncd.store import alerts as sent
+from syncd.store import inbox as deliveries
+from syncd.store.actions import ActionRow
+from syncd.store.events import read_snapshot
 
 if TYPE_CHECKING:
     from syncd.engine import Engine
@@ -32,30 +34,30 @@ def is_alert(rule_id: str) -> bool:
     return rule_id.startswith(ALERT_RULE_PREFIX)
 
 
-def alert_text(row: dict[str, Any], reason: str, held_back: int) -> tuple[str, str]:
-    obj = f"{row['source']}:{row['object_type']}:{row['object_id']}" if row.get("source") else "-"
-    subject = f"[syncd] rule {row['rule_id']} failed: {row['connector']}.{row['action']}"
+def alert_text(row: ActionRow, reason: str, held_back: int) -> tuple[str, str]:
+    obj = f"{row.source}:{row.object_type}:{row.object_id}" if row.source else "-"
+    subject = f"[syncd] rule {row.rule_id} failed: {row.connector}.{row.action}"
     lines = [
-        f"Rule:    {row['rule_id']}",
-        f"Action:  {row['connector']}.{row['action']} (id {row['id']}, key {row['key']})",
+        f"Rule:    {row.rule_id}",
+        f"Action:  {row.connector}.{row.action} (id {row.id}, key {row.key})",
         f"Object:  {obj}",
         f"Error:   {reason}",
         "",
         "The action is dead: syncd will not try it again by itself. After fixing the cause:",
-        f"    syncd actions retry {row['id']}",
+        f"    syncd actions retry {row.id}",
         "or cancel it:",
-        f"    syncd actions cancel {row['id']}",
+        f"    syncd actions cancel {row.id}",
     ]
     if held_back:
         lines += ["", f"{held_back} more failure(s) of this rule were held back since the last "
-                  "alert (see `syncd actions list --status dead --rule " + row["rule_id"] + "`)."]
+                  "alert (see `syncd actions list --status dead --rule " + row.rule_id + "`)."]
     return subject, "\n".join(lines) + "\n"
 
 
-def failure_kind(row: dict[str, Any]) -> str:
+def failure_kind(row: ActionRow) -> str:
     """What failed: a template ("render"), a condition, or the action at its target."""
-    error = row.get("last_error") or ""
-    if row["status"] == "dead" and not row["attempts"]:
+    error = row.last_error or ""
+    if row.status == "dead" and not row.attempts:
         return "condition" if error.startswith("condition error") else "render"
     return "action"
 
@@ -65,18 +67,13 @@ def alert_key(rule_id: str, kind: str) -> str:
     return rule_id if kind == "action" else f"{rule_id}#{kind}"
 
 
-def object_lines(engine: Engine, row: dict[str, Any]) -> list[str]:
+def object_lines(engine: Engine, row: ActionRow) -> list[str]:
     """The object by its name and link, as ops know it (not `hubspot:deal:1003`)."""
-    if not row.get("source"):
+    if not row.source or row.object_type is None or row.object_id is None:
         return []
-    from syncd.store.schema import snapshots
-
-    with engine.store.engine.connect() as conn:
-        snap = conn.execute(select(snapshots.c.fields, snapshots.c.context).where(
-            snapshots.c.source == row["source"], snapshots.c.object_type == row["object_type"],
-            snapshots.c.object_id == row["object_id"])).mappings().first()
-    fields = dict(snap["fields"] or {}) if snap else {}
-    context = dict(snap["context"] or {}) if snap else {}
+    snap = read_snapshot(engine.store, row.source, row.object_type, row.object_id)
+    fields = dict(snap.fields or {}) if snap else {}
+    context = dict(snap.context or {}) if snap else {}
     name = next((str(v) for k in ("dealname", "name", "title", "summary", "Name", "subject")
                  for v in [fields.get(k, context.get(k))] if v), None)
     link = next((str(v) for k in ("url", "link", "html_url", "hs_url") for v in
@@ -85,8 +82,8 @@ def object_lines(engine: Engine, row: dict[str, Any]) -> list[str]:
     return out + ([f"Link:    {link}"] if link else [])
 
 
-def fix_lines(row: dict[str, Any], kind: str) -> list[str]:
-    rule = row["rule_id"]
+def fix_lines(row: ActionRow, kind: str) -> list[str]:
+    rule = row.rule_id
     if kind == "render":
         return ["A template of this rule failed, so nothing was sent. To fix it:",
                 f"  1. correct the template of rule {rule} in its mapping file (the error "
@@ -106,7 +103,7 @@ def fix_lines(row: dict[str, Any], kind: str) -> list[str]:
     return []
 
 
-def make_alerter(engine: Engine) -> Callable[[dict[str, Any], str], None] | None:
+def make_alerter(engine: Engine) -> Callable[[ActionRow, str], None] | None:
     """The executor's on_dead hook, or None when no alert address is configured."""
     cfg = engine.config.alerts
     if not cfg.to or cfg.via not in engine.connectors:
@@ -115,41 +112,36 @@ def make_alerter(engine: Engine) -> Callable[[dict[str, Any], str], None] | None
         return None
     period_ms = int(cfg.period_minutes * 60_000)
 
-    def on_dead(row: dict[str, Any], reason: str) -> None:
-        if is_alert(row["rule_id"]):
+    def on_dead(row: ActionRow, reason: str) -> None:
+        if is_alert(row.rule_id):
             return  # never alert about an alert
         kind = failure_kind(row)
         if kind == "action":  # the planning kinds are counted where they are planned
-            RULE_FAILURES.labels(row["rule_id"], kind).inc()
-        akey = alert_key(row["rule_id"], kind)
+            RULE_FAILURES.labels(row.rule_id, kind).inc()
+        akey = alert_key(row.rule_id, kind)
         now = to_ms(engine.clock.now())
         store = engine.store
         extra = object_lines(engine, row)
         with store.tx() as conn:
-            current = conn.execute(
-                select(alerts).where(alerts.c.rule_id == akey)
-            ).mappings().first()
-            if current is not None and now - current["last_sent_at"] < period_ms:
-                conn.execute(update(alerts).where(alerts.c.rule_id == akey).values(
-                    suppressed=alerts.c.suppressed + 1))
+            current = sent.alert_for_update(conn, akey)
+            if current is not None and now - current.last_sent_at < period_ms:
+                sent.hold_back(conn, akey)
                 return
-            held_back = current["suppressed"] if current else 0
-            store.upsert(conn, alerts, ["rule_id"], {
-                "rule_id": akey, "last_sent_at": now, "suppressed": 0})
+            held_back = current.suppressed if current else 0
+            sent.mark_sent(store, conn, akey, now)
             subject, body = alert_text(row, reason, held_back)
             if kind != "action":
-                subject = f"[syncd] rule {row['rule_id']} failed: {kind} error"
+                subject = f"[syncd] rule {row.rule_id} failed: {kind} error"
             body = _with(body, extra, fix_lines(row, kind))
-            ref = ObjectRef(row["source"], row["object_type"], row["object_id"]) \
-                if row.get("source") else None
+            ref = row.ref
             planned = PlannedAction(
-                key=make_key(ALERT_RULE_PREFIX, akey, now // period_ms, row["key"]),
-                rule_id=f"{ALERT_RULE_PREFIX}:{row['rule_id']}", connector=cfg.via,
+                key=make_key(ALERT_RULE_PREFIX, akey, now // period_ms, row.key),
+                rule_id=f"{ALERT_RULE_PREFIX}:{row.rule_id}", connector=cfg.via,
                 action="send", params={"to": list(cfg.to), "subject": subject, "body": body},
                 ref=ref, guarantee="at_least_once",
             )
             insert_actions(store, conn, [planned], now)
-        log.info("alert.queued", rule_id=row["rule_id"], kind=kind, to=list(cfg.to))
+        log.info("alert.queued", rule_id=row.rule_id, kind=kind, to=list(cfg.to))
 
     return on_dead
 
@@ -171,7 +163,6 @@ def sweep(engine: Engine) -> int:
     failed; the executor never sees them), and the digest of a (rule, kind) whose period
     ended with failures held back. Returns the alerts queued."""
     from syncd.kv import KeyValue
-    from syncd.store.schema import actions
 
     on_dead = make_alerter(engine)
     if on_dead is None:
@@ -179,18 +170,16 @@ def sweep(engine: Engine) -> int:
     cfg = engine.config.alerts
     state = KeyValue(engine.store, ALERT_RULE_PREFIX, engine.clock)
     after = int(state.get(PLAN_CURSOR, 0))
-    with engine.store.engine.connect() as conn:
-        rows = conn.execute(select(actions).where(
-            actions.c.id > after, actions.c.status == "dead", actions.c.attempts == 0,
-        ).order_by(actions.c.id).limit(500)).mappings().all()
-        newest = conn.execute(select(actions.c.id).order_by(actions.c.id.desc())
-                              .limit(1)).scalar() or 0
+    with engine.store.engine.connect() as conn:  # one snapshot for the rows and the newest id
+        rows = outbox.list_actions(engine.store, after_id=after, status="dead", attempts=0,
+                                   limit=500, conn=conn)
+        newest = outbox.newest_action_id(conn)
     queued = 0
     for row in rows:
-        if not is_alert(row["rule_id"]):
-            on_dead(dict(row), row["last_error"] or "failed")
+        if not is_alert(row.rule_id):
+            on_dead(row, row.last_error or "failed")
             queued += 1
-    state.set(PLAN_CURSOR, rows[-1]["id"] if len(rows) == 500 else max(after, newest))
+    state.set(PLAN_CURSOR, rows[-1].id if len(rows) == 500 else max(after, newest))
     queued += _inbox_failures(engine, state)
     return queued + _digests(engine, int(cfg.period_minutes * 60_000))
 
@@ -201,20 +190,8 @@ INBOX_CURSOR = "failed_deliveries_after"
 def _inbox_failures(engine: Engine, state: Any) -> int:
     """Webhook deliveries given up on (their fetch kept failing): one mail per connector and
     period, with the command that sends them through again."""
-    from sqlalchemy import func
-
-    from syncd.store.schema import inbox
-
     after = int(state.get(INBOX_CURSOR, 0))
-    with engine.store.engine.connect() as conn:
-        rows = conn.execute(
-            select(inbox.c.connector, func.count(), func.max(inbox.c.id),
-                   func.min(inbox.c.id))
-            .where(inbox.c.status == "failed", inbox.c.id > after)
-            .group_by(inbox.c.connector)).all()
-        errors = {r[0]: r[1] for r in conn.execute(
-            select(inbox.c.connector, inbox.c.last_error)
-            .where(inbox.c.status == "failed", inbox.c.id > after)).all()}
+    rows, errors = deliveries.failed_since(engine.store, after)
     queued = 0
     newest = after
     for connector, count, last_id, first_id in rows:
@@ -237,26 +214,21 @@ def _inbox_failures(engine: Engine, state: Any) -> int:
 def _digests(engine: Engine, period_ms: int) -> int:
     """Failures held back during a period that has ended: one digest mail each."""
     now = to_ms(engine.clock.now())
-    with engine.store.engine.connect() as conn:
-        due = conn.execute(select(alerts).where(
-            alerts.c.suppressed > 0, alerts.c.last_sent_at <= now - period_ms,
-            ~alerts.c.rule_id.startswith(ALERT_RULE_PREFIX))).mappings().all()
-    sent = 0
+    due = sent.digests_due(engine.store, now, period_ms, ALERT_RULE_PREFIX)
+    mailed = 0
     for row in due:
-        rule_id, _, kind = row["rule_id"].partition("#")
+        rule_id, _, kind = row.rule_id.partition("#")
         kind = kind or "action"
-        body = (f"Rule {rule_id} kept failing ({kind} errors): {row['suppressed']} more "
+        body = (f"Rule {rule_id} kept failing ({kind} errors): {row.suppressed} more "
                 f"failure(s) since the last alert, held back to avoid a flood.\n\n"
                 f"See them:     syncd actions list --status dead --rule {rule_id}\n"
                 f"After fixing: syncd actions retry --rule {rule_id}\n")
-        if queue_notice(engine, f"digest:{row['rule_id']}",
-                        f"[syncd] digest: rule {rule_id} failed {row['suppressed']} more "
+        if queue_notice(engine, f"digest:{row.rule_id}",
+                        f"[syncd] digest: rule {rule_id} failed {row.suppressed} more "
                         f"time(s) ({kind})", body, period_ms=0):
-            with engine.store.tx() as conn:
-                conn.execute(update(alerts).where(alerts.c.rule_id == row["rule_id"]).values(
-                    suppressed=0, last_sent_at=now))
-            sent += 1
-    return sent
+            sent.digest_sent(engine.store, row.rule_id, now)
+            mailed += 1
+    return mailed
 
 
 def queue_notice(engine: Engine, topic: str, subject: str, body: str,
@@ -271,12 +243,10 @@ def queue_notice(engine: Engine, topic: str, subject: str, body: str,
         period_ms = int(cfg.period_minutes * 60_000)
     rule_id = f"{ALERT_RULE_PREFIX}:{topic}"
     with engine.store.tx() as conn:
-        current = conn.execute(
-            select(alerts).where(alerts.c.rule_id == rule_id)).mappings().first()
-        if current is not None and now - current["last_sent_at"] < period_ms:
+        current = sent.alert_for_update(conn, rule_id)
+        if current is not None and now - current.last_sent_at < period_ms:
             return False
-        engine.store.upsert(conn, alerts, ["rule_id"], {
-            "rule_id": rule_id, "last_sent_at": now, "suppressed": 0})
+        sent.mark_sent(engine.store, conn, rule_id, now)
         planned = PlannedAction(
             # one key per period: two replicas noticing together queue one mail
             key=make_key(ALERT_RULE_PREFIX, topic, now // period_ms if period_ms else now),
@@ -294,18 +264,8 @@ def queue_notice(engine: Engine, topic: str, subject: str, body: str,
 def failing_rules(engine: Engine, window_ms: int) -> list[dict[str, Any]]:
     """Rules whose actions went dead within `window_ms`, by kind, most recent first: what
     `syncd status` and /readyz report (a rule that keeps failing is not a healthy daemon)."""
-    from sqlalchemy import func
-
-    from syncd.store.schema import actions
-
     since = to_ms(engine.clock.now()) - window_ms
-    with engine.store.engine.connect() as conn:
-        rows = conn.execute(
-            select(actions.c.rule_id, actions.c.attempts, func.count(),
-                   func.max(actions.c.updated_at))
-            .where(actions.c.status == "dead", actions.c.updated_at >= since,
-                   ~actions.c.rule_id.startswith(ALERT_RULE_PREFIX))
-            .group_by(actions.c.rule_id, actions.c.attempts)).all()
+    rows = outbox.dead_counts_since(engine.store, since, ALERT_RULE_PREFIX)
     # attempts 0: planned dead (a template or condition failed); else dead at its target
     totals: dict[tuple[str, str], list[int]] = {}
     for rule_id, attempts, count, last in rows:

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import json
 import sys
+from dataclasses import asdict
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import click
-from sqlalchemy import select, update
 
 from syncd import plugins
 from syncd.cli_support import config_option, load_or_exit, setup_logging
@@ -19,8 +19,10 @@ from syncd.errors import ConfigError
 from syncd.mapping.loader import MappingError, load_rules
 from syncd.mapping.model import json_schema
 from syncd.mapping.planner import Change, explain_change, plan_event_file
+from syncd.store import actions as outbox
+from syncd.store import inbox as deliveries
+from syncd.store.actions import ActionRow
 from syncd.store.db import open_store
-from syncd.store.schema import actions, inbox
 
 # Shared with the connectors' commands; the short names keep this file readable.
 _load = load_or_exit
@@ -213,13 +215,13 @@ def actions_group() -> None:
     """Inspect and steer planned actions."""
 
 
-def _find(conn: Any, ident: str) -> Any:
+def _find(conn: Any, ident: str) -> ActionRow:
     """An action by id (what alert mails print) or by a prefix of its key."""
     if ident.isdigit():
-        exact = conn.execute(select(actions).where(actions.c.id == int(ident))).mappings().first()
+        exact = outbox.action_by_id(conn, int(ident))
         if exact is not None:
             return exact
-    rows = conn.execute(select(actions).where(actions.c.key.startswith(ident))).mappings().all()
+    rows = outbox.actions_by_key_prefix(conn, ident)
     if not rows:
         raise click.ClickException(f"no action {ident!r}")
     if len(rows) > 1:
@@ -236,17 +238,12 @@ def actions_list(config_path: str | None, status: str | None, rule: str | None,
                  limit: int) -> None:
     """List actions, newest first."""
     store = open_store(_load(config_path).store_url)
-    query = select(actions).order_by(actions.c.id.desc()).limit(limit)
-    if status:
-        query = query.where(actions.c.status == status)
-    if rule:
-        query = query.where(actions.c.rule_id == rule)
-    with store.engine.connect() as conn:
-        for r in conn.execute(query).mappings():
-            obj = f"{r['source']}:{r['object_type']}:{r['object_id']}" if r["source"] else "-"
-            click.echo(f"{r['id']:>6} {r['key'][:12]} {r['status']:<9} {r['attempts']:>2} "
-                       f"{r['connector']}.{r['action']:<14} {r['rule_id']:<28} {obj} "
-                       f"{r['external_id'] or ''}")
+    for r in outbox.list_actions(store, status=status or None, rule_id=rule or None,
+                                 limit=limit, newest_first=True):
+        obj = f"{r.source}:{r.object_type}:{r.object_id}" if r.source else "-"
+        click.echo(f"{r.id:>6} {r.key[:12]} {r.status:<9} {r.attempts:>2} "
+                   f"{r.connector}.{r.action:<14} {r.rule_id:<28} {obj} "
+                   f"{r.external_id or ''}")
 
 
 @actions_group.command("show")
@@ -256,7 +253,7 @@ def actions_show(config_path: str | None, ident: str) -> None:
     """Everything about one action (by id or key prefix)."""
     store = open_store(_load(config_path).store_url)
     with store.engine.connect() as conn:
-        click.echo(json.dumps(dict(_find(conn, ident)), indent=2, default=str))
+        click.echo(json.dumps(asdict(_find(conn, ident)), indent=2, default=str))
 
 
 def _set_status(config_path: str | None, ident: str, status: str, allowed: tuple[str, ...]) -> None:
@@ -264,15 +261,15 @@ def _set_status(config_path: str | None, ident: str, status: str, allowed: tuple
     now = to_ms(SystemClock().now())
     with store.tx() as conn:
         row = _find(conn, ident)
-        if row["status"] not in allowed:
-            raise click.ClickException(f"action {row['id']} is {row['status']}; "
+        if row.status not in allowed:
+            raise click.ClickException(f"action {row.id} is {row.status}; "
                                        f"only {'/'.join(allowed)} can be changed so")
         values: dict[str, Any] = {"status": status, "updated_at": now}
         if status == "pending":
             # due at once, whatever the clocks of the replicas say
             values.update(next_attempt_at=0, lease_until=None)
-        conn.execute(update(actions).where(actions.c.id == row["id"]).values(**values))
-    click.echo(f"action {row['id']} ({row['rule_id']}) is now {status}")
+        outbox.update_action(conn, row.id, **values)
+    click.echo(f"action {row.id} ({row.rule_id}) is now {status}")
 
 
 @actions_group.command("retry")
@@ -300,17 +297,16 @@ def actions_retry(config_path: str | None, ident: str | None, rule: str | None,
         if ident is not None:
             rows = [_find(conn, ident)]
         else:
-            query = select(actions).where(actions.c.status == (status_ or "dead"))
-            if rule:
-                query = query.where(actions.c.rule_id == rule)
+            since_ms = None
             if since:
                 moment = as_datetime(since)
                 if moment is None:
                     raise click.BadParameter(f"not a date: {since!r}", param_hint="--since")
-                query = query.where(actions.c.created_at >= to_ms(moment))
-            rows = list(conn.execute(query.order_by(actions.c.id)).mappings())
+                since_ms = to_ms(moment)
+            rows = outbox.list_actions(store, status=status_ or "dead", rule_id=rule or None,
+                                       created_since_ms=since_ms, conn=conn)
         for row in rows:
-            click.echo(retry_action(conn, row, rules, now))
+            click.echo(retry_action(store, conn, row, rules, now))
     click.echo(f"{len(rows)} action(s) looked at")
 
 
@@ -334,13 +330,9 @@ def inbox_group() -> None:
 def inbox_list(config_path: str | None, status: str, limit: int) -> None:
     """Deliveries, newest first, with the reason for failed ones."""
     store = open_store(_load(config_path).store_url)
-    query = (select(inbox.c.id, inbox.c.connector, inbox.c.delivery_id, inbox.c.attempts,
-                    inbox.c.status, inbox.c.last_error)
-             .where(inbox.c.status == status).order_by(inbox.c.id.desc()).limit(limit))
-    with store.engine.connect() as conn:
-        for r in conn.execute(query).mappings():
-            click.echo(f"{r['id']:>6} {r['connector']:<9} {r['delivery_id'][:36]:<36} "
-                       f"{r['status']:<7} {r['attempts']:>2} {r['last_error'] or ''}")
+    for r in deliveries.list_deliveries(store, status, limit):
+        click.echo(f"{r.id:>6} {r.connector:<9} {r.delivery_id[:36]:<36} "
+                   f"{r.status:<7} {r.attempts:>2} {r.last_error or ''}")
 
 
 @inbox_group.command("retry")
@@ -349,11 +341,7 @@ def inbox_list(config_path: str | None, status: str, limit: int) -> None:
 def inbox_retry(config_path: str | None, delivery: int) -> None:
     """Process a failed delivery again (after fixing its cause, e.g. a connector's config)."""
     store = open_store(_load(config_path).store_url)
-    with store.tx() as conn:
-        changed = conn.execute(update(inbox).where(
-            inbox.c.id == delivery, inbox.c.status == "failed"
-        ).values(status="pending", attempts=0, next_attempt_at=0)).rowcount
-    if not changed:
+    if not deliveries.requeue_failed_delivery(store, delivery):
         raise click.ClickException(f"no failed delivery {delivery}")
     click.echo(f"delivery {delivery} will be processed again")
 

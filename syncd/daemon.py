@@ -228,8 +228,7 @@ class Daemon:
         """Sources not polled successfully for three intervals (and a minute): the safety
         net is down, though webhooks may still flow. By any replica: the cursor is shared."""
         now = to_ms(self.engine.clock.now())
-        last = {(c["source"], c["stream"]): c["updated_at"]
-                for c in self.engine.poller.last_polls()}
+        last = {(c.source, c.stream): c.updated_at for c in self.engine.poller.last_polls()}
         out = []
         for source, stream in self.engine.poller.streams():
             interval = self.engine.connectors[source].settings.poll_interval_seconds

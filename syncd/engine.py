@@ -10,7 +10,6 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import structlog
-from sqlalchemy import delete, func, select, update
 
 from syncd import connector as registry
 from syncd.alerts import queue_notice
@@ -31,8 +30,10 @@ from syncd.poller import Poller
 from syncd.replicas import describe
 from syncd.retry import RetryPolicy
 from syncd.scheduler import Scheduler
+from syncd.store import actions as outbox
+from syncd.store import events as history
+from syncd.store import inbox as deliveries
 from syncd.store.db import Store, open_store
-from syncd.store.schema import actions, events, inbox
 
 log = structlog.get_logger("syncd.engine")
 LOOKUP_ALERT_SECONDS = 60.0
@@ -109,9 +110,7 @@ def take_sqlite_lock(store_url: str) -> Any:
 
 
 def release_leases(store: Store) -> int:
-    with store.tx() as conn:
-        return conn.execute(update(actions).where(actions.c.status == "in_flight").values(
-            lease_until=None, lease_owner=None)).rowcount or 0
+    return outbox.release_all_leases(store)
 
 
 @dataclass
@@ -276,29 +275,20 @@ class Engine:
         """Drop audit history older than the retention period (finished work only)."""
         cutoff = to_ms(self.clock.now()) - self.config.store.retention_days * 86_400_000
         with self.store.tx() as conn:
-            ev = conn.execute(delete(events).where(events.c.created_at < cutoff)).rowcount
-            ac = conn.execute(delete(actions).where(
-                actions.c.updated_at < cutoff,
-                actions.c.status.in_(("done", "cancelled")))).rowcount
-            ib = conn.execute(delete(inbox).where(
-                inbox.c.received_at < cutoff, inbox.c.status == "done")).rowcount
-        return {"events": ev or 0, "actions": ac or 0, "inbox": ib or 0}
+            ev = history.prune_events(conn, cutoff)
+            ac = outbox.prune_finished_actions(conn, cutoff)
+            ib = deliveries.prune_done_deliveries(conn, cutoff)
+        return {"events": ev, "actions": ac, "inbox": ib}
 
     def status(self) -> dict[str, Any]:
         now = to_ms(self.clock.now())
-        with self.store.engine.connect() as conn:
-            by_status: dict[str, int] = dict(conn.execute(
-                select(actions.c.status, func.count()).group_by(actions.c.status)).all())
-            due = conn.execute(select(func.count()).where(
-                actions.c.status.in_(("pending", "in_flight")),
-                actions.c.next_attempt_at <= now)).scalar()
-            pending_inbox = conn.execute(select(func.count()).where(
-                inbox.c.status == "pending")).scalar()
-            failed_inbox = conn.execute(select(func.count()).where(
-                inbox.c.status == "failed")).scalar()
+        by_status, due = outbox.count_by_status(self.store, now)
+        inbox_counts = deliveries.count_by_status(self.store)
+        pending_inbox = inbox_counts.get("pending", 0)
+        failed_inbox = inbox_counts.get("failed", 0)
         polls = [
-            {"source": c["source"], "stream": c["stream"], "cursor": c["value"],
-             "last_poll_seconds_ago": round((now - c["updated_at"]) / 1000, 1)}
+            {"source": c.source, "stream": c.stream, "cursor": c.value,
+             "last_poll_seconds_ago": round((now - c.updated_at) / 1000, 1)}
             for c in self.poller.last_polls()
         ]
         went_live = self.ingestor.golive.all()

@@ -30,7 +30,6 @@ from typing import Any
 
 import structlog
 from pydantic import ValidationError
-from sqlalchemy import and_, or_, select, update
 
 from syncd import crashpoints
 from syncd.clock import Clock, to_ms
@@ -38,10 +37,11 @@ from syncd.connector import Connector
 from syncd.errors import PermanentError, TransientError, UncertainError
 from syncd.governor import BEFORE_WAIT, WRITE
 from syncd.metrics import ACTIONS_FINISHED
-from syncd.model import ActionContext, ActionResult, ObjectRef
+from syncd.model import ActionContext, ActionResult
 from syncd.retry import RetryPolicy
+from syncd.store.actions import ActionRow, claim_due_actions, extend_leases, finish_action
 from syncd.store.db import Store
-from syncd.store.schema import actions, events
+from syncd.store.events import event_version
 
 log = structlog.get_logger("syncd.executor")
 Redactor = Callable[[str], str]
@@ -69,7 +69,7 @@ class Executor:
         lease_seconds: float = 300,
         owner: str | None = None,
         redact: Redactor = lambda s: s,
-        on_dead: Callable[[dict[str, Any], str], None] | None = None,
+        on_dead: Callable[[ActionRow, str], None] | None = None,
         lookup_window_seconds: float = 300,
     ) -> None:
         # A first attempt looks for its marker first when its change came before this
@@ -89,37 +89,21 @@ class Executor:
 
     # -- claiming ---------------------------------------------------------------------------
 
-    def claim(self, limit: int) -> list[dict[str, Any]]:
+    def claim(self, limit: int) -> list[ActionRow]:
         now = to_ms(self.clock.now())
         waits = self._governor_waits()
-        due = and_(
-            actions.c.status.in_(("pending", "in_flight")),
-            actions.c.next_attempt_at <= now,
-            or_(actions.c.lease_until.is_(None), actions.c.lease_until < now),
-        )
-        with self.store.tx() as conn:
-            query = select(actions).where(due).order_by(actions.c.next_attempt_at, actions.c.id)
-            query = query.limit(limit)
-            if not self.store.is_sqlite:
-                query = query.with_for_update(skip_locked=True)
-            rows = []
-            for row in conn.execute(query).mappings():
-                wait = self._turn_in(dict(row), waits)
-                if wait > 0:  # only waiting for its API's turn: later, and not in flight
-                    turn = now + int(wait * 1000) + 1
-                    conn.execute(update(actions).where(actions.c.id == row["id"])
-                                 .values(next_attempt_at=turn))
-                    soonest = self._next_turn_ms
-                    if soonest is None or soonest <= now or turn < soonest:
-                        self._next_turn_ms = turn
-                else:
-                    rows.append(dict(row))
-            if rows:
-                conn.execute(update(actions).where(actions.c.id.in_([r["id"] for r in rows]))
-                             .values(status="in_flight", lease_owner=self.owner,
-                                     lease_until=now + self.lease_ms,
-                                     attempts=actions.c.attempts + 1, updated_at=now))
-        return rows
+
+        def defer(row: ActionRow) -> int | None:
+            wait = self._turn_in(row, waits)
+            if wait <= 0:
+                return None
+            turn = now + int(wait * 1000) + 1  # only waiting for its API's turn: later,
+            soonest = self._next_turn_ms  # and not in flight
+            if soonest is None or soonest <= now or turn < soonest:
+                self._next_turn_ms = turn
+            return turn
+
+        return claim_due_actions(self.store, self.owner, now, self.lease_ms, limit, defer)
 
     def idle_seconds(self, longest: float) -> float:
         """How long an idle executor thread may sleep: until the soonest action deferred for
@@ -140,18 +124,18 @@ class Executor:
                 waits[id(governor)] = governor.wait_needed(WRITE)
         return waits
 
-    def _turn_in(self, row: dict[str, Any], waits: dict[int, float]) -> float:
-        connector = self.connectors.get(row["connector"])
+    def _turn_in(self, row: ActionRow, waits: dict[int, float]) -> float:
+        connector = self.connectors.get(row.connector)
         if connector is None:
             return 0.0
-        governor = connector.governor_for(row["action"], row["params"] or {})
+        governor = connector.governor_for(row.action, row.params or {})
         return 0.0 if governor is None else waits.get(id(governor), 0.0)
 
     def run_due(self, limit: int = 50) -> list[Outcome]:
         """Claim and perform what is due now; returns what happened to each."""
         out: list[Outcome] = []
         rows = self.claim(limit)
-        held = [r["id"] for r in rows]
+        held = [r.id for r in rows]
         token = BEFORE_WAIT.set(lambda seconds: self._extend_leases(held, seconds))
         try:
             for group in self._groups(rows):
@@ -166,26 +150,21 @@ class Executor:
     def _extend_leases(self, ids: list[int], seconds: float) -> None:
         """A request is about to wait `seconds` for its rate governor: keep the actions this
         executor still holds leased past the wait."""
-        now = to_ms(self.clock.now())
-        until = now + int(seconds * 1000) + self.lease_ms
-        with self.store.tx() as conn:
-            conn.execute(update(actions).where(
-                actions.c.id.in_(ids), actions.c.status == "in_flight",
-                actions.c.lease_owner == self.owner, actions.c.lease_until < until,
-            ).values(lease_until=until))
+        until = to_ms(self.clock.now()) + int(seconds * 1000) + self.lease_ms
+        extend_leases(self.store, ids, self.owner, until)
 
-    def _groups(self, rows: list[dict[str, Any]]) -> list[list[dict[str, Any]]]:
+    def _groups(self, rows: list[ActionRow]) -> list[list[ActionRow]]:
         """First attempts of batchable actions with the same batch key go together (in
         claim order); everything else alone."""
-        groups: list[list[dict[str, Any]]] = []
-        open_batches: dict[Any, list[dict[str, Any]]] = {}
+        groups: list[list[ActionRow]] = []
+        open_batches: dict[Any, list[ActionRow]] = {}
         for row in rows:
             spec = self._spec(row)
             key = None
-            if spec is not None and spec.perform_batch is not None and row["attempts"] == 0:
+            if spec is not None and spec.perform_batch is not None and row.attempts == 0:
                 try:
-                    params = spec.params.model_validate(row["params"])
-                    key = (row["connector"], row["action"], spec.batch_key(params))
+                    params = spec.params.model_validate(row.params)
+                    key = (row.connector, row.action, spec.batch_key(params))
                 except (ValidationError, TypeError):
                     key = None  # perform() reports it
             if key is None:
@@ -198,34 +177,33 @@ class Executor:
             batch.append(row)
         return groups
 
-    def _spec(self, row: dict[str, Any]) -> Any:
-        connector = self.connectors.get(row["connector"])
-        return None if connector is None else connector.actions.get(row["action"])
+    def _spec(self, row: ActionRow) -> Any:
+        connector = self.connectors.get(row.connector)
+        return None if connector is None else connector.actions.get(row.action)
 
-    def perform_batch(self, rows: list[dict[str, Any]]) -> list[Outcome]:
+    def perform_batch(self, rows: list[ActionRow]) -> list[Outcome]:
         """Several first attempts of one batchable action in one call. The batch call is
         idempotent, so an error sends each action to the usual retry or dead letter."""
         crashpoints.hit("action_in_flight")
-        connector = self.connectors[rows[0]["connector"]]
-        spec = connector.actions[rows[0]["action"]]
-        params = [spec.params.model_validate(r["params"]) for r in rows]
-        ctxs = [ActionContext(key=r["key"], rule_id=r["rule_id"], attempt=1,
-                              ref=ObjectRef(r["source"], r["object_type"], r["object_id"])
-                              if r["source"] else None) for r in rows]
-        bound = log.bind(action=f"{rows[0]['connector']}.{rows[0]['action']}", batch=len(rows))
+        connector = self.connectors[rows[0].connector]
+        spec = connector.actions[rows[0].action]
+        params = [spec.params.model_validate(r.params) for r in rows]
+        ctxs = [ActionContext(key=r.key, rule_id=r.rule_id, attempt=1, ref=r.ref)
+                for r in rows]
+        bound = log.bind(action=f"{rows[0].connector}.{rows[0].action}", batch=len(rows))
         assert spec.perform_batch is not None  # batches are formed only for batching actions
         try:
             results = spec.perform_batch(connector, params, ctxs)
             crashpoints.hit("remote_done")
         except PermanentError as exc:
-            return [self._dead(r, str(exc), bound.bind(key=r["key"])) for r in rows]
+            return [self._dead(r, str(exc), bound.bind(key=r.key)) for r in rows]
         except TransientError as exc:
-            return [self._retry(r, 1, exc, exc.retry_after, bound.bind(key=r["key"]))
+            return [self._retry(r, 1, exc, exc.retry_after, bound.bind(key=r.key))
                     for r in rows]
         except Exception as exc:
             bound.exception("action.unexpected_error")
-            return [self._retry(r, 1, exc, None, bound.bind(key=r["key"])) for r in rows]
-        return [self._done(r, res, bound.bind(key=r["key"], rule_id=r["rule_id"]))
+            return [self._retry(r, 1, exc, None, bound.bind(key=r.key)) for r in rows]
+        return [self._done(r, res, bound.bind(key=r.key, rule_id=r.rule_id))
                 for r, res in zip(rows, results, strict=True)]
 
     def drain(self, max_rounds: int = 1000, limit: int = 50) -> list[Outcome]:
@@ -240,30 +218,27 @@ class Executor:
 
     # -- performing -------------------------------------------------------------------------
 
-    def perform(self, row: dict[str, Any]) -> Outcome:
+    def perform(self, row: ActionRow) -> Outcome:
         crashpoints.hit("action_in_flight")
-        attempt = row["attempts"] + 1
-        bound = log.bind(key=row["key"], rule_id=row["rule_id"], action=f"{row['connector']}."
-                         f"{row['action']}", source=row["source"], attempt=attempt)
-        connector = self.connectors.get(row["connector"])
+        attempt = row.attempts + 1
+        bound = log.bind(key=row.key, rule_id=row.rule_id, action=f"{row.connector}."
+                         f"{row.action}", source=row.source, attempt=attempt)
+        connector = self.connectors.get(row.connector)
         if connector is None:
-            return self._dead(row, f"connector {row['connector']!r} is not configured", bound)
-        spec = connector.actions.get(row["action"])
+            return self._dead(row, f"connector {row.connector!r} is not configured", bound)
+        spec = connector.actions.get(row.action)
         if spec is None:
-            return self._dead(row, f"unknown action {row['connector']}.{row['action']}", bound)
+            return self._dead(row, f"unknown action {row.connector}.{row.action}", bound)
         try:
-            params = spec.params.model_validate(row["params"])
+            params = spec.params.model_validate(row.params)
         except ValidationError as exc:
             return self._dead(row, f"invalid parameters: {_validation_text(exc)}", bound)
-        ref = None
-        if row["source"]:
-            ref = ObjectRef(row["source"], row["object_type"], row["object_id"])
-        ctx = ActionContext(key=row["key"], rule_id=row["rule_id"], attempt=attempt, ref=ref)
-        tried_before = row["attempts"] > 0 or (
+        ctx = ActionContext(key=row.key, rule_id=row.rule_id, attempt=attempt, ref=row.ref)
+        tried_before = row.attempts > 0 or (
             spec.find_existing is not None and self._may_repeat(row, connector))
         # At-most-once when the rule or the connector's settings ask for it (safer wins).
         at_most_once = "at_most_once" in (
-            row["guarantee"], getattr(connector.settings, "guarantee", None))
+            row.guarantee, getattr(connector.settings, "guarantee", None))
         try:
             result: ActionResult | None = None
             if tried_before and spec.find_existing is not None:
@@ -271,7 +246,7 @@ class Executor:
                 if result is not None:
                     bound.info("action.found_existing", external_id=result.external_id)
             elif tried_before and not spec.idempotent and at_most_once \
-                    and row["status"] == "in_flight":
+                    and row.status == "in_flight":
                 return self._dead(row, "interrupted in flight; not repeated (at-most-once)",
                                   bound)
             if result is None:
@@ -290,7 +265,7 @@ class Executor:
             return self._retry(row, attempt, exc, None, bound)
         return self._done(row, result, bound)
 
-    def _may_repeat(self, row: dict[str, Any], connector: Connector) -> bool:
+    def _may_repeat(self, row: ActionRow, connector: Connector) -> bool:
         """True when a first attempt may repeat an effect made under a store that was lost
         or restored from a backup: the action was planned before this process started, or
         its change happened at the source before then. A change with no time of its own (a
@@ -299,51 +274,44 @@ class Executor:
 
         Live changes (the common case) skip the look-up: a burst of webhooks just after a
         restart costs no extra request per create."""
-        if row["created_at"] < self.started_ms:
+        if row.created_at < self.started_ms:
             return True
         version = None
-        if row["event_id"] is not None and connector.golive_baseline:
-            with self.store.engine.connect() as conn:
-                version = conn.execute(select(events.c.version).where(
-                    events.c.id == row["event_id"])).scalar()
+        if row.event_id is not None and connector.golive_baseline:
+            version = event_version(self.store, row.event_id)
         if version is not None:
-            return int(version) < self.started_ms
-        return row["created_at"] < self.look_first_before
+            return version < self.started_ms
+        return row.created_at < self.look_first_before
 
-    def _finish(self, row: dict[str, Any], **values: Any) -> None:
+    def _finish(self, row: ActionRow, **values: Any) -> None:
         now = to_ms(self.clock.now())
-        with self.store.tx() as conn:
-            conn.execute(
-                update(actions)
-                .where(actions.c.id == row["id"], actions.c.status == "in_flight")
-                .values(lease_owner=None, lease_until=None, updated_at=now, **values)
-            )
+        finish_action(self.store, row.id, now, **values)
 
-    def _done(self, row: dict[str, Any], result: ActionResult, bound: Any) -> Outcome:
-        ACTIONS_FINISHED.labels(row["connector"], "done").inc()
+    def _done(self, row: ActionRow, result: ActionResult, bound: Any) -> Outcome:
+        ACTIONS_FINISHED.labels(row.connector, "done").inc()
         self._finish(row, status="done", external_id=result.external_id,
                      external_url=result.url, last_error=None)
         bound.info("action.done", external_id=result.external_id)
-        return Outcome(row["key"], "done")
+        return Outcome(row.key, "done")
 
     def _retry(
-        self, row: dict[str, Any], attempt: int, exc: Exception, retry_after: float | None,
+        self, row: ActionRow, attempt: int, exc: Exception, retry_after: float | None,
         bound: Any,
     ) -> Outcome:
         reason = self.redact(f"{type(exc).__name__}: {exc}")[:2000]
         # Alerts retry until the mail server is back: they are how ops hear of an outage.
-        if self.policy.exhausted(attempt) and not row["rule_id"].startswith("syncd.alert"):
+        if self.policy.exhausted(attempt) and not row.rule_id.startswith("syncd.alert"):
             return self._dead(row, f"gave up after {attempt} attempts; last error: {reason}", bound)
-        ACTIONS_FINISHED.labels(row["connector"], "retry").inc()
+        ACTIONS_FINISHED.labels(row.connector, "retry").inc()
         delay = self.policy.delay(attempt, retry_after)
         next_at = to_ms(self.clock.now()) + int(delay * 1000)
         self._finish(row, status="pending", next_attempt_at=next_at, last_error=reason)
         bound.warning("action.retry", error=reason, retry_in_seconds=round(delay, 3))
-        return Outcome(row["key"], "pending", reason)
+        return Outcome(row.key, "pending", reason)
 
-    def _dead(self, row: dict[str, Any], reason: str, bound: Any) -> Outcome:
+    def _dead(self, row: ActionRow, reason: str, bound: Any) -> Outcome:
         reason = self.redact(reason)[:2000]
-        ACTIONS_FINISHED.labels(row["connector"], "dead").inc()
+        ACTIONS_FINISHED.labels(row.connector, "dead").inc()
         self._finish(row, status="dead", last_error=reason)
         bound.error("action.dead", error=reason)
         if self.on_dead is not None:
@@ -351,7 +319,7 @@ class Executor:
                 self.on_dead(row, reason)
             except Exception:  # an alert failure must not undo the dead-letter record
                 bound.exception("alert.failed")
-        return Outcome(row["key"], "dead", reason)
+        return Outcome(row.key, "dead", reason)
 
 
 def _validation_text(exc: ValidationError) -> str:

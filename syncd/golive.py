@@ -22,12 +22,12 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import Connection, select
+from sqlalchemy import Connection
 
 from syncd.clock import Clock, to_ms
 from syncd.model import Event, Observation
+from syncd.store import state
 from syncd.store.db import Store
-from syncd.store.schema import state
 
 SCOPE = "syncd"
 PREFIX = "golive:"
@@ -51,8 +51,7 @@ class GoLive:
         if conn is None:
             with self.store.engine.connect() as own:
                 return self.instant(source, own)
-        value = conn.execute(select(state.c.value).where(
-            state.c.scope == SCOPE, state.c.key == golive_key(source))).scalar()
+        value = state.get_value(self.store, SCOPE, golive_key(source), conn)
         if value is not None:
             self._known[source] = int(value)
         return None if value is None else int(value)
@@ -67,17 +66,14 @@ class GoLive:
             with self.store.tx() as own:
                 return self.ensure(source, own)
         now_ms = to_ms(self.clock.now())
-        conn.execute(self.store.insert_ignore(state, ["scope", "key"]).values(
-            scope=SCOPE, key=golive_key(source), value=now_ms, updated_at=now_ms))
+        state.add_value_if_absent(self.store, conn, SCOPE, golive_key(source), now_ms, now_ms)
         found = self.instant(source, conn)
         assert found is not None
         return found
 
     def all(self) -> dict[str, int]:
-        with self.store.engine.connect() as conn:
-            rows = conn.execute(select(state.c.key, state.c.value).where(
-                state.c.scope == SCOPE, state.c.key.startswith(PREFIX))).all()
-        return {key[len(PREFIX):]: int(value) for key, value in rows if value is not None}
+        rows = state.values_with_prefix(self.store, SCOPE, PREFIX)
+        return {key[len(PREFIX):]: int(value) for key, value in rows.items() if value is not None}
 
 
 def history_time(event: Event, obs: Observation) -> int | None:

@@ -26,7 +26,6 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import structlog
-from sqlalchemy import and_, select, update
 
 from syncd import crashpoints
 from syncd.clock import Clock, to_ms
@@ -36,8 +35,9 @@ from syncd.ingest import Ingestor
 from syncd.lookups import LookupsNotReady
 from syncd.model import Observation, WebhookRequest
 from syncd.retry import RetryPolicy
+from syncd.store import inbox as stored
 from syncd.store.db import Store
-from syncd.store.schema import inbox
+from syncd.store.inbox import DeliveryRow
 
 log = structlog.get_logger("syncd.inbox")
 
@@ -126,9 +126,7 @@ class InboxWriter:
         seen: set[tuple[str, str]] = set()
         for connector in {d.connector for d in batch}:
             ids = [d.delivery_id for d in batch if d.connector == connector]
-            rows = conn.execute(select(inbox.c.delivery_id).where(
-                inbox.c.connector == connector, inbox.c.delivery_id.in_(ids)))
-            seen.update((connector, r[0]) for r in rows)
+            seen.update((connector, i) for i in stored.known_delivery_ids(conn, connector, ids))
         fresh, rows_to_insert = [], []
         for d in batch:
             key = (d.connector, d.delivery_id)
@@ -139,11 +137,8 @@ class InboxWriter:
                 rows_to_insert.append({
                     "connector": d.connector, "delivery_id": d.delivery_id,
                     "headers": d.headers, "body": d.body, "received_at": d.received_at,
-                    "status": "pending", "attempts": 0, "next_attempt_at": 0,
                 })
-        if rows_to_insert:
-            conn.execute(self.store.insert_ignore(inbox, ["connector", "delivery_id"]),
-                         rows_to_insert)
+        stored.add_deliveries(self.store, conn, rows_to_insert)
         return fresh
 
 
@@ -166,30 +161,17 @@ class InboxProcessor:
         self.lease_ms = int(lease_seconds * 1000)
         self.redact = redact
 
-    def claim(self, limit: int) -> list[dict[str, Any]]:
+    def claim(self, limit: int) -> list[DeliveryRow]:
         """Take due deliveries; pushing next_attempt_at forward is the lease: if this process
         dies, the delivery becomes due again when it runs out."""
         now = to_ms(self.clock.now())
-        with self.store.tx() as conn:
-            query = (
-                select(inbox)
-                .where(and_(inbox.c.status == "pending", inbox.c.next_attempt_at <= now))
-                .order_by(inbox.c.id)
-                .limit(limit)
-            )
-            if not self.store.is_sqlite:
-                query = query.with_for_update(skip_locked=True)
-            rows = [dict(r) for r in conn.execute(query).mappings()]
-            if rows:
-                conn.execute(update(inbox).where(inbox.c.id.in_([r["id"] for r in rows])).values(
-                    next_attempt_at=now + self.lease_ms, attempts=inbox.c.attempts + 1))
-        return rows
+        return stored.claim_due_deliveries(self.store, now, self.lease_ms, limit)
 
     def process_due(self, limit: int = 100) -> int:
         rows = self.claim(limit)
-        groups: dict[str, list[dict[str, Any]]] = {}
+        groups: dict[str, list[DeliveryRow]] = {}
         for row in rows:
-            groups.setdefault(row["connector"], []).append(row)
+            groups.setdefault(row.connector, []).append(row)
         for name, group in groups.items():
             self._process_group(name, group)
         return len(rows)
@@ -203,7 +185,7 @@ class InboxProcessor:
             total += n
         return total
 
-    def _process_group(self, name: str, rows: list[dict[str, Any]]) -> None:
+    def _process_group(self, name: str, rows: list[DeliveryRow]) -> None:
         """Deliveries of one connector together: an object hinted by many deliveries (a
         burst of edits) is fetched once, and all is ingested in one transaction."""
         bound = log.bind(source=name)
@@ -214,7 +196,7 @@ class InboxProcessor:
             return
         parsed = []
         for row in rows:
-            request = WebhookRequest("POST", "", row["headers"], row["body"], row["received_at"])
+            request = WebhookRequest("POST", "", row.headers, row.body, row.received_at)
             try:
                 hints = connector.parse_webhook(request)
                 self.ingestor.check_ready((h.ref.source, h.ref.type) for h in hints)
@@ -262,7 +244,7 @@ class InboxProcessor:
         return out
 
     def _commit(self, connector: Connector,
-                ready: list[tuple[dict[str, Any], WebhookRequest, list[Observation]]],
+                ready: list[tuple[DeliveryRow, WebhookRequest, list[Observation]]],
                 bound: Any, retry_on_failure: bool) -> bool:
         """Ingest the deliveries' observations (each object once) and mark them done, in one
         transaction. On failure the deliveries are retried later if `retry_on_failure`, and
@@ -273,8 +255,7 @@ class InboxProcessor:
         try:
             with self.store.tx() as conn:
                 result = self.ingestor.ingest(observations, conn=conn)
-                conn.execute(update(inbox).where(inbox.c.id.in_([r["id"] for r, _, _ in ready]))
-                             .values(status="done", last_error=None))
+                stored.mark_deliveries_done(conn, [r.id for r, _, _ in ready])
         except LookupsNotReady as exc:  # waiting, not failing: every delivery is deferred
             for row, _, _ in ready:
                 self._retry(row, exc, exc.retry_after, bound)
@@ -291,9 +272,9 @@ class InboxProcessor:
                    events=result.events, actions=result.actions)
         return True
 
-    def _retry(self, row: dict[str, Any], exc: Exception, retry_after: float | None,
+    def _retry(self, row: DeliveryRow, exc: Exception, retry_after: float | None,
                bound: Any) -> None:
-        attempt = row["attempts"] + 1
+        attempt = row.attempts + 1
         reason = self.redact(f"{type(exc).__name__}: {exc}")[:2000]
         if isinstance(exc, LookupsNotReady):  # waiting is not failing: no attempt counted
             self._defer(row, exc, reason, bound)
@@ -302,22 +283,16 @@ class InboxProcessor:
             self._fail(row, f"gave up after {attempt} attempts: {reason}", bound)
             return
         next_at = to_ms(self.clock.now()) + int(self.policy.delay(attempt, retry_after) * 1000)
-        with self.store.tx() as conn:
-            conn.execute(update(inbox).where(inbox.c.id == row["id"]).values(
-                next_attempt_at=next_at, last_error=reason))
+        stored.retry_delivery_later(self.store, row.id, next_at, reason)
         bound.warning("inbox.retry", error=reason)
 
-    def _defer(self, row: dict[str, Any], exc: LookupsNotReady, reason: str,
+    def _defer(self, row: DeliveryRow, exc: LookupsNotReady, reason: str,
                bound: Any) -> None:
         next_at = to_ms(self.clock.now()) + int((exc.retry_after or 1.0) * 1000)
-        with self.store.tx() as conn:
-            conn.execute(update(inbox).where(inbox.c.id == row["id"]).values(
-                next_attempt_at=next_at, attempts=row["attempts"], last_error=reason))
+        stored.retry_delivery_later(self.store, row.id, next_at, reason, attempts=row.attempts)
         bound.info("inbox.waiting", reason=reason)
 
-    def _fail(self, row: dict[str, Any], reason: str, bound: Any) -> None:
+    def _fail(self, row: DeliveryRow, reason: str, bound: Any) -> None:
         reason = self.redact(reason)
-        with self.store.tx() as conn:
-            conn.execute(update(inbox).where(inbox.c.id == row["id"]).values(
-                status="failed", last_error=reason))
+        stored.fail_delivery(self.store, row.id, reason)
         bound.error("inbox.failed", error=reason)

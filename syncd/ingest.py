@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import structlog
-from sqlalchemy import Connection, bindparam, select
+from sqlalchemy import Connection
 
 from syncd import crashpoints
 from syncd.clock import Clock, to_ms
@@ -25,9 +25,12 @@ from syncd.mapping.planner import plan_change
 from syncd.mapping.rules import PlannedAction, RuleSet
 from syncd.metrics import EVENTS, RULE_FAILURES
 from syncd.model import Event, Observation
+from syncd.store.actions import add_action
+from syncd.store.cursors import save_cursor
 from syncd.store.db import ACTIONS_CHANNEL, Store
+from syncd.store.events import add_event, save_snapshot, snapshot_for_update
 from syncd.store.origins import created_by
-from syncd.store.schema import actions, cursors, events, snapshots, state
+from syncd.store.state import set_value
 
 
 @dataclass
@@ -58,35 +61,11 @@ log = structlog.get_logger("syncd.ingest")
 # `state` rows (key: action key) keeping what a failed render is planned again from.
 REPLAN_SCOPE = "replan"
 
-_SNAPSHOT = select(snapshots).where(
-    snapshots.c.source == bindparam("source"),
-    snapshots.c.object_type == bindparam("object_type"),
-    snapshots.c.object_id == bindparam("object_id"),
-)
-_SNAPSHOT_FOR_UPDATE = _SNAPSHOT.with_for_update()
-
-
 def load_snapshot(store: Store, conn: Connection, obs: Observation) -> Snapshot | None:
-    query = _SNAPSHOT if store.is_sqlite else _SNAPSHOT_FOR_UPDATE
-    row = conn.execute(query, {"source": obs.ref.source, "object_type": obs.ref.type,
-                               "object_id": obs.ref.id}).mappings().first()
+    row = snapshot_for_update(store, conn, obs.ref.source, obs.ref.type, obs.ref.id)
     if row is None:
         return None
-    return Snapshot(row["version"], row["fields"], row["context"], row["entered"], row["deleted"])
-
-
-def save_cursor(
-    store: Store, conn: Connection, source: str, stream: str, value: str | None, now_ms: int
-) -> None:
-    values = {"source": source, "stream": stream, "value": value, "updated_at": now_ms}
-    store.upsert(conn, cursors, ["source", "stream"], values)
-
-
-def read_cursor(store: Store, source: str, stream: str) -> str | None:
-    with store.engine.connect() as conn:
-        return conn.execute(
-            select(cursors.c.value).where(cursors.c.source == source, cursors.c.stream == stream)
-        ).scalar()
+    return Snapshot(row.version, row.fields, row.context, row.entered, row.deleted)
 
 
 def insert_actions(
@@ -105,16 +84,14 @@ def insert_actions(
             "status": "dead" if p.error else "pending", "last_error": p.error,
             "attempts": 0, "next_attempt_at": now_ms, "created_at": now_ms, "updated_at": now_ms,
         }
-        if store.insert_if_new(conn, actions, ["key"], row) is not None:
+        if add_action(store, conn, row):
             count += 1
             if p.error:
                 RULE_FAILURES.labels(p.rule_id, "condition" if p.error.startswith(
                     "condition error") else "render").inc()
             if p.replan is not None:  # what `syncd actions retry` plans it again from
-                store.upsert(conn, state, ["scope", "key"], {
-                    "scope": REPLAN_SCOPE, "key": p.key, "value": {
-                        "rule_id": p.rule_id, "situation": p.replan},
-                    "updated_at": now_ms})
+                set_value(store, REPLAN_SCOPE, p.key, {
+                    "rule_id": p.rule_id, "situation": p.replan}, now_ms, conn)
             log.info("action.planned", key=p.key, rule_id=p.rule_id, action=p.name,
                      source=ref.source if ref else None, object=str(ref) if ref else None,
                      **({"error": p.error} if p.error else {}))
@@ -234,7 +211,7 @@ class Ingestor:
                 "field": event.field, "old": event.old, "new": event.new,
                 "version": event.version, "created_at": now_ms,
             }
-            event_id = self.store.insert_if_new(conn, events, ["event_key"], row)
+            event_id = add_event(self.store, conn, row)
             if event_id is not None:
                 new_events.append((event, event_id))
         result.events = len(new_events)
@@ -271,4 +248,4 @@ class Ingestor:
             "context": obs.context, "entered": next_entered(obs, snap, found, now_ms),
             "deleted": obs.deleted, "updated_at": now_ms,
         }
-        self.store.upsert(conn, snapshots, ["source", "object_type", "object_id"], values)
+        save_snapshot(self.store, conn, values)

@@ -16,11 +16,9 @@ import threading
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import select
-
 from syncd.clock import Clock, to_ms
+from syncd.store import state
 from syncd.store.db import Store
-from syncd.store.schema import state
 
 
 class KeyValue:
@@ -30,16 +28,11 @@ class KeyValue:
         self.clock = clock
 
     def get(self, key: str, default: Any = None) -> Any:
-        with self.store.engine.connect() as conn:
-            value = conn.execute(select(state.c.value).where(
-                state.c.scope == self.scope, state.c.key == key)).scalar()
+        value = state.get_value(self.store, self.scope, key)
         return default if value is None else value
 
     def set(self, key: str, value: Any) -> None:
-        with self.store.tx() as conn:
-            self.store.upsert(conn, state, ["scope", "key"], {
-                "scope": self.scope, "key": key, "value": value,
-                "updated_at": to_ms(self.clock.now())})
+        state.set_value(self.store, self.scope, key, value, to_ms(self.clock.now()))
 
 
 class SecretFile:

@@ -18,12 +18,12 @@ import threading
 from typing import Any
 
 import structlog
-from sqlalchemy import Connection, select, text, update
+from sqlalchemy import Connection, text
 
 from syncd.clock import Clock, to_ms
 from syncd.errors import SyncdError
+from syncd.store import leadership as jobs
 from syncd.store.db import Store
-from syncd.store.schema import leaderships
 
 log = structlog.get_logger("syncd.leadership")
 
@@ -43,10 +43,7 @@ def check_fence(conn: Connection, name: str, fence: int | None) -> None:
     transaction that writes under the job; on PostgreSQL it locks the row until commit)."""
     if fence is None:
         return
-    query = select(leaderships.c.fence).where(leaderships.c.name == name)
-    if conn.dialect.name == "postgresql":
-        query = query.with_for_update()
-    current = conn.execute(query).scalar()
+    current = jobs.current_fence(conn, name)
     if current != fence:
         raise FencedOut(f"job {name!r}: fence {fence} is stale (current {current})")
 
@@ -86,25 +83,13 @@ class Leadership:
             return self._take(name) if got else None
 
     def _take(self, name: str) -> int:
-        now = to_ms(self.clock.now())
-        with self.store.tx() as conn:
-            conn.execute(self.store.insert_ignore(leaderships, ["name"]).values(
-                name=name, fence=0, holder=self.replica_id, acquired_at=now, heartbeat_at=now))
-            fence = conn.execute(
-                update(leaderships).where(leaderships.c.name == name)
-                .values(fence=leaderships.c.fence + 1, holder=self.replica_id,
-                        acquired_at=now, heartbeat_at=now)
-                .returning(leaderships.c.fence)
-            ).scalar_one()
-        self.held[name] = int(fence)
+        fence = jobs.take_job(self.store, name, self.replica_id, to_ms(self.clock.now()))
+        self.held[name] = fence
         log.info("leadership.acquired", job=name, fence=fence, replica=self.replica_id)
-        return int(fence)
+        return fence
 
     def _heartbeat(self, name: str) -> None:
-        with self.store.tx() as conn:
-            conn.execute(update(leaderships).where(
-                leaderships.c.name == name, leaderships.c.holder == self.replica_id
-            ).values(heartbeat_at=to_ms(self.clock.now())))
+        jobs.job_heartbeat(self.store, name, self.replica_id, to_ms(self.clock.now()))
 
     def _drop_session(self) -> None:
         self.held.clear()

@@ -6,17 +6,14 @@ committed in one transaction, so the cursor never moves past data that is not sa
 
 from __future__ import annotations
 
-from typing import Any
-
 import structlog
-from sqlalchemy import select
 
 from syncd.clock import Clock
 from syncd.connector import Connector
-from syncd.ingest import Ingestor, IngestResult, read_cursor
+from syncd.ingest import Ingestor, IngestResult
 from syncd.metrics import POLLS
+from syncd.store.cursors import CursorRow, all_cursors, read_cursor
 from syncd.store.db import Store
-from syncd.store.schema import cursors
 
 log = structlog.get_logger("syncd.poller")
 
@@ -86,6 +83,5 @@ class Poller:
                 out[(name, stream)] = exc
         return out
 
-    def last_polls(self) -> list[dict[str, Any]]:
-        with self.store.engine.connect() as conn:
-            return [dict(r) for r in conn.execute(select(cursors)).mappings()]
+    def last_polls(self) -> list[CursorRow]:
+        return all_cursors(self.store)

@@ -14,7 +14,6 @@ from typing import Any
 
 import structlog
 from croniter import croniter
-from sqlalchemy import select
 
 from syncd.clock import Clock, from_ms, to_ms
 from syncd.connector import Connector
@@ -33,8 +32,10 @@ from syncd.mapping.planner import (
 )
 from syncd.mapping.rules import CompiledRule, PlannedAction, make_key, object_view
 from syncd.model import ObjectRef
+from syncd.store import state
 from syncd.store.db import ACTIONS_CHANNEL, Store
-from syncd.store.schema import fired_triggers, snapshots, state
+from syncd.store.events import SnapshotRow, live_snapshots
+from syncd.store.fired import mark_fired
 
 log = structlog.get_logger("syncd.scheduler")
 SCHEDULER_JOB = "scheduler"
@@ -72,11 +73,7 @@ class Scheduler:
     def _date_rule(self, rule: CompiledRule) -> int:
         trigger: DateTrigger = rule.trigger
         now = self.clock.now()
-        with self.store.engine.connect() as conn:
-            rows = conn.execute(select(snapshots).where(
-                snapshots.c.source == trigger.source, snapshots.c.object_type == trigger.object,
-                snapshots.c.deleted.is_(False),
-            )).mappings().all()
+        rows = live_snapshots(self.store, trigger.source, trigger.object)
         # A date due before the source went live is history, not downtime: the grace period
         # does not reach back before go-live (only `catch_up` does).
         source = self.connectors.get(trigger.source)
@@ -97,10 +94,10 @@ class Scheduler:
         return count
 
     def _date_object(
-        self, rule: CompiledRule, trigger: DateTrigger, row: Any, now: datetime,
+        self, rule: CompiledRule, trigger: DateTrigger, row: SnapshotRow, now: datetime,
         golive_ms: int | None = None,
     ) -> list[PlannedAction]:
-        fields, entered = row["fields"], row["entered"] or {}
+        fields, entered = row.fields, row.entered or {}
         name = trigger.entered.field if trigger.entered is not None else str(trigger.date)
         value = date_value(rule, fields, entered)
         if value in (None, ""):
@@ -116,8 +113,8 @@ class Scheduler:
             set_at = entered.get(name)
             if trigger.entered is None and set_at is not None and set_at > to_ms(due):
                 return []  # the date was set or moved into the past: not fired
-        ref = ObjectRef(row["source"], row["object_type"], row["object_id"])
-        situation = date_situation(rule, ref, fields, row["context"], value, due, now)
+        ref = ObjectRef(row.source, row.object_type, row.object_id)
+        situation = date_situation(rule, ref, fields, row.context, value, due, now)
         return list(decide(rule, situation).actions)
 
     # -- cron rules ---------------------------------------------------------------------
@@ -165,8 +162,7 @@ class Scheduler:
             count = insert_actions(self.store, conn, batch, to_ms(now))
             if count:
                 self.store.notify(conn, ACTIONS_CHANNEL)
-            conn.execute(self.store.insert_ignore(fired_triggers, ["trigger_key"]).values(
-                trigger_key=trigger_key, rule_id=rule.id, fired_at=to_ms(now)))
+            mark_fired(self.store, conn, trigger_key, rule.id, to_ms(now))
             self._set_state("cron", rule.id, instant_ms, conn)
         log.info("cron.fired", rule_id=rule.id, instant=instant.isoformat(), actions=count)
         return count
@@ -180,16 +176,7 @@ class Scheduler:
     # -- small persistent state ---------------------------------------------------------
 
     def _get_state(self, scope: str, key: str) -> Any:
-        with self.store.engine.connect() as conn:
-            return conn.execute(
-                select(state.c.value).where(state.c.scope == scope, state.c.key == key)
-            ).scalar()
+        return state.get_value(self.store, scope, key)
 
     def _set_state(self, scope: str, key: str, value: Any, conn: Any = None) -> None:
-        values = {"scope": scope, "key": key, "value": value,
-                  "updated_at": to_ms(self.clock.now())}
-        if conn is not None:
-            self.store.upsert(conn, state, ["scope", "key"], values)
-            return
-        with self.store.tx() as own:
-            self.store.upsert(own, state, ["scope", "key"], values)
+        state.set_value(self.store, scope, key, value, to_ms(self.clock.now()), conn)

@@ -23,11 +23,9 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import select, update
-
 from syncd.governor import Applicable, Limit, window_wait
 from syncd.store.db import Store
-from syncd.store.schema import state
+from syncd.store.state import lock_value, replace_value
 
 SCOPE = "governor"
 TRAVEL_SECONDS = 1.0
@@ -103,14 +101,8 @@ class StoreWindows:
         return sum(1 for s in starts if s > now - self._span(limit))
 
     def _lock_row(self, conn: Any, *, lock: bool) -> dict[str, Any]:
-        self.store.insert_if_new(conn, state, ["scope", "key"], {
-            "scope": SCOPE, "key": self.key,
-            "value": {"starts": {}, "answers": {}, "paused_until": 0},
-            "updated_at": 0})
-        query = select(state.c.value).where(state.c.scope == SCOPE, state.c.key == self.key)
-        if lock and not self.store.is_sqlite:
-            query = query.with_for_update()
-        value = conn.execute(query).scalar() or {}
+        value = lock_value(self.store, conn, SCOPE, self.key,
+                           {"starts": {}, "answers": {}, "paused_until": 0}, lock=lock) or {}
         return {"starts": {k: [float(s) for s in v]
                            for k, v in dict(value.get("starts", {})).items()},
                 "answers": {k: [float(s) for s in v]
@@ -118,8 +110,7 @@ class StoreWindows:
                 "paused_until": float(value.get("paused_until", 0))}
 
     def _save(self, conn: Any, row: dict[str, Any], now: float) -> None:
-        conn.execute(update(state).where(state.c.scope == SCOPE, state.c.key == self.key)
-                     .values(value=row, updated_at=int(now * 1000)))
+        replace_value(conn, SCOPE, self.key, row, int(now * 1000))
 
 
 def share_governors(store: Store, governors: Sequence[Any]) -> None:

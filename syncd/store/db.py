@@ -15,7 +15,7 @@ from alembic.config import Config
 from sqlalchemy import Connection, Engine, Table, create_engine, event, text
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import DatabaseError
-from sqlalchemy.pool import NullPool
+from sqlalchemy.pool import NullPool, StaticPool
 
 from syncd.errors import ConfigError
 
@@ -105,11 +105,21 @@ class Store:
     def dispose(self) -> None:
         self.engine.dispose()
 
+    @classmethod
+    def in_memory(cls) -> Store:
+        """A migrated store in SQLite memory, for unit tests: no file, same SQL. One
+        connection serves every caller (a second one would see another, empty database)."""
+        store = cls(_sqlite_engine("sqlite://", "NORMAL", poolclass=StaticPool))
+        upgrade(store)
+        return store
 
-def _sqlite_engine(url: str, synchronous: str) -> Engine:
+
+def _sqlite_engine(url: str, synchronous: str, poolclass: Any = None) -> Engine:
     if synchronous not in ("NORMAL", "FULL"):
         raise ValueError("[store] synchronous must be NORMAL or FULL")
-    engine = create_engine(url, connect_args={"timeout": 30, "check_same_thread": False})
+    extra = {} if poolclass is None else {"poolclass": poolclass}
+    engine = create_engine(url, connect_args={"timeout": 30, "check_same_thread": False},
+                           **extra)
 
     @event.listens_for(engine, "connect")
     def _on_connect(dbapi_conn: Any, _record: Any) -> None:

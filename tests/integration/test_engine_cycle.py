@@ -120,7 +120,7 @@ def test_action_interrupted_in_flight_is_looked_up_first(tmp_path: Path, store_u
     engine.poller.poll_all()
     (row,) = engine.executor.claim(10)  # marked in flight...
     # ...the remote call succeeds, then the process "crashes" before the local commit
-    remote.add_effect(row["key"], "record", {"title": "Done: Ocean"})
+    remote.add_effect(row.key, "record", {"title": "Done: Ocean"})
     assert engine.executor.run_due() == []  # lease still held
     clock.advance(61)
     assert [o.status for o in engine.executor.run_due()] == ["done"]

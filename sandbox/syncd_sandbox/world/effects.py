@@ -4,13 +4,11 @@ fakes hold (for `syncd demo --once` and the end-to-end test)."""
 from __future__ import annotations
 
 from collections import Counter
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from sqlalchemy import select
-
+from syncd.store.actions import finished_actions_after, list_actions
 from syncd.store.db import Store
-from syncd.store.schema import actions
 from syncd_sandbox.world.accounts import ENGAGEMENTS_REPO, HUBS_TABLE, INFRA_REPO, LEADS_TABLE
 from syncd_sandbox.world.fakes import Sandbox
 
@@ -52,18 +50,13 @@ class ActionFeed:
         self.seen = 0
 
     def new(self) -> list[dict[str, Any]]:
-        query = (select(actions).where(actions.c.id > self.seen,
-                                       actions.c.status.in_(("done", "dead")))
-                 .order_by(actions.c.id))
-        with self.store.engine.connect() as conn:
-            rows = [dict(r) for r in conn.execute(query).mappings()]
+        rows = [asdict(r) for r in finished_actions_after(self.store, self.seen)]
         if rows:
             self.seen = rows[-1]["id"]
         return rows
 
     def all(self) -> list[dict[str, Any]]:
-        with self.store.engine.connect() as conn:
-            return [dict(r) for r in conn.execute(select(actions)).mappings()]
+        return [asdict(r) for r in list_actions(self.store)]
 
 
 @dataclass

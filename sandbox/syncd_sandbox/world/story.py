@@ -15,12 +15,11 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import requests
-from sqlalchemy import delete
 
 from connectors.airtable import AirtableConnector
 from syncd.clock import FakeClock
 from syncd.engine import Engine
-from syncd.store.schema import cursors
+from syncd.store.cursors import forget_all_cursors
 from syncd_sandbox.world.accounts import (
     ENGINEER,
     INFRA_REPO,
@@ -264,7 +263,7 @@ class Story:
                 requests.post(self.hooks.webhook_url("github"), data=sent.body,
                               headers=sent.headers, timeout=10)
         with self.engine.store.tx() as conn:
-            conn.execute(delete(cursors))
+            forget_all_cursors(conn)
         self.cycle()
 
 

@@ -1,0 +1,218 @@
+"""The outbox: every query on planned actions. Rows come back as `ActionRow`.
+
+Statuses: pending -> in_flight -> done | dead | cancelled (see schema.actions).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import Connection, and_, delete, func, or_, select, update
+
+from syncd.model import ObjectRef
+from syncd.store.db import Store
+from syncd.store.schema import actions
+
+ACTIVE = ("pending", "in_flight")
+
+
+@dataclass(frozen=True)
+class ActionRow:
+    """One planned action as stored (`attempts` as it was when the row was read)."""
+
+    id: int
+    key: str
+    rule_id: str
+    connector: str
+    action: str
+    params: Any
+    source: str | None
+    object_type: str | None
+    object_id: str | None
+    event_id: int | None
+    guarantee: str
+    status: str
+    attempts: int
+    next_attempt_at: int
+    lease_owner: str | None
+    lease_until: int | None
+    last_error: str | None
+    external_id: str | None
+    external_url: str | None
+    created_at: int
+    updated_at: int
+
+    @property
+    def ref(self) -> ObjectRef | None:
+        """The object the action was planned for (None for a schedule's or an alert's)."""
+        if not self.source or self.object_type is None or self.object_id is None:
+            return None
+        return ObjectRef(self.source, self.object_type, self.object_id)
+
+
+def _rows(result: Iterable[Any]) -> list[ActionRow]:
+    return [ActionRow(**dict(r)) for r in result]
+
+
+def claim_due_actions(
+    store: Store, owner: str, now_ms: int, lease_ms: int, limit: int,
+    defer: Callable[[ActionRow], int | None] | None = None,
+) -> list[ActionRow]:
+    """Take due actions under a lease, marking them in flight and counting the attempt, in a
+    committed transaction (PostgreSQL: FOR UPDATE SKIP LOCKED, so replicas never claim the
+    same row; SQLite: the single writer lock). The rows are returned as read, before the
+    update (their `attempts` is the count of earlier attempts).
+
+    `defer(row)`: when it returns an instant (ms), the row is not claimed but due again then,
+    with no attempt counted (an action only waiting for its API's rate budget)."""
+    due = and_(
+        actions.c.status.in_(ACTIVE),
+        actions.c.next_attempt_at <= now_ms,
+        or_(actions.c.lease_until.is_(None), actions.c.lease_until < now_ms),
+    )
+    with store.tx() as conn:
+        query = select(actions).where(due).order_by(actions.c.next_attempt_at, actions.c.id)
+        query = query.limit(limit)
+        if not store.is_sqlite:
+            query = query.with_for_update(skip_locked=True)
+        rows = _rows(conn.execute(query).mappings())
+        if defer is not None:
+            rows = [r for r in rows if not _deferred(conn, r, defer(r))]
+        if rows:
+            conn.execute(update(actions).where(actions.c.id.in_([r.id for r in rows]))
+                         .values(status="in_flight", lease_owner=owner,
+                                 lease_until=now_ms + lease_ms,
+                                 attempts=actions.c.attempts + 1, updated_at=now_ms))
+    return rows
+
+
+def _deferred(conn: Connection, row: ActionRow, until_ms: int | None) -> bool:
+    if until_ms is None:
+        return False
+    conn.execute(update(actions).where(actions.c.id == row.id)
+                 .values(next_attempt_at=until_ms))
+    return True
+
+
+def extend_leases(store: Store, ids: list[int], owner: str, until_ms: int) -> None:
+    """Keep the actions `owner` still holds in flight leased until at least `until_ms` (a
+    request waits for its rate budget: no replica may take them over meanwhile)."""
+    if not ids:
+        return
+    with store.tx() as conn:
+        conn.execute(update(actions).where(
+            actions.c.id.in_(ids), actions.c.status == "in_flight",
+            actions.c.lease_owner == owner, actions.c.lease_until < until_ms,
+        ).values(lease_until=until_ms))
+
+
+def finish_action(store: Store, action_id: int, now_ms: int, **values: Any) -> None:
+    """Record an attempt's end (done, pending again, dead) and drop the lease; only an action
+    still in flight changes (one cancelled meanwhile stays cancelled)."""
+    with store.tx() as conn:
+        conn.execute(
+            update(actions)
+            .where(actions.c.id == action_id, actions.c.status == "in_flight")
+            .values(lease_owner=None, lease_until=None, updated_at=now_ms, **values)
+        )
+
+
+def release_all_leases(store: Store) -> int:
+    """At a start on SQLite (one daemon): every in-flight action is due again at once."""
+    with store.tx() as conn:
+        return conn.execute(update(actions).where(actions.c.status == "in_flight").values(
+            lease_until=None, lease_owner=None)).rowcount or 0
+
+
+def add_action(store: Store, conn: Connection, values: dict[str, Any]) -> bool:
+    """Insert a planned action unless its key exists (planning is idempotent by key)."""
+    return store.insert_if_new(conn, actions, ["key"], values) is not None
+
+
+def update_action(conn: Connection, action_id: int, **values: Any) -> None:
+    """Change stored fields of one action (operator commands: retry, cancel)."""
+    conn.execute(update(actions).where(actions.c.id == action_id).values(**values))
+
+
+def action_by_id(conn: Connection, action_id: int) -> ActionRow | None:
+    row = conn.execute(select(actions).where(actions.c.id == action_id)).mappings().first()
+    return None if row is None else ActionRow(**dict(row))
+
+
+def actions_by_key_prefix(conn: Connection, prefix: str) -> list[ActionRow]:
+    return _rows(conn.execute(select(actions).where(actions.c.key.startswith(prefix)))
+                 .mappings())
+
+
+def list_actions(
+    store: Store, *, status: str | None = None, rule_id: str | None = None,
+    created_since_ms: int | None = None, after_id: int | None = None,
+    attempts: int | None = None, limit: int | None = None, newest_first: bool = False,
+    conn: Connection | None = None,
+) -> list[ActionRow]:
+    """Actions matching every filter given, oldest first (or newest first)."""
+    query = select(actions)
+    if status is not None:
+        query = query.where(actions.c.status == status)
+    if rule_id is not None:
+        query = query.where(actions.c.rule_id == rule_id)
+    if created_since_ms is not None:
+        query = query.where(actions.c.created_at >= created_since_ms)
+    if after_id is not None:
+        query = query.where(actions.c.id > after_id)
+    if attempts is not None:
+        query = query.where(actions.c.attempts == attempts)
+    query = query.order_by(actions.c.id.desc() if newest_first else actions.c.id)
+    if limit is not None:
+        query = query.limit(limit)
+    if conn is not None:
+        return _rows(conn.execute(query).mappings())
+    with store.engine.connect() as own:
+        return _rows(own.execute(query).mappings())
+
+
+def finished_actions_after(store: Store, after_id: int) -> list[ActionRow]:
+    """Actions done or dead with an id above `after_id`, oldest first."""
+    query = (select(actions).where(actions.c.id > after_id,
+                                   actions.c.status.in_(("done", "dead")))
+             .order_by(actions.c.id))
+    with store.engine.connect() as conn:
+        return _rows(conn.execute(query).mappings())
+
+
+def newest_action_id(conn: Connection) -> int:
+    return conn.execute(select(actions.c.id).order_by(actions.c.id.desc())
+                        .limit(1)).scalar() or 0
+
+
+def count_by_status(store: Store, now_ms: int) -> tuple[dict[str, int], int]:
+    """Actions per status, and how many are due now."""
+    with store.engine.connect() as conn:
+        by_status: dict[str, int] = dict(conn.execute(
+            select(actions.c.status, func.count()).group_by(actions.c.status)).all())
+        due = conn.execute(select(func.count()).where(
+            actions.c.status.in_(ACTIVE), actions.c.next_attempt_at <= now_ms)).scalar()
+    return {str(k): int(v) for k, v in by_status.items()}, int(due or 0)
+
+
+def dead_counts_since(
+    store: Store, since_ms: int, exclude_prefix: str
+) -> list[tuple[str, int, int, int]]:
+    """(rule_id, attempts, count, last updated_at) of actions gone dead since `since_ms`."""
+    with store.engine.connect() as conn:
+        rows = conn.execute(
+            select(actions.c.rule_id, actions.c.attempts, func.count(),
+                   func.max(actions.c.updated_at))
+            .where(actions.c.status == "dead", actions.c.updated_at >= since_ms,
+                   ~actions.c.rule_id.startswith(exclude_prefix))
+            .group_by(actions.c.rule_id, actions.c.attempts)).all()
+    return [(r[0], int(r[1]), int(r[2]), int(r[3])) for r in rows]
+
+
+def prune_finished_actions(conn: Connection, cutoff_ms: int) -> int:
+    """Done and cancelled actions last changed before the cutoff."""
+    return conn.execute(delete(actions).where(
+        actions.c.updated_at < cutoff_ms,
+        actions.c.status.in_(("done", "cancelled")))).rowcount or 0
