@@ -6,8 +6,9 @@ handler. Under load one fsync serves hundreds of deliveries; idle, a delivery is
 at once.
 
 `InboxProcessor` turns stored deliveries into ingests: parse (connector), fetch the hinted
-objects (connector, batch reads where it has them, outside any transaction), then ingest and mark the delivery done in one
-transaction. A fetch that fails transiently leaves the delivery for a later try.
+objects (connector, in batch reads where it has them, outside any transaction), then ingest
+and mark the deliveries done in one transaction. A fetch that fails transiently leaves the
+delivery for a later try.
 
 A delivery that cannot be parsed is permanent: retrying a malformed body cannot help, so it
 is marked failed at once, with its reason (`syncd inbox list --status failed`). Only a
