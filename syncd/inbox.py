@@ -254,7 +254,7 @@ class InboxProcessor:
         on is fetched one by one, so a bad object is handled alone."""
         out: dict[Any, Any] = {}
         wanted = list(dict.fromkeys(h.ref for h in hints if h.observation is None))
-        if connector.can("fetch_many") and len(wanted) > 1:
+        if connector.can("fetch_many") and wanted:
             by_type: dict[str, list[Any]] = {}
             for ref in wanted:
                 by_type.setdefault(ref.type, []).append(ref)
