@@ -410,9 +410,10 @@ class SyncdStack(Stack):
     name = "syncd"
     path = "/webhooks/hubspot"
 
-    def __init__(self, github_url: str, workdir: Path) -> None:
+    def __init__(self, github_url: str, workdir: Path, state_dir: Path | None = None) -> None:
         self.github_url = github_url
         self.workdir = workdir
+        self.state_dir = state_dir  # None: a new store per start (idle_rss.py: a restart)
         self.log_file: Any = None
 
     def start(self, repo: str, hubspot_url: str) -> None:
@@ -432,7 +433,7 @@ class SyncdStack(Stack):
         self.port = free_port()
         (tmp / "syncd.toml").write_text(textwrap.dedent(f"""\
             [syncd]
-            state_dir = "{tmp / 'state'}"
+            state_dir = "{self.state_dir or tmp / 'state'}"
             mappings = ["{tmp / 'mappings'}"]
             log_level = "warning"
             [http]
