@@ -438,6 +438,8 @@ class SyncdStack(Stack):
             log_level = "warning"
             [http]
             port = {self.port}
+            [executor]
+            workers = {os.environ.get("BENCH_WORKERS", "4")}
             [hubspot]
             base_url = "{hubspot_url}"
             requests_per_10s = {NO_LIMIT}
@@ -688,7 +690,8 @@ def run_round(stack: Stack, round_no: int, github: FakeProcess,
 
 @contextlib.contextmanager
 def _profiled(stack: Stack, folder: Path | None, round_no: int) -> Iterator[None]:
-    """With `--profile DIR`: py-spy samples the syncd daemon over the load phase, written as
+    """With `--profile DIR`: py-spy samples the syncd daemon (the thread holding the GIL:
+    where its CPU goes) over the load phase, written as
     collapsed stacks to DIR/syncd-rN.txt (py-spy from PyPI; skipped with a note if absent)."""
     spy = shutil.which("py-spy") or str(Path(sys.executable).with_name("py-spy"))
     if folder is None or not isinstance(stack, SyncdStack) or stack.proc is None:
@@ -701,7 +704,7 @@ def _profiled(stack: Stack, folder: Path | None, round_no: int) -> Iterator[None
     folder.mkdir(parents=True, exist_ok=True)
     out = folder / f"syncd-r{round_no}.txt"
     proc = subprocess.Popen([spy, "record", "--pid", str(stack.proc.pid), "--format", "raw",
-                             "--rate", "200", "--nonblocking", "-o", str(out)],
+                             "--rate", "200", "--nonblocking", "--gil", "-o", str(out)],
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
         yield
