@@ -410,8 +410,10 @@ class SyncdStack(Stack):
     name = "syncd"
     path = "/webhooks/hubspot"
 
-    def __init__(self, github_url: str, workdir: Path, state_dir: Path | None = None) -> None:
+    def __init__(self, github_url: str, workdir: Path, state_dir: Path | None = None,
+                 workers: int = 4) -> None:
         self.github_url = github_url
+        self.workers = workers  # [executor] workers (4: syncd's default)
         self.workdir = workdir
         self.state_dir = state_dir  # None: a new store per start (idle_rss.py: a restart)
         self.log_file: Any = None
@@ -439,7 +441,7 @@ class SyncdStack(Stack):
             [http]
             port = {self.port}
             [executor]
-            workers = {os.environ.get("BENCH_WORKERS", "4")}
+            workers = {self.workers}
             [hubspot]
             base_url = "{hubspot_url}"
             requests_per_10s = {NO_LIMIT}
@@ -783,6 +785,8 @@ def main() -> int:
     parser.add_argument("--max-wait", type=float, default=1800,
                         help="longest wait for the issues of one round")
     parser.add_argument("--settle-seconds", type=float, default=2.0)
+    parser.add_argument("--executor-workers", type=int, default=4,
+                        help="syncd's [executor] workers (default 4, syncd's default)")
     parser.add_argument("--profile", type=Path, default=None, metavar="DIR",
                         help="sample syncd with py-spy over each load phase into DIR")
     parser.add_argument("--no-node-red", action="store_true")
@@ -804,7 +808,7 @@ def main() -> int:
     try:
         github = FakeProcess(_github_main, args.github_validate)
         if not args.no_syncd:
-            stacks.append(SyncdStack(github.url, workdir))
+            stacks.append(SyncdStack(github.url, workdir, workers=args.executor_workers))
         if red_js is not None:
             stacks.append(NodeRedStack(red_js, github.url, workdir))
         print(f"peer benchmark: N={args.n} C={args.c} rounds={args.rounds} "
