@@ -9,6 +9,7 @@ from typing import Any, TypeVar
 import requests
 from github import Auth, Github, GithubException
 
+from connectors.github.threads import connection_per_thread
 from syncd.clock import Clock
 from syncd.errors import ActionError, TransientError, UncertainError
 from syncd.http_errors import error_for_status, retry_after_seconds
@@ -36,6 +37,7 @@ class LimitedGithub:
         self.writes = RateLimiter(write_limit, write_period, clock, name="github-writes")
         self.primary = RateLimiter(5000, 3600, clock, name="github-core")
         self.requester = self.gh.requester
+        connection_per_thread(self.requester)  # executor workers share this client
         self._send = self.requester.requestJson
         # Every PyGithub call (objects, pagination, raw requests) goes through requestJson.
         self.requester.requestJson = self._request_json  # type: ignore[method-assign]
