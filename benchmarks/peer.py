@@ -410,9 +410,12 @@ class SyncdStack(Stack):
     name = "syncd"
     path = "/webhooks/hubspot"
 
-    def __init__(self, github_url: str, workdir: Path) -> None:
+    def __init__(self, github_url: str, workdir: Path, state_dir: Path | None = None,
+                 workers: int = 4) -> None:
         self.github_url = github_url
+        self.workers = workers  # [executor] workers (4: syncd's default)
         self.workdir = workdir
+        self.state_dir = state_dir  # None: a new store per start (idle_rss.py: a restart)
         self.log_file: Any = None
 
     def start(self, repo: str, hubspot_url: str) -> None:
@@ -432,11 +435,13 @@ class SyncdStack(Stack):
         self.port = free_port()
         (tmp / "syncd.toml").write_text(textwrap.dedent(f"""\
             [syncd]
-            state_dir = "{tmp / 'state'}"
+            state_dir = "{self.state_dir or tmp / 'state'}"
             mappings = ["{tmp / 'mappings'}"]
             log_level = "warning"
             [http]
             port = {self.port}
+            [executor]
+            workers = {self.workers}
             [hubspot]
             base_url = "{hubspot_url}"
             requests_per_10s = {NO_LIMIT}
@@ -657,9 +662,10 @@ def run_round(stack: Stack, round_no: int, github: FakeProcess,
         hubspot.call("requests")  # reset the count
         cpu_before, fake_before = cpu_seconds(pid), cpu_seconds(github.pid)
         started = time.monotonic()
-        statuses = blast(stack.port, requests, args.c)
-        result.accepted = sum(1 for s in statuses if s // 100 == 2)
-        _drain(github, repo, len(deals), args)
+        with _profiled(stack, args.profile, round_no):
+            statuses = blast(stack.port, requests, args.c)
+            result.accepted = sum(1 for s in statuses if s // 100 == 2)
+            _drain(github, repo, len(deals), args)
         result.cpu_ms_per_webhook = (cpu_seconds(pid) - cpu_before) * 1000 / args.n
         result.fake_github_cpu_ms_per_webhook = (
             (cpu_seconds(github.pid) - fake_before) * 1000 / args.n)
@@ -682,6 +688,36 @@ def run_round(stack: Stack, round_no: int, github: FakeProcess,
             if kept is not None:
                 print(f"  {stack.name}'s log kept in {kept}", flush=True)
     return result
+
+
+@contextlib.contextmanager
+def _profiled(stack: Stack, folder: Path | None, round_no: int) -> Iterator[None]:
+    """With `--profile DIR`: py-spy samples the syncd daemon (the thread holding the GIL:
+    where its CPU goes) over the load phase, written as
+    collapsed stacks to DIR/syncd-rN.txt (py-spy from PyPI; skipped with a note if absent)."""
+    spy = shutil.which("py-spy") or str(Path(sys.executable).with_name("py-spy"))
+    if folder is None or not isinstance(stack, SyncdStack) or stack.proc is None:
+        yield
+        return
+    if not Path(spy).exists():
+        print("  --profile: py-spy not found (pip install py-spy); not profiled", flush=True)
+        yield
+        return
+    folder.mkdir(parents=True, exist_ok=True)
+    out = folder / f"syncd-r{round_no}.txt"
+    proc = subprocess.Popen([spy, "record", "--pid", str(stack.proc.pid), "--format", "raw",
+                             "--rate", "200", "--nonblocking", "--gil", "-o", str(out)],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        yield
+    finally:
+        proc.send_signal(signal.SIGINT)
+        try:
+            proc.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(timeout=10)
+        print(f"  profile of syncd's load phase: {out}", flush=True)
 
 
 @contextlib.contextmanager
@@ -749,6 +785,10 @@ def main() -> int:
     parser.add_argument("--max-wait", type=float, default=1800,
                         help="longest wait for the issues of one round")
     parser.add_argument("--settle-seconds", type=float, default=2.0)
+    parser.add_argument("--executor-workers", type=int, default=4,
+                        help="syncd's [executor] workers (default 4, syncd's default)")
+    parser.add_argument("--profile", type=Path, default=None, metavar="DIR",
+                        help="sample syncd with py-spy over each load phase into DIR")
     parser.add_argument("--no-node-red", action="store_true")
     parser.add_argument("--no-syncd", action="store_true", help="measure Node-RED only")
     parser.add_argument("--node-red-cache", type=Path,
@@ -768,7 +808,7 @@ def main() -> int:
     try:
         github = FakeProcess(_github_main, args.github_validate)
         if not args.no_syncd:
-            stacks.append(SyncdStack(github.url, workdir))
+            stacks.append(SyncdStack(github.url, workdir, workers=args.executor_workers))
         if red_js is not None:
             stacks.append(NodeRedStack(red_js, github.url, workdir))
         print(f"peer benchmark: N={args.n} C={args.c} rounds={args.rounds} "

@@ -5,7 +5,7 @@ used everywhere: the entry point, the `[name]` table of the config, `source: nam
 `name.action` in mapping files. It overrides only the capabilities it has:
 
 - `verify_webhook` / `parse_webhook`: receive deliveries at `POST /webhooks/<name>`;
-- `fetch`: read one object's current state;
+- `fetch`: read one object's current state (`fetch_many`: several at once, optional);
 - `poll`: list what changed since a cursor;
 - `query`: list objects for a cron rule's `for_each`;
 - actions, declared with `@action` (typed params) and an optional `.finder` that looks for
@@ -165,6 +165,18 @@ class Connector:
 
     def fetch(self, ref: ObjectRef) -> Observation | None:
         """Read one object's current state; None when it no longer exists."""
+        raise NotImplementedError
+
+    # The most objects `fetch_many` is given at once.
+    fetch_batch_size: ClassVar[int] = 100
+
+    def fetch_many(self, refs: list[ObjectRef]) -> dict[ObjectRef, Observation]:
+        """Read several objects of one type in as few requests as the API allows (batch
+        reads). Optional: the inbox uses it when overridden (`can("fetch_many")`).
+
+        Return the objects found; one left out (gone, or in doubt) is then fetched alone with
+        `fetch`, and when the call raises, every object is, so one bad object never stalls
+        the others and a 404 keeps meaning what it means for `fetch`."""
         raise NotImplementedError
 
     def poll(self, object_type: str, cursor: str | None) -> PollPage:

@@ -275,6 +275,22 @@ class AirtableConnector(AirtableActions, Connector):
             return None
         return self.observation(ref.type, info, record)
 
+    # Records per listing (Airtable's page size cap).
+    fetch_batch_size = 100
+
+    def fetch_many(self, refs: list[ObjectRef]) -> dict[ObjectRef, Observation]:
+        """Records of one table by one listing, `OR(RECORD_ID()='rec..', ...)`; a record it
+        does not return (deleted) is left out, for the inbox to fetch alone."""
+        aliases = {ref.type for ref in refs}
+        if len(aliases) != 1:
+            raise PermanentError("fetch_many reads one table at a time")
+        alias = aliases.pop()
+        info, table = self._table(alias)
+        ids = ", ".join(f"RECORD_ID()={to_formula_str(ref.id)}" for ref in refs)
+        page = self._list_page(table, {"page_size": len(refs), "formula": f"OR({ids})"})
+        found = [self.observation(alias, info, record) for record in page.get("records") or []]
+        return {obs.ref: obs for obs in found}
+
     def _list_page(self, table: Table, options: dict[str, Any]) -> dict[str, Any]:
         with airtable_errors(write=False):
             page = self.api.request(

@@ -11,6 +11,7 @@ import requests
 from github import Auth, Github, GithubException
 from github.Requester import HTTPRequestsConnectionClass, HTTPSRequestsConnectionClass
 
+from connectors.github.threads import connection_per_thread
 from syncd.sdk import (
     WRITE,
     ActionError,
@@ -73,6 +74,7 @@ class GovernedGithub:
                          retry=None, seconds_between_requests=None,
                          seconds_between_writes=None, lazy=True)
         self.requester = self.gh.requester
+        connection_per_thread(self.requester)  # executor workers share this client
         base = (HTTPSRequestsConnectionClass if base_url.startswith("https:")
                 else HTTPRequestsConnectionClass)
         self.requester._Requester__connectionClass = (  # type: ignore[attr-defined]

@@ -88,6 +88,16 @@ class HubSpotConnector(DealActions, Connector):
         self._only_deals(ref.type)
         return self.reader.read_one(ref.id)
 
+    # Deals with stage history: HubSpot reads at most 50 a batch; context (associations,
+    # companies, contacts) is read for the whole batch at once.
+    fetch_batch_size = 100
+
+    def fetch_many(self, refs: list[ObjectRef]) -> dict[ObjectRef, Observation]:
+        """Deals by batch read (missing ones are left out: the inbox fetches them alone)."""
+        for ref in refs:
+            self._only_deals(ref.type)
+        return {obs.ref: obs for obs in self.reader.read_many([ref.id for ref in refs])}
+
     def poll(self, object_type: str, cursor: str | None) -> PollPage:
         self._only_deals(object_type)
         return self.poller.poll(cursor)

@@ -10,11 +10,12 @@ issue that engineers will read. Every render is bounded in time and size (`limit
 from __future__ import annotations
 
 import json
+import threading
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from jinja2 import StrictUndefined, TemplateError, meta, nodes
+from jinja2 import StrictUndefined, Template, TemplateError, meta, nodes
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 
 from syncd.mapping import limits
@@ -115,6 +116,31 @@ def undeclared_names(source: str) -> set[str]:
     return {n for n in names if n not in ENV.globals}
 
 
+# Compiled templates by source: a rule's templates are compiled the first time they render
+# after a (re)load and reused by every render after it (compiling costs far more than
+# rendering). Keyed by source, so an edited rule compiles its new text; bounded, so sources
+# of rules long gone do not pile up.
+MAX_COMPILED = 2048
+_compiled: dict[str, Template] = {}
+_compiled_lock = threading.Lock()
+compilations = 0  # how many templates were compiled (tests check that renders reuse them)
+
+
+def compiled(source: str) -> Template:
+    """The compiled template for `source`, compiled once."""
+    global compilations
+    found = _compiled.get(source)
+    if found is not None:
+        return found
+    template = ENV.from_string(source)
+    with _compiled_lock:
+        compilations += 1
+        if len(_compiled) >= MAX_COMPILED:
+            _compiled.pop(next(iter(_compiled)))  # the oldest entry
+        _compiled[source] = template
+    return template
+
+
 def has_template(value: str) -> bool:
     return "{{" in value or "{%" in value
 
@@ -125,7 +151,7 @@ def render_string(source: str, data: dict[str, Any]) -> str:
     try:
         out: list[str] = []
         size = 0
-        for chunk in ENV.from_string(source).generate(data):
+        for chunk in compiled(source).generate(data):
             size += len(chunk)
             if size > limits.MAX_OUTPUT_CHARS:
                 raise limits.TemplateLimit(

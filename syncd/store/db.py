@@ -10,14 +10,13 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from alembic import command
-from alembic.config import Config
 from sqlalchemy import Connection, Engine, Table, create_engine, event, text
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import DatabaseError
 from sqlalchemy.pool import NullPool, StaticPool
 
 from syncd.errors import ConfigError
+from syncd.migrations.head import head_revision
 
 ACTIONS_CHANNEL = "syncd_actions"  # NOTIFY'd when actions are planned: idle executors wake
 MIGRATIONS = str(Path(__file__).resolve().parent.parent / "migrations")
@@ -196,12 +195,31 @@ def _sqlite_problem(path: str, exc: DatabaseError) -> StoreUnreadable:
 
 
 def upgrade(store: Store, revision: str = "head") -> None:
+    if revision == "head" and at_head(store):
+        return  # nothing to migrate: alembic is not even imported (idle memory, issue 17)
+    from alembic import command
+    from alembic.config import Config
+
     logging.getLogger("alembic").setLevel(logging.WARNING)  # "Context impl ..." at every start
     config = Config()
     config.set_main_option("script_location", MIGRATIONS)
     with store.engine.begin() as conn:
         config.attributes["connection"] = conn
         command.upgrade(config, revision)
+
+
+def at_head(store: Store) -> bool:
+    """True when the store's schema is at the newest migration (read without alembic)."""
+    head = head_revision()
+    if head is None:
+        return False
+    try:
+        with store.engine.connect() as conn:
+            rows = conn.execute(text("SELECT version_num FROM alembic_version"))
+            versions = [r[0] for r in rows]
+    except DatabaseError:  # no version table yet (a new store), or not a database at all
+        return False
+    return versions == [head]
 
 
 def null_pool_engine(url: str) -> Engine:

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -55,6 +55,9 @@ class JqlError(ValueError):
 class ParsedQuery:
     predicate: Callable[[Any], bool] | None
     order_by: list[tuple[str, bool]]  # (attribute, descending)
+    # Issue keys named in `key = ..` / `key in (..)`: Jira refuses the query (400) when one
+    # of them does not exist.
+    keys: list[str] = field(default_factory=list)
 
 
 class _Parser:
@@ -62,6 +65,7 @@ class _Parser:
         self.tokens = self._tokenize(text)
         self.pos = 0
         self.tz = tz
+        self.keys: list[str] = []
 
     @staticmethod
     def _tokenize(text: str) -> list[tuple[str, str]]:
@@ -125,7 +129,7 @@ class _Parser:
                 break
         if self.peek() is not None:
             raise JqlError(f"Error in the JQL Query: unexpected '{self.peek()[1]}'.")  # type: ignore[index]
-        return ParsedQuery(predicate, order_by)
+        return ParsedQuery(predicate, order_by, self.keys)
 
     def expr(self) -> Callable[[Any], bool]:
         terms = [self.term()]
@@ -164,6 +168,8 @@ class _Parser:
         values = self.values(op)
         if attribute in DATE_FIELDS:
             return self._date_clause(attribute, op, values)
+        if attribute == "key" and op in ("=", "in"):
+            self.keys.extend(v for v in values if v is not None)
         return _compare(attribute, op, values)
 
     def operator(self) -> str:

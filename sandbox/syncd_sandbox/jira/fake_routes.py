@@ -211,6 +211,10 @@ def install_routes(jira: FakeJira) -> None:
             parsed = parse_jql(jql, ZoneInfo(jira.time_zone))
         except JqlError as exc:
             return error_response(400, str(exc))
+        missing = [k for k in parsed.keys if jira.find(k) is None]
+        if missing:
+            return error_response(
+                400, f"An issue with key '{missing[0]}' does not exist for field 'key'.")
         size = max(1, min(int(params.get("maxResults") or 50), 5000))
         offset = 0
         token = params.get("nextPageToken")
