@@ -5,12 +5,12 @@ is left out."""
 from __future__ import annotations
 
 from connectors.airtable import AirtableConnector
-from connectors.airtable.fake import FakeAirtable
 from syncd.model import ObjectRef
+from syncd_sandbox.airtable.fake import FakeAirtable
 
 
 def _records_requests(fake: FakeAirtable) -> int:
-    return sum(1 for r in fake.app.log if "/v0/appTestBase000001/" in r.path)
+    return sum(1 for r in fake.app.log if f"/v0/{fake.base_id}/" in r.path)
 
 
 def test_fetch_many_lists_the_records_in_one_request_as_fetch_reads_them(

@@ -15,8 +15,8 @@ import pytest
 
 from connectors.github import GitHubConnector
 from connectors.github.connector import CreateIssueParams
-from connectors.github.fake import FakeGitHub
 from syncd.model import ActionContext
+from syncd_sandbox.github.fake import FakeGitHub
 
 REPO = "acme/infrastructure"
 THREADS = 8

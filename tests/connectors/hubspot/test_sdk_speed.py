@@ -14,10 +14,10 @@ from hubspot.crm.deals.api_client import ApiClient
 from hubspot.crm.deals.configuration import Configuration as DealsConfiguration
 
 from connectors.hubspot import HubSpotConnector
-from connectors.hubspot.fake import FakeHubSpot
 from connectors.hubspot.sdk_speed import MANGLED
 from syncd.clock import FakeClock
 from syncd.model import ObjectRef
+from syncd_sandbox.hubspot.fake import FakeHubSpot
 
 
 @pytest.mark.parametrize("text", [

@@ -13,11 +13,11 @@ import pytest
 from sqlalchemy import select
 
 from connectors.hubspot import HubSpotConnector, HubSpotSettings
-from connectors.hubspot.fake import FakeHubSpot
 from syncd.clock import FakeClock
 from syncd.engine import Engine
 from syncd.inbox import Delivery
 from syncd.store.schema import snapshots
+from syncd_sandbox.hubspot.fake import FakeHubSpot
 from tests.integration.connectors.support import inbox_rows, make_config, make_engine
 
 RULES = """
