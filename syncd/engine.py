@@ -32,7 +32,7 @@ from syncd.replicas import describe
 from syncd.retry import RetryPolicy
 from syncd.scheduler import Scheduler
 from syncd.store.db import Store, open_store
-from syncd.store.schema import actions, events, inbox
+from syncd.store.schema import actions, event_traces, events, inbox
 
 log = structlog.get_logger("syncd.engine")
 LOOKUP_ALERT_SECONDS = 60.0
@@ -277,12 +277,14 @@ class Engine:
         cutoff = to_ms(self.clock.now()) - self.config.store.retention_days * 86_400_000
         with self.store.tx() as conn:
             ev = conn.execute(delete(events).where(events.c.created_at < cutoff)).rowcount
+            tr = conn.execute(delete(event_traces).where(
+                event_traces.c.created_at < cutoff)).rowcount
             ac = conn.execute(delete(actions).where(
                 actions.c.updated_at < cutoff,
                 actions.c.status.in_(("done", "cancelled")))).rowcount
             ib = conn.execute(delete(inbox).where(
                 inbox.c.received_at < cutoff, inbox.c.status == "done")).rowcount
-        return {"events": ev or 0, "actions": ac or 0, "inbox": ib or 0}
+        return {"events": ev or 0, "actions": ac or 0, "inbox": ib or 0, "traces": tr or 0}
 
     def status(self) -> dict[str, Any]:
         now = to_ms(self.clock.now())

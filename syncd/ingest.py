@@ -21,12 +21,12 @@ from syncd.clock import Clock, to_ms
 from syncd.diff import Snapshot, diff, event_key, is_stale, next_entered
 from syncd.golive import GoLive, event_time, is_before_golive
 from syncd.leadership import check_fence
-from syncd.mapping.planner import plan_change
+from syncd.mapping.planner import NO_MATCH, Plan, plan_change
 from syncd.mapping.rules import PlannedAction, RuleSet
 from syncd.metrics import EVENTS, RULE_FAILURES
 from syncd.model import Event, Observation
 from syncd.store.db import ACTIONS_CHANNEL, Store
-from syncd.store.schema import actions, cursors, events, snapshots, state
+from syncd.store.schema import actions, cursors, event_traces, events, snapshots, state
 
 
 @dataclass
@@ -118,6 +118,24 @@ def insert_actions(
                      source=ref.source if ref else None, object=str(ref) if ref else None,
                      **({"error": p.error} if p.error else {}))
     return count
+
+
+def trace_of(plan: Plan, index: int, obs: Observation) -> list[dict[str, str]]:
+    """Each rule's decision on the `index`th new event of `obs`, as stored for the console.
+    Rules watching other objects are left out (their reason says only that)."""
+    out = []
+    decided_elsewhere = {d.rule_id for d in plan.decisions
+                         if d.event_index is not None and d.event_index != index}
+    own = {d.rule_id for d in plan.decisions if d.event_index == index}
+    for d in plan.decisions:
+        if d.event_index == index or (d.event_index is None and d.rule_id not in own):
+            if d.outcome == NO_MATCH and d.reason.startswith("trigger is for "):
+                continue
+            out.append({"rule": d.rule_id, "outcome": d.outcome, "reason": d.reason})
+    for rule_id in sorted(decided_elsewhere - own):
+        out.append({"rule": rule_id, "outcome": NO_MATCH,
+                    "reason": "it acted on another change of this object seen at the same time"})
+    return out
 
 
 class Ingestor:
@@ -240,19 +258,17 @@ class Ingestor:
         if new_events:
             EVENTS.labels(obs.ref.source).inc(len(new_events))
         if fire and new_events:
-            for planned, event_id in self._plan(ruleset, obs, snap, new_events):
-                result.actions += insert_actions(self.store, conn, planned, now_ms, event_id)
-
-    def _plan(
-        self, ruleset: RuleSet, obs: Observation, snap: Snapshot | None,
-        new_events: list[tuple[Event, int | None]],
-    ) -> list[tuple[list[PlannedAction], int | None]]:
-        """Actions for the new events, in the order the changes happened (the planner's)."""
-        plan = plan_change(ruleset, obs.ref, obs.fields, obs.context,
-                           snap.fields if snap else {}, [e for e, _ in new_events],
-                           self.clock.now())
-        return [(list(d.actions), new_events[d.event_index][1])
-                for d in plan.decisions if d.actions and d.event_index is not None]
+            plan = plan_change(ruleset, obs.ref, obs.fields, obs.context,
+                               snap.fields if snap else {}, [e for e, _ in new_events],
+                               self.clock.now())
+            # In the order the changes happened (the planner's).
+            for d in plan.decisions:
+                if d.actions and d.event_index is not None:
+                    result.actions += insert_actions(
+                        self.store, conn, list(d.actions), now_ms, new_events[d.event_index][1])
+            for index, (_, event_id) in enumerate(new_events):
+                conn.execute(event_traces.insert().values(
+                    event_id=event_id, decisions=trace_of(plan, index, obs), created_at=now_ms))
 
     def _save_snapshot(
         self, conn: Connection, obs: Observation, snap: Snapshot | None, found: list[Event],

@@ -173,3 +173,18 @@ leaderships = Table(
     Column("acquired_at", BigInteger, nullable=False),
     Column("heartbeat_at", BigInteger, nullable=False),
 )
+
+# Why each rule did or did not act on an event, as the planner decided at ingest time (the
+# console's "why not fired"); one row per event, pruned with the events.
+event_traces = Table(
+    "event_traces",
+    metadata,
+    Column("event_id", BigInteger, primary_key=True, autoincrement=False),
+    # [{"rule": id, "outcome": "fired" | "condition false" | ..., "reason": text}, ...]
+    Column("decisions", JSON, nullable=False),
+    Column("created_at", BigInteger, nullable=False),
+)
+Index("ix_event_traces_created", event_traces.c.created_at)
+# The console's activity page filters actions by rule and joins them to their events.
+Index("ix_actions_event", actions.c.event_id)
+Index("ix_actions_rule", actions.c.rule_id, actions.c.id)

@@ -1,0 +1,33 @@
+"""The console: decision traces per event, and indexes for its pages.
+
+Revision ID: 0003
+Revises: 0002
+Create Date: 2026-12-01
+"""
+
+import sqlalchemy as sa
+from alembic import op
+
+revision = "0003"
+down_revision = "0002"
+branch_labels = None
+depends_on = None
+
+
+def upgrade() -> None:
+    op.create_table(
+        "event_traces",
+        sa.Column("event_id", sa.BigInteger, primary_key=True, autoincrement=False),
+        sa.Column("decisions", sa.JSON, nullable=False),
+        sa.Column("created_at", sa.BigInteger, nullable=False),
+    )
+    op.create_index("ix_event_traces_created", "event_traces", ["created_at"])
+    op.create_index("ix_actions_event", "actions", ["event_id"])
+    op.create_index("ix_actions_rule", "actions", ["rule_id", "id"])
+
+
+def downgrade() -> None:
+    op.drop_index("ix_actions_rule", "actions")
+    op.drop_index("ix_actions_event", "actions")
+    op.drop_index("ix_event_traces_created", "event_traces")
+    op.drop_table("event_traces")
