@@ -17,6 +17,7 @@ import asyncio
 import contextlib
 import random
 import signal
+import socket
 import sys
 import threading
 from collections.abc import Callable, Iterator
@@ -30,6 +31,7 @@ from syncd import sdnotify
 from syncd.alerts import make_alerter, queue_notice
 from syncd.clock import to_ms
 from syncd.config import Config, load_config
+from syncd.console.server import console_server_config
 from syncd.engine import Engine
 from syncd.errors import ConfigError
 from syncd.http_server import uvicorn_config
@@ -84,6 +86,8 @@ class Daemon:
                 conn.share_limits(sharer(self.engine.store, self.engine.clock))
         self.threads: list[threading.Thread] = []
         self.server: _Server | None = None
+        self.console: _Server | None = None
+        self.console_config = console_server_config(config, self.engine)
         self.replica_id = self.engine.executor.owner
         self.started_at = to_ms(self.engine.clock.now())
         self.leadership = Leadership(self.engine.store, self.replica_id, self.engine.clock)
@@ -301,6 +305,8 @@ class Daemon:
         self.wake_executor.set()
         if self.server is not None:
             self.server.should_exit = True
+        if self.console is not None:
+            self.console.should_exit = True
 
     async def _watchdog(self) -> None:
         period = sdnotify.watchdog_interval()
@@ -336,15 +342,35 @@ class Daemon:
             await serving
             return 1
         port = self.server.servers[0].sockets[0].getsockname()[1] if self.server.servers else 0
+        console = self._start_console(self.console_config)
         log.info("daemon.ready", port=port, rules=len(self.engine.rules.current.rules),
                  sources=sorted(self.engine.connectors))
         sdnotify.ready()
         sdnotify.status(f"serving on port {port}")
         await serving
         self.stop.set()
+        if self.console is not None:
+            self.console.should_exit = True
+        if console is not None:
+            await console
         watchdog.cancel()
         await asyncio.to_thread(self._join, STOP_TIMEOUT_SECONDS)
         return 0
+
+    def _start_console(self, config: uvicorn.Config | None) -> asyncio.Task[None] | None:
+        """The console's listener. Bound here, not by uvicorn (which exits the process when
+        it cannot bind): a console that cannot listen is logged and left off, and the
+        webhooks and the work go on without it."""
+        if config is None:
+            return None
+        try:
+            sock = socket.create_server((config.host, config.port), reuse_port=False)
+        except OSError as exc:
+            log.error("console.start_failed", listen=self.config.console.listen,
+                      reason=exc.strerror or str(exc))
+            return None
+        self.console = _Server(config)
+        return asyncio.create_task(self.console.serve(sockets=[sock]))
 
     def _join(self, timeout: float) -> None:
         for thread in self.threads:

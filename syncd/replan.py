@@ -49,3 +49,17 @@ def retry_action(conn: Connection, row: Any, rules: RuleSet, now_ms: int) -> str
         how = "re-planned with today's rules, pending"
     conn.execute(update(actions).where(actions.c.id == row["id"]).values(**values))
     return f"{label}: {how}"
+
+
+CANCELLABLE = ("pending", "dead")
+
+
+def cancel_action(conn: Connection, row: Any, now_ms: int) -> str:
+    """`syncd actions cancel` and the console's Cancel button: a pending or dead action will
+    not run; the result in words."""
+    label = f"action {row['id']} ({row['rule_id']})"
+    if row["status"] not in CANCELLABLE:
+        return f"{label}: is {row['status']}; only pending or dead actions are cancelled"
+    conn.execute(update(actions).where(actions.c.id == row["id"]).values(
+        status="cancelled", updated_at=now_ms))
+    return f"{label}: cancelled"

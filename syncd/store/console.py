@@ -1,0 +1,365 @@
+"""The console's read queries (syncd/console): overview, activity, one event, one action,
+plot series. Plain dataclasses out; times are epoch milliseconds as stored.
+
+Every query is bounded (a page, a time window, a row cap) so a page stays fast with
+hundreds of thousands of actions in the store (benchmarks/console.py).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+from sqlalchemy import Connection, String, and_, cast, func, or_, select
+
+from syncd.store.db import Store
+from syncd.store.schema import (
+    actions,
+    cursors,
+    event_traces,
+    events,
+    inbox,
+    leaderships,
+    replicas,
+    snapshots,
+    state,
+)
+
+HOUR_MS = 3_600_000
+LATENCY_ROWS = 20_000  # newest done actions the p50/p95 are computed from
+GOLIVE_SCOPE, GOLIVE_PREFIX = "syncd", "golive:"  # as syncd.golive keeps them
+
+
+@dataclass
+class PollRow:
+    source: str
+    stream: str
+    updated_at: int
+
+
+@dataclass
+class SourceRow:
+    name: str
+    polls: list[PollRow] = field(default_factory=list)
+    webhooks: dict[str, int] = field(default_factory=dict)  # inbox status -> count (24 h)
+    went_live_at: int | None = None
+
+
+@dataclass
+class RuleRow:
+    rule_id: str
+    actions: int
+    done: int
+    dead: int
+    waiting: int  # pending or in flight
+
+
+@dataclass
+class ReplicaRow:
+    replica_id: str
+    host: str
+    pid: int
+    started_at: int
+    heartbeat_at: int
+    jobs: list[str] = field(default_factory=list)
+
+
+@dataclass
+class Overview:
+    sources: list[SourceRow]
+    by_status: dict[str, int]
+    due_now: int
+    inbox_pending: int
+    inbox_failed: int
+    rules: list[RuleRow]
+    replicas: list[ReplicaRow]
+    unheld_jobs: list[str]
+
+    @property
+    def queue_depth(self) -> int:
+        return self.by_status.get("pending", 0) + self.by_status.get("in_flight", 0)
+
+
+@dataclass
+class ActionRow:
+    id: int
+    key: str
+    rule_id: str
+    connector: str
+    action: str
+    status: str
+    attempts: int
+    created_at: int
+    updated_at: int
+    next_attempt_at: int
+    event_id: int | None
+    source: str | None
+    object_type: str | None
+    object_id: str | None
+    last_error: str | None
+    external_id: str | None
+    external_url: str | None
+    params: dict[str, Any] = field(default_factory=dict)
+    guarantee: str = ""
+
+
+@dataclass
+class EventRow:
+    id: int
+    source: str
+    object_type: str
+    object_id: str
+    kind: str
+    field: str | None
+    old: Any
+    new: Any
+    created_at: int
+    fields: dict[str, Any] = field(default_factory=dict)  # the object as last seen
+    actions: list[ActionRow] = field(default_factory=list)
+
+
+@dataclass
+class Filters:
+    rule: str = ""
+    source: str = ""
+    object: str = ""  # an id, or part of the object's name
+    status: str = ""
+    since_ms: int | None = None
+    until_ms: int | None = None
+
+
+@dataclass
+class ActivityPage:
+    entries: list[EventRow]
+    next_before: int | None  # the `before` of the next (older) page, None on the last
+
+
+@dataclass
+class Trace:
+    decisions: list[dict[str, str]]
+    stored: bool  # False: the event predates traces (or was seen without firing)
+
+
+@dataclass
+class PlotData:
+    hours: list[int]  # hour starts (ms)
+    events: list[int]
+    actions: list[int]
+    failures: list[int]
+    failures_by_rule: list[tuple[str, int]]
+    latency_p50_ms: int | None
+    latency_p95_ms: int | None
+    latency_samples: int
+
+
+_ACTION_COLUMNS = (actions.c.id, actions.c.key, actions.c.rule_id, actions.c.connector,
+                   actions.c.action, actions.c.status, actions.c.attempts, actions.c.created_at,
+                   actions.c.updated_at, actions.c.next_attempt_at, actions.c.event_id,
+                   actions.c.source, actions.c.object_type, actions.c.object_id,
+                   actions.c.last_error, actions.c.external_id, actions.c.external_url)
+
+
+def _action(row: Any, params: dict[str, Any] | None = None, guarantee: str = "") -> ActionRow:
+    return ActionRow(**{c.name: row[c.name] for c in _ACTION_COLUMNS},
+                     params=params or {}, guarantee=guarantee)
+
+
+# -- overview ------------------------------------------------------------------------------
+
+
+def overview(store: Store, now_ms: int, source_names: Iterable[str]) -> Overview:
+    since = now_ms - 24 * HOUR_MS
+    with store.engine.connect() as conn:
+        by_status = dict(conn.execute(
+            select(actions.c.status, func.count()).group_by(actions.c.status)).all())
+        due = conn.execute(select(func.count()).where(
+            actions.c.status.in_(("pending", "in_flight")),
+            actions.c.next_attempt_at <= now_ms)).scalar() or 0
+        inbox_counts = dict(conn.execute(
+            select(inbox.c.status, func.count()).group_by(inbox.c.status)).all())
+        sources = {name: SourceRow(name) for name in sorted(source_names)}
+        for row in conn.execute(select(cursors.c.source, cursors.c.stream,
+                                       cursors.c.updated_at)).mappings():
+            src = sources.setdefault(row["source"], SourceRow(row["source"]))
+            src.polls.append(PollRow(row["source"], row["stream"], row["updated_at"]))
+        for name, status, count in conn.execute(
+                select(inbox.c.connector, inbox.c.status, func.count())
+                .where(inbox.c.received_at >= since)
+                .group_by(inbox.c.connector, inbox.c.status)).all():
+            sources.setdefault(name, SourceRow(name)).webhooks[status] = count
+        for key, value in conn.execute(select(state.c.key, state.c.value).where(
+                state.c.scope == GOLIVE_SCOPE, state.c.key.startswith(GOLIVE_PREFIX))).all():
+            if isinstance(value, int | float):
+                name = key[len(GOLIVE_PREFIX):]
+                sources.setdefault(name, SourceRow(name)).went_live_at = int(value)
+        rules = _rule_rows(conn)
+        holders: dict[str, list[str]] = {}
+        for name, holder in conn.execute(select(leaderships.c.name,
+                                                leaderships.c.holder)).all():
+            holders.setdefault(holder, []).append(name)
+        reps = [ReplicaRow(r["replica_id"], r["host"], r["pid"], r["started_at"],
+                           r["heartbeat_at"], sorted(holders.pop(r["replica_id"], [])))
+                for r in conn.execute(select(replicas).order_by(replicas.c.started_at))
+                .mappings()]
+    return Overview(list(sources.values()), by_status, due, inbox_counts.get("pending", 0),
+                    inbox_counts.get("failed", 0), rules, reps,
+                    sorted(j for jobs in holders.values() for j in jobs))
+
+
+def _rule_rows(conn: Connection) -> list[RuleRow]:
+    counts: dict[str, dict[str, int]] = {}
+    for rule_id, status, count in conn.execute(
+            select(actions.c.rule_id, actions.c.status, func.count())
+            .group_by(actions.c.rule_id, actions.c.status)).all():
+        counts.setdefault(rule_id, {})[status] = count
+    return [RuleRow(rule_id, sum(c.values()), c.get("done", 0), c.get("dead", 0),
+                    c.get("pending", 0) + c.get("in_flight", 0))
+            for rule_id, c in sorted(counts.items())]
+
+
+# -- activity ------------------------------------------------------------------------------
+
+
+def activity(store: Store, filters: Filters, before: int | None = None,
+             limit: int = 50) -> ActivityPage:
+    """Events newest first with the actions they caused; `before`: an event id (paging)."""
+    f = filters
+    with store.engine.connect() as conn:
+        conds = []
+        if before is not None:
+            conds.append(events.c.id < before)
+        if f.source:
+            conds.append(events.c.source == f.source)
+        if f.since_ms is not None:
+            conds.append(events.c.created_at >= f.since_ms)
+        if f.until_ms is not None:
+            conds.append(events.c.created_at < f.until_ms)
+        if f.object:
+            ids = _objects_named(conn, f.object, f.source)
+            conds.append(or_(events.c.object_id == f.object, *[
+                and_(events.c.source == s, events.c.object_type == t, events.c.object_id == i)
+                for s, t, i in ids]))
+        if f.rule or f.status:
+            # Start from the actions (indexed by rule and status): few matches among many.
+            sub = select(actions.c.event_id).where(actions.c.event_id.is_not(None))
+            if f.rule:
+                sub = sub.where(actions.c.rule_id == f.rule)
+            if f.status:
+                sub = sub.where(actions.c.status == f.status)
+            if before is not None:
+                sub = sub.where(actions.c.event_id < before)
+            conds.append(events.c.id.in_(sub))
+        rows = conn.execute(select(events).where(*conds).order_by(events.c.id.desc())
+                            .limit(limit + 1)).mappings().all()
+        entries = [_event(r) for r in rows[:limit]]
+        _attach(conn, entries)
+    return ActivityPage(entries, entries[-1].id if len(rows) > limit else None)
+
+
+def _objects_named(conn: Connection, text: str, source: str) -> list[tuple[str, str, str]]:
+    """Objects whose last seen fields contain `text` (the name box of the filters)."""
+    query = select(snapshots.c.source, snapshots.c.object_type, snapshots.c.object_id).where(
+        cast(snapshots.c.fields, String).ilike(f"%{_like_escape(text)}%", escape="\\"))
+    if source:
+        query = query.where(snapshots.c.source == source)
+    return [tuple(r) for r in conn.execute(query.limit(200)).all()]  # type: ignore[misc]
+
+
+def _like_escape(text: str) -> str:
+    return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+
+
+def _event(row: Any) -> EventRow:
+    return EventRow(row["id"], row["source"], row["object_type"], row["object_id"], row["kind"],
+                    row["field"], row["old"], row["new"], row["created_at"])
+
+
+def _attach(conn: Connection, entries: list[EventRow]) -> None:
+    """Each event's actions and its object's last seen fields (for its name)."""
+    if not entries:
+        return
+    by_id = {e.id: e for e in entries}
+    for row in conn.execute(select(*_ACTION_COLUMNS).where(actions.c.event_id.in_(list(by_id)))
+                            .order_by(actions.c.id)).mappings():
+        by_id[row["event_id"]].actions.append(_action(row))
+    refs = {(e.source, e.object_type, e.object_id) for e in entries}
+    found: dict[tuple[str, str, str], dict[str, Any]] = {}
+    for source, object_type in {(s, t) for s, t, _ in refs}:
+        ids = [i for s, t, i in refs if (s, t) == (source, object_type)]
+        for row in conn.execute(select(snapshots.c.object_id, snapshots.c.fields).where(
+                snapshots.c.source == source, snapshots.c.object_type == object_type,
+                snapshots.c.object_id.in_(ids))).all():
+            found[(source, object_type, row[0])] = row[1] or {}
+    for e in entries:
+        e.fields = found.get((e.source, e.object_type, e.object_id), {})
+
+
+# -- one event, one action -----------------------------------------------------------------
+
+
+def event(store: Store, event_id: int) -> tuple[EventRow, Trace] | None:
+    with store.engine.connect() as conn:
+        row = conn.execute(select(events).where(events.c.id == event_id)).mappings().first()
+        if row is None:
+            return None
+        entry = _event(row)
+        _attach(conn, [entry])
+        decisions = conn.execute(select(event_traces.c.decisions).where(
+            event_traces.c.event_id == event_id)).scalar()
+    return entry, Trace(decisions or [], decisions is not None)
+
+
+def action(store: Store, action_id: int) -> tuple[ActionRow, bool] | None:
+    """The action, and whether it kept a situation to be re-planned from (a failed render)."""
+    with store.engine.connect() as conn:
+        row = conn.execute(select(*_ACTION_COLUMNS, actions.c.params, actions.c.guarantee)
+                           .where(actions.c.id == action_id)).mappings().first()
+        if row is None:
+            return None
+        kept = conn.execute(select(func.count()).where(
+            state.c.scope == "replan", state.c.key == row["key"])).scalar()
+    return _action(row, row["params"], row["guarantee"]), bool(kept)
+
+
+def action_for_update(conn: Connection, action_id: int) -> Any:
+    """The full row the CLI's operations (retry, cancel) take, inside their transaction."""
+    return conn.execute(select(actions).where(actions.c.id == action_id)).mappings().first()
+
+
+# -- plots ---------------------------------------------------------------------------------
+
+
+def plot_data(store: Store, now_ms: int, hours: int) -> PlotData:
+    since = (now_ms // HOUR_MS - hours + 1) * HOUR_MS
+    starts = [since + i * HOUR_MS for i in range(hours)]
+    with store.engine.connect() as conn:
+        ev = _per_hour(conn, events.c.created_at, since)
+        ac = _per_hour(conn, actions.c.created_at, since)
+        dead = _per_hour(conn, actions.c.updated_at, since, actions.c.status == "dead")
+        by_rule = [(r, n) for r, n in conn.execute(
+            select(actions.c.rule_id, func.count()).where(
+                actions.c.status == "dead", actions.c.updated_at >= since)
+            .group_by(actions.c.rule_id).order_by(func.count().desc()).limit(20)).all()]
+        waits = sorted(w for (w,) in conn.execute(
+            select(actions.c.updated_at - events.c.created_at)
+            .join(events, events.c.id == actions.c.event_id)
+            .where(actions.c.status == "done", actions.c.updated_at >= since)
+            .order_by(actions.c.updated_at.desc()).limit(LATENCY_ROWS)).all())
+    return PlotData(
+        starts, [ev.get(h, 0) for h in starts], [ac.get(h, 0) for h in starts],
+        [dead.get(h, 0) for h in starts], by_rule,
+        _percentile(waits, 0.50), _percentile(waits, 0.95), len(waits))
+
+
+def _per_hour(conn: Connection, column: Any, since: int, *where: Any) -> dict[int, int]:
+    bucket = (column // HOUR_MS).label("hour")
+    rows = conn.execute(select(bucket, func.count()).where(column >= since, *where)
+                        .group_by(bucket)).all()
+    return {int(h) * HOUR_MS: n for h, n in rows}
+
+
+def _percentile(sorted_values: list[int], q: float) -> int | None:
+    if not sorted_values:
+        return None
+    return int(sorted_values[min(len(sorted_values) - 1, int(q * len(sorted_values)))])
