@@ -49,13 +49,17 @@ def wait_until(condition: Callable[[], Any], timeout: float, what: str,
 def write_daemon_config(
     tmp_path: Path, port: int, *, secret: str, store_url: str | None = None,
     rules: str = RECORD_ON_DONE, extra: str = "", max_attempts: int = 8,
+    console_port: int | None = None,
 ) -> Path:
     """A config for a daemon on `port`, with the localdb connector taking signed webhooks
-    only (no polling: object_types is empty, so every change seen came by webhook)."""
+    only (no polling: object_types is empty, so every change seen came by webhook). The
+    console listens on `console_port` when given, else it is off."""
     mappings = tmp_path / "mappings"
     mappings.mkdir(exist_ok=True)
     (mappings / "rules.yaml").write_text(textwrap.dedent(rules))
     store = f'[store]\nurl = "{store_url}"\n' if store_url else ""
+    console = (f'[console]\nlisten = "127.0.0.1:{console_port}"\n' if console_port
+               else "[console]\nenabled = false\n")
     config = tmp_path / "syncd.toml"
     config.write_text(textwrap.dedent(f"""\
         [syncd]
@@ -73,7 +77,7 @@ def write_daemon_config(
         path = "{tmp_path / 'remote.sqlite3'}"
         webhook_secret = "{secret}"
         object_types = []
-        """) + store + textwrap.dedent(extra))
+        """) + store + console + textwrap.dedent(extra))
     return config
 
 
