@@ -9,6 +9,7 @@ operations (`syncd.replan`).
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
@@ -37,6 +38,9 @@ log = structlog.get_logger("syncd.console")
 HERE = Path(__file__).resolve().parent
 PAGE_SIZE = 50
 MAX_FORM_BYTES = 4096
+# Plot series are reused this long: hourly buckets over days need not be fresher, and
+# counting a week of rows for every viewer's refresh would compete with ingest.
+PLOT_CACHE_SECONDS = 30.0
 ObjectUrl = Callable[[str, str, str], str | None]
 
 
@@ -49,6 +53,7 @@ class Console:
         self.sources = sources
         self.keys = keys
         self.object_url = object_url
+        self._plots: dict[int, tuple[float, queries.PlotData]] = {}
         self.env = Environment(loader=FileSystemLoader(HERE / "templates"),
                                autoescape=select_autoescape(["html"]))
         self.env.globals.update(p=presenters, csrf=keys.csrf, statuses=ACTION_STATUSES,
@@ -145,7 +150,10 @@ class Console:
 
     async def plot_data(self, request: Request) -> Response:
         hours = 168 if request.query_params.get("range") == "7d" else 24
-        d = await asyncio.to_thread(queries.plot_data, self.store, self.now_ms(), hours)
+        made, d = self._plots.get(hours, (0.0, None))  # type: ignore[assignment]
+        if d is None or time.monotonic() - made > PLOT_CACHE_SECONDS:
+            d = await asyncio.to_thread(queries.plot_data, self.store, self.now_ms(), hours)
+            self._plots[hours] = (time.monotonic(), d)
         return JSONResponse({
             "hours": [h // 1000 for h in d.hours], "events": d.events, "actions": d.actions,
             "failures": d.failures, "failures_by_rule": d.failures_by_rule,

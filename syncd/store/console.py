@@ -7,11 +7,13 @@ hundreds of thousands of actions in the store (benchmarks/console.py).
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+import contextlib
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import Connection, String, and_, cast, func, or_, select
+from sqlalchemy import Connection, String, and_, cast, create_engine, func, or_, select
+from sqlalchemy import event as sa_event
 
 from syncd.store.db import Store
 from syncd.store.schema import (
@@ -27,7 +29,7 @@ from syncd.store.schema import (
 )
 
 HOUR_MS = 3_600_000
-LATENCY_ROWS = 20_000  # newest done actions the p50/p95 are computed from
+LATENCY_ROWS = 5_000  # newest done actions in the range the p50/p95 are taken from
 GOLIVE_SCOPE, GOLIVE_PREFIX = "syncd", "golive:"  # as syncd.golive keeps them
 
 
@@ -153,6 +155,35 @@ class PlotData:
     latency_samples: int
 
 
+@contextlib.contextmanager
+def _reading(store: Store) -> Iterator[Connection]:
+    """A connection for reads. On SQLite the store's engine begins every transaction
+    IMMEDIATE (the write lock, for its writers); a console page must not hold back ingest
+    while it reads, so it reads through an engine of its own, in plain read transactions."""
+    if not store.is_sqlite:
+        with store.engine.connect() as conn:
+            yield conn
+        return
+    reader = getattr(store, "_console_reader", None)
+    if reader is None:
+        reader = create_engine(store.engine.url, connect_args={
+            "timeout": 30, "check_same_thread": False})
+
+        @sa_event.listens_for(reader, "connect")
+        def _read_only(dbapi_conn: Any, _record: Any) -> None:
+            dbapi_conn.isolation_level = None  # BEGIN as below, not the sqlite3 module's
+            dbapi_conn.execute("PRAGMA query_only=ON")
+            dbapi_conn.execute("PRAGMA busy_timeout=30000")
+
+        @sa_event.listens_for(reader, "begin")
+        def _begin(conn: Connection) -> None:
+            conn.exec_driver_sql("BEGIN")  # deferred: a read snapshot, no write lock
+
+        store._console_reader = reader  # type: ignore[attr-defined]
+    with reader.connect() as conn:
+        yield conn
+
+
 _ACTION_COLUMNS = (actions.c.id, actions.c.key, actions.c.rule_id, actions.c.connector,
                    actions.c.action, actions.c.status, actions.c.attempts, actions.c.created_at,
                    actions.c.updated_at, actions.c.next_attempt_at, actions.c.event_id,
@@ -170,7 +201,7 @@ def _action(row: Any, params: dict[str, Any] | None = None, guarantee: str = "")
 
 def overview(store: Store, now_ms: int, source_names: Iterable[str]) -> Overview:
     since = now_ms - 24 * HOUR_MS
-    with store.engine.connect() as conn:
+    with _reading(store) as conn:
         by_status = dict(conn.execute(
             select(actions.c.status, func.count()).group_by(actions.c.status)).all())
         due = conn.execute(select(func.count()).where(
@@ -225,7 +256,7 @@ def activity(store: Store, filters: Filters, before: int | None = None,
              limit: int = 50) -> ActivityPage:
     """Events newest first with the actions they caused; `before`: an event id (paging)."""
     f = filters
-    with store.engine.connect() as conn:
+    with _reading(store) as conn:
         conds = []
         if before is not None:
             conds.append(events.c.id < before)
@@ -241,17 +272,22 @@ def activity(store: Store, filters: Filters, before: int | None = None,
                 and_(events.c.source == s, events.c.object_type == t, events.c.object_id == i)
                 for s, t, i in ids]))
         if f.rule or f.status:
-            # Start from the actions (indexed by rule and status): few matches among many.
-            sub = select(actions.c.event_id).where(actions.c.event_id.is_not(None))
+            # Start from the actions (indexed by rule and status): few matches among many
+            # events; the ids first (DISTINCT on ids: PostgreSQL's json has no equality).
+            ids = select(actions.c.event_id).where(actions.c.event_id.is_not(None))
+            if conds:
+                ids = ids.join(events, events.c.id == actions.c.event_id)
             if f.rule:
-                sub = sub.where(actions.c.rule_id == f.rule)
+                ids = ids.where(actions.c.rule_id == f.rule)
             if f.status:
-                sub = sub.where(actions.c.status == f.status)
-            if before is not None:
-                sub = sub.where(actions.c.event_id < before)
-            conds.append(events.c.id.in_(sub))
-        rows = conn.execute(select(events).where(*conds).order_by(events.c.id.desc())
-                            .limit(limit + 1)).mappings().all()
+                ids = ids.where(actions.c.status == f.status)
+            ids = ids.where(*conds).distinct().order_by(actions.c.event_id.desc())
+            found = [i for (i,) in conn.execute(ids.limit(limit + 1)).all()]
+            rows = conn.execute(select(events).where(events.c.id.in_(found))
+                                .order_by(events.c.id.desc())).mappings().all()
+        else:
+            rows = conn.execute(select(events).where(*conds).order_by(events.c.id.desc())
+                                .limit(limit + 1)).mappings().all()
         entries = [_event(r) for r in rows[:limit]]
         _attach(conn, entries)
     return ActivityPage(entries, entries[-1].id if len(rows) > limit else None)
@@ -299,7 +335,7 @@ def _attach(conn: Connection, entries: list[EventRow]) -> None:
 
 
 def event(store: Store, event_id: int) -> tuple[EventRow, Trace] | None:
-    with store.engine.connect() as conn:
+    with _reading(store) as conn:
         row = conn.execute(select(events).where(events.c.id == event_id)).mappings().first()
         if row is None:
             return None
@@ -312,7 +348,7 @@ def event(store: Store, event_id: int) -> tuple[EventRow, Trace] | None:
 
 def action(store: Store, action_id: int) -> tuple[ActionRow, bool] | None:
     """The action, and whether it kept a situation to be re-planned from (a failed render)."""
-    with store.engine.connect() as conn:
+    with _reading(store) as conn:
         row = conn.execute(select(*_ACTION_COLUMNS, actions.c.params, actions.c.guarantee)
                            .where(actions.c.id == action_id)).mappings().first()
         if row is None:
@@ -333,7 +369,7 @@ def action_for_update(conn: Connection, action_id: int) -> Any:
 def plot_data(store: Store, now_ms: int, hours: int) -> PlotData:
     since = (now_ms // HOUR_MS - hours + 1) * HOUR_MS
     starts = [since + i * HOUR_MS for i in range(hours)]
-    with store.engine.connect() as conn:
+    with _reading(store) as conn:
         ev = _per_hour(conn, events.c.created_at, since)
         ac = _per_hour(conn, actions.c.created_at, since)
         dead = _per_hour(conn, actions.c.updated_at, since, actions.c.status == "dead")
@@ -341,11 +377,14 @@ def plot_data(store: Store, now_ms: int, hours: int) -> PlotData:
             select(actions.c.rule_id, func.count()).where(
                 actions.c.status == "dead", actions.c.updated_at >= since)
             .group_by(actions.c.rule_id).order_by(func.count().desc()).limit(20)).all()]
-        waits = sorted(w for (w,) in conn.execute(
-            select(actions.c.updated_at - events.c.created_at)
+        # The newest actions by their last change (that index, not the status one: no
+        # sort of the whole range); the done ones among them.
+        waits = sorted(w for status, w in conn.execute(
+            select(actions.c.status, actions.c.updated_at - events.c.created_at)
             .join(events, events.c.id == actions.c.event_id)
-            .where(actions.c.status == "done", actions.c.updated_at >= since)
-            .order_by(actions.c.updated_at.desc()).limit(LATENCY_ROWS)).all())
+            .where(actions.c.updated_at >= since)
+            .order_by(actions.c.updated_at.desc()).limit(LATENCY_ROWS)).all()
+            if status == "done")
     return PlotData(
         starts, [ev.get(h, 0) for h in starts], [ac.get(h, 0) for h in starts],
         [dead.get(h, 0) for h in starts], by_rule,

@@ -187,4 +187,6 @@ event_traces = Table(
 Index("ix_event_traces_created", event_traces.c.created_at)
 # The console's activity page filters actions by rule and joins them to their events.
 Index("ix_actions_event", actions.c.event_id)
-Index("ix_actions_rule", actions.c.rule_id, actions.c.id)
+Index("ix_actions_rule", actions.c.rule_id, actions.c.status, actions.c.event_id)
+Index("ix_actions_status_event", actions.c.status, actions.c.event_id)
+Index("ix_actions_created", actions.c.created_at)

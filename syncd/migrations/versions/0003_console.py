@@ -23,10 +23,14 @@ def upgrade() -> None:
     )
     op.create_index("ix_event_traces_created", "event_traces", ["created_at"])
     op.create_index("ix_actions_event", "actions", ["event_id"])
-    op.create_index("ix_actions_rule", "actions", ["rule_id", "id"])
+    op.create_index("ix_actions_rule", "actions", ["rule_id", "status", "event_id"])
+    op.create_index("ix_actions_status_event", "actions", ["status", "event_id"])
+    op.create_index("ix_actions_created", "actions", ["created_at"])
 
 
 def downgrade() -> None:
+    op.drop_index("ix_actions_created", "actions")
+    op.drop_index("ix_actions_status_event", "actions")
     op.drop_index("ix_actions_rule", "actions")
     op.drop_index("ix_actions_event", "actions")
     op.drop_index("ix_event_traces_created", "event_traces")
