@@ -80,3 +80,24 @@ def change_text(kind: str, field: str | None, old: Any, new: Any) -> str:
     if kind == "changed" and field:
         return f"{field}: {value(old)} → {value(new)}"
     return kind
+
+
+def object_label(source: str | None, object_type: str | None, object_id: str | None,
+                 fields: dict[str, Any]) -> str:
+    """"Ocean (localdb:item:a)", or the reference alone when no name is known."""
+    if not source:
+        return "-"
+    ref = f"{source}:{object_type}:{object_id}"
+    name = object_name(fields)
+    return f"{name} ({ref})" if name else ref
+
+
+def table(headers: list[str], rows: list[list[str]], right: frozenset[int] = frozenset()) -> str:
+    """Columns aligned to their widest cell; `right`: the columns aligned right (numbers)."""
+    widths = [max(len(str(c)) for c in column) for column in zip(headers, *rows, strict=True)]
+
+    def line(cells: list[str]) -> str:
+        out = [str(c).rjust(w) if i in right else str(c).ljust(w)
+               for i, (c, w) in enumerate(zip(cells, widths, strict=True))]
+        return "  ".join(out).rstrip()
+    return "\n".join([line(headers), *(line(r) for r in rows)])

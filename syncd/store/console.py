@@ -104,6 +104,7 @@ class ActionRow:
     external_url: str | None
     params: dict[str, Any] = field(default_factory=dict)
     guarantee: str = ""
+    object_fields: dict[str, Any] = field(default_factory=dict)  # its object as last seen
 
 
 @dataclass
@@ -319,7 +320,13 @@ def _attach(conn: Connection, entries: list[EventRow]) -> None:
     for row in conn.execute(select(*_ACTION_COLUMNS).where(actions.c.event_id.in_(list(by_id)))
                             .order_by(actions.c.id)).mappings():
         by_id[row["event_id"]].actions.append(_action(row))
-    refs = {(e.source, e.object_type, e.object_id) for e in entries}
+    found = _fields_of(conn, {(e.source, e.object_type, e.object_id) for e in entries})
+    for e in entries:
+        e.fields = found.get((e.source, e.object_type, e.object_id), {})
+
+
+def _fields_of(conn: Connection, refs: set[Any]) -> dict[tuple[str, str, str], dict[str, Any]]:
+    """The last seen fields of each (source, type, id) given (for names)."""
     found: dict[tuple[str, str, str], dict[str, Any]] = {}
     for source, object_type in {(s, t) for s, t, _ in refs}:
         ids = [i for s, t, i in refs if (s, t) == (source, object_type)]
@@ -327,8 +334,7 @@ def _attach(conn: Connection, entries: list[EventRow]) -> None:
                 snapshots.c.source == source, snapshots.c.object_type == object_type,
                 snapshots.c.object_id.in_(ids))).all():
             found[(source, object_type, row[0])] = row[1] or {}
-    for e in entries:
-        e.fields = found.get((e.source, e.object_type, e.object_id), {})
+    return found
 
 
 # -- one event, one action -----------------------------------------------------------------
@@ -361,6 +367,30 @@ def action(store: Store, action_id: int) -> tuple[ActionRow, bool] | None:
 def action_for_update(conn: Connection, action_id: int) -> Any:
     """The full row the CLI's operations (retry, cancel) take, inside their transaction."""
     return conn.execute(select(actions).where(actions.c.id == action_id)).mappings().first()
+
+
+def recent_actions(store: Store, status: str | None = None, rule: str | None = None,
+                   limit: int = 50) -> list[ActionRow]:
+    """Actions newest first, with their objects' last seen fields (`syncd actions list`)."""
+    query = select(*_ACTION_COLUMNS).order_by(actions.c.id.desc()).limit(limit)
+    if status:
+        query = query.where(actions.c.status == status)
+    if rule:
+        query = query.where(actions.c.rule_id == rule)
+    with _reading(store) as conn:
+        rows = [_action(r) for r in conn.execute(query).mappings()]
+        fields = _fields_of(conn, {(a.source, a.object_type, a.object_id) for a in rows
+                                   if a.source and a.object_type and a.object_id})
+    for a in rows:
+        a.object_fields = fields.get((a.source, a.object_type, a.object_id), {})
+    return rows
+
+
+def object_fields(store: Store, source: str, object_type: str, object_id: str
+                  ) -> dict[str, Any]:
+    with _reading(store) as conn:
+        return _fields_of(conn, {(source, object_type, object_id)}).get(
+            (source, object_type, object_id), {})
 
 
 # -- plots ---------------------------------------------------------------------------------
