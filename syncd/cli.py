@@ -232,7 +232,8 @@ def actions_list(config_path: str | None, status: str | None, rule: str | None,
     rows = recent_actions(store, status, rule, limit)
     if as_json:
         for a in rows:
-            out = {k: v for k, v in a.__dict__.items() if k not in ("params", "object_fields")}
+            out = {k: v for k, v in a.__dict__.items()
+                   if k not in ("params", "object_fields", "object_context")}
             click.echo(json.dumps({**out, "object_name": show.object_name(a.object_fields)}))
         return
     now = to_ms(SystemClock().now())
@@ -252,7 +253,7 @@ def actions_list(config_path: str | None, status: str | None, rule: str | None,
 def actions_show(config_path: str | None, ident: str, as_json: bool) -> None:
     """Everything about one action (by id or key prefix)."""
     from syncd.console import presenters as show
-    from syncd.store.console import object_fields
+    from syncd.store.console import object_seen
 
     store = open_store(_load(config_path).store_url)
     with store.engine.connect() as conn:
@@ -261,8 +262,8 @@ def actions_show(config_path: str | None, ident: str, as_json: bool) -> None:
         click.echo(json.dumps(row, indent=2, default=str))
         return
     now = to_ms(SystemClock().now())
-    fields = (object_fields(store, row["source"], row["object_type"], row["object_id"])
-              if row["source"] else {})
+    fields, context = (object_seen(store, row["source"], row["object_type"], row["object_id"])
+                       if row["source"] else ({}, {}))
 
     def when(ms: int | None) -> str:
         return f"{show.utc_text(ms)} ({show.ago(ms, now)})" if ms else "-"
@@ -271,6 +272,7 @@ def actions_show(config_path: str | None, ident: str, as_json: bool) -> None:
         ("does", f"{row['connector']}.{row['action']} ({row['guarantee']})"),
         ("object", show.object_label(row["source"], row["object_type"], row["object_id"],
                                      fields)),
+        ("link", show.object_link(fields, context) or "-"),
         ("event", str(row["event_id"] or "-")), ("key", row["key"]),
         ("planned", when(row["created_at"])), ("changed", when(row["updated_at"])),
         ("attempts", str(row["attempts"])),

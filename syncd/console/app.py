@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -41,35 +40,23 @@ MAX_FORM_BYTES = 4096
 # Plot series are reused this long: hourly buckets over days need not be fresher, and
 # counting a week of rows for every viewer's refresh would compete with ingest.
 PLOT_CACHE_SECONDS = 30.0
-ObjectUrl = Callable[[str, str, str], str | None]
 
 
 class Console:
     def __init__(self, store: Store, rules: RulesHolder, clock: Clock, sources: list[str],
-                 keys: Keys, object_url: ObjectUrl = lambda s, t, i: None) -> None:
+                 keys: Keys) -> None:
         self.store = store
         self.rules = rules
         self.clock = clock
         self.sources = sources
         self.keys = keys
-        self.object_url = object_url
         self._plots: dict[int, tuple[float, queries.PlotData]] = {}
         self.env = Environment(loader=FileSystemLoader(HERE / "templates"),
                                autoescape=select_autoescape(["html"]))
-        self.env.globals.update(p=presenters, csrf=keys.csrf, statuses=ACTION_STATUSES,
-                                object_url=self._object_url)
+        self.env.globals.update(p=presenters, csrf=keys.csrf, statuses=ACTION_STATUSES)
 
     def now_ms(self) -> int:
         return to_ms(self.clock.now())
-
-    def _object_url(self, source: str | None, object_type: str | None,
-                    object_id: str | None) -> str | None:
-        if not (source and object_type and object_id):
-            return None
-        try:
-            return self.object_url(source, object_type, object_id)
-        except Exception:  # a link is a nicety; the page still renders
-            return None
 
     def render(self, name: str, status: int = 200, **context: Any) -> HTMLResponse:
         html = self.env.get_template(name).render(now_ms=self.now_ms(), **context)
@@ -114,8 +101,12 @@ class Console:
         if found is None:
             return self.render("missing.html", 404, what="action", page="activity")
         row, replannable = found
+        fields, context = ({}, {}) if not (row.source and row.object_type and row.object_id) \
+            else await asyncio.to_thread(queries.object_seen, self.store, row.source,
+                                         row.object_type, row.object_id)
         return self.render("action.html", page="activity", a=row, replannable=replannable,
-                           said=request.query_params.get("said", ""))
+                           said=request.query_params.get("said", ""), fields=fields,
+                           context=context)
 
     async def operate(self, request: Request) -> Response:
         """POST /actions/<id>/{retry,replan,cancel}: the CLI's operations, then back to the

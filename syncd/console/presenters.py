@@ -8,8 +8,10 @@ from datetime import UTC, datetime
 from typing import Any
 
 # Fields that name an object, in the order tried (HubSpot, Airtable, GitHub, Jira, email...).
-NAME_FIELDS = ("name", "Name", "dealname", "title", "Title", "summary", "subject", "email",
+NAME_FIELDS = ("dealname", "name", "Name", "title", "Title", "summary", "subject", "email",
                "firstname")
+# Where connectors put an object's page in the SaaS tool (as the alert mails read it).
+LINK_KEYS = ("url", "link", "html_url", "hs_url")
 
 
 def object_name(fields: dict[str, Any]) -> str:
@@ -21,6 +23,15 @@ def object_name(fields: dict[str, Any]) -> str:
                 return f"{value} {fields['lastname']}".strip()[:120]
             return value.strip()[:120]
     return ""
+
+
+def object_link(fields: dict[str, Any], context: dict[str, Any]) -> str | None:
+    """The object's page in its SaaS tool, when its connector gave one (http(s) only)."""
+    for key in LINK_KEYS:
+        value = context.get(key, fields.get(key))
+        if isinstance(value, str) and value.startswith(("https://", "http://")):
+            return value
+    return None
 
 
 def iso(ms: int | None) -> str:

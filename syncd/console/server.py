@@ -23,14 +23,8 @@ def console_server_config(config: Config, engine: Any) -> uvicorn.Config | None:
         return None
     token = load_or_create_token(config)
     add_secrets([token])  # never in a log line, whatever prints it
-    connectors = engine.connectors
-
-    def object_url(source: str, object_type: str, object_id: str) -> str | None:
-        link = getattr(connectors.get(source), "object_url", None)
-        return link(object_type, object_id) if callable(link) else None
-
-    console = Console(engine.store, engine.rules, engine.clock, sorted(connectors),
-                      Keys(token), object_url)
+    console = Console(engine.store, engine.rules, engine.clock, sorted(engine.connectors),
+                      Keys(token))
     http: HttpSection = config.http.model_copy(update={
         "host": config.console.host, "port": config.console.port, "max_connections": 64})
     log.info("console.listening", listen=config.console.listen,

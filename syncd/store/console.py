@@ -105,6 +105,7 @@ class ActionRow:
     params: dict[str, Any] = field(default_factory=dict)
     guarantee: str = ""
     object_fields: dict[str, Any] = field(default_factory=dict)  # its object as last seen
+    object_context: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass
@@ -120,6 +121,7 @@ class EventRow:
     created_at: int
     fields: dict[str, Any] = field(default_factory=dict)  # the object as last seen
     actions: list[ActionRow] = field(default_factory=list)
+    context: dict[str, Any] = field(default_factory=dict)  # what its connector added (link)
 
 
 @dataclass
@@ -322,18 +324,22 @@ def _attach(conn: Connection, entries: list[EventRow]) -> None:
         by_id[row["event_id"]].actions.append(_action(row))
     found = _fields_of(conn, {(e.source, e.object_type, e.object_id) for e in entries})
     for e in entries:
-        e.fields = found.get((e.source, e.object_type, e.object_id), {})
+        e.fields, e.context = found.get((e.source, e.object_type, e.object_id), ({}, {}))
 
 
-def _fields_of(conn: Connection, refs: set[Any]) -> dict[tuple[str, str, str], dict[str, Any]]:
-    """The last seen fields of each (source, type, id) given (for names)."""
-    found: dict[tuple[str, str, str], dict[str, Any]] = {}
+Seen = tuple[dict[str, Any], dict[str, Any]]
+
+
+def _fields_of(conn: Connection, refs: set[Any]) -> dict[tuple[str, str, str], Seen]:
+    """The last seen fields and context of each (source, type, id) given."""
+    found: dict[tuple[str, str, str], Seen] = {}
     for source, object_type in {(s, t) for s, t, _ in refs}:
         ids = [i for s, t, i in refs if (s, t) == (source, object_type)]
-        for row in conn.execute(select(snapshots.c.object_id, snapshots.c.fields).where(
+        for row in conn.execute(select(
+                snapshots.c.object_id, snapshots.c.fields, snapshots.c.context).where(
                 snapshots.c.source == source, snapshots.c.object_type == object_type,
                 snapshots.c.object_id.in_(ids))).all():
-            found[(source, object_type, row[0])] = row[1] or {}
+            found[(source, object_type, row[0])] = (row[1] or {}, row[2] or {})
     return found
 
 
@@ -382,15 +388,17 @@ def recent_actions(store: Store, status: str | None = None, rule: str | None = N
         fields = _fields_of(conn, {(a.source, a.object_type, a.object_id) for a in rows
                                    if a.source and a.object_type and a.object_id})
     for a in rows:
-        a.object_fields = fields.get((a.source, a.object_type, a.object_id), {})
+        a.object_fields, a.object_context = fields.get(
+            (a.source, a.object_type, a.object_id), ({}, {}))
     return rows
 
 
-def object_fields(store: Store, source: str, object_type: str, object_id: str
-                  ) -> dict[str, Any]:
+def object_seen(store: Store, source: str, object_type: str, object_id: str
+                ) -> tuple[dict[str, Any], dict[str, Any]]:
+    """An object's last seen fields and context (for its name and link)."""
     with _reading(store) as conn:
         return _fields_of(conn, {(source, object_type, object_id)}).get(
-            (source, object_type, object_id), {})
+            (source, object_type, object_id), ({}, {}))
 
 
 # -- plots ---------------------------------------------------------------------------------

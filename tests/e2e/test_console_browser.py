@@ -96,7 +96,7 @@ def test_console_shows_explains_and_retries(tmp_path: Path, browser: object,
         daemon.wait_ready()
         hooks = [{"type": "item", "id": "w"}, {"type": "item", "id": "x"}]
         assert post_webhook(daemon.url, SECRET, hooks, "d-1").status_code == 202
-        wait_until(lambda: len(remote.effects()) == 3, 20, "the three records")
+        wait_until(lambda: len(remote.effects()) == 3, 60, "the three records")
         remote.fail_next("record", "permanent")  # the next action fails, for good
         remote.put("item", "z", name="Zeppelin", stage="review", size=1)
         assert post_webhook(daemon.url, SECRET, {"type": "item", "id": "z"}, "d-2").ok
@@ -106,7 +106,7 @@ def test_console_shows_explains_and_retries(tmp_path: Path, browser: object,
         def dead_ids() -> list[int]:
             found = requests.get(f"{console}/activity?status=dead", headers=bearer, timeout=5)
             return [int(part.split('"')[0]) for part in found.text.split('href="/actions/')[1:]]
-        dead = wait_until(dead_ids, 20, "the failed action to be dead")
+        dead = wait_until(dead_ids, 60, "the failed action to be dead")
         assert len(dead) == 1
         assert titles(remote) == {"Done: Wave": 1, "Done: Xylophone": 1, "Big: Xylophone": 1}
 
@@ -168,7 +168,7 @@ def test_console_shows_explains_and_retries(tmp_path: Path, browser: object,
         page.click("#retry")
         page.wait_for_selector("#said")
         assert "pending again" in page.inner_text("#said")
-        wait_until(lambda: titles(remote)["Review: Zeppelin"], 20, "the retried action")
+        wait_until(lambda: titles(remote)["Review: Zeppelin"], 60, "the retried action")
         page.reload()
         assert "done" in page.inner_text("h1")
         assert page.query_selector("#retry") is None  # a done action offers no retry
