@@ -67,6 +67,9 @@ class Console:
     async def overview(self, request: Request) -> Response:
         data = await asyncio.to_thread(queries.overview, self.store, self.now_ms(),
                                        self.sources)
+        counted = {r.rule_id for r in data.rules}
+        data.rules += [queries.RuleRow(rule_id, 0, 0, 0, 0)  # loaded, never planned yet
+                       for rule_id in sorted(self.rules.current.by_id) if rule_id not in counted]
         return self.render("overview.html", o=data, page="overview",
                            rules_loaded=len(self.rules.current.rules))
 
