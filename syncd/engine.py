@@ -32,7 +32,7 @@ from syncd.replicas import describe
 from syncd.retry import RetryPolicy
 from syncd.scheduler import Scheduler
 from syncd.store.db import Store, open_store
-from syncd.store.schema import actions, event_traces, events, inbox
+from syncd.store.schema import action_attempts, actions, event_traces, events, inbox
 
 log = structlog.get_logger("syncd.engine")
 LOOKUP_ALERT_SECONDS = 60.0
@@ -279,6 +279,7 @@ class Engine:
             ev = conn.execute(delete(events).where(events.c.created_at < cutoff)).rowcount
             tr = conn.execute(delete(event_traces).where(
                 event_traces.c.created_at < cutoff)).rowcount
+            conn.execute(delete(action_attempts).where(action_attempts.c.finished_at < cutoff))
             ac = conn.execute(delete(actions).where(
                 actions.c.updated_at < cutoff,
                 actions.c.status.in_(("done", "cancelled")))).rowcount

@@ -35,7 +35,7 @@ from syncd.metrics import ACTIONS_FINISHED
 from syncd.model import ActionContext, ActionResult, ObjectRef
 from syncd.retry import RetryPolicy
 from syncd.store.db import Store
-from syncd.store.schema import actions, events
+from syncd.store.schema import action_attempts, actions, events
 
 log = structlog.get_logger("syncd.executor")
 Redactor = Callable[[str], str]
@@ -250,11 +250,15 @@ class Executor:
     def _finish(self, row: dict[str, Any], **values: Any) -> None:
         now = to_ms(self.clock.now())
         with self.store.tx() as conn:
-            conn.execute(
+            finished = conn.execute(
                 update(actions)
                 .where(actions.c.id == row["id"], actions.c.status == "in_flight")
                 .values(lease_owner=None, lease_until=None, updated_at=now, **values)
-            )
+            ).rowcount
+            if finished:  # the attempt's record, for the console's action page
+                conn.execute(action_attempts.insert().values(
+                    action_id=row["id"], attempt=row["attempts"] + 1, finished_at=now,
+                    outcome=values["status"], error=values.get("last_error")))
 
     def _done(self, row: dict[str, Any], result: ActionResult, bound: Any) -> Outcome:
         ACTIONS_FINISHED.labels(row["connector"], "done").inc()

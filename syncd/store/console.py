@@ -17,6 +17,7 @@ from sqlalchemy import event as sa_event
 
 from syncd.store.db import Store
 from syncd.store.schema import (
+    action_attempts,
     actions,
     cursors,
     event_traces,
@@ -106,6 +107,15 @@ class ActionRow:
     guarantee: str = ""
     object_fields: dict[str, Any] = field(default_factory=dict)  # its object as last seen
     object_context: dict[str, Any] = field(default_factory=dict)
+    attempt_log: list[AttemptRow] = field(default_factory=list)
+
+
+@dataclass
+class AttemptRow:
+    attempt: int
+    finished_at: int
+    outcome: str
+    error: str | None
 
 
 @dataclass
@@ -367,7 +377,13 @@ def action(store: Store, action_id: int) -> tuple[ActionRow, bool] | None:
             return None
         kept = conn.execute(select(func.count()).where(
             state.c.scope == "replan", state.c.key == row["key"])).scalar()
-    return _action(row, row["params"], row["guarantee"]), bool(kept)
+        attempts = [AttemptRow(*r) for r in conn.execute(select(
+            action_attempts.c.attempt, action_attempts.c.finished_at, action_attempts.c.outcome,
+            action_attempts.c.error).where(action_attempts.c.action_id == action_id)
+            .order_by(action_attempts.c.id.desc()).limit(100)).all()]
+    found = _action(row, row["params"], row["guarantee"])
+    found.attempt_log = attempts
+    return found, bool(kept)
 
 
 def action_for_update(conn: Connection, action_id: int) -> Any:
@@ -410,11 +426,25 @@ def plot_data(store: Store, now_ms: int, hours: int) -> PlotData:
     with _reading(store) as conn:
         ev = _per_hour(conn, events.c.created_at, since)
         ac = _per_hour(conn, actions.c.created_at, since)
-        dead = _per_hour(conn, actions.c.updated_at, since, actions.c.status == "dead")
-        by_rule = [(r, n) for r, n in conn.execute(
-            select(actions.c.rule_id, func.count()).where(
-                actions.c.status == "dead", actions.c.updated_at >= since)
-            .group_by(actions.c.rule_id).order_by(func.count().desc()).limit(20)).all()]
+        # A failure: an attempt that did not succeed (retried later, or given up), or an
+        # action whose condition or template failed when it was planned (never attempted).
+        failed_try = action_attempts.c.outcome != "done"
+        never_tried = and_(actions.c.status == "dead", actions.c.attempts == 0)
+        dead = _per_hour(conn, action_attempts.c.finished_at, since, failed_try)
+        for hour, n in _per_hour(conn, actions.c.created_at, since, never_tried).items():
+            dead[hour] = dead.get(hour, 0) + n
+        rules: dict[str, int] = {}
+        for query in (
+            select(actions.c.rule_id, func.count())
+            .join(actions, actions.c.id == action_attempts.c.action_id)
+            .where(failed_try, action_attempts.c.finished_at >= since)
+            .group_by(actions.c.rule_id),
+            select(actions.c.rule_id, func.count())
+            .where(never_tried, actions.c.created_at >= since).group_by(actions.c.rule_id),
+        ):
+            for rule_id, n in conn.execute(query).all():
+                rules[rule_id] = rules.get(rule_id, 0) + n
+        by_rule = sorted(rules.items(), key=lambda item: (-item[1], item[0]))[:20]
         # The newest actions by their last change (that index, not the status one: no
         # sort of the whole range); the done ones among them.
         waits = sorted(w for status, w in conn.execute(

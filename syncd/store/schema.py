@@ -190,3 +190,17 @@ Index("ix_actions_event", actions.c.event_id)
 Index("ix_actions_rule", actions.c.rule_id, actions.c.status, actions.c.event_id)
 Index("ix_actions_status_event", actions.c.status, actions.c.event_id)
 Index("ix_actions_created", actions.c.created_at)
+
+# Each attempt of an action as it ended (the console's action page): pruned with the history.
+action_attempts = Table(
+    "action_attempts",
+    metadata,
+    Column("id", ID, primary_key=True, autoincrement=True),
+    Column("action_id", BigInteger, nullable=False),
+    Column("attempt", Integer, nullable=False),
+    Column("finished_at", BigInteger, nullable=False),
+    Column("outcome", String(16), nullable=False),  # done | pending (to retry) | dead
+    Column("error", Text),
+)
+Index("ix_action_attempts_action", action_attempts.c.action_id)
+Index("ix_action_attempts_finished", action_attempts.c.finished_at)

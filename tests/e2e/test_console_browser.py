@@ -164,6 +164,7 @@ def test_console_shows_explains_and_retries(tmp_path: Path, browser: object,
 
         page.goto(f"{console}/actions/{dead[0]}")
         assert "remote refused the call" in page.inner_text("#last-error")
+        assert "remote refused the call" in page.inner_text("#attempt-log")
         page.screenshot(path=str(shots / "action-dead.png"), full_page=True)
         page.click("#retry")
         page.wait_for_selector("#said")
@@ -172,6 +173,8 @@ def test_console_shows_explains_and_retries(tmp_path: Path, browser: object,
         page.reload()
         assert "done" in page.inner_text("h1")
         assert page.query_selector("#retry") is None  # a done action offers no retry
+        log_rows = page.inner_text("#attempt-log").splitlines()[1:]
+        assert [r.split("\t")[2] for r in log_rows] == ["done", "dead"]  # newest first
         page.screenshot(path=str(shots / "action-retried.png"), full_page=True)
 
         page.goto(console + "/plots")

@@ -65,6 +65,11 @@ def test_activity_event_trace_and_plots(tmp_path: Path, store_url: str) -> None:
     assert ocean is not None
     assert {d["rule"]: d["outcome"] for d in ocean[1].decisions}["record-on-done"] == "fired"
 
+    dead_action = queries.action(store, by_object["a"].actions[0].id)
+    assert dead_action is not None
+    assert [(t.attempt, t.outcome) for t in dead_action[0].attempt_log] == [(1, "dead")]
+    assert "refused" in (dead_action[0].attempt_log[0].error or "")
+
     plots = queries.plot_data(store, now, 24)
     assert len(plots.hours) == 24 and sum(plots.events) == len(page.entries)
     assert sum(plots.actions) == 2 and sum(plots.failures) == 1

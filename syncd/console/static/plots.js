@@ -31,7 +31,7 @@
           tr.className = "row";
           var a = document.createElement("td");
           var link = document.createElement("a");
-          link.href = "/activity?status=dead&rule=" + encodeURIComponent(pair[0]);
+          link.href = "/activity?rule=" + encodeURIComponent(pair[0]);
           link.textContent = pair[0];
           a.appendChild(link);
           var n = document.createElement("td");
