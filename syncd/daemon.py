@@ -284,7 +284,7 @@ class Daemon:
         configure_logging(config.syncd.log_level, json=config.syncd.log_json,
                           secrets=config.secret_values())
         self.engine.executor.on_dead = make_alerter(self.engine)
-        needs_restart = [name for name in ("store", "http", "executor", "inbox")
+        needs_restart = [name for name in ("store", "http", "executor", "inbox", "console")
                          if getattr(config, name) != getattr(old_config, name)]
         if config.connectors != old_config.connectors:
             needs_restart.append("connector settings")

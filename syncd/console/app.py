@@ -28,6 +28,7 @@ from syncd.clock import Clock, to_ms
 from syncd.console import presenters
 from syncd.console.auth import COOKIE, Keys
 from syncd.ingest import RulesHolder
+from syncd.logs import redact
 from syncd.replan import cancel_action, retry_action
 from syncd.store import console as queries
 from syncd.store.db import Store
@@ -54,6 +55,9 @@ class Console:
         self.env = Environment(loader=FileSystemLoader(HERE / "templates"),
                                autoescape=select_autoescape(["html"]))
         self.env.globals.update(p=presenters, csrf=keys.csrf, statuses=ACTION_STATUSES)
+        # Stored text may quote what an API answered: configured secrets and token-shaped
+        # strings are masked on every page, as in the log.
+        self.env.filters["redact"] = lambda text: redact(str(text)) if text else text
 
     def now_ms(self) -> int:
         return to_ms(self.clock.now())
