@@ -366,8 +366,16 @@ class Daemon:
         try:
             sock = socket.create_server((config.host, config.port), reuse_port=False)
         except OSError as exc:
-            log.error("console.start_failed", listen=self.config.console.listen,
-                      reason=exc.strerror or str(exc))
+            listen, reason = self.config.console.listen, exc.strerror or str(exc)
+            log.error("console.start_failed", listen=listen, reason=reason)
+            try:  # the alert inbox hears of it too (once per alert period)
+                queue_notice(
+                    self.engine, "console", "[syncd] the console is not running",
+                    f"syncd could not listen on {listen} for its console ({reason}); "
+                    "webhooks and actions go on. Free the port or change [console] listen, "
+                    "then restart syncd.\n")
+            except Exception:
+                log.exception("console.alert_failed")
             return None
         self.console = _Server(config)
         return asyncio.create_task(self.console.serve(sockets=[sock]))
