@@ -58,10 +58,11 @@ def write_daemon_config(
     mappings.mkdir(exist_ok=True)
     (mappings / "rules.yaml").write_text(textwrap.dedent(rules))
     store = f'[store]\nurl = "{store_url}"\n' if store_url else ""
+    # First: `extra` may add keys to the [localdb] table, which must stay last.
     console = (f'[console]\nlisten = "127.0.0.1:{console_port}"\n' if console_port
                else "[console]\nenabled = false\n")
     config = tmp_path / "syncd.toml"
-    config.write_text(textwrap.dedent(f"""\
+    config.write_text(console + textwrap.dedent(f"""\
         [syncd]
         state_dir = "{tmp_path / 'state'}"
         mappings = ["{mappings}"]
@@ -77,7 +78,7 @@ def write_daemon_config(
         path = "{tmp_path / 'remote.sqlite3'}"
         webhook_secret = "{secret}"
         object_types = []
-        """) + store + console + textwrap.dedent(extra))
+        """) + store + textwrap.dedent(extra))
     return config
 
 
