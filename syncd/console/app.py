@@ -148,10 +148,11 @@ class Console:
 
     async def plot_data(self, request: Request) -> Response:
         hours = 168 if request.query_params.get("range") == "7d" else 24
-        made, d = self._plots.get(hours, (0.0, None))  # type: ignore[assignment]
-        if d is None or time.monotonic() - made > PLOT_CACHE_SECONDS:
-            d = await asyncio.to_thread(queries.plot_data, self.store, self.now_ms(), hours)
-            self._plots[hours] = (time.monotonic(), d)
+        cached = self._plots.get(hours)
+        if cached is None or time.monotonic() - cached[0] > PLOT_CACHE_SECONDS:
+            fresh = await asyncio.to_thread(queries.plot_data, self.store, self.now_ms(), hours)
+            cached = self._plots[hours] = (time.monotonic(), fresh)
+        d = cached[1]
         return JSONResponse({
             "hours": [h // 1000 for h in d.hours], "events": d.events, "actions": d.actions,
             "failures": d.failures, "failures_by_rule": d.failures_by_rule,

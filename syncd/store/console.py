@@ -8,6 +8,7 @@ hundreds of thousands of actions in the store (benchmarks/console.py).
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
@@ -129,9 +130,10 @@ class EventRow:
     old: Any
     new: Any
     created_at: int
-    fields: dict[str, Any] = field(default_factory=dict)  # the object as last seen
-    actions: list[ActionRow] = field(default_factory=list)
-    context: dict[str, Any] = field(default_factory=dict)  # what its connector added (link)
+    # (`dataclasses.field`: this class has a column named `field`)
+    fields: dict[str, Any] = dataclasses.field(default_factory=dict)  # as last seen
+    actions: list[ActionRow] = dataclasses.field(default_factory=list)
+    context: dict[str, Any] = dataclasses.field(default_factory=dict)  # its link, if any
 
 
 @dataclass
@@ -215,12 +217,12 @@ def _action(row: Any, params: dict[str, Any] | None = None, guarantee: str = "")
 def overview(store: Store, now_ms: int, source_names: Iterable[str]) -> Overview:
     since = now_ms - 24 * HOUR_MS
     with _reading(store) as conn:
-        by_status = dict(conn.execute(
+        by_status: dict[str, int] = dict(conn.execute(
             select(actions.c.status, func.count()).group_by(actions.c.status)).all())
         due = conn.execute(select(func.count()).where(
             actions.c.status.in_(("pending", "in_flight")),
             actions.c.next_attempt_at <= now_ms)).scalar() or 0
-        inbox_counts = dict(conn.execute(
+        inbox_counts: dict[str, int] = dict(conn.execute(
             select(inbox.c.status, func.count()).group_by(inbox.c.status)).all())
         sources = {name: SourceRow(name) for name in sorted(source_names)}
         for row in conn.execute(select(cursors.c.source, cursors.c.stream,
@@ -280,10 +282,10 @@ def activity(store: Store, filters: Filters, before: int | None = None,
         if f.until_ms is not None:
             conds.append(events.c.created_at < f.until_ms)
         if f.object:
-            ids = _objects_named(conn, f.object, f.source)
+            named = _objects_named(conn, f.object, f.source)
             conds.append(or_(events.c.object_id == f.object, *[
                 and_(events.c.source == s, events.c.object_type == t, events.c.object_id == i)
-                for s, t, i in ids]))
+                for s, t, i in named]))
         if f.rule or f.status:
             # Start from the actions (indexed by rule and status): few matches among many
             # events; the ids first (DISTINCT on ids: PostgreSQL's json has no equality).
@@ -312,7 +314,7 @@ def _objects_named(conn: Connection, text: str, source: str) -> list[tuple[str, 
         cast(snapshots.c.fields, String).ilike(f"%{_like_escape(text)}%", escape="\\"))
     if source:
         query = query.where(snapshots.c.source == source)
-    return [tuple(r) for r in conn.execute(query.limit(200)).all()]  # type: ignore[misc]
+    return [(r[0], r[1], r[2]) for r in conn.execute(query.limit(200)).all()]
 
 
 def _like_escape(text: str) -> str:
@@ -405,7 +407,7 @@ def recent_actions(store: Store, status: str | None = None, rule: str | None = N
                                    if a.source and a.object_type and a.object_id})
     for a in rows:
         a.object_fields, a.object_context = fields.get(
-            (a.source, a.object_type, a.object_id), ({}, {}))
+            (a.source or "", a.object_type or "", a.object_id or ""), ({}, {}))
     return rows
 
 
