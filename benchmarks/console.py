@@ -118,7 +118,8 @@ def main() -> int:
         mid = args.actions // 2
         pages = ["/", "/activity", "/activity?status=dead", "/activity?rule=rule-3",
                  "/activity?object=Object%204242", "/activity?source=localdb&status=pending",
-                 f"/activity?before={mid}", f"/events/{mid}", f"/actions/{mid}", "/plots",
+                 f"/activity?before={mid}", "/actions", "/actions?status=dead&rule=rule-3",
+                 f"/actions?before={mid}", f"/events/{mid}", f"/actions/{mid}", "/plots",
                  "/plots/data?range=24h", "/plots/data?range=7d"]
         session = requests.Session()
         session.headers["Authorization"] = f"Bearer {TOKEN}"

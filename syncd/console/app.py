@@ -79,11 +79,7 @@ class Console:
 
     async def activity(self, request: Request) -> Response:
         q = request.query_params
-        filters = queries.Filters(
-            rule=q.get("rule", "").strip(), source=q.get("source", "").strip(),
-            object=q.get("object", "").strip()[:200],
-            status=q.get("status", "") if q.get("status", "") in ACTION_STATUSES else "",
-            since_ms=_ms(q.get("since", "")), until_ms=_ms(q.get("until", "")))
+        filters = self._filters(q)
         before = int(q["before"]) if q.get("before", "").isdigit() else None
         page = await asyncio.to_thread(queries.activity, self.store, filters, before, PAGE_SIZE)
         keep = {k: v for k, v in q.items() if k != "before" and v}
@@ -92,7 +88,28 @@ class Console:
         template = "activity_rows.html" if request.headers.get("hx-request") else "activity.html"
         return self.render(template, page="activity", entries=page.entries, older=older,
                            f=filters, q=q, sources=self.sources,
-                           rule_ids=sorted(self.rules.current.by_id))
+                           rule_ids=sorted(self.rules.current.by_id), view="changes")
+
+    async def action_list(self, request: Request) -> Response:
+        """Every action newest first, scheduled ones (no event) included."""
+        q = request.query_params
+        filters = self._filters(q)
+        before = int(q["before"]) if q.get("before", "").isdigit() else None
+        rows, next_before = await asyncio.to_thread(queries.action_page, self.store, filters,
+                                                    before, PAGE_SIZE)
+        keep = {k: v for k, v in q.items() if k != "before" and v}
+        older = "?" + urlencode({**keep, "before": next_before}) if next_before else None
+        template = "actions_rows.html" if request.headers.get("hx-request") else "actions.html"
+        return self.render(template, page="activity", rows=rows, older=older, f=filters, q=q,
+                           sources=self.sources, rule_ids=sorted(self.rules.current.by_id),
+                           view="actions")
+
+    def _filters(self, q: Any) -> queries.Filters:
+        return queries.Filters(
+            rule=q.get("rule", "").strip(), source=q.get("source", "").strip(),
+            object=q.get("object", "").strip()[:200],
+            status=q.get("status", "") if q.get("status", "") in ACTION_STATUSES else "",
+            since_ms=_ms(q.get("since", "")), until_ms=_ms(q.get("until", "")))
 
     async def event(self, request: Request) -> Response:
         found = await asyncio.to_thread(queries.event, self.store,
@@ -270,6 +287,7 @@ def build_console_app(console: Console) -> ASGIApp:
         Route("/", console.overview),
         Route("/activity", console.activity),
         Route("/events/{event_id:int}", console.event),
+        Route("/actions", console.action_list),
         Route("/actions/{action_id:int}", console.action),
         Route("/actions/{action_id:int}/{verb:str}", console.operate, methods=["POST"]),
         Route("/plots", console.plots),

@@ -411,6 +411,41 @@ def recent_actions(store: Store, status: str | None = None, rule: str | None = N
     return rows
 
 
+def action_page(store: Store, filters: Filters, before: int | None = None,
+                limit: int = 50) -> tuple[list[ActionRow], int | None]:
+    """Actions newest first, every kind (scheduled ones have no event), with the activity
+    page's filters; the `before` of the next page, or None on the last."""
+    f = filters
+    conds = []
+    if before is not None:
+        conds.append(actions.c.id < before)
+    if f.rule:
+        conds.append(actions.c.rule_id == f.rule)
+    if f.status:
+        conds.append(actions.c.status == f.status)
+    if f.source:
+        conds.append(actions.c.source == f.source)
+    if f.since_ms is not None:
+        conds.append(actions.c.created_at >= f.since_ms)
+    if f.until_ms is not None:
+        conds.append(actions.c.created_at < f.until_ms)
+    with _reading(store) as conn:
+        if f.object:
+            named = _objects_named(conn, f.object, f.source)
+            conds.append(or_(actions.c.object_id == f.object, *[
+                and_(actions.c.source == s, actions.c.object_type == t, actions.c.object_id == i)
+                for s, t, i in named]))
+        rows = [_action(r) for r in conn.execute(
+            select(*_ACTION_COLUMNS).where(*conds).order_by(actions.c.id.desc())
+            .limit(limit + 1)).mappings()]
+        seen = _fields_of(conn, {(a.source, a.object_type, a.object_id) for a in rows[:limit]
+                                 if a.source and a.object_type and a.object_id})
+    for a in rows[:limit]:
+        a.object_fields, a.object_context = seen.get(
+            (a.source or "", a.object_type or "", a.object_id or ""), ({}, {}))
+    return rows[:limit], (rows[limit - 1].id if len(rows) > limit else None)
+
+
 def object_seen(store: Store, source: str, object_type: str, object_id: str
                 ) -> tuple[dict[str, Any], dict[str, Any]]:
     """An object's last seen fields and context (for its name and link)."""

@@ -61,6 +61,10 @@ def test_gate_csrf_partial_and_masking(tmp_path: Path) -> None:
     refused = client.post("/actions/1/cancel", data={"csrf": keys.csrf})  # it is done now
     assert "only pending or dead actions are cancelled" in refused.text
 
+    listed = client.get("/actions?status=done")
+    assert listed.status_code == 200 and "Ocean" in listed.text and "/actions/1" in listed.text
+    assert "Ocean" not in client.get("/actions?status=dead").text
+
     partial = client.get("/activity?status=done", headers={"HX-Request": "true"})
     assert partial.text.lstrip().startswith('<div id="rows">') and "Ocean" in partial.text
     assert "<html" not in partial.text

@@ -65,6 +65,14 @@ def test_activity_event_trace_and_plots(tmp_path: Path, store_url: str) -> None:
     assert ocean is not None
     assert {d["rule"]: d["outcome"] for d in ocean[1].decisions}["record-on-done"] == "fired"
 
+    listed, more = queries.action_page(store, queries.Filters(), limit=1)
+    assert more == listed[0].id and listed[0].object_fields["name"] in ("Ocean", "Sea")
+    every, _ = queries.action_page(store, queries.Filters(), limit=10)
+    assert [a.id for a in every] == sorted((a.id for a in every), reverse=True)
+    dead_only, _ = queries.action_page(store, queries.Filters(status="dead", object="Ocea"))
+    assert [(a.object_id, a.status) for a in dead_only] == [("a", "dead")]
+    assert queries.action_page(store, queries.Filters(rule="no-such-rule"))[0] == []
+
     dead_action = queries.action(store, by_object["a"].actions[0].id)
     assert dead_action is not None
     assert [(t.attempt, t.outcome) for t in dead_action[0].attempt_log] == [(1, "dead")]
