@@ -177,6 +177,13 @@ def test_console_shows_explains_and_retries(tmp_path: Path, browser: object,
         assert [r.split("\t")[2] for r in log_rows] == ["done", "dead"]  # newest first
         page.screenshot(path=str(shots / "action-retried.png"), full_page=True)
 
+        page.goto(console + "/activity")
+        page.click("text=All actions")
+        page.wait_for_selector("tr.action")
+        assert "Review: Zeppelin" not in page.inner_text("#rows")  # names, not params
+        assert "Zeppelin" in page.inner_text("#rows") and "on-review" in page.inner_text("#rows")
+        page.screenshot(path=str(shots / "actions.png"), full_page=True)
+
         page.goto(console + "/plots")
         page.wait_for_selector("body[data-plotted='24h']")
         assert page.query_selector("#per-hour canvas") is not None
