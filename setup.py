@@ -45,6 +45,8 @@ setup(
             "jsonschema>=4.21",  # tests/unit/test_schema.py checks the mapping JSON schema
             "import-linter>=2.0",  # the layers' import rules (tests/unit/test_import_rules.py)
             "mypy>=1.10",
+            # the console's browser test drives the system Chromium (never a downloaded browser)
+            "playwright>=1.40",
         ],
     },
 )

@@ -234,26 +234,73 @@ def _find(conn: Any, ident: str) -> ActionRow:
 @click.option("--status", default=None, help="pending, in_flight, done, dead, cancelled")
 @click.option("--rule", default=None)
 @click.option("--limit", default=50, show_default=True)
+@click.option("--json", "as_json", is_flag=True, help="one JSON object per line, for scripts")
 def actions_list(config_path: str | None, status: str | None, rule: str | None,
-                 limit: int) -> None:
-    """List actions, newest first."""
+                 limit: int, as_json: bool) -> None:
+    """List actions, newest first: a table with the object's name and human times."""
+    from syncd.console import presenters as show
+    from syncd.store.console import recent_actions
+
     store = open_store(_load(config_path).store_url)
-    for r in outbox.list_actions(store, status=status or None, rule_id=rule or None,
-                                 limit=limit, newest_first=True):
-        obj = f"{r.source}:{r.object_type}:{r.object_id}" if r.source else "-"
-        click.echo(f"{r.id:>6} {r.key[:12]} {r.status:<9} {r.attempts:>2} "
-                   f"{r.connector}.{r.action:<14} {r.rule_id:<28} {obj} "
-                   f"{r.external_id or ''}")
+    rows = recent_actions(store, status, rule, limit)
+    if as_json:
+        for a in rows:
+            out = {k: v for k, v in a.__dict__.items()
+                   if k not in ("params", "object_fields", "object_context")}
+            click.echo(json.dumps({**out, "object_name": show.object_name(a.object_fields)}))
+        return
+    now = to_ms(SystemClock().now())
+    click.echo(show.table(
+        ["ID", "STATUS", "TRIES", "RULE", "DOES", "OBJECT", "CHANGED", "RESULT / ERROR"],
+        [[str(a.id), a.status, str(a.attempts), a.rule_id, f"{a.connector}.{a.action}",
+          show.object_label(a.source, a.object_type, a.object_id, a.object_fields)[:60],
+          show.ago(a.updated_at, now),
+          (a.external_url or a.external_id or a.last_error or "")[:80]] for a in rows],
+        right=frozenset({0, 2})))
 
 
 @actions_group.command("show")
 @config_option
 @click.argument("ident")
-def actions_show(config_path: str | None, ident: str) -> None:
+@click.option("--json", "as_json", is_flag=True, help="the stored row as JSON, for scripts")
+def actions_show(config_path: str | None, ident: str, as_json: bool) -> None:
     """Everything about one action (by id or key prefix)."""
+    from syncd.console import presenters as show
+    from syncd.store.console import object_seen
+
     store = open_store(_load(config_path).store_url)
     with store.engine.connect() as conn:
-        click.echo(json.dumps(asdict(_find(conn, ident)), indent=2, default=str))
+        row = asdict(_find(conn, ident))
+    if as_json:
+        click.echo(json.dumps(row, indent=2, default=str))
+        return
+    now = to_ms(SystemClock().now())
+    fields, context = (object_seen(store, row["source"], row["object_type"], row["object_id"])
+                       if row["source"] else ({}, {}))
+
+    def when(ms: int | None) -> str:
+        return f"{show.utc_text(ms)} ({show.ago(ms, now)})" if ms else "-"
+    lines = [
+        ("action", f"{row['id']}  {row['status']}"), ("rule", row["rule_id"]),
+        ("does", f"{row['connector']}.{row['action']} ({row['guarantee']})"),
+        ("object", show.object_label(row["source"], row["object_type"], row["object_id"],
+                                     fields)),
+        ("link", show.object_link(fields, context) or "-"),
+        ("event", str(row["event_id"] or "-")), ("key", row["key"]),
+        ("planned", when(row["created_at"])), ("changed", when(row["updated_at"])),
+        ("attempts", str(row["attempts"])),
+    ]
+    if row["status"] in ("pending", "in_flight"):
+        lines.append(("next try", when(row["next_attempt_at"]) if row["next_attempt_at"]
+                      else "now"))
+    if row["lease_owner"] and row["status"] == "in_flight":
+        lines.append(("held by", f"{row['lease_owner']} until {when(row['lease_until'])}"))
+    lines += [("error", row["last_error"] or "-"),
+              ("result", row["external_url"] or row["external_id"] or "-")]
+    for label, text in lines:
+        click.echo(f"{label + ':':<10} {text}")
+    click.echo("params:")
+    click.echo("  " + show.pretty(row["params"]).replace("\n", "\n  "))
 
 
 def _set_status(config_path: str | None, ident: str, status: str, allowed: tuple[str, ...]) -> None:
@@ -371,14 +418,22 @@ def status(config_path: str | None, as_json: bool) -> None:
         click.echo(f"source {source}: " + (f"live since {at}" if at else
                                            "not live yet (the first run baselines it)"))
     for p in state["polls"]:
-        click.echo(f"poll {p['source']}.{p['stream']}: {p['last_poll_seconds_ago']}s ago, "
-                   f"cursor {p['cursor']}")
+        cursor = str(p["cursor"])
+        click.echo(f"poll {p['source']}.{p['stream']}: "
+                   f"{_seconds_ago(p['last_poll_seconds_ago'])}, cursor "
+                   f"{cursor if len(cursor) <= 40 else cursor[:37] + '...'}")
     for r in state["replicas"]:
         click.echo(f"replica {r['replica']} (pid {r['pid']} on {r['host']}): "
-                   f"heartbeat {r['heartbeat_seconds_ago']}s ago")
+                   f"heartbeat {_seconds_ago(r['heartbeat_seconds_ago'])}")
     for j in state["jobs"]:
         click.echo(f"job {j['job']}: held by {j['holder']} (fence {j['fence']}, "
-                   f"{j['heartbeat_seconds_ago']}s ago)")
+                   f"{_seconds_ago(j['heartbeat_seconds_ago'])})")
+
+
+def _seconds_ago(seconds: float) -> str:
+    from syncd.console.presenters import ago
+
+    return ago(0, int(seconds * 1000))
 
 
 @main.command(name="backfill")

@@ -58,6 +58,23 @@ class HttpSection(_Section):
     max_connections: int = Field(1000, ge=1)
 
 
+class ConsoleSection(_Section):
+    """The operator's web console: its own listener, loopback by default, behind a token."""
+
+    enabled: bool = True
+    listen: str = Field("127.0.0.1:8081", pattern=r"^[^\s]*:\d{1,5}$")  # host:port
+    # A file holding the token; empty: <state_dir>/console-token, made at the first start.
+    token_file: str = ""
+
+    @property
+    def host(self) -> str:
+        return self.listen.rsplit(":", 1)[0].strip("[]") or "127.0.0.1"
+
+    @property
+    def port(self) -> int:
+        return int(self.listen.rsplit(":", 1)[1])
+
+
 class ExecutorSection(_Section):
     workers: int = Field(4, ge=1, le=64)
     max_attempts: int = Field(8, ge=1)
@@ -93,6 +110,7 @@ CORE_SECTIONS: dict[str, type[_Section]] = {
     "inbox": InboxSection,
     "scheduler": SchedulerSection,
     "alerts": AlertsSection,
+    "console": ConsoleSection,
 }
 
 
@@ -107,6 +125,7 @@ class Config(BaseModel):
     inbox: InboxSection = InboxSection()
     scheduler: SchedulerSection = SchedulerSection()
     alerts: AlertsSection = AlertsSection()
+    console: ConsoleSection = ConsoleSection()
     connectors: dict[str, ConnectorSettings] = {}
     secret_files: list[Path] = []  # every `<key>_file` read, for the start-up mode check
 

@@ -18,6 +18,7 @@ import contextlib
 import functools
 import random
 import signal
+import socket
 import sys
 import threading
 from collections.abc import Callable, Iterator
@@ -31,6 +32,7 @@ from syncd import sdnotify
 from syncd.alerts import make_alerter, queue_notice
 from syncd.clock import to_ms
 from syncd.config import Config, load_config
+from syncd.console.server import console_server_config
 from syncd.engine import Engine
 from syncd.errors import ConfigError
 from syncd.http_server import uvicorn_config
@@ -88,6 +90,8 @@ class Daemon:
                 share_governors(self.engine.store, conn.governors())
         self.threads: list[threading.Thread] = []
         self.server: _Server | None = None
+        self.console: _Server | None = None
+        self.console_config = console_server_config(config, self.engine)
         self.replica_id = self.engine.executor.owner
         self.started_at = to_ms(self.engine.clock.now())
         self.leadership = Leadership(self.engine.store, self.replica_id, self.engine.clock)
@@ -277,7 +281,7 @@ class Daemon:
         configure_logging(config.syncd.log_level, json=config.syncd.log_json,
                           secrets=config.secret_values())
         self.engine.executor.on_dead = make_alerter(self.engine)
-        needs_restart = [name for name in ("store", "http", "executor", "inbox")
+        needs_restart = [name for name in ("store", "http", "executor", "inbox", "console")
                          if getattr(config, name) != getattr(old_config, name)]
         if config.connectors != old_config.connectors:
             needs_restart.append("connector settings")
@@ -298,6 +302,8 @@ class Daemon:
         self.wake_executor.set()
         if self.server is not None:
             self.server.should_exit = True
+        if self.console is not None:
+            self.console.should_exit = True
 
     async def _watchdog(self) -> None:
         period = sdnotify.watchdog_interval()
@@ -333,15 +339,43 @@ class Daemon:
             await serving
             return 1
         port = self.server.servers[0].sockets[0].getsockname()[1] if self.server.servers else 0
+        console = self._start_console(self.console_config)
         log.info("daemon.ready", port=port, rules=len(self.engine.rules.current.rules),
                  sources=sorted(self.engine.connectors))
         sdnotify.ready()
         sdnotify.status(f"serving on port {port}")
         await serving
         self.stop.set()
+        if self.console is not None:
+            self.console.should_exit = True
+        if console is not None:
+            await console
         watchdog.cancel()
         await asyncio.to_thread(self._join, STOP_TIMEOUT_SECONDS)
         return 0
+
+    def _start_console(self, config: uvicorn.Config | None) -> asyncio.Task[None] | None:
+        """The console's listener. Bound here, not by uvicorn (which exits the process when
+        it cannot bind): a console that cannot listen is logged and left off, and the
+        webhooks and the work go on without it."""
+        if config is None:
+            return None
+        try:
+            sock = socket.create_server((config.host, config.port), reuse_port=False)
+        except OSError as exc:
+            listen, reason = self.config.console.listen, exc.strerror or str(exc)
+            log.error("console.start_failed", listen=listen, reason=reason)
+            try:  # the alert inbox hears of it too (once per alert period)
+                queue_notice(
+                    self.engine, "console", "[syncd] the console is not running",
+                    f"syncd could not listen on {listen} for its console ({reason}); "
+                    "webhooks and actions go on. Free the port or change [console] listen, "
+                    "then restart syncd.\n")
+            except Exception:
+                log.exception("console.alert_failed")
+            return None
+        self.console = _Server(config)
+        return asyncio.create_task(self.console.serve(sockets=[sock]))
 
     def _join(self, timeout: float) -> None:
         for conn in self.engine.connectors.values():

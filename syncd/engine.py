@@ -276,9 +276,11 @@ class Engine:
         cutoff = to_ms(self.clock.now()) - self.config.store.retention_days * 86_400_000
         with self.store.tx() as conn:
             ev = history.prune_events(conn, cutoff)
+            tr = history.prune_traces(conn, cutoff)
+            outbox.prune_attempts(conn, cutoff)
             ac = outbox.prune_finished_actions(conn, cutoff)
             ib = deliveries.prune_done_deliveries(conn, cutoff)
-        return {"events": ev, "actions": ac, "inbox": ib}
+        return {"events": ev, "actions": ac, "inbox": ib, "traces": tr}
 
     def status(self) -> dict[str, Any]:
         now = to_ms(self.clock.now())

@@ -285,7 +285,8 @@ class Executor:
 
     def _finish(self, row: ActionRow, **values: Any) -> None:
         now = to_ms(self.clock.now())
-        finish_action(self.store, row.id, now, **values)
+        # the attempt's record too, for the console's action page
+        finish_action(self.store, row.id, now, attempt=row.attempts + 1, **values)
 
     def _done(self, row: ActionRow, result: ActionResult, bound: Any) -> Outcome:
         ACTIONS_FINISHED.labels(row.connector, "done").inc()

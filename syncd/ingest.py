@@ -21,14 +21,14 @@ from syncd.clock import Clock, to_ms
 from syncd.diff import Snapshot, diff, event_key, is_stale, next_entered
 from syncd.golive import GoLive, event_time, is_before_golive
 from syncd.leadership import check_fence
-from syncd.mapping.planner import plan_change
+from syncd.mapping.planner import NO_MATCH, Plan, plan_change
 from syncd.mapping.rules import PlannedAction, RuleSet
 from syncd.metrics import EVENTS, RULE_FAILURES
 from syncd.model import Event, Observation
 from syncd.store.actions import add_action
 from syncd.store.cursors import save_cursor
 from syncd.store.db import ACTIONS_CHANNEL, Store
-from syncd.store.events import add_event, save_snapshot, snapshot_for_update
+from syncd.store.events import add_event, add_trace, save_snapshot, snapshot_for_update
 from syncd.store.origins import created_by
 from syncd.store.state import set_value
 
@@ -96,6 +96,24 @@ def insert_actions(
                      source=ref.source if ref else None, object=str(ref) if ref else None,
                      **({"error": p.error} if p.error else {}))
     return count
+
+
+def trace_of(plan: Plan, index: int, obs: Observation) -> list[dict[str, str]]:
+    """Each rule's decision on the `index`th new event of `obs`, as stored for the console.
+    Rules watching other objects are left out (their reason says only that)."""
+    out = []
+    decided_elsewhere = {d.rule_id for d in plan.decisions
+                         if d.event_index is not None and d.event_index != index}
+    own = {d.rule_id for d in plan.decisions if d.event_index == index}
+    for d in plan.decisions:
+        if d.event_index == index or (d.event_index is None and d.rule_id not in own):
+            if d.outcome == NO_MATCH and d.reason.startswith("trigger is for "):
+                continue
+            out.append({"rule": d.rule_id, "outcome": d.outcome, "reason": d.reason})
+    for rule_id in sorted(decided_elsewhere - own):
+        out.append({"rule": rule_id, "outcome": NO_MATCH,
+                    "reason": "it acted on another change of this object seen at the same time"})
+    return out
 
 
 class Ingestor:
@@ -218,24 +236,28 @@ class Ingestor:
         if new_events:
             EVENTS.labels(obs.ref.source).inc(len(new_events))
         if fire and new_events:
-            for planned, event_id in self._plan(conn, ruleset, obs, snap, new_events):
-                result.actions += insert_actions(self.store, conn, planned, now_ms, event_id)
+            plan = self._plan(conn, ruleset, obs, snap, new_events)
+            # In the order the changes happened (the planner's).
+            for d in plan.decisions:
+                if d.actions and d.event_index is not None:
+                    result.actions += insert_actions(
+                        self.store, conn, list(d.actions), now_ms, new_events[d.event_index][1])
+            for index, (_, event_id) in enumerate(new_events):
+                add_trace(conn, event_id, trace_of(plan, index, obs), now_ms)
 
     def _plan(
         self, conn: Connection, ruleset: RuleSet, obs: Observation, snap: Snapshot | None,
         new_events: list[tuple[Event, int | None]],
-    ) -> list[tuple[list[PlannedAction], int | None]]:
-        """Actions for the new events, in the order the changes happened (the planner's).
-        An object syncd created sees its origin as `syncd` (`issue.syncd.root.id`)."""
+    ) -> Plan:
+        """The planner's decisions on the new events. An object syncd created sees its origin
+        as `syncd` (`issue.syncd.root.id`)."""
         context = obs.context
         origin = created_by(conn, obs.ref.source, obs.ref.id)
         if origin is not None:
             context = {**context, "syncd": origin}
-        plan = plan_change(ruleset, obs.ref, obs.fields, context,
+        return plan_change(ruleset, obs.ref, obs.fields, context,
                            snap.fields if snap else {}, [e for e, _ in new_events],
                            self.clock.now())
-        return [(list(d.actions), new_events[d.event_index][1])
-                for d in plan.decisions if d.actions and d.event_index is not None]
 
     def _save_snapshot(
         self, conn: Connection, obs: Observation, snap: Snapshot | None, found: list[Event],

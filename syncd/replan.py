@@ -49,3 +49,16 @@ def retry_action(store: Store, conn: Connection, row: ActionRow, rules: RuleSet,
         how = "re-planned with today's rules, pending"
     update_action(conn, row.id, **values)
     return f"{label}: {how}"
+
+
+CANCELLABLE = ("pending", "dead")
+
+
+def cancel_action(conn: Connection, row: ActionRow, now_ms: int) -> str:
+    """`syncd actions cancel` and the console's Cancel button: a pending or dead action will
+    not run; the result in words."""
+    label = f"action {row.id} ({row.rule_id})"
+    if row.status not in CANCELLABLE:
+        return f"{label}: is {row.status}; only pending or dead actions are cancelled"
+    update_action(conn, row.id, status="cancelled", updated_at=now_ms)
+    return f"{label}: cancelled"

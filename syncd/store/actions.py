@@ -13,9 +13,10 @@ from sqlalchemy import Connection, and_, delete, func, or_, select, update
 
 from syncd.model import ObjectRef
 from syncd.store.db import Store
-from syncd.store.schema import actions
+from syncd.store.schema import ACTION_STATUSES, action_attempts, actions
 
 ACTIVE = ("pending", "in_flight")
+STATUSES = ACTION_STATUSES  # every status an action can have (filters, forms)
 
 
 @dataclass(frozen=True)
@@ -108,15 +109,21 @@ def extend_leases(store: Store, ids: list[int], owner: str, until_ms: int) -> No
         ).values(lease_until=until_ms))
 
 
-def finish_action(store: Store, action_id: int, now_ms: int, **values: Any) -> None:
+def finish_action(store: Store, action_id: int, now_ms: int, *, attempt: int | None = None,
+                  **values: Any) -> None:
     """Record an attempt's end (done, pending again, dead) and drop the lease; only an action
-    still in flight changes (one cancelled meanwhile stays cancelled)."""
+    still in flight changes (one cancelled meanwhile stays cancelled). `attempt`: its number,
+    kept with its outcome and error in the attempts' history (the console's action page)."""
     with store.tx() as conn:
-        conn.execute(
+        finished = conn.execute(
             update(actions)
             .where(actions.c.id == action_id, actions.c.status == "in_flight")
             .values(lease_owner=None, lease_until=None, updated_at=now_ms, **values)
-        )
+        ).rowcount
+        if finished and attempt is not None:
+            conn.execute(action_attempts.insert().values(
+                action_id=action_id, attempt=attempt, finished_at=now_ms,
+                outcome=values["status"], error=values.get("last_error")))
 
 
 def release_all_leases(store: Store) -> int:
@@ -216,3 +223,9 @@ def prune_finished_actions(conn: Connection, cutoff_ms: int) -> int:
     return conn.execute(delete(actions).where(
         actions.c.updated_at < cutoff_ms,
         actions.c.status.in_(("done", "cancelled")))).rowcount or 0
+
+
+def prune_attempts(conn: Connection, cutoff_ms: int) -> int:
+    """Attempt records that ended before the cutoff."""
+    return conn.execute(delete(action_attempts).where(
+        action_attempts.c.finished_at < cutoff_ms)).rowcount or 0

@@ -8,7 +8,7 @@ from typing import Any
 from sqlalchemy import Connection, bindparam, delete, select
 
 from syncd.store.db import Store
-from syncd.store.schema import events, snapshots
+from syncd.store.schema import event_traces, events, snapshots
 
 
 @dataclass(frozen=True)
@@ -81,3 +81,15 @@ def event_version(store: Store, event_id: int) -> int | None:
 
 def prune_events(conn: Connection, cutoff_ms: int) -> int:
     return conn.execute(delete(events).where(events.c.created_at < cutoff_ms)).rowcount or 0
+
+
+def add_trace(conn: Connection, event_id: int | None, decisions: Any, now_ms: int) -> None:
+    """Each rule's decision on one event (fired, condition false and why, no match), kept for
+    the console's "why (not) fired" page."""
+    conn.execute(event_traces.insert().values(
+        event_id=event_id, decisions=decisions, created_at=now_ms))
+
+
+def prune_traces(conn: Connection, cutoff_ms: int) -> int:
+    return conn.execute(delete(event_traces).where(
+        event_traces.c.created_at < cutoff_ms)).rowcount or 0

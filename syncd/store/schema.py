@@ -173,3 +173,34 @@ leaderships = Table(
     Column("acquired_at", BigInteger, nullable=False),
     Column("heartbeat_at", BigInteger, nullable=False),
 )
+
+# Why each rule did or did not act on an event, as the planner decided at ingest time (the
+# console's "why not fired"); one row per event, pruned with the events.
+event_traces = Table(
+    "event_traces",
+    metadata,
+    Column("event_id", BigInteger, primary_key=True, autoincrement=False),
+    # [{"rule": id, "outcome": "fired" | "condition false" | ..., "reason": text}, ...]
+    Column("decisions", JSON, nullable=False),
+    Column("created_at", BigInteger, nullable=False),
+)
+Index("ix_event_traces_created", event_traces.c.created_at)
+# The console's activity page filters actions by rule and joins them to their events.
+Index("ix_actions_event", actions.c.event_id)
+Index("ix_actions_rule", actions.c.rule_id, actions.c.status, actions.c.event_id)
+Index("ix_actions_status_event", actions.c.status, actions.c.event_id)
+Index("ix_actions_created", actions.c.created_at)
+
+# Each attempt of an action as it ended (the console's action page): pruned with the history.
+action_attempts = Table(
+    "action_attempts",
+    metadata,
+    Column("id", ID, primary_key=True, autoincrement=True),
+    Column("action_id", BigInteger, nullable=False),
+    Column("attempt", Integer, nullable=False),
+    Column("finished_at", BigInteger, nullable=False),
+    Column("outcome", String(16), nullable=False),  # done | pending (to retry) | dead
+    Column("error", Text),
+)
+Index("ix_action_attempts_action", action_attempts.c.action_id)
+Index("ix_action_attempts_finished", action_attempts.c.finished_at)

@@ -49,15 +49,20 @@ def wait_until(condition: Callable[[], Any], timeout: float, what: str,
 def write_daemon_config(
     tmp_path: Path, port: int, *, secret: str, store_url: str | None = None,
     rules: str = RECORD_ON_DONE, extra: str = "", max_attempts: int = 8,
+    console_port: int | None = None,
 ) -> Path:
     """A config for a daemon on `port`, with the localdb connector taking signed webhooks
-    only (no polling: object_types is empty, so every change seen came by webhook)."""
+    only (no polling: object_types is empty, so every change seen came by webhook). The
+    console listens on `console_port` when given, else it is off."""
     mappings = tmp_path / "mappings"
     mappings.mkdir(exist_ok=True)
     (mappings / "rules.yaml").write_text(textwrap.dedent(rules))
     store = f'[store]\nurl = "{store_url}"\n' if store_url else ""
+    # First: `extra` may add keys to the [localdb] table, which must stay last.
+    console = (f'[console]\nlisten = "127.0.0.1:{console_port}"\n' if console_port
+               else "[console]\nenabled = false\n")
     config = tmp_path / "syncd.toml"
-    config.write_text(textwrap.dedent(f"""\
+    config.write_text(console + textwrap.dedent(f"""\
         [syncd]
         state_dir = "{tmp_path / 'state'}"
         mappings = ["{mappings}"]

@@ -49,7 +49,8 @@ def test_status_list_show_cancel(tmp_path: Path, store_url: str) -> None:
     with engine.store.engine.connect() as conn:
         query = select(actions).where(actions.c.status == "pending")
         pending = conn.execute(query).mappings().one()
-    shown = json.loads(run("actions", "show", pending["key"][:10], "--config", str(config)))
+    shown = json.loads(run("actions", "show", pending["key"][:10], "--json",
+                           "--config", str(config)))
     assert shown["params"]["title"] == "First review of Sea"
     run("actions", "cancel", str(pending["id"]), "--config", str(config))
     assert engine.executor.drain() == []  # cancelled: never performed

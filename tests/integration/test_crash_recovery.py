@@ -33,6 +33,8 @@ mappings = ["{rules}"]
 log_level = "warning"
 [http]
 port = {port}
+[console]
+enabled = false
 [executor]
 backoff_base_seconds = 0.01
 [localdb]

@@ -38,6 +38,8 @@ log_level = "warning"
 url = "{store_url}"
 [http]
 port = {port}
+[console]
+enabled = false
 [executor]
 lease_seconds = 3
 backoff_base_seconds = 0.2

@@ -1,0 +1,12 @@
+// Times: the server writes UTC in <time datetime="...">; show them in the viewer's zone.
+function syncdLocalTimes(root) {
+  root.querySelectorAll("time[datetime]").forEach(function (el) {
+    var when = new Date(el.getAttribute("datetime"));
+    if (!isNaN(when)) {
+      el.title = el.textContent;
+      el.textContent = when.toLocaleString(undefined, {dateStyle: "medium", timeStyle: "medium"});
+    }
+  });
+}
+document.addEventListener("DOMContentLoaded", function () { syncdLocalTimes(document); });
+document.addEventListener("htmx:afterSwap", function (e) { syncdLocalTimes(e.target); });
