@@ -19,7 +19,7 @@ from pathlib import Path
 import pytest
 import requests
 
-from connectors.localdb import LocalDbRemote
+from syncd_sandbox.localdb import LocalDbRemote
 from tests.integration.daemon_helpers import (
     Daemon,
     free_port,
