@@ -59,20 +59,31 @@ def stamp_arrivals(app: FakeApp, methods: frozenset[str] | None = None) -> list[
         if methods is None or request.method in methods:
             stamps.append(time.monotonic())
         return None
+
     app.before.insert(0, stamp)
     return stamps
 
 
-def drain(connector: Connector, action: str, params: Callable[[int], dict[str, Any]],
-          n: int, workers: int) -> None:
+def drain(
+    connector: Connector, action: str, params: Callable[[int], dict[str, Any]], n: int, workers: int
+) -> None:
     """Plan `n` actions and run the executor on `workers` threads until all are done."""
     clock = SystemClock()
     with tempfile.TemporaryDirectory() as folder:
         store = open_store(f"sqlite:///{Path(folder) / 'syncd.db'}")
         executor = Executor(store, {connector.name: connector}, clock, lookup_window_seconds=0)
-        planned = [PlannedAction(key=f"bench-{i}", rule_id="bench", connector=connector.name,
-                                 action=action, params=params(i), ref=None,
-                                 guarantee="at_least_once") for i in range(n)]
+        planned = [
+            PlannedAction(
+                key=f"bench-{i}",
+                rule_id="bench",
+                connector=connector.name,
+                action=action,
+                params=params(i),
+                ref=None,
+                guarantee="at_least_once",
+            )
+            for i in range(n)
+        ]
         with store.tx() as conn:
             insert_actions(store, conn, planned, to_ms(clock.now()))
         done = threading.Event()
@@ -89,8 +100,9 @@ def drain(connector: Connector, action: str, params: Callable[[int], dict[str, A
         try:
             while time.monotonic() < deadline:
                 with store.engine.connect() as conn:
-                    left = conn.execute(select(func.count()).where(
-                        actions.c.status.in_(("pending", "in_flight")))).scalar()
+                    left = conn.execute(
+                        select(func.count()).where(actions.c.status.in_(("pending", "in_flight")))
+                    ).scalar()
                 if not left:
                     break
                 time.sleep(0.2)
@@ -101,8 +113,11 @@ def drain(connector: Connector, action: str, params: Callable[[int], dict[str, A
             for thread in threads:
                 thread.join(timeout=30)
             with store.engine.connect() as conn:
-                statuses = dict(conn.execute(select(actions.c.status, func.count())
-                                             .group_by(actions.c.status)).all())
+                statuses = dict(
+                    conn.execute(
+                        select(actions.c.status, func.count()).group_by(actions.c.status)
+                    ).all()
+                )
             store.dispose()
         if statuses != {"done": n}:
             raise SystemExit(f"{connector.name}: not all done: {statuses}")
@@ -128,15 +143,19 @@ def rate_per_window(stamps: list[float], per: float) -> tuple[float, int]:
     return sum(1 for s in stamps if s < end) / windows, windows
 
 
-def report(name: str, stamps: list[float], limit: int, per: float, margin: float,
-           counts: dict[str, int]) -> bool:
+def report(
+    name: str, stamps: list[float], limit: int, per: float, margin: float, counts: dict[str, int]
+) -> bool:
     stamps = sorted(stamps)
     rate, windows = rate_per_window(stamps, per)
     most = most_in_window(stamps, per)
-    print(f"{name}: {len(stamps)} requests in {stamps[-1] - stamps[0]:.1f} s; "
-          f"drain rate {rate:.2f} per {per:g} s (over {windows} windows) against a limit of "
-          f"{limit} ({rate / limit:.1%}; target {margin:.0%}); most in any {per:g} s "
-          f"window: {most}; fake's counts: {counts}", flush=True)
+    print(
+        f"{name}: {len(stamps)} requests in {stamps[-1] - stamps[0]:.1f} s; "
+        f"drain rate {rate:.2f} per {per:g} s (over {windows} windows) against a limit of "
+        f"{limit} ({rate / limit:.1%}; target {margin:.0%}); most in any {per:g} s "
+        f"window: {most}; fake's counts: {counts}",
+        flush=True,
+    )
     return most <= limit and not any(counts.values())
 
 
@@ -146,46 +165,95 @@ def airtable(args: argparse.Namespace) -> bool:
     fake.create_table("Leads", {"Name": "singleLineText", "Status": "singleSelect"})
     ids = [fake.user_create("Leads", {"Name": f"lead {i}"}) for i in range(args.n)]
     with FakeServer(fake.app) as server:
-        connector = AirtableConnector(AirtableSettings(
-            token=SecretStr("patBench.not-real"), base_id="appBench0000001",
-            tables={"lead": "Leads"}, base_url=server.url, timeout_seconds=10,
-            rate_margin=args.margin), clock=clock)
+        connector = AirtableConnector(
+            AirtableSettings(
+                token=SecretStr("patBench.not-real"),
+                base_id="appBench0000001",
+                tables={"lead": "Leads"},
+                base_url=server.url,
+                timeout_seconds=10,
+                rate_margin=args.margin,
+            ),
+            clock=clock,
+        )
         stamps = stamp_arrivals(fake.app)
         try:
-            drain(connector, "update", lambda i: {"table": "lead", "record_id": ids[i],
-                                                  "fields": {"Status": "Contacted"},
-                                                  "typecast": True}, args.n, args.workers)
+            drain(
+                connector,
+                "update",
+                lambda i: {
+                    "table": "lead",
+                    "record_id": ids[i],
+                    "fields": {"Status": "Contacted"},
+                    "typecast": True,
+                },
+                args.n,
+                args.workers,
+            )
         finally:
             connector.close()
-    return report("Airtable (5 requests per 1 s per base)", stamps, 5, 1.0, args.margin,
-                  {"over the limit or locked out": fake.over_limit_requests})
+    return report(
+        "Airtable (5 requests per 1 s per base)",
+        stamps,
+        5,
+        1.0,
+        args.margin,
+        {"over the limit or locked out": fake.over_limit_requests},
+    )
 
 
 def github(args: argparse.Namespace) -> bool:
     clock = SystemClock()
     period = 60.0 / args.github_scale
-    fake = FakeGitHub(clock=clock, token="ghp_bench-not-real", login="syncd-bot",
-                      write_limit=80, write_period=period)
+    fake = FakeGitHub(
+        clock=clock,
+        token="ghp_bench-not-real",
+        login="syncd-bot",
+        write_limit=80,
+        write_period=period,
+    )
     fake.writes_per_hour = 10**9  # lifted: only the (scaled) minute limit is measured
     fake.primary_limit = 10**9
     fake.add_repo("acme/bench")
     with fake:
-        connector = GitHubConnector(GitHubSettings(
-            token="ghp_bench-not-real", base_url=fake.base_url, repositories=["acme/bench"],
-            webhook_secret="bench", timeout_seconds=10, rate_margin=args.margin,
-            write_limit=80, write_period_seconds=period, writes_per_hour=10**9,
-            requests_per_hour=10**9), clock=clock)
+        connector = GitHubConnector(
+            GitHubSettings(
+                token="ghp_bench-not-real",
+                base_url=fake.base_url,
+                repositories=["acme/bench"],
+                webhook_secret="bench",
+                timeout_seconds=10,
+                rate_margin=args.margin,
+                write_limit=80,
+                write_period_seconds=period,
+                writes_per_hour=10**9,
+                requests_per_hour=10**9,
+            ),
+            clock=clock,
+        )
         stamps = stamp_arrivals(fake.app, WRITES)
         try:
-            drain(connector, "create_issue", lambda i: {"repo": "acme/bench",
-                                                        "title": f"bench {i}"},
-                  args.n, args.workers)
+            drain(
+                connector,
+                "create_issue",
+                lambda i: {"repo": "acme/bench", "title": f"bench {i}"},
+                args.n,
+                args.workers,
+            )
         finally:
             connector.close()
-    return report(f"GitHub (80 writes per {period:g} s: the minute scaled by "
-                  f"{args.github_scale:g})", stamps, 80, period, args.margin,
-                  {"secondary": fake.secondary_limited, "primary": fake.primary_limited,
-                   "before Retry-After": fake.early_requests})
+    return report(
+        f"GitHub (80 writes per {period:g} s: the minute scaled by {args.github_scale:g})",
+        stamps,
+        80,
+        period,
+        args.margin,
+        {
+            "secondary": fake.secondary_limited,
+            "primary": fake.primary_limited,
+            "before Retry-After": fake.early_requests,
+        },
+    )
 
 
 def main() -> int:
@@ -193,13 +261,20 @@ def main() -> int:
     parser.add_argument("--n", type=int, default=300, help="actions per API")
     parser.add_argument("--workers", type=int, default=4, help="executor threads")
     parser.add_argument("--margin", type=float, default=0.9, help="syncd's rate_margin")
-    parser.add_argument("--github-scale", type=float, default=10.0,
-                        help="GitHub's minute divided by this, in the fake and in syncd")
+    parser.add_argument(
+        "--github-scale",
+        type=float,
+        default=10.0,
+        help="GitHub's minute divided by this, in the fake and in syncd",
+    )
     parser.add_argument("--only", choices=["airtable", "github"])
     args = parser.parse_args()
     configure_logging("WARNING")
-    print(f"backlog of {args.n} actions per API, {args.workers} executor threads, "
-          f"margin {args.margin:.0%}", flush=True)
+    print(
+        f"backlog of {args.n} actions per API, {args.workers} executor threads, "
+        f"margin {args.margin:.0%}",
+        flush=True,
+    )
     ok = True
     if args.only in (None, "github"):
         ok = github(args) and ok

@@ -46,10 +46,23 @@ def fill(store_url: str, count: int, now_ms: int) -> None:
     store = open_store(store_url)
     rnd = random.Random(7)
     with store.tx() as conn:
-        conn.execute(snapshots.insert(), [
-            {"source": "localdb", "object_type": "item", "object_id": f"o{i}", "version": 1,
-             "fields": {"name": f"Object {i}", "stage": "done"}, "context": {}, "entered": {},
-             "deleted": False, "updated_at": now_ms} for i in range(OBJECTS)])
+        conn.execute(
+            snapshots.insert(),
+            [
+                {
+                    "source": "localdb",
+                    "object_type": "item",
+                    "object_id": f"o{i}",
+                    "version": 1,
+                    "fields": {"name": f"Object {i}", "stage": "done"},
+                    "context": {},
+                    "entered": {},
+                    "deleted": False,
+                    "updated_at": now_ms,
+                }
+                for i in range(OBJECTS)
+            ],
+        )
     batch = 10_000
     for start in range(0, count, batch):
         ev, ac, tr, at_ = [], [], [], []
@@ -59,25 +72,65 @@ def fill(store_url: str, count: int, now_ms: int) -> None:
             roll = rnd.random()
             status = "done" if roll < 0.97 else "dead" if roll < 0.99 else "pending"
             obj = f"o{n % OBJECTS}"
-            ev.append({"id": n + 1, "event_key": f"e{n}", "source": "localdb",
-                       "object_type": "item", "object_id": obj, "kind": "changed",
-                       "field": "stage", "old": "review", "new": "done", "version": n,
-                       "created_at": at})
-            ac.append({"id": n + 1, "key": f"k{n}", "rule_id": rule, "connector": "localdb",
-                       "action": "record", "params": {"title": f"Done: Object {n}"},
-                       "source": "localdb", "object_type": "item", "object_id": obj,
-                       "event_id": n + 1, "status": status, "attempts": 1,
-                       "next_attempt_at": at, "created_at": at,
-                       "updated_at": at + rnd.randint(200, 5000),
-                       "last_error": "remote refused the call (400)" if status == "dead"
-                       else None})
+            ev.append(
+                {
+                    "id": n + 1,
+                    "event_key": f"e{n}",
+                    "source": "localdb",
+                    "object_type": "item",
+                    "object_id": obj,
+                    "kind": "changed",
+                    "field": "stage",
+                    "old": "review",
+                    "new": "done",
+                    "version": n,
+                    "created_at": at,
+                }
+            )
+            ac.append(
+                {
+                    "id": n + 1,
+                    "key": f"k{n}",
+                    "rule_id": rule,
+                    "connector": "localdb",
+                    "action": "record",
+                    "params": {"title": f"Done: Object {n}"},
+                    "source": "localdb",
+                    "object_type": "item",
+                    "object_id": obj,
+                    "event_id": n + 1,
+                    "status": status,
+                    "attempts": 1,
+                    "next_attempt_at": at,
+                    "created_at": at,
+                    "updated_at": at + rnd.randint(200, 5000),
+                    "last_error": "remote refused the call (400)" if status == "dead" else None,
+                }
+            )
             if status != "pending":
-                at_.append({"action_id": n + 1, "attempt": 1, "finished_at": ac[-1]["updated_at"],
-                            "outcome": status, "error": ac[-1]["last_error"]})
-            tr.append({"event_id": n + 1, "created_at": at, "decisions": [
-                {"rule": r, "outcome": "fired" if r == rule else "condition false",
-                 "reason": "fired" if r == rule else "condition failed: size gt 100"}
-                for r in RULES]})
+                at_.append(
+                    {
+                        "action_id": n + 1,
+                        "attempt": 1,
+                        "finished_at": ac[-1]["updated_at"],
+                        "outcome": status,
+                        "error": ac[-1]["last_error"],
+                    }
+                )
+            tr.append(
+                {
+                    "event_id": n + 1,
+                    "created_at": at,
+                    "decisions": [
+                        {
+                            "rule": r,
+                            "outcome": "fired" if r == rule else "condition false",
+                            "reason": "fired" if r == rule else "condition failed: size gt 100",
+                        }
+                        for r in RULES
+                    ],
+                }
+            )
         with store.tx() as conn:
             conn.execute(events.insert(), ev)
             conn.execute(actions.insert(), ac)
@@ -92,8 +145,11 @@ def serve(store_url: str) -> tuple[uvicorn.Server, threading.Thread, str]:
     sock = socket.socket()
     sock.bind(("127.0.0.1", 0))
     port = sock.getsockname()[1]
-    server = uvicorn.Server(uvicorn.Config(build_console_app(console), log_config=None,
-                                           access_log=False, lifespan="off"))
+    server = uvicorn.Server(
+        uvicorn.Config(
+            build_console_app(console), log_config=None, access_log=False, lifespan="off"
+        )
+    )
     thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
     thread.start()
     while not server.started:
@@ -112,20 +168,33 @@ def main() -> int:
         now = to_ms(SystemClock().now())
         began = time.perf_counter()
         fill(url, args.actions, now)
-        print(f"store: {url.split(':')[0]}, {args.actions:,} actions and events with traces, "
-              f"{OBJECTS:,} objects (filled in {time.perf_counter() - began:.1f} s)")
+        print(
+            f"store: {url.split(':')[0]}, {args.actions:,} actions and events with traces, "
+            f"{OBJECTS:,} objects (filled in {time.perf_counter() - began:.1f} s)"
+        )
         server, thread, base = serve(url)
         mid = args.actions // 2
-        pages = ["/", "/activity", "/activity?status=dead", "/activity?rule=rule-3",
-                 "/activity?object=Object%204242", "/activity?source=localdb&status=pending",
-                 f"/activity?before={mid}", "/actions", "/actions?status=dead&rule=rule-3",
-                 f"/actions?before={mid}", f"/events/{mid}", f"/actions/{mid}", "/plots",
-                 "/plots/data?range=24h", "/plots/data?range=7d"]
+        pages = [
+            "/",
+            "/activity",
+            "/activity?status=dead",
+            "/activity?rule=rule-3",
+            "/activity?object=Object%204242",
+            "/activity?source=localdb&status=pending",
+            f"/activity?before={mid}",
+            "/actions",
+            "/actions?status=dead&rule=rule-3",
+            f"/actions?before={mid}",
+            f"/events/{mid}",
+            f"/actions/{mid}",
+            "/plots",
+            "/plots/data?range=24h",
+            "/plots/data?range=7d",
+        ]
         session = requests.Session()
         session.headers["Authorization"] = f"Bearer {TOKEN}"
         worst_median = 0.0
-        print(f"{'page':<42} {'first ms':>9} {'median ms':>10} {'max ms':>8}  "
-              f"(runs: {args.runs})")
+        print(f"{'page':<42} {'first ms':>9} {'median ms':>10} {'max ms':>8}  (runs: {args.runs})")
         for page in pages:
             t0 = time.perf_counter()
             assert session.get(base + page, timeout=30).status_code == 200, page
@@ -139,8 +208,10 @@ def main() -> int:
             median = statistics.median(times)
             worst_median = max(worst_median, median)
             print(f"{page:<42} {first:>9.1f} {median:>10.1f} {max(times):>8.1f}")
-        print(f"slowest median: {worst_median:.1f} ms "
-              f"({'under' if worst_median < 200 else 'OVER'} 200 ms)")
+        print(
+            f"slowest median: {worst_median:.1f} ms "
+            f"({'under' if worst_median < 200 else 'OVER'} 200 ms)"
+        )
         server.should_exit = True
         thread.join(timeout=10)
     return 0

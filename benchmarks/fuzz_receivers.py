@@ -54,16 +54,24 @@ MAX_BODY = 1_048_576
 CHUNK = 65_536
 
 
-async def deliver(endpoint: WebhookEndpoint, name: str, headers: dict[str, str],
-                  body: bytes) -> int:
+async def deliver(
+    endpoint: WebhookEndpoint, name: str, headers: dict[str, str], body: bytes
+) -> int:
     """One delivery through the ASGI endpoint; the status it answered."""
     raw = [(k.encode("latin-1"), v.encode("latin-1")) for k, v in headers.items()]
     raw.append((b"content-type", b"application/json"))
     path = f"/webhooks/{name}"
-    scope = {"type": "http", "method": "POST", "path": path, "raw_path": path.encode(),
-             "query_string": b"", "headers": raw, "scheme": "https",
-             "server": ("hooks.example.org", 443)}
-    chunks = [body[i:i + CHUNK] for i in range(0, len(body), CHUNK)] or [b""]
+    scope = {
+        "type": "http",
+        "method": "POST",
+        "path": path,
+        "raw_path": path.encode(),
+        "query_string": b"",
+        "headers": raw,
+        "scheme": "https",
+        "server": ("hooks.example.org", 443),
+    }
+    chunks = [body[i : i + CHUNK] for i in range(0, len(body), CHUNK)] or [b""]
     position = 0
 
     async def receive() -> dict[str, Any]:
@@ -122,8 +130,9 @@ async def run(n: int, seed: int, state: Path) -> int:
     elapsed = time.monotonic() - started
     writer.close()
     with store.engine.connect() as conn:
-        stored = dict(conn.execute(select(inbox.c.connector, func.count())
-                                   .group_by(inbox.c.connector)).all())
+        stored = dict(
+            conn.execute(select(inbox.c.connector, func.count()).group_by(inbox.c.connector)).all()
+        )
     store.engine.dispose()
 
     print(f"\n{n:,} deliveries in {elapsed:.0f} s ({n / elapsed:,.0f}/s), seed {seed}\n")
@@ -138,19 +147,33 @@ async def run(n: int, seed: int, state: Path) -> int:
         print(f"{name}: {sent:,} deliveries")
         print("  by kind:   " + ", ".join(f"{k} {c:,}" for k, c in sorted(kinds[name].items())))
         print("  answers:   " + ", ".join(f"{s} {c:,}" for s, c in sorted(statuses[name].items())))
-        print(f"  5xx: {five}   invalid accepted: {invalid_accepted[name]}   "
-              f"valid refused: {valid_refused[name]}")
-        print(f"  inbox rows: {rows:,} (valid deliveries {valid:,}); "
-              f"rows from invalid deliveries: {from_invalid}")
+        print(
+            f"  5xx: {five}   invalid accepted: {invalid_accepted[name]}   "
+            f"valid refused: {valid_refused[name]}"
+        )
+        print(
+            f"  inbox rows: {rows:,} (valid deliveries {valid:,}); "
+            f"rows from invalid deliveries: {from_invalid}"
+        )
     for name in connectors:  # a verifier that raised (answered 400 or 500 by the endpoint)
-        raised = REGISTRY.get_sample_value(
-            "syncd_webhooks_total", {"connector": name, "outcome": "verify_error"}) or 0
+        raised = (
+            REGISTRY.get_sample_value(
+                "syncd_webhooks_total", {"connector": name, "outcome": "verify_error"}
+            )
+            or 0
+        )
         if raised:
             errors[f"{name}: verifier raised"] += int(raised)
     failed |= bool(errors)
     print(f"\nunexpected exceptions: {sum(errors.values())} {dict(errors) or ''}")
-    print("RESULT: " + ("FAIL" if failed else "OK: 0 5xx, 0 unexpected exceptions, "
-                        "no row stored from an invalid delivery"))
+    print(
+        "RESULT: "
+        + (
+            "FAIL"
+            if failed
+            else "OK: 0 5xx, 0 unexpected exceptions, no row stored from an invalid delivery"
+        )
+    )
     return 1 if failed else 0
 
 

@@ -65,21 +65,30 @@ def bare(workdir: Path, settle: float, samples: int) -> dict[str, list[float]]:
     (tmp / "mappings").mkdir()
     (tmp / "mappings" / "none.yaml").write_text("rules: []\n")
     port = peer.free_port()
-    (tmp / "syncd.toml").write_text(textwrap.dedent(f"""\
+    (tmp / "syncd.toml").write_text(
+        textwrap.dedent(f"""\
         [syncd]
-        state_dir = "{tmp / 'state'}"
-        mappings = ["{tmp / 'mappings'}"]
+        state_dir = "{tmp / "state"}"
+        mappings = ["{tmp / "mappings"}"]
         log_level = "warning"
         [http]
         port = {port}
-        """))
+        """)
+    )
     with open(tmp / "syncd.log", "wb") as log:
         proc = subprocess.Popen(
             [sys.executable, "-m", "syncd.cli", "run", "--config", str(tmp / "syncd.toml")],
-            cwd=peer.ROOT, stdout=log, stderr=subprocess.STDOUT)
+            cwd=peer.ROOT,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
         try:
-            peer.wait_until(lambda: peer.http_get(f"http://127.0.0.1:{port}/healthz")[0] == 200,
-                            60, "syncd to start", proc)
+            peer.wait_until(
+                lambda: peer.http_get(f"http://127.0.0.1:{port}/healthz")[0] == 200,
+                60,
+                "syncd to start",
+                proc,
+            )
             return {"no connector, first start": _readings(proc.pid, settle, samples)}
         finally:
             proc.terminate()
@@ -97,12 +106,18 @@ def main() -> int:
     args = parser.parse_args()
     workdir = Path(tempfile.mkdtemp(prefix="syncd-idle-rss-"))
     try:
-        print(f"idle RSS: settle {args.settle:.0f} s, {args.samples} readings 1 s apart; "
-              f"{os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.2f}", flush=True)
+        print(
+            f"idle RSS: settle {args.settle:.0f} s, {args.samples} readings 1 s apart; "
+            f"{os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.2f}",
+            flush=True,
+        )
         for measure in (with_connectors, bare):
             for name, values in measure(workdir, args.settle, args.samples).items():
-                print(f"  syncd idle, {name:30} RSS median {statistics.median(values):6.1f} MB"
-                      f" (min {min(values):.1f}, max {max(values):.1f})", flush=True)
+                print(
+                    f"  syncd idle, {name:30} RSS median {statistics.median(values):6.1f} MB"
+                    f" (min {min(values):.1f}, max {max(values):.1f})",
+                    flush=True,
+                )
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
     return 0

@@ -77,8 +77,9 @@ def _github_main(conn: Connection, validate: bool) -> None:
     from syncd_sandbox.fakeserver import FakeRequest, FakeResponse
     from syncd_sandbox.github.fake import FakeGitHub
 
-    fake = FakeGitHub(token=GITHUB_TOKEN, write_limit=NO_LIMIT, primary_limit=NO_LIMIT,
-                      validate=validate)
+    fake = FakeGitHub(
+        token=GITHUB_TOKEN, write_limit=NO_LIMIT, primary_limit=NO_LIMIT, validate=validate
+    )
     created: dict[str, list[tuple[str, float]]] = {}  # repo -> [(title, monotonic time)]
     changed = threading.Condition()
 
@@ -133,8 +134,13 @@ def _github_main(conn: Connection, validate: bool) -> None:
 def _hubspot_main(conn: Connection, latency: float) -> None:
     from syncd_sandbox.hubspot.fake import FakeHubSpot
 
-    fake = FakeHubSpot(token=HUBSPOT_TOKEN, app_secret=HUBSPOT_SECRET, general_limit=NO_LIMIT,
-                       search_limit=NO_LIMIT, latency_seconds=latency)
+    fake = FakeHubSpot(
+        token=HUBSPOT_TOKEN,
+        app_secret=HUBSPOT_SECRET,
+        general_limit=NO_LIMIT,
+        search_limit=NO_LIMIT,
+        latency_seconds=latency,
+    )
     server = fake.serve().start()
     conn.send(server.url)
     try:
@@ -143,15 +149,20 @@ def _hubspot_main(conn: Connection, latency: float) -> None:
             if command == "stop":
                 break
             if command == "seed":  # n deals at a stage before Closed Won -> their ids
-                ids = [fake.create_deal(dealname=f"Bench deal {i}", amount=1000 + i,
-                                        dealstage="contractadmin") for i in range(args)]
+                ids = [
+                    fake.create_deal(
+                        dealname=f"Bench deal {i}", amount=1000 + i, dealstage="contractadmin"
+                    )
+                    for i in range(args)
+                ]
                 fake.portal.take_events()
                 conn.send(ids)
             elif command == "win":  # move deals to Closed Won -> the webhook events
                 for deal_id in args:
                     fake.update_deal(deal_id, dealstage="closedwon")
-                conn.send([e for e in fake.portal.take_events()
-                           if e.get("propertyName") == "dealstage"])
+                conn.send(
+                    [e for e in fake.portal.take_events() if e.get("propertyName") == "dealstage"]
+                )
             elif command == "requests":
                 with fake.app.lock:
                     conn.send(len(fake.app.log))
@@ -241,8 +252,12 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def wait_until(condition: Callable[[], Any], timeout: float, what: str,
-               proc: subprocess.Popen[bytes] | None = None) -> Any:
+def wait_until(
+    condition: Callable[[], Any],
+    timeout: float,
+    what: str,
+    proc: subprocess.Popen[bytes] | None = None,
+) -> Any:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if proc is not None and proc.poll() is not None:
@@ -269,8 +284,10 @@ def build_request(port: int, path: str, event: dict[str, Any]) -> bytes:
     url = f"http://127.0.0.1:{port}{path}"
     headers, body = signed_request(HUBSPOT_SECRET, url, [event], int(time.time() * 1000))
     head = "".join(f"{k}: {v}\r\n" for k, v in headers.items())
-    return (f"POST {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n{head}"
-            f"Content-Length: {len(body)}\r\n\r\n").encode() + body
+    return (
+        f"POST {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n{head}"
+        f"Content-Length: {len(body)}\r\n\r\n"
+    ).encode() + body
 
 
 async def read_response(reader: asyncio.StreamReader) -> int:
@@ -360,15 +377,19 @@ class RoundResult:
         return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
 
     def line(self) -> str:
-        hub = ("" if self.hubspot_requests_per_1000 is None
-               else f"  hubspot req/1000={self.hubspot_requests_per_1000:.0f}")
-        return (f"  {self.stack:8} {self.per_second:7.1f} issues/s  dup={self.duplicates} "
-                f"lost={self.lost}  (2xx {self.accepted}/{self.sent}, {self.seconds:.1f} s)  "
-                f"C=1 p50={self.pct(0.5):.1f} ms p95={self.pct(0.95):.1f} ms  "
-                f"cpu={self.cpu_ms_per_webhook:.2f} ms/webhook  rss={self.rss_mb:.0f} MB{hub}"
-                f"  (fake GitHub cpu={self.fake_github_cpu_ms_per_webhook:.2f} ms/webhook; "
-                f"ready after {self.startup_seconds:.1f} s)"
-                + (f"  [{self.note}]" if self.note else ""))
+        hub = (
+            ""
+            if self.hubspot_requests_per_1000 is None
+            else f"  hubspot req/1000={self.hubspot_requests_per_1000:.0f}"
+        )
+        return (
+            f"  {self.stack:8} {self.per_second:7.1f} issues/s  dup={self.duplicates} "
+            f"lost={self.lost}  (2xx {self.accepted}/{self.sent}, {self.seconds:.1f} s)  "
+            f"C=1 p50={self.pct(0.5):.1f} ms p95={self.pct(0.95):.1f} ms  "
+            f"cpu={self.cpu_ms_per_webhook:.2f} ms/webhook  rss={self.rss_mb:.0f} MB{hub}"
+            f"  (fake GitHub cpu={self.fake_github_cpu_ms_per_webhook:.2f} ms/webhook; "
+            f"ready after {self.startup_seconds:.1f} s)" + (f"  [{self.note}]" if self.note else "")
+        )
 
 
 class Stack:
@@ -410,8 +431,9 @@ class SyncdStack(Stack):
     name = "syncd"
     path = "/webhooks/hubspot"
 
-    def __init__(self, github_url: str, workdir: Path, state_dir: Path | None = None,
-                 workers: int = 4) -> None:
+    def __init__(
+        self, github_url: str, workdir: Path, state_dir: Path | None = None, workers: int = 4
+    ) -> None:
         self.github_url = github_url
         self.workers = workers  # [executor] workers (4: syncd's default)
         self.workdir = workdir
@@ -422,21 +444,24 @@ class SyncdStack(Stack):
         launched = time.monotonic()
         tmp = Path(tempfile.mkdtemp(prefix="syncd-", dir=self.workdir))
         (tmp / "mappings").mkdir()
-        (tmp / "mappings" / "bench.yaml").write_text(textwrap.dedent(f"""\
+        (tmp / "mappings" / "bench.yaml").write_text(
+            textwrap.dedent(f"""\
             rules:
               - id: bench-won-issue
                 when: {{source: hubspot, object: deal, field: dealstage, to: Closed Won}}
                 do:
                   - github.create_issue:
                       repo: {repo}
-                      title: "{title_for('{{ deal.id }}')}"
+                      title: "{title_for("{{ deal.id }}")}"
                       body: "HubSpot deal {{{{ deal.id }}}} moved to Closed Won."
-            """))
+            """)
+        )
         self.port = free_port()
-        (tmp / "syncd.toml").write_text(textwrap.dedent(f"""\
+        (tmp / "syncd.toml").write_text(
+            textwrap.dedent(f"""\
             [syncd]
-            state_dir = "{self.state_dir or tmp / 'state'}"
-            mappings = ["{tmp / 'mappings'}"]
+            state_dir = "{self.state_dir or tmp / "state"}"
+            mappings = ["{tmp / "mappings"}"]
             log_level = "warning"
             [http]
             port = {self.port}
@@ -455,28 +480,44 @@ class SyncdStack(Stack):
             write_period_seconds = 1
             poll_interval_seconds = 3600
             timeout_seconds = 30
-            """))
-        env = {**os.environ, "PYTHONUNBUFFERED": "1",
-               "SYNCD_HUBSPOT_ACCESS_TOKEN": HUBSPOT_TOKEN,
-               "SYNCD_HUBSPOT_APP_SECRET": HUBSPOT_SECRET,
-               "SYNCD_GITHUB_TOKEN": GITHUB_TOKEN}
+            """)
+        )
+        env = {
+            **os.environ,
+            "PYTHONUNBUFFERED": "1",
+            "SYNCD_HUBSPOT_ACCESS_TOKEN": HUBSPOT_TOKEN,
+            "SYNCD_HUBSPOT_APP_SECRET": HUBSPOT_SECRET,
+            "SYNCD_GITHUB_TOKEN": GITHUB_TOKEN,
+        }
         self.log_file = open(tmp / "syncd.log", "wb")  # noqa: SIM115 - closed in stop()
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "syncd.cli", "run", "--config", str(tmp / "syncd.toml")],
-            cwd=ROOT, env=env, stdout=self.log_file, stderr=subprocess.STDOUT)
+            cwd=ROOT,
+            env=env,
+            stdout=self.log_file,
+            stderr=subprocess.STDOUT,
+        )
         self.log_path = tmp / "syncd.log"
         base = f"http://127.0.0.1:{self.port}"
-        wait_until(lambda: http_get(f"{base}/healthz")[0] == 200, 60, "syncd to start",
-                   self.proc)
+        wait_until(lambda: http_get(f"{base}/healthz")[0] == 200, 60, "syncd to start", self.proc)
         # Go live: the first HubSpot poll has finished, so every later change is news.
-        wait_until(lambda: _first_poll_done(http_get(f"{base}/metrics")[1]), 600,
-                   "syncd's first HubSpot poll", self.proc)
+        wait_until(
+            lambda: _first_poll_done(http_get(f"{base}/metrics")[1]),
+            600,
+            "syncd's first HubSpot poll",
+            self.proc,
+        )
         self.startup_seconds = time.monotonic() - launched
 
     def diagnose(self) -> str:
-        wanted = ("syncd_inbox_pending", "syncd_actions{", "syncd_queue_depth",
-                  "syncd_webhooks_total{", "syncd_actions_finished_total{",
-                  "syncd_rate_limiter_waits{")
+        wanted = (
+            "syncd_inbox_pending",
+            "syncd_actions{",
+            "syncd_queue_depth",
+            "syncd_webhooks_total{",
+            "syncd_actions_finished_total{",
+            "syncd_rate_limiter_waits{",
+        )
         lines = http_get(f"http://127.0.0.1:{self.port}/metrics")[1].splitlines()
         return "; ".join(line for line in lines if line.startswith(wanted))
 
@@ -503,8 +544,11 @@ class SyncdStack(Stack):
 
 def _first_poll_done(metrics: str) -> bool:
     for line in metrics.splitlines():
-        if (line.startswith("syncd_polls_total{") and 'source="hubspot"' in line
-                and 'outcome="ok"' in line):
+        if (
+            line.startswith("syncd_polls_total{")
+            and 'source="hubspot"' in line
+            and 'outcome="ok"' in line
+        ):
             return float(line.rsplit(" ", 1)[1]) >= 1
     return False
 
@@ -534,19 +578,59 @@ return msg;
 def node_red_flow() -> list[dict[str, Any]]:
     return [
         {"id": "bench", "type": "tab", "label": "HubSpot won deal -> GitHub issue"},
-        {"id": "in", "type": "http in", "z": "bench", "url": "/hubspot", "method": "post",
-         "upload": False, "wires": [["build"]]},
-        {"id": "build", "type": "function", "z": "bench", "func": FUNCTION_BUILD,
-         "outputs": 2, "wires": [["create"], ["reply"]]},
-        {"id": "create", "type": "http request", "z": "bench", "method": "use", "ret": "obj",
-         "paytoqs": "ignore", "url": "", "persist": True, "senderr": False,
-         "wires": [["answer"]]},
-        {"id": "answer", "type": "function", "z": "bench", "func": FUNCTION_REPLY,
-         "outputs": 1, "wires": [["reply"]]},
-        {"id": "reply", "type": "http response", "z": "bench", "statusCode": "",
-         "headers": {}, "wires": []},
-        {"id": "ready", "type": "http in", "z": "bench", "url": "/ready", "method": "get",
-         "wires": [["reply"]]},
+        {
+            "id": "in",
+            "type": "http in",
+            "z": "bench",
+            "url": "/hubspot",
+            "method": "post",
+            "upload": False,
+            "wires": [["build"]],
+        },
+        {
+            "id": "build",
+            "type": "function",
+            "z": "bench",
+            "func": FUNCTION_BUILD,
+            "outputs": 2,
+            "wires": [["create"], ["reply"]],
+        },
+        {
+            "id": "create",
+            "type": "http request",
+            "z": "bench",
+            "method": "use",
+            "ret": "obj",
+            "paytoqs": "ignore",
+            "url": "",
+            "persist": True,
+            "senderr": False,
+            "wires": [["answer"]],
+        },
+        {
+            "id": "answer",
+            "type": "function",
+            "z": "bench",
+            "func": FUNCTION_REPLY,
+            "outputs": 1,
+            "wires": [["reply"]],
+        },
+        {
+            "id": "reply",
+            "type": "http response",
+            "z": "bench",
+            "statusCode": "",
+            "headers": {},
+            "wires": [],
+        },
+        {
+            "id": "ready",
+            "type": "http in",
+            "z": "bench",
+            "url": "/ready",
+            "method": "get",
+            "wires": [["reply"]],
+        },
     ]
 
 
@@ -587,15 +671,34 @@ class NodeRedStack(Stack):
         self.port = free_port()
         (user_dir / "settings.js").write_text(node_red_settings(self.port))
         (user_dir / "flows.json").write_text(json.dumps(node_red_flow(), indent=1))
-        env = {**os.environ, "BENCH_GITHUB_URL": self.github_url, "BENCH_REPO": repo,
-               "BENCH_GITHUB_TOKEN": GITHUB_TOKEN, "NODE_RED_ENABLE_PROJECTS": "false"}
+        env = {
+            **os.environ,
+            "BENCH_GITHUB_URL": self.github_url,
+            "BENCH_REPO": repo,
+            "BENCH_GITHUB_TOKEN": GITHUB_TOKEN,
+            "NODE_RED_ENABLE_PROJECTS": "false",
+        }
         self.log_file = open(user_dir / "node-red.log", "wb")  # noqa: SIM115 - closed in stop()
         self.proc = subprocess.Popen(
-            [shutil.which("node") or "node", str(self.red_js), "--userDir", str(user_dir),
-             "--settings", str(user_dir / "settings.js")],
-            cwd=user_dir, env=env, stdout=self.log_file, stderr=subprocess.STDOUT)
-        wait_until(lambda: http_get(f"http://127.0.0.1:{self.port}/ready")[0] == 200, 60,
-                   "Node-RED to start", self.proc)
+            [
+                shutil.which("node") or "node",
+                str(self.red_js),
+                "--userDir",
+                str(user_dir),
+                "--settings",
+                str(user_dir / "settings.js"),
+            ],
+            cwd=user_dir,
+            env=env,
+            stdout=self.log_file,
+            stderr=subprocess.STDOUT,
+        )
+        wait_until(
+            lambda: http_get(f"http://127.0.0.1:{self.port}/ready")[0] == 200,
+            60,
+            "Node-RED to start",
+            self.proc,
+        )
         self.startup_seconds = time.monotonic() - launched
 
     def stop(self) -> None:
@@ -617,8 +720,19 @@ def node_red_install(cache: Path) -> tuple[Path | None, str]:
         print(f"installing {NODE_RED_SPEC} from the npm registry into {cache} ...", flush=True)
         try:
             done = subprocess.run(
-                ["npm", "install", "--prefix", str(cache), "--no-audit", "--no-fund",
-                 "--omit=dev", NODE_RED_SPEC], capture_output=True, timeout=900)
+                [
+                    "npm",
+                    "install",
+                    "--prefix",
+                    str(cache),
+                    "--no-audit",
+                    "--no-fund",
+                    "--omit=dev",
+                    NODE_RED_SPEC,
+                ],
+                capture_output=True,
+                timeout=900,
+            )
         except subprocess.TimeoutExpired:
             return None, "npm install timed out"
         if done.returncode != 0 or not red_js.exists():
@@ -633,15 +747,17 @@ def node_red_install(cache: Path) -> tuple[Path | None, str]:
 # -- a round ---------------------------------------------------------------------------------
 
 
-def run_round(stack: Stack, round_no: int, github: FakeProcess,
-              args: argparse.Namespace) -> RoundResult:
+def run_round(
+    stack: Stack, round_no: int, github: FakeProcess, args: argparse.Namespace
+) -> RoundResult:
     """The two measurements of one stack, each on a freshly started daemon, a fresh fake
     HubSpot portal and a new repository. Separate daemons: the idle measurement leaves no
     work or state behind, and the load phase's N creates all fall in one daemon's lifetime
     (syncd's GitHub client holds to 5,000 requests an hour per process, see the docs)."""
     result = RoundResult(stack.name, sent=args.n)
-    with _phase(stack, github, f"bench/{stack.name}-r{round_no}-idle", args.latency_samples,
-                args) as (repo, hubspot, deals):
+    with _phase(
+        stack, github, f"bench/{stack.name}-r{round_no}-idle", args.latency_samples, args
+    ) as (repo, hubspot, deals):
         for deal_id in deals:  # one webhook at a time, each waited for until its issue exists
             (event,) = hubspot.call("win", [deal_id])
             request = build_request(stack.port, stack.path, event)
@@ -652,8 +768,11 @@ def run_round(stack: Stack, round_no: int, github: FakeProcess,
                 result.note = f"latency sample for deal {deal_id} failed (HTTP {status})"
                 break
             result.latencies_ms.append((created_at - sent_at) * 1000)
-    with _phase(stack, github, f"bench/{stack.name}-r{round_no}-load", args.n,
-                args) as (repo, hubspot, deals):
+    with _phase(stack, github, f"bench/{stack.name}-r{round_no}-load", args.n, args) as (
+        repo,
+        hubspot,
+        deals,
+    ):
         result.startup_seconds = stack.startup_seconds
         assert stack.proc is not None
         pid = stack.proc.pid
@@ -668,7 +787,8 @@ def run_round(stack: Stack, round_no: int, github: FakeProcess,
             _drain(github, repo, len(deals), args)
         result.cpu_ms_per_webhook = (cpu_seconds(pid) - cpu_before) * 1000 / args.n
         result.fake_github_cpu_ms_per_webhook = (
-            (cpu_seconds(github.pid) - fake_before) * 1000 / args.n)
+            (cpu_seconds(github.pid) - fake_before) * 1000 / args.n
+        )
         result.rss_mb = rss_mb(pid)
         waited = stack.limiter_waits()
         if waited:
@@ -683,8 +803,9 @@ def run_round(stack: Stack, round_no: int, github: FakeProcess,
         result.seconds = (max(at for _, at in created) - started) if created else 0.0
         if result.lost or result.duplicates:
             print(f"  {stack.name} left work undone: {stack.diagnose()}", flush=True)
-            kept = stack.keep_log(Path(tempfile.gettempdir())
-                                  / f"peer-{stack.name}-r{round_no}-{os.getpid()}.log")
+            kept = stack.keep_log(
+                Path(tempfile.gettempdir()) / f"peer-{stack.name}-r{round_no}-{os.getpid()}.log"
+            )
             if kept is not None:
                 print(f"  {stack.name}'s log kept in {kept}", flush=True)
     return result
@@ -705,9 +826,24 @@ def _profiled(stack: Stack, folder: Path | None, round_no: int) -> Iterator[None
         return
     folder.mkdir(parents=True, exist_ok=True)
     out = folder / f"syncd-r{round_no}.txt"
-    proc = subprocess.Popen([spy, "record", "--pid", str(stack.proc.pid), "--format", "raw",
-                             "--rate", "200", "--nonblocking", "--gil", "-o", str(out)],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    proc = subprocess.Popen(
+        [
+            spy,
+            "record",
+            "--pid",
+            str(stack.proc.pid),
+            "--format",
+            "raw",
+            "--rate",
+            "200",
+            "--nonblocking",
+            "--gil",
+            "-o",
+            str(out),
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     try:
         yield
     finally:
@@ -721,8 +857,9 @@ def _profiled(stack: Stack, folder: Path | None, round_no: int) -> Iterator[None
 
 
 @contextlib.contextmanager
-def _phase(stack: Stack, github: FakeProcess, repo: str, deal_count: int,
-           args: argparse.Namespace) -> Iterator[tuple[str, FakeProcess, list[str]]]:
+def _phase(
+    stack: Stack, github: FakeProcess, repo: str, deal_count: int, args: argparse.Namespace
+) -> Iterator[tuple[str, FakeProcess, list[str]]]:
     """A new repo, a fake HubSpot portal seeded with `deal_count` deals not yet won, and
     the stack started (and gone live) on them; everything stopped on the way out."""
     github.call("add_repo", repo)
@@ -773,31 +910,61 @@ def main() -> int:
     parser.add_argument("--n", type=int, default=5000, help="webhooks per round (throughput)")
     parser.add_argument("--c", type=int, default=32, help="concurrent connections")
     parser.add_argument("--rounds", type=int, default=3)
-    parser.add_argument("--latency-samples", type=int, default=50,
-                        help="webhooks sent one at a time for the idle latency")
-    parser.add_argument("--hubspot-latency", type=float, default=0.01,
-                        help="seconds the fake HubSpot waits before each answer")
-    parser.add_argument("--github-validate", action="store_true",
-                        help="the fake GitHub validates each request against the OpenAPI "
-                        "description (costs the fake CPU; off by default)")
-    parser.add_argument("--stall-seconds", type=float, default=30,
-                        help="stop waiting for issues after this long without a new one")
-    parser.add_argument("--max-wait", type=float, default=1800,
-                        help="longest wait for the issues of one round")
+    parser.add_argument(
+        "--latency-samples",
+        type=int,
+        default=50,
+        help="webhooks sent one at a time for the idle latency",
+    )
+    parser.add_argument(
+        "--hubspot-latency",
+        type=float,
+        default=0.01,
+        help="seconds the fake HubSpot waits before each answer",
+    )
+    parser.add_argument(
+        "--github-validate",
+        action="store_true",
+        help="the fake GitHub validates each request against the OpenAPI "
+        "description (costs the fake CPU; off by default)",
+    )
+    parser.add_argument(
+        "--stall-seconds",
+        type=float,
+        default=30,
+        help="stop waiting for issues after this long without a new one",
+    )
+    parser.add_argument(
+        "--max-wait", type=float, default=1800, help="longest wait for the issues of one round"
+    )
     parser.add_argument("--settle-seconds", type=float, default=2.0)
-    parser.add_argument("--executor-workers", type=int, default=4,
-                        help="syncd's [executor] workers (default 4, syncd's default)")
-    parser.add_argument("--profile", type=Path, default=None, metavar="DIR",
-                        help="sample syncd with py-spy over each load phase into DIR")
+    parser.add_argument(
+        "--executor-workers",
+        type=int,
+        default=4,
+        help="syncd's [executor] workers (default 4, syncd's default)",
+    )
+    parser.add_argument(
+        "--profile",
+        type=Path,
+        default=None,
+        metavar="DIR",
+        help="sample syncd with py-spy over each load phase into DIR",
+    )
     parser.add_argument("--no-node-red", action="store_true")
     parser.add_argument("--no-syncd", action="store_true", help="measure Node-RED only")
-    parser.add_argument("--node-red-cache", type=Path,
-                        default=Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache"))
-                        / "syncd-bench" / "node-red")
+    parser.add_argument(
+        "--node-red-cache",
+        type=Path,
+        default=Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache"))
+        / "syncd-bench"
+        / "node-red",
+    )
     args = parser.parse_args()
 
-    red_js, red_note = (None, "--no-node-red") if args.no_node_red else \
-        node_red_install(args.node_red_cache)
+    red_js, red_note = (
+        (None, "--no-node-red") if args.no_node_red else node_red_install(args.node_red_cache)
+    )
     if red_js is None:
         print(f"Node-RED SKIPPED: {red_note}. Only syncd is measured; no ratios.", flush=True)
 
@@ -811,10 +978,13 @@ def main() -> int:
             stacks.append(SyncdStack(github.url, workdir, workers=args.executor_workers))
         if red_js is not None:
             stacks.append(NodeRedStack(red_js, github.url, workdir))
-        print(f"peer benchmark: N={args.n} C={args.c} rounds={args.rounds} "
-              f"latency samples={args.latency_samples} hubspot latency="
-              f"{args.hubspot_latency * 1000:.0f} ms; Node-RED {red_note}; "
-              f"{os.cpu_count()} CPUs; load average {os.getloadavg()[0]:.2f}", flush=True)
+        print(
+            f"peer benchmark: N={args.n} C={args.c} rounds={args.rounds} "
+            f"latency samples={args.latency_samples} hubspot latency="
+            f"{args.hubspot_latency * 1000:.0f} ms; Node-RED {red_note}; "
+            f"{os.cpu_count()} CPUs; load average {os.getloadavg()[0]:.2f}",
+            flush=True,
+        )
         for round_no in range(1, args.rounds + 1):
             print(f"round {round_no}:", flush=True)
             for stack in stacks:
@@ -828,19 +998,25 @@ def main() -> int:
             github.stop()
         shutil.rmtree(workdir, ignore_errors=True)
 
-    s, r = summary("syncd", results.get("syncd", [])), summary("node-red",
-                                                                results.get("node-red", []))
+    s, r = (
+        summary("syncd", results.get("syncd", [])),
+        summary("node-red", results.get("node-red", [])),
+    )
     print(f"medians over {args.rounds} round(s), load average now {os.getloadavg()[0]:.2f}:")
     for name, figures in (("syncd", s), ("node-red", r)):
         if figures:
-            print(f"  {name:8} {figures['per_second']:7.1f} issues/s  C=1 p50="
-                  f"{figures['p50']:.1f} ms p95={figures['p95']:.1f} ms  cpu="
-                  f"{figures['cpu']:.2f} ms/webhook  duplicates={figures['duplicates']:.0f} "
-                  f"lost={figures['lost']:.0f}")
+            print(
+                f"  {name:8} {figures['per_second']:7.1f} issues/s  C=1 p50="
+                f"{figures['p50']:.1f} ms p95={figures['p95']:.1f} ms  cpu="
+                f"{figures['cpu']:.2f} ms/webhook  duplicates={figures['duplicates']:.0f} "
+                f"lost={figures['lost']:.0f}"
+            )
     if s and r:
-        print(f"  ratio syncd/node-red: throughput {s['per_second'] / r['per_second']:.2f}x  "
-              f"p50 latency {s['p50'] / r['p50']:.2f}x  p95 latency {s['p95'] / r['p95']:.2f}x  "
-              f"cpu/webhook {s['cpu'] / r['cpu']:.2f}x")
+        print(
+            f"  ratio syncd/node-red: throughput {s['per_second'] / r['per_second']:.2f}x  "
+            f"p50 latency {s['p50'] / r['p50']:.2f}x  p95 latency {s['p95'] / r['p95']:.2f}x  "
+            f"cpu/webhook {s['cpu'] / r['cpu']:.2f}x"
+        )
     clean = all(x.duplicates == 0 and x.lost == 0 for rs in results.values() for x in rs)
     return 0 if clean else 1
 

@@ -33,8 +33,10 @@ from tests.helpers import free_port, wait_healthy  # noqa: E402
 
 def run(replicas: int, args: argparse.Namespace) -> float:
     schema = f"bench_{uuid.uuid4().hex[:10]}"
-    admin = create_engine(args.database.replace("postgresql://", "postgresql+psycopg://"),
-                          isolation_level="AUTOCOMMIT")
+    admin = create_engine(
+        args.database.replace("postgresql://", "postgresql+psycopg://"),
+        isolation_level="AUTOCOMMIT",
+    )
     with admin.connect() as conn:
         conn.execute(text(f'CREATE SCHEMA "{schema}"'))
     url = f"{args.database}?options=-csearch_path%3D{schema}"
@@ -42,7 +44,8 @@ def run(replicas: int, args: argparse.Namespace) -> float:
     (tmp / "mappings").mkdir()
     (tmp / "mappings" / "r.yaml").write_text(
         "rules:\n  - id: bench\n    when: {source: localdb, object: item, field: stage}\n"
-        "    do:\n      - localdb.record: {title: x}\n")
+        "    do:\n      - localdb.record: {title: x}\n"
+    )
     store = open_store(url)
     procs, ports = [], []
     for k in range(replicas):
@@ -50,8 +53,8 @@ def run(replicas: int, args: argparse.Namespace) -> float:
         ports.append(free_port())
         config.write_text(f"""
 [syncd]
-state_dir = "{tmp / f's{k}'}"
-mappings = ["{tmp / 'mappings'}"]
+state_dir = "{tmp / f"s{k}"}"
+mappings = ["{tmp / "mappings"}"]
 log_level = "warning"
 [store]
 url = "{url}"
@@ -60,22 +63,39 @@ port = {ports[-1]}
 [executor]
 workers = {args.workers}
 [localdb]
-path = "{tmp / 'remote.sqlite3'}"
+path = "{tmp / "remote.sqlite3"}"
 latency_seconds = {args.latency}
 poll_interval_seconds = 3600
 """)
-        procs.append(subprocess.Popen([sys.executable, "-m", "syncd.cli", "run", "--config",
-                                       str(config)], cwd=ROOT))
+        procs.append(
+            subprocess.Popen(
+                [sys.executable, "-m", "syncd.cli", "run", "--config", str(config)], cwd=ROOT
+            )
+        )
     for port in ports:
         wait_healthy(port)
     # All replicas idle and listening: plan the work and NOTIFY, as ingest does.
     start = time.perf_counter()
     with store.tx() as conn:
-        conn.execute(actions.insert(), [{
-            "key": make_key("bench", i), "rule_id": "bench", "connector": "localdb",
-            "action": "record", "params": {"title": f"t{i}"}, "status": "pending",
-            "attempts": 0, "next_attempt_at": 0, "created_at": 0, "updated_at": 0,
-            "guarantee": "at_least_once"} for i in range(args.n)])
+        conn.execute(
+            actions.insert(),
+            [
+                {
+                    "key": make_key("bench", i),
+                    "rule_id": "bench",
+                    "connector": "localdb",
+                    "action": "record",
+                    "params": {"title": f"t{i}"},
+                    "status": "pending",
+                    "attempts": 0,
+                    "next_attempt_at": 0,
+                    "created_at": 0,
+                    "updated_at": 0,
+                    "guarantee": "at_least_once",
+                }
+                for i in range(args.n)
+            ],
+        )
         store.notify(conn, ACTIONS_CHANNEL)
     try:
         while True:
@@ -104,8 +124,10 @@ def main() -> None:
     parser.add_argument("--latency", type=float, default=0.05)
     parser.add_argument("--workers", type=int, default=4)
     args = parser.parse_args()
-    print(f"{args.n} actions, {args.latency * 1000:.0f} ms per remote call, "
-          f"{args.workers} executor workers per replica (replicas started and idle first)")
+    print(
+        f"{args.n} actions, {args.latency * 1000:.0f} ms per remote call, "
+        f"{args.workers} executor workers per replica (replicas started and idle first)"
+    )
     for k in (1, 2, 3):
         elapsed = run(k, args)
         print(f"replicas: {k}   {elapsed:6.2f} s   {args.n / elapsed:7.1f} actions/s")

@@ -68,8 +68,9 @@ async def read_response(reader: asyncio.StreamReader) -> int:
     return status
 
 
-async def client(port: int, queue: list[bytes], latencies: list[float],
-                 statuses: list[int]) -> None:
+async def client(
+    port: int, queue: list[bytes], latencies: list[float], statuses: list[int]
+) -> None:
     reader, writer = await asyncio.open_connection("127.0.0.1", port)
     while queue:
         request = queue.pop()
@@ -80,8 +81,9 @@ async def client(port: int, queue: list[bytes], latencies: list[float],
     writer.close()
 
 
-async def blast(port: int, requests: list[bytes], concurrency: int) -> tuple[float, list[float],
-                                                                              list[int]]:
+async def blast(
+    port: int, requests: list[bytes], concurrency: int
+) -> tuple[float, list[float], list[int]]:
     latencies: list[float] = []
     statuses: list[int] = []
     queue = list(reversed(requests))
@@ -108,33 +110,40 @@ def main() -> None:
     parser.add_argument("--n", type=int, default=20000)
     parser.add_argument("--c", type=int, default=32)
     parser.add_argument("--warmup", type=int, default=1000)
-    parser.add_argument("--synchronous", choices=["NORMAL", "FULL"], default="NORMAL",
-                        help="SQLite durability: NORMAL survives a crash of syncd, FULL also "
-                        "a power loss")
+    parser.add_argument(
+        "--synchronous",
+        choices=["NORMAL", "FULL"],
+        default="NORMAL",
+        help="SQLite durability: NORMAL survives a crash of syncd, FULL also a power loss",
+    )
     args = parser.parse_args()
     tmp = Path(tempfile.mkdtemp(prefix="syncd-bench-"))
     (tmp / "mappings").mkdir()
     (tmp / "mappings" / "rules.yaml").write_text(
         "rules:\n  - id: bench\n    when: {source: localdb, object: item, field: stage, to: done}\n"
-        "    do:\n      - localdb.record: {title: 'x'}\n")
+        "    do:\n      - localdb.record: {title: 'x'}\n"
+    )
     port = free_port()
     (tmp / "syncd.toml").write_text(f"""
 [syncd]
-state_dir = "{tmp / 'state'}"
-mappings = ["{tmp / 'mappings'}"]
+state_dir = "{tmp / "state"}"
+mappings = ["{tmp / "mappings"}"]
 log_level = "warning"
 [http]
 port = {port}
 [store]
 synchronous = "{args.synchronous}"
 [localdb]
-path = "{tmp / 'remote.sqlite3'}"
+path = "{tmp / "remote.sqlite3"}"
 webhook_secret = "{SECRET}"
 poll_interval_seconds = 3600
 """)
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
-    proc = subprocess.Popen([sys.executable, "-m", "syncd.cli", "run", "--config",
-                             str(tmp / "syncd.toml")], cwd=ROOT, env=env)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "syncd.cli", "run", "--config", str(tmp / "syncd.toml")],
+        cwd=ROOT,
+        env=env,
+    )
     try:
         wait_ready(port, proc)
         warm = build_requests(args.warmup, port)
@@ -148,12 +157,16 @@ poll_interval_seconds = 3600
     db = sqlite3.connect(tmp / "state" / "syncd.sqlite3")
     stored = db.execute("SELECT count(*) FROM inbox WHERE delivery_id LIKE 'bench-%'").fetchone()[0]
     lat = sorted(latencies)
-    print(f"deliveries: {args.n} at concurrency {args.c} "
-          f"(SQLite, WAL, synchronous={args.synchronous})")
+    print(
+        f"deliveries: {args.n} at concurrency {args.c} "
+        f"(SQLite, WAL, synchronous={args.synchronous})"
+    )
     print(f"accepted (2xx): {ok}   stored in the inbox: {stored}")
     print(f"throughput: {args.n / elapsed:,.0f} deliveries/s over {elapsed:.2f} s")
-    print(f"time to 2xx: p50 {statistics.median(lat) * 1000:.1f} ms, "
-          f"p99 {lat[int(len(lat) * 0.99) - 1] * 1000:.1f} ms, max {lat[-1] * 1000:.1f} ms")
+    print(
+        f"time to 2xx: p50 {statistics.median(lat) * 1000:.1f} ms, "
+        f"p99 {lat[int(len(lat) * 0.99) - 1] * 1000:.1f} ms, max {lat[-1] * 1000:.1f} ms"
+    )
     if ok != args.n or stored != args.n:
         raise SystemExit("FAILED: not every delivery was accepted and stored")
 

@@ -49,8 +49,11 @@ def alert_text(row: ActionRow, reason: str, held_back: int) -> tuple[str, str]:
         f"    syncd actions cancel {row.id}",
     ]
     if held_back:
-        lines += ["", f"{held_back} more failure(s) of this rule were held back since the last "
-                  "alert (see `syncd actions list --status dead --rule " + row.rule_id + "`)."]
+        lines += [
+            "",
+            f"{held_back} more failure(s) of this rule were held back since the last "
+            "alert (see `syncd actions list --status dead --rule " + row.rule_id + "`).",
+        ]
     return subject, "\n".join(lines) + "\n"
 
 
@@ -74,10 +77,24 @@ def object_lines(engine: Engine, row: ActionRow) -> list[str]:
     snap = read_snapshot(engine.store, row.source, row.object_type, row.object_id)
     fields = dict(snap.fields or {}) if snap else {}
     context = dict(snap.context or {}) if snap else {}
-    name = next((str(v) for k in ("dealname", "name", "title", "summary", "Name", "subject")
-                 for v in [fields.get(k, context.get(k))] if v), None)
-    link = next((str(v) for k in ("url", "link", "html_url", "hs_url") for v in
-                 [context.get(k, fields.get(k))] if v), None)
+    name = next(
+        (
+            str(v)
+            for k in ("dealname", "name", "title", "summary", "Name", "subject")
+            for v in [fields.get(k, context.get(k))]
+            if v
+        ),
+        None,
+    )
+    link = next(
+        (
+            str(v)
+            for k in ("url", "link", "html_url", "hs_url")
+            for v in [context.get(k, fields.get(k))]
+            if v
+        ),
+        None,
+    )
     out = [f"Name:    {name}"] if name else []
     return out + ([f"Link:    {link}"] if link else [])
 
@@ -85,21 +102,24 @@ def object_lines(engine: Engine, row: ActionRow) -> list[str]:
 def fix_lines(row: ActionRow, kind: str) -> list[str]:
     rule = row.rule_id
     if kind == "render":
-        return ["A template of this rule failed, so nothing was sent. To fix it:",
-                f"  1. correct the template of rule {rule} in its mapping file (the error "
-                "above names the field);",
-                "     a field the source does not send is fetched once a rule uses it;",
-                "  2. run `syncd check`, then reload (systemctl reload syncd);",
-                f"  3. syncd actions retry --rule {rule}",
-                "     (each failed action is planned again with the fixed rule, then performed "
-                "once)"]
+        return [
+            "A template of this rule failed, so nothing was sent. To fix it:",
+            f"  1. correct the template of rule {rule} in its mapping file (the error "
+            "above names the field);",
+            "     a field the source does not send is fetched once a rule uses it;",
+            "  2. run `syncd check`, then reload (systemctl reload syncd);",
+            f"  3. syncd actions retry --rule {rule}",
+            "     (each failed action is planned again with the fixed rule, then performed once)",
+        ]
     if kind == "condition":
-        return ["The condition of this rule could not be evaluated on this record's data "
-                "(see README, conditions: numbers, dates). To fix it:",
-                "  1. correct the value in the record, or the condition of rule "
-                f"{rule} in its mapping file;",
-                "  2. run `syncd check`, then reload (systemctl reload syncd);",
-                f"  3. syncd actions retry --rule {rule}"]
+        return [
+            "The condition of this rule could not be evaluated on this record's data "
+            "(see README, conditions: numbers, dates). To fix it:",
+            "  1. correct the value in the record, or the condition of rule "
+            f"{rule} in its mapping file;",
+            "  2. run `syncd check`, then reload (systemctl reload syncd);",
+            f"  3. syncd actions retry --rule {rule}",
+        ]
     return []
 
 
@@ -136,9 +156,12 @@ def make_alerter(engine: Engine) -> Callable[[ActionRow, str], None] | None:
             ref = row.ref
             planned = PlannedAction(
                 key=make_key(ALERT_RULE_PREFIX, akey, now // period_ms, row.key),
-                rule_id=f"{ALERT_RULE_PREFIX}:{row.rule_id}", connector=cfg.via,
-                action="send", params={"to": list(cfg.to), "subject": subject, "body": body},
-                ref=ref, guarantee="at_least_once",
+                rule_id=f"{ALERT_RULE_PREFIX}:{row.rule_id}",
+                connector=cfg.via,
+                action="send",
+                params={"to": list(cfg.to), "subject": subject, "body": body},
+                ref=ref,
+                guarantee="at_least_once",
             )
             insert_actions(store, conn, [planned], now)
         log.info("alert.queued", rule_id=row.rule_id, kind=kind, to=list(cfg.to))
@@ -171,8 +194,9 @@ def sweep(engine: Engine) -> int:
     state = KeyValue(engine.store, ALERT_RULE_PREFIX, engine.clock)
     after = int(state.get(PLAN_CURSOR, 0))
     with engine.store.engine.connect() as conn:  # one snapshot for the rows and the newest id
-        rows = outbox.list_actions(engine.store, after_id=after, status="dead", attempts=0,
-                                   limit=500, conn=conn)
+        rows = outbox.list_actions(
+            engine.store, after_id=after, status="dead", attempts=0, limit=500, conn=conn
+        )
         newest = outbox.newest_action_id(conn)
     queued = 0
     for row in rows:
@@ -196,15 +220,21 @@ def _inbox_failures(engine: Engine, state: Any) -> int:
     newest = after
     for connector, count, last_id, first_id in rows:
         newest = max(newest, last_id)
-        body = (f"{count} {connector} webhook delivery(ies) failed for good: syncd could not "
-                f"process them (e.g. fetching the changed object kept failing).\n\n"
-                f"Last error: {errors.get(connector) or '-'}\n\n"
-                f"See them:     syncd inbox list --status failed\n"
-                f"After fixing the cause (credentials, permissions, the API's status):\n"
-                f"              syncd inbox retry {first_id}   (one per delivery)\n"
-                "Polling still sees the changes within the poll interval.\n")
-        if queue_notice(engine, f"inbox:{connector}",
-                        f"[syncd] {connector} webhook deliveries failed ({count})", body):
+        body = (
+            f"{count} {connector} webhook delivery(ies) failed for good: syncd could not "
+            f"process them (e.g. fetching the changed object kept failing).\n\n"
+            f"Last error: {errors.get(connector) or '-'}\n\n"
+            f"See them:     syncd inbox list --status failed\n"
+            f"After fixing the cause (credentials, permissions, the API's status):\n"
+            f"              syncd inbox retry {first_id}   (one per delivery)\n"
+            "Polling still sees the changes within the poll interval.\n"
+        )
+        if queue_notice(
+            engine,
+            f"inbox:{connector}",
+            f"[syncd] {connector} webhook deliveries failed ({count})",
+            body,
+        ):
             queued += 1
     if newest != after:
         state.set(INBOX_CURSOR, newest)
@@ -219,20 +249,27 @@ def _digests(engine: Engine, period_ms: int) -> int:
     for row in due:
         rule_id, _, kind = row.rule_id.partition("#")
         kind = kind or "action"
-        body = (f"Rule {rule_id} kept failing ({kind} errors): {row.suppressed} more "
-                f"failure(s) since the last alert, held back to avoid a flood.\n\n"
-                f"See them:     syncd actions list --status dead --rule {rule_id}\n"
-                f"After fixing: syncd actions retry --rule {rule_id}\n")
-        if queue_notice(engine, f"digest:{row.rule_id}",
-                        f"[syncd] digest: rule {rule_id} failed {row.suppressed} more "
-                        f"time(s) ({kind})", body, period_ms=0):
+        body = (
+            f"Rule {rule_id} kept failing ({kind} errors): {row.suppressed} more "
+            f"failure(s) since the last alert, held back to avoid a flood.\n\n"
+            f"See them:     syncd actions list --status dead --rule {rule_id}\n"
+            f"After fixing: syncd actions retry --rule {rule_id}\n"
+        )
+        if queue_notice(
+            engine,
+            f"digest:{row.rule_id}",
+            f"[syncd] digest: rule {rule_id} failed {row.suppressed} more time(s) ({kind})",
+            body,
+            period_ms=0,
+        ):
             sent.digest_sent(engine.store, row.rule_id, now)
             mailed += 1
     return mailed
 
 
-def queue_notice(engine: Engine, topic: str, subject: str, body: str,
-                 period_ms: int | None = None) -> bool:
+def queue_notice(
+    engine: Engine, topic: str, subject: str, body: str, period_ms: int | None = None
+) -> bool:
     """An alert about syncd itself (not a dead action), at most one per topic per
     `[alerts] period_minutes` whatever the number of replicas. True when one was queued."""
     cfg = engine.config.alerts
@@ -251,9 +288,11 @@ def queue_notice(engine: Engine, topic: str, subject: str, body: str,
             # one key per period: two replicas noticing together queue one mail
             key=make_key(ALERT_RULE_PREFIX, topic, now // period_ms if period_ms else now),
             rule_id=rule_id,
-            connector=cfg.via, action="send",
+            connector=cfg.via,
+            action="send",
             params={"to": list(cfg.to), "subject": subject, "body": body},
-            ref=None, guarantee="at_least_once",
+            ref=None,
+            guarantee="at_least_once",
         )
         queued = insert_actions(engine.store, conn, [planned], now) > 0
     if queued:
@@ -275,6 +314,12 @@ def failing_rules(engine: Engine, window_ms: int) -> list[dict[str, Any]]:
         entry[1] = max(entry[1], last)
     out = []
     for (rule_id, kind), (count, _last) in sorted(totals.items(), key=lambda t: -t[1][1]):
-        out.append({"rule": rule_id, "kind": kind, "failures": count,
-                    "see": f"syncd actions list --status dead --rule {rule_id}"})
+        out.append(
+            {
+                "rule": rule_id,
+                "kind": kind,
+                "failures": count,
+                "see": f"syncd actions list --status dead --rule {rule_id}",
+            }
+        )
     return out

@@ -37,8 +37,9 @@ def backfill(engine: Any, source: str, *, since: datetime | None, replay: bool) 
         cursor = None
         for _ in range(MAX_PAGES):
             page = connector.poll(stream, cursor)
-            result = engine.ingestor.ingest(page.observations, fire=replay,
-                                            replay_since_ms=replay_since)
+            result = engine.ingestor.ingest(
+                page.observations, fire=replay, replay_since_ms=replay_since
+            )
             report.objects += result.observed
             report.events += result.events
             report.actions += result.actions

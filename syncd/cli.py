@@ -37,8 +37,9 @@ class _SyncdGroup(click.Group):
     def list_commands(self, ctx: click.Context) -> list[str]:
         from syncd import connector as registry
 
-        return sorted(set(super().list_commands(ctx)) | set(registry.available())
-                      | plugins.command_names())
+        return sorted(
+            set(super().list_commands(ctx)) | set(registry.available()) | plugins.command_names()
+        )
 
     def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
         found = super().get_command(ctx, cmd_name)
@@ -87,7 +88,7 @@ def check(config_path: str | None) -> None:
     for problem in [*missing, *unsigned_warnings(config.connectors)]:
         click.echo(f"warning: {problem}", err=True)
     # Without credentials, the checks against the live account are skipped, with a warning.
-    unreachable: set[str] = {p[1:p.index("]")] for p in missing}
+    unreachable: set[str] = {p[1 : p.index("]")] for p in missing}
     try:
         connectors = build_connectors(config, SystemClock())
     except ConfigError as exc:
@@ -115,8 +116,10 @@ def check(config_path: str | None) -> None:
     problems = check_rules_against_config(rules, connectors)
     for name, conn in sorted(connectors.items()):
         if name in unreachable:
-            click.echo(f"warning: {name}: live checks skipped (no credentials or API "
-                       "unreachable)", err=True)
+            click.echo(
+                f"warning: {name}: live checks skipped (no credentials or API unreachable)",
+                err=True,
+            )
             for warning in conn.check_mapping_offline(rules):
                 click.echo(f"warning: [{name}] {warning}", err=True)
             continue
@@ -129,8 +132,10 @@ def check(config_path: str | None) -> None:
     if problems:
         sys.exit(1)
     examples = sum(len(r.rule.examples) for r in rules.rules)
-    click.echo(f"ok: {len(rules.rules)} rules in {len(rules.files)} files, "
-               f"{examples} examples passed, connectors: {', '.join(sorted(connectors))}")
+    click.echo(
+        f"ok: {len(rules.rules)} rules in {len(rules.files)} files, "
+        f"{examples} examples passed, connectors: {', '.join(sorted(connectors))}"
+    )
 
 
 @main.command()
@@ -168,12 +173,18 @@ def _rules_for_dry_run(config: Config) -> Any:
         try:
             store = open_store(url)
         except Exception as exc:  # no store to read from: the offline names still apply
-            click.echo(f"warning: store not read ({type(exc).__name__}); using the "
-                       "connectors' built-in value names", err=True)
+            click.echo(
+                f"warning: store not read ({type(exc).__name__}); using the "
+                "connectors' built-in value names",
+                err=True,
+            )
     try:
-        return load_rules(config.mapping_paths, run_examples=False,
-                          aliases=offline_aliases(store, config.connectors),
-                          vars=config.syncd.vars)
+        return load_rules(
+            config.mapping_paths,
+            run_examples=False,
+            aliases=offline_aliases(store, config.connectors),
+            vars=config.syncd.vars,
+        )
     except MappingError as exc:
         raise click.ClickException(str(exc)) from None
     finally:
@@ -189,10 +200,19 @@ def simulate(config_path: str | None, event_path: str) -> None:
     config = _load(config_path)
     rules = _rules_for_dry_run(config)
     for p in plan_event_file(rules, _read_event(event_path)).actions:
-        click.echo(json.dumps({
-            "rule": p.rule_id, "action": p.name, "key": p.key, "params": p.params,
-            **({"error": p.error} if p.error else {}),
-        }, default=str, sort_keys=True))
+        click.echo(
+            json.dumps(
+                {
+                    "rule": p.rule_id,
+                    "action": p.name,
+                    "key": p.key,
+                    "params": p.params,
+                    **({"error": p.error} if p.error else {}),
+                },
+                default=str,
+                sort_keys=True,
+            )
+        )
 
 
 @main.command()
@@ -203,10 +223,10 @@ def explain(config_path: str | None, event_path: str) -> None:
     config = _load(config_path)
     rules = _rules_for_dry_run(config)
     for decision in explain_change(rules, _read_event(event_path)):
-        mark = {"fired": "FIRED ", "render failed": "FAILED ", "condition error": "FAILED "
-                }.get(decision.outcome, "-     ")
-        extra = (f" -> {', '.join(p.name for p in decision.actions)}"
-                 if decision.fired else "")
+        mark = {"fired": "FIRED ", "render failed": "FAILED ", "condition error": "FAILED "}.get(
+            decision.outcome, "-     "
+        )
+        extra = f" -> {', '.join(p.name for p in decision.actions)}" if decision.fired else ""
         click.echo(f"{mark}{decision.rule_id}: {decision.reason}{extra}")
 
 
@@ -235,8 +255,9 @@ def _find(conn: Any, ident: str) -> ActionRow:
 @click.option("--rule", default=None)
 @click.option("--limit", default=50, show_default=True)
 @click.option("--json", "as_json", is_flag=True, help="one JSON object per line, for scripts")
-def actions_list(config_path: str | None, status: str | None, rule: str | None,
-                 limit: int, as_json: bool) -> None:
+def actions_list(
+    config_path: str | None, status: str | None, rule: str | None, limit: int, as_json: bool
+) -> None:
     """List actions, newest first: a table with the object's name and human times."""
     from syncd.console import presenters as show
     from syncd.store.console import recent_actions
@@ -245,18 +266,33 @@ def actions_list(config_path: str | None, status: str | None, rule: str | None,
     rows = recent_actions(store, status, rule, limit)
     if as_json:
         for a in rows:
-            out = {k: v for k, v in a.__dict__.items()
-                   if k not in ("params", "object_fields", "object_context")}
+            out = {
+                k: v
+                for k, v in a.__dict__.items()
+                if k not in ("params", "object_fields", "object_context")
+            }
             click.echo(json.dumps({**out, "object_name": show.object_name(a.object_fields)}))
         return
     now = to_ms(SystemClock().now())
-    click.echo(show.table(
-        ["ID", "STATUS", "TRIES", "RULE", "DOES", "OBJECT", "CHANGED", "RESULT / ERROR"],
-        [[str(a.id), a.status, str(a.attempts), a.rule_id, f"{a.connector}.{a.action}",
-          show.object_label(a.source, a.object_type, a.object_id, a.object_fields)[:60],
-          show.ago(a.updated_at, now),
-          (a.external_url or a.external_id or a.last_error or "")[:80]] for a in rows],
-        right=frozenset({0, 2})))
+    click.echo(
+        show.table(
+            ["ID", "STATUS", "TRIES", "RULE", "DOES", "OBJECT", "CHANGED", "RESULT / ERROR"],
+            [
+                [
+                    str(a.id),
+                    a.status,
+                    str(a.attempts),
+                    a.rule_id,
+                    f"{a.connector}.{a.action}",
+                    show.object_label(a.source, a.object_type, a.object_id, a.object_fields)[:60],
+                    show.ago(a.updated_at, now),
+                    (a.external_url or a.external_id or a.last_error or "")[:80],
+                ]
+                for a in rows
+            ],
+            right=frozenset({0, 2}),
+        )
+    )
 
 
 @actions_group.command("show")
@@ -275,28 +311,37 @@ def actions_show(config_path: str | None, ident: str, as_json: bool) -> None:
         click.echo(json.dumps(row, indent=2, default=str))
         return
     now = to_ms(SystemClock().now())
-    fields, context = (object_seen(store, row["source"], row["object_type"], row["object_id"])
-                       if row["source"] else ({}, {}))
+    fields, context = (
+        object_seen(store, row["source"], row["object_type"], row["object_id"])
+        if row["source"]
+        else ({}, {})
+    )
 
     def when(ms: int | None) -> str:
         return f"{show.utc_text(ms)} ({show.ago(ms, now)})" if ms else "-"
+
     lines = [
-        ("action", f"{row['id']}  {row['status']}"), ("rule", row["rule_id"]),
+        ("action", f"{row['id']}  {row['status']}"),
+        ("rule", row["rule_id"]),
         ("does", f"{row['connector']}.{row['action']} ({row['guarantee']})"),
-        ("object", show.object_label(row["source"], row["object_type"], row["object_id"],
-                                     fields)),
+        ("object", show.object_label(row["source"], row["object_type"], row["object_id"], fields)),
         ("link", show.object_link(fields, context) or "-"),
-        ("event", str(row["event_id"] or "-")), ("key", row["key"]),
-        ("planned", when(row["created_at"])), ("changed", when(row["updated_at"])),
+        ("event", str(row["event_id"] or "-")),
+        ("key", row["key"]),
+        ("planned", when(row["created_at"])),
+        ("changed", when(row["updated_at"])),
         ("attempts", str(row["attempts"])),
     ]
     if row["status"] in ("pending", "in_flight"):
-        lines.append(("next try", when(row["next_attempt_at"]) if row["next_attempt_at"]
-                      else "now"))
+        lines.append(
+            ("next try", when(row["next_attempt_at"]) if row["next_attempt_at"] else "now")
+        )
     if row["lease_owner"] and row["status"] == "in_flight":
         lines.append(("held by", f"{row['lease_owner']} until {when(row['lease_until'])}"))
-    lines += [("error", row["last_error"] or "-"),
-              ("result", row["external_url"] or row["external_id"] or "-")]
+    lines += [
+        ("error", row["last_error"] or "-"),
+        ("result", row["external_url"] or row["external_id"] or "-"),
+    ]
     for label, text in lines:
         click.echo(f"{label + ':':<10} {text}")
     click.echo("params:")
@@ -309,8 +354,9 @@ def _set_status(config_path: str | None, ident: str, status: str, allowed: tuple
     with store.tx() as conn:
         row = _find(conn, ident)
         if row.status not in allowed:
-            raise click.ClickException(f"action {row.id} is {row.status}; "
-                                       f"only {'/'.join(allowed)} can be changed so")
+            raise click.ClickException(
+                f"action {row.id} is {row.status}; only {'/'.join(allowed)} can be changed so"
+            )
         values: dict[str, Any] = {"status": status, "updated_at": now}
         if status == "pending":
             # due at once, whatever the clocks of the replicas say
@@ -323,11 +369,21 @@ def _set_status(config_path: str | None, ident: str, status: str, allowed: tuple
 @config_option
 @click.argument("ident", required=False)
 @click.option("--rule", default=None, help="every dead action of this rule")
-@click.option("--status", "status_", type=click.Choice(["dead", "cancelled"]), default=None,
-              help="every action in this status")
+@click.option(
+    "--status",
+    "status_",
+    type=click.Choice(["dead", "cancelled"]),
+    default=None,
+    help="every action in this status",
+)
 @click.option("--since", default=None, help="only actions created since (YYYY-MM-DD or ISO)")
-def actions_retry(config_path: str | None, ident: str | None, rule: str | None,
-                  status_: str | None, since: str | None) -> None:
+def actions_retry(
+    config_path: str | None,
+    ident: str | None,
+    rule: str | None,
+    status_: str | None,
+    since: str | None,
+) -> None:
     """Revive dead (or cancelled) actions: they run again, looking for their effect first.
     One whose template or condition failed is planned again with today's rules."""
     from syncd.mapping.conditions import as_datetime
@@ -350,8 +406,13 @@ def actions_retry(config_path: str | None, ident: str | None, rule: str | None,
                 if moment is None:
                     raise click.BadParameter(f"not a date: {since!r}", param_hint="--since")
                 since_ms = to_ms(moment)
-            rows = outbox.list_actions(store, status=status_ or "dead", rule_id=rule or None,
-                                       created_since_ms=since_ms, conn=conn)
+            rows = outbox.list_actions(
+                store,
+                status=status_ or "dead",
+                rule_id=rule or None,
+                created_since_ms=since_ms,
+                conn=conn,
+            )
         for row in rows:
             click.echo(retry_action(store, conn, row, rules, now))
     click.echo(f"{len(rows)} action(s) looked at")
@@ -378,8 +439,10 @@ def inbox_list(config_path: str | None, status: str, limit: int) -> None:
     """Deliveries, newest first, with the reason for failed ones."""
     store = open_store(_load(config_path).store_url)
     for r in deliveries.list_deliveries(store, status, limit):
-        click.echo(f"{r.id:>6} {r.connector:<9} {r.delivery_id[:36]:<36} "
-                   f"{r.status:<7} {r.attempts:>2} {r.last_error or ''}")
+        click.echo(
+            f"{r.id:>6} {r.connector:<9} {r.delivery_id[:36]:<36} "
+            f"{r.status:<7} {r.attempts:>2} {r.last_error or ''}"
+        )
 
 
 @inbox_group.command("retry")
@@ -411,23 +474,33 @@ def status(config_path: str | None, as_json: bool) -> None:
         click.echo(json.dumps(state, indent=2, default=str))
         return
     a = state["actions"]
-    click.echo(f"rules: {state['rules']}   queue: {state['queue_depth']} "
-               f"(due now {state['due_now']})   dead: {state['dead']}   done: {a['done']}")
+    click.echo(
+        f"rules: {state['rules']}   queue: {state['queue_depth']} "
+        f"(due now {state['due_now']})   dead: {state['dead']}   done: {a['done']}"
+    )
     click.echo(f"inbox: {state['inbox']['pending']} pending, {state['inbox']['failed']} failed")
     for source, at in state["went_live"].items():
-        click.echo(f"source {source}: " + (f"live since {at}" if at else
-                                           "not live yet (the first run baselines it)"))
+        click.echo(
+            f"source {source}: "
+            + (f"live since {at}" if at else "not live yet (the first run baselines it)")
+        )
     for p in state["polls"]:
         cursor = str(p["cursor"])
-        click.echo(f"poll {p['source']}.{p['stream']}: "
-                   f"{_seconds_ago(p['last_poll_seconds_ago'])}, cursor "
-                   f"{cursor if len(cursor) <= 40 else cursor[:37] + '...'}")
+        click.echo(
+            f"poll {p['source']}.{p['stream']}: "
+            f"{_seconds_ago(p['last_poll_seconds_ago'])}, cursor "
+            f"{cursor if len(cursor) <= 40 else cursor[:37] + '...'}"
+        )
     for r in state["replicas"]:
-        click.echo(f"replica {r['replica']} (pid {r['pid']} on {r['host']}): "
-                   f"heartbeat {_seconds_ago(r['heartbeat_seconds_ago'])}")
+        click.echo(
+            f"replica {r['replica']} (pid {r['pid']} on {r['host']}): "
+            f"heartbeat {_seconds_ago(r['heartbeat_seconds_ago'])}"
+        )
     for j in state["jobs"]:
-        click.echo(f"job {j['job']}: held by {j['holder']} (fence {j['fence']}, "
-                   f"{_seconds_ago(j['heartbeat_seconds_ago'])})")
+        click.echo(
+            f"job {j['job']}: held by {j['holder']} (fence {j['fence']}, "
+            f"{_seconds_ago(j['heartbeat_seconds_ago'])})"
+        )
 
 
 def _seconds_ago(seconds: float) -> str:
@@ -439,12 +512,18 @@ def _seconds_ago(seconds: float) -> str:
 @main.command(name="backfill")
 @config_option
 @click.argument("source")
-@click.option("--since", type=click.DateTime(["%Y-%m-%d", "%Y-%m-%dT%H:%M:%S"]), default=None,
-              help="With --replay: act on changes made since this date (UTC); default: all.")
-@click.option("--replay", is_flag=True,
-              help="Fire the rules on history (default: record snapshots only).")
-def backfill_command(config_path: str | None, source: str, since: datetime | None,
-                     replay: bool) -> None:
+@click.option(
+    "--since",
+    type=click.DateTime(["%Y-%m-%d", "%Y-%m-%dT%H:%M:%S"]),
+    default=None,
+    help="With --replay: act on changes made since this date (UTC); default: all.",
+)
+@click.option(
+    "--replay", is_flag=True, help="Fire the rules on history (default: record snapshots only)."
+)
+def backfill_command(
+    config_path: str | None, source: str, since: datetime | None, replay: bool
+) -> None:
     """Read every object of SOURCE again; with --replay, act on its history."""
     from syncd.backfill import backfill
     from syncd.cli_support import engine_for
@@ -457,10 +536,15 @@ def backfill_command(config_path: str | None, source: str, since: datetime | Non
             report = backfill(engine, source, since=when, replay=replay)
         except ValueError as exc:
             raise click.ClickException(str(exc)) from None
-    what = (f"rules fired on changes since {when.date() if when else 'the start'}" if replay
-            else "snapshots only, no rule fired")
-    click.echo(f"backfill {source} done: {report.objects} objects, {report.events} events, "
-               f"{report.actions} actions ({what})")
+    what = (
+        f"rules fired on changes since {when.date() if when else 'the start'}"
+        if replay
+        else "snapshots only, no rule fired"
+    )
+    click.echo(
+        f"backfill {source} done: {report.objects} objects, {report.events} events, "
+        f"{report.actions} actions ({what})"
+    )
 
 
 @main.command()
@@ -486,9 +570,11 @@ def run(config_path: str | None, once: bool) -> None:
             engine.close()
         done = sum(1 for o in report.outcomes if o.status == "done")
         dead = sum(1 for o in report.outcomes if o.status == "dead")
-        click.echo(f"cycle: {report.inbox} deliveries, {len(report.polled)} streams polled, "
-                   f"{report.scheduled} scheduled, {done} actions done, {dead} dead, "
-                   f"{len(report.outcomes) - done - dead} to retry")
+        click.echo(
+            f"cycle: {report.inbox} deliveries, {len(report.polled)} streams polled, "
+            f"{report.scheduled} scheduled, {done} actions done, {dead} dead, "
+            f"{len(report.outcomes) - done - dead} to retry"
+        )
         return
     from syncd.daemon import run_daemon
 

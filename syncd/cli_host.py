@@ -22,8 +22,7 @@ class EngineCommands(CommandHost):
         setup_logging(config, quiet=True)
         return config
 
-    def engine_for(self, config: Config, connector_name: str,
-                   label: str) -> Any:
+    def engine_for(self, config: Config, connector_name: str, label: str) -> Any:
         return engine_for(config, connector_name, label)
 
     @contextmanager

@@ -15,7 +15,10 @@ from syncd.config import Config, load_config
 from syncd.errors import ConfigError, SyncdError
 
 config_option = click.option(
-    "--config", "config_path", type=click.Path(dir_okay=False), default=None,
+    "--config",
+    "config_path",
+    type=click.Path(dir_okay=False),
+    default=None,
     help="TOML config (default: $SYNCD_CONFIG, ./syncd.toml, /etc/syncd/config.toml).",
 )
 

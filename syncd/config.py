@@ -184,15 +184,18 @@ def _apply_env(data: dict[str, dict[str, Any]], sections: set[str], env: dict[st
     for name, raw in env.items():
         if not name.startswith("SYNCD_") or name == "SYNCD_CONFIG":
             continue
-        rest = name[len("SYNCD_"):].lower()
+        rest = name[len("SYNCD_") :].lower()
         for section in sorted(sections, key=len, reverse=True):
             if rest.startswith(section + "_"):
-                data.setdefault(section, {})[rest[len(section) + 1:]] = _env_value(raw)
+                data.setdefault(section, {})[rest[len(section) + 1 :]] = _env_value(raw)
                 break
 
 
 def _fill_secrets(
-    section: str, model: type[BaseModel], values: dict[str, Any], problems: list[str],
+    section: str,
+    model: type[BaseModel],
+    values: dict[str, Any],
+    problems: list[str],
     secret_files: list[Path] | None = None,
 ) -> None:
     creds = os.environ.get("CREDENTIALS_DIRECTORY")

@@ -66,6 +66,7 @@ class HousekeepingFailed(Exception):
     """A connector's periodic upkeep (such as refreshing Airtable's webhooks before they
     expire) failed; left alone it turns into lost webhooks days later."""
 
+
 class _Server(uvicorn.Server):
     """uvicorn without its own signal handling: the daemon owns the signals."""
 
@@ -98,8 +99,13 @@ class Daemon:
 
     # -- background loops -------------------------------------------------------------
 
-    def _loop(self, name: str, interval: Callable[[], float], body: Callable[[], Any],
-              wake: threading.Event | None = None) -> threading.Thread:
+    def _loop(
+        self,
+        name: str,
+        interval: Callable[[], float],
+        body: Callable[[], Any],
+        wake: threading.Event | None = None,
+    ) -> threading.Thread:
         def run() -> None:
             while not self.stop.is_set():
                 try:
@@ -128,12 +134,15 @@ class Daemon:
         RULE_FAILURES.labels(f"loop:{name}", "loop").inc()
         try:
             queue_notice(
-                self.engine, f"loop:{name}", f"[syncd] the {name} loop is failing",
+                self.engine,
+                f"loop:{name}",
+                f"[syncd] the {name} loop is failing",
                 f"The {name} loop of syncd raised {count} time(s) in a row; it retries on "
                 f"its own, and /readyz reports it until it succeeds.\n\nError: {error}\n\n"
                 "The log has the traceback (`journalctl -u syncd | grep loop.error`). Fix the "
                 "cause it names (a rule: `syncd check`, then reload; a source: its "
-                "credentials or the API's status).\n")
+                "credentials or the API's status).\n",
+            )
         except Exception:  # the alert is best effort; the readiness report stays
             log.exception("loop.alert_failed", loop=name)
 
@@ -193,8 +202,12 @@ class Daemon:
             thread.start()
             self.threads.append(thread)
         for i in range(cfg.executor.workers):
-            self._loop(f"executor-{i}", lambda: self.engine.executor.idle_seconds(1.0),
-                       self._executor_body, self.wake_executor)
+            self._loop(
+                f"executor-{i}",
+                lambda: self.engine.executor.idle_seconds(1.0),
+                self._executor_body,
+                self.wake_executor,
+            )
         self._loop("lookups", lambda: LOOKUP_TICK_SECONDS, self.engine.refresh_lookups)
         self._loop("alerts", lambda: ALERT_SWEEP_SECONDS, self.engine.alert_failures)
         self._loop("prune", lambda: 3600.0, self.engine.prune)
@@ -213,20 +226,27 @@ class Daemon:
             problems.append("no rules loaded")
         problems += self.engine.lookups.problems()
         try:
-            problems += [f"rule {f['rule']} failing: {f['failures']} {f['kind']} failure(s) "
-                         f"in the last alert period ({f['see']})"
-                         for f in self.engine.failing_rules()]
+            problems += [
+                f"rule {f['rule']} failing: {f['failures']} {f['kind']} failure(s) "
+                f"in the last alert period ({f['see']})"
+                for f in self.engine.failing_rules()
+            ]
         except Exception as exc:  # the store check above says why
             log.warning("readiness.failing_rules_unknown", error=type(exc).__name__)
-        problems += [f"loop {name} failing: {count} error(s) in a row; last: {error}"
-                     for name, (count, error) in sorted(self.loop_failures.items())]
+        problems += [
+            f"loop {name} failing: {count} error(s) in a row; last: {error}"
+            for name, (count, error) in sorted(self.loop_failures.items())
+        ]
         dead = [t.name for t in self.threads if not t.is_alive()]
         if dead:
             problems.append(f"threads stopped: {', '.join(dead)}")
         if not problems:
             problems += self._stale_polls()
-        return {"ready": not problems, "problems": problems,
-                "rules": len(self.engine.rules.current.rules)}
+        return {
+            "ready": not problems,
+            "problems": problems,
+            "rules": len(self.engine.rules.current.rules),
+        }
 
     def _stale_polls(self) -> list[str]:
         """Sources not polled successfully for three intervals (and a minute): the safety
@@ -264,25 +284,35 @@ class Daemon:
             self.engine.config = config
             rules = self.engine.load_rules()
             if not rules.rules and not config.syncd.allow_empty_rules:
-                raise ConfigError([
-                    "the mapping files give no rules (deleted or emptied?): keeping the "
-                    f"previous {len(self.engine.rules.current.rules)}; set [syncd] "
-                    "allow_empty_rules = true to run without rules on purpose"])
+                raise ConfigError(
+                    [
+                        "the mapping files give no rules (deleted or emptied?): keeping the "
+                        f"previous {len(self.engine.rules.current.rules)}; set [syncd] "
+                        "allow_empty_rules = true to run without rules on purpose"
+                    ]
+                )
             self.engine.rules.current = rules
         except (MappingError, ConfigError) as exc:
             self.engine.config = old_config
             problems = getattr(exc, "problems", [str(exc)])
-            log.error("reload.rejected", problems=[str(p) for p in problems],
-                      kept_rules=len(self.engine.rules.current.rules))
+            log.error(
+                "reload.rejected",
+                problems=[str(p) for p in problems],
+                kept_rules=len(self.engine.rules.current.rules),
+            )
             sdnotify.status("reload rejected; previous rules in force")
             sdnotify.ready()
             return
         self.config = config
-        configure_logging(config.syncd.log_level, json=config.syncd.log_json,
-                          secrets=config.secret_values())
+        configure_logging(
+            config.syncd.log_level, json=config.syncd.log_json, secrets=config.secret_values()
+        )
         self.engine.executor.on_dead = make_alerter(self.engine)
-        needs_restart = [name for name in ("store", "http", "executor", "inbox", "console")
-                         if getattr(config, name) != getattr(old_config, name)]
+        needs_restart = [
+            name
+            for name in ("store", "http", "executor", "inbox", "console")
+            if getattr(config, name) != getattr(old_config, name)
+        ]
         if config.connectors != old_config.connectors:
             needs_restart.append("connector settings")
         if needs_restart:
@@ -320,10 +350,14 @@ class Daemon:
         loop.add_signal_handler(signal.SIGINT, self.request_stop)
         loop.add_signal_handler(signal.SIGHUP, lambda: loop.run_in_executor(None, self.reload))
         app = build_app(
-            connectors=self.engine.connectors, writer=self.engine.writer,
-            clock=self.engine.clock, max_body_bytes=self.config.http.max_body_bytes,
-            public_url=self.config.http.public_url, on_stored=self.wake_inbox.set,
-            readiness=self.readiness, refresh_metrics=self.refresh_metrics,
+            connectors=self.engine.connectors,
+            writer=self.engine.writer,
+            clock=self.engine.clock,
+            max_body_bytes=self.config.http.max_body_bytes,
+            public_url=self.config.http.public_url,
+            on_stored=self.wake_inbox.set,
+            readiness=self.readiness,
+            refresh_metrics=self.refresh_metrics,
             body_timeout_seconds=self.config.http.body_timeout_seconds,
         )
         server_config = uvicorn_config(app, self.config.http, timeout_graceful_shutdown=10)
@@ -340,8 +374,12 @@ class Daemon:
             return 1
         port = self.server.servers[0].sockets[0].getsockname()[1] if self.server.servers else 0
         console = self._start_console(self.console_config)
-        log.info("daemon.ready", port=port, rules=len(self.engine.rules.current.rules),
-                 sources=sorted(self.engine.connectors))
+        log.info(
+            "daemon.ready",
+            port=port,
+            rules=len(self.engine.rules.current.rules),
+            sources=sorted(self.engine.connectors),
+        )
         sdnotify.ready()
         sdnotify.status(f"serving on port {port}")
         await serving
@@ -367,10 +405,13 @@ class Daemon:
             log.error("console.start_failed", listen=listen, reason=reason)
             try:  # the alert inbox hears of it too (once per alert period)
                 queue_notice(
-                    self.engine, "console", "[syncd] the console is not running",
+                    self.engine,
+                    "console",
+                    "[syncd] the console is not running",
                     f"syncd could not listen on {listen} for its console ({reason}); "
                     "webhooks and actions go on. Free the port or change [console] listen, "
-                    "then restart syncd.\n")
+                    "then restart syncd.\n",
+                )
             except Exception:
                 log.exception("console.alert_failed")
             return None

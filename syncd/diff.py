@@ -93,6 +93,7 @@ def next_entered(
 def event_key(event: Event) -> str:
     text = json.dumps(
         [str(event.ref), event.kind, event.field, event.old, event.new, event.version],
-        sort_keys=True, default=str,
+        sort_keys=True,
+        default=str,
     )
     return hashlib.sha256(text.encode()).hexdigest()

@@ -48,9 +48,10 @@ def missing_secrets(config: Config) -> list[str]:
         for key in registry.load_class(name).required_secrets:
             if not getattr(settings, key, None):
                 problems.append(
-                    f"[{name}] {key}: required to run; set it as {key}_file = \"/path\", "
+                    f'[{name}] {key}: required to run; set it as {key}_file = "/path", '
                     f"SYNCD_{name.upper()}_{key.upper()}, or the systemd credential "
-                    f"{name}_{key}")
+                    f"{name}_{key}"
+                )
     return problems
 
 
@@ -104,8 +105,12 @@ def take_sqlite_lock(store_url: str) -> Any:
         fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except BlockingIOError:
         handle.close()
-        raise ConfigError([f"another syncd process is running on {path[:-5]} "
-                           "(stop it first; one daemon per SQLite database)"]) from None
+        raise ConfigError(
+            [
+                f"another syncd process is running on {path[:-5]} "
+                "(stop it first; one daemon per SQLite database)"
+            ]
+        ) from None
     return handle
 
 
@@ -142,37 +147,63 @@ class Engine:
             self._lock = take_sqlite_lock(config.store_url)
             released = release_leases(self.store)
             if released:
-                log.info("leases.released", actions=released,
-                         reason="previous process ended; actions are looked up before retrying")
-        self.connectors = connectors if connectors is not None else build_connectors(
-            config, self.clock, require_secrets=require_secrets)
+                log.info(
+                    "leases.released",
+                    actions=released,
+                    reason="previous process ended; actions are looked up before retrying",
+                )
+        self.connectors = (
+            connectors
+            if connectors is not None
+            else build_connectors(config, self.clock, require_secrets=require_secrets)
+        )
         self.redact = redact or default_redact  # configured secrets and token shapes
         add_secrets(config.secret_values())
         for name, conn in self.connectors.items():
             add_secrets(conn.secret_values())
-            conn.attach(KeyValue(self.store, name, self.clock),
-                        SecretFile(config.state_dir / f"{name}-secrets.json"))
-        self.lookups = Lookups(self.store, self.connectors, self.clock,
-                               config.syncd.lookup_refresh_seconds)
+            conn.attach(
+                KeyValue(self.store, name, self.clock),
+                SecretFile(config.state_dir / f"{name}-secrets.json"),
+            )
+        self.lookups = Lookups(
+            self.store, self.connectors, self.clock, config.syncd.lookup_refresh_seconds
+        )
         self.rules = RulesHolder(self.load_rules())
-        self.ingestor = Ingestor(self.store, self.rules, self.clock, frozenset(
-            name for name, conn in self.connectors.items() if not conn.golive_baseline),
-            gate=self.lookups.check)
+        self.ingestor = Ingestor(
+            self.store,
+            self.rules,
+            self.clock,
+            frozenset(name for name, conn in self.connectors.items() if not conn.golive_baseline),
+            gate=self.lookups.check,
+        )
         ex = config.executor
         self.executor = Executor(
-            self.store, self.connectors, self.clock,
+            self.store,
+            self.connectors,
+            self.clock,
             RetryPolicy(ex.max_attempts, ex.backoff_base_seconds, ex.backoff_max_seconds),
-            lease_seconds=ex.lease_seconds, redact=self.redact, on_dead=on_dead,
+            lease_seconds=ex.lease_seconds,
+            redact=self.redact,
+            on_dead=on_dead,
             lookup_window_seconds=ex.lookup_window_seconds,
         )
         self.inbox = InboxProcessor(
-            self.store, self.connectors, self.ingestor, self.clock,
-            RetryPolicy(config.inbox.max_attempts, ex.backoff_base_seconds,
-                        ex.backoff_max_seconds), redact=self.redact,
+            self.store,
+            self.connectors,
+            self.ingestor,
+            self.clock,
+            RetryPolicy(config.inbox.max_attempts, ex.backoff_base_seconds, ex.backoff_max_seconds),
+            redact=self.redact,
         )
         self.poller = Poller(self.store, self.connectors, self.ingestor, self.clock)
-        self.scheduler = Scheduler(self.store, self.rules, self.connectors, self.clock,
-                                   config.scheduler.grace_hours, golive=self.ingestor.golive)
+        self.scheduler = Scheduler(
+            self.store,
+            self.rules,
+            self.connectors,
+            self.clock,
+            config.scheduler.grace_hours,
+            golive=self.ingestor.golive,
+        )
         self._writer: InboxWriter | None = None
 
     def load_rules(self) -> RuleSet:
@@ -198,11 +229,17 @@ class Engine:
         try:
             rules = self.reload_rules()
         except (MappingError, ConfigError) as exc:
-            log.error("aliases.recompile_failed", error=str(exc)[:2000],
-                      kept_rules=len(self.rules.current.rules))
+            log.error(
+                "aliases.recompile_failed",
+                error=str(exc)[:2000],
+                kept_rules=len(self.rules.current.rules),
+            )
             return False
-        log.info("aliases.recompiled", rules=len(rules.rules),
-                 waiting=[".".join(k) for k in self.lookups.missing()])
+        log.info(
+            "aliases.recompiled",
+            rules=len(rules.rules),
+            waiting=[".".join(k) for k in self.lookups.missing()],
+        )
         return True
 
     def reload_rules(self) -> RuleSet:
@@ -227,18 +264,25 @@ class Engine:
         """One alert mail (per alert period) when a source has waited for its value names
         longer than LOOKUP_ALERT_SECONDS: a short 429 at start is not worth a mail."""
         now = to_ms(self.clock.now())
-        late = {k: since for k, since in self.lookups.missing().items()
-                if now - since >= LOOKUP_ALERT_SECONDS * 1000}
+        late = {
+            k: since
+            for k, since in self.lookups.missing().items()
+            if now - since >= LOOKUP_ALERT_SECONDS * 1000
+        }
         if not late:
             return
         lines = [f"- {problem}" for problem in self.lookups.problems()]
         queue_notice(
-            self, "lookups", "[syncd] rules cannot be evaluated: value names not readable",
+            self,
+            "lookups",
+            "[syncd] rules cannot be evaluated: value names not readable",
             "syncd cannot read value names its rules use (e.g. HubSpot stage labels), and has "
-            "never read them, so it cannot tell which changes match:\n" + "\n".join(lines)
+            "never read them, so it cannot tell which changes match:\n"
+            + "\n".join(lines)
             + "\n\nThese changes are not ingested (nothing is lost: polls keep their "
             "cursor, webhooks stay in the inbox). syncd retries with backoff and goes on by "
-            "itself once the read succeeds. Check the credentials and the API's status.\n")
+            "itself once the read succeeds. Check the credentials and the API's status.\n",
+        )
 
     @property
     def writer(self) -> InboxWriter:
@@ -254,8 +298,12 @@ class Engine:
             known = self.ingestor.golive.instant(name)
             out[name] = self.ingestor.golive.ensure(name)
             if known is None and conn.golive_baseline:
-                log.info("source.went_live", source=name, at=from_ms(out[name]).isoformat(),
-                         note="what exists now is baselined; rules fire on later changes")
+                log.info(
+                    "source.went_live",
+                    source=name,
+                    at=from_ms(out[name]).isoformat(),
+                    note="what exists now is baselined; rules fire on later changes",
+                )
         return out
 
     def run_once(self) -> CycleReport:
@@ -289,21 +337,31 @@ class Engine:
         pending_inbox = inbox_counts.get("pending", 0)
         failed_inbox = inbox_counts.get("failed", 0)
         polls = [
-            {"source": c.source, "stream": c.stream, "cursor": c.value,
-             "last_poll_seconds_ago": round((now - c.updated_at) / 1000, 1)}
+            {
+                "source": c.source,
+                "stream": c.stream,
+                "cursor": c.value,
+                "last_poll_seconds_ago": round((now - c.updated_at) / 1000, 1),
+            }
             for c in self.poller.last_polls()
         ]
         went_live = self.ingestor.golive.all()
         return {
-            "actions": {s: by_status.get(s, 0) for s in
-                        ("pending", "in_flight", "done", "dead", "cancelled")},
+            "actions": {
+                s: by_status.get(s, 0)
+                for s in ("pending", "in_flight", "done", "dead", "cancelled")
+            },
             "queue_depth": (by_status.get("pending", 0) + by_status.get("in_flight", 0)),
-            "due_now": due, "dead": by_status.get("dead", 0),
+            "due_now": due,
+            "dead": by_status.get("dead", 0),
             "inbox": {"pending": pending_inbox, "failed": failed_inbox},
-            "polls": polls, "rules": len(self.rules.current.rules),
+            "polls": polls,
+            "rules": len(self.rules.current.rules),
             "failing": self.failing_rules(),
-            "went_live": {name: from_ms(went_live[name]).isoformat() if name in went_live
-                          else None for name in sorted(set(self.connectors) | set(went_live))},
+            "went_live": {
+                name: from_ms(went_live[name]).isoformat() if name in went_live else None
+                for name in sorted(set(self.connectors) | set(went_live))
+            },
             **describe(self.store, now),
         }
 

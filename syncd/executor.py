@@ -188,8 +188,7 @@ class Executor:
         connector = self.connectors[rows[0].connector]
         spec = connector.actions[rows[0].action]
         params = [spec.params.model_validate(r.params) for r in rows]
-        ctxs = [ActionContext(key=r.key, rule_id=r.rule_id, attempt=1, ref=r.ref)
-                for r in rows]
+        ctxs = [ActionContext(key=r.key, rule_id=r.rule_id, attempt=1, ref=r.ref) for r in rows]
         bound = log.bind(action=f"{rows[0].connector}.{rows[0].action}", batch=len(rows))
         assert spec.perform_batch is not None  # batches are formed only for batching actions
         try:
@@ -198,13 +197,14 @@ class Executor:
         except PermanentError as exc:
             return [self._dead(r, str(exc), bound.bind(key=r.key)) for r in rows]
         except TransientError as exc:
-            return [self._retry(r, 1, exc, exc.retry_after, bound.bind(key=r.key))
-                    for r in rows]
+            return [self._retry(r, 1, exc, exc.retry_after, bound.bind(key=r.key)) for r in rows]
         except Exception as exc:
             bound.exception("action.unexpected_error")
             return [self._retry(r, 1, exc, None, bound.bind(key=r.key)) for r in rows]
-        return [self._done(r, res, bound.bind(key=r.key, rule_id=r.rule_id))
-                for r, res in zip(rows, results, strict=True)]
+        return [
+            self._done(r, res, bound.bind(key=r.key, rule_id=r.rule_id))
+            for r, res in zip(rows, results, strict=True)
+        ]
 
     def drain(self, max_rounds: int = 1000, limit: int = 50) -> list[Outcome]:
         """Run until nothing is due now (for `run --once` and tests)."""
@@ -221,8 +221,13 @@ class Executor:
     def perform(self, row: ActionRow) -> Outcome:
         crashpoints.hit("action_in_flight")
         attempt = row.attempts + 1
-        bound = log.bind(key=row.key, rule_id=row.rule_id, action=f"{row.connector}."
-                         f"{row.action}", source=row.source, attempt=attempt)
+        bound = log.bind(
+            key=row.key,
+            rule_id=row.rule_id,
+            action=f"{row.connector}.{row.action}",
+            source=row.source,
+            attempt=attempt,
+        )
         connector = self.connectors.get(row.connector)
         if connector is None:
             return self._dead(row, f"connector {row.connector!r} is not configured", bound)
@@ -235,20 +240,23 @@ class Executor:
             return self._dead(row, f"invalid parameters: {_validation_text(exc)}", bound)
         ctx = ActionContext(key=row.key, rule_id=row.rule_id, attempt=attempt, ref=row.ref)
         tried_before = row.attempts > 0 or (
-            spec.find_existing is not None and self._may_repeat(row, connector))
+            spec.find_existing is not None and self._may_repeat(row, connector)
+        )
         # At-most-once when the rule or the connector's settings ask for it (safer wins).
         at_most_once = "at_most_once" in (
-            row.guarantee, getattr(connector.settings, "guarantee", None))
+            row.guarantee,
+            getattr(connector.settings, "guarantee", None),
+        )
         try:
             result: ActionResult | None = None
             if tried_before and spec.find_existing is not None:
                 result = spec.find_existing(connector, params, ctx)
                 if result is not None:
                     bound.info("action.found_existing", external_id=result.external_id)
-            elif tried_before and not spec.idempotent and at_most_once \
-                    and row.status == "in_flight":
-                return self._dead(row, "interrupted in flight; not repeated (at-most-once)",
-                                  bound)
+            elif (
+                tried_before and not spec.idempotent and at_most_once and row.status == "in_flight"
+            ):
+                return self._dead(row, "interrupted in flight; not repeated (at-most-once)", bound)
             if result is None:
                 result = spec.perform(connector, params, ctx)
             crashpoints.hit("remote_done")
@@ -290,13 +298,22 @@ class Executor:
 
     def _done(self, row: ActionRow, result: ActionResult, bound: Any) -> Outcome:
         ACTIONS_FINISHED.labels(row.connector, "done").inc()
-        self._finish(row, status="done", external_id=result.external_id,
-                     external_url=result.url, last_error=None)
+        self._finish(
+            row,
+            status="done",
+            external_id=result.external_id,
+            external_url=result.url,
+            last_error=None,
+        )
         bound.info("action.done", external_id=result.external_id)
         return Outcome(row.key, "done")
 
     def _retry(
-        self, row: ActionRow, attempt: int, exc: Exception, retry_after: float | None,
+        self,
+        row: ActionRow,
+        attempt: int,
+        exc: Exception,
+        retry_after: float | None,
         bound: Any,
     ) -> Outcome:
         reason = self.redact(f"{type(exc).__name__}: {exc}")[:2000]

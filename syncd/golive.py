@@ -73,7 +73,7 @@ class GoLive:
 
     def all(self) -> dict[str, int]:
         rows = state.values_with_prefix(self.store, SCOPE, PREFIX)
-        return {key[len(PREFIX):]: int(value) for key, value in rows.items() if value is not None}
+        return {key[len(PREFIX) :]: int(value) for key, value in rows.items() if value is not None}
 
 
 def history_time(event: Event, obs: Observation) -> int | None:

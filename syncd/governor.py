@@ -63,8 +63,9 @@ class Limit:
             raise ValueError(f"limit {self.name}: requests must be >= 1 and per_seconds > 0")
         if not self.applies_to <= ALL_KINDS:
             raise ValueError(f"limit {self.name}: kinds are {sorted(ALL_KINDS)}")
-        if any(kind not in ALL_KINDS or not 1 <= cost <= self.requests
-               for kind, cost in self.costs):
+        if any(
+            kind not in ALL_KINDS or not 1 <= cost <= self.requests for kind, cost in self.costs
+        ):
             raise ValueError(f"limit {self.name}: a cost is 1..requests for a known kind")
 
 
@@ -106,8 +107,9 @@ class Windows(Protocol):
         ...
 
 
-def window_wait(starts: Sequence[float], allowed: int, per_seconds: float,
-                now: float, cost: int = 1) -> float:
+def window_wait(
+    starts: Sequence[float], allowed: int, per_seconds: float, now: float, cost: int = 1
+) -> float:
     """Seconds until `cost` more units fit a window holding `starts` (one per unit, oldest
     first, already expired), `allowed` at most."""
     if len(starts) + cost <= allowed:
@@ -141,10 +143,17 @@ class LocalWindows:
     def peek(self, limits: Sequence[Applicable], now: float) -> float:
         wait = self._paused_until - now
         for kept, allowed, cost, documented in limits:
-            wait = max(wait, window_wait(self._window(kept, now), allowed,
-                                         kept.per_seconds, now, cost),
-                       window_wait(self._answered(documented, now), documented.requests,
-                                   documented.per_seconds, now, cost))
+            wait = max(
+                wait,
+                window_wait(self._window(kept, now), allowed, kept.per_seconds, now, cost),
+                window_wait(
+                    self._answered(documented, now),
+                    documented.requests,
+                    documented.per_seconds,
+                    now,
+                    cost,
+                ),
+            )
         return max(0.0, wait)
 
     def take(self, limits: Sequence[Applicable], now: float) -> float:
@@ -185,8 +194,7 @@ class GovernorStopped(TransientError):
 # Called with the seconds about to be waited, before a request waits for its turn: the
 # executor sets it while it performs an action, to extend the action's lease so that no
 # replica takes over an action that only waits (see Executor.perform).
-BEFORE_WAIT: ContextVar[Callable[[float], None] | None] = ContextVar("before_wait",
-                                                                     default=None)
+BEFORE_WAIT: ContextVar[Callable[[float], None] | None] = ContextVar("before_wait", default=None)
 
 
 class Governor:
@@ -258,8 +266,11 @@ class Governor:
     def _applicable(self, kind: str) -> list[Applicable]:
         if kind not in ALL_KINDS:
             raise ValueError(f"unknown request kind {kind!r}")
-        return [(*self.window(limit), limit.cost(kind), limit) for limit in self.limits
-                if kind in limit.applies_to]
+        return [
+            (*self.window(limit), limit.cost(kind), limit)
+            for limit in self.limits
+            if kind in limit.applies_to
+        ]
 
     def wait_needed(self, kind: str = READ) -> float:
         """Seconds a request of `kind` would wait if asked now (0: it would go at once).
@@ -289,8 +300,9 @@ class Governor:
                         self.waited_seconds += waited
                     return now
             if max_wait is not None and waited + wait > max_wait:
-                raise NoBudgetInTime(f"{self.api}: no request budget within {max_wait:.1f}s",
-                                     retry_after=wait)
+                raise NoBudgetInTime(
+                    f"{self.api}: no request budget within {max_wait:.1f}s", retry_after=wait
+                )
             before_wait = BEFORE_WAIT.get()
             if before_wait is not None:
                 before_wait(wait)
@@ -358,8 +370,10 @@ class Governor:
         with self._cond:
             now = self._now()
             windows = [self.window(limit) for limit in self.limits]
-            return {kept.name: max(0, allowed - self.windows.used(kept, now))
-                    for kept, allowed in windows}
+            return {
+                kept.name: max(0, allowed - self.windows.used(kept, now))
+                for kept, allowed in windows
+            }
 
     def paused_for(self) -> float:
         with self._cond:
@@ -405,8 +419,9 @@ def _reset_instant(value: str, now: datetime) -> float | None:
     except ValueError:
         pass
     try:
-        return max(0.0, (datetime.fromisoformat(value.replace("Z", "+00:00")) - now)
-                   .total_seconds())
+        return max(
+            0.0, (datetime.fromisoformat(value.replace("Z", "+00:00")) - now).total_seconds()
+        )
     except ValueError:
         return None
 
@@ -421,8 +436,7 @@ def account_id(*parts: str) -> str:
     return hashlib.sha256("\x00".join(parts).encode()).hexdigest()[:16]
 
 
-def governor_for(api: str, account: str, clock: Clock,
-                 make: Callable[[], Governor]) -> Governor:
+def governor_for(api: str, account: str, clock: Clock, make: Callable[[], Governor]) -> Governor:
     """The one governor of (`api`, `account`) in this process: connector instances that use
     the same credential share it, as the API counts them together. (A governor on another
     clock, which only tests do, is not shared.)"""

@@ -29,17 +29,23 @@ def by_method(method: str, url: str) -> str:
 class GovernedAdapter(HTTPAdapter):
     """A `requests` adapter whose every request passes the governor."""
 
-    def __init__(self, governor: Governor, *,
-                 kind_of: Callable[[str, str], str] = by_method,
-                 max_wait: float | None = None, pool_maxsize: int = 10) -> None:
+    def __init__(
+        self,
+        governor: Governor,
+        *,
+        kind_of: Callable[[str, str], str] = by_method,
+        max_wait: float | None = None,
+        pool_maxsize: int = 10,
+    ) -> None:
         # max_retries=0: urllib3 must not re-send anything (a POST could be applied twice).
         super().__init__(max_retries=0, pool_maxsize=pool_maxsize)
         self.governor = governor
         self.kind_of = kind_of
         self.max_wait = max_wait
 
-    def send(self, request: requests.PreparedRequest, *args: Any,
-             **kwargs: Any) -> requests.Response:
+    def send(
+        self, request: requests.PreparedRequest, *args: Any, **kwargs: Any
+    ) -> requests.Response:
         kind = self.kind_of(request.method or "GET", request.url or "")
         with self.governor.permit(kind, max_wait=self.max_wait):
             response = super().send(request, *args, **kwargs)
@@ -47,16 +53,18 @@ class GovernedAdapter(HTTPAdapter):
         return response
 
 
-def govern_session(session: requests.Session, base_url: str, governor: Governor,
-                   **options: Any) -> GovernedAdapter:
+def govern_session(
+    session: requests.Session, base_url: str, governor: Governor, **options: Any
+) -> GovernedAdapter:
     """Mount a governed adapter for every URL under `base_url` (and return it)."""
     adapter = GovernedAdapter(governor, **options)
     session.mount(base_url.rstrip("/") + "/", adapter)
     return adapter
 
 
-def govern_urllib3(pool_manager: Any, governor: Governor, *,
-                   kind_of: Callable[[str, str], str] = by_method) -> None:
+def govern_urllib3(
+    pool_manager: Any, governor: Governor, *, kind_of: Callable[[str, str], str] = by_method
+) -> None:
     """Make a urllib3 PoolManager (HubSpot's client) ask the governor before each request."""
     send = pool_manager.request
 

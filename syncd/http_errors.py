@@ -59,8 +59,9 @@ def error_for_status(
     return PermanentError(text)
 
 
-def rate_limit_wait(status: int, headers: Mapping[str, str] | None,
-                    now: datetime | None = None) -> float | None:
+def rate_limit_wait(
+    status: int, headers: Mapping[str, str] | None, now: datetime | None = None
+) -> float | None:
     """The wait a rate-limit answer asks for, or None when the answer is not one. GitHub
     answers 403 (not 429) with Retry-After or `x-ratelimit-remaining: 0`."""
     lowered = {k.lower(): str(v) for k, v in (headers or {}).items()}
@@ -80,8 +81,13 @@ def rate_limit_wait(status: int, headers: Mapping[str, str] | None,
 
 
 def error_for_answer(
-    status: int, message: str, headers: Mapping[str, str] | None = None, *, write: bool,
-    now: datetime | None = None, rate_limit_default: float = 1.0,
+    status: int,
+    message: str,
+    headers: Mapping[str, str] | None = None,
+    *,
+    write: bool,
+    now: datetime | None = None,
+    rate_limit_default: float = 1.0,
     not_found: type[PermanentError] = NotFoundError,
 ) -> ActionError:
     """The error class of an HTTP error answer, for every connector.
@@ -93,8 +99,9 @@ def error_for_answer(
     - the rest by `error_for_status` (429/5xx/408/409 transient, other 4xx permanent).
     """
     text = f"HTTP {status}: {message}"[:500]
-    is_limit = status == 429 or (status == 403 and rate_limit_wait(status, headers, now)
-                                 is not None)
+    is_limit = status == 429 or (
+        status == 403 and rate_limit_wait(status, headers, now) is not None
+    )
     if is_limit:
         wait = rate_limit_wait(status, headers, now)
         return RateLimitedError(text, retry_after=rate_limit_default if wait is None else wait)
@@ -105,8 +112,9 @@ def error_for_answer(
     return error_for_status(status, message, headers)
 
 
-def error_for_transport(what: str, exc: BaseException, *, write: bool,
-                        never_sent: bool = False) -> ActionError:
+def error_for_transport(
+    what: str, exc: BaseException, *, write: bool, never_sent: bool = False
+) -> ActionError:
     """No answer (reset, timeout, refused). A write that may have reached the server is
     uncertain; a read, or a request that never left (`never_sent`), is simply transient."""
     text = f"{what}: {type(exc).__name__}"

@@ -27,8 +27,9 @@ from syncd.config import HttpSection
 log = structlog.get_logger("syncd.http")
 
 
-def deadline_protocol(base: type[asyncio.Protocol], header_timeout: float,
-                      max_connections: int) -> type[asyncio.Protocol]:
+def deadline_protocol(
+    base: type[asyncio.Protocol], header_timeout: float, max_connections: int
+) -> type[asyncio.Protocol]:
     """`base` (uvicorn's h11 or httptools protocol) with a header deadline and a cap."""
 
     class DeadlineProtocol(base):  # type: ignore[misc, valid-type]
@@ -54,8 +55,9 @@ def deadline_protocol(base: type[asyncio.Protocol], header_timeout: float,
         def connection_made(self, transport: Any) -> None:
             super().connection_made(transport)
             if len(self.connections) > max_connections:
-                log.warning("http.connection_refused", reason="too many connections",
-                            limit=max_connections)
+                log.warning(
+                    "http.connection_refused", reason="too many connections", limit=max_connections
+                )
                 transport.close()
                 return
             self._start_header_clock()
@@ -84,13 +86,20 @@ def deadline_protocol(base: type[asyncio.Protocol], header_timeout: float,
 
 def uvicorn_config(app: Any, http: HttpSection, **extra: Any) -> uvicorn.Config:
     """The listener's uvicorn config from the `[http]` table."""
-    protocol = deadline_protocol(AutoHTTPProtocol, http.header_timeout_seconds,
-                                 http.max_connections)
+    protocol = deadline_protocol(
+        AutoHTTPProtocol, http.header_timeout_seconds, http.max_connections
+    )
     return uvicorn.Config(
-        app, host=http.host, port=http.port, http=protocol, log_config=None,
-        access_log=False, lifespan="off", timeout_keep_alive=http.keep_alive_seconds,
+        app,
+        host=http.host,
+        port=http.port,
+        http=protocol,
+        log_config=None,
+        access_log=False,
+        lifespan="off",
+        timeout_keep_alive=http.keep_alive_seconds,
         # uvicorn answers 503 once connections or tasks reach this; the cap above already
         # closes connections past max_connections, so this bounds pipelined tasks only.
-        limit_concurrency=http.max_connections + 1, **extra,
+        limit_concurrency=http.max_connections + 1,
+        **extra,
     )
-

@@ -43,8 +43,15 @@ from syncd.store.inbox import DeliveryRow
 log = structlog.get_logger("syncd.inbox")
 
 # Errors of a parse that would fail the same way every time: the stored delivery is malformed.
-PERMANENT_PARSE_ERRORS = (WebhookRejected, PermanentError, ValueError, TypeError, LookupError,
-                          AttributeError, RecursionError)
+PERMANENT_PARSE_ERRORS = (
+    WebhookRejected,
+    PermanentError,
+    ValueError,
+    TypeError,
+    LookupError,
+    AttributeError,
+    RecursionError,
+)
 
 
 def parse_failure(exc: Exception) -> str | None:
@@ -135,10 +142,15 @@ class InboxWriter:
             seen.add(key)
             fresh.append(is_new)
             if is_new:
-                rows_to_insert.append({
-                    "connector": d.connector, "delivery_id": d.delivery_id,
-                    "headers": d.headers, "body": d.body, "received_at": d.received_at,
-                })
+                rows_to_insert.append(
+                    {
+                        "connector": d.connector,
+                        "delivery_id": d.delivery_id,
+                        "headers": d.headers,
+                        "body": d.body,
+                        "received_at": d.received_at,
+                    }
+                )
         stored.add_deliveries(self.store, conn, rows_to_insert)
         return fresh
 
@@ -211,15 +223,22 @@ class InboxProcessor:
         fetched = self._fetch_hinted(connector, [h for _, _, hints in parsed for h in hints])
         ready = []
         for row, request, hints in parsed:
-            failure = next((fetched[h.ref] for h in hints if h.observation is None
-                            and isinstance(fetched[h.ref], Exception)), None)
+            failure = next(
+                (
+                    fetched[h.ref]
+                    for h in hints
+                    if h.observation is None and isinstance(fetched[h.ref], Exception)
+                ),
+                None,
+            )
             if isinstance(failure, PermanentError):
                 self._fail(row, self.redact(f"fetch failed for good: {failure}")[:2000], bound)
             elif failure is not None:
                 self._retry(row, failure, getattr(failure, "retry_after", None), bound)
             else:
-                own = [h.observation if h.observation is not None else fetched[h.ref]
-                       for h in hints]
+                own = [
+                    h.observation if h.observation is not None else fetched[h.ref] for h in hints
+                ]
                 ready.append((row, request, own))
         if not ready:
             return
@@ -243,7 +262,7 @@ class InboxProcessor:
             size = max(1, connector.fetch_batch_size)
             for refs in by_type.values():
                 for start in range(0, len(refs), size):
-                    out.update(InboxProcessor._fetch_batch(connector, refs[start:start + size]))
+                    out.update(InboxProcessor._fetch_batch(connector, refs[start : start + size]))
         for ref in wanted:
             if ref not in out:
                 out[ref] = InboxProcessor._fetch_one(connector, ref)
@@ -259,8 +278,12 @@ class InboxProcessor:
         except TransientError as exc:
             return dict.fromkeys(refs, exc)
         except Exception as exc:
-            log.warning("inbox.batch_fetch_failed", source=connector.name, objects=len(refs),
-                        error=f"{type(exc).__name__}: {exc}"[:500])
+            log.warning(
+                "inbox.batch_fetch_failed",
+                source=connector.name,
+                objects=len(refs),
+                error=f"{type(exc).__name__}: {exc}"[:500],
+            )
             return {}
         wanted = set(refs)
         return {ref: obs for ref, obs in found.items() if ref in wanted and obs is not None}
@@ -275,9 +298,13 @@ class InboxProcessor:
             return exc
         return obs if obs is not None else Observation(ref, {}, None, deleted=True)
 
-    def _commit(self, connector: Connector,
-                ready: list[tuple[DeliveryRow, WebhookRequest, list[Observation]]],
-                bound: Any, retry_on_failure: bool) -> bool:
+    def _commit(
+        self,
+        connector: Connector,
+        ready: list[tuple[DeliveryRow, WebhookRequest, list[Observation]]],
+        bound: Any,
+        retry_on_failure: bool,
+    ) -> bool:
         """Ingest the deliveries' observations (each object once) and mark them done, in one
         transaction. On failure the deliveries are retried later if `retry_on_failure`, and
         False is returned (deliveries deferred while lookups are missing count as handled)."""
@@ -300,12 +327,18 @@ class InboxProcessor:
             return False
         for _, request, _ in ready:
             connector.acknowledge_webhook(request)
-        bound.info("inbox.processed", deliveries=len(ready), objects=result.observed,
-                   events=result.events, actions=result.actions)
+        bound.info(
+            "inbox.processed",
+            deliveries=len(ready),
+            objects=result.observed,
+            events=result.events,
+            actions=result.actions,
+        )
         return True
 
-    def _retry(self, row: DeliveryRow, exc: Exception, retry_after: float | None,
-               bound: Any) -> None:
+    def _retry(
+        self, row: DeliveryRow, exc: Exception, retry_after: float | None, bound: Any
+    ) -> None:
         attempt = row.attempts + 1
         reason = self.redact(f"{type(exc).__name__}: {exc}")[:2000]
         if isinstance(exc, LookupsNotReady):  # waiting is not failing: no attempt counted
@@ -318,8 +351,7 @@ class InboxProcessor:
         stored.retry_delivery_later(self.store, row.id, next_at, reason)
         bound.warning("inbox.retry", error=reason)
 
-    def _defer(self, row: DeliveryRow, exc: LookupsNotReady, reason: str,
-               bound: Any) -> None:
+    def _defer(self, row: DeliveryRow, exc: LookupsNotReady, reason: str, bound: Any) -> None:
         next_at = to_ms(self.clock.now()) + int((exc.retry_after or 1.0) * 1000)
         stored.retry_delivery_later(self.store, row.id, next_at, reason, attempts=row.attempts)
         bound.info("inbox.waiting", reason=reason)

@@ -61,6 +61,7 @@ log = structlog.get_logger("syncd.ingest")
 # `state` rows (key: action key) keeping what a failed render is planned again from.
 REPLAN_SCOPE = "replan"
 
+
 def load_snapshot(store: Store, conn: Connection, obs: Observation) -> Snapshot | None:
     row = snapshot_for_update(store, conn, obs.ref.source, obs.ref.type, obs.ref.id)
     if row is None:
@@ -69,7 +70,10 @@ def load_snapshot(store: Store, conn: Connection, obs: Observation) -> Snapshot 
 
 
 def insert_actions(
-    store: Store, conn: Connection, planned: Iterable[PlannedAction], now_ms: int,
+    store: Store,
+    conn: Connection,
+    planned: Iterable[PlannedAction],
+    now_ms: int,
     event_id: int | None = None,
 ) -> int:
     """Insert planned actions; an action whose key exists already is left alone."""
@@ -77,24 +81,47 @@ def insert_actions(
     for p in planned:
         ref = p.ref
         row: dict[str, Any] = {
-            "key": p.key, "rule_id": p.rule_id, "connector": p.connector, "action": p.action,
-            "params": p.params, "source": ref.source if ref else None,
-            "object_type": ref.type if ref else None, "object_id": ref.id if ref else None,
-            "event_id": event_id, "guarantee": p.guarantee,
-            "status": "dead" if p.error else "pending", "last_error": p.error,
-            "attempts": 0, "next_attempt_at": now_ms, "created_at": now_ms, "updated_at": now_ms,
+            "key": p.key,
+            "rule_id": p.rule_id,
+            "connector": p.connector,
+            "action": p.action,
+            "params": p.params,
+            "source": ref.source if ref else None,
+            "object_type": ref.type if ref else None,
+            "object_id": ref.id if ref else None,
+            "event_id": event_id,
+            "guarantee": p.guarantee,
+            "status": "dead" if p.error else "pending",
+            "last_error": p.error,
+            "attempts": 0,
+            "next_attempt_at": now_ms,
+            "created_at": now_ms,
+            "updated_at": now_ms,
         }
         if add_action(store, conn, row):
             count += 1
             if p.error:
-                RULE_FAILURES.labels(p.rule_id, "condition" if p.error.startswith(
-                    "condition error") else "render").inc()
+                RULE_FAILURES.labels(
+                    p.rule_id, "condition" if p.error.startswith("condition error") else "render"
+                ).inc()
             if p.replan is not None:  # what `syncd actions retry` plans it again from
-                set_value(store, REPLAN_SCOPE, p.key, {
-                    "rule_id": p.rule_id, "situation": p.replan}, now_ms, conn)
-            log.info("action.planned", key=p.key, rule_id=p.rule_id, action=p.name,
-                     source=ref.source if ref else None, object=str(ref) if ref else None,
-                     **({"error": p.error} if p.error else {}))
+                set_value(
+                    store,
+                    REPLAN_SCOPE,
+                    p.key,
+                    {"rule_id": p.rule_id, "situation": p.replan},
+                    now_ms,
+                    conn,
+                )
+            log.info(
+                "action.planned",
+                key=p.key,
+                rule_id=p.rule_id,
+                action=p.name,
+                source=ref.source if ref else None,
+                object=str(ref) if ref else None,
+                **({"error": p.error} if p.error else {}),
+            )
     return count
 
 
@@ -102,8 +129,9 @@ def trace_of(plan: Plan, index: int, obs: Observation) -> list[dict[str, str]]:
     """Each rule's decision on the `index`th new event of `obs`, as stored for the console.
     Rules watching other objects are left out (their reason says only that)."""
     out = []
-    decided_elsewhere = {d.rule_id for d in plan.decisions
-                         if d.event_index is not None and d.event_index != index}
+    decided_elsewhere = {
+        d.rule_id for d in plan.decisions if d.event_index is not None and d.event_index != index
+    }
     own = {d.rule_id for d in plan.decisions if d.event_index == index}
     for d in plan.decisions:
         if d.event_index == index or (d.event_index is None and d.rule_id not in own):
@@ -111,14 +139,22 @@ def trace_of(plan: Plan, index: int, obs: Observation) -> list[dict[str, str]]:
                 continue
             out.append({"rule": d.rule_id, "outcome": d.outcome, "reason": d.reason})
     for rule_id in sorted(decided_elsewhere - own):
-        out.append({"rule": rule_id, "outcome": NO_MATCH,
-                    "reason": "it acted on another change of this object seen at the same time"})
+        out.append(
+            {
+                "rule": rule_id,
+                "outcome": NO_MATCH,
+                "reason": "it acted on another change of this object seen at the same time",
+            }
+        )
     return out
 
 
 class Ingestor:
     def __init__(
-        self, store: Store, rules: RulesHolder, clock: Clock,
+        self,
+        store: Store,
+        rules: RulesHolder,
+        clock: Clock,
         unbaselined: frozenset[str] = frozenset(),
         gate: Callable[[Iterable[tuple[str, str]]], None] | None = None,
     ) -> None:
@@ -156,9 +192,15 @@ class Ingestor:
         self.check_ready((o.ref.source, o.ref.type) for o in observations)
         if conn is None:
             with self.store.tx() as own:
-                return self.ingest(observations, cursor=cursor, fire=fire, conn=own,
-                                   fence=fence, baseline_poll=baseline_poll,
-                                   replay_since_ms=replay_since_ms)
+                return self.ingest(
+                    observations,
+                    cursor=cursor,
+                    fire=fire,
+                    conn=own,
+                    fence=fence,
+                    baseline_poll=baseline_poll,
+                    replay_since_ms=replay_since_ms,
+                )
         if fence is not None:
             check_fence(conn, *fence)
         result = IngestResult()
@@ -186,10 +228,21 @@ class Ingestor:
             return result
         found = diff(obs, snap, ruleset.watched_fields(obs.ref.source, obs.ref.type))
         golive_ms = self.golive.ensure(obs.ref.source, conn)
-        live = found if obs.ref.source in self.unbaselined else [
-            e for e in found if not is_before_golive(
-                e, obs, first_sight=snap is None, golive_ms=golive_ms,
-                baseline_poll=baseline_poll)]
+        live = (
+            found
+            if obs.ref.source in self.unbaselined
+            else [
+                e
+                for e in found
+                if not is_before_golive(
+                    e,
+                    obs,
+                    first_sight=snap is None,
+                    golive_ms=golive_ms,
+                    baseline_poll=baseline_poll,
+                )
+            ]
+        )
         if found and not live:
             result.baselined = 1
         self._record(conn, obs, snap, live, fire, now_ms, result)
@@ -216,18 +269,30 @@ class Ingestor:
         return result
 
     def _record(
-        self, conn: Connection, obs: Observation, snap: Snapshot | None, found: list[Event],
-        fire: bool, now_ms: int, result: IngestResult,
+        self,
+        conn: Connection,
+        obs: Observation,
+        snap: Snapshot | None,
+        found: list[Event],
+        fire: bool,
+        now_ms: int,
+        result: IngestResult,
     ) -> None:
         """Store the events not stored yet and plan the actions of the rules they match."""
         ruleset = self.rules.current
         new_events: list[tuple[Event, int | None]] = []
         for event in found:
             row = {
-                "event_key": event_key(event), "source": obs.ref.source,
-                "object_type": obs.ref.type, "object_id": obs.ref.id, "kind": event.kind,
-                "field": event.field, "old": event.old, "new": event.new,
-                "version": event.version, "created_at": now_ms,
+                "event_key": event_key(event),
+                "source": obs.ref.source,
+                "object_type": obs.ref.type,
+                "object_id": obs.ref.id,
+                "kind": event.kind,
+                "field": event.field,
+                "old": event.old,
+                "new": event.new,
+                "version": event.version,
+                "created_at": now_ms,
             }
             event_id = add_event(self.store, conn, row)
             if event_id is not None:
@@ -241,12 +306,17 @@ class Ingestor:
             for d in plan.decisions:
                 if d.actions and d.event_index is not None:
                     result.actions += insert_actions(
-                        self.store, conn, list(d.actions), now_ms, new_events[d.event_index][1])
+                        self.store, conn, list(d.actions), now_ms, new_events[d.event_index][1]
+                    )
             for index, (_, event_id) in enumerate(new_events):
                 add_trace(conn, event_id, trace_of(plan, index, obs), now_ms)
 
     def _plan(
-        self, conn: Connection, ruleset: RuleSet, obs: Observation, snap: Snapshot | None,
+        self,
+        conn: Connection,
+        ruleset: RuleSet,
+        obs: Observation,
+        snap: Snapshot | None,
         new_events: list[tuple[Event, int | None]],
     ) -> Plan:
         """The planner's decisions on the new events. An object syncd created sees its origin
@@ -255,19 +325,33 @@ class Ingestor:
         origin = created_by(conn, obs.ref.source, obs.ref.id)
         if origin is not None:
             context = {**context, "syncd": origin}
-        return plan_change(ruleset, obs.ref, obs.fields, context,
-                           snap.fields if snap else {}, [e for e, _ in new_events],
-                           self.clock.now())
+        return plan_change(
+            ruleset,
+            obs.ref,
+            obs.fields,
+            context,
+            snap.fields if snap else {},
+            [e for e, _ in new_events],
+            self.clock.now(),
+        )
 
     def _save_snapshot(
-        self, conn: Connection, obs: Observation, snap: Snapshot | None, found: list[Event],
+        self,
+        conn: Connection,
+        obs: Observation,
+        snap: Snapshot | None,
+        found: list[Event],
         now_ms: int,
     ) -> None:
         values = {
-            "source": obs.ref.source, "object_type": obs.ref.type, "object_id": obs.ref.id,
-            "version": obs.version, "fields": obs.fields if not obs.deleted else (
-                snap.fields if snap else {}),
-            "context": obs.context, "entered": next_entered(obs, snap, found, now_ms),
-            "deleted": obs.deleted, "updated_at": now_ms,
+            "source": obs.ref.source,
+            "object_type": obs.ref.type,
+            "object_id": obs.ref.id,
+            "version": obs.version,
+            "fields": obs.fields if not obs.deleted else (snap.fields if snap else {}),
+            "context": obs.context,
+            "entered": next_entered(obs, snap, found, now_ms),
+            "deleted": obs.deleted,
+            "updated_at": now_ms,
         }
         save_snapshot(self.store, conn, values)

@@ -34,8 +34,7 @@ class FencedOut(SyncdError):
 
 def lock_key(name: str) -> int:
     """A stable signed 64-bit advisory lock key for a job name."""
-    return int.from_bytes(hashlib.sha256(f"syncd:{name}".encode()).digest()[:8], "big",
-                          signed=True)
+    return int.from_bytes(hashlib.sha256(f"syncd:{name}".encode()).digest()[:8], "big", signed=True)
 
 
 def check_fence(conn: Connection, name: str, fence: int | None) -> None:
@@ -60,7 +59,8 @@ class Leadership:
     def _pg_session(self) -> Any:
         if self._session is None:
             self._session = self.store.engine.connect().execution_options(
-                isolation_level="AUTOCOMMIT")
+                isolation_level="AUTOCOMMIT"
+            )
         return self._session
 
     def hold(self, name: str) -> int | None:
@@ -74,8 +74,9 @@ class Leadership:
                     session.execute(text("SELECT 1"))  # the lock lives as long as this works
                     self._heartbeat(name)
                     return self.held[name]
-                got = session.execute(text("SELECT pg_try_advisory_lock(:k)"),
-                                      {"k": lock_key(name)}).scalar()
+                got = session.execute(
+                    text("SELECT pg_try_advisory_lock(:k)"), {"k": lock_key(name)}
+                ).scalar()
             except Exception as exc:  # the session is gone, and with it every lock
                 log.warning("leadership.session_lost", error=str(exc))
                 self._drop_session()

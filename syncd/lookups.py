@@ -41,11 +41,14 @@ RETRY_MAX_SECONDS = 300.0
 class LookupsNotReady(TransientError):
     """The rules of this source cannot be evaluated yet: retry later, consume nothing."""
 
-    def __init__(self, source: str, object_type: str, missing: list[str],
-                 retry_after: float) -> None:
+    def __init__(
+        self, source: str, object_type: str, missing: list[str], retry_after: float
+    ) -> None:
         super().__init__(
             f"{source} {object_type}: waiting for {', '.join(missing)} (value names the rules "
-            f"use, never read yet); nothing is ingested until they are", retry_after=retry_after)
+            f"use, never read yet); nothing is ingested until they are",
+            retry_after=retry_after,
+        )
         self.source = source
         self.object_type = object_type
 
@@ -55,8 +58,13 @@ def _key_name(key: Key) -> str:
 
 
 class Lookups:
-    def __init__(self, store: Store, connectors: dict[str, Connector], clock: Clock,
-                 refresh_seconds: float = REFRESH_SECONDS) -> None:
+    def __init__(
+        self,
+        store: Store,
+        connectors: dict[str, Connector],
+        clock: Clock,
+        refresh_seconds: float = REFRESH_SECONDS,
+    ) -> None:
         self.store = store
         self.connectors = connectors
         self.clock = clock
@@ -128,9 +136,15 @@ class Lookups:
             self._failures[key] = failures
             delay = min(RETRY_MAX_SECONDS, RETRY_BASE_SECONDS * 2 ** (failures - 1))
             self._next_try[key] = self._now() + int(delay * 1000)
-            log.warning("aliases.unavailable", source=source, object=object_type,
-                        field=field_name, error=str(exc)[:300], retry_in_seconds=delay,
-                        using="stored" if stored is not None else "none: source waits")
+            log.warning(
+                "aliases.unavailable",
+                source=source,
+                object=object_type,
+                field=field_name,
+                error=str(exc)[:300],
+                retry_in_seconds=delay,
+                using="stored" if stored is not None else "none: source waits",
+            )
             return None if stored is None else dict(stored["aliases"])
         self._failures.pop(key, None)
         self._next_try.pop(key, None)
@@ -156,20 +170,26 @@ class Lookups:
             if waiting:
                 due = max(self._next_try.get(k, 0) for k in waiting)
                 retry_after = max(1.0, (due - self._now()) / 1000)
-                raise LookupsNotReady(source, object_type, [_key_name(k) for k in waiting],
-                                      retry_after)
+                raise LookupsNotReady(
+                    source, object_type, [_key_name(k) for k in waiting], retry_after
+                )
 
     def missing(self) -> dict[Key, int]:
         """Lookups never read, with since when (ms) they have been missing."""
         with self._lock:
-            return {k: self._missing_since.get(k, self._now())
-                    for k, v in self._used.items() if v is None}
+            return {
+                k: self._missing_since.get(k, self._now())
+                for k, v in self._used.items()
+                if v is None
+            }
 
     def problems(self) -> list[str]:
         now = self._now()
-        return [f"{key[0]} {key[1]}s wait: {_key_name(key)} never read "
-                f"(missing for {(now - since) // 1000} s, retrying)"
-                for key, since in sorted(self.missing().items())]
+        return [
+            f"{key[0]} {key[1]}s wait: {_key_name(key)} never read "
+            f"(missing for {(now - since) // 1000} s, retrying)"
+            for key, since in sorted(self.missing().items())
+        ]
 
     # -- helpers -----------------------------------------------------------------------
 
@@ -209,8 +229,7 @@ def offline_aliases(store: Store | None, sources: Iterable[str]) -> Any:
         if source not in set(sources):
             return {}
         if store is not None:
-            stored = KeyValue(store, source, _NoClock()).get(
-                f"aliases:{object_type}:{field_name}")
+            stored = KeyValue(store, source, _NoClock()).get(f"aliases:{object_type}:{field_name}")
             if isinstance(stored, dict) and isinstance(stored.get("aliases"), dict):
                 return dict(stored["aliases"])
         try:

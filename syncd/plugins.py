@@ -13,8 +13,9 @@ from importlib.metadata import EntryPoint, entry_points
 import click
 
 COMMAND_GROUP = "syncd.commands"
-SANDBOX_MISSING = ("the sandbox is not installed: install syncd[sandbox] "
-                   "(from a clone: pip install '.[sandbox]')")
+SANDBOX_MISSING = (
+    "the sandbox is not installed: install syncd[sandbox] (from a clone: pip install '.[sandbox]')"
+)
 # The sandbox's commands, listed (and explained) even when it is not installed.
 SANDBOX_COMMANDS = {
     "demo": "Run the shipped workflows against a local sandbox (needs syncd[sandbox]).",
@@ -39,8 +40,9 @@ def load_command(name: str) -> click.Command | None:
         return missing_sandbox_command(name) if name in SANDBOX_COMMANDS else None
     command = entry.load()
     if not isinstance(command, click.Command):
-        raise TypeError(f"entry point {COMMAND_GROUP}:{name} ({entry.value}) is not a click "
-                        "command")
+        raise TypeError(
+            f"entry point {COMMAND_GROUP}:{name} ({entry.value}) is not a click command"
+        )
     return command
 
 
@@ -56,7 +58,9 @@ def missing_sandbox_command(name: str) -> click.Command:
         raise click.ClickException(f"syncd {name}: {SANDBOX_MISSING}")
 
     return click.Command(
-        name, callback=explain, help=SANDBOX_COMMANDS[name],
+        name,
+        callback=explain,
+        help=SANDBOX_COMMANDS[name],
         params=[click.Argument(["args"], nargs=-1, type=click.UNPROCESSED)],
         context_settings={"ignore_unknown_options": True, "allow_extra_args": True},
     )

@@ -24,7 +24,11 @@ def poll_job(source: str, stream: str) -> str:
 
 class Poller:
     def __init__(
-        self, store: Store, connectors: dict[str, Connector], ingestor: Ingestor, clock: Clock,
+        self,
+        store: Store,
+        connectors: dict[str, Connector],
+        ingestor: Ingestor,
+        clock: Clock,
         max_pages: int = 100,
     ) -> None:
         self.store = store
@@ -54,7 +58,8 @@ class Poller:
         for _ in range(self.max_pages):
             page = connector.poll(stream, cursor)
             result = self.ingestor.ingest(
-                page.observations, cursor=(name, stream, page.cursor),
+                page.observations,
+                cursor=(name, stream, page.cursor),
                 fence=(poll_job(name, stream), fence) if fence is not None else None,
                 baseline_poll=baseline,
             )
@@ -64,11 +69,22 @@ class Poller:
                 break
         POLLS.labels(name, "ok").inc()
         if total.events or total.actions:
-            log.info("poll.changes", source=name, stream=stream, objects=total.observed,
-                     events=total.events, actions=total.actions)
+            log.info(
+                "poll.changes",
+                source=name,
+                stream=stream,
+                objects=total.observed,
+                events=total.events,
+                actions=total.actions,
+            )
         if total.baselined:
-            log.info("poll.baselined", source=name, stream=stream, objects=total.baselined,
-                     reason="history from before go-live: snapshots only, no rule fired")
+            log.info(
+                "poll.baselined",
+                source=name,
+                stream=stream,
+                objects=total.baselined,
+                reason="history from before go-live: snapshots only, no rule fired",
+            )
         return total
 
     def poll_all(self) -> dict[tuple[str, str], IngestResult | Exception]:

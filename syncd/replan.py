@@ -22,15 +22,20 @@ from syncd.store.db import Store
 RETRYABLE = ("dead", "cancelled")
 
 
-def retry_action(store: Store, conn: Connection, row: ActionRow, rules: RuleSet,
-                 now_ms: int) -> str:
+def retry_action(
+    store: Store, conn: Connection, row: ActionRow, rules: RuleSet, now_ms: int
+) -> str:
     """Make `row` pending again (re-planned when it kept a situation); the result in words."""
     label = f"action {row.id} ({row.rule_id})"
     if row.status not in RETRYABLE:
         return f"{label}: is {row.status}; only dead or cancelled actions are retried"
     kept = state.get_value(store, REPLAN_SCOPE, row.key, conn)
-    values: dict[str, Any] = {"status": "pending", "updated_at": now_ms,
-                              "next_attempt_at": 0, "lease_until": None}
+    values: dict[str, Any] = {
+        "status": "pending",
+        "updated_at": now_ms,
+        "next_attempt_at": 0,
+        "lease_until": None,
+    }
     how = "pending again"
     if kept is not None:
         rule = rules.by_id.get(row.rule_id)
@@ -39,8 +44,10 @@ def retry_action(store: Store, conn: Connection, row: ActionRow, rules: RuleSet,
         decision = decide(rule, Situation.from_json(kept["situation"]))
         planned = next((a for a in decision.actions if a.key == row.key), None)
         if planned is None:
-            return (f"{label}: not retried: today's rule does not plan it "
-                    f"({decision.outcome}: {decision.reason})")
+            return (
+                f"{label}: not retried: today's rule does not plan it "
+                f"({decision.outcome}: {decision.reason})"
+            )
         if planned.error:
             update_action(conn, row.id, last_error=planned.error, updated_at=now_ms)
             return f"{label}: still fails, left dead: {planned.error}"

@@ -18,9 +18,16 @@ log = structlog.get_logger("syncd.replicas")
 
 
 def heartbeat(store: Store, replica_id: str, clock: Clock, started_at: int) -> None:
-    jobs.replica_heartbeat(store, jobs.ReplicaRow(
-        replica_id=replica_id, host=socket.gethostname(), pid=os.getpid(),
-        started_at=started_at, heartbeat_at=to_ms(clock.now())))
+    jobs.replica_heartbeat(
+        store,
+        jobs.ReplicaRow(
+            replica_id=replica_id,
+            host=socket.gethostname(),
+            pid=os.getpid(),
+            started_at=started_at,
+            heartbeat_at=to_ms(clock.now()),
+        ),
+    )
 
 
 def leave(store: Store, replica_id: str) -> None:
@@ -29,12 +36,24 @@ def leave(store: Store, replica_id: str) -> None:
 
 def describe(store: Store, now_ms: int) -> dict[str, Any]:
     return {
-        "replicas": [{"replica": r.replica_id, "host": r.host, "pid": r.pid,
-                      "heartbeat_seconds_ago": round((now_ms - r.heartbeat_at) / 1000, 1)}
-                     for r in jobs.all_replicas(store)],
-        "jobs": [{"job": j.name, "holder": j.holder, "fence": j.fence,
-                  "heartbeat_seconds_ago": round((now_ms - j.heartbeat_at) / 1000, 1)}
-                 for j in jobs.all_jobs(store)],
+        "replicas": [
+            {
+                "replica": r.replica_id,
+                "host": r.host,
+                "pid": r.pid,
+                "heartbeat_seconds_ago": round((now_ms - r.heartbeat_at) / 1000, 1),
+            }
+            for r in jobs.all_replicas(store)
+        ],
+        "jobs": [
+            {
+                "job": j.name,
+                "holder": j.holder,
+                "fence": j.fence,
+                "heartbeat_seconds_ago": round((now_ms - j.heartbeat_at) / 1000, 1),
+            }
+            for j in jobs.all_jobs(store)
+        ],
     }
 
 

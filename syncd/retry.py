@@ -13,13 +13,14 @@ from dataclasses import dataclass
 _MAX_DOUBLINGS = 1000  # 2.0 ** 1000 still fits a float; every cap is reached long before
 
 
-def backoff_seconds(attempt: int, *, base: float, cap: float, jitter: float = 0.0,
-                    retry_after: float | None = None) -> float:
+def backoff_seconds(
+    attempt: int, *, base: float, cap: float, jitter: float = 0.0, retry_after: float | None = None
+) -> float:
     """Seconds to wait after failed attempt number `attempt` (1-based; less counts as 1):
     `base * 2**(attempt - 1) + jitter`, at most `cap`, at least `retry_after` (the server's
     word beats the cap). `jitter` is the random part, already drawn by the caller."""
     doublings = min(max(1, attempt) - 1, _MAX_DOUBLINGS)
-    seconds = max(0.0, min(base * 2.0 ** doublings + jitter, cap))
+    seconds = max(0.0, min(base * 2.0**doublings + jitter, cap))
     if retry_after is not None:
         seconds = max(seconds, float(retry_after))
     return seconds
@@ -36,8 +37,11 @@ class RetryPolicy:
         """Seconds to wait after failed attempt number `attempt` (1-based), with a jitter of
         up to `jitter_seconds` so that retries of one outage spread out."""
         return backoff_seconds(
-            attempt, base=self.base_seconds, cap=self.max_seconds,
-            jitter=random.uniform(0, self.jitter_seconds), retry_after=retry_after,
+            attempt,
+            base=self.base_seconds,
+            cap=self.max_seconds,
+            jitter=random.uniform(0, self.jitter_seconds),
+            retry_after=retry_after,
         )
 
     def exhausted(self, attempts: int) -> bool:

@@ -44,8 +44,13 @@ MAX_INSTANTS_PER_TICK = 100
 
 class Scheduler:
     def __init__(
-        self, store: Store, rules: RulesHolder, connectors: dict[str, Connector], clock: Clock,
-        grace_hours: float = 24, golive: GoLive | None = None,
+        self,
+        store: Store,
+        rules: RulesHolder,
+        connectors: dict[str, Connector],
+        clock: Clock,
+        grace_hours: float = 24,
+        golive: GoLive | None = None,
     ) -> None:
         self.golive = golive or GoLive(store, clock)
         self.store = store
@@ -77,8 +82,11 @@ class Scheduler:
         # A date due before the source went live is history, not downtime: the grace period
         # does not reach back before go-live (only `catch_up` does).
         source = self.connectors.get(trigger.source)
-        golive = self.golive.instant(trigger.source) if getattr(
-            source, "golive_baseline", True) else None
+        golive = (
+            self.golive.instant(trigger.source)
+            if getattr(source, "golive_baseline", True)
+            else None
+        )
         batch: list[PlannedAction] = []
         for row in rows:
             batch.extend(self._date_object(rule, trigger, row, now, golive))
@@ -94,7 +102,11 @@ class Scheduler:
         return count
 
     def _date_object(
-        self, rule: CompiledRule, trigger: DateTrigger, row: SnapshotRow, now: datetime,
+        self,
+        rule: CompiledRule,
+        trigger: DateTrigger,
+        row: SnapshotRow,
+        now: datetime,
         golive_ms: int | None = None,
     ) -> list[PlannedAction]:
         fields, entered = row.fields, row.entered or {}
@@ -154,8 +166,9 @@ class Scheduler:
         else:
             items = None
             if trigger.collect is not None:
-                items = [object_view(o.ref, o.fields, o.context) for o in
-                         self._query(trigger.collect)]
+                items = [
+                    object_view(o.ref, o.fields, o.context) for o in self._query(trigger.collect)
+                ]
             batch += decide(rule, cron_situation(instant, now, items=items)).actions
         with self.store.tx() as conn:
             check_fence(conn, SCHEDULER_JOB, self.fence)

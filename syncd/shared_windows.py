@@ -58,11 +58,14 @@ class StoreWindows:
                 starts = [s for s in windows.get(limit.name, []) if s > now - span]
                 windows[limit.name] = starts
                 wait = max(wait, window_wait(starts, allowed, span, now, cost))
-                answered = sorted(s for s in answers.get(documented.name, [])
-                                  if s > now - documented.per_seconds)
+                answered = sorted(
+                    s for s in answers.get(documented.name, []) if s > now - documented.per_seconds
+                )
                 answers[documented.name] = answered
-                wait = max(wait, window_wait(answered, documented.requests,
-                                             documented.per_seconds, now, cost))
+                wait = max(
+                    wait,
+                    window_wait(answered, documented.requests, documented.per_seconds, now, cost),
+                )
             if wait <= 0 and stamp:
                 for limit, _, cost, documented in limits:
                     windows[limit.name].extend([now] * cost)
@@ -81,7 +84,8 @@ class StoreWindows:
                         answered.remove(started)
                     answered.append(now)
                 row["answers"][documented.name] = sorted(
-                    s for s in answered if s > now - documented.per_seconds)
+                    s for s in answered if s > now - documented.per_seconds
+                )
             self._save(conn, row, now)
 
     def pause(self, until: float) -> None:
@@ -101,13 +105,24 @@ class StoreWindows:
         return sum(1 for s in starts if s > now - self._span(limit))
 
     def _lock_row(self, conn: Any, *, lock: bool) -> dict[str, Any]:
-        value = lock_value(self.store, conn, SCOPE, self.key,
-                           {"starts": {}, "answers": {}, "paused_until": 0}, lock=lock) or {}
-        return {"starts": {k: [float(s) for s in v]
-                           for k, v in dict(value.get("starts", {})).items()},
-                "answers": {k: [float(s) for s in v]
-                            for k, v in dict(value.get("answers", {})).items()},
-                "paused_until": float(value.get("paused_until", 0))}
+        value = (
+            lock_value(
+                self.store,
+                conn,
+                SCOPE,
+                self.key,
+                {"starts": {}, "answers": {}, "paused_until": 0},
+                lock=lock,
+            )
+            or {}
+        )
+        return {
+            "starts": {k: [float(s) for s in v] for k, v in dict(value.get("starts", {})).items()},
+            "answers": {
+                k: [float(s) for s in v] for k, v in dict(value.get("answers", {})).items()
+            },
+            "paused_until": float(value.get("paused_until", 0)),
+        }
 
     def _save(self, conn: Any, row: dict[str, Any], now: float) -> None:
         replace_value(conn, SCOPE, self.key, row, int(now * 1000))

@@ -38,8 +38,13 @@ class WebhookEndpoint:
     deliveries a second), so it skips the framework's request and response objects."""
 
     def __init__(
-        self, connectors: dict[str, Connector], writer: InboxWriter, clock: Clock,
-        max_body_bytes: int, public_url: str, on_stored: Callable[[], None],
+        self,
+        connectors: dict[str, Connector],
+        writer: InboxWriter,
+        clock: Clock,
+        max_body_bytes: int,
+        public_url: str,
+        on_stored: Callable[[], None],
         body_timeout_seconds: float = 30.0,
     ) -> None:
         self.connectors = connectors
@@ -51,11 +56,13 @@ class WebhookEndpoint:
         self.on_stored = on_stored
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        name = scope["path"][len("/webhooks/"):].strip("/")
+        name = scope["path"][len("/webhooks/") :].strip("/")
         status, payload = await self._handle(name, scope, receive)
         body = json.dumps(payload).encode()
-        headers = [(b"content-type", b"application/json"),
-                   (b"content-length", str(len(body)).encode())]
+        headers = [
+            (b"content-type", b"application/json"),
+            (b"content-length", str(len(body)).encode()),
+        ]
         if status in (408, 413):  # the rest of the body is not read: the connection ends
             headers.append((b"connection", b"close"))
         await send({"type": "http.response.start", "status": status, "headers": headers})
@@ -68,8 +75,7 @@ class WebhookEndpoint:
         if connector is None or not connector.can("verify_webhook"):
             WEBHOOKS.labels("unknown", "unknown_connector").inc()
             return 404, {"error": f"no webhook receiver for {name!r}"}
-        headers = {k.decode("latin-1").lower(): v.decode("latin-1")
-                   for k, v in scope["headers"]}
+        headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope["headers"]}
         try:
             async with asyncio.timeout(self.body_timeout_seconds):
                 body = await self._read_body(headers, receive)
@@ -80,8 +86,9 @@ class WebhookEndpoint:
         if body is None:
             WEBHOOKS.labels(name, "too_large").inc()
             return 413, {"error": f"body larger than {self.max_body_bytes} bytes"}
-        hook = WebhookRequest("POST", self._url(scope, headers), headers, body,
-                              to_ms(self.clock.now()))
+        hook = WebhookRequest(
+            "POST", self._url(scope, headers), headers, body, to_ms(self.clock.now())
+        )
         try:
             delivery_id = connector.verify_webhook(hook)
         except WebhookRejected as exc:
@@ -161,13 +168,16 @@ def build_app(
         await asyncio.to_thread(refresh_metrics)
         return Response(generate_latest(REGISTRY), media_type=CONTENT_TYPE_LATEST)
 
-    service = Starlette(routes=[
-        Route("/healthz", healthz),
-        Route("/readyz", readyz),
-        Route("/metrics", metrics),
-    ])
-    webhooks = WebhookEndpoint(connectors, writer, clock, max_body_bytes, public_url, on_stored,
-                               body_timeout_seconds)
+    service = Starlette(
+        routes=[
+            Route("/healthz", healthz),
+            Route("/readyz", readyz),
+            Route("/metrics", metrics),
+        ]
+    )
+    webhooks = WebhookEndpoint(
+        connectors, writer, clock, max_body_bytes, public_url, on_stored, body_timeout_seconds
+    )
     for warning in unsigned_warnings({n: c.settings for n, c in connectors.items()}):
         log.warning("webhooks.unsigned_allowed", detail=warning)
 

@@ -15,8 +15,15 @@ from syncd.errors import WebhookRejected
 
 # Exceptions a verifier can only raise because of what the sender sent (a verifier bug on an
 # odd input): the delivery is refused with 400 and the traceback logged, never a 500.
-MALFORMED_INPUT_ERRORS = (ValueError, TypeError, KeyError, IndexError, AttributeError,
-                          RecursionError, UnicodeError)
+MALFORMED_INPUT_ERRORS = (
+    ValueError,
+    TypeError,
+    KeyError,
+    IndexError,
+    AttributeError,
+    RecursionError,
+    UnicodeError,
+)
 
 
 def _as_bytes(value: str | bytes) -> bytes:
@@ -40,8 +47,7 @@ def refuse_unsigned(allow_unsigned: bool, why: str) -> None:
     """A delivery that cannot be verified (no signature, or no secret to check it with) is
     refused with 401, unless the config explicitly allows unsigned deliveries."""
     if not allow_unsigned:
-        raise WebhookRejected(401, f"{why} (unsigned deliveries are refused; "
-                                   "see allow_unsigned)")
+        raise WebhookRejected(401, f"{why} (unsigned deliveries are refused; see allow_unsigned)")
 
 
 def load_json(body: bytes | str) -> Any:

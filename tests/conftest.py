@@ -24,7 +24,7 @@ def _pg_schema_url(base: str, schema: str) -> str:
 def _psycopg_url(url: str) -> str:
     for prefix in ("postgresql://", "postgres://"):
         if url.startswith(prefix):
-            return "postgresql+psycopg://" + url[len(prefix):]
+            return "postgresql+psycopg://" + url[len(prefix) :]
     return url
 
 

@@ -46,7 +46,11 @@ def make_config(tmp_path: Path, store_url: str, rules_dir: Path, **executor: Any
 
 
 def make_engine(
-    tmp_path: Path, store_url: str, clock: Clock, rules: str = RULES, secret: str | None = None,
+    tmp_path: Path,
+    store_url: str,
+    clock: Clock,
+    rules: str = RULES,
+    secret: str | None = None,
     **executor: Any,
 ) -> Engine:
     rules_dir = write_rules(tmp_path / "mappings", rules)

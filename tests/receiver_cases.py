@@ -69,8 +69,12 @@ SIGNATURE_HEADERS = {
     "localdb": (LOCALDB_SIGNATURE,),
 }
 KNOWN_HEADERS = {
-    "hubspot": (hubspot_signing.SIGNATURE_V3_HEADER, hubspot_signing.TIMESTAMP_HEADER,
-                hubspot_signing.SIGNATURE_HEADER, hubspot_signing.VERSION_HEADER),
+    "hubspot": (
+        hubspot_signing.SIGNATURE_V3_HEADER,
+        hubspot_signing.TIMESTAMP_HEADER,
+        hubspot_signing.SIGNATURE_HEADER,
+        hubspot_signing.VERSION_HEADER,
+    ),
     "github": github_hooks.KEPT_HEADERS,
     "airtable": (MAC_HEADER,),
     "jira": (jira_hooks.SIGNATURE_HEADER, jira_hooks.IDENTIFIER_HEADER, jira_hooks.RETRY_HEADER),
@@ -78,41 +82,72 @@ KNOWN_HEADERS = {
 }
 
 
-def settings_for(name: str, *, secret: bool = True, allow_unsigned: bool = False,
-                 localdb_path: str | None = None) -> Any:
+def settings_for(
+    name: str, *, secret: bool = True, allow_unsigned: bool = False, localdb_path: str | None = None
+) -> Any:
     key = SecretStr(SECRET) if secret else None
     if name == "hubspot":
-        return HubSpotSettings(access_token=SecretStr("pat-na1-fuzz"), app_secret=key,
-                               base_url=NO_API, allow_unsigned=allow_unsigned)
+        return HubSpotSettings(
+            access_token=SecretStr("pat-na1-fuzz"),
+            app_secret=key,
+            base_url=NO_API,
+            allow_unsigned=allow_unsigned,
+        )
     if name == "github":
-        return GitHubSettings(token=SecretStr("ghp_fuzz"), webhook_secret=key, base_url=NO_API,
-                              allow_unsigned=allow_unsigned)
+        return GitHubSettings(
+            token=SecretStr("ghp_fuzz"),
+            webhook_secret=key,
+            base_url=NO_API,
+            allow_unsigned=allow_unsigned,
+        )
     if name == "airtable":
-        return AirtableSettings(token=SecretStr("patFuzz.token"), base_id=AIRTABLE_BASE,
-                                tables={"lead": "Leads"}, base_url=NO_API,
-                                allow_unsigned=allow_unsigned)
+        return AirtableSettings(
+            token=SecretStr("patFuzz.token"),
+            base_id=AIRTABLE_BASE,
+            tables={"lead": "Leads"},
+            base_url=NO_API,
+            allow_unsigned=allow_unsigned,
+        )
     if name == "jira":
-        return JiraSettings(base_url=NO_API, email="fuzz@example.org",
-                            api_token=SecretStr("fuzz"), webhook_secret=key,
-                            allow_unsigned=allow_unsigned)
+        return JiraSettings(
+            base_url=NO_API,
+            email="fuzz@example.org",
+            api_token=SecretStr("fuzz"),
+            webhook_secret=key,
+            allow_unsigned=allow_unsigned,
+        )
     if name == "localdb":
         path = localdb_path or str(Path(tempfile.mkdtemp(prefix="syncd-fuzz-")) / "remote.db")
         return LocalDbSettings(path=path, webhook_secret=key, allow_unsigned=allow_unsigned)
     raise ValueError(name)
 
 
-def make_receiver(name: str, clock: Clock | None = None, *, secret: bool = True,
-                  allow_unsigned: bool = False, localdb_path: str | None = None) -> Connector:
+def make_receiver(
+    name: str,
+    clock: Clock | None = None,
+    *,
+    secret: bool = True,
+    allow_unsigned: bool = False,
+    localdb_path: str | None = None,
+) -> Connector:
     clock = clock or FakeClock()
-    settings = settings_for(name, secret=secret, allow_unsigned=allow_unsigned,
-                            localdb_path=localdb_path)
-    cls: Any = {"hubspot": HubSpotConnector, "github": GitHubConnector,
-                "airtable": AirtableConnector, "jira": JiraConnector,
-                "localdb": LocalDbConnector}[name]
+    settings = settings_for(
+        name, secret=secret, allow_unsigned=allow_unsigned, localdb_path=localdb_path
+    )
+    cls: Any = {
+        "hubspot": HubSpotConnector,
+        "github": GitHubConnector,
+        "airtable": AirtableConnector,
+        "jira": JiraConnector,
+        "localdb": LocalDbConnector,
+    }[name]
     connector: Connector = cls(settings, clock)
     if name == "airtable" and secret:
-        connector.registry.add(WebhookRegistration(  # type: ignore[attr-defined]
-            AIRTABLE_HOOK, "tblFuzz", f"{PUBLIC_URL}/webhooks/airtable", AIRTABLE_MAC))
+        connector.registry.add(
+            WebhookRegistration(  # type: ignore[attr-defined]
+                AIRTABLE_HOOK, "tblFuzz", f"{PUBLIC_URL}/webhooks/airtable", AIRTABLE_MAC
+            )
+        )
     return connector
 
 
@@ -121,8 +156,9 @@ def url_of(name: str) -> str:
 
 
 def request(name: str, headers: dict[str, str], body: bytes, clock: Clock) -> WebhookRequest:
-    return WebhookRequest("POST", url_of(name), {k.lower(): v for k, v in headers.items()},
-                          body, to_ms(clock.now()))
+    return WebhookRequest(
+        "POST", url_of(name), {k.lower(): v for k, v in headers.items()}, body, to_ms(clock.now())
+    )
 
 
 def parse(connector: Connector, req: WebhookRequest) -> list[Hint] | Any:
@@ -135,6 +171,7 @@ def parse(connector: Connector, req: WebhookRequest) -> list[Hint] | Any:
 
 # -- signing -----------------------------------------------------------------------------
 
+
 def sign(name: str, headers: dict[str, str], body: bytes, clock: Clock) -> dict[str, str]:
     """`headers` plus a valid signature of `body` (and what the signature needs)."""
     out = dict(headers)
@@ -143,7 +180,8 @@ def sign(name: str, headers: dict[str, str], body: bytes, clock: Clock) -> dict[
         text = body.decode("utf-8", "replace")  # a body that is not UTF-8 gets a 400 first
         out[hubspot_signing.TIMESTAMP_HEADER] = str(stamp)
         out[hubspot_signing.SIGNATURE_V3_HEADER] = hubspot_signing.sign(
-            SECRET, "v3", text, url_of(name), "POST", stamp)
+            SECRET, "v3", text, url_of(name), "POST", stamp
+        )
     elif name == "github":
         out[github_hooks.SIGNATURE_HEADER] = github_hooks.sign(SECRET, body)
     elif name == "airtable":
@@ -169,19 +207,37 @@ def _base_headers(name: str, n: int) -> dict[str, str]:
 def well_formed_body(name: str, n: int) -> Any:
     """A well-formed payload whose delivery id is unique for `n`."""
     if name == "hubspot":
-        return [{"eventId": n, "subscriptionId": 7, "portalId": 62515, "occurredAt": 1,
-                 "subscriptionType": "deal.propertyChange", "attemptNumber": 0,
-                 "objectId": 1000 + n % 50, "propertyName": "dealstage",
-                 "propertyValue": "closedwon"}]
+        return [
+            {
+                "eventId": n,
+                "subscriptionId": 7,
+                "portalId": 62515,
+                "occurredAt": 1,
+                "subscriptionType": "deal.propertyChange",
+                "attemptNumber": 0,
+                "objectId": 1000 + n % 50,
+                "propertyName": "dealstage",
+                "propertyValue": "closedwon",
+            }
+        ]
     if name == "github":
-        return {"action": "edited", "issue": {"number": 1 + n % 50, "title": "t"},
-                "repository": {"full_name": "2i2c-org/infrastructure"}}
+        return {
+            "action": "edited",
+            "issue": {"number": 1 + n % 50, "title": "t"},
+            "repository": {"full_name": "2i2c-org/infrastructure"},
+        }
     if name == "airtable":
-        return {"base": {"id": AIRTABLE_BASE}, "webhook": {"id": AIRTABLE_HOOK},
-                "timestamp": f"2026-01-01T00:00:00.{n:06d}Z"}
+        return {
+            "base": {"id": AIRTABLE_BASE},
+            "webhook": {"id": AIRTABLE_HOOK},
+            "timestamp": f"2026-01-01T00:00:00.{n:06d}Z",
+        }
     if name == "jira":
-        return {"webhookEvent": "jira:issue_updated", "timestamp": 1,
-                "issue": {"key": f"OPS-{1 + n % 50}", "fields": {}}}
+        return {
+            "webhookEvent": "jira:issue_updated",
+            "timestamp": 1,
+            "issue": {"key": f"OPS-{1 + n % 50}", "fields": {}},
+        }
     return {"type": "item", "id": str(n % 50)}
 
 
@@ -236,12 +292,23 @@ def _random_scalars(rng: random.Random) -> Any:
     return [rng.choice(scalars) for _ in range(rng.randint(1, 5))]
 
 
-INVALID_KINDS = ("random", "bad_signature", "no_signature", "non_ascii_signature",
-                 "truncated", "wrong_type", "not_utf8", "scalar_json", "deep", "stale")
+INVALID_KINDS = (
+    "random",
+    "bad_signature",
+    "no_signature",
+    "non_ascii_signature",
+    "truncated",
+    "wrong_type",
+    "not_utf8",
+    "scalar_json",
+    "deep",
+    "stale",
+)
 
 
-def invalid_delivery(name: str, n: int, rng: random.Random, clock: Clock,
-                     kind: str | None = None) -> tuple[dict[str, str], bytes, str]:
+def invalid_delivery(
+    name: str, n: int, rng: random.Random, clock: Clock, kind: str | None = None
+) -> tuple[dict[str, str], bytes, str]:
     """A delivery that must get a 4xx: (headers, body, kind)."""
     kinds = [k for k in INVALID_KINDS if k != "stale" or name == "hubspot"]
     if name == "github":
@@ -266,15 +333,17 @@ def invalid_delivery(name: str, n: int, rng: random.Random, clock: Clock,
         for header in SIGNATURE_HEADERS[name]:
             if header in headers:
                 cut = rng.randint(0, len(headers[header]))
-                headers[header] = (headers[header][:cut] + rng.choice(NON_ASCII)
-                                   + headers[header][cut + 1:])
+                headers[header] = (
+                    headers[header][:cut] + rng.choice(NON_ASCII) + headers[header][cut + 1 :]
+                )
         return headers, body, kind
     if kind == "truncated":
-        body = body[:rng.randint(0, len(body) - 1)]
+        body = body[: rng.randint(0, len(body) - 1)]
     elif kind == "wrong_type":
         data = well_formed_body(name, n)
-        body = json.dumps(_set_path(data, rng.choice(TYPED_FIELDS[name]),
-                                    rng.choice(WRONG_VALUES))).encode()
+        body = json.dumps(
+            _set_path(data, rng.choice(TYPED_FIELDS[name]), rng.choice(WRONG_VALUES))
+        ).encode()
     elif kind == "not_utf8":
         body = body[:5] + b"\xff\xfe\xc3" + body[5:]
     elif kind == "scalar_json":

@@ -55,24 +55,27 @@ class AirtableHost(Protocol):
 
     def record_url(self, table_id: str, record_id: str) -> str: ...
 
-    def upsert_many(self, alias: str, merge_on: list[str], rows: list[dict[str, Any]], *,
-                    typecast: bool = False) -> list[ActionResult]: ...
+    def upsert_many(
+        self, alias: str, merge_on: list[str], rows: list[dict[str, Any]], *, typecast: bool = False
+    ) -> list[ActionResult]: ...
 
 
 class AirtableActions:
     """Mixed into AirtableConnector: the actions, declared with `@action`."""
 
     @action("upsert", UpsertParams, idempotent=True)
-    def upsert(self: AirtableHost, params: UpsertParams,
-               ctx: ActionContext) -> ActionResult:
+    def upsert(self: AirtableHost, params: UpsertParams, ctx: ActionContext) -> ActionResult:
         """Create or update a row, matched on `merge_on` (Airtable performUpsert)."""
-        return self.upsert_many(params.table, params.merge_on, [params.fields],
-                                typecast=params.typecast)[0]
+        return self.upsert_many(
+            params.table, params.merge_on, [params.fields], typecast=params.typecast
+        )[0]
 
-    @upsert.batcher(key=lambda p: (p.table, tuple(p.merge_on), p.typecast),
-                    size=MAX_RECORDS_PER_REQUEST)
-    def upsert_batch(self: AirtableHost, batch: list[UpsertParams],
-                     ctxs: list[ActionContext]) -> list[ActionResult]:
+    @upsert.batcher(
+        key=lambda p: (p.table, tuple(p.merge_on), p.typecast), size=MAX_RECORDS_PER_REQUEST
+    )
+    def upsert_batch(
+        self: AirtableHost, batch: list[UpsertParams], ctxs: list[ActionContext]
+    ) -> list[ActionResult]:
         """Several upserts of one table in one request. Rows with the same merge values go
         in separate requests, in order (Airtable refuses duplicates within one request)."""
         first = batch[0]
@@ -82,9 +85,14 @@ class AirtableActions:
 
         def flush() -> None:
             if pending:
-                results.extend(self.upsert_many(first.table, first.merge_on,
-                                                 [p.fields for p in pending],
-                                                 typecast=first.typecast))
+                results.extend(
+                    self.upsert_many(
+                        first.table,
+                        first.merge_on,
+                        [p.fields for p in pending],
+                        typecast=first.typecast,
+                    )
+                )
                 pending.clear()
                 seen.clear()
 
@@ -98,8 +106,7 @@ class AirtableActions:
         return results
 
     @action("update", UpdateParams, idempotent=True)
-    def update(self: AirtableHost, params: UpdateParams,
-               ctx: ActionContext) -> ActionResult:
+    def update(self: AirtableHost, params: UpdateParams, ctx: ActionContext) -> ActionResult:
         """Write fields on one row by record id."""
         info = self.table_info(params.table)
         table = self.api.table(self.settings.base_id, info.id)
@@ -107,8 +114,14 @@ class AirtableActions:
             record = table.update(params.record_id, params.fields, typecast=params.typecast)
         return ActionResult(external_id=record["id"], url=self.record_url(info.id, record["id"]))
 
-    def upsert_many(self: AirtableHost, alias: str, merge_on: list[str],
-                    rows: list[dict[str, Any]], *, typecast: bool = False) -> list[ActionResult]:
+    def upsert_many(
+        self: AirtableHost,
+        alias: str,
+        merge_on: list[str],
+        rows: list[dict[str, Any]],
+        *,
+        typecast: bool = False,
+    ) -> list[ActionResult]:
         """Upsert several rows of one table, 10 per request (Airtable's batch limit).
 
         The results are in the order of `rows`. A failure part-way leaves earlier batches
@@ -119,7 +132,10 @@ class AirtableActions:
         info = self.table_info(alias)
         table = self.api.table(self.settings.base_id, info.id)
         with airtable_errors(write=True):
-            result = table.batch_upsert([{"fields": f} for f in rows], key_fields=merge_on,
-                                        typecast=typecast)
-        return [ActionResult(external_id=r["id"], url=self.record_url(info.id, r["id"]))
-                for r in result["records"]]
+            result = table.batch_upsert(
+                [{"fields": f} for f in rows], key_fields=merge_on, typecast=typecast
+            )
+        return [
+            ActionResult(external_id=r["id"], url=self.record_url(info.id, r["id"]))
+            for r in result["records"]
+        ]

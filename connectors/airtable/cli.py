@@ -28,21 +28,27 @@ def webhooks() -> None:
 
 @webhooks.command()
 @config_option
-@click.option("--all-tables", is_flag=True,
-              help="One webhook per configured table, not only the tables the mappings watch.")
+@click.option(
+    "--all-tables",
+    is_flag=True,
+    help="One webhook per configured table, not only the tables the mappings watch.",
+)
 @pass_host
 def ensure(host: CommandHost, config_path: str | None, all_tables: bool) -> None:
     """Create the webhooks the mappings need, pinging [http] public_url + /webhooks/airtable."""
     config = host.load_config(config_path)
     if not config.http.public_url:
         raise click.ClickException(
-            "set [http] public_url: the base URL Airtable can reach syncd at")
+            "set [http] public_url: the base URL Airtable can reach syncd at"
+        )
     url = config.http.public_url.rstrip("/") + WEBHOOK_PATH
     with host.engine_for(config, "airtable", "Airtable") as (engine, connector):
         aliases = None if all_tables else connector.watched_tables(engine.rules.current)
         if aliases == []:
-            click.echo("no mapping reacts to an Airtable table: no webhook needed "
-                       "(--all-tables creates one per configured table)")
+            click.echo(
+                "no mapping reacts to an Airtable table: no webhook needed "
+                "(--all-tables creates one per configured table)"
+            )
             return
         created = connector.ensure_webhooks(url, aliases)
     for alias, webhook_id in sorted(created.items()):

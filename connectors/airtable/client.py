@@ -45,18 +45,24 @@ class IteratorExpired(TransientError):
     the listing. Transient, so that a caller that does not handle it simply retries."""
 
 
-def airtable_governor(api_key: str, account: str, per_second: int, margin: float,
-                      clock: object) -> Governor:
+def airtable_governor(
+    api_key: str, account: str, per_second: int, margin: float, clock: object
+) -> Governor:
     """Airtable's documented limit: `per_second` requests a second per base; a 429 locks
     the base out for 30 s, which the governor then waits out for every request."""
-    return Governor(api_key, [Limit("base", per_second, 1.0)], clock=clock,  # type: ignore[arg-type]
-                    margin=margin, lockout_seconds=LOCKOUT_SECONDS,
-                    default_retry_after=LOCKOUT_SECONDS, account=account)
+    return Governor(
+        api_key,
+        [Limit("base", per_second, 1.0)],
+        clock=clock,  # type: ignore[arg-type]
+        margin=margin,
+        lockout_seconds=LOCKOUT_SECONDS,
+        default_retry_after=LOCKOUT_SECONDS,
+        account=account,
+    )
 
 
 def make_api(token: str, base_url: str, governor: Governor, timeout: float) -> Api:
-    api = Api(token, endpoint_url=base_url, retry_strategy=None,
-              timeout=(timeout, timeout))  # type: ignore[arg-type]
+    api = Api(token, endpoint_url=base_url, retry_strategy=None, timeout=(timeout, timeout))  # type: ignore[arg-type]
     govern_session(api.session, base_url, governor)
     return api
 
@@ -87,8 +93,14 @@ def error_from_response(response: requests.Response, *, write: bool) -> ActionEr
     message = f"Airtable {response.request.method} {_path(response)}: {kind or 'error'}"
     if status == 422 and kind == ITERATOR_EXPIRED:
         return IteratorExpired(f"HTTP 422: {message}")
-    return error_for_answer(status, message, response.headers, write=write,
-                            rate_limit_default=LOCKOUT_SECONDS, not_found=NotFound)
+    return error_for_answer(
+        status,
+        message,
+        response.headers,
+        write=write,
+        rate_limit_default=LOCKOUT_SECONDS,
+        not_found=NotFound,
+    )
 
 
 def _path(response: requests.Response) -> str:

@@ -91,9 +91,18 @@ class AirtableConnector(AirtableActions, Connector):
         base_url = settings.base_url or DEFAULT_BASE_URL
         # Airtable counts per base, whatever the token: one governor per (endpoint, base).
         account = account_id(base_url, settings.base_id)
-        self.governor = governor_for("airtable", account, self.clock, lambda: airtable_governor(
-            "airtable", account, settings.rate_limit_per_second, settings.rate_margin,
-            self.clock))
+        self.governor = governor_for(
+            "airtable",
+            account,
+            self.clock,
+            lambda: airtable_governor(
+                "airtable",
+                account,
+                settings.rate_limit_per_second,
+                settings.rate_margin,
+                self.clock,
+            ),
+        )
         self.api = make_api(
             settings.token.get_secret_value() if settings.token else "",
             base_url,
@@ -168,8 +177,11 @@ class AirtableConnector(AirtableActions, Connector):
         for spec in sources:
             if spec is None or getattr(spec, "source", None) != self.name:
                 continue
-            names = [n for n in (getattr(spec, "field", None), getattr(spec, "date", None))
-                     if isinstance(n, str)]
+            names = [
+                n
+                for n in (getattr(spec, "field", None), getattr(spec, "date", None))
+                if isinstance(n, str)
+            ]
             entered = getattr(spec, "entered", None)
             if entered is not None:
                 names.append(entered.field)
@@ -208,8 +220,7 @@ class AirtableConnector(AirtableActions, Connector):
     def record_url(self, table_id: str, record_id: str) -> str:
         return f"https://airtable.com/{self.settings.base_id}/{table_id}/{record_id}"
 
-    def observation(self, alias: str, info: TableInfo,
-                    record: Mapping[str, Any]) -> Observation:
+    def observation(self, alias: str, info: TableInfo, record: Mapping[str, Any]) -> Observation:
         fields = dict(record.get("fields", {}))
         version_field = self.version_field(alias, info)
         version = None
@@ -220,8 +231,10 @@ class AirtableConnector(AirtableActions, Connector):
             ref=ObjectRef(self.name, alias, record["id"]),
             fields=fields,
             version=version,
-            context={"created_time": record.get("createdTime"),
-                     "url": self.record_url(info.id, record["id"])},
+            context={
+                "created_time": record.get("createdTime"),
+                "url": self.record_url(info.id, record["id"]),
+            },
             created=_iso_ms(record["createdTime"]) if record.get("createdTime") else None,
         )
 
@@ -241,8 +254,9 @@ class AirtableConnector(AirtableActions, Connector):
         super().attach(state, secrets)
         self.registry = StoredWebhookRegistry(state, secrets)
 
-    def ensure_webhooks(self, notification_url: str,
-                        aliases: list[str] | None = None) -> dict[str, str]:
+    def ensure_webhooks(
+        self, notification_url: str, aliases: list[str] | None = None
+    ) -> dict[str, str]:
         """Create the webhooks needed (one per table of `aliases`, default all);
         returns alias -> webhook id."""
         return self.webhooks.ensure(notification_url, aliases)
@@ -294,7 +308,9 @@ class AirtableConnector(AirtableActions, Connector):
     def _list_page(self, table: Table, options: dict[str, Any]) -> dict[str, Any]:
         with airtable_errors(write=False):
             page = self.api.request(
-                "GET", table.urls.records, fallback=("POST", table.urls.records_post),
+                "GET",
+                table.urls.records,
+                fallback=("POST", table.urls.records_post),
                 options=options,
             )
         return page if isinstance(page, dict) else {}

@@ -60,8 +60,9 @@ def expected_mac(mac_secret_base64: str, body: bytes) -> str:
     return MAC_PREFIX + hmac.new(key, body, hashlib.sha256).hexdigest()
 
 
-def check_mac(mac_secret_base64: str, body: bytes, header: str | None,
-              allow_unsigned: bool = False) -> None:
+def check_mac(
+    mac_secret_base64: str, body: bytes, header: str | None, allow_unsigned: bool = False
+) -> None:
     """A missing MAC is refused unless `allow_unsigned`; a MAC present is always checked
     (as bytes: a non-ASCII header is a mismatch, not an error)."""
     if not header:
@@ -101,11 +102,20 @@ def record_changes(payload: WebhookPayload, schema: BaseSchema) -> list[RecordCh
             return tuple(f.name if f else fid for f, fid in zip(found, field_ids, strict=True))
 
         for record_id, created in table.created_records_by_id.items():
-            out.append(RecordChange(table_id, record_id, "created",
-                                    names(list(created.cell_values_by_field_id))))
+            out.append(
+                RecordChange(
+                    table_id, record_id, "created", names(list(created.cell_values_by_field_id))
+                )
+            )
         for record_id, changed in table.changed_records_by_id.items():
-            out.append(RecordChange(table_id, record_id, "changed",
-                                    names(list(changed.current.cell_values_by_field_id))))
+            out.append(
+                RecordChange(
+                    table_id,
+                    record_id,
+                    "changed",
+                    names(list(changed.current.cell_values_by_field_id)),
+                )
+            )
         for record_id in table.destroyed_record_ids:
             out.append(RecordChange(table_id, record_id, "destroyed"))
     for table_id, created_table in payload.created_tables_by_id.items():

@@ -113,8 +113,7 @@ class StoredWebhookRegistry:
 
     def add(self, registration: WebhookRegistration) -> None:
         # The secret first: a listed webhook always has its secret.
-        self.secrets.set(self._secret_key(registration.webhook_id),
-                         registration.mac_secret_base64)
+        self.secrets.set(self._secret_key(registration.webhook_id), registration.mac_secret_base64)
         with self._lock:
             hooks = self._hooks()
             hooks[registration.webhook_id] = {
@@ -138,9 +137,15 @@ class StoredWebhookRegistry:
         for webhook_id, meta in sorted(self._hooks().items()):
             secret = secrets.get(self._secret_key(webhook_id))
             if secret:
-                out.append(WebhookRegistration(
-                    webhook_id, meta["table_id"], meta["notification_url"], secret,
-                    meta.get("expiration_ms")))
+                out.append(
+                    WebhookRegistration(
+                        webhook_id,
+                        meta["table_id"],
+                        meta["notification_url"],
+                        secret,
+                        meta.get("expiration_ms"),
+                    )
+                )
         return out
 
     def get_secret(self, webhook_id: str) -> str | None:

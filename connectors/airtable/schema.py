@@ -51,15 +51,19 @@ class BaseSchema:
 
     @classmethod
     def from_api(cls, data: dict[str, Any]) -> BaseSchema:
-        return cls(tuple(
-            TableInfo(
-                id=t["id"],
-                name=t["name"],
-                fields=tuple(FieldInfo(f["id"], f["name"], f.get("type", ""))
-                             for f in t.get("fields", [])),
+        return cls(
+            tuple(
+                TableInfo(
+                    id=t["id"],
+                    name=t["name"],
+                    fields=tuple(
+                        FieldInfo(f["id"], f["name"], f.get("type", ""))
+                        for f in t.get("fields", [])
+                    ),
+                )
+                for t in data.get("tables", [])
             )
-            for t in data.get("tables", [])
-        ))
+        )
 
     def table(self, id_or_name: str) -> TableInfo | None:
         """A table by id, else by name (an id never looks like a name, so no ambiguity)."""

@@ -78,8 +78,12 @@ class WebhookManager:
         secret = self._registry.get_secret(ping.webhook_id)
         if secret is None:
             raise WebhookRejected(404, "unknown webhook id")
-        check_mac(secret, request.body, request.headers.get(MAC_HEADER),
-                  self.connector.settings.allow_unsigned)
+        check_mac(
+            secret,
+            request.body,
+            request.headers.get(MAC_HEADER),
+            self.connector.settings.allow_unsigned,
+        )
         return ping.delivery_id
 
     def hints(self, request: WebhookRequest) -> list[Hint]:
@@ -140,8 +144,7 @@ class WebhookManager:
         return {hook["id"]: hook for hook in data.get("webhooks", [])}
 
     def _create(self, table_id: str, notification_url: str) -> WebhookRegistration:
-        spec = {"options": {"filters": {"dataTypes": ["tableData"],
-                                        "recordChangeScope": table_id}}}
+        spec = {"options": {"filters": {"dataTypes": ["tableData"], "recordChangeScope": table_id}}}
         with airtable_errors(write=True):
             created = self.connector.base.add_webhook(notification_url, spec)
         registration = WebhookRegistration(
@@ -154,16 +157,18 @@ class WebhookManager:
         self._registry.add(registration)
         return registration
 
-    def ensure(self, notification_url: str,
-               aliases: Iterable[str] | None = None) -> dict[str, str]:
+    def ensure(self, notification_url: str, aliases: Iterable[str] | None = None) -> dict[str, str]:
         """One live webhook per table (`aliases`, default: every configured table) pinging
         `notification_url`: returns table alias -> webhook id."""
         live = self._live()
         result: dict[str, str] = {}
-        for alias in (self.connector.settings.tables if aliases is None else aliases):
+        for alias in self.connector.settings.tables if aliases is None else aliases:
             table_id = self.connector.table_info(alias).id
-            mine = [r for r in self._registry.all()
-                    if r.table_id == table_id and r.notification_url == notification_url]
+            mine = [
+                r
+                for r in self._registry.all()
+                if r.table_id == table_id and r.notification_url == notification_url
+            ]
             current = next((r for r in mine if r.webhook_id in live), None)
             for stale in mine:
                 if stale is not current and stale.webhook_id not in live:

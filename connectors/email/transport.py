@@ -22,7 +22,12 @@ from syncd.sdk import PermanentError, TransientError, UncertainError
 
 # Where the dialogue stands; a failure in PAYLOAD_SENT is the only uncertain one.
 CONNECT, SECURE, LOGIN, ENVELOPE, DATA, PAYLOAD_SENT = (
-    "connect", "starttls", "login", "envelope", "data", "after sending the message",
+    "connect",
+    "starttls",
+    "login",
+    "envelope",
+    "data",
+    "after sending the message",
 )
 
 

@@ -21,9 +21,12 @@ def github_cli() -> None:
 
 @github_cli.command()
 @config_option
-@click.option("--since", default="3d", show_default=True,
-              help="How far back to look for failed deliveries: 3d, 12h, 90m "
-                   "(GitHub keeps 3 days).")
+@click.option(
+    "--since",
+    default="3d",
+    show_default=True,
+    help="How far back to look for failed deliveries: 3d, 12h, 90m (GitHub keeps 3 days).",
+)
 @pass_host
 def redeliver(host: CommandHost, config_path: str | None, since: str) -> None:
     """Ask GitHub to redeliver the webhook deliveries that failed (e.g. while syncd was down)."""

@@ -29,15 +29,20 @@ WRITE_METHODS = frozenset({"POST", "PATCH", "PUT", "DELETE"})
 T = TypeVar("T")
 
 
-def github_limits(requests_per_hour: int, writes_per_minute: int,
-                  write_period_seconds: float = 60.0, writes_per_hour: int = 500
-                  ) -> list[Limit]:
+def github_limits(
+    requests_per_hour: int,
+    writes_per_minute: int,
+    write_period_seconds: float = 60.0,
+    writes_per_hour: int = 500,
+) -> list[Limit]:
     """GitHub's documented limits: the primary budget (5,000 requests an hour per token)
     for every request, and the secondary limits on content-creating requests (80 a minute
     and 500 an hour)."""
-    return [Limit("core", requests_per_hour, 3600.0),
-            Limit("writes", writes_per_minute, write_period_seconds, frozenset({WRITE})),
-            Limit("writes_hour", writes_per_hour, 3600.0, frozenset({WRITE}))]
+    return [
+        Limit("core", requests_per_hour, 3600.0),
+        Limit("writes", writes_per_minute, write_period_seconds, frozenset({WRITE})),
+        Limit("writes_hour", writes_per_hour, 3600.0, frozenset({WRITE})),
+    ]
 
 
 def _governed_connection(base: type, governor: Governor) -> type:
@@ -47,8 +52,7 @@ def _governed_connection(base: type, governor: Governor) -> type:
     class Governed(base):
         def __init__(self, *args: Any, **kwargs: Any) -> None:
             super().__init__(*args, **kwargs)
-            adapter = GovernedAdapter(governor, kind_of=by_method,
-                                      pool_maxsize=self.pool_size)
+            adapter = GovernedAdapter(governor, kind_of=by_method, pool_maxsize=self.pool_size)
             self.session.mount(f"{self.protocol}://", adapter)
 
     return Governed
@@ -64,21 +68,32 @@ class GovernedGithub:
     mounts the governed adapter on the session it creates.
     """
 
-    def __init__(self, *, token: str, base_url: str, timeout: float, clock: Clock,
-                 governor: Governor) -> None:
+    def __init__(
+        self, *, token: str, base_url: str, timeout: float, clock: Clock, governor: Governor
+    ) -> None:
         self.clock = clock
         self.governor = governor
         # retry=None: one retry layer (the executor); PyGithub would re-send a POST on 5xx.
         auth = Auth.Token(token) if token else None  # no token: `syncd check` only
-        self.gh = Github(auth=auth, base_url=base_url, timeout=max(1, int(timeout)),
-                         retry=None, seconds_between_requests=None,
-                         seconds_between_writes=None, lazy=True)
+        self.gh = Github(
+            auth=auth,
+            base_url=base_url,
+            timeout=max(1, int(timeout)),
+            retry=None,
+            seconds_between_requests=None,
+            seconds_between_writes=None,
+            lazy=True,
+        )
         self.requester = self.gh.requester
         connection_per_thread(self.requester)  # executor workers share this client
-        base = (HTTPSRequestsConnectionClass if base_url.startswith("https:")
-                else HTTPRequestsConnectionClass)
+        base = (
+            HTTPSRequestsConnectionClass
+            if base_url.startswith("https:")
+            else HTTPRequestsConnectionClass
+        )
         self.requester._Requester__connectionClass = (  # type: ignore[attr-defined]
-            _governed_connection(base, governor))
+            _governed_connection(base, governor)
+        )
 
     def call(self, verb: str, fn: Callable[[], T]) -> T:
         """Run a PyGithub call; any failure becomes a syncd ActionError."""
@@ -87,17 +102,31 @@ class GovernedGithub:
         except GithubException as exc:
             raise error_for(exc, verb, self.clock.now().timestamp()) from None
         except (requests.RequestException, OSError) as exc:
-            never_sent = isinstance(exc, requests.ConnectionError) and not isinstance(
-                exc, requests.ReadTimeout) and "NewConnectionError" in repr(exc)
-            raise error_for_transport(f"GitHub {verb}", exc, write=verb in WRITE_METHODS,
-                                      never_sent=never_sent) from None
+            never_sent = (
+                isinstance(exc, requests.ConnectionError)
+                and not isinstance(exc, requests.ReadTimeout)
+                and "NewConnectionError" in repr(exc)
+            )
+            raise error_for_transport(
+                f"GitHub {verb}", exc, write=verb in WRITE_METHODS, never_sent=never_sent
+            ) from None
 
-    def request(self, verb: str, path: str, *, params: dict[str, Any] | None = None,
-                body: Any = None, headers: dict[str, str] | None = None
-                ) -> tuple[dict[str, Any], Any]:
+    def request(
+        self,
+        verb: str,
+        path: str,
+        *,
+        params: dict[str, Any] | None = None,
+        body: Any = None,
+        headers: dict[str, str] | None = None,
+    ) -> tuple[dict[str, Any], Any]:
         """A raw JSON request through PyGithub's requester (for calls it has no method for)."""
-        return self.call(verb, lambda: self.requester.requestJsonAndCheck(
-            verb, path, parameters=params, headers=headers, input=body))
+        return self.call(
+            verb,
+            lambda: self.requester.requestJsonAndCheck(
+                verb, path, parameters=params, headers=headers, input=body
+            ),
+        )
 
     def close(self) -> None:
         self.gh.close()
@@ -108,5 +137,6 @@ def error_for(exc: GithubException, verb: str, now: float) -> ActionError:
     headers = {k.lower(): str(v) for k, v in (exc.headers or {}).items()}
     data = exc.data if isinstance(exc.data, dict) else {}
     message = str(data.get("message") or exc.message or "")[:300]
-    return error_for_answer(exc.status, message, headers, write=verb in WRITE_METHODS,
-                            now=from_ms(int(now * 1000)))
+    return error_for_answer(
+        exc.status, message, headers, write=verb in WRITE_METHODS, now=from_ms(int(now * 1000))
+    )

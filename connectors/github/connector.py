@@ -66,15 +66,31 @@ class GitHubConnector(Connector):
         super().__init__(settings, clock)
         token = settings.token.get_secret_value() if settings.token else ""
         base_url = (settings.base_url or "https://api.github.com").rstrip("/")
-        self.governor = governor_for("github", account_id(base_url, token), self.clock,
-                                     lambda: Governor(
-            "github", github_limits(settings.requests_per_hour, settings.write_limit,
-                                    settings.write_period_seconds, settings.writes_per_hour),
-            clock=self.clock, margin=settings.rate_margin, default_retry_after=60.0,
-            account=account_id(base_url, token)))
-        self.client = GovernedGithub(token=token, base_url=base_url,
-                                     timeout=settings.timeout_seconds, clock=self.clock,
-                                     governor=self.governor)
+        self.governor = governor_for(
+            "github",
+            account_id(base_url, token),
+            self.clock,
+            lambda: Governor(
+                "github",
+                github_limits(
+                    settings.requests_per_hour,
+                    settings.write_limit,
+                    settings.write_period_seconds,
+                    settings.writes_per_hour,
+                ),
+                clock=self.clock,
+                margin=settings.rate_margin,
+                default_retry_after=60.0,
+                account=account_id(base_url, token),
+            ),
+        )
+        self.client = GovernedGithub(
+            token=token,
+            base_url=base_url,
+            timeout=settings.timeout_seconds,
+            clock=self.clock,
+            governor=self.governor,
+        )
         self._login: str | None = None
 
     def close(self) -> None:
@@ -110,14 +126,19 @@ class GitHubConnector(Connector):
         return Observation(
             ref=webhooks.issue_ref(self.name, repo, int(data["number"])),
             fields={
-                "number": data["number"], "repo": repo, "title": data["title"],
-                "state": data["state"], "state_reason": data.get("state_reason"),
+                "number": data["number"],
+                "repo": repo,
+                "title": data["title"],
+                "state": data["state"],
+                "state_reason": data.get("state_reason"),
                 "labels": sorted(lab["name"] for lab in data.get("labels") or []),
                 "assignees": sorted(a["login"] for a in data.get("assignees") or []),
                 "closed_by": (data.get("closed_by") or {}).get("login"),
-                "body": data.get("body"), "html_url": data["html_url"],
+                "body": data.get("body"),
+                "html_url": data["html_url"],
                 "user": (data.get("user") or {}).get("login"),
-                "closed_at": data.get("closed_at"), "created_at": data["created_at"],
+                "closed_at": data.get("closed_at"),
+                "created_at": data["created_at"],
                 "updated_at": data["updated_at"],
             },
             version=to_ms(updated) if updated else None,
@@ -149,8 +170,9 @@ class GitHubConnector(Connector):
 
     def verify_webhook(self, request: WebhookRequest) -> str:
         secret = self.settings.webhook_secret
-        return webhooks.verify(request, secret.get_secret_value() if secret else None,
-                               self.settings.allow_unsigned)
+        return webhooks.verify(
+            request, secret.get_secret_value() if secret else None, self.settings.allow_unsigned
+        )
 
     def parse_webhook(self, request: WebhookRequest) -> list[Hint]:
         return webhooks.parse(request, self.name)
@@ -200,13 +222,16 @@ class GitHubConnector(Connector):
         self._check_labels(params.repo, params.labels)
         milestone = self._milestone(params.repo, params.milestone) if params.milestone else NotSet
         repo = self._repo(params.repo)
-        issue = self.client.call("POST", lambda: repo.create_issue(
-            title=self._text(params.title, params.allow_mentions),
-            body=with_marker(self._text(params.body, params.allow_mentions), ctx.key),
-            labels=list(params.labels) or NotSet,
-            assignees=list(params.assignees) or NotSet,
-            milestone=milestone,
-        ))
+        issue = self.client.call(
+            "POST",
+            lambda: repo.create_issue(
+                title=self._text(params.title, params.allow_mentions),
+                body=with_marker(self._text(params.body, params.allow_mentions), ctx.key),
+                labels=list(params.labels) or NotSet,
+                assignees=list(params.assignees) or NotSet,
+                milestone=milestone,
+            ),
+        )
         return ActionResult(external_id=f"{params.repo}#{issue.number}", url=issue.html_url)
 
     @create_issue.finder
@@ -214,15 +239,21 @@ class GitHubConnector(Connector):
         # Listing is consistent at once; the search index lags, so it is only the fallback
         # for issues older than the window.
         since = self.clock.now() - timedelta(hours=self.settings.finder_window_hours)
-        listing = self._pages(f"/repos/{params.repo}/issues", {
-            "creator": self.login(), "state": "all",
-            "since": since.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
-        })
+        listing = self._pages(
+            f"/repos/{params.repo}/issues",
+            {
+                "creator": self.login(),
+                "state": "all",
+                "since": since.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
+            },
+        )
         for item in listing:
             if has_marker(item.get("body"), ctx.key) and not item.get("pull_request"):
                 return ActionResult(f"{params.repo}#{item['number']}", item["html_url"])
-        query = (f'"syncd:key={marker_value(ctx.key)}" repo:{params.repo} '
-                 f"author:{self.login()} in:body is:issue")
+        query = (
+            f'"syncd:key={marker_value(ctx.key)}" repo:{params.repo} '
+            f"author:{self.login()} in:body is:issue"
+        )
         _, found = self.client.request("GET", "/search/issues", params={"q": query})
         for item in (found or {}).get("items", []):
             if has_marker(item.get("body"), ctx.key):
@@ -235,8 +266,9 @@ class GitHubConnector(Connector):
         path = f"/repos/{params.repo}/issues/{params.issue_number}/comments"
         body = with_marker(self._text(params.body, params.allow_mentions), ctx.key)
         _, data = self.client.request("POST", path, body={"body": body})
-        return ActionResult(f"{params.repo}#{params.issue_number}/comment/{data['id']}",
-                            data["html_url"])
+        return ActionResult(
+            f"{params.repo}#{params.issue_number}/comment/{data['id']}", data["html_url"]
+        )
 
     @comment.finder
     def find_comment(self, params: CommentParams, ctx: ActionContext) -> ActionResult | None:

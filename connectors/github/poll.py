@@ -21,8 +21,12 @@ class RepoCursor:
     seen: list[str] = field(default_factory=list)  # "number@updated_at" at the boundary
 
     def params(self) -> dict[str, Any]:
-        params: dict[str, Any] = {"state": "all", "sort": "updated", "direction": "asc",
-                                  "per_page": PAGE_SIZE}
+        params: dict[str, Any] = {
+            "state": "all",
+            "sort": "updated",
+            "direction": "asc",
+            "per_page": PAGE_SIZE,
+        }
         if self.since:
             params["since"] = self.since
         return params
@@ -41,8 +45,9 @@ def dump_cursor(cursors: dict[str, RepoCursor]) -> str:
     )
 
 
-def advance(cursor: RepoCursor, items: list[dict[str, Any]], etag: str | None
-            ) -> tuple[RepoCursor, list[dict[str, Any]]]:
+def advance(
+    cursor: RepoCursor, items: list[dict[str, Any]], etag: str | None
+) -> tuple[RepoCursor, list[dict[str, Any]]]:
     """The new cursor after a 200 answer, and the issues not seen before (PRs dropped)."""
     fresh = [i for i in items if f"{i['number']}@{i['updated_at']}" not in cursor.seen]
     if not items:

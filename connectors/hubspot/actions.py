@@ -68,8 +68,12 @@ class DealActions:
             if stage is None:
                 raise PermanentError(f"unknown deal stage {properties['dealstage']!r}")
             properties["dealstage"] = stage
-        self.api.call(self.api.deals.update_with_http_info, params.deal_id,
-                      SimplePublicObjectInput(properties=properties), write=True)
+        self.api.call(
+            self.api.deals.update_with_http_info,
+            params.deal_id,
+            SimplePublicObjectInput(properties=properties),
+            write=True,
+        )
         return ActionResult(external_id=params.deal_id, url=self.reader.deal_url(params.deal_id))
 
     @action("add_note", AddNoteParams)
@@ -80,11 +84,17 @@ class DealActions:
             self.api.notes.create_with_http_info,
             SimplePublicObjectInputForCreate(
                 properties={"hs_note_body": body, "hs_timestamp": iso(to_ms(self.clock.now()))},
-                associations=[PublicAssociationsForObject(
-                    to=PublicObjectId(id=params.deal_id),
-                    types=[AssociationSpec(association_category="HUBSPOT_DEFINED",
-                                           association_type_id=NOTE_TO_DEAL_TYPE_ID)],
-                )],
+                associations=[
+                    PublicAssociationsForObject(
+                        to=PublicObjectId(id=params.deal_id),
+                        types=[
+                            AssociationSpec(
+                                association_category="HUBSPOT_DEFINED",
+                                association_type_id=NOTE_TO_DEAL_TYPE_ID,
+                            )
+                        ],
+                    )
+                ],
             ),
             write=True,
         )
@@ -94,13 +104,19 @@ class DealActions:
     def find_note(self, params: AddNoteParams, ctx: ActionContext) -> ActionResult | None:
         marker = note_marker(ctx.key)
         for note_ids in self._deal_note_pages(params.deal_id):
-            answer = self.api.call(self.api.notes_batch.read_with_http_info, NoteBatchRead(
-                inputs=[{"id": i} for i in note_ids], properties=["hs_note_body"],
-                properties_with_history=[]))
+            answer = self.api.call(
+                self.api.notes_batch.read_with_http_info,
+                NoteBatchRead(
+                    inputs=[{"id": i} for i in note_ids],
+                    properties=["hs_note_body"],
+                    properties_with_history=[],
+                ),
+            )
             for note in answer.results:
                 if marker in ((note.properties or {}).get("hs_note_body") or ""):
-                    return ActionResult(external_id=str(note.id),
-                                        url=self.reader.deal_url(params.deal_id))
+                    return ActionResult(
+                        external_id=str(note.id), url=self.reader.deal_url(params.deal_id)
+                    )
         return None
 
     def _deal_note_pages(self, deal_id: str) -> Any:
@@ -110,8 +126,9 @@ class DealActions:
             kwargs: dict[str, Any] = {"limit": NOTES_PAGE}
             if after:
                 kwargs["after"] = after
-            page = self.api.call(self.api.associations.get_page_with_http_info,
-                                 "deals", deal_id, "notes", **kwargs)
+            page = self.api.call(
+                self.api.associations.get_page_with_http_info, "deals", deal_id, "notes", **kwargs
+            )
             ids = [str(link.to_object_id) for link in page.results]
             if ids:
                 yield ids

@@ -40,7 +40,12 @@ class BackfillReport:
 
 
 def run_backfill(
-    engine: Any, connector: Any, *, since: datetime | None, replay: bool, restart: bool = False,
+    engine: Any,
+    connector: Any,
+    *,
+    since: datetime | None,
+    replay: bool,
+    restart: bool = False,
     on_page: Callable[[BackfillReport], None] = lambda report: None,
     wrap: Callable[[Iterator[PollPage]], Iterator[PollPage]] = lambda pages: pages,
 ) -> BackfillReport:
@@ -60,8 +65,9 @@ def run_backfill(
     # go-live or not; what fired before is recognised by its event and action keys.
     replay_since = (to_ms(datetime.fromisoformat(started)) if started else 0) if replay else None
     for page in wrap(pages):
-        result = engine.ingestor.ingest(page.observations, fire=replay,
-                                        replay_since_ms=replay_since)
+        result = engine.ingestor.ingest(
+            page.observations, fire=replay, replay_since_ms=replay_since
+        )
         report.pages += 1
         report.seen.update(obs.ref.id for obs in page.observations)
         report.events += result.events
@@ -86,33 +92,48 @@ def hubspot_cli() -> None:
 
 @hubspot_cli.command()
 @config_option
-@click.option("--since", type=click.DateTime(["%Y-%m-%d", "%Y-%m-%dT%H:%M:%S"]), default=None,
-              help="Only deals modified since this date (UTC); default: every deal.")
-@click.option("--replay", is_flag=True,
-              help="Fire the rules on what is found (default: record snapshots only).")
+@click.option(
+    "--since",
+    type=click.DateTime(["%Y-%m-%d", "%Y-%m-%dT%H:%M:%S"]),
+    default=None,
+    help="Only deals modified since this date (UTC); default: every deal.",
+)
+@click.option(
+    "--replay",
+    is_flag=True,
+    help="Fire the rules on what is found (default: record snapshots only).",
+)
 @click.option("--restart", is_flag=True, help="Start over instead of resuming.")
 @pass_host
-def backfill(host: CommandHost, config_path: str | None, since: datetime | None, replay: bool,
-             restart: bool) -> None:
+def backfill(
+    host: CommandHost, config_path: str | None, since: datetime | None, replay: bool, restart: bool
+) -> None:
     """Read every deal into syncd's snapshots (resumable)."""
     config = host.load_config(config_path)
     with host.engine_for(config, "hubspot", "HubSpot (run the command again to resume)") as (
-        engine, connector,
+        engine,
+        connector,
     ):
         report = _run_with_progress(engine, connector, _as_utc(since), replay, restart)
     what = "rules fired" if replay else "snapshots only, no rule fired"
-    click.echo(f"backfill done{' (resumed)' if report.resumed else ''}: {report.deals} deals "
-               f"in {report.pages} pages, {report.events} events, {report.actions} actions "
-               f"({what})")
+    click.echo(
+        f"backfill done{' (resumed)' if report.resumed else ''}: {report.deals} deals "
+        f"in {report.pages} pages, {report.events} events, {report.actions} actions "
+        f"({what})"
+    )
 
 
-def _run_with_progress(engine: Any, connector: Any, since: datetime | None, replay: bool,
-                       restart: bool) -> BackfillReport:
+def _run_with_progress(
+    engine: Any, connector: Any, since: datetime | None, replay: bool, restart: bool
+) -> BackfillReport:
     if not sys.stdout.isatty():
+
         def line(report: BackfillReport) -> None:
             click.echo(f"page {report.pages}: {report.deals} deals so far")
-        return run_backfill(engine, connector, since=since, replay=replay, restart=restart,
-                            on_page=line)
+
+        return run_backfill(
+            engine, connector, since=since, replay=replay, restart=restart, on_page=line
+        )
     latest: list[BackfillReport] = []
 
     def keep(report: BackfillReport) -> None:
@@ -122,8 +143,11 @@ def _run_with_progress(engine: Any, connector: Any, since: datetime | None, repl
         return f"{latest[0].deals} deals" if latest else ""
 
     def bar(pages: Iterator[PollPage]) -> Iterator[PollPage]:
-        with click.progressbar(pages, label="Backfilling deals", show_pos=True,
-                               item_show_func=show) as shown:
+        with click.progressbar(
+            pages, label="Backfilling deals", show_pos=True, item_show_func=show
+        ) as shown:
             yield from shown
-    return run_backfill(engine, connector, since=since, replay=replay, restart=restart,
-                        on_page=keep, wrap=bar)
+
+    return run_backfill(
+        engine, connector, since=since, replay=replay, restart=restart, on_page=keep, wrap=bar
+    )

@@ -47,16 +47,24 @@ from syncd.sdk import (
 # Each generated package has its own ApiException class.
 API_EXCEPTIONS = tuple(
     m.ApiException
-    for m in (deals_exc, pipelines_exc, assoc_exc, notes_exc, owners_exc, companies_exc,
-              contacts_exc)
+    for m in (
+        deals_exc,
+        pipelines_exc,
+        assoc_exc,
+        notes_exc,
+        owners_exc,
+        companies_exc,
+        contacts_exc,
+    )
 )
 # Errors raised before the request left this machine: never applied.
 NOT_SENT = (urllib3.exceptions.NewConnectionError, urllib3.exceptions.ConnectTimeoutError)
 # With `retry` unset, urllib3's default Retry(3) re-sends GETs answered 429/503 with a
 # Retry-After, sleeping on the wall clock, and re-tries connections: a second retry layer
 # under the executor's. One layer only: the executor's.
-NO_RETRY = urllib3.util.Retry(total=0, redirect=0, raise_on_status=False,
-                              respect_retry_after_header=False)
+NO_RETRY = urllib3.util.Retry(
+    total=0, redirect=0, raise_on_status=False, respect_retry_after_header=False
+)
 
 
 class NotFoundError(HttpNotFound):
@@ -75,12 +83,22 @@ def hubspot_governor(settings: HubSpotSettings, clock: Clock) -> Governor:
     connector instance in this process that uses it."""
     token = settings.access_token.get_secret_value() if settings.access_token else ""
     account = account_id(settings.base_url or "", token)
-    return governor_for("hubspot", account, clock, lambda: Governor(
+    return governor_for(
         "hubspot",
-        [Limit("general", settings.requests_per_10s, 10.0),
-         Limit("search", settings.search_requests_per_second, 1.0, frozenset({SEARCH}))],
-        clock=clock, margin=settings.rate_margin, default_retry_after=10.0,
-        account=account))
+        account,
+        clock,
+        lambda: Governor(
+            "hubspot",
+            [
+                Limit("general", settings.requests_per_10s, 10.0),
+                Limit("search", settings.search_requests_per_second, 1.0, frozenset({SEARCH})),
+            ],
+            clock=clock,
+            margin=settings.rate_margin,
+            default_retry_after=10.0,
+            account=account,
+        ),
+    )
 
 
 class HubSpotApi:
@@ -88,8 +106,9 @@ class HubSpotApi:
         self.settings = settings
         self.clock = clock
         client = HubSpot(
-            access_token=(settings.access_token.get_secret_value()
-                          if settings.access_token else ""),
+            access_token=(
+                settings.access_token.get_secret_value() if settings.access_token else ""
+            ),
             host=(settings.base_url or "https://api.hubapi.com").rstrip("/"),
             retry=NO_RETRY,
         )
@@ -109,21 +128,38 @@ class HubSpotApi:
         self.owners = crm.owners.owners_api
         self.governor = hubspot_governor(settings, clock)
         for api in self._apis():
-            govern_urllib3(api.api_client.rest_client.pool_manager, self.governor,
-                           kind_of=hubspot_kind)
+            govern_urllib3(
+                api.api_client.rest_client.pool_manager, self.governor, kind_of=hubspot_kind
+            )
 
     def _apis(self) -> tuple[Any, ...]:
-        return (self.deals, self.deals_batch, self.deals_search, self.pipelines,
-                self.associations, self.associations_batch, self.companies_batch,
-                self.contacts_batch, self.notes, self.notes_batch, self.owners)
+        return (
+            self.deals,
+            self.deals_batch,
+            self.deals_search,
+            self.pipelines,
+            self.associations,
+            self.associations_batch,
+            self.companies_batch,
+            self.contacts_batch,
+            self.notes,
+            self.notes_batch,
+            self.owners,
+        )
 
     def close(self) -> None:
         """Drop the pooled connections of every API object."""
         for api in self._apis():
             api.api_client.rest_client.pool_manager.clear()
 
-    def call(self, method: Callable[..., Any], *args: Any, search: bool = False,
-             write: bool = False, **kwargs: Any) -> Any:
+    def call(
+        self,
+        method: Callable[..., Any],
+        *args: Any,
+        search: bool = False,
+        write: bool = False,
+        **kwargs: Any,
+    ) -> Any:
         """Call a generated `*_with_http_info` method; return the deserialised body."""
         kwargs.setdefault("_request_timeout", self.settings.timeout_seconds)
         name = getattr(method, "__name__", "call").removesuffix("_with_http_info")
@@ -143,15 +179,21 @@ class HubSpotApi:
         message = f"HubSpot {name}: {_message(exc.body) or exc.reason or 'no answer'}"
         if status == 0:
             return TransientError(message)
-        return error_for_answer(status, message, headers, write=write,
-                                rate_limit_default=1.0 if search else 10.0,
-                                not_found=NotFoundError)
+        return error_for_answer(
+            status,
+            message,
+            headers,
+            write=write,
+            rate_limit_default=1.0 if search else 10.0,
+            not_found=NotFoundError,
+        )
 
     @staticmethod
     def _network_error(name: str, exc: Exception, *, write: bool) -> ActionError:
         reason = getattr(exc, "reason", None) or exc
-        return error_for_transport(f"HubSpot {name}", reason, write=write,
-                                   never_sent=isinstance(reason, NOT_SENT))
+        return error_for_transport(
+            f"HubSpot {name}", reason, write=write, never_sent=isinstance(reason, NOT_SENT)
+        )
 
 
 def _message(body: Any) -> str:

@@ -105,9 +105,12 @@ class HubSpotConnector(DealActions, Connector):
     def poll_streams(self) -> list[str]:
         return [DEAL]
 
-    def backfill(self, since: datetime | None = None,
-                 on_page: Callable[[PollPage], None] | None = None,
-                 cursor: str | None = None) -> Iterator[PollPage]:
+    def backfill(
+        self,
+        since: datetime | None = None,
+        on_page: Callable[[PollPage], None] | None = None,
+        cursor: str | None = None,
+    ) -> Iterator[PollPage]:
         """Every deal modified since `since` (all when None), page by page.
 
         Resume an interrupted backfill by passing the last page's `cursor`. `on_page` is
@@ -145,21 +148,30 @@ class HubSpotConnector(DealActions, Connector):
 
     # What a deal's context brings (connectors/hubspot/deals.py): templates read
     # these as `deal.company` etc., and they are no deal properties to fetch.
-    CONTEXT_KEYS = frozenset({"url", "stage_label", "pipeline_label", "companies", "company",
-                              "contacts", "owner"})
+    CONTEXT_KEYS = frozenset(
+        {"url", "stage_label", "pipeline_label", "companies", "company", "contacts", "owner"}
+    )
 
     def use_fields(self, fields: dict[str, set[str]]) -> None:
         self.settings._rule_properties = sorted(fields.get(DEAL, set()) - self.CONTEXT_KEYS)
 
     # HubSpot's default sales pipeline (every portal has it) as HubSpot and the fake name it.
-    STATIC_VALUE_ALIASES = {(DEAL, "dealstage"): {
-        "Appointment Scheduled": "appointmentscheduled", "Qualified To Buy": "qualifiedtobuy",
-        "Presentation Scheduled": "presentationscheduled",
-        "Decision Maker Bought-In": "decisionmakerboughtin", "Contract Sent": "contractsent",
-        "Lead": "lead", "Qualified": "qualified", "Proposal": "proposal",
-        "Negotiation": "negotiation", "Contract Admin": "contractadmin",
-        "Closed Won": "closedwon", "Closed Lost": "closedlost",
-    }}
+    STATIC_VALUE_ALIASES = {
+        (DEAL, "dealstage"): {
+            "Appointment Scheduled": "appointmentscheduled",
+            "Qualified To Buy": "qualifiedtobuy",
+            "Presentation Scheduled": "presentationscheduled",
+            "Decision Maker Bought-In": "decisionmakerboughtin",
+            "Contract Sent": "contractsent",
+            "Lead": "lead",
+            "Qualified": "qualified",
+            "Proposal": "proposal",
+            "Negotiation": "negotiation",
+            "Contract Admin": "contractadmin",
+            "Closed Won": "closedwon",
+            "Closed Lost": "closedlost",
+        }
+    }
 
     def value_aliases(self, object_type: str, field: str) -> dict[str, str]:
         if object_type == DEAL and field == "dealstage":
@@ -186,8 +198,7 @@ class HubSpotConnector(DealActions, Connector):
             for value in self._stages_named(compiled):
                 if value not in names:
                     labels = ", ".join(sorted(set(known.values())))
-                    problems.append(f"{where}: unknown deal stage {value!r} "
-                                    f"(stages: {labels})")
+                    problems.append(f"{where}: unknown deal stage {value!r} (stages: {labels})")
         return problems
 
     def check_mapping_offline(self, rules: Any) -> list[str]:
@@ -198,9 +209,11 @@ class HubSpotConnector(DealActions, Connector):
         for compiled in rules.rules:
             for value in self._stages_named(compiled):
                 if value not in names:
-                    out.append(f"{compiled.file}: rule {compiled.id}: deal stage {value!r} is "
-                               "not in HubSpot's default pipeline (checked offline; give "
-                               "credentials to check against your pipelines)")
+                    out.append(
+                        f"{compiled.file}: rule {compiled.id}: deal stage {value!r} is "
+                        "not in HubSpot's default pipeline (checked offline; give "
+                        "credentials to check against your pipelines)"
+                    )
         return out
 
     def _check_properties(self, rules: Any) -> list[str]:
@@ -218,10 +231,15 @@ class HubSpotConnector(DealActions, Connector):
         for name in self.settings.properties():
             if name in existing:
                 continue
-            who = (f"used by rule(s) {', '.join(sorted(users[name]))}" if name in users
-                   else "listed in [hubspot] deal_properties or extra_properties")
-            problems.append(f"deal property {name!r} does not exist in HubSpot ({who}); "
-                            "fix the name, or create the property in HubSpot")
+            who = (
+                f"used by rule(s) {', '.join(sorted(users[name]))}"
+                if name in users
+                else "listed in [hubspot] deal_properties or extra_properties"
+            )
+            problems.append(
+                f"deal property {name!r} does not exist in HubSpot ({who}); "
+                "fix the name, or create the property in HubSpot"
+            )
         return problems
 
     @staticmethod

@@ -38,7 +38,7 @@ sdk_speed.install()  # the SDK's answer parsing without its per-object costs
 
 def _chunks(items: list[str], size: int) -> Iterable[list[str]]:
     for start in range(0, len(items), size):
-        yield items[start:start + size]
+        yield items[start : start + size]
 
 
 class DealReader:
@@ -53,8 +53,10 @@ class DealReader:
     def read_one(self, deal_id: str) -> Observation | None:
         try:
             deal = self.api.call(
-                self.api.deals.get_by_id_with_http_info, deal_id,
-                properties=self.settings.properties(), properties_with_history=HISTORY_FIELDS,
+                self.api.deals.get_by_id_with_http_info,
+                deal_id,
+                properties=self.settings.properties(),
+                properties_with_history=HISTORY_FIELDS,
                 archived=False,
             )
         except NotFoundError:
@@ -106,14 +108,22 @@ class DealReader:
         created = parse_ms(props.get("createdate"))
         if created is None and getattr(deal, "created_at", None) is not None:
             created = to_ms(deal.created_at)
-        return Observation(ObjectRef(SOURCE, "deal", str(deal.id)), fields, version, history,
-                           context, created=created)
+        return Observation(
+            ObjectRef(SOURCE, "deal", str(deal.id)),
+            fields,
+            version,
+            history,
+            context,
+            created=created,
+        )
 
     def deal_url(self, deal_id: str) -> str | None:
         if self.settings.portal_id is None:
             return None
-        return (f"https://{self.settings.ui_domain}/contacts/{self.settings.portal_id}"
-                f"/record/0-3/{deal_id}")
+        return (
+            f"https://{self.settings.ui_domain}/contacts/{self.settings.portal_id}"
+            f"/record/0-3/{deal_id}"
+        )
 
     # -- context -----------------------------------------------------------------------
 
@@ -125,28 +135,35 @@ class DealReader:
         company_links = self._associations(ids, "companies")
         contact_links = self._associations(ids, "contacts")
         companies = self._read_objects(
-            self.api.companies_batch, CompanyBatchRead,
+            self.api.companies_batch,
+            CompanyBatchRead,
             [c for links in company_links.values() for c in links],
             self.settings.company_properties,
         )
         contacts = self._read_objects(
-            self.api.contacts_batch, ContactBatchRead,
+            self.api.contacts_batch,
+            ContactBatchRead,
             [c for links in contact_links.values() for c in links],
             self.settings.contact_properties,
         )
         for obs in observations:
             links = company_links.get(obs.ref.id, {})
             linked = [
-                {"id": cid, **companies[cid], "primary": PRIMARY_COMPANY_TYPE_ID in
-                 [t.type_id for t in types]}
-                for cid, types in links.items() if cid in companies
+                {
+                    "id": cid,
+                    **companies[cid],
+                    "primary": PRIMARY_COMPANY_TYPE_ID in [t.type_id for t in types],
+                }
+                for cid, types in links.items()
+                if cid in companies
             ]
             linked.sort(key=lambda c: not c["primary"])
             obs.context["companies"] = linked
             obs.context["company"] = linked[0] if linked else None
             obs.context["contacts"] = [
                 _contact(cid, contacts[cid], types)
-                for cid, types in contact_links.get(obs.ref.id, {}).items() if cid in contacts
+                for cid, types in contact_links.get(obs.ref.id, {}).items()
+                if cid in contacts
             ]
             obs.context["owner"] = self._owner(obs.fields.get("hubspot_owner_id"))
 
@@ -155,9 +172,12 @@ class DealReader:
         out: dict[str, dict[str, list[Any]]] = {}
         for chunk in _chunks(deal_ids, BATCH):
             answer = self.api.call(
-                self.api.associations_batch.get_page_with_http_info, "deals", to_type,
+                self.api.associations_batch.get_page_with_http_info,
+                "deals",
+                to_type,
                 BatchInputPublicFetchAssociationsBatchRequest(
-                    inputs=[PublicFetchAssociationsBatchRequest(id=i) for i in chunk]),
+                    inputs=[PublicFetchAssociationsBatchRequest(id=i) for i in chunk]
+                ),
             )
             for result in answer.results:
                 out[str(result._from.id)] = {
@@ -165,13 +185,19 @@ class DealReader:
                 }
         return out
 
-    def _read_objects(self, api: Any, input_model: Any, ids: list[str],
-                      properties: list[str]) -> dict[str, dict[str, Any]]:
+    def _read_objects(
+        self, api: Any, input_model: Any, ids: list[str], properties: list[str]
+    ) -> dict[str, dict[str, Any]]:
         out: dict[str, dict[str, Any]] = {}
         for chunk in _chunks(list(dict.fromkeys(ids)), BATCH):
-            answer = self.api.call(api.read_with_http_info, input_model(
-                inputs=[{"id": i} for i in chunk], properties=properties,
-                properties_with_history=[]))
+            answer = self.api.call(
+                api.read_with_http_info,
+                input_model(
+                    inputs=[{"id": i} for i in chunk],
+                    properties=properties,
+                    properties_with_history=[],
+                ),
+            )
             for obj in answer.results:
                 out[str(obj.id)] = {p: (obj.properties or {}).get(p) for p in properties}
         return out
@@ -193,5 +219,10 @@ class DealReader:
 def _contact(contact_id: str, props: dict[str, Any], types: list[Any]) -> dict[str, Any]:
     roles = [t.label for t in types if t.label]
     name = " ".join(p for p in (props.get("firstname"), props.get("lastname")) if p)
-    return {"id": contact_id, "name": name, **props, "role": roles[0] if roles else None,
-            "roles": roles}
+    return {
+        "id": contact_id,
+        "name": name,
+        **props,
+        "role": roles[0] if roles else None,
+        "roles": roles,
+    }

@@ -72,7 +72,8 @@ class DealPoller:
         op = "GT" if cursor.strict else "GTE"
         results = self._search(
             [Filter(property_name=VERSION_PROPERTY, operator=op, value=str(cursor.ts))],
-            VERSION_PROPERTY, limit,
+            VERSION_PROPERTY,
+            limit,
         )
         if not results:
             return PollPage([], cursor.dump(), more=False)
@@ -93,8 +94,9 @@ class DealPoller:
         observations = self._observe(results)
         if len(results) < limit:
             return PollPage(observations, Cursor(ts=cursor.ts, strict=True).dump(), more=True)
-        return PollPage(observations, Cursor(ts=cursor.ts, tie=str(results[-1].id)).dump(),
-                        more=True)
+        return PollPage(
+            observations, Cursor(ts=cursor.ts, tie=str(results[-1].id)).dump(), more=True
+        )
 
     def _search(self, filters: list[Filter], sort_by: str, limit: int) -> list[Any]:
         request = PublicObjectSearchRequest(

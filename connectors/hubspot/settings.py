@@ -11,11 +11,29 @@ from syncd.sdk import ConnectorSettings
 # What rules and templates need of a deal: HubSpot's own properties and the community facts
 # delivery needs (seed 004), created as custom deal properties in the portal.
 DEFAULT_DEAL_PROPERTIES = [
-    "dealname", "dealstage", "pipeline", "amount", "closedate", "createdate",
-    "hs_lastmodifieddate", "hubspot_owner_id",
-    "community_short_name", "community_long_name", "community_id", "website", "github_org",
-    "github_repos", "logo_url", "cloud_provider", "cloud_region", "membership_level",
-    "start_date", "end_date", "num_users", "maintenance_tier", "delivered",
+    "dealname",
+    "dealstage",
+    "pipeline",
+    "amount",
+    "closedate",
+    "createdate",
+    "hs_lastmodifieddate",
+    "hubspot_owner_id",
+    "community_short_name",
+    "community_long_name",
+    "community_id",
+    "website",
+    "github_org",
+    "github_repos",
+    "logo_url",
+    "cloud_provider",
+    "cloud_region",
+    "membership_level",
+    "start_date",
+    "end_date",
+    "num_users",
+    "maintenance_tier",
+    "delivered",
 ]
 DEFAULT_CONTACT_PROPERTIES = ["firstname", "lastname", "email", "jobtitle", "github_username"]
 DEFAULT_COMPANY_PROPERTIES = ["name", "domain", "website", "city", "country"]
@@ -51,5 +69,6 @@ class HubSpotSettings(ConnectorSettings):
     _rule_properties: list[str] = PrivateAttr(default_factory=list)
 
     def properties(self) -> list[str]:
-        return list(dict.fromkeys([*self.deal_properties, *self.extra_properties,
-                                   *self._rule_properties]))
+        return list(
+            dict.fromkeys([*self.deal_properties, *self.extra_properties, *self._rule_properties])
+        )

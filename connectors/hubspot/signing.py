@@ -19,8 +19,18 @@ TIMESTAMP_HEADER = "x-hubspot-request-timestamp"
 
 # v3: HubSpot decodes these percent-escapes in the URI before signing (its docs' table).
 _V3_DECODE = {
-    "%3A": ":", "%2F": "/", "%3F": "?", "%40": "@", "%21": "!", "%24": "$", "%27": "'",
-    "%28": "(", "%29": ")", "%2A": "*", "%2C": ",", "%3B": ";",
+    "%3A": ":",
+    "%2F": "/",
+    "%3F": "?",
+    "%40": "@",
+    "%21": "!",
+    "%24": "$",
+    "%27": "'",
+    "%28": "(",
+    "%29": ")",
+    "%2A": "*",
+    "%2C": ",",
+    "%3B": ";",
 }
 
 
@@ -30,16 +40,23 @@ def v3_uri(uri: str) -> str:
     return uri
 
 
-def sign(secret: str, version: str, body: str, uri: str = "", method: str = "POST",
-         timestamp_ms: int | str | None = None) -> str:
+def sign(
+    secret: str,
+    version: str,
+    body: str,
+    uri: str = "",
+    method: str = "POST",
+    timestamp_ms: int | str | None = None,
+) -> str:
     """The signature HubSpot sends for this request."""
     if version == "v3":
         return Signature.get_signature(secret, body, "v3", v3_uri(uri), method, str(timestamp_ms))
     return Signature.get_signature(secret, body, version, uri, method)
 
 
-def signed_request(secret: str, url: str, events: list[dict[str, Any]], timestamp_ms: int,
-                   method: str = "POST") -> tuple[dict[str, str], bytes]:
+def signed_request(
+    secret: str, url: str, events: list[dict[str, Any]], timestamp_ms: int, method: str = "POST"
+) -> tuple[dict[str, str], bytes]:
     """Headers and body of a v3-signed delivery, as HubSpot would POST it to `url`."""
     body = json.dumps(events, separators=(",", ":"))
     headers = {

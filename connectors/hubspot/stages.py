@@ -35,8 +35,10 @@ class StageCatalog:
         pipelines = sorted(answer.results, key=lambda p: (p.id != "default", p.display_order))
         self._stages = [
             Stage(s.id, s.label, p.id, p.label)
-            for p in pipelines if not p.archived
-            for s in sorted(p.stages, key=lambda s: s.display_order) if not s.archived
+            for p in pipelines
+            if not p.archived
+            for s in sorted(p.stages, key=lambda s: s.display_order)
+            if not s.archived
         ]
         self._loaded_at = self.api.clock.now()
 

@@ -8,7 +8,7 @@ from syncd.sdk import to_ms
 
 
 def iso(ms: int) -> str:
-    """"2026-01-05T09:00:00.000Z", as HubSpot writes dates."""
+    """ "2026-01-05T09:00:00.000Z", as HubSpot writes dates."""
     moment = datetime.fromtimestamp(ms / 1000, tz=UTC)
     return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{ms % 1000:03d}Z"
 

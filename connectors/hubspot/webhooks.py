@@ -32,10 +32,22 @@ from syncd.sdk import (
     to_ms,
 )
 
-DEAL_EVENTS = {"deal.propertyChange", "deal.creation", "deal.deletion", "deal.restore",
-               "deal.merge", "deal.associationChange"}
-OBJECT_EVENTS = {"object.propertyChange", "object.creation", "object.deletion",
-                 "object.restore", "object.merge", "object.associationChange"}
+DEAL_EVENTS = {
+    "deal.propertyChange",
+    "deal.creation",
+    "deal.deletion",
+    "deal.restore",
+    "deal.merge",
+    "deal.associationChange",
+}
+OBJECT_EVENTS = {
+    "object.propertyChange",
+    "object.creation",
+    "object.deletion",
+    "object.restore",
+    "object.merge",
+    "object.associationChange",
+}
 DEAL_TYPE_ID = "0-3"
 WEBHOOK_HEADERS = (SIGNATURE_V3_HEADER, TIMESTAMP_HEADER, SIGNATURE_HEADER, VERSION_HEADER)
 
@@ -44,8 +56,9 @@ def verify(settings: HubSpotSettings, clock: Clock, request: WebhookRequest) -> 
     """Check the delivery; return its delivery id. Raises WebhookRejected."""
     headers = {k.lower(): v for k, v in request.headers.items()}
     if settings.app_secret is None:
-        refuse_unsigned(settings.allow_unsigned,
-                        "no app_secret configured: HubSpot webhooks are refused")
+        refuse_unsigned(
+            settings.allow_unsigned, "no app_secret configured: HubSpot webhooks are refused"
+        )
     elif not _signature_headers_present(headers):
         refuse_unsigned(settings.allow_unsigned, "missing signature headers")
     else:
@@ -66,8 +79,9 @@ def _text(body: bytes) -> str:
         raise WebhookRejected(400, "body is not UTF-8") from None
 
 
-def _check_signature(settings: HubSpotSettings, clock: Clock, request: WebhookRequest,
-                     headers: dict[str, str]) -> None:
+def _check_signature(
+    settings: HubSpotSettings, clock: Clock, request: WebhookRequest, headers: dict[str, str]
+) -> None:
     assert settings.app_secret is not None
     secret = settings.app_secret.get_secret_value()
     version = _version_to_check(settings, headers)
@@ -113,7 +127,8 @@ def _check_timestamp(settings: HubSpotSettings, clock: Clock, raw: str) -> None:
 def _is_id(value: Any) -> bool:
     """HubSpot ids are integers; strings of them are accepted too (never bool, float, ...)."""
     return (isinstance(value, int) and not isinstance(value, bool)) or (
-        isinstance(value, str) and 0 < len(value) <= 100)
+        isinstance(value, str) and 0 < len(value) <= 100
+    )
 
 
 def _events(text: str) -> list[dict[str, Any]]:
@@ -145,7 +160,8 @@ def parse(request: WebhookRequest) -> list[Hint]:
     for event in _events(_text(request.body)):
         kind = event.get("subscriptionType")
         is_deal = kind in DEAL_EVENTS or (
-            kind in OBJECT_EVENTS and str(event.get("objectTypeId")) == DEAL_TYPE_ID)
+            kind in OBJECT_EVENTS and str(event.get("objectTypeId")) == DEAL_TYPE_ID
+        )
         object_id = event.get("objectId")
         if is_deal and object_id is not None and str(object_id) not in seen:
             seen[str(object_id)] = Hint(ObjectRef("hubspot", "deal", str(object_id)))

@@ -104,9 +104,7 @@ class JiraActions:
         """Create an issue carrying the marker label of the action's key."""
         marker = marker_for(self.settings.marker_label_prefix, ctx.key)
         fields = self._issue_fields(params, marker)
-        created = self.api.call(
-            lambda c: c.create_issue(fields=fields, prefetch=False), write=True
-        )
+        created = self.api.call(lambda c: c.create_issue(fields=fields, prefetch=False), write=True)
         return ActionResult(external_id=created.key, url=self.browse_url(created.key))
 
     @create_issue.finder
@@ -192,9 +190,10 @@ class JiraActions:
             comments = page.get("comments") or []
             for found in comments:
                 for prop in found.get("properties") or []:
-                    if prop.get("key") == COMMENT_PROPERTY and (prop.get("value") or {}).get(
-                        "marker"
-                    ) == marker:
+                    if (
+                        prop.get("key") == COMMENT_PROPERTY
+                        and (prop.get("value") or {}).get("marker") == marker
+                    ):
                         return self._comment_result(params.issue, str(found["id"]))
             start += len(comments)
             if not comments or start >= int(page.get("total") or 0):
@@ -223,6 +222,4 @@ class JiraActions:
                     f"issue/{params.issue}/transitions", {"transition": {"id": option["id"]}}
                 )
                 return result
-        raise PermanentError(
-            f"no transition of {params.issue} from {current!r} to {params.to!r}"
-        )
+        raise PermanentError(f"no transition of {params.issue} from {current!r} to {params.to!r}")

@@ -22,9 +22,26 @@ _BULLET = re.compile(r"^\s*[-*+]\s+(.*)$")
 _ORDERED = re.compile(r"^\s*\d+[.)]\s+(.*)$")
 
 BLOCK_TYPES = {
-    "paragraph", "heading", "bulletList", "orderedList", "listItem", "codeBlock",
-    "blockquote", "rule", "panel", "table", "tableRow", "tableCell", "tableHeader",
-    "mediaSingle", "mediaGroup", "media", "expand", "nestedExpand", "taskList", "taskItem",
+    "paragraph",
+    "heading",
+    "bulletList",
+    "orderedList",
+    "listItem",
+    "codeBlock",
+    "blockquote",
+    "rule",
+    "panel",
+    "table",
+    "tableRow",
+    "tableCell",
+    "tableHeader",
+    "mediaSingle",
+    "mediaGroup",
+    "media",
+    "expand",
+    "nestedExpand",
+    "taskList",
+    "taskItem",
 }
 INLINE_TYPES = {"text", "hardBreak", "mention", "emoji", "inlineCard", "date", "status"}
 
@@ -98,11 +115,13 @@ def markdown_to_adf(text: str) -> dict[str, Any]:
             continue
         heading = _HEADING.match(line)
         if heading:
-            blocks.append({
-                "type": "heading",
-                "attrs": {"level": len(heading.group(1))},
-                "content": inline_nodes(heading.group(2).strip()),
-            })
+            blocks.append(
+                {
+                    "type": "heading",
+                    "attrs": {"level": len(heading.group(1))},
+                    "content": inline_nodes(heading.group(2).strip()),
+                }
+            )
             index += 1
             continue
         for pattern, kind in ((_BULLET, "bulletList"), (_ORDERED, "orderedList")):

@@ -38,9 +38,15 @@ DEFAULT_429_WAIT = 5.0  # seconds, when a 429 carries no Retry-After
 
 def jira_limits(settings: JiraSettings) -> list[Limit]:
     """Jira Cloud: per-second bursts, and a cost budget in which a write costs more."""
-    return [Limit("burst", settings.rate_limit_per_second, 1.0),
-            Limit("cost", settings.cost_budget, settings.cost_window_seconds,
-                  costs=((WRITE, min(settings.write_cost, settings.cost_budget)),))]
+    return [
+        Limit("burst", settings.rate_limit_per_second, 1.0),
+        Limit(
+            "cost",
+            settings.cost_budget,
+            settings.cost_window_seconds,
+            costs=((WRITE, min(settings.write_cost, settings.cost_budget)),),
+        ),
+    ]
 
 
 class JiraApi:
@@ -138,12 +144,14 @@ class JiraApi:
         headers = dict(exc.response.headers) if exc.response is not None else {}
         if not status:
             return TransientError(f"Jira: {text or 'no response'}")
-        return error_for_answer(status, f"Jira: {text}", headers, write=write,
-                                rate_limit_default=DEFAULT_429_WAIT)
+        return error_for_answer(
+            status, f"Jira: {text}", headers, write=write, rate_limit_default=DEFAULT_429_WAIT
+        )
 
     def _transport_error(self, exc: requests.RequestException, write: bool) -> ActionError:
-        return error_for_transport("Jira unreachable", exc, write=write,
-                                   never_sent=_never_sent(exc))
+        return error_for_transport(
+            "Jira unreachable", exc, write=write, never_sent=_never_sent(exc)
+        )
 
 
 def _never_sent(exc: requests.RequestException) -> bool:

@@ -49,7 +49,9 @@ class JiraConnector(JiraActions, Connector):
     required_secrets = ("api_token",)
     Settings = JiraSettings
     webhook_headers = (
-        webhooks.SIGNATURE_HEADER, webhooks.IDENTIFIER_HEADER, webhooks.RETRY_HEADER,
+        webhooks.SIGNATURE_HEADER,
+        webhooks.IDENTIFIER_HEADER,
+        webhooks.RETRY_HEADER,
     )
     settings: JiraSettings
 
@@ -57,9 +59,19 @@ class JiraConnector(JiraActions, Connector):
         super().__init__(settings, clock)
         token = settings.api_token.get_secret_value() if settings.api_token else ""
         account = account_id(settings.base_url, settings.email, token)
-        self.governor = governor_for("jira", account, self.clock, lambda: Governor(
-            "jira", jira_limits(settings), clock=self.clock, margin=settings.rate_margin,
-            default_retry_after=DEFAULT_429_WAIT, account=account))
+        self.governor = governor_for(
+            "jira",
+            account,
+            self.clock,
+            lambda: Governor(
+                "jira",
+                jira_limits(settings),
+                clock=self.clock,
+                margin=settings.rate_margin,
+                default_retry_after=DEFAULT_429_WAIT,
+                account=account,
+            ),
+        )
         self.api = JiraApi(settings, self.governor)
         self._lock = threading.Lock()
         self._fields: dict[str, dict[str, Any]] | None = None
@@ -74,8 +86,7 @@ class JiraConnector(JiraActions, Connector):
     # -- webhooks ----------------------------------------------------------------------
 
     def verify_webhook(self, request: WebhookRequest) -> str:
-        return webhooks.verify(request, self.settings.webhook_secret,
-                               self.settings.allow_unsigned)
+        return webhooks.verify(request, self.settings.webhook_secret, self.settings.allow_unsigned)
 
     def parse_webhook(self, request: WebhookRequest) -> list[Hint]:
         return webhooks.hints(request, self.name)
@@ -99,10 +110,15 @@ class JiraConnector(JiraActions, Connector):
         for ref in refs:
             self._check_type(ref.type)
         keys = ", ".join(json.dumps(ref.id) for ref in refs)
-        page = self.api.get_json("search/jql", {
-            "jql": f"key in ({keys})", "maxResults": len(refs),
-            "fields": ",".join(ISSUE_FIELDS), "expand": "changelog",
-        })
+        page = self.api.get_json(
+            "search/jql",
+            {
+                "jql": f"key in ({keys})",
+                "maxResults": len(refs),
+                "fields": ",".join(ISSUE_FIELDS),
+                "expand": "changelog",
+            },
+        )
         found = [issue_observation(i, self.settings.base_url) for i in page.get("issues") or []]
         return {obs.ref: obs for obs in found}
 
@@ -120,8 +136,10 @@ class JiraConnector(JiraActions, Connector):
         state = json.loads(cursor) if cursor else {"since": None, "token": None, "max": None}
         jql = self._poll_jql(state["since"])
         params: dict[str, Any] = {
-            "jql": jql, "maxResults": self.settings.page_size,
-            "fields": ",".join(ISSUE_FIELDS), "expand": "changelog",
+            "jql": jql,
+            "maxResults": self.settings.page_size,
+            "fields": ",".join(ISSUE_FIELDS),
+            "expand": "changelog",
         }
         if state.get("token"):
             params["nextPageToken"] = state["token"]
@@ -145,8 +163,10 @@ class JiraConnector(JiraActions, Connector):
         token: str | None = None
         while True:
             params: dict[str, Any] = {
-                "jql": spec.jql, "maxResults": spec.page_size or self.settings.page_size,
-                "fields": ",".join(ISSUE_FIELDS), "expand": "changelog",
+                "jql": spec.jql,
+                "maxResults": spec.page_size or self.settings.page_size,
+                "fields": ",".join(ISSUE_FIELDS),
+                "expand": "changelog",
             }
             if token:
                 params["nextPageToken"] = token

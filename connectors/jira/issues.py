@@ -12,8 +12,18 @@ from syncd.sdk import ObjectRef, Observation
 SOURCE = "jira"
 # The fields syncd reads from every issue (searches return only what is asked for).
 ISSUE_FIELDS = [
-    "summary", "status", "labels", "assignee", "issuetype", "parent", "duedate", "project",
-    "updated", "created", "timetracking", "description",
+    "summary",
+    "status",
+    "labels",
+    "assignee",
+    "issuetype",
+    "parent",
+    "duedate",
+    "project",
+    "updated",
+    "created",
+    "timetracking",
+    "description",
 ]
 
 

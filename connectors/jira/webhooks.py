@@ -45,8 +45,7 @@ def parse_body(body: bytes) -> dict[str, Any]:
     return data
 
 
-def verify(request: WebhookRequest, secret: SecretStr | None,
-           allow_unsigned: bool = False) -> str:
+def verify(request: WebhookRequest, secret: SecretStr | None, allow_unsigned: bool = False) -> str:
     """Check the signature and shape; return the delivery id. Without a secret, or without
     a signature header, the delivery is refused unless `allow_unsigned`; a signature that is
     present is always checked against the secret."""

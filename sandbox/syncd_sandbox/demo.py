@@ -30,13 +30,22 @@ SHIPPED_MAPPINGS = shipped_mappings()
 
 
 @click.command()
-@click.option("--once", is_flag=True,
-              help="Play the story, check every effect happened exactly once, exit.")
-@click.option("--state-dir", type=click.Path(file_okay=False), default=None,
-              help="Where the SQLite store goes (default: a temporary directory).")
-@click.option("--mappings", type=click.Path(file_okay=False),
-              default=str(SHIPPED_MAPPINGS), show_default=True,
-              help="Mapping files to run (the story's checks expect the shipped ones).")
+@click.option(
+    "--once", is_flag=True, help="Play the story, check every effect happened exactly once, exit."
+)
+@click.option(
+    "--state-dir",
+    type=click.Path(file_okay=False),
+    default=None,
+    help="Where the SQLite store goes (default: a temporary directory).",
+)
+@click.option(
+    "--mappings",
+    type=click.Path(file_okay=False),
+    default=str(SHIPPED_MAPPINGS),
+    show_default=True,
+    help="Mapping files to run (the story's checks expect the shipped ones).",
+)
 @click.option("--verbose", is_flag=True, help="Engine logs (info) on stderr.")
 def demo(once: bool, state_dir: str | None, mappings: str, verbose: bool) -> None:
     """Run the shipped workflows against a local sandbox (no credentials, no network)."""
@@ -45,7 +54,8 @@ def demo(once: bool, state_dir: str | None, mappings: str, verbose: bool) -> Non
 
     if not Path(mappings).is_dir():
         raise click.ClickException(
-            f"no mapping folder at {mappings}: pass --mappings PATH/TO/mappings")
+            f"no mapping folder at {mappings}: pass --mappings PATH/TO/mappings"
+        )
 
     configure_logging("info" if verbose else "error", json=False)
     with tempfile.TemporaryDirectory(prefix="syncd-demo-") as scratch:
@@ -64,8 +74,10 @@ def _header(run: SandboxRun) -> None:
     for name, url in run.box.urls().items():
         click.echo(f"  {name:<9}{url}")
     click.echo(f"  webhooks {run.hooks.url}/webhooks/<connector>")
-    click.echo(f"  rules    {len(run.engine.rules.current.rules)} from "
-               f"{', '.join(sorted(str(Path(f).name) for f in run.engine.rules.current.files))}")
+    click.echo(
+        f"  rules    {len(run.engine.rules.current.rules)} from "
+        f"{', '.join(sorted(str(Path(f).name) for f in run.engine.rules.current.files))}"
+    )
 
 
 def _summary(seen: Effects) -> list[str]:
@@ -117,16 +129,24 @@ def _live(run: SandboxRun) -> None:
     click.echo("")
     click.echo("Your turn. syncd keeps running (one cycle a second); the fakes are yours:")
     click.echo(f"  HubSpot  (Bearer {HUBSPOT_TOKEN}): move Cryo Atlas to Closed Won:")
-    click.echo(f"    curl -X PATCH {box.hubspot_url}/crm/v3/objects/deals/{cryo} "
-               f"-H 'Authorization: Bearer {HUBSPOT_TOKEN}' -H 'Content-Type: application/json' "
-               "-d '{\"properties\": {\"dealstage\": \"closedwon\"}}'")
+    click.echo(
+        f"    curl -X PATCH {box.hubspot_url}/crm/v3/objects/deals/{cryo} "
+        f"-H 'Authorization: Bearer {HUBSPOT_TOKEN}' -H 'Content-Type: application/json' "
+        '-d \'{"properties": {"dealstage": "closedwon"}}\''
+    )
     click.echo(f"  GitHub   (token {GITHUB_TOKEN}): close an issue of 2i2c-org/infrastructure:")
-    click.echo(f"    curl -X PATCH {box.github.base_url}/repos/2i2c-org/infrastructure/issues/3 "
-               f"-H 'Authorization: token {GITHUB_TOKEN}' -d '{{\"state\": \"closed\"}}'")
-    click.echo(f"  Airtable (Bearer {AIRTABLE_TOKEN}): base {box.airtable.base_id}, "
-               f"table Leads, at {box.airtable_url}/v0/")
-    click.echo(f"  Webhooks are received at {run.hooks.url}/webhooks/<connector>; HubSpot and "
-               "Airtable changes are forwarded there as signed deliveries each second.")
+    click.echo(
+        f"    curl -X PATCH {box.github.base_url}/repos/2i2c-org/infrastructure/issues/3 "
+        f"-H 'Authorization: token {GITHUB_TOKEN}' -d '{{\"state\": \"closed\"}}'"
+    )
+    click.echo(
+        f"  Airtable (Bearer {AIRTABLE_TOKEN}): base {box.airtable.base_id}, "
+        f"table Leads, at {box.airtable_url}/v0/"
+    )
+    click.echo(
+        f"  Webhooks are received at {run.hooks.url}/webhooks/<connector>; HubSpot and "
+        "Airtable changes are forwarded there as signed deliveries each second."
+    )
     click.echo("Ctrl-C stops.")
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())

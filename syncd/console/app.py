@@ -45,16 +45,18 @@ PLOT_CACHE_SECONDS = 30.0
 
 
 class Console:
-    def __init__(self, store: Store, rules: RulesHolder, clock: Clock, sources: list[str],
-                 keys: Keys) -> None:
+    def __init__(
+        self, store: Store, rules: RulesHolder, clock: Clock, sources: list[str], keys: Keys
+    ) -> None:
         self.store = store
         self.rules = rules
         self.clock = clock
         self.sources = sources
         self.keys = keys
         self._plots: dict[int, tuple[float, queries.PlotData]] = {}
-        self.env = Environment(loader=FileSystemLoader(HERE / "templates"),
-                               autoescape=select_autoescape(["html"]))
+        self.env = Environment(
+            loader=FileSystemLoader(HERE / "templates"), autoescape=select_autoescape(["html"])
+        )
         self.env.globals.update(p=presenters, csrf=keys.csrf, statuses=ACTION_STATUSES)
         # Stored text may quote what an API answered: configured secrets and token-shaped
         # strings are masked on every page, as in the log.
@@ -70,13 +72,16 @@ class Console:
     # -- pages ---------------------------------------------------------------------------
 
     async def overview(self, request: Request) -> Response:
-        data = await asyncio.to_thread(queries.overview, self.store, self.now_ms(),
-                                       self.sources)
+        data = await asyncio.to_thread(queries.overview, self.store, self.now_ms(), self.sources)
         counted = {r.rule_id for r in data.rules}
-        data.rules += [queries.RuleRow(rule_id, 0, 0, 0, 0)  # loaded, never planned yet
-                       for rule_id in sorted(self.rules.current.by_id) if rule_id not in counted]
-        return self.render("overview.html", o=data, page="overview",
-                           rules_loaded=len(self.rules.current.rules))
+        data.rules += [
+            queries.RuleRow(rule_id, 0, 0, 0, 0)  # loaded, never planned yet
+            for rule_id in sorted(self.rules.current.by_id)
+            if rule_id not in counted
+        ]
+        return self.render(
+            "overview.html", o=data, page="overview", rules_loaded=len(self.rules.current.rules)
+        )
 
     async def activity(self, request: Request) -> Response:
         q = request.query_params
@@ -84,54 +89,85 @@ class Console:
         before = int(q["before"]) if q.get("before", "").isdigit() else None
         page = await asyncio.to_thread(queries.activity, self.store, filters, before, PAGE_SIZE)
         keep = {k: v for k, v in q.items() if k != "before" and v}
-        older = ("?" + urlencode({**keep, "before": page.next_before})
-                 if page.next_before else None)
+        older = "?" + urlencode({**keep, "before": page.next_before}) if page.next_before else None
         template = "activity_rows.html" if request.headers.get("hx-request") else "activity.html"
-        return self.render(template, page="activity", entries=page.entries, older=older,
-                           f=filters, q=q, sources=self.sources,
-                           rule_ids=sorted(self.rules.current.by_id), view="changes")
+        return self.render(
+            template,
+            page="activity",
+            entries=page.entries,
+            older=older,
+            f=filters,
+            q=q,
+            sources=self.sources,
+            rule_ids=sorted(self.rules.current.by_id),
+            view="changes",
+        )
 
     async def action_list(self, request: Request) -> Response:
         """Every action newest first, scheduled ones (no event) included."""
         q = request.query_params
         filters = self._filters(q)
         before = int(q["before"]) if q.get("before", "").isdigit() else None
-        rows, next_before = await asyncio.to_thread(queries.action_page, self.store, filters,
-                                                    before, PAGE_SIZE)
+        rows, next_before = await asyncio.to_thread(
+            queries.action_page, self.store, filters, before, PAGE_SIZE
+        )
         keep = {k: v for k, v in q.items() if k != "before" and v}
         older = "?" + urlencode({**keep, "before": next_before}) if next_before else None
         template = "actions_rows.html" if request.headers.get("hx-request") else "actions.html"
-        return self.render(template, page="activity", rows=rows, older=older, f=filters, q=q,
-                           sources=self.sources, rule_ids=sorted(self.rules.current.by_id),
-                           view="actions")
+        return self.render(
+            template,
+            page="activity",
+            rows=rows,
+            older=older,
+            f=filters,
+            q=q,
+            sources=self.sources,
+            rule_ids=sorted(self.rules.current.by_id),
+            view="actions",
+        )
 
     def _filters(self, q: Any) -> queries.Filters:
         return queries.Filters(
-            rule=q.get("rule", "").strip(), source=q.get("source", "").strip(),
+            rule=q.get("rule", "").strip(),
+            source=q.get("source", "").strip(),
             object=q.get("object", "").strip()[:200],
             status=q.get("status", "") if q.get("status", "") in ACTION_STATUSES else "",
-            since_ms=_ms(q.get("since", "")), until_ms=_ms(q.get("until", "")))
+            since_ms=_ms(q.get("since", "")),
+            until_ms=_ms(q.get("until", "")),
+        )
 
     async def event(self, request: Request) -> Response:
-        found = await asyncio.to_thread(queries.event, self.store,
-                                        int(request.path_params["event_id"]))
+        found = await asyncio.to_thread(
+            queries.event, self.store, int(request.path_params["event_id"])
+        )
         if found is None:
             return self.render("missing.html", 404, what="event", page="activity")
         entry, trace = found
         return self.render("event.html", page="activity", e=entry, trace=trace)
 
     async def action(self, request: Request) -> Response:
-        found = await asyncio.to_thread(queries.action, self.store,
-                                        int(request.path_params["action_id"]))
+        found = await asyncio.to_thread(
+            queries.action, self.store, int(request.path_params["action_id"])
+        )
         if found is None:
             return self.render("missing.html", 404, what="action", page="activity")
         row, replannable = found
-        fields, context = ({}, {}) if not (row.source and row.object_type and row.object_id) \
-            else await asyncio.to_thread(queries.object_seen, self.store, row.source,
-                                         row.object_type, row.object_id)
-        return self.render("action.html", page="activity", a=row, replannable=replannable,
-                           said=request.query_params.get("said", ""), fields=fields,
-                           context=context)
+        fields, context = (
+            ({}, {})
+            if not (row.source and row.object_type and row.object_id)
+            else await asyncio.to_thread(
+                queries.object_seen, self.store, row.source, row.object_type, row.object_id
+            )
+        )
+        return self.render(
+            "action.html",
+            page="activity",
+            a=row,
+            replannable=replannable,
+            said=request.query_params.get("said", ""),
+            fields=fields,
+            context=context,
+        )
 
     async def operate(self, request: Request) -> Response:
         """POST /actions/<id>/{retry,replan,cancel}: the CLI's operations, then back to the
@@ -171,13 +207,22 @@ class Console:
             fresh = await asyncio.to_thread(queries.plot_data, self.store, self.now_ms(), hours)
             cached = self._plots[hours] = (time.monotonic(), fresh)
         d = cached[1]
-        return JSONResponse({
-            "hours": [h // 1000 for h in d.hours], "events": d.events, "actions": d.actions,
-            "failures": d.failures, "failures_by_rule": d.failures_by_rule,
-            "latency": {"p50_ms": d.latency_p50_ms, "p95_ms": d.latency_p95_ms,
-                        "samples": d.latency_samples,
-                        "p50": presenters.duration(d.latency_p50_ms),
-                        "p95": presenters.duration(d.latency_p95_ms)}})
+        return JSONResponse(
+            {
+                "hours": [h // 1000 for h in d.hours],
+                "events": d.events,
+                "actions": d.actions,
+                "failures": d.failures,
+                "failures_by_rule": d.failures_by_rule,
+                "latency": {
+                    "p50_ms": d.latency_p50_ms,
+                    "p95_ms": d.latency_p95_ms,
+                    "samples": d.latency_samples,
+                    "p50": presenters.duration(d.latency_p50_ms),
+                    "p95": presenters.duration(d.latency_p95_ms),
+                },
+            }
+        )
 
     # -- login ---------------------------------------------------------------------------
 
@@ -190,8 +235,7 @@ class Console:
             log.warning("console.login_failed")
             return self.render("login.html", 401, page="login", failed=True)
         response = RedirectResponse("/", 303)
-        response.set_cookie(COOKIE, self.keys.session, httponly=True, samesite="strict",
-                            path="/")
+        response.set_cookie(COOKIE, self.keys.session, httponly=True, samesite="strict", path="/")
         return response
 
     async def logout(self, request: Request) -> Response:
@@ -238,14 +282,24 @@ class TokenGate:
             return
         accepts_html = any(k == b"accept" and b"text/html" in v for k, v in scope["headers"])
         if accepts_html and scope["method"] == "GET":  # a person: the login page, still 401
-            body = (b'<!doctype html><meta charset="utf-8"><title>syncd console</title>'
-                    b'<p>Log in first: <a href="/login">/login</a></p>')
+            body = (
+                b'<!doctype html><meta charset="utf-8"><title>syncd console</title>'
+                b'<p>Log in first: <a href="/login">/login</a></p>'
+            )
             kind = b"text/html; charset=utf-8"
         else:
             body, kind = b'{"error": "console token required"}', b"application/json"
-        await send({"type": "http.response.start", "status": 401, "headers": [
-            (b"content-type", kind), (b"content-length", str(len(body)).encode()),
-            (b"www-authenticate", b'Bearer realm="syncd console"')]})
+        await send(
+            {
+                "type": "http.response.start",
+                "status": 401,
+                "headers": [
+                    (b"content-type", kind),
+                    (b"content-length", str(len(body)).encode()),
+                    (b"www-authenticate", b'Bearer realm="syncd console"'),
+                ],
+            }
+        )
         await send({"type": "http.response.body", "body": body})
 
     def _allowed(self, scope: Scope) -> bool:
@@ -266,10 +320,14 @@ class SecurityHeaders:
     """No framing, no sniffing, no referrer leaving the console; scripts only from itself."""
 
     HEADERS = [
-        (b"x-frame-options", b"DENY"), (b"x-content-type-options", b"nosniff"),
-        (b"referrer-policy", b"no-referrer"), (b"cache-control", b"no-store"),
-        (b"content-security-policy",
-         b"default-src 'self'; style-src 'self' 'unsafe-inline'; frame-ancestors 'none'"),
+        (b"x-frame-options", b"DENY"),
+        (b"x-content-type-options", b"nosniff"),
+        (b"referrer-policy", b"no-referrer"),
+        (b"cache-control", b"no-store"),
+        (
+            b"content-security-policy",
+            b"default-src 'self'; style-src 'self' 'unsafe-inline'; frame-ancestors 'none'",
+        ),
     ]
 
     def __init__(self, app: ASGIApp) -> None:
@@ -280,6 +338,7 @@ class SecurityHeaders:
             if message["type"] == "http.response.start":
                 message["headers"] = list(message.get("headers", [])) + self.HEADERS
             await send(message)
+
         await self.app(scope, receive, with_headers)
 
 

@@ -37,8 +37,9 @@ def load_or_create_token(config: Config) -> str:
         try:
             token = path.read_text().strip()
         except OSError as exc:
-            raise ConfigError([f"[console] token_file: cannot read {path}: {exc.strerror}"]) \
-                from None
+            raise ConfigError(
+                [f"[console] token_file: cannot read {path}: {exc.strerror}"]
+            ) from None
         if len(token) < 16:
             raise ConfigError([f"[console] token_file: {path} holds fewer than 16 characters"])
         return token

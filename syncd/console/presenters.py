@@ -8,8 +8,17 @@ from datetime import UTC, datetime
 from typing import Any
 
 # Fields that name an object, in the order tried (HubSpot, Airtable, GitHub, Jira, email...).
-NAME_FIELDS = ("dealname", "name", "Name", "title", "Title", "summary", "subject", "email",
-               "firstname")
+NAME_FIELDS = (
+    "dealname",
+    "name",
+    "Name",
+    "title",
+    "Title",
+    "summary",
+    "subject",
+    "email",
+    "firstname",
+)
 # Where connectors put an object's page in the SaaS tool (as the alert mails read it).
 LINK_KEYS = ("url", "link", "html_url", "hs_url")
 
@@ -49,7 +58,7 @@ def utc_text(ms: int | None) -> str:
 
 
 def ago(ms: int | None, now_ms: int) -> str:
-    """"3 min ago", "2 h ago", "in 5 s"."""
+    """ "3 min ago", "2 h ago", "in 5 s"."""
     if ms is None:
         return "never"
     seconds = (now_ms - ms) / 1000
@@ -93,9 +102,10 @@ def change_text(kind: str, field: str | None, old: Any, new: Any) -> str:
     return kind
 
 
-def object_label(source: str | None, object_type: str | None, object_id: str | None,
-                 fields: dict[str, Any]) -> str:
-    """"Ocean (localdb:item:a)", or the reference alone when no name is known."""
+def object_label(
+    source: str | None, object_type: str | None, object_id: str | None, fields: dict[str, Any]
+) -> str:
+    """ "Ocean (localdb:item:a)", or the reference alone when no name is known."""
     if not source:
         return "-"
     ref = f"{source}:{object_type}:{object_id}"
@@ -108,7 +118,10 @@ def table(headers: list[str], rows: list[list[str]], right: frozenset[int] = fro
     widths = [max(len(str(c)) for c in column) for column in zip(headers, *rows, strict=True)]
 
     def line(cells: list[str]) -> str:
-        out = [str(c).rjust(w) if i in right else str(c).ljust(w)
-               for i, (c, w) in enumerate(zip(cells, widths, strict=True))]
+        out = [
+            str(c).rjust(w) if i in right else str(c).ljust(w)
+            for i, (c, w) in enumerate(zip(cells, widths, strict=True))
+        ]
         return "  ".join(out).rstrip()
+
     return "\n".join([line(headers), *(line(r) for r in rows)])

@@ -23,10 +23,11 @@ def console_server_config(config: Config, engine: Any) -> uvicorn.Config | None:
         return None
     token = load_or_create_token(config)
     add_secrets([token])  # never in a log line, whatever prints it
-    console = Console(engine.store, engine.rules, engine.clock, sorted(engine.connectors),
-                      Keys(token))
-    http: HttpSection = config.http.model_copy(update={
-        "host": config.console.host, "port": config.console.port, "max_connections": 64})
-    log.info("console.listening", listen=config.console.listen,
-             token_file=str(token_path(config)))
+    console = Console(
+        engine.store, engine.rules, engine.clock, sorted(engine.connectors), Keys(token)
+    )
+    http: HttpSection = config.http.model_copy(
+        update={"host": config.console.host, "port": config.console.port, "max_connections": 64}
+    )
+    log.info("console.listening", listen=config.console.listen, token_file=str(token_path(config)))
     return uvicorn_config(build_console_app(console), http)

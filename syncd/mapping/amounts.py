@@ -38,5 +38,7 @@ def amount(value: Any, on_error: Any = RAISE, missing: Any = None) -> Any:
 def _unreadable(value: Any, on_error: Any) -> Any:
     if on_error is not RAISE:
         return on_error
-    raise AmountError(f"not an amount: {str(value)[:40]!r} (write digits only, in the "
-                      "invoice currency: 900 or 1,500.50)")
+    raise AmountError(
+        f"not an amount: {str(value)[:40]!r} (write digits only, in the "
+        "invoice currency: 900 or 1,500.50)"
+    )

@@ -107,9 +107,11 @@ def _compare(op: str) -> Callable[[Any, Any], bool]:
             if not isinstance(actual, str) or not isinstance(expected, str):
                 return False
             a, b = actual, expected  # type: ignore[assignment]
-        return {
-            "gt": a > b, "gte": a >= b, "lt": a < b, "lte": a <= b,  # type: ignore[operator]
-        }[op]
+        both: Any = (a, b)  # numbers or datetimes by now; mypy cannot follow the branches
+        left, right = both
+        return {"gt": left > right, "gte": left >= right, "lt": left < right, "lte": left <= right}[
+            op
+        ]
 
     return compare
 

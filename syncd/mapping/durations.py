@@ -11,7 +11,7 @@ _UNITS = {"m": "minutes", "h": "hours", "d": "days", "w": "weeks"}
 
 
 def parse_offset(text: str) -> timedelta:
-    """"-60d" -> 60 days before; "7d", "+2w", "12h", "30m"."""
+    """ "-60d" -> 60 days before; "7d", "+2w", "12h", "30m"."""
     match = _OFFSET.match(str(text))
     if not match:
         raise ValueError(f"bad offset {text!r}: use e.g. -60d, 7d, +2w, 12h, 30m")

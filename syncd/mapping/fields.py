@@ -16,8 +16,7 @@ from syncd.mapping.rules import CompiledRule, RuleSet
 from syncd.mapping.templates import ENV, TemplateProblem, walk_templates
 
 Key = tuple[str, str]  # (source, object type)
-_NOT_FIELDS = {"event", "now", "trigger", "rule", "previous", "items", "item", "object",
-               "vars"}
+_NOT_FIELDS = {"event", "now", "trigger", "rule", "previous", "items", "item", "object", "vars"}
 
 
 def _attribute_reads(source: str, roots: set[str]) -> set[str]:
@@ -63,8 +62,9 @@ def _rule_fields(rule: CompiledRule) -> dict[Key, set[str]]:
     out: dict[Key, set[str]] = {}
     trigger = rule.trigger
     if isinstance(trigger, CronTrigger):
-        targets = [(q.source, q.object, {"item", q.object})
-                   for q in (trigger.for_each,) if q is not None]
+        targets = [
+            (q.source, q.object, {"item", q.object}) for q in (trigger.for_each,) if q is not None
+        ]
         targets += [(q.source, q.object, set()) for q in (trigger.collect,) if q is not None]
     else:
         targets = [(trigger.source, trigger.object, {"object", "previous", trigger.object})]

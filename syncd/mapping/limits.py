@@ -51,8 +51,9 @@ def check_time() -> None:
 
 def check_size(value: Any) -> Any:
     if isinstance(value, str | bytes | list | tuple | dict | set) and len(value) > MAX_VALUE_SIZE:
-        raise TemplateLimit(f"template built a value of {len(value)} chars/items "
-                            f"(limit {MAX_VALUE_SIZE})")
+        raise TemplateLimit(
+            f"template built a value of {len(value)} chars/items (limit {MAX_VALUE_SIZE})"
+        )
     return value
 
 
@@ -141,15 +142,22 @@ def check_binop(operator: str, left: Any, right: Any) -> None:
     if operator == "*":
         for seq, times in ((left, right), (right, left)):
             if _sized(seq) and isinstance(times, int) and len(seq) * times > MAX_VALUE_SIZE:
-                raise TemplateLimit(f"repeating {len(seq)} chars/items {times} times "
-                                    f"(limit {MAX_VALUE_SIZE})")
-        if _is_int(left) and _is_int(right) and (
-            left.bit_length() + right.bit_length() > MAX_INT_BITS
+                raise TemplateLimit(
+                    f"repeating {len(seq)} chars/items {times} times (limit {MAX_VALUE_SIZE})"
+                )
+        if (
+            _is_int(left)
+            and _is_int(right)
+            and (left.bit_length() + right.bit_length() > MAX_INT_BITS)
         ):
             raise TemplateLimit(f"number over {MAX_INT_BITS} bits")
     elif operator == "**":
-        if _is_int(left) and _is_int(right) and right > 0 and abs(left) > 1 and (
-            right * abs(left).bit_length() > MAX_INT_BITS
+        if (
+            _is_int(left)
+            and _is_int(right)
+            and right > 0
+            and abs(left) > 1
+            and (right * abs(left).bit_length() > MAX_INT_BITS)
         ):
             raise TemplateLimit(f"number over {MAX_INT_BITS} bits")
     elif operator == "%" and isinstance(left, str):

@@ -78,8 +78,9 @@ def _fmt(loc: tuple[Any, ...]) -> str:
 
 
 class _FileChecker:
-    def __init__(self, path: Path, aliases: AliasProvider | None,
-                 overrides: dict[str, Any] | None = None) -> None:
+    def __init__(
+        self, path: Path, aliases: AliasProvider | None, overrides: dict[str, Any] | None = None
+    ) -> None:
         self.path = path
         self.overrides = overrides or {}
         self.name = str(path)
@@ -111,21 +112,37 @@ class _FileChecker:
         if self.tree is None:
             return MappingFile()
         plain = _plain(self.tree)
-        if not isinstance(plain, dict) or set(plain) - {"rules", "vars"} or not isinstance(
-            plain.get("rules", []), list
+        if (
+            not isinstance(plain, dict)
+            or set(plain) - {"rules", "vars"}
+            or not isinstance(plain.get("rules", []), list)
         ):
-            self.problems.append(Problem(
-                self.name, 1, None, "", "a mapping file is a table with the key `rules:`, "
-                "holding a list of rules (and optionally `vars:`, a table of values)"))
+            self.problems.append(
+                Problem(
+                    self.name,
+                    1,
+                    None,
+                    "",
+                    "a mapping file is a table with the key `rules:`, "
+                    "holding a list of rules (and optionally `vars:`, a table of values)",
+                )
+            )
             return None
         if not isinstance(plain.get("vars", {}), dict):
-            self.problems.append(Problem(
-                self.name, _line_of(self.tree, ("vars",)), None, "vars",
-                "`vars:` is a table of names and values (vars.<name> in rules)"))
+            self.problems.append(
+                Problem(
+                    self.name,
+                    _line_of(self.tree, ("vars",)),
+                    None,
+                    "vars",
+                    "`vars:` is a table of names and values (vars.<name> in rules)",
+                )
+            )
             return None
         self.file_vars = plain.get("vars") or {}
-        self.vars = {name: self.overrides.get(name, value)
-                     for name, value in self.file_vars.items()}
+        self.vars = {
+            name: self.overrides.get(name, value) for name, value in self.file_vars.items()
+        }
         # Each rule on its own, so one bad rule does not hide the problems of the others.
         rules: list[Rule | None] = []
         for index, raw in enumerate(plain.get("rules", [])):
@@ -166,14 +183,21 @@ class _FileChecker:
             except ConditionError as exc:
                 self.problem(base + exc.path, exc.message, rule.id)
         actions = [
-            a for i, call in enumerate(rule.do)
+            a
+            for i, call in enumerate(rule.do)
             if (a := self._compile_action(base + ("do", i), rule, call)) is not None
         ]
         if len(self.problems) > before:
             return None
         return CompiledRule(
-            rule=rule, file=self.name, base_dir=self.path.parent, condition=condition,
-            actions=actions, aliases=field_aliases, vars=self.vars, file_vars=self.file_vars,
+            rule=rule,
+            file=self.name,
+            base_dir=self.path.parent,
+            condition=condition,
+            actions=actions,
+            aliases=field_aliases,
+            vars=self.vars,
+            file_vars=self.file_vars,
         )
 
     def _check_source(self, loc: tuple[Any, ...], rule_id: str, source: str) -> None:
@@ -188,7 +212,7 @@ class _FileChecker:
         if len(call) != 1:
             self.problem(loc, "each action is one `connector.action: {params}` entry", rule.id)
             return None
-        (name, params), = call.items()
+        ((name, params),) = call.items()
         loc = loc + (name,)
         if "." not in name:
             self.problem(loc, f"{name!r}: write actions as connector.action", rule.id)
@@ -278,7 +302,10 @@ def _plain(node: Any) -> Any:
 
 
 def load_rules(
-    paths: Iterable[Path], *, aliases: AliasProvider | None = None, run_examples: bool = True,
+    paths: Iterable[Path],
+    *,
+    aliases: AliasProvider | None = None,
+    run_examples: bool = True,
     vars: dict[str, Any] | None = None,
 ) -> RuleSet:
     """Load and check every mapping file; raise MappingError listing every problem.
@@ -298,7 +325,8 @@ def load_rules(
                     continue
                 if rule.id in seen:
                     checker.problem(
-                        ("rules", index, "id"), f"duplicate rule id (also in {seen[rule.id]})",
+                        ("rules", index, "id"),
+                        f"duplicate rule id (also in {seen[rule.id]})",
                         rule.id,
                     )
                     continue
@@ -309,10 +337,16 @@ def load_rules(
                     compiled.append(result)
         problems.extend(checker.problems)
     for name in sorted(set(vars or {}) - declared):  # a misspelt switch must not be ignored
-        problems.append(Problem(
-            "[syncd] vars", None, None, name,
-            f"no mapping file declares `{name}` under vars: (declared: "
-            f"{', '.join(sorted(declared)) or 'none'})"))
+        problems.append(
+            Problem(
+                "[syncd] vars",
+                None,
+                None,
+                name,
+                f"no mapping file declares `{name}` under vars: (declared: "
+                f"{', '.join(sorted(declared)) or 'none'})",
+            )
+        )
     ruleset = RuleSet(compiled, files=files)
     if run_examples:
         from syncd.mapping.planner import run_examples as check_examples

@@ -128,7 +128,9 @@ class CronTrigger(_Strict):
 def _trigger_kind(value: Any) -> str | None:
     if isinstance(value, BaseModel):
         return {
-            ChangeTrigger: "change", CreatedTrigger: "created", DateTrigger: "date",
+            ChangeTrigger: "change",
+            CreatedTrigger: "created",
+            DateTrigger: "date",
             CronTrigger: "cron",
         }.get(type(value))
     if not isinstance(value, dict):
@@ -162,7 +164,8 @@ class Example(_Strict):
     items: list[dict[str, Any]] | None = Field(None, description="collect items (cron rules)")
     now: str | None = None
     vars: dict[str, Any] = Field(
-        default_factory=dict, description="Overrides of the file's `vars` for this example")
+        default_factory=dict, description="Overrides of the file's `vars` for this example"
+    )
     expect: list[dict[str, Any]] = Field(
         description="Planned actions: {action: connector.action, <param>: value, ...}; "
         "params listed must match, others are not compared. [] = the rule must not fire."

@@ -89,15 +89,28 @@ class Situation:
     def to_json(self) -> dict[str, Any]:
         ref = self.ref
         ev = self.event
-        return _encode({
-            "now": self.now, "key_parts": list(self.key_parts),
-            "ref": [ref.source, ref.type, ref.id] if ref else None,
-            "fields": self.fields, "context": self.context, "previous": self.previous,
-            "event": None if ev is None else {
-                "kind": ev.kind, "field": ev.field, "old": ev.old, "new": ev.new,
-                "version": ev.version},
-            "item": self.item, "items": self.items, "trigger": self.trigger,
-        })
+        return _encode(
+            {
+                "now": self.now,
+                "key_parts": list(self.key_parts),
+                "ref": [ref.source, ref.type, ref.id] if ref else None,
+                "fields": self.fields,
+                "context": self.context,
+                "previous": self.previous,
+                "event": None
+                if ev is None
+                else {
+                    "kind": ev.kind,
+                    "field": ev.field,
+                    "old": ev.old,
+                    "new": ev.new,
+                    "version": ev.version,
+                },
+                "item": self.item,
+                "items": self.items,
+                "trigger": self.trigger,
+            }
+        )
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> Situation:
@@ -105,12 +118,18 @@ class Situation:
         ref = ObjectRef(*data["ref"]) if data.get("ref") else None
         ev = data.get("event")
         return cls(
-            now=data["now"], key_parts=tuple(data["key_parts"]), ref=ref,
-            fields=data.get("fields"), context=data.get("context"),
+            now=data["now"],
+            key_parts=tuple(data["key_parts"]),
+            ref=ref,
+            fields=data.get("fields"),
+            context=data.get("context"),
             previous=data.get("previous"),
-            event=None if ev is None or ref is None else Event(
-                ref, ev["kind"], ev["field"], ev["old"], ev["new"], ev["version"]),
-            item=data.get("item"), items=data.get("items"), trigger=data.get("trigger"),
+            event=None
+            if ev is None or ref is None
+            else Event(ref, ev["kind"], ev["field"], ev["old"], ev["new"], ev["version"]),
+            item=data.get("item"),
+            items=data.get("items"),
+            trigger=data.get("trigger"),
         )
 
 
@@ -155,8 +174,16 @@ def decide(rule: CompiledRule, situation: Situation) -> Decision:
     if not rule.rule.enabled:
         return Decision(rule.id, DISABLED, "rule disabled", event=s.event)
     data = rule_data(
-        rule, now=s.now, ref=s.ref, fields=s.fields, context=s.context, previous=s.previous,
-        event=s.event, item=s.item, items=s.items, trigger=s.trigger,
+        rule,
+        now=s.now,
+        ref=s.ref,
+        fields=s.fields,
+        context=s.context,
+        previous=s.previous,
+        event=s.event,
+        item=s.item,
+        items=s.items,
+        trigger=s.trigger,
     )
     replan = s.to_json()
     try:
@@ -165,9 +192,19 @@ def decide(rule: CompiledRule, situation: Situation) -> Decision:
         reason = f"condition error: {type(exc).__name__}: {exc}"
         guarantee = rule.rule.guarantee or "at_least_once"
         failed = tuple(
-            PlannedAction(make_key(rule.id, index, *s.key_parts), rule.id, act.connector,
-                          act.action, {}, s.ref, guarantee, reason, replan)
-            for index, act in enumerate(rule.actions))
+            PlannedAction(
+                make_key(rule.id, index, *s.key_parts),
+                rule.id,
+                act.connector,
+                act.action,
+                {},
+                s.ref,
+                guarantee,
+                reason,
+                replan,
+            )
+            for index, act in enumerate(rule.actions)
+        )
         return Decision(rule.id, CONDITION_ERROR, reason, failed, s.event)
     if not holds:
         try:
@@ -179,8 +216,9 @@ def decide(rule: CompiledRule, situation: Situation) -> Decision:
     errors = [p for p in planned if p.error]
     if errors:
         planned = [dataclasses.replace(p, replan=replan) if p.error else p for p in planned]
-        return Decision(rule.id, RENDER_FAILED, f"{errors[0].name}: {errors[0].error}",
-                        tuple(planned), s.event)
+        return Decision(
+            rule.id, RENDER_FAILED, f"{errors[0].name}: {errors[0].error}", tuple(planned), s.event
+        )
     return Decision(rule.id, FIRED, "fired", tuple(planned), s.event)
 
 
@@ -199,8 +237,9 @@ def candidates(rule: CompiledRule, events: list[Event]) -> list[tuple[int, Event
     first, (position, last) = steps[0][1], steps[-1]
     if first.old == last.new:
         return []
-    return [(position, Event(first.ref, "changed", trigger.field, first.old, last.new,
-                             last.version))]
+    return [
+        (position, Event(first.ref, "changed", trigger.field, first.old, last.new, last.version))
+    ]
 
 
 def change_key_parts(rule: CompiledRule, ref: ObjectRef, event: Event) -> tuple[Any, ...]:
@@ -208,8 +247,13 @@ def change_key_parts(rule: CompiledRule, ref: ObjectRef, event: Event) -> tuple[
 
 
 def plan_change(
-    ruleset: RuleSet, ref: ObjectRef, fields: dict[str, Any], context: dict[str, Any],
-    previous: dict[str, Any], events: list[Event], now: datetime,
+    ruleset: RuleSet,
+    ref: ObjectRef,
+    fields: dict[str, Any],
+    context: dict[str, Any],
+    previous: dict[str, Any],
+    events: list[Event],
+    now: datetime,
 ) -> Plan:
     """Decisions of every change/created rule on `events` (new events of one object, in the
     order they happened); the fired ones in that order, then the rules that did not match."""
@@ -223,20 +267,26 @@ def plan_change(
             matches.append((position, rule_index, rule, event))
     plan = Plan()
     for position, _, rule, event in sorted(matches, key=lambda m: (m[0], m[1])):
-        situation = Situation(now, change_key_parts(rule, ref, event), ref, fields, context,
-                              previous, event)
-        plan.decisions.append(
-            dataclasses.replace(decide(rule, situation), event_index=position))
+        situation = Situation(
+            now, change_key_parts(rule, ref, event), ref, fields, context, previous, event
+        )
+        plan.decisions.append(dataclasses.replace(decide(rule, situation), event_index=position))
     for rule in unmatched:
         outcome = DISABLED if not rule.rule.enabled else NO_MATCH
-        reason = "rule disabled" if not rule.rule.enabled else why_no_match(
-            rule, ref, fields, previous, events)
+        reason = (
+            "rule disabled"
+            if not rule.rule.enabled
+            else why_no_match(rule, ref, fields, previous, events)
+        )
         plan.decisions.append(Decision(rule.id, outcome, reason))
     return plan
 
 
 def why_no_match(
-    rule: CompiledRule, ref: ObjectRef, fields: dict[str, Any], previous: dict[str, Any],
+    rule: CompiledRule,
+    ref: ObjectRef,
+    fields: dict[str, Any],
+    previous: dict[str, Any],
     events: list[Event],
 ) -> str:
     t = rule.trigger
@@ -275,11 +325,23 @@ def fire_time(trigger: DateTrigger, value: Any) -> datetime | None:
 
 
 def date_situation(
-    rule: CompiledRule, ref: ObjectRef, fields: dict[str, Any], context: dict[str, Any],
-    value: Any, due: datetime, now: datetime,
+    rule: CompiledRule,
+    ref: ObjectRef,
+    fields: dict[str, Any],
+    context: dict[str, Any],
+    value: Any,
+    due: datetime,
+    now: datetime,
 ) -> Situation:
-    return Situation(now, (str(ref), "date", str(value)), ref, fields, context, {},
-                     trigger={"date": value, "due": due})
+    return Situation(
+        now,
+        (str(ref), "date", str(value)),
+        ref,
+        fields,
+        context,
+        {},
+        trigger={"date": value, "due": due},
+    )
 
 
 def date_value(rule: CompiledRule, fields: dict[str, Any], entered: dict[str, Any]) -> Any:
@@ -294,17 +356,29 @@ def date_value(rule: CompiledRule, fields: dict[str, Any], entered: dict[str, An
 
 
 def cron_situation(
-    instant: datetime, now: datetime, item: dict[str, Any] | None = None,
-    ref: ObjectRef | None = None, items: list[dict[str, Any]] | None = None,
+    instant: datetime,
+    now: datetime,
+    item: dict[str, Any] | None = None,
+    ref: ObjectRef | None = None,
+    items: list[dict[str, Any]] | None = None,
 ) -> Situation:
     instant_ms = int(instant.timestamp() * 1000)
     parts: tuple[Any, ...] = (instant_ms, str(ref)) if item is not None else (instant_ms,)
-    return Situation(now, parts, ref if item is not None else None, item=item, items=items,
-                     trigger={"instant": instant})
+    return Situation(
+        now,
+        parts,
+        ref if item is not None else None,
+        item=item,
+        items=items,
+        trigger={"instant": instant},
+    )
 
 
 def explain_time_rule(
-    rule: CompiledRule, ref: ObjectRef, fields: dict[str, Any], context: dict[str, Any],
+    rule: CompiledRule,
+    ref: ObjectRef,
+    fields: dict[str, Any],
+    context: dict[str, Any],
     now: datetime,
 ) -> Decision:
     """What a date or cron rule would do for this object at `now` (explain lists them all)."""
@@ -319,8 +393,11 @@ def explain_time_rule(
         entered = {trigger.entered.field: to_ms(now)} if trigger.entered else {}
         value = date_value(rule, fields, entered)
         if value in (None, ""):
-            what = (f"{trigger.entered.field} is not {trigger.entered.value!r}"
-                    if trigger.entered else f"field {trigger.date} is empty")
+            what = (
+                f"{trigger.entered.field} is not {trigger.entered.value!r}"
+                if trigger.entered
+                else f"field {trigger.date} is empty"
+            )
             return Decision(rule.id, NO_MATCH, f"date rule: {what}")
         due = fire_time(trigger, value)
         if due is None:
@@ -337,7 +414,8 @@ def explain_time_rule(
     item = object_view(ref, fields, context)
     decision = decide(rule, cron_situation(instant, instant, item, ref))
     return dataclasses.replace(
-        decision, reason=f"cron rule, at its next run {instant.isoformat()}: {decision.reason}")
+        decision, reason=f"cron rule, at its next run {instant.isoformat()}: {decision.reason}"
+    )
 
 
 def to_ms(moment: datetime) -> int:
@@ -385,13 +463,17 @@ class Change:
         for rule in ruleset.rules:
             t = rule.trigger
             if (getattr(t, "source", None), getattr(t, "object", None)) == (
-                    self.ref.source, self.ref.type):
+                self.ref.source,
+                self.ref.type,
+            ):
                 for name, aliases in rule.aliases.items():
                     names.setdefault(name, {}).update(aliases)
 
         def fix(values: dict[str, Any]) -> dict[str, Any]:
-            return {k: names.get(k, {}).get(v, v) if isinstance(v, str) else v
-                    for k, v in values.items()}
+            return {
+                k: names.get(k, {}).get(v, v) if isinstance(v, str) else v
+                for k, v in values.items()
+            }
 
         return dataclasses.replace(self, fields=fix(self.fields), previous=fix(self.previous))
 
@@ -410,8 +492,9 @@ def plan_event_file(ruleset: RuleSet, change: Change) -> Plan:
     obs, snap = change.observation(), change.snapshot()
     events = diff(obs, snap, ruleset.watched_fields(change.ref.source, change.ref.type))
     previous = snap.fields if snap else {}
-    return plan_change(ruleset, change.ref, change.fields, change.context, previous, events,
-                       change.now)
+    return plan_change(
+        ruleset, change.ref, change.fields, change.context, previous, events, change.now
+    )
 
 
 def explain_change(ruleset: RuleSet, change: Change) -> list[Decision]:
@@ -426,8 +509,11 @@ def explain_change(ruleset: RuleSet, change: Change) -> list[Decision]:
         if rule.id in by_rule:
             out.extend(by_rule[rule.id])
         else:
-            out.append(explain_time_rule(rule, resolved.ref, resolved.fields, resolved.context,
-                                         resolved.now))
+            out.append(
+                explain_time_rule(
+                    rule, resolved.ref, resolved.fields, resolved.context, resolved.now
+                )
+            )
     return out
 
 
@@ -439,8 +525,9 @@ def _example_planned(rule: CompiledRule, ex: Example) -> list[PlannedAction]:
     now = as_datetime(ex.now) if ex.now else datetime(2026, 1, 1, tzinfo=UTC)
     assert now is not None
     if isinstance(t, CronTrigger):
-        situation = Situation(now, ("example",), item=ex.item, items=ex.items,
-                              trigger={"instant": now})
+        situation = Situation(
+            now, ("example",), item=ex.item, items=ex.items, trigger={"instant": now}
+        )
         return list(decide(rule, situation).actions)
     ref = ObjectRef(t.source, t.object, str(ex.object.get("id", "example")))
     if isinstance(t, DateTrigger):
@@ -448,11 +535,19 @@ def _example_planned(rule: CompiledRule, ex: Example) -> list[PlannedAction]:
         # As the scheduler gives it: `due` is when the firing was due (templates can tell a
         # late firing, e.g. a date entered after its mark, from a punctual one).
         due = fire_time(t, value) if value not in (None, "") else None
-        situation = Situation(now, ("example",), ref, ex.object, ex.context, ex.previous,
-                              trigger={"date": value, "due": due})
+        situation = Situation(
+            now,
+            ("example",),
+            ref,
+            ex.object,
+            ex.context,
+            ex.previous,
+            trigger={"date": value, "due": due},
+        )
         return list(decide(rule, situation).actions)
-    change = Change(ref, ex.object, ex.previous, ex.context,
-                    created=isinstance(t, CreatedTrigger), now=now)
+    change = Change(
+        ref, ex.object, ex.previous, ex.context, created=isinstance(t, CreatedTrigger), now=now
+    )
     return plan_event_file(RuleSet([rule]), change).actions
 
 

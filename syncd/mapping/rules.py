@@ -136,8 +136,12 @@ def rule_data(
     data["vars"] = rule.vars  # after the object's fields: a field named "vars" cannot hide it
     if event is not None:
         data["event"] = {
-            "kind": event.kind, "field": event.field, "from": event.old, "to": event.new,
-            "old": event.old, "new": event.new,
+            "kind": event.kind,
+            "field": event.field,
+            "from": event.old,
+            "to": event.new,
+            "old": event.old,
+            "new": event.new,
         }
     if item is not None:
         data["item"] = item
@@ -167,9 +171,9 @@ def event_matches(rule: CompiledRule, event: Event) -> bool:
     if not rule.rule.enabled:
         return False
     if isinstance(trigger, CreatedTrigger):
-        return (
-            event.kind == "created"
-            and (event.ref.source, event.ref.type) == (trigger.source, trigger.object)
+        return event.kind == "created" and (event.ref.source, event.ref.type) == (
+            trigger.source,
+            trigger.object,
         )
     if not isinstance(trigger, ChangeTrigger) or event.kind != "changed":
         return False

@@ -35,7 +35,8 @@ class _BoundedComposer(Composer):
             raise YamlLimit(
                 f"the file expands to {size if size < 10**12 else 'over 10^12'} YAML nodes "
                 f"through its aliases (limit {MAX_EXPANDED_NODES}): write the values out "
-                "or use fewer nested anchors")
+                "or use fewer nested anchors"
+            )
         return node
 
     def return_alias(self, node: Any) -> Any:

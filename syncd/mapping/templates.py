@@ -154,8 +154,7 @@ def render_string(source: str, data: dict[str, Any]) -> str:
         for chunk in compiled(source).generate(data):
             size += len(chunk)
             if size > limits.MAX_OUTPUT_CHARS:
-                raise limits.TemplateLimit(
-                    f"template output over {limits.MAX_OUTPUT_CHARS} chars")
+                raise limits.TemplateLimit(f"template output over {limits.MAX_OUTPUT_CHARS} chars")
             out.append(chunk)
         return "".join(out)
     except TemplateError as exc:
@@ -195,7 +194,8 @@ def read_template(base_dir: Path, name: Any) -> str:
     if not path.is_relative_to(folder):
         raise TemplateProblem(
             f"template file {name} is outside the mapping folder {folder}: "
-            "keep template files in that folder (symlinks are followed)")
+            "keep template files in that folder (symlinks are followed)"
+        )
     try:
         if not path.is_file():
             raise TemplateProblem(f"template file {name} is not a regular file")
@@ -204,8 +204,7 @@ def read_template(base_dir: Path, name: Any) -> str:
     except OSError as exc:
         raise TemplateProblem(f"cannot read template file {name}: {exc.strerror}") from None
     if len(data) > MAX_TEMPLATE_FILE_BYTES:
-        raise TemplateProblem(
-            f"template file {name} is over {MAX_TEMPLATE_FILE_BYTES // 1024} KiB")
+        raise TemplateProblem(f"template file {name} is over {MAX_TEMPLATE_FILE_BYTES // 1024} KiB")
     try:
         return data.decode("utf-8")
     except UnicodeDecodeError:

@@ -58,7 +58,11 @@ def _rows(result: Iterable[Any]) -> list[ActionRow]:
 
 
 def claim_due_actions(
-    store: Store, owner: str, now_ms: int, lease_ms: int, limit: int,
+    store: Store,
+    owner: str,
+    now_ms: int,
+    lease_ms: int,
+    limit: int,
     defer: Callable[[ActionRow], int | None] | None = None,
 ) -> list[ActionRow]:
     """Take due actions under a lease, marking them in flight and counting the attempt, in a
@@ -82,18 +86,24 @@ def claim_due_actions(
         if defer is not None:
             rows = [r for r in rows if not _deferred(conn, r, defer(r))]
         if rows:
-            conn.execute(update(actions).where(actions.c.id.in_([r.id for r in rows]))
-                         .values(status="in_flight", lease_owner=owner,
-                                 lease_until=now_ms + lease_ms,
-                                 attempts=actions.c.attempts + 1, updated_at=now_ms))
+            conn.execute(
+                update(actions)
+                .where(actions.c.id.in_([r.id for r in rows]))
+                .values(
+                    status="in_flight",
+                    lease_owner=owner,
+                    lease_until=now_ms + lease_ms,
+                    attempts=actions.c.attempts + 1,
+                    updated_at=now_ms,
+                )
+            )
     return rows
 
 
 def _deferred(conn: Connection, row: ActionRow, until_ms: int | None) -> bool:
     if until_ms is None:
         return False
-    conn.execute(update(actions).where(actions.c.id == row.id)
-                 .values(next_attempt_at=until_ms))
+    conn.execute(update(actions).where(actions.c.id == row.id).values(next_attempt_at=until_ms))
     return True
 
 
@@ -103,14 +113,21 @@ def extend_leases(store: Store, ids: list[int], owner: str, until_ms: int) -> No
     if not ids:
         return
     with store.tx() as conn:
-        conn.execute(update(actions).where(
-            actions.c.id.in_(ids), actions.c.status == "in_flight",
-            actions.c.lease_owner == owner, actions.c.lease_until < until_ms,
-        ).values(lease_until=until_ms))
+        conn.execute(
+            update(actions)
+            .where(
+                actions.c.id.in_(ids),
+                actions.c.status == "in_flight",
+                actions.c.lease_owner == owner,
+                actions.c.lease_until < until_ms,
+            )
+            .values(lease_until=until_ms)
+        )
 
 
-def finish_action(store: Store, action_id: int, now_ms: int, *, attempt: int | None = None,
-                  **values: Any) -> None:
+def finish_action(
+    store: Store, action_id: int, now_ms: int, *, attempt: int | None = None, **values: Any
+) -> None:
     """Record an attempt's end (done, pending again, dead) and drop the lease; only an action
     still in flight changes (one cancelled meanwhile stays cancelled). `attempt`: its number,
     kept with its outcome and error in the attempts' history (the console's action page)."""
@@ -121,16 +138,28 @@ def finish_action(store: Store, action_id: int, now_ms: int, *, attempt: int | N
             .values(lease_owner=None, lease_until=None, updated_at=now_ms, **values)
         ).rowcount
         if finished and attempt is not None:
-            conn.execute(action_attempts.insert().values(
-                action_id=action_id, attempt=attempt, finished_at=now_ms,
-                outcome=values["status"], error=values.get("last_error")))
+            conn.execute(
+                action_attempts.insert().values(
+                    action_id=action_id,
+                    attempt=attempt,
+                    finished_at=now_ms,
+                    outcome=values["status"],
+                    error=values.get("last_error"),
+                )
+            )
 
 
 def release_all_leases(store: Store) -> int:
     """At a start on SQLite (one daemon): every in-flight action is due again at once."""
     with store.tx() as conn:
-        return conn.execute(update(actions).where(actions.c.status == "in_flight").values(
-            lease_until=None, lease_owner=None)).rowcount or 0
+        return (
+            conn.execute(
+                update(actions)
+                .where(actions.c.status == "in_flight")
+                .values(lease_until=None, lease_owner=None)
+            ).rowcount
+            or 0
+        )
 
 
 def add_action(store: Store, conn: Connection, values: dict[str, Any]) -> bool:
@@ -149,14 +178,19 @@ def action_by_id(conn: Connection, action_id: int) -> ActionRow | None:
 
 
 def actions_by_key_prefix(conn: Connection, prefix: str) -> list[ActionRow]:
-    return _rows(conn.execute(select(actions).where(actions.c.key.startswith(prefix)))
-                 .mappings())
+    return _rows(conn.execute(select(actions).where(actions.c.key.startswith(prefix))).mappings())
 
 
 def list_actions(
-    store: Store, *, status: str | None = None, rule_id: str | None = None,
-    created_since_ms: int | None = None, after_id: int | None = None,
-    attempts: int | None = None, limit: int | None = None, newest_first: bool = False,
+    store: Store,
+    *,
+    status: str | None = None,
+    rule_id: str | None = None,
+    created_since_ms: int | None = None,
+    after_id: int | None = None,
+    attempts: int | None = None,
+    limit: int | None = None,
+    newest_first: bool = False,
     conn: Connection | None = None,
 ) -> list[ActionRow]:
     """Actions matching every filter given, oldest first (or newest first)."""
@@ -182,25 +216,30 @@ def list_actions(
 
 def finished_actions_after(store: Store, after_id: int) -> list[ActionRow]:
     """Actions done or dead with an id above `after_id`, oldest first."""
-    query = (select(actions).where(actions.c.id > after_id,
-                                   actions.c.status.in_(("done", "dead")))
-             .order_by(actions.c.id))
+    query = (
+        select(actions)
+        .where(actions.c.id > after_id, actions.c.status.in_(("done", "dead")))
+        .order_by(actions.c.id)
+    )
     with store.engine.connect() as conn:
         return _rows(conn.execute(query).mappings())
 
 
 def newest_action_id(conn: Connection) -> int:
-    return conn.execute(select(actions.c.id).order_by(actions.c.id.desc())
-                        .limit(1)).scalar() or 0
+    return conn.execute(select(actions.c.id).order_by(actions.c.id.desc()).limit(1)).scalar() or 0
 
 
 def count_by_status(store: Store, now_ms: int) -> tuple[dict[str, int], int]:
     """Actions per status, and how many are due now."""
     with store.engine.connect() as conn:
-        by_status: dict[str, int] = dict(conn.execute(
-            select(actions.c.status, func.count()).group_by(actions.c.status)).all())
-        due = conn.execute(select(func.count()).where(
-            actions.c.status.in_(ACTIVE), actions.c.next_attempt_at <= now_ms)).scalar()
+        by_status: dict[str, int] = dict(
+            conn.execute(select(actions.c.status, func.count()).group_by(actions.c.status)).all()
+        )
+        due = conn.execute(
+            select(func.count()).where(
+                actions.c.status.in_(ACTIVE), actions.c.next_attempt_at <= now_ms
+            )
+        ).scalar()
     return {str(k): int(v) for k, v in by_status.items()}, int(due or 0)
 
 
@@ -210,22 +249,36 @@ def dead_counts_since(
     """(rule_id, attempts, count, last updated_at) of actions gone dead since `since_ms`."""
     with store.engine.connect() as conn:
         rows = conn.execute(
-            select(actions.c.rule_id, actions.c.attempts, func.count(),
-                   func.max(actions.c.updated_at))
-            .where(actions.c.status == "dead", actions.c.updated_at >= since_ms,
-                   ~actions.c.rule_id.startswith(exclude_prefix))
-            .group_by(actions.c.rule_id, actions.c.attempts)).all()
+            select(
+                actions.c.rule_id, actions.c.attempts, func.count(), func.max(actions.c.updated_at)
+            )
+            .where(
+                actions.c.status == "dead",
+                actions.c.updated_at >= since_ms,
+                ~actions.c.rule_id.startswith(exclude_prefix),
+            )
+            .group_by(actions.c.rule_id, actions.c.attempts)
+        ).all()
     return [(r[0], int(r[1]), int(r[2]), int(r[3])) for r in rows]
 
 
 def prune_finished_actions(conn: Connection, cutoff_ms: int) -> int:
     """Done and cancelled actions last changed before the cutoff."""
-    return conn.execute(delete(actions).where(
-        actions.c.updated_at < cutoff_ms,
-        actions.c.status.in_(("done", "cancelled")))).rowcount or 0
+    return (
+        conn.execute(
+            delete(actions).where(
+                actions.c.updated_at < cutoff_ms, actions.c.status.in_(("done", "cancelled"))
+            )
+        ).rowcount
+        or 0
+    )
 
 
 def prune_attempts(conn: Connection, cutoff_ms: int) -> int:
     """Attempt records that ended before the cutoff."""
-    return conn.execute(delete(action_attempts).where(
-        action_attempts.c.finished_at < cutoff_ms)).rowcount or 0
+    return (
+        conn.execute(
+            delete(action_attempts).where(action_attempts.c.finished_at < cutoff_ms)
+        ).rowcount
+        or 0
+    )

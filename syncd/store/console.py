@@ -181,8 +181,9 @@ def _reading(store: Store) -> Iterator[Connection]:
         return
     reader = getattr(store, "_console_reader", None)
     if reader is None:
-        reader = create_engine(store.engine.url, connect_args={
-            "timeout": 30, "check_same_thread": False})
+        reader = create_engine(
+            store.engine.url, connect_args={"timeout": 30, "check_same_thread": False}
+        )
 
         @sa_event.listens_for(reader, "connect")
         def _read_only(dbapi_conn: Any, _record: Any) -> None:
@@ -199,16 +200,31 @@ def _reading(store: Store) -> Iterator[Connection]:
         yield conn
 
 
-_ACTION_COLUMNS = (actions.c.id, actions.c.key, actions.c.rule_id, actions.c.connector,
-                   actions.c.action, actions.c.status, actions.c.attempts, actions.c.created_at,
-                   actions.c.updated_at, actions.c.next_attempt_at, actions.c.event_id,
-                   actions.c.source, actions.c.object_type, actions.c.object_id,
-                   actions.c.last_error, actions.c.external_id, actions.c.external_url)
+_ACTION_COLUMNS = (
+    actions.c.id,
+    actions.c.key,
+    actions.c.rule_id,
+    actions.c.connector,
+    actions.c.action,
+    actions.c.status,
+    actions.c.attempts,
+    actions.c.created_at,
+    actions.c.updated_at,
+    actions.c.next_attempt_at,
+    actions.c.event_id,
+    actions.c.source,
+    actions.c.object_type,
+    actions.c.object_id,
+    actions.c.last_error,
+    actions.c.external_id,
+    actions.c.external_url,
+)
 
 
 def _action(row: Any, params: dict[str, Any] | None = None, guarantee: str = "") -> ActionRow:
-    return ActionRow(**{c.name: row[c.name] for c in _ACTION_COLUMNS},
-                     params=params or {}, guarantee=guarantee)
+    return ActionRow(
+        **{c.name: row[c.name] for c in _ACTION_COLUMNS}, params=params or {}, guarantee=guarantee
+    )
 
 
 # -- overview ------------------------------------------------------------------------------
@@ -217,58 +233,94 @@ def _action(row: Any, params: dict[str, Any] | None = None, guarantee: str = "")
 def overview(store: Store, now_ms: int, source_names: Iterable[str]) -> Overview:
     since = now_ms - 24 * HOUR_MS
     with _reading(store) as conn:
-        by_status: dict[str, int] = dict(conn.execute(
-            select(actions.c.status, func.count()).group_by(actions.c.status)).all())
-        due = conn.execute(select(func.count()).where(
-            actions.c.status.in_(("pending", "in_flight")),
-            actions.c.next_attempt_at <= now_ms)).scalar() or 0
-        inbox_counts: dict[str, int] = dict(conn.execute(
-            select(inbox.c.status, func.count()).group_by(inbox.c.status)).all())
+        by_status: dict[str, int] = dict(
+            conn.execute(select(actions.c.status, func.count()).group_by(actions.c.status)).all()
+        )
+        due = (
+            conn.execute(
+                select(func.count()).where(
+                    actions.c.status.in_(("pending", "in_flight")),
+                    actions.c.next_attempt_at <= now_ms,
+                )
+            ).scalar()
+            or 0
+        )
+        inbox_counts: dict[str, int] = dict(
+            conn.execute(select(inbox.c.status, func.count()).group_by(inbox.c.status)).all()
+        )
         sources = {name: SourceRow(name) for name in sorted(source_names)}
-        for row in conn.execute(select(cursors.c.source, cursors.c.stream,
-                                       cursors.c.updated_at)).mappings():
+        for row in conn.execute(
+            select(cursors.c.source, cursors.c.stream, cursors.c.updated_at)
+        ).mappings():
             src = sources.setdefault(row["source"], SourceRow(row["source"]))
             src.polls.append(PollRow(row["source"], row["stream"], row["updated_at"]))
         for name, status, count in conn.execute(
-                select(inbox.c.connector, inbox.c.status, func.count())
-                .where(inbox.c.received_at >= since)
-                .group_by(inbox.c.connector, inbox.c.status)).all():
+            select(inbox.c.connector, inbox.c.status, func.count())
+            .where(inbox.c.received_at >= since)
+            .group_by(inbox.c.connector, inbox.c.status)
+        ).all():
             sources.setdefault(name, SourceRow(name)).webhooks[status] = count
-        for key, value in conn.execute(select(state.c.key, state.c.value).where(
-                state.c.scope == GOLIVE_SCOPE, state.c.key.startswith(GOLIVE_PREFIX))).all():
+        for key, value in conn.execute(
+            select(state.c.key, state.c.value).where(
+                state.c.scope == GOLIVE_SCOPE, state.c.key.startswith(GOLIVE_PREFIX)
+            )
+        ).all():
             if isinstance(value, int | float):
-                name = key[len(GOLIVE_PREFIX):]
+                name = key[len(GOLIVE_PREFIX) :]
                 sources.setdefault(name, SourceRow(name)).went_live_at = int(value)
         rules = _rule_rows(conn)
         holders: dict[str, list[str]] = {}
-        for name, holder in conn.execute(select(leaderships.c.name,
-                                                leaderships.c.holder)).all():
+        for name, holder in conn.execute(select(leaderships.c.name, leaderships.c.holder)).all():
             holders.setdefault(holder, []).append(name)
-        reps = [ReplicaRow(r["replica_id"], r["host"], r["pid"], r["started_at"],
-                           r["heartbeat_at"], sorted(holders.pop(r["replica_id"], [])))
-                for r in conn.execute(select(replicas).order_by(replicas.c.started_at))
-                .mappings()]
-    return Overview(list(sources.values()), by_status, due, inbox_counts.get("pending", 0),
-                    inbox_counts.get("failed", 0), rules, reps,
-                    sorted(j for jobs in holders.values() for j in jobs))
+        reps = [
+            ReplicaRow(
+                r["replica_id"],
+                r["host"],
+                r["pid"],
+                r["started_at"],
+                r["heartbeat_at"],
+                sorted(holders.pop(r["replica_id"], [])),
+            )
+            for r in conn.execute(select(replicas).order_by(replicas.c.started_at)).mappings()
+        ]
+    return Overview(
+        list(sources.values()),
+        by_status,
+        due,
+        inbox_counts.get("pending", 0),
+        inbox_counts.get("failed", 0),
+        rules,
+        reps,
+        sorted(j for jobs in holders.values() for j in jobs),
+    )
 
 
 def _rule_rows(conn: Connection) -> list[RuleRow]:
     counts: dict[str, dict[str, int]] = {}
     for rule_id, status, count in conn.execute(
-            select(actions.c.rule_id, actions.c.status, func.count())
-            .group_by(actions.c.rule_id, actions.c.status)).all():
+        select(actions.c.rule_id, actions.c.status, func.count()).group_by(
+            actions.c.rule_id, actions.c.status
+        )
+    ).all():
         counts.setdefault(rule_id, {})[status] = count
-    return [RuleRow(rule_id, sum(c.values()), c.get("done", 0), c.get("dead", 0),
-                    c.get("pending", 0) + c.get("in_flight", 0))
-            for rule_id, c in sorted(counts.items())]
+    return [
+        RuleRow(
+            rule_id,
+            sum(c.values()),
+            c.get("done", 0),
+            c.get("dead", 0),
+            c.get("pending", 0) + c.get("in_flight", 0),
+        )
+        for rule_id, c in sorted(counts.items())
+    ]
 
 
 # -- activity ------------------------------------------------------------------------------
 
 
-def activity(store: Store, filters: Filters, before: int | None = None,
-             limit: int = 50) -> ActivityPage:
+def activity(
+    store: Store, filters: Filters, before: int | None = None, limit: int = 50
+) -> ActivityPage:
     """Events newest first with the actions they caused; `before`: an event id (paging)."""
     f = filters
     with _reading(store) as conn:
@@ -283,9 +335,17 @@ def activity(store: Store, filters: Filters, before: int | None = None,
             conds.append(events.c.created_at < f.until_ms)
         if f.object:
             named = _objects_named(conn, f.object, f.source)
-            conds.append(or_(events.c.object_id == f.object, *[
-                and_(events.c.source == s, events.c.object_type == t, events.c.object_id == i)
-                for s, t, i in named]))
+            conds.append(
+                or_(
+                    events.c.object_id == f.object,
+                    *[
+                        and_(
+                            events.c.source == s, events.c.object_type == t, events.c.object_id == i
+                        )
+                        for s, t, i in named
+                    ],
+                )
+            )
         if f.rule or f.status:
             # Start from the actions (indexed by rule and status): few matches among many
             # events; the ids first (DISTINCT on ids: PostgreSQL's json has no equality).
@@ -298,11 +358,21 @@ def activity(store: Store, filters: Filters, before: int | None = None,
                 ids = ids.where(actions.c.status == f.status)
             ids = ids.where(*conds).distinct().order_by(actions.c.event_id.desc())
             found = [i for (i,) in conn.execute(ids.limit(limit + 1)).all()]
-            rows = conn.execute(select(events).where(events.c.id.in_(found))
-                                .order_by(events.c.id.desc())).mappings().all()
+            rows = (
+                conn.execute(
+                    select(events).where(events.c.id.in_(found)).order_by(events.c.id.desc())
+                )
+                .mappings()
+                .all()
+            )
         else:
-            rows = conn.execute(select(events).where(*conds).order_by(events.c.id.desc())
-                                .limit(limit + 1)).mappings().all()
+            rows = (
+                conn.execute(
+                    select(events).where(*conds).order_by(events.c.id.desc()).limit(limit + 1)
+                )
+                .mappings()
+                .all()
+            )
         entries = [_event(r) for r in rows[:limit]]
         _attach(conn, entries)
     return ActivityPage(entries, entries[-1].id if len(rows) > limit else None)
@@ -311,7 +381,8 @@ def activity(store: Store, filters: Filters, before: int | None = None,
 def _objects_named(conn: Connection, text: str, source: str) -> list[tuple[str, str, str]]:
     """Objects whose last seen fields contain `text` (the name box of the filters)."""
     query = select(snapshots.c.source, snapshots.c.object_type, snapshots.c.object_id).where(
-        cast(snapshots.c.fields, String).ilike(f"%{_like_escape(text)}%", escape="\\"))
+        cast(snapshots.c.fields, String).ilike(f"%{_like_escape(text)}%", escape="\\")
+    )
     if source:
         query = query.where(snapshots.c.source == source)
     return [(r[0], r[1], r[2]) for r in conn.execute(query.limit(200)).all()]
@@ -322,8 +393,17 @@ def _like_escape(text: str) -> str:
 
 
 def _event(row: Any) -> EventRow:
-    return EventRow(row["id"], row["source"], row["object_type"], row["object_id"], row["kind"],
-                    row["field"], row["old"], row["new"], row["created_at"])
+    return EventRow(
+        row["id"],
+        row["source"],
+        row["object_type"],
+        row["object_id"],
+        row["kind"],
+        row["field"],
+        row["old"],
+        row["new"],
+        row["created_at"],
+    )
 
 
 def _attach(conn: Connection, entries: list[EventRow]) -> None:
@@ -331,8 +411,9 @@ def _attach(conn: Connection, entries: list[EventRow]) -> None:
     if not entries:
         return
     by_id = {e.id: e for e in entries}
-    for row in conn.execute(select(*_ACTION_COLUMNS).where(actions.c.event_id.in_(list(by_id)))
-                            .order_by(actions.c.id)).mappings():
+    for row in conn.execute(
+        select(*_ACTION_COLUMNS).where(actions.c.event_id.in_(list(by_id))).order_by(actions.c.id)
+    ).mappings():
         by_id[row["event_id"]].actions.append(_action(row))
     found = _fields_of(conn, {(e.source, e.object_type, e.object_id) for e in entries})
     for e in entries:
@@ -347,10 +428,13 @@ def _fields_of(conn: Connection, refs: set[Any]) -> dict[tuple[str, str, str], S
     found: dict[tuple[str, str, str], Seen] = {}
     for source, object_type in {(s, t) for s, t, _ in refs}:
         ids = [i for s, t, i in refs if (s, t) == (source, object_type)]
-        for row in conn.execute(select(
-                snapshots.c.object_id, snapshots.c.fields, snapshots.c.context).where(
-                snapshots.c.source == source, snapshots.c.object_type == object_type,
-                snapshots.c.object_id.in_(ids))).all():
+        for row in conn.execute(
+            select(snapshots.c.object_id, snapshots.c.fields, snapshots.c.context).where(
+                snapshots.c.source == source,
+                snapshots.c.object_type == object_type,
+                snapshots.c.object_id.in_(ids),
+            )
+        ).all():
             found[(source, object_type, row[0])] = (row[1] or {}, row[2] or {})
     return found
 
@@ -365,31 +449,51 @@ def event(store: Store, event_id: int) -> tuple[EventRow, Trace] | None:
             return None
         entry = _event(row)
         _attach(conn, [entry])
-        decisions = conn.execute(select(event_traces.c.decisions).where(
-            event_traces.c.event_id == event_id)).scalar()
+        decisions = conn.execute(
+            select(event_traces.c.decisions).where(event_traces.c.event_id == event_id)
+        ).scalar()
     return entry, Trace(decisions or [], decisions is not None)
 
 
 def action(store: Store, action_id: int) -> tuple[ActionRow, bool] | None:
     """The action, and whether it kept a situation to be re-planned from (a failed render)."""
     with _reading(store) as conn:
-        row = conn.execute(select(*_ACTION_COLUMNS, actions.c.params, actions.c.guarantee)
-                           .where(actions.c.id == action_id)).mappings().first()
+        row = (
+            conn.execute(
+                select(*_ACTION_COLUMNS, actions.c.params, actions.c.guarantee).where(
+                    actions.c.id == action_id
+                )
+            )
+            .mappings()
+            .first()
+        )
         if row is None:
             return None
-        kept = conn.execute(select(func.count()).where(
-            state.c.scope == "replan", state.c.key == row["key"])).scalar()
-        attempts = [AttemptRow(*r) for r in conn.execute(select(
-            action_attempts.c.attempt, action_attempts.c.finished_at, action_attempts.c.outcome,
-            action_attempts.c.error).where(action_attempts.c.action_id == action_id)
-            .order_by(action_attempts.c.id.desc()).limit(100)).all()]
+        kept = conn.execute(
+            select(func.count()).where(state.c.scope == "replan", state.c.key == row["key"])
+        ).scalar()
+        attempts = [
+            AttemptRow(*r)
+            for r in conn.execute(
+                select(
+                    action_attempts.c.attempt,
+                    action_attempts.c.finished_at,
+                    action_attempts.c.outcome,
+                    action_attempts.c.error,
+                )
+                .where(action_attempts.c.action_id == action_id)
+                .order_by(action_attempts.c.id.desc())
+                .limit(100)
+            ).all()
+        ]
     found = _action(row, row["params"], row["guarantee"])
     found.attempt_log = attempts
     return found, bool(kept)
 
 
-def recent_actions(store: Store, status: str | None = None, rule: str | None = None,
-                   limit: int = 50) -> list[ActionRow]:
+def recent_actions(
+    store: Store, status: str | None = None, rule: str | None = None, limit: int = 50
+) -> list[ActionRow]:
     """Actions newest first, with their objects' last seen fields (`syncd actions list`)."""
     query = select(*_ACTION_COLUMNS).order_by(actions.c.id.desc()).limit(limit)
     if status:
@@ -398,16 +502,24 @@ def recent_actions(store: Store, status: str | None = None, rule: str | None = N
         query = query.where(actions.c.rule_id == rule)
     with _reading(store) as conn:
         rows = [_action(r) for r in conn.execute(query).mappings()]
-        fields = _fields_of(conn, {(a.source, a.object_type, a.object_id) for a in rows
-                                   if a.source and a.object_type and a.object_id})
+        fields = _fields_of(
+            conn,
+            {
+                (a.source, a.object_type, a.object_id)
+                for a in rows
+                if a.source and a.object_type and a.object_id
+            },
+        )
     for a in rows:
         a.object_fields, a.object_context = fields.get(
-            (a.source or "", a.object_type or "", a.object_id or ""), ({}, {}))
+            (a.source or "", a.object_type or "", a.object_id or ""), ({}, {})
+        )
     return rows
 
 
-def action_page(store: Store, filters: Filters, before: int | None = None,
-                limit: int = 50) -> tuple[list[ActionRow], int | None]:
+def action_page(
+    store: Store, filters: Filters, before: int | None = None, limit: int = 50
+) -> tuple[list[ActionRow], int | None]:
     """Actions newest first, every kind (scheduled ones have no event), with the activity
     page's filters; the `before` of the next page, or None on the last."""
     f = filters
@@ -427,26 +539,51 @@ def action_page(store: Store, filters: Filters, before: int | None = None,
     with _reading(store) as conn:
         if f.object:
             named = _objects_named(conn, f.object, f.source)
-            conds.append(or_(actions.c.object_id == f.object, *[
-                and_(actions.c.source == s, actions.c.object_type == t, actions.c.object_id == i)
-                for s, t, i in named]))
-        rows = [_action(r) for r in conn.execute(
-            select(*_ACTION_COLUMNS).where(*conds).order_by(actions.c.id.desc())
-            .limit(limit + 1)).mappings()]
-        seen = _fields_of(conn, {(a.source, a.object_type, a.object_id) for a in rows[:limit]
-                                 if a.source and a.object_type and a.object_id})
+            conds.append(
+                or_(
+                    actions.c.object_id == f.object,
+                    *[
+                        and_(
+                            actions.c.source == s,
+                            actions.c.object_type == t,
+                            actions.c.object_id == i,
+                        )
+                        for s, t, i in named
+                    ],
+                )
+            )
+        rows = [
+            _action(r)
+            for r in conn.execute(
+                select(*_ACTION_COLUMNS)
+                .where(*conds)
+                .order_by(actions.c.id.desc())
+                .limit(limit + 1)
+            ).mappings()
+        ]
+        seen = _fields_of(
+            conn,
+            {
+                (a.source, a.object_type, a.object_id)
+                for a in rows[:limit]
+                if a.source and a.object_type and a.object_id
+            },
+        )
     for a in rows[:limit]:
         a.object_fields, a.object_context = seen.get(
-            (a.source or "", a.object_type or "", a.object_id or ""), ({}, {}))
+            (a.source or "", a.object_type or "", a.object_id or ""), ({}, {})
+        )
     return rows[:limit], (rows[limit - 1].id if len(rows) > limit else None)
 
 
-def object_seen(store: Store, source: str, object_type: str, object_id: str
-                ) -> tuple[dict[str, Any], dict[str, Any]]:
+def object_seen(
+    store: Store, source: str, object_type: str, object_id: str
+) -> tuple[dict[str, Any], dict[str, Any]]:
     """An object's last seen fields and context (for its name and link)."""
     with _reading(store) as conn:
         return _fields_of(conn, {(source, object_type, object_id)}).get(
-            (source, object_type, object_id), ({}, {}))
+            (source, object_type, object_id), ({}, {})
+        )
 
 
 # -- plots ---------------------------------------------------------------------------------
@@ -472,29 +609,42 @@ def plot_data(store: Store, now_ms: int, hours: int) -> PlotData:
             .where(failed_try, action_attempts.c.finished_at >= since)
             .group_by(actions.c.rule_id),
             select(actions.c.rule_id, func.count())
-            .where(never_tried, actions.c.created_at >= since).group_by(actions.c.rule_id),
+            .where(never_tried, actions.c.created_at >= since)
+            .group_by(actions.c.rule_id),
         ):
             for rule_id, n in conn.execute(query).all():
                 rules[rule_id] = rules.get(rule_id, 0) + n
         by_rule = sorted(rules.items(), key=lambda item: (-item[1], item[0]))[:20]
         # The newest actions by their last change (that index, not the status one: no
         # sort of the whole range); the done ones among them.
-        waits = sorted(w for status, w in conn.execute(
-            select(actions.c.status, actions.c.updated_at - events.c.created_at)
-            .join(events, events.c.id == actions.c.event_id)
-            .where(actions.c.updated_at >= since)
-            .order_by(actions.c.updated_at.desc()).limit(LATENCY_ROWS)).all()
-            if status == "done")
+        waits = sorted(
+            w
+            for status, w in conn.execute(
+                select(actions.c.status, actions.c.updated_at - events.c.created_at)
+                .join(events, events.c.id == actions.c.event_id)
+                .where(actions.c.updated_at >= since)
+                .order_by(actions.c.updated_at.desc())
+                .limit(LATENCY_ROWS)
+            ).all()
+            if status == "done"
+        )
     return PlotData(
-        starts, [ev.get(h, 0) for h in starts], [ac.get(h, 0) for h in starts],
-        [dead.get(h, 0) for h in starts], by_rule,
-        _percentile(waits, 0.50), _percentile(waits, 0.95), len(waits))
+        starts,
+        [ev.get(h, 0) for h in starts],
+        [ac.get(h, 0) for h in starts],
+        [dead.get(h, 0) for h in starts],
+        by_rule,
+        _percentile(waits, 0.50),
+        _percentile(waits, 0.95),
+        len(waits),
+    )
 
 
 def _per_hour(conn: Connection, column: Any, since: int, *where: Any) -> dict[int, int]:
     bucket = (column // HOUR_MS).label("hour")
-    rows = conn.execute(select(bucket, func.count()).where(column >= since, *where)
-                        .group_by(bucket)).all()
+    rows = conn.execute(
+        select(bucket, func.count()).where(column >= since, *where).group_by(bucket)
+    ).all()
     return {int(h) * HOUR_MS: n for h, n in rows}
 
 

@@ -34,7 +34,7 @@ class StoreUnreadable(ConfigError):
 def corrupt_store_message(path: str, detail: str) -> str:
     return (
         f"the SQLite store {path} is damaged ({detail}). syncd did not change it. To recover "
-        f"(docs/OPERATIONS.md, \"Corrupt or lost SQLite file\"): stop syncd; move {path} and "
+        f'(docs/OPERATIONS.md, "Corrupt or lost SQLite file"): stop syncd; move {path} and '
         f"any {path}-wal and {path}-shm aside; then either restore the last backup to {path}, "
         f"or salvage with `sqlite3 BROKEN.sqlite3 .recover | sqlite3 {path}`, or start with "
         "no file (a fresh store goes live again without replaying history)"
@@ -88,7 +88,8 @@ class Store:
             base = mod.insert(table)
             updates = {k: base.excluded[k] for k in values if k not in index_elements}
             stmt = self._statements[key] = base.on_conflict_do_update(
-                index_elements=index_elements, set_=updates)
+                index_elements=index_elements, set_=updates
+            )
         conn.execute(stmt, values)
 
     def notify(self, conn: Connection, channel: str) -> None:
@@ -117,8 +118,7 @@ def _sqlite_engine(url: str, synchronous: str, poolclass: Any = None) -> Engine:
     if synchronous not in ("NORMAL", "FULL"):
         raise ValueError("[store] synchronous must be NORMAL or FULL")
     extra = {} if poolclass is None else {"poolclass": poolclass}
-    engine = create_engine(url, connect_args={"timeout": 30, "check_same_thread": False},
-                           **extra)
+    engine = create_engine(url, connect_args={"timeout": 30, "check_same_thread": False}, **extra)
 
     @event.listens_for(engine, "connect")
     def _on_connect(dbapi_conn: Any, _record: Any) -> None:
@@ -143,9 +143,9 @@ def _sqlite_engine(url: str, synchronous: str, poolclass: Any = None) -> Engine:
 def open_store(url: str, *, migrate: bool = True, synchronous: str = "NORMAL") -> Store:
     """Open (and by default migrate) the store at `url` (sqlite:///path or postgresql://...)."""
     if url.startswith("postgres://"):
-        url = "postgresql://" + url[len("postgres://"):]
+        url = "postgresql://" + url[len("postgres://") :]
     if url.startswith("postgresql://"):
-        url = "postgresql+psycopg://" + url[len("postgresql://"):]
+        url = "postgresql+psycopg://" + url[len("postgresql://") :]
     path = ""
     if url.startswith("sqlite"):
         path = url.split("///", 1)[-1]
@@ -190,8 +190,10 @@ def _sqlite_problem(path: str, exc: DatabaseError) -> StoreUnreadable:
     detail = str(getattr(exc, "orig", exc))
     if "not a database" in detail or "malformed" in detail or "corrupt" in detail:
         return StoreUnreadable(corrupt_store_message(path, detail))
-    return StoreUnreadable(f"cannot use the SQLite store {path}: {detail} (check that the "
-                           "file and its folder exist and belong to the user syncd runs as)")
+    return StoreUnreadable(
+        f"cannot use the SQLite store {path}: {detail} (check that the "
+        "file and its folder exist and belong to the user syncd runs as)"
+    )
 
 
 def upgrade(store: Store, revision: str = "head") -> None:

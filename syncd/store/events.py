@@ -38,8 +38,11 @@ def snapshot_for_update(
     """The object's snapshot, row-locked until commit on PostgreSQL (SQLite: the writer
     lock), so two ingests of one object diff one after the other."""
     query = _SNAPSHOT if store.is_sqlite else _SNAPSHOT_FOR_UPDATE
-    row = conn.execute(query, {"source": source, "object_type": object_type,
-                               "object_id": object_id}).mappings().first()
+    row = (
+        conn.execute(query, {"source": source, "object_type": object_type, "object_id": object_id})
+        .mappings()
+        .first()
+    )
     return None if row is None else SnapshotRow(**dict(row))
 
 
@@ -47,8 +50,13 @@ def read_snapshot(
     store: Store, source: str, object_type: str, object_id: str
 ) -> SnapshotRow | None:
     with store.engine.connect() as conn:
-        row = conn.execute(_SNAPSHOT, {"source": source, "object_type": object_type,
-                                       "object_id": object_id}).mappings().first()
+        row = (
+            conn.execute(
+                _SNAPSHOT, {"source": source, "object_type": object_type, "object_id": object_id}
+            )
+            .mappings()
+            .first()
+        )
     return None if row is None else SnapshotRow(**dict(row))
 
 
@@ -59,10 +67,17 @@ def save_snapshot(store: Store, conn: Connection, values: dict[str, Any]) -> Non
 def live_snapshots(store: Store, source: str, object_type: str) -> list[SnapshotRow]:
     """Every object of a type not deleted at its source (date rules read their dates here)."""
     with store.engine.connect() as conn:
-        rows = conn.execute(select(snapshots).where(
-            snapshots.c.source == source, snapshots.c.object_type == object_type,
-            snapshots.c.deleted.is_(False),
-        )).mappings().all()
+        rows = (
+            conn.execute(
+                select(snapshots).where(
+                    snapshots.c.source == source,
+                    snapshots.c.object_type == object_type,
+                    snapshots.c.deleted.is_(False),
+                )
+            )
+            .mappings()
+            .all()
+        )
     return [SnapshotRow(**dict(r)) for r in rows]
 
 
@@ -86,10 +101,13 @@ def prune_events(conn: Connection, cutoff_ms: int) -> int:
 def add_trace(conn: Connection, event_id: int | None, decisions: Any, now_ms: int) -> None:
     """Each rule's decision on one event (fired, condition false and why, no match), kept for
     the console's "why (not) fired" page."""
-    conn.execute(event_traces.insert().values(
-        event_id=event_id, decisions=decisions, created_at=now_ms))
+    conn.execute(
+        event_traces.insert().values(event_id=event_id, decisions=decisions, created_at=now_ms)
+    )
 
 
 def prune_traces(conn: Connection, cutoff_ms: int) -> int:
-    return conn.execute(delete(event_traces).where(
-        event_traces.c.created_at < cutoff_ms)).rowcount or 0
+    return (
+        conn.execute(delete(event_traces).where(event_traces.c.created_at < cutoff_ms)).rowcount
+        or 0
+    )

@@ -42,8 +42,11 @@ class DeliverySummary:
 
 def known_delivery_ids(conn: Connection, connector: str, ids: list[str]) -> set[str]:
     """Which of these delivery ids of a connector are stored already."""
-    rows = conn.execute(select(inbox.c.delivery_id).where(
-        inbox.c.connector == connector, inbox.c.delivery_id.in_(ids)))
+    rows = conn.execute(
+        select(inbox.c.delivery_id).where(
+            inbox.c.connector == connector, inbox.c.delivery_id.in_(ids)
+        )
+    )
     return {r[0] for r in rows}
 
 
@@ -51,13 +54,13 @@ def add_deliveries(store: Store, conn: Connection, rows: list[dict[str, Any]]) -
     """Insert new deliveries in one executemany (ON CONFLICT DO NOTHING guards against a
     racing replica). Each dict: connector, delivery_id, headers, body, received_at."""
     if rows:
-        conn.execute(store.insert_ignore(inbox, ["connector", "delivery_id"]), [
-            {**r, "status": "pending", "attempts": 0, "next_attempt_at": 0} for r in rows])
+        conn.execute(
+            store.insert_ignore(inbox, ["connector", "delivery_id"]),
+            [{**r, "status": "pending", "attempts": 0, "next_attempt_at": 0} for r in rows],
+        )
 
 
-def claim_due_deliveries(
-    store: Store, now_ms: int, lease_ms: int, limit: int
-) -> list[DeliveryRow]:
+def claim_due_deliveries(store: Store, now_ms: int, lease_ms: int, limit: int) -> list[DeliveryRow]:
     """Take due deliveries; pushing next_attempt_at forward is the lease: if this process
     dies, the delivery becomes due again when it runs out. Rows as read, before the update."""
     with store.tx() as conn:
@@ -71,14 +74,18 @@ def claim_due_deliveries(
             query = query.with_for_update(skip_locked=True)
         rows = [DeliveryRow(**dict(r)) for r in conn.execute(query).mappings()]
         if rows:
-            conn.execute(update(inbox).where(inbox.c.id.in_([r.id for r in rows])).values(
-                next_attempt_at=now_ms + lease_ms, attempts=inbox.c.attempts + 1))
+            conn.execute(
+                update(inbox)
+                .where(inbox.c.id.in_([r.id for r in rows]))
+                .values(next_attempt_at=now_ms + lease_ms, attempts=inbox.c.attempts + 1)
+            )
     return rows
 
 
 def mark_deliveries_done(conn: Connection, ids: Iterable[int]) -> None:
-    conn.execute(update(inbox).where(inbox.c.id.in_(list(ids)))
-                 .values(status="done", last_error=None))
+    conn.execute(
+        update(inbox).where(inbox.c.id.in_(list(ids))).values(status="done", last_error=None)
+    )
 
 
 def retry_delivery_later(
@@ -94,14 +101,27 @@ def retry_delivery_later(
 
 def fail_delivery(store: Store, delivery_id: int, reason: str) -> None:
     with store.tx() as conn:
-        conn.execute(update(inbox).where(inbox.c.id == delivery_id).values(
-            status="failed", last_error=reason))
+        conn.execute(
+            update(inbox)
+            .where(inbox.c.id == delivery_id)
+            .values(status="failed", last_error=reason)
+        )
 
 
 def list_deliveries(store: Store, status: str, limit: int) -> list[DeliverySummary]:
-    query = (select(inbox.c.id, inbox.c.connector, inbox.c.delivery_id, inbox.c.attempts,
-                    inbox.c.status, inbox.c.last_error)
-             .where(inbox.c.status == status).order_by(inbox.c.id.desc()).limit(limit))
+    query = (
+        select(
+            inbox.c.id,
+            inbox.c.connector,
+            inbox.c.delivery_id,
+            inbox.c.attempts,
+            inbox.c.status,
+            inbox.c.last_error,
+        )
+        .where(inbox.c.status == status)
+        .order_by(inbox.c.id.desc())
+        .limit(limit)
+    )
     with store.engine.connect() as conn:
         return [DeliverySummary(**dict(r)) for r in conn.execute(query).mappings()]
 
@@ -109,9 +129,11 @@ def list_deliveries(store: Store, status: str, limit: int) -> list[DeliverySumma
 def requeue_failed_delivery(store: Store, delivery_id: int) -> bool:
     """A failed delivery pending again, its attempts reset; False if none was failed."""
     with store.tx() as conn:
-        changed = conn.execute(update(inbox).where(
-            inbox.c.id == delivery_id, inbox.c.status == "failed"
-        ).values(status="pending", attempts=0, next_attempt_at=0)).rowcount
+        changed = conn.execute(
+            update(inbox)
+            .where(inbox.c.id == delivery_id, inbox.c.status == "failed")
+            .values(status="pending", attempts=0, next_attempt_at=0)
+        ).rowcount
     return bool(changed)
 
 
@@ -121,22 +143,32 @@ def count_by_status(store: Store) -> dict[str, int]:
     return {str(s): int(n) for s, n in rows}
 
 
-def failed_since(store: Store, after_id: int) -> tuple[list[tuple[str, int, int, int]],
-                                                       dict[str, str | None]]:
+def failed_since(
+    store: Store, after_id: int
+) -> tuple[list[tuple[str, int, int, int]], dict[str, str | None]]:
     """Deliveries failed for good with an id above `after_id`: per connector (connector,
     count, newest id, oldest id), and one last error per connector."""
     with store.engine.connect() as conn:
         rows = conn.execute(
-            select(inbox.c.connector, func.count(), func.max(inbox.c.id),
-                   func.min(inbox.c.id))
+            select(inbox.c.connector, func.count(), func.max(inbox.c.id), func.min(inbox.c.id))
             .where(inbox.c.status == "failed", inbox.c.id > after_id)
-            .group_by(inbox.c.connector)).all()
-        errors = {r[0]: r[1] for r in conn.execute(
-            select(inbox.c.connector, inbox.c.last_error)
-            .where(inbox.c.status == "failed", inbox.c.id > after_id)).all()}
+            .group_by(inbox.c.connector)
+        ).all()
+        errors = {
+            r[0]: r[1]
+            for r in conn.execute(
+                select(inbox.c.connector, inbox.c.last_error).where(
+                    inbox.c.status == "failed", inbox.c.id > after_id
+                )
+            ).all()
+        }
     return [(r[0], int(r[1]), int(r[2]), int(r[3])) for r in rows], errors
 
 
 def prune_done_deliveries(conn: Connection, cutoff_ms: int) -> int:
-    return conn.execute(delete(inbox).where(
-        inbox.c.received_at < cutoff_ms, inbox.c.status == "done")).rowcount or 0
+    return (
+        conn.execute(
+            delete(inbox).where(inbox.c.received_at < cutoff_ms, inbox.c.status == "done")
+        ).rowcount
+        or 0
+    )

@@ -41,12 +41,20 @@ def current_fence(conn: Connection, name: str) -> int | None:
 def take_job(store: Store, name: str, holder: str, now_ms: int) -> int:
     """Record `holder` as the job's holder with a new fence (one more than any before)."""
     with store.tx() as conn:
-        conn.execute(store.insert_ignore(leaderships, ["name"]).values(
-            name=name, fence=0, holder=holder, acquired_at=now_ms, heartbeat_at=now_ms))
+        conn.execute(
+            store.insert_ignore(leaderships, ["name"]).values(
+                name=name, fence=0, holder=holder, acquired_at=now_ms, heartbeat_at=now_ms
+            )
+        )
         fence = conn.execute(
-            update(leaderships).where(leaderships.c.name == name)
-            .values(fence=leaderships.c.fence + 1, holder=holder,
-                    acquired_at=now_ms, heartbeat_at=now_ms)
+            update(leaderships)
+            .where(leaderships.c.name == name)
+            .values(
+                fence=leaderships.c.fence + 1,
+                holder=holder,
+                acquired_at=now_ms,
+                heartbeat_at=now_ms,
+            )
             .returning(leaderships.c.fence)
         ).scalar_one()
     return int(fence)
@@ -54,16 +62,27 @@ def take_job(store: Store, name: str, holder: str, now_ms: int) -> int:
 
 def job_heartbeat(store: Store, name: str, holder: str, now_ms: int) -> None:
     with store.tx() as conn:
-        conn.execute(update(leaderships).where(
-            leaderships.c.name == name, leaderships.c.holder == holder
-        ).values(heartbeat_at=now_ms))
+        conn.execute(
+            update(leaderships)
+            .where(leaderships.c.name == name, leaderships.c.holder == holder)
+            .values(heartbeat_at=now_ms)
+        )
 
 
 def replica_heartbeat(store: Store, replica: ReplicaRow) -> None:
     with store.tx() as conn:
-        store.upsert(conn, replicas, ["replica_id"], {
-            "replica_id": replica.replica_id, "host": replica.host, "pid": replica.pid,
-            "started_at": replica.started_at, "heartbeat_at": replica.heartbeat_at})
+        store.upsert(
+            conn,
+            replicas,
+            ["replica_id"],
+            {
+                "replica_id": replica.replica_id,
+                "host": replica.host,
+                "pid": replica.pid,
+                "started_at": replica.started_at,
+                "heartbeat_at": replica.heartbeat_at,
+            },
+        )
 
 
 def remove_replica(store: Store, replica_id: str) -> None:
@@ -74,11 +93,15 @@ def remove_replica(store: Store, replica_id: str) -> None:
 def all_replicas(store: Store) -> list[ReplicaRow]:
     """Every replica, oldest start first."""
     with store.engine.connect() as conn:
-        return [ReplicaRow(**dict(r)) for r in
-                conn.execute(select(replicas).order_by(replicas.c.started_at)).mappings()]
+        return [
+            ReplicaRow(**dict(r))
+            for r in conn.execute(select(replicas).order_by(replicas.c.started_at)).mappings()
+        ]
 
 
 def all_jobs(store: Store) -> list[JobRow]:
     with store.engine.connect() as conn:
-        return [JobRow(**dict(r)) for r in
-                conn.execute(select(leaderships).order_by(leaderships.c.name)).mappings()]
+        return [
+            JobRow(**dict(r))
+            for r in conn.execute(select(leaderships).order_by(leaderships.c.name)).mappings()
+        ]

@@ -38,16 +38,24 @@ def created_by(conn: Connection, source: str, object_id: str) -> dict[str, Any] 
 def _origin(conn: Connection, source: str, object_id: str) -> tuple[str, dict[str, Any]] | None:
     action = conn.execute(
         select(actions.c.rule_id, actions.c.source, actions.c.object_type, actions.c.object_id)
-        .where(actions.c.connector == source, actions.c.external_id == object_id,
-               actions.c.status == "done", actions.c.object_id.is_not(None))
-        .order_by(actions.c.id).limit(1)).first()
+        .where(
+            actions.c.connector == source,
+            actions.c.external_id == object_id,
+            actions.c.status == "done",
+            actions.c.object_id.is_not(None),
+        )
+        .order_by(actions.c.id)
+        .limit(1)
+    ).first()
     if action is None:
         return None
     snap = conn.execute(
-        select(snapshots.c.fields, snapshots.c.context)
-        .where(snapshots.c.source == action.source,
-               snapshots.c.object_type == action.object_type,
-               snapshots.c.object_id == action.object_id)).first()
+        select(snapshots.c.fields, snapshots.c.context).where(
+            snapshots.c.source == action.source,
+            snapshots.c.object_type == action.object_type,
+            snapshots.c.object_id == action.object_id,
+        )
+    ).first()
     view: dict[str, Any] = dict(snap.context or {}) if snap else {}
     view.update(snap.fields or {} if snap else {})
     view.update({"id": action.object_id, "source": action.source, "type": action.object_type})

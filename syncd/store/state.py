@@ -36,8 +36,11 @@ def add_value_if_absent(
     store: Store, conn: Connection, scope: str, key: str, value: Any, now_ms: int
 ) -> None:
     """Insert unless a value exists (first writer wins when replicas race)."""
-    conn.execute(store.insert_ignore(state, ["scope", "key"]).values(
-        scope=scope, key=key, value=value, updated_at=now_ms))
+    conn.execute(
+        store.insert_ignore(state, ["scope", "key"]).values(
+            scope=scope, key=key, value=value, updated_at=now_ms
+        )
+    )
 
 
 def delete_value(conn: Connection, scope: str, key: str) -> None:
@@ -46,18 +49,26 @@ def delete_value(conn: Connection, scope: str, key: str) -> None:
 
 def values_with_prefix(store: Store, scope: str, prefix: str) -> dict[str, Any]:
     with store.engine.connect() as conn:
-        rows = conn.execute(select(state.c.key, state.c.value).where(
-            state.c.scope == scope, state.c.key.startswith(prefix))).all()
+        rows = conn.execute(
+            select(state.c.key, state.c.value).where(
+                state.c.scope == scope, state.c.key.startswith(prefix)
+            )
+        ).all()
     return {key: value for key, value in rows}
 
 
-def lock_value(store: Store, conn: Connection, scope: str, key: str, initial: Any,
-               *, lock: bool = True) -> Any:
+def lock_value(
+    store: Store, conn: Connection, scope: str, key: str, initial: Any, *, lock: bool = True
+) -> Any:
     """The value, created as `initial` if absent, and locked until the caller's transaction
     ends (PostgreSQL FOR UPDATE; SQLite: the writer lock): read-modify-write across
     replicas, e.g. a shared rate window. `lock=False`: created if absent, read, not locked."""
-    store.insert_if_new(conn, state, ["scope", "key"], {
-        "scope": scope, "key": key, "value": initial, "updated_at": 0})
+    store.insert_if_new(
+        conn,
+        state,
+        ["scope", "key"],
+        {"scope": scope, "key": key, "value": initial, "updated_at": 0},
+    )
     query = select(state.c.value).where(state.c.scope == scope, state.c.key == key)
     if lock and not store.is_sqlite:
         query = query.with_for_update()
@@ -66,5 +77,8 @@ def lock_value(store: Store, conn: Connection, scope: str, key: str, initial: An
 
 def replace_value(conn: Connection, scope: str, key: str, value: Any, now_ms: int) -> None:
     """Overwrite an existing value (one locked with `lock_value`)."""
-    conn.execute(update(state).where(state.c.scope == scope, state.c.key == key)
-                 .values(value=value, updated_at=now_ms))
+    conn.execute(
+        update(state)
+        .where(state.c.scope == scope, state.c.key == key)
+        .values(value=value, updated_at=now_ms)
+    )

@@ -31,9 +31,15 @@ from tests.integration.daemon_helpers import (
 pytestmark = pytest.mark.timeout(120)
 
 CHROMIUM = os.environ.get("SYNCD_CHROMIUM") or shutil.which("chromium") or "/usr/bin/chromium"
-CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--no-first-run",
-                 "--disable-background-networking", "--disable-component-update",
-                 "--disable-sync"]
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
 SECRET = "console-test-hook-secret"
 RULES = """
 rules:
@@ -83,11 +89,11 @@ def browser() -> Iterator[object]:
             chromium.close()
 
 
-def test_console_shows_explains_and_retries(tmp_path: Path, browser: object,
-                                            shots: Path) -> None:
+def test_console_shows_explains_and_retries(tmp_path: Path, browser: object, shots: Path) -> None:
     port, console_port = free_port(), free_port()
-    config = write_daemon_config(tmp_path, port, secret=SECRET, rules=RULES, max_attempts=1,
-                                 console_port=console_port)
+    config = write_daemon_config(
+        tmp_path, port, secret=SECRET, rules=RULES, max_attempts=1, console_port=console_port
+    )
     remote = LocalDbRemote(tmp_path / "remote.sqlite3")
     remote.put("item", "w", name="Wave", stage="done", size=5)
     remote.put("item", "x", name="Xylophone", stage="done", size=500)
@@ -106,20 +112,28 @@ def test_console_shows_explains_and_retries(tmp_path: Path, browser: object,
         def dead_ids() -> list[int]:
             found = requests.get(f"{console}/activity?status=dead", headers=bearer, timeout=5)
             return [int(part.split('"')[0]) for part in found.text.split('href="/actions/')[1:]]
+
         dead = wait_until(dead_ids, 60, "the failed action to be dead")
         assert len(dead) == 1
         assert titles(remote) == {"Done: Wave": 1, "Done: Xylophone": 1, "Big: Xylophone": 1}
 
         # Without the token: 401 everywhere, buttons included; a wrong token is no better.
-        for path in ("/", "/activity", f"/actions/{dead[0]}", "/plots/data",
-                     "/static/htmx.min.js"):
+        for path in ("/", "/activity", f"/actions/{dead[0]}", "/plots/data", "/static/htmx.min.js"):
             assert requests.get(console + path, timeout=5).status_code == 401, path
-        assert requests.get(console + "/", headers={"Authorization": "Bearer nope"},
-                            timeout=5).status_code == 401
+        assert (
+            requests.get(
+                console + "/", headers={"Authorization": "Bearer nope"}, timeout=5
+            ).status_code
+            == 401
+        )
         assert requests.post(f"{console}/actions/{dead[0]}/retry", timeout=5).status_code == 401
         # With the token but without the CSRF field, a button does nothing.
-        assert requests.post(f"{console}/actions/{dead[0]}/retry", headers=bearer,
-                             timeout=5).status_code == 403
+        assert (
+            requests.post(
+                f"{console}/actions/{dead[0]}/retry", headers=bearer, timeout=5
+            ).status_code
+            == 403
+        )
 
         page = browser.new_page(viewport={"width": 1280, "height": 900})  # type: ignore[attr-defined]
         first = page.goto(console + "/")
@@ -189,6 +203,10 @@ def test_console_shows_explains_and_retries(tmp_path: Path, browser: object,
         assert page.query_selector("#per-hour canvas") is not None
         page.screenshot(path=str(shots / "plots.png"), full_page=True)
         assert daemon.terminate() == 0, daemon.stderr[-3000:]
-    assert titles(remote) == {"Done: Wave": 1, "Done: Xylophone": 1, "Big: Xylophone": 1,
-                              "Review: Zeppelin": 1}
+    assert titles(remote) == {
+        "Done: Wave": 1,
+        "Done: Xylophone": 1,
+        "Big: Xylophone": 1,
+        "Review: Zeppelin": 1,
+    }
     assert token not in daemon.stderr + daemon.stdout

@@ -45,9 +45,10 @@ def _config(tmp_path: Path, port: int) -> Path:
     mappings.mkdir()
     (mappings / "rules.yaml").write_text(textwrap.dedent(RECORD_ON_DONE))
     config = tmp_path / "syncd.toml"
-    config.write_text(textwrap.dedent(f"""\
+    config.write_text(
+        textwrap.dedent(f"""\
         [syncd]
-        state_dir = "{tmp_path / 'state'}"
+        state_dir = "{tmp_path / "state"}"
         mappings = ["{mappings}"]
         log_json = true
         [http]
@@ -55,7 +56,7 @@ def _config(tmp_path: Path, port: int) -> Path:
         public_url = "{PUBLIC_URL}"
         max_body_bytes = {MAX_BODY}
         [localdb]
-        path = "{tmp_path / 'remote.sqlite3'}"
+        path = "{tmp_path / "remote.sqlite3"}"
         webhook_secret = "{SECRET}"
         object_types = []
         [hubspot]
@@ -80,7 +81,8 @@ def _config(tmp_path: Path, port: int) -> Path:
         api_token = "fuzz"
         webhook_secret = "{SECRET}"
         poll_interval_seconds = 3600
-        """))
+        """)
+    )
     config.chmod(0o600)
     return config
 
@@ -89,8 +91,11 @@ def _register_airtable_hook(config: Path) -> None:
     """What `syncd airtable webhooks ensure` leaves behind: the webhook and its MAC secret."""
     engine = Engine(load_config(config))
     try:
-        engine.connectors["airtable"].registry.add(WebhookRegistration(
-            AIRTABLE_HOOK, "tblFuzz", f"{PUBLIC_URL}/webhooks/airtable", AIRTABLE_MAC))
+        engine.connectors["airtable"].registry.add(
+            WebhookRegistration(
+                AIRTABLE_HOOK, "tblFuzz", f"{PUBLIC_URL}/webhooks/airtable", AIRTABLE_MAC
+            )
+        )
     finally:
         engine.close()
 
@@ -102,10 +107,17 @@ def _clean(text: str) -> bytes:
 
 def raw_post(port: int, path: str, headers: dict[str, str], body: bytes) -> int:
     """POST with a raw socket; the status code of the answer."""
-    lines = [f"POST {path} HTTP/1.1".encode(), b"Host: 127.0.0.1", b"Connection: close",
-             f"Content-Length: {len(body)}".encode()]
-    lines += [_clean(k).replace(b":", b"") + b": " + _clean(v) for k, v in headers.items()
-              if _clean(k).replace(b":", b"").strip()]
+    lines = [
+        f"POST {path} HTTP/1.1".encode(),
+        b"Host: 127.0.0.1",
+        b"Connection: close",
+        f"Content-Length: {len(body)}".encode(),
+    ]
+    lines += [
+        _clean(k).replace(b":", b"") + b": " + _clean(v)
+        for k, v in headers.items()
+        if _clean(k).replace(b":", b"").strip()
+    ]
     with socket.create_connection(("127.0.0.1", port), timeout=10) as sock:
         # An oversized body may be answered (413) and closed before it is all sent.
         with contextlib.suppress(OSError):

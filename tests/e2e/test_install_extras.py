@@ -26,8 +26,16 @@ from syncd_sandbox.pytest_plugin import Served
 pytestmark = [pytest.mark.slow, pytest.mark.install]
 
 REPO = Path(__file__).resolve().parents[2]
-TREE = ["pyproject.toml", "setup.py", "README.md", "syncd", "connectors", "mappings",
-        "config.example.toml", "sandbox"]
+TREE = [
+    "pyproject.toml",
+    "setup.py",
+    "README.md",
+    "syncd",
+    "connectors",
+    "mappings",
+    "config.example.toml",
+    "sandbox",
+]
 REPOSITORY = "acme/infrastructure"
 SANDBOX_ONLY = ["syncd-sandbox", "aiosmtpd", "jsonschema"]
 INSTALL_SECONDS = 300
@@ -47,10 +55,15 @@ def _copy_tree(to: Path) -> Path:
 
 def _run(*argv: str | Path, cwd: Path, timeout: float = 120) -> subprocess.CompletedProcess[str]:
     # The parent's virtualenv and SYNCD_* settings stay out of the fresh one.
-    env = {k: v for k, v in os.environ.items()
-           if k != "VIRTUAL_ENV" and not k.startswith("SYNCD_")}
-    return subprocess.run([str(a) for a in argv], cwd=cwd, capture_output=True, text=True,
-                          timeout=timeout, env={**env, "PIP_DISABLE_PIP_VERSION_CHECK": "1"})
+    env = {k: v for k, v in os.environ.items() if k != "VIRTUAL_ENV" and not k.startswith("SYNCD_")}
+    return subprocess.run(
+        [str(a) for a in argv],
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env={**env, "PIP_DISABLE_PIP_VERSION_CHECK": "1"},
+    )
 
 
 def _installed(venv: Path, name: str, cwd: Path) -> bool:

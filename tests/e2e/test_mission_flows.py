@@ -47,8 +47,7 @@ def subjects(run: SandboxRun) -> list[str]:
     return [" ".join(str(m.message["Subject"]).split()) for m in run.box.smtp.messages]
 
 
-def test_missing_community_id_is_said_in_the_issue_and_to_the_alert_inbox(
-        live: SandboxRun) -> None:
+def test_missing_community_id_is_said_in_the_issue_and_to_the_alert_inbox(live: SandboxRun) -> None:
     deal_id = win(live, dealname="Mystery hub", community_long_name="Mystery Community")
     info = issue(live, "New Hub - Request Information: Mystery Community")
     assert "This deal has no `community_id` in HubSpot" in (info.body or "")
@@ -61,14 +60,16 @@ def test_missing_community_id_is_said_in_the_issue_and_to_the_alert_inbox(
     live.box.github.close_issue(INFRA_REPO, deploy.number, user=ENGINEER)
     live.story.cycle()
     assert live.box.hubspot.portal.get("deals", deal_id).properties["delivered"] == "true"
-    assert ("[syncd] needs a decision: hub delivered for Mystery hub, no community_id"
-            in subjects(live))
+    assert "[syncd] needs a decision: hub delivered for Mystery hub, no community_id" in subjects(
+        live
+    )
     assert {a["status"] for a in live.story.feed.all()} == {"done"}
 
 
 def test_delivery_survives_an_engineer_rewriting_the_issue_body(live: SandboxRun) -> None:
-    deal_id = win(live, dealname="Glacier hub", community_long_name="Glacier Lab",
-                  community_id="glacier")
+    deal_id = win(
+        live, dealname="Glacier hub", community_long_name="Glacier Lab", community_id="glacier"
+    )
     info = issue(live, "New Hub - Request Information: Glacier Lab")
     live.box.github.touch_issue(INFRA_REPO, info.number, body="answers inline, marker gone")
     live.box.github.close_issue(INFRA_REPO, info.number, user="jmunroe")
@@ -79,20 +80,24 @@ def test_delivery_survives_an_engineer_rewriting_the_issue_body(live: SandboxRun
     live.box.github.close_issue(INFRA_REPO, deploy.number, user=ENGINEER)
     live.story.cycle()
     assert live.box.hubspot.portal.get("deals", deal_id).properties["delivered"] == "true"
-    rows = {r["fields"].get("community_id"): r["fields"]
-            for r in live.box.airtable.records("Leads")}
+    rows = {
+        r["fields"].get("community_id"): r["fields"] for r in live.box.airtable.records("Leads")
+    }
     assert rows["glacier"]["Status"] == "Active Service"
-    hubs = {r["fields"]["community_id"]: r["fields"]
-            for r in live.box.airtable.records("Active Hubs")}
+    hubs = {
+        r["fields"]["community_id"]: r["fields"] for r in live.box.airtable.records("Active Hubs")
+    }
     assert hubs["glacier"]["Status"] == "Deployment requested"
 
 
-def test_an_issue_a_person_opened_with_the_old_marker_delivers_nothing(
-        live: SandboxRun) -> None:
+def test_an_issue_a_person_opened_with_the_old_marker_delivers_nothing(live: SandboxRun) -> None:
     deal_id = win(live, dealname="Fjord hub", community_id="fjord")
     hand = live.box.github.open_issue(
-        INFRA_REPO, "New Hub - Request deployment: Fjord", user=ENGINEER,
-        body=f"<!-- syncd:hubspot-deal={deal_id} syncd:community-id=fjord -->")
+        INFRA_REPO,
+        "New Hub - Request deployment: Fjord",
+        user=ENGINEER,
+        body=f"<!-- syncd:hubspot-deal={deal_id} syncd:community-id=fjord -->",
+    )
     live.box.clock.advance(timedelta(minutes=5).total_seconds())
     live.story.cycle()
     live.box.github.close_issue(INFRA_REPO, hand.number, user=ENGINEER)
@@ -100,16 +105,25 @@ def test_an_issue_a_person_opened_with_the_old_marker_delivers_nothing(
     assert live.box.hubspot.portal.get("deals", deal_id).properties.get("delivered") is None
 
 
-def test_maintenance_tier_weighs_seed_000_factors_and_asks_when_unknown(
-        live: SandboxRun) -> None:
+def test_maintenance_tier_weighs_seed_000_factors_and_asks_when_unknown(live: SandboxRun) -> None:
     def tier(deal_id: str) -> str | None:
         return live.box.hubspot.portal.get("deals", deal_id).properties.get("maintenance_tier")
 
     typed = win(live, dealname="Typed hub", community_id="typed", num_users="1,500")
-    small_aws = win(live, dealname="Small AWS hub", community_id="smallaws", num_users="200",
-                    cloud_provider="aws")
-    decided = win(live, dealname="Decided hub", community_id="decided", num_users="5000",
-                  maintenance_tier_override="Tier 1")
+    small_aws = win(
+        live,
+        dealname="Small AWS hub",
+        community_id="smallaws",
+        num_users="200",
+        cloud_provider="aws",
+    )
+    decided = win(
+        live,
+        dealname="Decided hub",
+        community_id="decided",
+        num_users="5000",
+        maintenance_tier_override="Tier 1",
+    )
     unknown = win(live, dealname="Quiet hub", community_id="quiet")
     assert tier(typed) == "Tier 2 (11 h/month)"
     assert tier(small_aws) == "Tier 2 (11 h/month)"
@@ -121,14 +135,30 @@ def test_maintenance_tier_weighs_seed_000_factors_and_asks_when_unknown(
 
 def test_request_information_pings_only_representatives(live: SandboxRun) -> None:
     box = live.box
-    deal_id = box.hubspot.create_deal(dealstage="lead", dealname="Reef hub",
-                                      community_long_name="Reef @oceans-team",
-                                      community_id="reef", github_org="@reef-org")
+    deal_id = box.hubspot.create_deal(
+        dealstage="lead",
+        dealname="Reef hub",
+        community_long_name="Reef @oceans-team",
+        community_id="reef",
+        github_org="@reef-org",
+    )
     box.hubspot.add_company(deal_id, name="Reef")
-    box.hubspot.add_contact(deal_id, "Community Representative", firstname="Ana",
-                            lastname="Reis", email="ana@reef.example", github_username="anareis")
-    box.hubspot.add_contact(deal_id, "Buyer", firstname="Bo", lastname="Lund",
-                            email="bo@reef.example", github_username="bolund")
+    box.hubspot.add_contact(
+        deal_id,
+        "Community Representative",
+        firstname="Ana",
+        lastname="Reis",
+        email="ana@reef.example",
+        github_username="anareis",
+    )
+    box.hubspot.add_contact(
+        deal_id,
+        "Buyer",
+        firstname="Bo",
+        lastname="Lund",
+        email="bo@reef.example",
+        github_username="bolund",
+    )
     box.hubspot.move_deal(deal_id, "contractadmin", "closedwon", step_seconds=1)
     box.hubspot.portal.take_events()
     live.story.cycle()

@@ -44,11 +44,15 @@ def test_w14_waiting_lead_is_followed_up_on_its_date(live: SandboxRun) -> None:
     box, story = live.box, live.story
     cryo = box.seeded.communities["cryoatlas"]
     ocean = box.seeded.communities["oceandata"]
-    box.airtable.user_update(LEADS_TABLE, cryo.lead_id, {
-        "Status": "Waiting", "Follow-up date": "2026-03-26", "Waiting on": "NSF grant"})
+    box.airtable.user_update(
+        LEADS_TABLE,
+        cryo.lead_id,
+        {"Status": "Waiting", "Follow-up date": "2026-03-26", "Waiting on": "NSF grant"},
+    )
     # Ocean Data waits too, but comes back before its date: no reminder for it.
-    box.airtable.user_update(LEADS_TABLE, ocean.lead_id, {
-        "Status": "Waiting", "Follow-up date": "2026-03-26"})
+    box.airtable.user_update(
+        LEADS_TABLE, ocean.lead_id, {"Status": "Waiting", "Follow-up date": "2026-03-26"}
+    )
     story.forward_webhooks()
     story.cycle()
     box.airtable.user_update(LEADS_TABLE, ocean.lead_id, {"Status": "Active Lead"})
@@ -66,7 +70,8 @@ def test_w14_waiting_lead_is_followed_up_on_its_date(live: SandboxRun) -> None:
 
 
 def test_w15_end_of_engagement_sets_inactive_service_and_tells_partnerships(
-        live: SandboxRun) -> None:
+    live: SandboxRun,
+) -> None:
     box, story = live.box, live.story
     climate, pangeo = box.seeded.communities["climatelab"], box.seeded.communities["pangeo"]
     box.hubspot.update_deal(climate.deal_id, end_date="2026-03-26")
@@ -98,8 +103,11 @@ def test_w16_delivery_request_as_github_issues(live: SandboxRun) -> None:
     _signed(live)
     deal_id = live.box.seeded.communities["pangeo"].deal_id
     issues = {i.title: i for i in live.box.github.issues(ENGAGEMENTS_REPO)}
-    assert sorted(issues) == ["Deliverables: Pangeo Community", "Engagement: Pangeo Community",
-                              "Project: Pangeo Community hub deployment"]
+    assert sorted(issues) == [
+        "Deliverables: Pangeo Community",
+        "Engagement: Pangeo Community",
+        "Project: Pangeo Community hub deployment",
+    ]
     assert issues["Engagement: Pangeo Community"].labels == ["engagement", f"deal-{deal_id}"]
     body = issues["Engagement: Pangeo Community"].body or ""
     assert "2026-03-29 to 2027-03-29" in body and "Amount: 24000" in body
@@ -123,8 +131,7 @@ def jira_tracked(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[San
         text = rule_file.read_text()
         assert "delivery_tracker: github" in text
         # The file's own setting (the first one; examples pin theirs).
-        rule_file.write_text(
-            text.replace("delivery_tracker: github", "delivery_tracker: jira", 1))
+        rule_file.write_text(text.replace("delivery_tracker: github", "delivery_tracker: jira", 1))
     with run_sandbox(tmp_path / "state", mappings=mappings, mapping_vars=config_vars) as run:
         run.story.connect_webhooks()
         run.story.go_live()
@@ -135,8 +142,11 @@ def test_w16_delivery_request_as_jira_tickets(jira_tracked: SandboxRun) -> None:
     _signed(jira_tracked)
     deal_id = jira_tracked.box.seeded.communities["pangeo"].deal_id
     tickets = {t.summary: t for t in jira_tracked.box.jira.issues.values() if t.project == "OPS"}
-    assert sorted(tickets) == ["Deliverables: Pangeo Community", "Engagement: Pangeo Community",
-                               "Project: Pangeo Community hub deployment"]
+    assert sorted(tickets) == [
+        "Deliverables: Pangeo Community",
+        "Engagement: Pangeo Community",
+        "Project: Pangeo Community hub deployment",
+    ]
     engagement = tickets["Engagement: Pangeo Community"]
     assert engagement.issuetype == "Epic"
     assert {"engagement", f"deal-{deal_id}"} <= set(engagement.labels)

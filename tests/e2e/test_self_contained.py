@@ -15,8 +15,15 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[2]
 # What a user's clone holds; .venv, caches and state are not part of it.
-TREE = ["pyproject.toml", "setup.py", "syncd", "connectors", "mappings", "config.example.toml",
-        "sandbox"]
+TREE = [
+    "pyproject.toml",
+    "setup.py",
+    "syncd",
+    "connectors",
+    "mappings",
+    "config.example.toml",
+    "sandbox",
+]
 
 # Runs in the child: every `open` of a path is written down, then the demo runs from the copy.
 CHILD = textwrap.dedent("""\
@@ -45,8 +52,19 @@ def _allowed_roots(*mine: Path) -> list[str]:
     """Where a process may legitimately read: its own tree and state, the interpreter and its
     packages, and the operating system's files (certificates, time zones, /proc)."""
     roots = {str(p) for p in mine}
-    roots |= {sys.prefix, sys.base_prefix, sys.exec_prefix, "/usr", "/etc", "/dev", "/proc",
-              "/sys", "/lib", "/lib64", "/bin"}
+    roots |= {
+        sys.prefix,
+        sys.base_prefix,
+        sys.exec_prefix,
+        "/usr",
+        "/etc",
+        "/dev",
+        "/proc",
+        "/sys",
+        "/lib",
+        "/lib64",
+        "/bin",
+    }
     return sorted(os.path.realpath(r) for r in roots)
 
 
@@ -64,7 +82,10 @@ def test_demo_runs_from_a_copy_of_the_tree_and_opens_nothing_outside(tmp_path: P
     scratch.mkdir()
     run = subprocess.run(
         [sys.executable, "-c", CHILD, str(copy), str(report), str(state)],
-        cwd=tmp_path, capture_output=True, text=True, timeout=240,
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=240,
         env={**os.environ, "PYTHONDONTWRITEBYTECODE": "1", "TMPDIR": str(scratch)},
     )
     assert run.returncode == 0 and report.exists(), run.stderr[-3000:]
@@ -75,8 +96,11 @@ def test_demo_runs_from_a_copy_of_the_tree_and_opens_nothing_outside(tmp_path: P
     assert result["sandbox"].startswith(str(copy / "sandbox")), "the copy's sandbox was not used"
 
     allowed = _allowed_roots(copy, state, tmp_path)
-    outside = [p for p in result["opened"]
-               if not any(os.path.realpath(p).startswith(root + os.sep) for root in allowed)]
+    outside = [
+        p
+        for p in result["opened"]
+        if not any(os.path.realpath(p).startswith(root + os.sep) for root in allowed)
+    ]
     # The development checkout (and a `shared/` folder beside it) is on this machine but not
     # in the allowed roots, so reading from it fails here as it would on a user's machine.
     assert outside == [], f"opened outside the tree: {outside[:20]}"

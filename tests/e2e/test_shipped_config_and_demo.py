@@ -18,11 +18,16 @@ EXAMPLE_CONFIG = REPO / "config.example.toml"
 # closed local port, so the live checks fail fast instead of leaving the machine.
 CLOSED = "http://127.0.0.1:9"
 OFFLINE_ENV = {
-    "SYNCD_HUBSPOT_ACCESS_TOKEN": "dummy", "SYNCD_GITHUB_TOKEN": "dummy",
-    "SYNCD_AIRTABLE_TOKEN": "dummy", "SYNCD_JIRA_API_TOKEN": "dummy",
-    "SYNCD_HUBSPOT_BASE_URL": CLOSED, "SYNCD_GITHUB_BASE_URL": CLOSED,
-    "SYNCD_AIRTABLE_BASE_URL": CLOSED, "SYNCD_JIRA_BASE_URL": CLOSED,
-    "SYNCD_EMAIL_HOST": "127.0.0.1", "CREDENTIALS_DIRECTORY": "",
+    "SYNCD_HUBSPOT_ACCESS_TOKEN": "dummy",
+    "SYNCD_GITHUB_TOKEN": "dummy",
+    "SYNCD_AIRTABLE_TOKEN": "dummy",
+    "SYNCD_JIRA_API_TOKEN": "dummy",
+    "SYNCD_HUBSPOT_BASE_URL": CLOSED,
+    "SYNCD_GITHUB_BASE_URL": CLOSED,
+    "SYNCD_AIRTABLE_BASE_URL": CLOSED,
+    "SYNCD_JIRA_BASE_URL": CLOSED,
+    "SYNCD_EMAIL_HOST": "127.0.0.1",
+    "CREDENTIALS_DIRECTORY": "",
 }
 WORKFLOWS = [f"w{n}-" for n in range(1, 19)]
 # W15 (an engagement's end) is not in the nine-day story: its end date would also be a date
@@ -31,8 +36,7 @@ DEMO_WORKFLOWS = [p for p in WORKFLOWS if p != "w15-"]
 
 
 def test_example_config_and_shipped_mappings_check_clean() -> None:
-    result = CliRunner().invoke(main, ["check", "--config", str(EXAMPLE_CONFIG)],
-                                env=OFFLINE_ENV)
+    result = CliRunner().invoke(main, ["check", "--config", str(EXAMPLE_CONFIG)], env=OFFLINE_ENV)
     assert result.exit_code == 0, result.output
     found = re.search(r"ok: (\d+) rules in (\d+) files, (\d+) examples passed", result.output)
     assert found, result.output
@@ -61,8 +65,9 @@ def test_demo_once_plays_the_story_and_checks_it(tmp_path: Path) -> None:
     assert result.exit_code == 0, result.output
     assert "OK: every expected effect happened exactly once" in result.output
     # syncd went live over accounts with history (deals won months ago): it acted on none
-    assert re.search(r"went live: .*7 hubspot\.deal.* baselined .*, 0 actions\n",
-                     result.output), result.output
+    assert re.search(r"went live: .*7 hubspot\.deal.* baselined .*, 0 actions\n", result.output), (
+        result.output
+    )
     for prefix in DEMO_WORKFLOWS:
         assert f"[{prefix}" in result.output, prefix
 
@@ -75,7 +80,8 @@ def test_demo_once_fails_with_the_difference_when_a_rule_is_missing(tmp_path: Pa
             (mappings / path.name).write_text(path.read_text())
     # copied: a template reached through a symlink out of the mapping folder is refused
     shutil.copytree(REPO / "mappings" / "templates", mappings / "templates")
-    result = CliRunner().invoke(demo, ["--once", "--state-dir", str(tmp_path / "state"),
-                                       "--mappings", str(mappings)])
+    result = CliRunner().invoke(
+        demo, ["--once", "--state-dir", str(tmp_path / "state"), "--mappings", str(mappings)]
+    )
     assert result.exit_code == 1
     assert "Client strategy review 2026-Q2" in result.output

@@ -38,8 +38,10 @@ def work(config_path: str, hinted: str | None, delivery: str) -> None:
         engine.writer.submit(Delivery("localdb", delivery, {}, body, 0)).result()
     for _ in range(100):
         report = engine.run_once()
-        if not report.outcomes and not report.inbox and not any(
-            getattr(r, "observed", 0) for r in report.polled.values()
+        if (
+            not report.outcomes
+            and not report.inbox
+            and not any(getattr(r, "observed", 0) for r in report.polled.values())
         ):
             break
     engine.close()
@@ -78,8 +80,15 @@ def main() -> None:
         else:
             finished += 1
     _, status = os.waitpid(run_worker(config_path, None, "final"), 0)
-    print(json.dumps({"kills": kills, "finished_before_kill": finished,
-                      "final_exit": os.waitstatus_to_exitcode(status)}))
+    print(
+        json.dumps(
+            {
+                "kills": kills,
+                "finished_before_kill": finished,
+                "final_exit": os.waitstatus_to_exitcode(status),
+            }
+        )
+    )
 
 
 if __name__ == "__main__":

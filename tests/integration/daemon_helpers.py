@@ -33,8 +33,9 @@ rules:
 """
 
 
-def wait_until(condition: Callable[[], Any], timeout: float, what: str,
-               interval: float = 0.05) -> Any:
+def wait_until(
+    condition: Callable[[], Any], timeout: float, what: str, interval: float = 0.05
+) -> Any:
     """Poll `condition` until it returns something truthy; fail after `timeout` seconds."""
     deadline = time.monotonic() + timeout
     while True:
@@ -47,8 +48,14 @@ def wait_until(condition: Callable[[], Any], timeout: float, what: str,
 
 
 def write_daemon_config(
-    tmp_path: Path, port: int, *, secret: str, store_url: str | None = None,
-    rules: str = RECORD_ON_DONE, extra: str = "", max_attempts: int = 8,
+    tmp_path: Path,
+    port: int,
+    *,
+    secret: str,
+    store_url: str | None = None,
+    rules: str = RECORD_ON_DONE,
+    extra: str = "",
+    max_attempts: int = 8,
     console_port: int | None = None,
 ) -> Path:
     """A config for a daemon on `port`, with the localdb connector taking signed webhooks
@@ -59,12 +66,17 @@ def write_daemon_config(
     (mappings / "rules.yaml").write_text(textwrap.dedent(rules))
     store = f'[store]\nurl = "{store_url}"\n' if store_url else ""
     # First: `extra` may add keys to the [localdb] table, which must stay last.
-    console = (f'[console]\nlisten = "127.0.0.1:{console_port}"\n' if console_port
-               else "[console]\nenabled = false\n")
+    console = (
+        f'[console]\nlisten = "127.0.0.1:{console_port}"\n'
+        if console_port
+        else "[console]\nenabled = false\n"
+    )
     config = tmp_path / "syncd.toml"
-    config.write_text(console + textwrap.dedent(f"""\
+    config.write_text(
+        console
+        + textwrap.dedent(f"""\
         [syncd]
-        state_dir = "{tmp_path / 'state'}"
+        state_dir = "{tmp_path / "state"}"
         mappings = ["{mappings}"]
         log_level = "info"
         log_json = true
@@ -75,27 +87,42 @@ def write_daemon_config(
         backoff_base_seconds = 0.01
         backoff_max_seconds = 0.05
         [localdb]
-        path = "{tmp_path / 'remote.sqlite3'}"
+        path = "{tmp_path / "remote.sqlite3"}"
         webhook_secret = "{secret}"
         object_types = []
-        """) + store + textwrap.dedent(extra))
+        """)
+        + store
+        + textwrap.dedent(extra)
+    )
     return config
 
 
 class Daemon:
     """`python -m syncd.cli run --config X`, its stdout and stderr read into memory."""
 
-    def __init__(self, config: Path, port: int, env: dict[str, str] | None = None,
-                 argv_prefix: Iterable[str] = ()) -> None:
+    def __init__(
+        self,
+        config: Path,
+        port: int,
+        env: dict[str, str] | None = None,
+        argv_prefix: Iterable[str] = (),
+    ) -> None:
         self.config = config
         self.port = port
         self.url = f"http://127.0.0.1:{port}"
-        full_env = {k: v for k, v in os.environ.items()
-                    if not k.startswith(("SYNCD_CRASH", "NOTIFY_SOCKET", "WATCHDOG_"))}
+        full_env = {
+            k: v
+            for k, v in os.environ.items()
+            if not k.startswith(("SYNCD_CRASH", "NOTIFY_SOCKET", "WATCHDOG_"))
+        }
         full_env.update(env or {})
         cmd = [*argv_prefix, sys.executable, "-m", "syncd.cli", "run", "--config", str(config)]
         self.proc = subprocess.Popen(
-            cmd, env=full_env, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+            cmd,
+            env=full_env,
+            cwd=ROOT,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
         )
         self._out: list[bytes] = []
         self._err: list[bytes] = []
@@ -126,9 +153,11 @@ class Daemon:
 
     def wait_for_log(self, event: str, timeout: float = 10.0, after: int = 0) -> dict[str, Any]:
         """The first log record named `event` among those after the first `after` ones."""
+
         def found() -> dict[str, Any] | None:
             self._fail_if_exited()
             return next((e for e in self.log_events()[after:] if e.get("event") == event), None)
+
         return wait_until(found, timeout, f"log event {event!r}")  # type: ignore[no-any-return]
 
     def wait_ready(self, timeout: float = START_TIMEOUT) -> Daemon:
@@ -138,13 +167,15 @@ class Daemon:
                 return requests.get(f"{self.url}/healthz", timeout=1).ok
             except requests.ConnectionError:
                 return False
+
         wait_until(ready, timeout, "the daemon to answer /healthz")
         return self
 
     def _fail_if_exited(self) -> None:
         if self.proc.poll() is not None:
             raise AssertionError(
-                f"daemon exited with {self.proc.returncode}:\n{self.stderr[-4000:]}")
+                f"daemon exited with {self.proc.returncode}:\n{self.stderr[-4000:]}"
+            )
 
     def signal(self, sig: signal.Signals) -> None:
         self.proc.send_signal(sig)
@@ -180,11 +211,23 @@ def _pump(stream: Any, sink: list[bytes]) -> None:
     stream.close()
 
 
-def post_webhook(url: str, secret: str, items: list[dict[str, str]] | dict[str, str],
-                 delivery: str, session: Any = requests) -> requests.Response:
+def post_webhook(
+    url: str,
+    secret: str,
+    items: list[dict[str, str]] | dict[str, str],
+    delivery: str,
+    session: Any = requests,
+) -> requests.Response:
     """A localdb webhook delivery, signed with `secret`."""
     body = json.dumps(items).encode()
-    headers = {DELIVERY_HEADER: delivery, SIGNATURE_HEADER: sign(secret, body),
-               "content-type": "application/json"}
-    return session.post(f"{url}/webhooks/localdb", data=body, headers=headers,  # type: ignore[no-any-return]
-                        timeout=10)
+    headers = {
+        DELIVERY_HEADER: delivery,
+        SIGNATURE_HEADER: sign(secret, body),
+        "content-type": "application/json",
+    }
+    return session.post(
+        f"{url}/webhooks/localdb",
+        data=body,
+        headers=headers,  # type: ignore[no-any-return]
+        timeout=10,
+    )

@@ -56,17 +56,26 @@ def smtp(fake_smtp: FakeSmtpServer) -> FakeSmtpServer:
 
 
 def build_engine(tmp_path: Path, store_url: str, clock: FakeClock, smtp: FakeSmtpServer) -> Engine:
-    config = make_config(tmp_path, store_url, write_rules(tmp_path / "mappings", RULES),
-                         max_attempts=MAX_ATTEMPTS, backoff_base_seconds=10,
-                         backoff_max_seconds=300)
+    config = make_config(
+        tmp_path,
+        store_url,
+        write_rules(tmp_path / "mappings", RULES),
+        max_attempts=MAX_ATTEMPTS,
+        backoff_base_seconds=10,
+        backoff_max_seconds=300,
+    )
     config.alerts = AlertsSection(to=[ALERT_TO], via="email")
     local = LocalDbSettings(path=str(tmp_path / "remote.sqlite3"))
     email = smtp.settings(from_address="syncd <syncd@example.org>")
     config.connectors.update(localdb=local, email=email)
-    engine = Engine(config, clock, connectors={
-        "localdb": LocalDbConnector(local, clock=clock),
-        "email": EmailConnector(email, clock=clock),
-    })
+    engine = Engine(
+        config,
+        clock,
+        connectors={
+            "localdb": LocalDbConnector(local, clock=clock),
+            "email": EmailConnector(email, clock=clock),
+        },
+    )
     engine.executor.on_dead = make_alerter(engine)  # as syncd.daemon.Daemon does
     return engine
 
@@ -118,7 +127,9 @@ def test_two_failing_rules_give_two_alerts_after_the_outage(
         assert f"gave up after {MAX_ATTEMPTS} attempts" in row["last_error"]
     queued = by_rule(engine, "syncd.alert")
     assert sorted(r["rule_id"] for r in queued) == [
-        "syncd.alert:mail-on-done", "syncd.alert:mail-on-review"]
+        "syncd.alert:mail-on-done",
+        "syncd.alert:mail-on-review",
+    ]
     # Alerts are how ops hear of the outage: they outlive max_attempts, never dead.
     assert all(r["status"] == "pending" and r["attempts"] > MAX_ATTEMPTS for r in queued)
     assert smtp.messages == []
@@ -193,10 +204,20 @@ def test_retry_command_in_the_alert_works_when_a_key_starts_with_the_same_digits
     # id. Make sure one does (another action of the same kind, cancelled long ago).
     now = to_ms(clock.now())
     with engine.store.tx() as conn:
-        conn.execute(actions.insert().values(
-            key=(ident + "0" * 40)[:40], rule_id="mail-on-done", connector="email",
-            action="send", params={}, status="cancelled", attempts=0, next_attempt_at=now,
-            created_at=now, updated_at=now))
+        conn.execute(
+            actions.insert().values(
+                key=(ident + "0" * 40)[:40],
+                rule_id="mail-on-done",
+                connector="email",
+                action="send",
+                params={},
+                status="cancelled",
+                attempts=0,
+                next_attempt_at=now,
+                created_at=now,
+                updated_at=now,
+            )
+        )
 
     config = tmp_path / "syncd.toml"
     config.write_text(f'[store]\nurl = "{store_url}"\n[syncd]\nmappings = []\n')
@@ -204,7 +225,6 @@ def test_retry_command_in_the_alert_works_when_a_key_starts_with_the_same_digits
     assert result.exit_code == 0, result.output
     run_rounds(engine, clock, 2)  # the server is back: the retried action is sent
     sent = [m for m in smtp.messages if "ops@example.org" in m.rcpt_tos]
-    assert [str(m.message["Subject"]) for m in sent] == [
-        f"Done: Item {named['object_id'][1:]}"]
+    assert [str(m.message["Subject"]) for m in sent] == [f"Done: Item {named['object_id'][1:]}"]
     assert len(alerts_received(smtp)) == 2  # the alert and its digest, no more
     engine.close()

@@ -17,9 +17,11 @@ from tests.helpers import make_engine, write_rules
 def config_file(tmp_path: Path, store_url: str, retention_days: int = 90) -> Path:
     path = tmp_path / "ops.toml"
     rules = write_rules(tmp_path / "mappings")
-    path.write_text(f'[syncd]\nmappings = ["{rules}"]\nstate_dir = "{tmp_path / "state"}"\n'
-                    f'[store]\nurl = "{store_url}"\nretention_days = {retention_days}\n'
-                    f'[localdb]\npath = "{tmp_path / "remote.sqlite3"}"\n')
+    path.write_text(
+        f'[syncd]\nmappings = ["{rules}"]\nstate_dir = "{tmp_path / "state"}"\n'
+        f'[store]\nurl = "{store_url}"\nretention_days = {retention_days}\n'
+        f'[localdb]\npath = "{tmp_path / "remote.sqlite3"}"\n'
+    )
     return path
 
 
@@ -49,8 +51,9 @@ def test_status_list_show_cancel(tmp_path: Path, store_url: str) -> None:
     with engine.store.engine.connect() as conn:
         query = select(actions).where(actions.c.status == "pending")
         pending = conn.execute(query).mappings().one()
-    shown = json.loads(run("actions", "show", pending["key"][:10], "--json",
-                           "--config", str(config)))
+    shown = json.loads(
+        run("actions", "show", pending["key"][:10], "--json", "--config", str(config))
+    )
     assert shown["params"]["title"] == "First review of Sea"
     run("actions", "cancel", str(pending["id"]), "--config", str(config))
     assert engine.executor.drain() == []  # cancelled: never performed
@@ -105,11 +108,13 @@ def test_status_shows_when_each_source_went_live(tmp_path: Path, store_url: str)
     before = run("status", "--config", str(config))
     assert "source localdb: not live yet (the first run baselines it)" in before
     assert json.loads(run("status", "--json", "--config", str(config)))["went_live"] == {
-        "localdb": None}
+        "localdb": None
+    }
     engine = make_engine(tmp_path, store_url, FakeClock())
     engine.run_once()  # the first run: the source goes live
     engine.close()
     assert "source localdb: live since 2026-01-05T09:00:00+00:00" in run(
-        "status", "--config", str(config))
+        "status", "--config", str(config)
+    )
     state = json.loads(run("status", "--json", "--config", str(config)))
     assert state["went_live"] == {"localdb": "2026-01-05T09:00:00+00:00"}

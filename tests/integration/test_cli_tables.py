@@ -11,8 +11,7 @@ from tests.helpers import make_engine
 from tests.integration.test_cli_operations import config_file, run
 
 
-def test_actions_list_and_show_read_for_people_and_scripts(tmp_path: Path,
-                                                           store_url: str) -> None:
+def test_actions_list_and_show_read_for_people_and_scripts(tmp_path: Path, store_url: str) -> None:
     clock = FakeClock()
     engine = make_engine(tmp_path, store_url, clock)
     remote = engine.connectors["localdb"].remote
@@ -34,12 +33,16 @@ def test_actions_list_and_show_read_for_people_and_scripts(tmp_path: Path,
     assert " ago" in rows["dead"]
     # aligned: every row's OBJECT column starts where the header's does
     column = lines[0].index("OBJECT")
-    assert all(line[column - 2:column] == "  " and line[column] != " " for line in lines[1:])
+    assert all(line[column - 2 : column] == "  " and line[column] != " " for line in lines[1:])
 
-    scripted = [json.loads(line) for line in run(
-        "actions", "list", "--json", "--config", config).splitlines()]
+    scripted = [
+        json.loads(line)
+        for line in run("actions", "list", "--json", "--config", config).splitlines()
+    ]
     assert {(a["status"], a["object_name"]) for a in scripted} == {
-        ("dead", "Ocean"), ("pending", "Sea")}
+        ("dead", "Ocean"),
+        ("pending", "Sea"),
+    }
     dead_id = next(a["id"] for a in scripted if a["status"] == "dead")
 
     shown = run("actions", "show", str(dead_id), "--config", config)

@@ -39,8 +39,9 @@ def test_activity_event_trace_and_plots(tmp_path: Path, store_url: str) -> None:
 
     dead = queries.activity(store, queries.Filters(status="dead")).entries
     assert [e.object_id for e in dead] == ["a"]
-    assert [e.object_id for e in queries.activity(
-        store, queries.Filters(rule="once-on-review")).entries] == ["b"]
+    assert [
+        e.object_id for e in queries.activity(store, queries.Filters(rule="once-on-review")).entries
+    ] == ["b"]
     named = queries.activity(store, queries.Filters(object="Lak")).entries
     assert {e.object_id for e in named} == {"c"}
     assert queries.activity(store, queries.Filters(since_ms=now + 1)).entries == []
@@ -52,8 +53,9 @@ def test_activity_event_trace_and_plots(tmp_path: Path, store_url: str) -> None:
     assert not {e.id for e in first.entries} & {e.id for e in rest.entries}
 
     # Lake moved to "draft": neither rule fired, and the trace says why.
-    lake = next(e for e in rest.entries + first.entries
-                if e.object_id == "c" and e.field == "stage")
+    lake = next(
+        e for e in rest.entries + first.entries if e.object_id == "c" and e.field == "stage"
+    )
     found = queries.event(store, lake.id)
     assert found is not None
     _, trace = found
@@ -87,7 +89,9 @@ def test_activity_event_trace_and_plots(tmp_path: Path, store_url: str) -> None:
     overview = queries.overview(store, now, ["localdb"])
     assert overview.by_status == {"dead": 1, "done": 1}
     assert [(r.rule_id, r.dead, r.done) for r in overview.rules] == [
-        ("once-on-review", 0, 1), ("record-on-done", 1, 0)]
+        ("once-on-review", 0, 1),
+        ("record-on-done", 1, 0),
+    ]
     assert overview.sources[0].polls[0].stream == "item"
 
     clock.advance(days=91)

@@ -28,7 +28,7 @@ def write_config(tmp_path: Path, port: int = 0, page_size: int = 100) -> Path:
     config = tmp_path / "syncd.toml"
     config.write_text(f"""
 [syncd]
-state_dir = "{tmp_path / 'state'}"
+state_dir = "{tmp_path / "state"}"
 mappings = ["{rules}"]
 log_level = "warning"
 [http]
@@ -38,7 +38,7 @@ enabled = false
 [executor]
 backoff_base_seconds = 0.01
 [localdb]
-path = "{tmp_path / 'remote.sqlite3'}"
+path = "{tmp_path / "remote.sqlite3"}"
 webhook_secret = "{SECRET}"
 page_size = {page_size}
 poll_interval_seconds = 0.2
@@ -46,14 +46,19 @@ poll_interval_seconds = 0.2
     return config
 
 
-def syncd(config: Path, *args: str, crash_at: str | None = None,
-          skip: int = 0) -> subprocess.CompletedProcess[str]:
+def syncd(
+    config: Path, *args: str, crash_at: str | None = None, skip: int = 0
+) -> subprocess.CompletedProcess[str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("SYNCD_CRASH")}
     if crash_at:
         env.update(SYNCD_CRASH_AT=crash_at, SYNCD_CRASH_SKIP=str(skip))
     return subprocess.run(
         [sys.executable, "-m", "syncd.cli", *args, "--config", str(config)],
-        env=env, capture_output=True, text=True, timeout=120, cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=ROOT,
     )
 
 
@@ -88,8 +93,9 @@ def test_kill_after_inbox_commit_before_2xx(tmp_path: Path) -> None:
     try:
         wait_healthy(port, proc)
         with pytest.raises(requests.ConnectionError):  # killed before answering
-            requests.post(f"http://127.0.0.1:{port}/webhooks/localdb", data=body,
-                          headers=headers, timeout=10)
+            requests.post(
+                f"http://127.0.0.1:{port}/webhooks/localdb", data=body, headers=headers, timeout=10
+            )
         assert proc.wait(timeout=10) == -signal.SIGKILL
     finally:
         if proc.poll() is None:
@@ -99,8 +105,9 @@ def test_kill_after_inbox_commit_before_2xx(tmp_path: Path) -> None:
     try:
         wait_healthy(port, proc)
         # The sender retries: the delivery was stored, so it is acknowledged as a duplicate.
-        again = requests.post(f"http://127.0.0.1:{port}/webhooks/localdb", data=body,
-                              headers=headers, timeout=10)
+        again = requests.post(
+            f"http://127.0.0.1:{port}/webhooks/localdb", data=body, headers=headers, timeout=10
+        )
         assert again.status_code == 200 and again.json()["status"] == "duplicate"
         deadline = time.monotonic() + 20
         while not remote.effects() and time.monotonic() < deadline:
@@ -137,16 +144,21 @@ def test_two_hundred_random_kills(tmp_path: Path, report_figure) -> None:
         remote.put("item", f"i{i}", name=f"i{i}", stage="open")
     out = subprocess.run(
         [sys.executable, "-m", "tests.integration.crash_driver", str(config), "220", "7"],
-        capture_output=True, text=True, timeout=900, cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=900,
+        cwd=ROOT,
     )
     assert out.returncode == 0, out.stderr[-3000:]
     counts = json.loads(out.stdout.strip().splitlines()[-1])
     expected = expected_effects(remote)
     titles = effect_titles(remote)
-    report_figure(f"random-kill crash test: {counts['kills']} SIGKILLs, "
-                  f"{counts['finished_before_kill']} workers finished before their kill; "
-                  f"effects expected {sum(expected.values())}, found {sum(titles.values())}, "
-                  f"distinct keys {len({e['key'] for e in remote.effects()})}")
+    report_figure(
+        f"random-kill crash test: {counts['kills']} SIGKILLs, "
+        f"{counts['finished_before_kill']} workers finished before their kill; "
+        f"effects expected {sum(expected.values())}, found {sum(titles.values())}, "
+        f"distinct keys {len({e['key'] for e in remote.effects()})}"
+    )
     assert counts["kills"] >= 200
     assert counts["final_exit"] == 0
     assert sum(expected.values()) > 50  # the story is big enough to mean something

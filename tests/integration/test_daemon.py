@@ -195,7 +195,8 @@ def test_sigterm_during_a_burst_exits_zero_and_loses_nothing(
             daemon.signal(signal.SIGTERM)  # right away, with deliveries in flight
             started = time.monotonic()
             unanswered = [n for n in first if n] + [
-                n for f in later if (n := f.result()) is not None]
+                n for f in later if (n := f.result()) is not None
+            ]
         assert daemon.wait(STOP_TIMEOUT_SECONDS + 10) == 0, daemon.stderr[-3000:]
         stop_seconds = time.monotonic() - started
     assert stop_seconds < STOP_TIMEOUT_SECONDS
@@ -266,8 +267,11 @@ def test_notify_socket_ready_watchdog_and_stopping(
         # Ready means serving: the port answers as soon as READY=1 is sent.
         assert requests.get(f"{daemon.url}/healthz", timeout=5).ok
         ready_at = _sent(received, "READY=1")[0]
-        wait_until(lambda: len([t for t in _sent(received, "WATCHDOG=1") if t > ready_at]) >= 8,
-                   10, "eight watchdog pings")
+        wait_until(
+            lambda: len([t for t in _sent(received, "WATCHDOG=1") if t > ready_at]) >= 8,
+            10,
+            "eight watchdog pings",
+        )
         pings = [t for t in _sent(received, "WATCHDOG=1") if t > ready_at]
         gaps = [b - a for a, b in itertools.pairwise(pings)]
         assert 0.15 <= statistics.median(gaps) <= 0.3, gaps  # half of WATCHDOG_USEC
@@ -311,14 +315,27 @@ def test_secrets_never_reach_logs_store_mail_or_http_answers(
         # Ten refusals: the mail action's two attempts meet some of them whatever the order
         # of retries (the alert of broken-writer competes for them), and the alerts go
         # through once they run out.
-        smtp.fail_next("transient", at="mail", count=2,
-                       reply=f"451 4.7.1 Session syncd-bot:{CANARY_SMTP} rejected")
-        smtp.fail_next("transient", at="mail", count=8,
-                       reply=f"451 4.7.1 Busy, see https://mx.test/?u=syncd-bot&p={CANARY_SMTP_URL}")
+        smtp.fail_next(
+            "transient",
+            at="mail",
+            count=2,
+            reply=f"451 4.7.1 Session syncd-bot:{CANARY_SMTP} rejected",
+        )
+        smtp.fail_next(
+            "transient",
+            at="mail",
+            count=8,
+            reply=f"451 4.7.1 Busy, see https://mx.test/?u=syncd-bot&p={CANARY_SMTP_URL}",
+        )
         port = free_port()
         config = write_daemon_config(
-            tmp_path, port, secret=CANARY_HOOK, store_url=store_url, rules=CANARY_RULES,
-            max_attempts=2, extra=f"""
+            tmp_path,
+            port,
+            secret=CANARY_HOOK,
+            store_url=store_url,
+            rules=CANARY_RULES,
+            max_attempts=2,
+            extra=f"""
             [email]
             host = "127.0.0.1"
             port = {smtp.port}
@@ -329,7 +346,8 @@ def test_secrets_never_reach_logs_store_mail_or_http_answers(
             timeout_seconds = 5
             [alerts]
             to = ["partnerships@example.org"]
-            """)
+            """,
+        )
         remote = LocalDbRemote(tmp_path / "remote.sqlite3")
         remote.put("item", "c", name="Canary", stage="done")
         answers: list[str] = []
@@ -343,9 +361,13 @@ def test_secrets_never_reach_logs_store_mail_or_http_answers(
             assert accepted.status_code == 202
             # Both rules go dead (2 attempts); both alerts get through once the faults run out.
             smtp.wait_for(2, timeout=30)
-            for reply in (forged, unsigned, accepted,
-                          requests.get(f"{daemon.url}/readyz", timeout=5),
-                          requests.get(f"{daemon.url}/metrics", timeout=5)):
+            for reply in (
+                forged,
+                unsigned,
+                accepted,
+                requests.get(f"{daemon.url}/readyz", timeout=5),
+                requests.get(f"{daemon.url}/metrics", timeout=5),
+            ):
                 answers.append(f"{reply.headers}\n{reply.text}")
             assert daemon.terminate() == 0
         mails = [m.raw.decode("utf-8", "replace") for m in smtp.messages]
@@ -355,14 +377,21 @@ def test_secrets_never_reach_logs_store_mail_or_http_answers(
     assert "451 4.7.1 Session syncd-bot:" in logs and "https://mx.test/?u=syncd-bot&p=" in logs
     assert "Traceback" in logs and "action.unexpected_error" in logs
     assert len(mails) == 2 and all("partnerships@example.org" in m for m in mails)
-    assert {r["rule_id"]: r["status"] for r in table_rows(store_url, actions)
-            if not r["rule_id"].startswith("syncd.alert")} == {
-        "mail-on-done": "dead", "broken-writer": "dead"}
+    assert {
+        r["rule_id"]: r["status"]
+        for r in table_rows(store_url, actions)
+        if not r["rule_id"].startswith("syncd.alert")
+    } == {"mail-on-done": "dead", "broken-writer": "dead"}
     dump = "\n".join(
-        repr(row) for table in metadata.sorted_tables for row in table_rows(store_url, table))
+        repr(row) for table in metadata.sorted_tables for row in table_rows(store_url, table)
+    )
     assert "451 4.7.1 Session syncd-bot:" in dump
-    for where, text in [("logs", logs), ("store", dump), ("mail", "\n".join(mails)),
-                        ("http", "\n".join(answers))]:
+    for where, text in [
+        ("logs", logs),
+        ("store", dump),
+        ("mail", "\n".join(mails)),
+        ("http", "\n".join(answers)),
+    ]:
         for canary in (CANARY_HOOK, CANARY_SMTP, CANARY_SMTP_URL):
             assert canary not in text, f"{canary} leaked into the {where}"
 
@@ -377,6 +406,7 @@ def test_startup_refuses_group_or_other_writable_files(tmp_path: Path, unsafe: s
     target = config if unsafe == "config" else tmp_path / "mappings" / "rules.yaml"
     target.chmod(0o666)
     with Daemon(config, port) as daemon:
+
         def exited_or_serving() -> bool:
             if daemon.proc.poll() is not None:
                 return True
@@ -384,6 +414,7 @@ def test_startup_refuses_group_or_other_writable_files(tmp_path: Path, unsafe: s
                 return requests.get(f"{daemon.url}/healthz", timeout=1).ok
             except requests.ConnectionError:
                 return False
+
         wait_until(exited_or_serving, 30, "the daemon to refuse (or start)")
         assert daemon.proc.poll() is not None, "started despite the unsafe file"
         code = daemon.wait(5)

@@ -16,10 +16,10 @@ def test_readiness_reports_a_source_not_polled_for_three_intervals(tmp_path: Pat
     config_path = tmp_path / "syncd.toml"
     config_path.write_text(f"""
 [syncd]
-state_dir = "{tmp_path / 'state'}"
+state_dir = "{tmp_path / "state"}"
 mappings = ["{rules}"]
 [localdb]
-path = "{tmp_path / 'remote.sqlite3'}"
+path = "{tmp_path / "remote.sqlite3"}"
 poll_interval_seconds = 10
 """)
     daemon = Daemon(load_config(config_path))

@@ -32,8 +32,13 @@ def test_every_transition_fires_once_in_order(tmp_path: Path, store_url: str) ->
     titles = [e["params"]["title"] for e in remote.effects()]
     assert titles == ["First review of Ocean", "Done: Ocean", "Done: Ocean"]
     stage_events = [(e["old"], e["new"]) for e in _rows(engine, events) if e["field"] == "stage"]
-    assert stage_events == [(None, "open"), ("open", "review"), ("review", "done"),
-                            ("done", "open"), ("open", "done")]
+    assert stage_events == [
+        (None, "open"),
+        ("open", "review"),
+        ("review", "done"),
+        ("done", "open"),
+        ("open", "done"),
+    ]
     assert {a["status"] for a in _rows(engine)} == {"done"}
     engine.close()
 

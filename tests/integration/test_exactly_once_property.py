@@ -44,9 +44,14 @@ def observations(object_id: str, stages: list[str]) -> list[Observation]:
     for i, stage in enumerate(stages):
         version = BASE_VERSION + 1000 * (i + 1)
         history.append((version, stage))
-        out.append(Observation(ObjectRef("localdb", "item", object_id),
-                               {"stage": stage, "name": object_id, "step": i},
-                               version, {"stage": list(history)}))
+        out.append(
+            Observation(
+                ObjectRef("localdb", "item", object_id),
+                {"stage": stage, "name": object_id, "step": i},
+                version,
+                {"stage": list(history)},
+            )
+        )
     return out
 
 
@@ -110,23 +115,36 @@ def test_out_of_order_duplicated_deliveries_match_sequential_model(
         # Arbitrary deliveries, then the final state of every object (the last one to be
         # seen in some order), all shuffled together.
         plan = [(path, all_obs[k % len(all_obs)][0]) for path, k in deliveries]
-        plan += [(order_seed.choice(["webhook", "poll"]), f"{n}/{len(s) - 1}")
-                 for n, s in enumerate(stories)]
+        plan += [
+            (order_seed.choice(["webhook", "poll"]), f"{n}/{len(s) - 1}")
+            for n, s in enumerate(stories)
+        ]
         order_seed.shuffle(plan)
         for count, (path, name) in enumerate(plan):
             if path == "poll":
-                engine.ingestor.ingest([ScriptedConnector.observations[name]],
-                                       cursor=("localdb", "item", str(count)))
+                engine.ingestor.ingest(
+                    [ScriptedConnector.observations[name]], cursor=("localdb", "item", str(count))
+                )
             else:
                 from syncd.inbox import Delivery
 
                 body = json.dumps({"obs": name}).encode()
-                engine.writer.submit(Delivery("localdb", f"d{count % 7}-{name}",
-                                              {"x-localdb-delivery": name}, body, 0)).result()
+                engine.writer.submit(
+                    Delivery(
+                        "localdb", f"d{count % 7}-{name}", {"x-localdb-delivery": name}, body, 0
+                    )
+                ).result()
                 engine.inbox.drain()
         with engine.store.engine.connect() as conn:
-            seen = conn.execute(select(events).where(events.c.field == "stage")
-                                .order_by(events.c.object_id, events.c.version)).mappings().all()
+            seen = (
+                conn.execute(
+                    select(events)
+                    .where(events.c.field == "stage")
+                    .order_by(events.c.object_id, events.c.version)
+                )
+                .mappings()
+                .all()
+            )
             planned = conn.execute(select(actions)).mappings().all()
         for n, stages in enumerate(stories):
             got = [(e["old"], e["new"]) for e in seen if e["object_id"] == f"obj{n}"]

@@ -40,12 +40,12 @@ def alerting_daemon(tmp_path: Path, smtp: FakeSmtpServer) -> Daemon:
     config_path = tmp_path / "syncd.toml"
     config_path.write_text(f"""
 [syncd]
-state_dir = "{tmp_path / 'state'}"
+state_dir = "{tmp_path / "state"}"
 mappings = ["{rules}"]
 [alerts]
 to = ["{ALERT_TO}"]
 [localdb]
-path = "{tmp_path / 'remote.sqlite3'}"
+path = "{tmp_path / "remote.sqlite3"}"
 [email]
 host = "{smtp.host}"
 port = {smtp.port}
@@ -62,13 +62,13 @@ def test_a_failing_scheduler_rule_alerts_once_reports_and_digests(
     config_path = tmp_path / "syncd.toml"
     config_path.write_text(f"""
 [syncd]
-state_dir = "{tmp_path / 'state'}"
+state_dir = "{tmp_path / "state"}"
 mappings = ["{rules}"]
 [alerts]
 to = ["{ALERT_TO}"]
 period_minutes = 60
 [localdb]
-path = "{tmp_path / 'remote.sqlite3'}"
+path = "{tmp_path / "remote.sqlite3"}"
 [email]
 host = "{smtp.host}"
 port = {smtp.port}
@@ -102,8 +102,9 @@ timeout_seconds = 5
 
         state = daemon.readiness()
         assert state["ready"] is False
-        assert any(p.startswith("rule monthly-fee failing: 6 render/condition")
-                   for p in state["problems"]), state
+        assert any(
+            p.startswith("rule monthly-fee failing: 6 render/condition") for p in state["problems"]
+        ), state
         assert engine.status()["failing"][0]["rule"] == "monthly-fee"
 
         clock.advance(minutes=35)  # the period is over; it still fails
@@ -140,8 +141,9 @@ def test_a_failing_loop_is_alerted_once_and_reported_until_it_recovers(
             time.sleep(0.01)
         state = daemon.readiness()
         assert state["ready"] is False
-        assert any(p.startswith("loop scheduler failing:") and "TypeError" in p
-                   for p in state["problems"]), state
+        assert any(
+            p.startswith("loop scheduler failing:") and "TypeError" in p for p in state["problems"]
+        ), state
         daemon.engine.executor.drain()
         smtp.wait_for(1)
         time.sleep(0.1)
@@ -170,10 +172,18 @@ def test_failed_webhook_deliveries_are_alerted_once_per_period(
 
     def fail_delivery(n: int) -> None:  # as InboxProcessor leaves one it gave up on
         with engine.store.tx() as conn:
-            conn.execute(inbox.insert().values(
-                connector="localdb", delivery_id=f"d{n}", received_at=0, headers={},
-                body=b"{}", status="failed", attempts=8,
-                last_error="gave up after 8 attempts: TransientError: fetch failed"))
+            conn.execute(
+                inbox.insert().values(
+                    connector="localdb",
+                    delivery_id=f"d{n}",
+                    received_at=0,
+                    headers={},
+                    body=b"{}",
+                    status="failed",
+                    attempts=8,
+                    last_error="gave up after 8 attempts: TransientError: fetch failed",
+                )
+            )
 
     try:
         fail_delivery(1)
@@ -213,8 +223,12 @@ def test_a_failing_housekeeping_is_alerted_and_reported(
         while runs < 5 and time.monotonic() < deadline:
             time.sleep(0.01)
         problems = daemon.readiness()["problems"]
-        assert any(p.startswith("loop housekeeping failing:") and "localdb" in p
-                   and "webhook refresh refused" in p for p in problems), problems
+        assert any(
+            p.startswith("loop housekeeping failing:")
+            and "localdb" in p
+            and "webhook refresh refused" in p
+            for p in problems
+        ), problems
         daemon.engine.executor.drain()
         smtp.wait_for(1)
         time.sleep(0.1)

@@ -29,10 +29,15 @@ def daemon(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Daemon]:
     port = free_port()
     config = write_daemon_config(tmp_path, port, secret=SECRET)
     text = config.read_text()
-    text = re.sub(r"(?m)^port = \d+$", f"port = {port}\n"
-                  f"header_timeout_seconds = {HEADER_TIMEOUT}\n"
-                  f"body_timeout_seconds = {BODY_TIMEOUT}\n"
-                  f"max_connections = {MAX_CONNECTIONS}", text, count=1)
+    text = re.sub(
+        r"(?m)^port = \d+$",
+        f"port = {port}\n"
+        f"header_timeout_seconds = {HEADER_TIMEOUT}\n"
+        f"body_timeout_seconds = {BODY_TIMEOUT}\n"
+        f"max_connections = {MAX_CONNECTIONS}",
+        text,
+        count=1,
+    )
     config.write_text(text)
     with Daemon(config, port) as running:
         running.wait_ready()
@@ -56,8 +61,13 @@ def _closed_by_server(sock: socket.socket) -> bool:
     return data == b"" or data.startswith(b"HTTP/1.1 408")
 
 
-def _drip(socks: list[socket.socket], payload: bytes, stop: threading.Event,
-          closed_at: dict[int, float], every: float = 0.3) -> None:
+def _drip(
+    socks: list[socket.socket],
+    payload: bytes,
+    stop: threading.Event,
+    closed_at: dict[int, float],
+    every: float = 0.3,
+) -> None:
     """Send one byte of `payload` per connection every `every` seconds (a slow loris), and
     note when the server closed each connection."""
     position = 0
@@ -69,7 +79,7 @@ def _drip(socks: list[socket.socket], payload: bytes, stop: threading.Event,
                 closed_at[i] = time.monotonic()
                 continue
             try:
-                sock.sendall(payload[position % len(payload):][:1])
+                sock.sendall(payload[position % len(payload) :][:1])
             except OSError:
                 closed_at[i] = time.monotonic()
         position += 1
@@ -111,8 +121,10 @@ def test_an_idle_connection_is_closed_within_the_header_timeout(daemon: Daemon) 
 
 def test_a_slow_body_gets_408_within_the_body_timeout(daemon: Daemon) -> None:
     sock = _connect(daemon.port)
-    head = (b"POST /webhooks/localdb HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
-            b"Content-Length: 1000\r\n\r\n")
+    head = (
+        b"POST /webhooks/localdb HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+        b"Content-Length: 1000\r\n\r\n"
+    )
     sock.sendall(head)
     started = time.monotonic()
     answer = b""

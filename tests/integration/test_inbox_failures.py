@@ -27,9 +27,17 @@ from tests.helpers import ServedApp, make_engine
 SECRET = "whsec_failures_0123456789"
 APP_SECRET = "hubspot-app-secret-for-tests"
 
-GOOD_EVENT = {"eventId": 1, "subscriptionId": 7, "portalId": 62515, "occurredAt": 1,
-              "subscriptionType": "deal.propertyChange", "attemptNumber": 0, "objectId": 42,
-              "propertyName": "dealstage", "propertyValue": "closedwon"}
+GOOD_EVENT = {
+    "eventId": 1,
+    "subscriptionId": 7,
+    "portalId": 62515,
+    "occurredAt": 1,
+    "subscriptionType": "deal.propertyChange",
+    "attemptNumber": 0,
+    "objectId": 42,
+    "propertyName": "dealstage",
+    "propertyValue": "closedwon",
+}
 MALFORMED_BATCHES = {
     "list as subscriptionType": [{**GOOD_EVENT, "subscriptionType": ["deal.creation"]}],
     "object as objectId": [{**GOOD_EVENT, "objectId": {"id": 42}}],
@@ -40,8 +48,11 @@ MALFORMED_BATCHES = {
 
 
 def _hubspot(clock: FakeClock) -> HubSpotConnector:
-    settings = HubSpotSettings(access_token=SecretStr("pat-na1-test"),
-                               app_secret=SecretStr(APP_SECRET), base_url="http://127.0.0.1:9")
+    settings = HubSpotSettings(
+        access_token=SecretStr("pat-na1-test"),
+        app_secret=SecretStr(APP_SECRET),
+        base_url="http://127.0.0.1:9",
+    )
     return HubSpotConnector(settings, clock)
 
 
@@ -67,18 +78,24 @@ def _rows(engine) -> dict[str, dict[str, Any]]:
 
 @pytest.mark.parametrize("name", sorted(MALFORMED_BATCHES))
 def test_a_signed_malformed_hubspot_batch_gets_400_and_stores_nothing(engine, name) -> None:
-    app = build_app(connectors=engine.connectors, writer=engine.writer, clock=engine.clock,
-                    max_body_bytes=1_048_576)
+    app = build_app(
+        connectors=engine.connectors,
+        writer=engine.writer,
+        clock=engine.clock,
+        max_body_bytes=1_048_576,
+    )
     with ServedApp(app) as server:
         url = f"{server.url}/webhooks/hubspot"
         body = _body(MALFORMED_BATCHES[name])
         headers, _ = signed_request(APP_SECRET, url, [], to_ms(engine.clock.now()))
         # Sign the malformed body itself: the signature is valid, only the shape is wrong.
         headers[SIGNATURE_V3_HEADER] = hs_sign(
-            APP_SECRET, "v3", body.decode(), url, "POST", to_ms(engine.clock.now()))
+            APP_SECRET, "v3", body.decode(), url, "POST", to_ms(engine.clock.now())
+        )
         answer = requests.post(url, data=body, headers=headers, timeout=30)
-        good_headers, good_body = signed_request(APP_SECRET, url, [GOOD_EVENT],
-                                                 to_ms(engine.clock.now()))
+        good_headers, good_body = signed_request(
+            APP_SECRET, url, [GOOD_EVENT], to_ms(engine.clock.now())
+        )
         good = requests.post(url, data=good_body, headers=good_headers, timeout=10)
     assert 400 <= answer.status_code < 500, answer.text
     assert good.status_code == 202, good.text  # the same signing, well-formed: accepted
@@ -92,8 +109,10 @@ def test_a_stored_malformed_delivery_fails_at_once_with_its_reason(engine) -> No
     engine.connectors["localdb"].remote.put("item", "7", name="Ocean", stage="done")
     bad = json.dumps(MALFORMED_BATCHES["list as subscriptionType"]).encode()
     good = json.dumps({"type": "item", "id": "7"}).encode()
-    for delivery in (Delivery("hubspot", "bad-1", {}, bad, 0),
-                     Delivery("localdb", "good-1", {}, good, 0)):
+    for delivery in (
+        Delivery("hubspot", "bad-1", {}, bad, 0),
+        Delivery("localdb", "good-1", {}, good, 0),
+    ):
         assert engine.writer.submit(delivery).result(timeout=10) is True
     assert engine.inbox.process_due() == 2
     rows = _rows(engine)
@@ -109,8 +128,10 @@ class _PoisonConnector(LocalDbConnector):
 
     def parse_webhook(self, request: WebhookRequest) -> list[Hint]:
         hints = super().parse_webhook(request)
-        return [Hint(h.ref, Observation(h.ref, {"x": object()}, 1)) if h.ref.id == "poison"
-                else h for h in hints]
+        return [
+            Hint(h.ref, Observation(h.ref, {"x": object()}, 1)) if h.ref.id == "poison" else h
+            for h in hints
+        ]
 
 
 def test_a_delivery_that_breaks_the_ingest_does_not_hold_up_the_others(
@@ -129,10 +150,14 @@ def test_a_delivery_that_breaks_the_ingest_does_not_hold_up_the_others(
         assert engine.inbox.process_due() == 3
         rows = _rows(engine)
         assert {k: v["status"] for k, v in rows.items()} == {
-            "d-0": "done", "d-1": "pending", "d-2": "done"}
+            "d-0": "done",
+            "d-1": "pending",
+            "d-2": "done",
+        }
         assert rows["d-1"]["last_error"]  # retried later, with its reason
         assert [o.status for o in engine.executor.drain()] == ["done"]
-        assert [e["params"]["title"] for e in engine.connectors["localdb"].remote.effects()] \
-            == ["Done: Ocean"]
+        assert [e["params"]["title"] for e in engine.connectors["localdb"].remote.effects()] == [
+            "Done: Ocean"
+        ]
     finally:
         engine.close()

@@ -29,10 +29,18 @@ def test_the_head_read_without_alembic_is_alembics() -> None:
 
 
 def _imports_alembic_when_opening(url: str) -> bool:
-    code = ("import sys; from syncd.store.db import open_store; "
-            f"open_store({url!r}).dispose(); print('alembic' in sys.modules)")
-    out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True,
-                         text=True, timeout=120, check=True)
+    code = (
+        "import sys; from syncd.store.db import open_store; "
+        f"open_store({url!r}).dispose(); print('alembic' in sys.modules)"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=True,
+    )
     return out.stdout.strip() == "True"
 
 

@@ -10,26 +10,69 @@ from syncd.store.origins import created_by
 from syncd.store.schema import actions, snapshots
 
 
-def _snapshot(store: Store, source: str, kind: str, object_id: str,
-              fields: dict[str, Any], context: dict[str, Any] | None = None) -> None:
+def _snapshot(
+    store: Store,
+    source: str,
+    kind: str,
+    object_id: str,
+    fields: dict[str, Any],
+    context: dict[str, Any] | None = None,
+) -> None:
     with store.tx() as conn:
-        conn.execute(snapshots.insert().values(
-            source=source, object_type=kind, object_id=object_id, version=1, fields=fields,
-            context=context or {}, entered={}, deleted=False, updated_at=0))
+        conn.execute(
+            snapshots.insert().values(
+                source=source,
+                object_type=kind,
+                object_id=object_id,
+                version=1,
+                fields=fields,
+                context=context or {},
+                entered={},
+                deleted=False,
+                updated_at=0,
+            )
+        )
 
 
-def _action(store: Store, key: str, rule: str, source: str, kind: str, object_id: str,
-            external_id: str, status: str = "done") -> None:
+def _action(
+    store: Store,
+    key: str,
+    rule: str,
+    source: str,
+    kind: str,
+    object_id: str,
+    external_id: str,
+    status: str = "done",
+) -> None:
     with store.tx() as conn:
-        conn.execute(actions.insert().values(
-            key=key, rule_id=rule, connector="github", action="create_issue", params={},
-            source=source, object_type=kind, object_id=object_id, status=status,
-            next_attempt_at=0, external_id=external_id, created_at=0, updated_at=0))
+        conn.execute(
+            actions.insert().values(
+                key=key,
+                rule_id=rule,
+                connector="github",
+                action="create_issue",
+                params={},
+                source=source,
+                object_type=kind,
+                object_id=object_id,
+                status=status,
+                next_attempt_at=0,
+                external_id=external_id,
+                created_at=0,
+                updated_at=0,
+            )
+        )
 
 
 def test_an_issue_chain_leads_back_to_the_deal(store: Store) -> None:
-    _snapshot(store, "hubspot", "deal", "1001", {"community_id": "pangeo"},
-              {"url": "https://hubspot.example/1001"})
+    _snapshot(
+        store,
+        "hubspot",
+        "deal",
+        "1001",
+        {"community_id": "pangeo"},
+        {"url": "https://hubspot.example/1001"},
+    )
     _snapshot(store, "github", "issue", "org/infra#6", {"title": "Request Information"})
     _action(store, "k1", "w1-info", "hubspot", "deal", "1001", "org/infra#6")
     _action(store, "k2", "w1-deploy", "github", "issue", "org/infra#6", "org/infra#7")

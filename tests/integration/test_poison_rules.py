@@ -102,8 +102,7 @@ rules:
 def test_poison_time_rules_fail_alone(tmp_path: Path, store_url: str) -> None:
     from datetime import UTC, datetime, timedelta
 
-    start = datetime.now(UTC).replace(hour=8, minute=0, second=0, microsecond=0) + timedelta(
-        days=1)
+    start = datetime.now(UTC).replace(hour=8, minute=0, second=0, microsecond=0) + timedelta(days=1)
     clock = FakeClock(start)
     engine = make_engine(tmp_path, store_url, clock, rules=CRON_RULES)
     remote = engine.connectors["localdb"].remote
@@ -119,7 +118,10 @@ def test_poison_time_rules_fail_alone(tmp_path: Path, store_url: str) -> None:
     for row in rows:
         by_rule.setdefault(row["rule_id"], []).append(row)
     assert sorted(e["params"]["title"] for e in remote.effects()) == [
-        "Big fee: Lab", "Daily: Lab", "Daily: Ocean"]
+        "Big fee: Lab",
+        "Daily: Lab",
+        "Daily: Ocean",
+    ]
     assert [r["status"] for r in by_rule["cron-overflow"]] == ["dead", "dead"]
     assert all("OverflowError" in r["last_error"] for r in by_rule["cron-overflow"])
     (bad_fee,) = [r for r in by_rule["cron-fee-check"] if r["status"] == "dead"]

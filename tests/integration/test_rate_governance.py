@@ -62,9 +62,11 @@ class World:
 
 def _record(world: World, clock: FakeClock) -> None:
     """Stamp every request the fake receives, before its own limits look at it."""
+
     def stamp(request: FakeRequest) -> FakeResponse | None:
         world.stamps.append((clock.now().timestamp(), request.method))
         return None
+
     world.app.before.insert(0, stamp)
 
 
@@ -86,14 +88,31 @@ def _airtable(clock: FakeClock, stack: list[Any]) -> World:
     ids = [fake.user_create("Leads", {"Name": f"lead {n}"}) for n in range(BACKLOG)]
     server = FakeServer(fake.app).__enter__()
     stack.append(server)
-    connector = AirtableConnector(AirtableSettings(
-        token=SecretStr("patTest.not-real"), base_id="appBacklog00001",
-        tables={"lead": "Leads"}, base_url=server.url, timeout_seconds=5), clock=clock)
-    return World("Airtable", connector, fake.app, "update",
-                 lambda n: {"table": "lead", "record_id": ids[n],
-                            "fields": {"Status": "Contacted"}, "typecast": True},
-                 (5, 1.0), lambda method: 1,
-                 lambda: {"over the limit or locked out": fake.over_limit_requests})
+    connector = AirtableConnector(
+        AirtableSettings(
+            token=SecretStr("patTest.not-real"),
+            base_id="appBacklog00001",
+            tables={"lead": "Leads"},
+            base_url=server.url,
+            timeout_seconds=5,
+        ),
+        clock=clock,
+    )
+    return World(
+        "Airtable",
+        connector,
+        fake.app,
+        "update",
+        lambda n: {
+            "table": "lead",
+            "record_id": ids[n],
+            "fields": {"Status": "Contacted"},
+            "typecast": True,
+        },
+        (5, 1.0),
+        lambda method: 1,
+        lambda: {"over the limit or locked out": fake.over_limit_requests},
+    )
 
 
 def _hubspot(clock: FakeClock, stack: list[Any]) -> World:
@@ -101,16 +120,32 @@ def _hubspot(clock: FakeClock, stack: list[Any]) -> World:
     deals = [fake.create_deal(dealname=f"deal {n}") for n in range(20)]
     server = fake.serve().__enter__()
     stack.append(server)
-    connector = HubSpotConnector(HubSpotSettings(
-        access_token=fake.token, app_secret=fake.app_secret, base_url=server.url,
-        portal_id=62515,
-        timeout_seconds=5), clock)
-    return World("HubSpot", connector, fake.app, "update_deal",
-                 lambda n: {"deal_id": deals[n % len(deals)],
-                            "properties": {"dealname": f"deal {n}, updated"}},
-                 (100, 10.0), lambda method: 1,
-                 lambda: {"over the limit": fake.limits.over_limit,
-                          "before Retry-After": fake.limits.early_requests})
+    connector = HubSpotConnector(
+        HubSpotSettings(
+            access_token=fake.token,
+            app_secret=fake.app_secret,
+            base_url=server.url,
+            portal_id=62515,
+            timeout_seconds=5,
+        ),
+        clock,
+    )
+    return World(
+        "HubSpot",
+        connector,
+        fake.app,
+        "update_deal",
+        lambda n: {
+            "deal_id": deals[n % len(deals)],
+            "properties": {"dealname": f"deal {n}, updated"},
+        },
+        (100, 10.0),
+        lambda method: 1,
+        lambda: {
+            "over the limit": fake.limits.over_limit,
+            "before Retry-After": fake.limits.early_requests,
+        },
+    )
 
 
 def _jira(clock: FakeClock, stack: list[Any]) -> World:
@@ -118,16 +153,27 @@ def _jira(clock: FakeClock, stack: list[Any]) -> World:
     issue = fake.user_create("OPS", "backlog target")
     server = FakeServer(fake.app).__enter__()
     stack.append(server)
-    connector = JiraConnector(JiraSettings(
-        base_url=server.url, email="syncd@example.org", api_token=SecretStr("jira-token-not-real"),
-        projects=["OPS"], timeout_seconds=5.0), clock=clock)
+    connector = JiraConnector(
+        JiraSettings(
+            base_url=server.url,
+            email="syncd@example.org",
+            api_token=SecretStr("jira-token-not-real"),
+            projects=["OPS"],
+            timeout_seconds=5.0,
+        ),
+        clock=clock,
+    )
     limits = fake.rate_limit
-    return World("Jira", connector, fake.app, "comment",
-                 lambda n: {"issue": issue.key, "body": f"comment {n}"},
-                 (limits.cost_budget, limits.cost_window),
-                 lambda method: limits.write_cost if method in WRITES else 1,
-                 lambda: {"over the limit": limits.over_limit,
-                          "before Retry-After": limits.early_requests})
+    return World(
+        "Jira",
+        connector,
+        fake.app,
+        "comment",
+        lambda n: {"issue": issue.key, "body": f"comment {n}"},
+        (limits.cost_budget, limits.cost_window),
+        lambda method: limits.write_cost if method in WRITES else 1,
+        lambda: {"over the limit": limits.over_limit, "before Retry-After": limits.early_requests},
+    )
 
 
 def _github(clock: FakeClock, stack: list[Any]) -> World:
@@ -135,25 +181,48 @@ def _github(clock: FakeClock, stack: list[Any]) -> World:
     fake.add_repo("acme/infrastructure")
     fake.__enter__()
     stack.append(fake)
-    connector = GitHubConnector(GitHubSettings(
-        token="ghp_backlog-not-real", base_url=fake.base_url,
-        repositories=["acme/infrastructure"], webhook_secret="s", timeout_seconds=5),
-        clock=clock)
-    return World("GitHub", connector, fake.app, "create_issue",
-                 lambda n: {"repo": "acme/infrastructure", "title": f"backlog {n}"},
-                 (fake.writes_per_hour, 3600.0),
-                 lambda method: 1 if method in WRITES else 0,  # the secondary limit's count
-                 lambda: {"secondary": fake.secondary_limited, "primary": fake.primary_limited,
-                          "before Retry-After": fake.early_requests})
+    connector = GitHubConnector(
+        GitHubSettings(
+            token="ghp_backlog-not-real",
+            base_url=fake.base_url,
+            repositories=["acme/infrastructure"],
+            webhook_secret="s",
+            timeout_seconds=5,
+        ),
+        clock=clock,
+    )
+    return World(
+        "GitHub",
+        connector,
+        fake.app,
+        "create_issue",
+        lambda n: {"repo": "acme/infrastructure", "title": f"backlog {n}"},
+        (fake.writes_per_hour, 3600.0),
+        lambda method: 1 if method in WRITES else 0,  # the secondary limit's count
+        lambda: {
+            "secondary": fake.secondary_limited,
+            "primary": fake.primary_limited,
+            "before Retry-After": fake.early_requests,
+        },
+    )
 
 
 WORLDS = {"airtable": _airtable, "hubspot": _hubspot, "jira": _jira, "github": _github}
 
 
 def _plan(store: Store, world: World, now: datetime) -> None:
-    planned = [PlannedAction(key=f"backlog-{n}", rule_id="backlog", connector=world.connector.name,
-                             action=world.action, params=world.params(n), ref=None,
-                             guarantee="at_least_once") for n in range(BACKLOG)]
+    planned = [
+        PlannedAction(
+            key=f"backlog-{n}",
+            rule_id="backlog",
+            connector=world.connector.name,
+            action=world.action,
+            params=world.params(n),
+            ref=None,
+            guarantee="at_least_once",
+        )
+        for n in range(BACKLOG)
+    ]
     with store.tx() as conn:
         assert insert_actions(store, conn, planned, to_ms(now)) == BACKLOG
 
@@ -165,8 +234,11 @@ def _drain(executor: Executor, store: Store, clock: FakeClock) -> None:
         if executor.run_due(50):
             continue
         with store.engine.connect() as conn:
-            due = conn.execute(select(func.min(actions.c.next_attempt_at)).where(
-                actions.c.status.in_(("pending", "in_flight")))).scalar()
+            due = conn.execute(
+                select(func.min(actions.c.next_attempt_at)).where(
+                    actions.c.status.in_(("pending", "in_flight"))
+                )
+            ).scalar()
         if due is None:
             return
         clock.advance(seconds=max(0.001, (due - to_ms(clock.now())) / 1000))
@@ -196,7 +268,10 @@ def _rate_per_window(stamps: list[tuple[float, int]], seconds: float) -> tuple[f
 
 @pytest.mark.parametrize("api", sorted(WORLDS))
 def test_a_backlog_of_1000_drains_at_90_percent_of_the_limit_and_never_above(
-    api: str, clock: FakeClock, store: Store, report_figure: Callable[[str], None],
+    api: str,
+    clock: FakeClock,
+    store: Store,
+    report_figure: Callable[[str], None],
 ) -> None:
     stack: list[Any] = []
     world = WORLDS[api](clock, stack)
@@ -213,8 +288,9 @@ def test_a_backlog_of_1000_drains_at_90_percent_of_the_limit_and_never_above(
             running.__exit__(None, None, None)
 
     with store.engine.connect() as conn:
-        statuses = dict(conn.execute(select(actions.c.status, func.count())
-                                     .group_by(actions.c.status)).all())
+        statuses = dict(
+            conn.execute(select(actions.c.status, func.count()).group_by(actions.c.status)).all()
+        )
     assert statuses == {"done": BACKLOG}
     assert world.violations() == dict.fromkeys(world.violations(), 0)
 
@@ -227,16 +303,20 @@ def test_a_backlog_of_1000_drains_at_90_percent_of_the_limit_and_never_above(
     rate, windows = _rate_per_window(steady, per_seconds)
     elapsed = units[-1][0] - units[0][0]
     unit = "cost points" if api == "jira" else "requests"
-    report_figure(f"{world.name}: {BACKLOG} actions, {len(world.stamps)} requests in "
-                  f"{elapsed:.0f} s (fake clock): {rate:.1f} {unit} per {per_seconds:g} s "
-                  f"(over {windows} whole windows) against {allowed} ({rate / allowed:.1%}); "
-                  f"limit answers and early requests: {world.violations()}")
+    report_figure(
+        f"{world.name}: {BACKLOG} actions, {len(world.stamps)} requests in "
+        f"{elapsed:.0f} s (fake clock): {rate:.1f} {unit} per {per_seconds:g} s "
+        f"(over {windows} whole windows) against {allowed} ({rate / allowed:.1%}); "
+        f"limit answers and early requests: {world.violations()}"
+    )
     assert rate >= 0.9 * allowed - 1e-9
 
 
 @pytest.mark.parametrize("then", ["read", "write"])
 def test_a_429_on_a_read_stops_reads_and_writes_until_retry_after(
-    then: str, clock: FakeClock, store: Store,
+    then: str,
+    clock: FakeClock,
+    store: Store,
 ) -> None:
     """Jira's cost budget answers a read with 429 + Retry-After; the next request of either
     kind (a read by a poller, a write by the executor) is sent only after it has passed."""
@@ -245,10 +325,18 @@ def test_a_429_on_a_read_stops_reads_and_writes_until_retry_after(
     issue = fake.user_create("OPS", "target")
     with FakeServer(fake.app) as server:
         # A connector that believes it may send far more, so that the fake answers 429.
-        connector = JiraConnector(JiraSettings(
-            base_url=server.url, email="syncd@example.org",
-            api_token=SecretStr("jira-token-not-real"), projects=["OPS"], timeout_seconds=5.0,
-            rate_limit_per_second=10_000, cost_budget=100_000), clock=clock)
+        connector = JiraConnector(
+            JiraSettings(
+                base_url=server.url,
+                email="syncd@example.org",
+                api_token=SecretStr("jira-token-not-real"),
+                projects=["OPS"],
+                timeout_seconds=5.0,
+                rate_limit_per_second=10_000,
+                cost_budget=100_000,
+            ),
+            clock=clock,
+        )
         try:
             ref = ObjectRef("jira", "issue", issue.key)
             with pytest.raises(TransientError) as refused:
@@ -265,10 +353,22 @@ def test_a_429_on_a_read_stops_reads_and_writes_until_retry_after(
             else:
                 executor = Executor(store, {"jira": connector}, clock, lookup_window_seconds=0)
                 with store.tx() as conn:
-                    insert_actions(store, conn, [PlannedAction(
-                        key="after-429", rule_id="r", connector="jira", action="comment",
-                        params={"issue": issue.key, "body": "after the 429"}, ref=None,
-                        guarantee="at_least_once")], to_ms(clock.now()))
+                    insert_actions(
+                        store,
+                        conn,
+                        [
+                            PlannedAction(
+                                key="after-429",
+                                rule_id="r",
+                                connector="jira",
+                                action="comment",
+                                params={"issue": issue.key, "body": "after the 429"},
+                                ref=None,
+                                guarantee="at_least_once",
+                            )
+                        ],
+                        to_ms(clock.now()),
+                    )
                 _drain(executor, store, clock)
                 assert fake.issues[issue.key].comments != []
         finally:
@@ -280,7 +380,8 @@ def test_a_429_on_a_read_stops_reads_and_writes_until_retry_after(
 
 
 def test_an_action_waiting_for_its_turn_is_deferred_not_held_and_wakes_the_loop_in_time(
-    clock: FakeClock, store: Store,
+    clock: FakeClock,
+    store: Store,
 ) -> None:
     """The executor asks the governor before marking an action in flight: with the budget
     spent, the action stays pending (no attempt counted, no lease) until the governor's
@@ -294,10 +395,22 @@ def test_an_action_waiting_for_its_turn_is_deferred_not_held_and_wakes_the_loop_
                 pass
         executor = Executor(store, {"hubspot": world.connector}, clock, lookup_window_seconds=0)
         with store.tx() as conn:
-            insert_actions(store, conn, [PlannedAction(
-                key="waits", rule_id="r", connector="hubspot", action=world.action,
-                params=world.params(0), ref=None, guarantee="at_least_once")],
-                to_ms(clock.now()))
+            insert_actions(
+                store,
+                conn,
+                [
+                    PlannedAction(
+                        key="waits",
+                        rule_id="r",
+                        connector="hubspot",
+                        action=world.action,
+                        params=world.params(0),
+                        ref=None,
+                        guarantee="at_least_once",
+                    )
+                ],
+                to_ms(clock.now()),
+            )
         assert executor.run_due(10) == []
         with store.engine.connect() as conn:
             row = conn.execute(select(actions)).mappings().one()

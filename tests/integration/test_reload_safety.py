@@ -73,8 +73,11 @@ def test_reload_refuses_an_empty_rule_set_unless_the_config_allows_it(tmp_path: 
         assert rejected["kept_rules"] == 1
         assert rules_loaded(daemon) == 1
 
-        config.write_text(config.read_text().replace(
-            'log_json = true\n', 'log_json = true\nallow_empty_rules = true\n'))
+        config.write_text(
+            config.read_text().replace(
+                "log_json = true\n", "log_json = true\nallow_empty_rules = true\n"
+            )
+        )
         assert reload(daemon, "reload.ok")["rules"] == 0
         assert rules_loaded(daemon) == 0
         assert daemon.terminate() == 0

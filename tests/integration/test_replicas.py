@@ -23,7 +23,8 @@ from tests.helpers import RULES, free_port, wait_healthy, write_rules
 from tests.integration.test_crash_recovery import ROOT, SECRET, effect_titles, expected_effects
 
 pytestmark = pytest.mark.skipif(
-    not PG_URL, reason="replicas need PostgreSQL: set SYNCD_TEST_DATABASE_URL")
+    not PG_URL, reason="replicas need PostgreSQL: set SYNCD_TEST_DATABASE_URL"
+)
 
 
 def replica_config(tmp_path: Path, index: int, store_url: str, rules: Path) -> tuple[Path, int]:
@@ -31,7 +32,7 @@ def replica_config(tmp_path: Path, index: int, store_url: str, rules: Path) -> t
     path = tmp_path / f"replica{index}.toml"
     path.write_text(f"""
 [syncd]
-state_dir = "{tmp_path / f'state{index}'}"
+state_dir = "{tmp_path / f"state{index}"}"
 mappings = ["{rules}"]
 log_level = "warning"
 [store]
@@ -47,7 +48,7 @@ workers = 2
 [scheduler]
 tick_seconds = 1
 [localdb]
-path = "{tmp_path / 'remote.sqlite3'}"
+path = "{tmp_path / "remote.sqlite3"}"
 webhook_secret = "{SECRET}"
 page_size = 5
 poll_interval_seconds = 0.5
@@ -64,7 +65,11 @@ class Replica:
         env = {k: v for k, v in os.environ.items() if not k.startswith("SYNCD_CRASH")}
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "syncd.cli", "run", "--config", str(self.config)],
-            cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            cwd=ROOT,
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
         wait_healthy(self.port, self.proc)
 
     def kill(self) -> None:
@@ -90,8 +95,9 @@ def pg_url(store_url: str) -> str:
 
 def poll_holder(engine) -> str | None:
     with engine.connect() as conn:
-        return conn.execute(select(leaderships.c.holder).where(
-            leaderships.c.name == "poll:localdb:item")).scalar()
+        return conn.execute(
+            select(leaderships.c.holder).where(leaderships.c.name == "poll:localdb:item")
+        ).scalar()
 
 
 def test_three_replicas_with_kills_do_every_effect_once(
@@ -116,14 +122,21 @@ def test_three_replicas_with_kills_do_every_effect_once(
                     body = json.dumps({"type": "item", "id": obj}).encode()
                     target = rng.choice([r for r in replicas if r.proc and r.proc.poll() is None])
                     requests.post(
-                        f"http://127.0.0.1:{target.port}/webhooks/localdb", data=body, timeout=10,
-                        headers={"x-localdb-delivery": f"r{round_}-{obj}-{rng.random()}",
-                                 "x-localdb-signature": sign(SECRET, body)})
+                        f"http://127.0.0.1:{target.port}/webhooks/localdb",
+                        data=body,
+                        timeout=10,
+                        headers={
+                            "x-localdb-delivery": f"r{round_}-{obj}-{rng.random()}",
+                            "x-localdb-signature": sign(SECRET, body),
+                        },
+                    )
             if round_ % 3 == 1:
                 # Kill the replica holding the poller, and time the takeover.
                 holder = poll_holder(db)
-                victim = next((r for r in replicas if holder and r.proc
-                               and f":{r.proc.pid}:" in holder), rng.choice(replicas))
+                victim = next(
+                    (r for r in replicas if holder and r.proc and f":{r.proc.pid}:" in holder),
+                    rng.choice(replicas),
+                )
                 victim.kill()
                 killed_at = time.monotonic()
                 while time.monotonic() - killed_at < 45:
@@ -138,8 +151,9 @@ def test_three_replicas_with_kills_do_every_effect_once(
         deadline = time.monotonic() + 90
         while time.monotonic() < deadline:
             with db.connect() as conn:
-                open_actions = conn.execute(select(func.count()).where(
-                    actions.c.status.in_(("pending", "in_flight")))).scalar()
+                open_actions = conn.execute(
+                    select(func.count()).where(actions.c.status.in_(("pending", "in_flight")))
+                ).scalar()
             if open_actions == 0 and effect_titles(remote) == expected:
                 break
             time.sleep(0.5)
@@ -149,8 +163,10 @@ def test_three_replicas_with_kills_do_every_effect_once(
         db.dispose()
     titles = effect_titles(remote)
     keys = [e["key"] for e in remote.effects()]
-    report_figure(f"replicas: {sum(expected.values())} expected effects, {len(keys)} made; "
-                  f"poller takeovers after kill -9: {[round(t, 1) for t in takeovers]} s")
+    report_figure(
+        f"replicas: {sum(expected.values())} expected effects, {len(keys)} made; "
+        f"poller takeovers after kill -9: {[round(t, 1) for t in takeovers]} s"
+    )
     assert sum(expected.values()) > 40
     assert titles == expected
     assert len(keys) == len(set(keys))

@@ -24,7 +24,8 @@ from tests.integration.connectors.test_hubspot_stage_labels import fail_pipeline
 from tests.integration.test_replicas import Replica
 
 pytestmark = pytest.mark.skipif(
-    not PG_URL, reason="replicas need PostgreSQL: set SYNCD_TEST_DATABASE_URL")
+    not PG_URL, reason="replicas need PostgreSQL: set SYNCD_TEST_DATABASE_URL"
+)
 
 DEALS = 55  # 110 notes (a request each, at least): more than one 10 s budget
 RULES = """
@@ -40,13 +41,14 @@ rules:
 """
 
 
-def replica_config(tmp_path: Path, index: int, store_url: str, rules: Path,
-                   hubspot_url: str) -> tuple[Path, int]:
+def replica_config(
+    tmp_path: Path, index: int, store_url: str, rules: Path, hubspot_url: str
+) -> tuple[Path, int]:
     port = free_port()
     path = tmp_path / f"replica{index}.toml"
     path.write_text(f"""
 [syncd]
-state_dir = "{tmp_path / f'state{index}'}"
+state_dir = "{tmp_path / f"state{index}"}"
 mappings = ["{rules}"]
 log_level = "warning"
 [store]
@@ -103,12 +105,15 @@ def test_three_replicas_share_hubspot_budget_and_lose_no_stage_change(
     monkeypatch.setenv("SYNCD_HUBSPOT_ACCESS_TOKEN", fake.token)
     monkeypatch.setenv("SYNCD_HUBSPOT_APP_SECRET", fake.app_secret)
     rules = write_rules(tmp_path / "mappings", RULES)
-    deals = {fake.create_deal(dealname=f"Hub{i:02d}", dealstage="negotiation"): f"Hub{i:02d}"
-             for i in range(DEALS)}
+    deals = {
+        fake.create_deal(dealname=f"Hub{i:02d}", dealstage="negotiation"): f"Hub{i:02d}"
+        for i in range(DEALS)
+    }
     db = create_engine(_psycopg_url(store_url))
     with fake.serve() as server:
-        replicas = [Replica(*replica_config(tmp_path, n, store_url, rules, server.url))
-                    for n in range(3)]
+        replicas = [
+            Replica(*replica_config(tmp_path, n, store_url, rules, server.url)) for n in range(3)
+        ]
         try:
             for _ in range(3):  # the first start: never read, and the reads fail for a
                 fail_pipelines(fake)  # while (backoff 2, 4, 8 s): the first deals move then
@@ -123,10 +128,13 @@ def test_three_replicas_share_hubspot_budget_and_lose_no_stage_change(
                 if rng.random() < 0.5:  # half announced by webhook too, to any replica
                     live = [r for r in replicas if r.proc and r.proc.poll() is None]
                     target = rng.choice(live)
-                    headers, body = fake.webhook(f"http://127.0.0.1:{target.port}"
-                                                 "/webhooks/hubspot")
-                    requests.post(f"http://127.0.0.1:{target.port}/webhooks/hubspot",
-                                  data=body, headers=headers, timeout=10)
+                    headers, body = fake.webhook(f"http://127.0.0.1:{target.port}/webhooks/hubspot")
+                    requests.post(
+                        f"http://127.0.0.1:{target.port}/webhooks/hubspot",
+                        data=body,
+                        headers=headers,
+                        timeout=10,
+                    )
                 if step in (6, 30):  # kill -9 one, restart it while the pipelines fail
                     victim = rng.choice(replicas)
                     victim.kill()
@@ -137,8 +145,9 @@ def test_three_replicas_share_hubspot_budget_and_lose_no_stage_change(
             deadline = time.monotonic() + 120
             while time.monotonic() < deadline:
                 with db.connect() as conn:
-                    open_actions = conn.execute(select(func.count()).where(
-                        actions.c.status.in_(("pending", "in_flight")))).scalar()
+                    open_actions = conn.execute(
+                        select(func.count()).where(actions.c.status.in_(("pending", "in_flight")))
+                    ).scalar()
                 made = {d: [n.split("\n")[0] for n in fake.notes_of(d)] for d in deals}
                 if open_actions == 0 and all(len(v) >= 2 for v in made.values()):
                     break
@@ -151,10 +160,12 @@ def test_three_replicas_share_hubspot_budget_and_lose_no_stage_change(
     lost = sum(len(set(expected[d]) - set(made[d])) for d in deals)
     duplicated = sum(len(made[d]) - len(set(made[d])) for d in deals)
     busiest = arrivals.busiest_window()
-    report_figure(f"hubspot replicas: {2 * DEALS} effects expected, {lost} lost, "
-                  f"{duplicated} duplicated; {len(arrivals.times)} requests, at most {busiest} "
-                  f"in any 10 s (limit 100), {fake.limits.over_limit} refused as over the "
-                  f"limit; pipeline faults left: {sum(f.remaining for f in fake.faults.pending)}")
+    report_figure(
+        f"hubspot replicas: {2 * DEALS} effects expected, {lost} lost, "
+        f"{duplicated} duplicated; {len(arrivals.times)} requests, at most {busiest} "
+        f"in any 10 s (limit 100), {fake.limits.over_limit} refused as over the "
+        f"limit; pipeline faults left: {sum(f.remaining for f in fake.faults.pending)}"
+    )
     assert sum(f.remaining for f in fake.faults.pending) == 0  # every injected fault was met
     assert lost == 0 and duplicated == 0
     assert made == {d: sorted(v) for d, v in expected.items()}

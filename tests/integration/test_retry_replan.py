@@ -25,9 +25,11 @@ FIXED = BROKEN.replace("item.name.upper(1, 2, 3)", "item.name")
 
 def _config(tmp_path: Path, store_url: str) -> Path:
     path = tmp_path / "ops.toml"
-    path.write_text(f'[syncd]\nmappings = ["{tmp_path / "mappings"}"]\n'
-                    f'state_dir = "{tmp_path / "state"}"\n[store]\nurl = "{store_url}"\n'
-                    f'[localdb]\npath = "{tmp_path / "remote.sqlite3"}"\n')
+    path.write_text(
+        f'[syncd]\nmappings = ["{tmp_path / "mappings"}"]\n'
+        f'state_dir = "{tmp_path / "state"}"\n[store]\nurl = "{store_url}"\n'
+        f'[localdb]\npath = "{tmp_path / "remote.sqlite3"}"\n'
+    )
     return path
 
 
@@ -39,8 +41,11 @@ def _retry(config: Path, *args: str) -> str:
 
 def _dead(engine: object, count: int) -> list[dict]:
     with engine.store.engine.connect() as conn:  # type: ignore[attr-defined]
-        rows = conn.execute(select(actions).where(actions.c.status == "dead")
-                            .order_by(actions.c.id)).mappings().all()
+        rows = (
+            conn.execute(select(actions).where(actions.c.status == "dead").order_by(actions.c.id))
+            .mappings()
+            .all()
+        )
     assert len(rows) == count
     return [dict(r) for r in rows]
 
@@ -86,7 +91,9 @@ def test_a_bulk_retry_of_20_dead_actions_performs_20(tmp_path: Path, store_url: 
     assert out.count("re-planned with today's rules, pending") == 20
     engine.executor.drain()
     assert sorted(e["params"]["title"] for e in remote.effects()) == sorted(
-        f"Done: n{i}" for i in range(20))
-    assert "0 action(s) looked at" in _retry(_config(tmp_path, store_url), "--status", "dead",
-                                             "--since", "2000-01-01")
+        f"Done: n{i}" for i in range(20)
+    )
+    assert "0 action(s) looked at" in _retry(
+        _config(tmp_path, store_url), "--status", "dead", "--since", "2000-01-01"
+    )
     engine.close()

@@ -42,8 +42,9 @@ rules:
 """
 
 
-def build_engine(tmp_path: Path, store_url: str, clock: FakeClock, rules: str,
-                 grace_hours: float = 24) -> Engine:
+def build_engine(
+    tmp_path: Path, store_url: str, clock: FakeClock, rules: str, grace_hours: float = 24
+) -> Engine:
     """An engine like tests.helpers.make_engine, with the scheduler's grace configurable.
     Built again on the same tmp_path and store_url, it is a restart."""
     rules_dir = write_rules(tmp_path / "mappings", rules)
@@ -106,8 +107,9 @@ class Expiry:
         self.fire_at = paris_nine(self.fire_day)
         self.title = f"Expiring Ocean on {self.end_date.isoformat()}"
         # The point of the exercise: 09:00 Paris is another UTC hour on the fire day.
-        assert self.today.astimezone(PARIS).utcoffset() != self.fire_at.astimezone(
-            PARIS).utcoffset()
+        assert (
+            self.today.astimezone(PARIS).utcoffset() != self.fire_at.astimezone(PARIS).utcoffset()
+        )
 
 
 # -- "60 days before end_date at 09:00 Europe/Paris" ----------------------------------------
@@ -208,8 +210,9 @@ def _move_into_the_past(tmp_path: Path, store_url: str, catch_up: bool) -> Count
     (09:00 today) is already past. Returns the effects after a few ticks."""
     plan = Expiry()
     clock = FakeClock(plan.today)
-    engine = build_engine(tmp_path, store_url, clock,
-                          EXPIRY_RULE.format(catch_up=str(catch_up).lower()))
+    engine = build_engine(
+        tmp_path, store_url, clock, EXPIRY_RULE.format(catch_up=str(catch_up).lower())
+    )
     remote = engine.connectors["localdb"].remote
     put_at(remote, clock, "item", "a", name="Ocean", end_date=plan.end_date.isoformat())
     engine.run_once()
@@ -344,7 +347,9 @@ def test_quarterly_cron_for_each_and_collect_across_restarts(
     engine.run_once()
     stamp = quarter.strftime("%Y-%m")
     assert titles(remote) == {
-        **{f"Review {name} ({stamp})": 1 for name in epics}, "Digest of 50 epics": 1}
+        **{f"Review {name} ({stamp})": 1 for name in epics},
+        "Digest of 50 epics": 1,
+    }
     (digest,) = remote.effects()[-1:]
     assert sorted(digest["params"]["body"].split()) == epics
     assert len(action_rows(engine, "quarterly-epic-review")) == 50

@@ -13,9 +13,15 @@ LIMIT, PERIOD = 10, 10.0  # with the 0.9 margin: 9 starts per window
 
 
 def two_replicas(store: Store, clock: FakeClock) -> list[Governor]:
-    return [Governor("hubspot", [Limit("general", LIMIT, PERIOD)], clock=clock,
-                     windows=StoreWindows(store, "hubspot:acct", travel_seconds=1.0))
-            for _ in range(2)]
+    return [
+        Governor(
+            "hubspot",
+            [Limit("general", LIMIT, PERIOD)],
+            clock=clock,
+            windows=StoreWindows(store, "hubspot:acct", travel_seconds=1.0),
+        )
+        for _ in range(2)
+    ]
 
 
 def test_replicas_together_keep_to_one_limit(store: Store) -> None:

@@ -34,8 +34,9 @@ def test_a_new_store_is_private_with_its_wal_and_shm(tmp_path: Path, usual_umask
     store = open_store(f"sqlite:///{db}")
     try:
         with store.tx() as conn:  # a write: the -wal and -shm files exist now
-            conn.execute(text("INSERT INTO state (scope, key, value, updated_at) "
-                              "VALUES ('t', 'k', '1', 0)"))
+            conn.execute(
+                text("INSERT INTO state (scope, key, value, updated_at) VALUES ('t', 'k', '1', 0)")
+            )
         with store.engine.connect() as conn:
             conn.execute(text("SELECT 1"))
             files = {p.name: mode(p) for p in db.parent.iterdir()}
@@ -54,8 +55,10 @@ def test_an_existing_store_with_wide_modes_is_narrowed(tmp_path: Path, usual_uma
     (tmp_path / "syncd.sqlite3-wal").chmod(0o666)
     open_store(f"sqlite:///{db}").dispose()
     assert mode(db) == 0o600
-    assert not (tmp_path / "syncd.sqlite3-wal").exists() or mode(
-        tmp_path / "syncd.sqlite3-wal") == 0o600
+    assert (
+        not (tmp_path / "syncd.sqlite3-wal").exists()
+        or mode(tmp_path / "syncd.sqlite3-wal") == 0o600
+    )
 
 
 def _damage(db: Path, how: str) -> None:
@@ -83,7 +86,10 @@ def test_a_damaged_store_gives_its_path_and_recovery_steps(
     before = db.read_bytes()
     done = subprocess.run(
         [sys.executable, "-m", "syncd.cli", *command, "--config", str(config)],
-        cwd=ROOT, capture_output=True, text=True, timeout=60,
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
     )
     assert done.returncode == 2
     assert f"SQLite store {db} is damaged" in done.stderr

@@ -43,12 +43,14 @@ def _unsigned(name: str) -> tuple[dict[str, str], bytes]:
 
 @pytest.mark.parametrize("name", RECEIVERS)
 @pytest.mark.parametrize("secret", [True, False], ids=["secret", "no-secret"])
-def test_unsigned_deliveries_are_refused_by_default(name: str, secret: bool,
-                                                    tmp_path: Path) -> None:
+def test_unsigned_deliveries_are_refused_by_default(
+    name: str, secret: bool, tmp_path: Path
+) -> None:
     if name == "airtable" and not secret:
         pytest.skip("Airtable secrets are per webhook: an unknown webhook is a 404")
-    connector = make_receiver(name, CLOCK, secret=secret,
-                              localdb_path=str(tmp_path / "remote.sqlite3"))
+    connector = make_receiver(
+        name, CLOCK, secret=secret, localdb_path=str(tmp_path / "remote.sqlite3")
+    )
     headers, body = _unsigned(name)
     with pytest.raises(WebhookRejected) as refused:
         connector.verify_webhook(request(name, headers, body, CLOCK))
@@ -57,10 +59,12 @@ def test_unsigned_deliveries_are_refused_by_default(name: str, secret: bool,
 
 
 @pytest.mark.parametrize("name", RECEIVERS)
-def test_allow_unsigned_accepts_unsigned_but_never_a_bad_signature(name: str,
-                                                                   tmp_path: Path) -> None:
-    connector = make_receiver(name, CLOCK, allow_unsigned=True,
-                              localdb_path=str(tmp_path / "remote.sqlite3"))
+def test_allow_unsigned_accepts_unsigned_but_never_a_bad_signature(
+    name: str, tmp_path: Path
+) -> None:
+    connector = make_receiver(
+        name, CLOCK, allow_unsigned=True, localdb_path=str(tmp_path / "remote.sqlite3")
+    )
     headers, body = _unsigned(name)
     assert connector.verify_webhook(request(name, headers, body, CLOCK))
     forged = sign(name, headers, body + b" ", CLOCK)  # signed, but another body
@@ -70,17 +74,27 @@ def test_allow_unsigned_accepts_unsigned_but_never_a_bad_signature(name: str,
 
 
 @pytest.mark.parametrize("value", ["hmac-sha256=é", "hmac-sha256=\xff" * 30, "\xa0"])
-def test_a_non_ascii_airtable_mac_gets_401_over_http(value: str, tmp_path: Path,
-                                                     store_url: str) -> None:
+def test_a_non_ascii_airtable_mac_gets_401_over_http(
+    value: str, tmp_path: Path, store_url: str
+) -> None:
     engine = make_engine(tmp_path, store_url, CLOCK)
     connectors = {"airtable": make_receiver("airtable", CLOCK)}
-    app = build_app(connectors=connectors, writer=engine.writer, clock=CLOCK,
-                    max_body_bytes=65536, public_url="https://hooks.example.org")
+    app = build_app(
+        connectors=connectors,
+        writer=engine.writer,
+        clock=CLOCK,
+        max_body_bytes=65536,
+        public_url="https://hooks.example.org",
+    )
     try:
         with ServedApp(app) as server:
             _, body = valid_delivery("airtable", 1, CLOCK)
-            answer = requests.post(f"{server.url}/webhooks/airtable", data=body, timeout=10,
-                                   headers={"X-Airtable-Content-MAC": value.encode("latin-1")})
+            answer = requests.post(
+                f"{server.url}/webhooks/airtable",
+                data=body,
+                timeout=10,
+                headers={"X-Airtable-Content-MAC": value.encode("latin-1")},
+            )
         assert answer.status_code == 401, answer.text
     finally:
         engine.close()
@@ -88,16 +102,21 @@ def test_a_non_ascii_airtable_mac_gets_401_over_http(value: str, tmp_path: Path,
 
 def test_allow_unsigned_is_logged_at_start_and_unsigned_deliveries_flow(tmp_path: Path) -> None:
     port = free_port()
-    config = write_daemon_config(tmp_path, port, secret="whsec_start_0123456789",
-                                 extra="allow_unsigned = true\n")
+    config = write_daemon_config(
+        tmp_path, port, secret="whsec_start_0123456789", extra="allow_unsigned = true\n"
+    )
     with Daemon(config, port) as daemon:
         daemon.wait_ready()
         warning = daemon.wait_for_log("webhooks.unsigned_allowed")
         assert warning["level"] == "warning"
         assert "[localdb] allow_unsigned = true" in warning["detail"]
         body = json.dumps({"type": "item", "id": "1"}).encode()
-        unsigned = requests.post(f"{daemon.url}/webhooks/localdb", data=body, timeout=10,
-                                 headers={"x-localdb-delivery": "u-1"})
+        unsigned = requests.post(
+            f"{daemon.url}/webhooks/localdb",
+            data=body,
+            timeout=10,
+            headers={"x-localdb-delivery": "u-1"},
+        )
         assert unsigned.status_code == 202
         forged = post_webhook(daemon.url, "a-guess", {"type": "item", "id": "1"}, "u-2")
         assert forged.status_code == 401
@@ -110,14 +129,16 @@ def test_syncd_check_warns_about_allow_unsigned(tmp_path: Path, allow: bool) -> 
     mappings.mkdir()
     (mappings / "rules.yaml").write_text(textwrap.dedent(RECORD_ON_DONE))
     config = tmp_path / "syncd.toml"
-    config.write_text(textwrap.dedent(f"""\
+    config.write_text(
+        textwrap.dedent(f"""\
         [syncd]
-        state_dir = "{tmp_path / 'state'}"
+        state_dir = "{tmp_path / "state"}"
         mappings = ["{mappings}"]
         [localdb]
-        path = "{tmp_path / 'remote.sqlite3'}"
+        path = "{tmp_path / "remote.sqlite3"}"
         allow_unsigned = {str(allow).lower()}
-        """))
+        """)
+    )
     result = CliRunner().invoke(main, ["check", "--config", str(config)])
     assert result.exit_code == 0, result.output
     warned = "warning: [localdb] allow_unsigned = true" in result.stderr

@@ -22,18 +22,21 @@ SECRET = "whsec_test_0123456789"
 def served(tmp_path: Path, store_url: str):
     clock = FakeClock()
     engine = make_engine(tmp_path, store_url, clock, secret=SECRET)
-    app = build_app(connectors=engine.connectors, writer=engine.writer, clock=clock,
-                    max_body_bytes=4096)
+    app = build_app(
+        connectors=engine.connectors, writer=engine.writer, clock=clock, max_body_bytes=4096
+    )
     with ServedApp(app) as server:
         yield engine, server
     engine.close()
 
 
 def post(server: ServedApp, body: bytes, delivery: str = "d-1") -> requests.Response:
-    headers = {"x-localdb-delivery": delivery, "x-localdb-signature": sign(SECRET, body),
-               "content-type": "application/json"}
-    return requests.post(f"{server.url}/webhooks/localdb", data=body, headers=headers,
-                         timeout=10)
+    headers = {
+        "x-localdb-delivery": delivery,
+        "x-localdb-signature": sign(SECRET, body),
+        "content-type": "application/json",
+    }
+    return requests.post(f"{server.url}/webhooks/localdb", data=body, headers=headers, timeout=10)
 
 
 def stored(engine) -> int:
@@ -83,7 +86,9 @@ def test_bad_deliveries_get_4xx_and_store_nothing(
 ) -> None:
     engine, server = served
     answer = requests.post(
-        f"{server.url}/webhooks/{connector}", data=body, timeout=10,
+        f"{server.url}/webhooks/{connector}",
+        data=body,
+        timeout=10,
         headers={"x-localdb-delivery": "d-1", "x-localdb-signature": sign(secret, signed)},
     )
     assert answer.status_code == status, answer.text
@@ -94,8 +99,12 @@ def test_bad_deliveries_get_4xx_and_store_nothing(
 
 def test_missing_signature_is_rejected(served) -> None:
     engine, server = served
-    answer = requests.post(f"{server.url}/webhooks/localdb", data=b'{"type":"item","id":"1"}',
-                           headers={"x-localdb-delivery": "d-9"}, timeout=10)
+    answer = requests.post(
+        f"{server.url}/webhooks/localdb",
+        data=b'{"type":"item","id":"1"}',
+        headers={"x-localdb-delivery": "d-9"},
+        timeout=10,
+    )
     assert answer.status_code == 401
     assert stored(engine) == 0
 

@@ -40,7 +40,9 @@ def test_defaults_from_an_empty_file(tmp_path: Path) -> None:
 
 
 def test_every_problem_is_listed_at_once(tmp_path: Path) -> None:
-    path = write(tmp_path, """
+    path = write(
+        tmp_path,
+        """
 [syncd]
 mappings = 5
 [http]
@@ -51,20 +53,27 @@ workers = 0
 x = 1
 [localdb]
 page_size = "many"
-""")
+""",
+    )
     error = problems_of(path)
     assert len(error.problems) == 5, error.problems
     text = str(error)
-    for expected in ("[syncd] mappings:", "[http] port:", "[executor] workers:",
-                     "[nosuch]: unknown section", "[localdb] page_size:"):
+    for expected in (
+        "[syncd] mappings:",
+        "[http] port:",
+        "[executor] workers:",
+        "[nosuch]: unknown section",
+        "[localdb] page_size:",
+    ):
         assert expected in text
     assert all(p.startswith(f"{path}: ") for p in error.problems)
 
 
 def test_unknown_key_is_a_problem(tmp_path: Path) -> None:
     error = problems_of(write(tmp_path, "[http]\nprot = 80\n"))
-    assert error.problems == [f"{tmp_path / 'syncd.toml'}: [http] prot: "
-                              "Extra inputs are not permitted"]
+    assert error.problems == [
+        f"{tmp_path / 'syncd.toml'}: [http] prot: Extra inputs are not permitted"
+    ]
 
 
 def test_toml_syntax_error(tmp_path: Path) -> None:
@@ -78,20 +87,26 @@ def test_section_that_is_not_a_table(tmp_path: Path) -> None:
 
 
 def test_env_overrides_the_file(tmp_path: Path) -> None:
-    path = write(tmp_path, """
+    path = write(
+        tmp_path,
+        """
 [http]
 port = 8080
 host = "127.0.0.1"
 [localdb]
 path = "remote.sqlite3"
 webhook_secret = "from-the-file"
-""")
-    config = load_config(path, env={
-        "SYNCD_HTTP_PORT": "9001",
-        "SYNCD_LOCALDB_WEBHOOK_SECRET": SECRET,
-        "SYNCD_EXECUTOR_BACKOFF_BASE_SECONDS": "2.5",
-        "OTHER_VARIABLE": "ignored",
-    })
+""",
+    )
+    config = load_config(
+        path,
+        env={
+            "SYNCD_HTTP_PORT": "9001",
+            "SYNCD_LOCALDB_WEBHOOK_SECRET": SECRET,
+            "SYNCD_EXECUTOR_BACKOFF_BASE_SECONDS": "2.5",
+            "OTHER_VARIABLE": "ignored",
+        },
+    )
     assert config.http.port == 9001
     assert config.http.host == "127.0.0.1"
     assert config.executor.backoff_base_seconds == 2.5
@@ -107,11 +122,14 @@ def test_env_can_configure_a_section_absent_from_the_file(tmp_path: Path) -> Non
 
 
 def test_lists_from_env_are_json(tmp_path: Path) -> None:
-    config = load_config(write(tmp_path, '[syncd]\nmappings = ["m"]\n'), env={
-        "SYNCD_SYNCD_MAPPINGS": '["a", "b"]',
-        "SYNCD_ALERTS_TO": '["ops@example.org", "pm@example.org"]',
-        "SYNCD_LOCALDB_OBJECT_TYPES": '["item", "deal"]',
-    })
+    config = load_config(
+        write(tmp_path, '[syncd]\nmappings = ["m"]\n'),
+        env={
+            "SYNCD_SYNCD_MAPPINGS": '["a", "b"]',
+            "SYNCD_ALERTS_TO": '["ops@example.org", "pm@example.org"]',
+            "SYNCD_LOCALDB_OBJECT_TYPES": '["item", "deal"]',
+        },
+    )
     assert config.syncd.mappings == ["a", "b"]
     assert config.mapping_paths == [tmp_path / "a", tmp_path / "b"]
     assert config.alerts.to == ["ops@example.org", "pm@example.org"]
@@ -119,8 +137,9 @@ def test_lists_from_env_are_json(tmp_path: Path) -> None:
 
 
 def test_bad_env_value_is_reported(tmp_path: Path) -> None:
-    error = problems_of(write(tmp_path, ""), env={
-        "SYNCD_HTTP_PORT": "not-a-port", "SYNCD_HTTP_PROT": "80"})
+    error = problems_of(
+        write(tmp_path, ""), env={"SYNCD_HTTP_PORT": "not-a-port", "SYNCD_HTTP_PROT": "80"}
+    )
     assert "[http] port:" in str(error)
     assert "[http] prot:" in str(error)
 
@@ -136,14 +155,19 @@ def test_secret_from_a_file(tmp_path: Path) -> None:
 def test_secret_file_problems(tmp_path: Path) -> None:
     secret_file = tmp_path / "webhook.secret"
     secret_file.write_text(SECRET)
-    error = problems_of(write(tmp_path, f"""
+    error = problems_of(
+        write(
+            tmp_path,
+            f"""
 [localdb]
 webhook_secret = "inline"
 webhook_secret_file = "{secret_file}"
 path_file = "{secret_file}"
 [http]
 port = 1
-"""))
+""",
+        )
+    )
     text = str(error)
     assert "[localdb] webhook_secret: given both inline and as webhook_secret_file" in text
     assert "[localdb] path_file: path is not a secret setting" in text
@@ -176,15 +200,18 @@ def test_env_secret_wins_over_systemd_credential(tmp_path: Path, monkeypatch) ->
     assert config.connectors["localdb"].webhook_secret.get_secret_value() == SECRET
 
 
-@pytest.mark.parametrize(("toml", "env"), [
-    (f'[localdb]\nwebhook_secret = ["{SECRET}"]\n', {}),
-    (f'[localdb]\nwebhook_secret = {{ value = "{SECRET}" }}\n', {}),
-    ("[localdb]\n", {"SYNCD_LOCALDB_WEBHOOK_SECRET": f'["{SECRET}"]'}),
-    ("[localdb]\n", {"SYNCD_LOCALDB_WEBHOOK_SECRET": f'{{"k": "{SECRET}"}}'}),
-    (f'[localdb]\nwebhook_secrett = "{SECRET}"\n', {}),
-    (f'[localdb]\nwebhook_secret = "{SECRET}\n', {}),  # TOML syntax error on its line
-    (f"[localdb]\nwebhook_secret = {SECRET}\n", {}),  # unquoted
-])
+@pytest.mark.parametrize(
+    ("toml", "env"),
+    [
+        (f'[localdb]\nwebhook_secret = ["{SECRET}"]\n', {}),
+        (f'[localdb]\nwebhook_secret = {{ value = "{SECRET}" }}\n', {}),
+        ("[localdb]\n", {"SYNCD_LOCALDB_WEBHOOK_SECRET": f'["{SECRET}"]'}),
+        ("[localdb]\n", {"SYNCD_LOCALDB_WEBHOOK_SECRET": f'{{"k": "{SECRET}"}}'}),
+        (f'[localdb]\nwebhook_secrett = "{SECRET}"\n', {}),
+        (f'[localdb]\nwebhook_secret = "{SECRET}\n', {}),  # TOML syntax error on its line
+        (f"[localdb]\nwebhook_secret = {SECRET}\n", {}),  # unquoted
+    ],
+)
 def test_secret_never_appears_in_the_error(tmp_path: Path, toml: str, env: dict) -> None:
     error = problems_of(write(tmp_path, toml + "[http]\nport = -1\n"), env=env)
     assert SECRET not in str(error)
@@ -205,8 +232,7 @@ def test_systemd_state_directory_wins(tmp_path: Path, monkeypatch) -> None:
 
 
 def test_explicit_store_url_wins(tmp_path: Path) -> None:
-    config = load_config(
-        write(tmp_path, '[store]\nurl = "postgresql://db/syncd"\n'), env={})
+    config = load_config(write(tmp_path, '[store]\nurl = "postgresql://db/syncd"\n'), env={})
     assert config.store_url == "postgresql://db/syncd"
 
 

@@ -14,8 +14,11 @@ from syncd.errors import ConfigError
 
 
 def config(tmp_path: Path, token_file: str = "") -> Config:
-    return Config(path=None, syncd=SyncdSection(state_dir=str(tmp_path / "state")),
-                  console=ConsoleSection(token_file=token_file))
+    return Config(
+        path=None,
+        syncd=SyncdSection(state_dir=str(tmp_path / "state")),
+        console=ConsoleSection(token_file=token_file),
+    )
 
 
 def test_token_made_once_private_and_kept(tmp_path: Path) -> None:

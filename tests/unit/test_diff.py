@@ -34,8 +34,7 @@ def test_creation() -> None:
 
 
 def test_plain_change() -> None:
-    events = diff(observe(6, stage="won", amount=10), snapshot(5, stage="lead", amount=10),
-                  WATCHED)
+    events = diff(observe(6, stage="won", amount=10), snapshot(5, stage="lead", amount=10), WATCHED)
     assert changes(events) == [("changed", "stage", "lead", "won", 6)]
 
 
@@ -57,7 +56,8 @@ def test_unversioned_duplicate_yields_nothing() -> None:
     snap = snapshot(None, stage="won")
     assert diff(observe(None, stage="won"), snap, WATCHED) == []
     assert changes(diff(observe(None, stage="lost"), snap, WATCHED)) == [
-        ("changed", "stage", "won", "lost", None)]
+        ("changed", "stage", "won", "lost", None)
+    ]
 
 
 def test_same_version_with_other_fields_is_applied() -> None:
@@ -104,7 +104,8 @@ def test_history_round_trip_yields_both_transitions() -> None:
 def test_deletion() -> None:
     gone = Observation(REF, {}, 9, deleted=True)
     assert changes(diff(gone, snapshot(8, stage="won"), WATCHED)) == [
-        ("deleted", None, None, None, 9)]
+        ("deleted", None, None, None, 9)
+    ]
 
 
 def test_deletion_seen_twice_or_of_an_unknown_object_yields_nothing() -> None:
@@ -121,16 +122,20 @@ def test_reappearing_object_is_created_again() -> None:
 
 
 def test_unwatched_fields_produce_no_events() -> None:
-    events = diff(observe(6, stage="lead", name="New name", amount=1),
-                  snapshot(5, stage="lead", name="Old name", amount=1), WATCHED)
+    events = diff(
+        observe(6, stage="lead", name="New name", amount=1),
+        snapshot(5, stage="lead", name="Old name", amount=1),
+        WATCHED,
+    )
     assert events == []
-    assert not is_stale(observe(6, stage="lead", name="New name", amount=1),
-                        snapshot(5, stage="lead", name="Old name", amount=1))
+    assert not is_stale(
+        observe(6, stage="lead", name="New name", amount=1),
+        snapshot(5, stage="lead", name="Old name", amount=1),
+    )
 
 
 def test_creation_with_no_watched_fields_is_only_created() -> None:
-    assert changes(diff(observe(1, name="A"), None, set())) == [
-        ("created", None, None, None, 1)]
+    assert changes(diff(observe(1, name="A"), None, set())) == [("created", None, None, None, 1)]
 
 
 def test_next_entered_records_when_each_field_took_its_value() -> None:

@@ -23,8 +23,12 @@ from syncd.governor import (
 
 
 def github(clock: FakeClock, **kw: object) -> Governor:
-    return Governor("github", [Limit("core", 5000, 3600),
-                               Limit("writes", 80, 60, frozenset({WRITE}))], clock=clock, **kw)
+    return Governor(
+        "github",
+        [Limit("core", 5000, 3600), Limit("writes", 80, 60, frozenset({WRITE}))],
+        clock=clock,
+        **kw,
+    )
 
 
 def max_in_any_window(starts: list[float], period: float) -> int:
@@ -95,10 +99,18 @@ def test_jira_reset_given_as_an_iso_instant() -> None:
 
 def test_hubspot_interval_header_pauses_the_interval() -> None:
     clock = FakeClock()
-    gov = Governor("hubspot", [Limit("general", 100, 10),
-                               Limit("search", 5, 1, frozenset({SEARCH}))], clock=clock)
-    gov.observe(200, {"X-HubSpot-RateLimit-Remaining": "0",
-                      "X-HubSpot-RateLimit-Interval-Milliseconds": "10000"})
+    gov = Governor(
+        "hubspot",
+        [Limit("general", 100, 10), Limit("search", 5, 1, frozenset({SEARCH}))],
+        clock=clock,
+    )
+    gov.observe(
+        200,
+        {
+            "X-HubSpot-RateLimit-Remaining": "0",
+            "X-HubSpot-RateLimit-Interval-Milliseconds": "10000",
+        },
+    )
     assert gov.wait_needed(SEARCH) == pytest.approx(10)
 
 

@@ -20,8 +20,9 @@ BASE = "https://api.example.test"
 
 
 def governor(clock: FakeClock) -> Governor:
-    return Governor("test", [Limit("all", 100, 10), Limit("writes", 2, 60, frozenset({WRITE}))],
-                    clock=clock)
+    return Governor(
+        "test", [Limit("all", 100, 10), Limit("writes", 2, 60, frozenset({WRITE}))], clock=clock
+    )
 
 
 @responses.activate

@@ -26,8 +26,14 @@ LINT_IMPORTS = Path(sys.executable).with_name("lint-imports")
 
 def lint_imports(*args: str, cwd: Path = ROOT) -> subprocess.CompletedProcess[str]:
     env = {**os.environ, "PYTHONPATH": str(cwd)}  # the tree under test comes first
-    return subprocess.run([str(LINT_IMPORTS), "--no-cache", *args], cwd=cwd, env=env,
-                          capture_output=True, text=True, timeout=120)
+    return subprocess.run(
+        [str(LINT_IMPORTS), "--no-cache", *args],
+        cwd=cwd,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
 
 
 def contracts() -> dict[str, dict]:
@@ -51,23 +57,45 @@ def test_the_contracts_name_every_engine_module() -> None:
     assert store_sources == (modules - {"syncd.store"}) | {"connectors"}
 
 
-@pytest.mark.parametrize(("module", "line", "broken"), [
-    ("connectors/github/poll.py", "from syncd.errors import ConfigError",
-     "Connectors import only syncd.sdk from syncd"),
-    ("connectors/hubspot/cli.py", "from syncd.engine import Engine",
-     "Connectors import only syncd.sdk from syncd"),
-    ("syncd/retry.py", "from connectors.github import GitHubConnector",
-     "The engine imports no connector"),
-    ("syncd/engine.py", "from syncd_sandbox.world import fakes",
-     "The engine imports no sandbox module"),
-    ("syncd/executor.py", "from syncd.store.schema import actions",
-     "Nothing outside syncd.store imports syncd.store.schema"),
-])
-def test_a_forbidden_import_breaks_the_rules(tmp_path: Path, module: str, line: str,
-                                              broken: str) -> None:
+@pytest.mark.parametrize(
+    ("module", "line", "broken"),
+    [
+        (
+            "connectors/github/poll.py",
+            "from syncd.errors import ConfigError",
+            "Connectors import only syncd.sdk from syncd",
+        ),
+        (
+            "connectors/hubspot/cli.py",
+            "from syncd.engine import Engine",
+            "Connectors import only syncd.sdk from syncd",
+        ),
+        (
+            "syncd/retry.py",
+            "from connectors.github import GitHubConnector",
+            "The engine imports no connector",
+        ),
+        (
+            "syncd/engine.py",
+            "from syncd_sandbox.world import fakes",
+            "The engine imports no sandbox module",
+        ),
+        (
+            "syncd/executor.py",
+            "from syncd.store.schema import actions",
+            "Nothing outside syncd.store imports syncd.store.schema",
+        ),
+    ],
+)
+def test_a_forbidden_import_breaks_the_rules(
+    tmp_path: Path, module: str, line: str, broken: str
+) -> None:
     for package in ("syncd", "connectors", "sandbox/syncd_sandbox"):
-        shutil.copytree(ROOT / package, tmp_path / Path(package).name,
-                        ignore=shutil.ignore_patterns("__pycache__"))
+        shutil.copytree(
+            ROOT / package,
+            tmp_path / Path(package).name,
+            ignore=shutil.ignore_patterns("__pycache__"),
+        )
     shutil.copy(ROOT / "pyproject.toml", tmp_path / "pyproject.toml")
     target = tmp_path / module
     target.write_text(target.read_text() + f"\n\ndef _forbidden() -> None:\n    {line}\n")

@@ -28,8 +28,13 @@ from tests.receiver_cases import (
 )
 
 CLOCK = FakeClock()
-FUZZ = settings(max_examples=200, deadline=None, derandomize=True, database=None,
-                suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+FUZZ = settings(
+    max_examples=200,
+    deadline=None,
+    derandomize=True,
+    database=None,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
+)
 
 latin1_text = st.text(alphabet=st.characters(min_codepoint=0, max_codepoint=255), max_size=120)
 json_values = st.recursive(
@@ -61,23 +66,28 @@ def outcome(connector: Connector, headers: dict[str, str], body: bytes) -> int:
 @st.composite
 def bodies(draw: st.DrawFn, name: str) -> bytes:
     _, valid = valid_delivery(name, draw(st.integers(0, 10**6)), CLOCK)
-    return draw(st.one_of(
-        st.binary(max_size=600),
-        json_values.map(lambda v: json.dumps(v).encode()),
-        st.integers(0, len(valid)).map(lambda cut: valid[:cut]),  # truncated
-        st.just(valid + b" " * 1_100_000),  # huge (past the 1 MiB default limit)
-        st.integers(1, 300_000).map(lambda d: b"[" * d + b"]" * d),  # deep
-        st.just(valid),
-    ))
+    return draw(
+        st.one_of(
+            st.binary(max_size=600),
+            json_values.map(lambda v: json.dumps(v).encode()),
+            st.integers(0, len(valid)).map(lambda cut: valid[:cut]),  # truncated
+            st.just(valid + b" " * 1_100_000),  # huge (past the 1 MiB default limit)
+            st.integers(1, 300_000).map(lambda d: b"[" * d + b"]" * d),  # deep
+            st.just(valid),
+        )
+    )
 
 
 @pytest.mark.parametrize("name", RECEIVERS)
-def test_any_headers_and_body_get_4xx_or_parse(receivers: dict[str, Connector],
-                                               name: str) -> None:
+def test_any_headers_and_body_get_4xx_or_parse(receivers: dict[str, Connector], name: str) -> None:
     @FUZZ
-    @given(headers=st.dictionaries(st.sampled_from([*KNOWN_HEADERS[name], "content-type"]),
-                                   latin1_text, max_size=6),
-           body=bodies(name), signed=st.booleans())
+    @given(
+        headers=st.dictionaries(
+            st.sampled_from([*KNOWN_HEADERS[name], "content-type"]), latin1_text, max_size=6
+        ),
+        body=bodies(name),
+        signed=st.booleans(),
+    )
     def check(headers: dict[str, str], body: bytes, signed: bool) -> None:
         if signed:  # a valid signature over whatever the body is
             headers = sign(name, headers, body, CLOCK)
@@ -87,13 +97,14 @@ def test_any_headers_and_body_get_4xx_or_parse(receivers: dict[str, Connector],
 
 
 @pytest.mark.parametrize("name", RECEIVERS)
-def test_invalid_deliveries_are_refused_with_4xx(receivers: dict[str, Connector],
-                                                 name: str) -> None:
+def test_invalid_deliveries_are_refused_with_4xx(
+    receivers: dict[str, Connector], name: str
+) -> None:
     """Bad, missing or non-ASCII signatures; truncated, wrongly typed, non-UTF-8, scalar or
     too deep bodies under a valid signature; stale HubSpot timestamps: all refused."""
+
     @FUZZ
-    @given(seed=st.integers(0, 2**32), kind=st.sampled_from(INVALID_KINDS),
-           n=st.integers(0, 10**6))
+    @given(seed=st.integers(0, 2**32), kind=st.sampled_from(INVALID_KINDS), n=st.integers(0, 10**6))
     def check(seed: int, kind: str, n: int) -> None:
         if (kind == "stale" and name != "hubspot") or (kind == "wrong_type" and name == "github"):
             return
@@ -109,4 +120,3 @@ def test_valid_deliveries_are_accepted(receivers: dict[str, Connector], name: st
     for n in range(20):
         headers, body = valid_delivery(name, n, CLOCK)
         assert outcome(receivers[name], headers, body) == 202
-

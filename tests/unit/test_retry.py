@@ -58,9 +58,13 @@ def test_defaults() -> None:
 
 def test_backoff_is_a_pure_function_of_its_arguments() -> None:
     assert [backoff_seconds(n, base=10, cap=3600, jitter=2.5) for n in (1, 2, 3)] == [
-        12.5, 22.5, 42.5]
+        12.5,
+        22.5,
+        42.5,
+    ]
     assert backoff_seconds(3, base=10, cap=3600, jitter=2.5) == backoff_seconds(
-        3, base=10, cap=3600, jitter=2.5)
+        3, base=10, cap=3600, jitter=2.5
+    )
 
 
 def test_backoff_caps_the_jitter_too_and_survives_huge_attempts() -> None:

@@ -31,15 +31,22 @@ def _imported_modules(source: Path) -> set[str]:
 def test_no_product_module_imports_the_sandbox() -> None:
     files = [f for top in PRODUCT for f in sorted((REPO / top).rglob("*.py"))]
     assert len(files) > 50  # the walk found the product
-    offenders = {str(f.relative_to(REPO)): sorted(m for m in _imported_modules(f)
-                                                   if m.split(".")[0] == "syncd_sandbox")
-                 for f in files}
+    offenders = {
+        str(f.relative_to(REPO)): sorted(
+            m for m in _imported_modules(f) if m.split(".")[0] == "syncd_sandbox"
+        )
+        for f in files
+    }
     assert {f: m for f, m in offenders.items() if m} == {}
 
 
 def test_no_fake_code_is_left_in_the_product_tree() -> None:
-    fakes = [str(f.relative_to(REPO)) for top in PRODUCT for f in (REPO / top).rglob("*")
-             if f.name.startswith("fake") or f.name in {"localdb", "specs", "openapi"}]
+    fakes = [
+        str(f.relative_to(REPO))
+        for top in PRODUCT
+        for f in (REPO / top).rglob("*")
+        if f.name.startswith("fake") or f.name in {"localdb", "specs", "openapi"}
+    ]
     assert fakes == []
 
 

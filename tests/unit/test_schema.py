@@ -47,8 +47,10 @@ def test_schema_command_writes_the_same_text_to_a_file(tmp_path: Path) -> None:
 @pytest.mark.parametrize("path", SHIPPED, ids=lambda p: str(p.relative_to(ROOT)))
 def test_shipped_mapping_files_validate(schema: dict[str, Any], path: Path) -> None:
     document = YAML(typ="safe").load(path.read_text())
-    errors = [f"{'.'.join(map(str, e.absolute_path))}: {e.message}"
-              for e in validator(schema).iter_errors(document)]
+    errors = [
+        f"{'.'.join(map(str, e.absolute_path))}: {e.message}"
+        for e in validator(schema).iter_errors(document)
+    ]
     assert errors == []
 
 
@@ -88,14 +90,17 @@ def test_schema_accepts_every_trigger_kind(schema: dict[str, Any]) -> None:
     assert list(validator(schema).iter_errors(document)) == []
 
 
-@pytest.mark.parametrize(("mutate", "where"), [
-    (lambda r: r.update(unknown_key=1), "rules.0"),
-    (lambda r: r.update(id="Not A Slug"), "rules.0.id"),
-    (lambda r: r.update(do=[]), "rules.0.do"),
-    (lambda r: r.pop("when"), "rules.0"),
-    (lambda r: r.update(guarantee="sometimes"), "rules.0.guarantee"),
-    (lambda r: r["when"].update(history="some"), "rules.0.when"),
-])
+@pytest.mark.parametrize(
+    ("mutate", "where"),
+    [
+        (lambda r: r.update(unknown_key=1), "rules.0"),
+        (lambda r: r.update(id="Not A Slug"), "rules.0.id"),
+        (lambda r: r.update(do=[]), "rules.0.do"),
+        (lambda r: r.pop("when"), "rules.0"),
+        (lambda r: r.update(guarantee="sometimes"), "rules.0.guarantee"),
+        (lambda r: r["when"].update(history="some"), "rules.0.when"),
+    ],
+)
 def test_schema_rejects_malformed_rules(schema: dict[str, Any], mutate, where: str) -> None:
     document = YAML(typ="safe").load(SAMPLE)
     mutate(document["rules"][0])

@@ -62,8 +62,11 @@ class FakeField:
     def to_api(self) -> dict[str, Any]:
         out: dict[str, Any] = {"id": self.id, "name": self.name, "type": self.type}
         if self.type == "lastModifiedTime":
-            out["options"] = {"isValid": True, "referencedFieldIds": [],
-                              "result": {"type": "dateTime"}}
+            out["options"] = {
+                "isValid": True,
+                "referencedFieldIds": [],
+                "result": {"type": "dateTime"},
+            }
         elif self.type == "number":
             out["options"] = {"precision": 0}
         return out
@@ -144,7 +147,8 @@ class FakeAirtable:
         """Add a table; `fields` maps field name -> Airtable field type. Returns its id."""
         with self.app.lock:
             table = FakeTable(
-                self._new_id("tbl"), name,
+                self._new_id("tbl"),
+                name,
                 [FakeField(self._new_id("fld"), n, t) for n, t in fields.items()],
             )
             self.tables[table.id] = table
@@ -193,8 +197,15 @@ class FakeAirtable:
         with self.app.lock:
             self._iterators.clear()
 
-    def fail_next(self, method: str, path: str, *, status: int | None = 502,
-                  applied: bool = True, count: int = 1) -> None:
+    def fail_next(
+        self,
+        method: str,
+        path: str,
+        *,
+        status: int | None = 502,
+        applied: bool = True,
+        count: int = 1,
+    ) -> None:
         """Inject a fault for the next matching requests (see `Fault`)."""
         with self.app.lock:
             self.faults.append(Fault(method, path, status, applied, count))
@@ -264,9 +275,11 @@ class FakeAirtable:
             if found is None:
                 raise ApiError(422, "UNKNOWN_FIELD_NAME", f'Unknown field name: "{name}"')
             if found.type in COMPUTED_TYPES:
-                raise ApiError(422, "INVALID_VALUE_FOR_COLUMN",
-                               f'Field "{name}" cannot accept a value because the field is '
-                               "computed")
+                raise ApiError(
+                    422,
+                    "INVALID_VALUE_FOR_COLUMN",
+                    f'Field "{name}" cannot accept a value because the field is computed',
+                )
 
     def _by_name(self, table: FakeTable, fields: dict[str, Any]) -> dict[str, Any]:
         """Accept field ids as well as names; store by name."""
@@ -282,39 +295,57 @@ class FakeAirtable:
         table.records[record.id] = record
         self.webhooks.record_change(
             table.id,
-            {"createdRecordsById": {record.id: {
-                "createdTime": iso_ms(now),
-                "cellValuesByFieldId": self._field_ids(table, record.fields)}}},
-            source, now,
+            {
+                "createdRecordsById": {
+                    record.id: {
+                        "createdTime": iso_ms(now),
+                        "cellValuesByFieldId": self._field_ids(table, record.fields),
+                    }
+                }
+            },
+            source,
+            now,
         )
         return table.render(record)
 
-    def _update(self, table: FakeTable, record_id: str, fields: dict[str, Any],
-                replace: bool, source: str) -> dict[str, Any]:
+    def _update(
+        self, table: FakeTable, record_id: str, fields: dict[str, Any], replace: bool, source: str
+    ) -> dict[str, Any]:
         self._check_writable(table, fields)
         record = table.records.get(record_id)
         if record is None:
             raise ApiError(404, "MODEL_ID_NOT_FOUND", f"Could not find record {record_id}")
         new = self._by_name(table, fields)
         merged = new if replace else {**record.fields, **new}
-        changed = {k for k in set(merged) | set(record.fields)
-                   if merged.get(k) != record.fields.get(k)}
+        changed = {
+            k for k in set(merged) | set(record.fields) if merged.get(k) != record.fields.get(k)
+        }
         if changed:  # writing the same values is not a change (no new modified time)
             previous = {k: record.fields.get(k) for k in changed}
             record.fields = merged
             record.modified_ms = max(self.now_ms(), record.modified_ms + 1)
             self.webhooks.record_change(
                 table.id,
-                {"changedRecordsById": {record.id: {
-                    "current": {"cellValuesByFieldId": self._field_ids(
-                        table, {k: merged.get(k) for k in changed})},
-                    "previous": {"cellValuesByFieldId": self._field_ids(table, previous)}}}},
-                source, record.modified_ms,
+                {
+                    "changedRecordsById": {
+                        record.id: {
+                            "current": {
+                                "cellValuesByFieldId": self._field_ids(
+                                    table, {k: merged.get(k) for k in changed}
+                                )
+                            },
+                            "previous": {"cellValuesByFieldId": self._field_ids(table, previous)},
+                        }
+                    }
+                },
+                source,
+                record.modified_ms,
             )
         return table.render(record)
 
-    def _upsert(self, table: FakeTable, records: list[dict[str, Any]], merge_on: list[str],
-                replace: bool) -> dict[str, Any]:
+    def _upsert(
+        self, table: FakeTable, records: list[dict[str, Any]], merge_on: list[str], replace: bool
+    ) -> dict[str, Any]:
         self._check_writable(table, {name: None for name in merge_on})
         created: list[str] = []
         updated: list[str] = []
@@ -327,14 +358,21 @@ class FakeAirtable:
                 continue
             missing = [name for name in merge_on if name not in fields]
             if missing:
-                raise ApiError(422, "INVALID_REQUEST_UNKNOWN",
-                               f"fieldsToMergeOn missing from record: {missing}")
+                raise ApiError(
+                    422,
+                    "INVALID_REQUEST_UNKNOWN",
+                    f"fieldsToMergeOn missing from record: {missing}",
+                )
             key = self._by_name(table, {name: fields[name] for name in merge_on})
-            found = [r for r in table.records.values()
-                     if all(r.fields.get(k) == v for k, v in key.items())]
+            found = [
+                r
+                for r in table.records.values()
+                if all(r.fields.get(k) == v for k, v in key.items())
+            ]
             if len(found) > 1:
-                raise ApiError(422, "INVALID_VALUE_FOR_COLUMN",
-                               "more than one record matches fieldsToMergeOn")
+                raise ApiError(
+                    422, "INVALID_VALUE_FOR_COLUMN", "more than one record matches fieldsToMergeOn"
+                )
             if found:
                 out.append(self._update(table, found[0].id, fields, replace, "publicApi"))
                 updated.append(found[0].id)
@@ -355,14 +393,15 @@ class FakeAirtable:
             iterator = self._iterators.get(iterator_id)
             if iterator is None or iterator.created_ms + self.iterator_ttl_ms <= now:
                 self._iterators.pop(iterator_id, None)
-                raise ApiError(422, "LIST_RECORDS_ITERATOR_NOT_AVAILABLE",
-                               "Iterator is not available")
+                raise ApiError(
+                    422, "LIST_RECORDS_ITERATOR_NOT_AVAILABLE", "Iterator is not available"
+                )
             start = iterator.ids.index(position_id) if position_id in iterator.ids else 0
         else:
             iterator_id = self._new_id("itr")
             iterator = _Iterator(self._matching(table, options), now)
             start = 0
-        chosen = iterator.ids[start:start + page_size]
+        chosen = iterator.ids[start : start + page_size]
         body: dict[str, Any] = {
             "records": [table.render(table.records[i]) for i in chosen if i in table.records]
         }
@@ -378,16 +417,24 @@ class FakeAirtable:
     def _matching(self, table: FakeTable, options: dict[str, Any]) -> list[str]:
         try:
             formula = compile_formula(options.get("filterByFormula") or "")
-            rows = [r for r in table.records.values() if matches(formula, FormulaRecord(
-                r.id, table.render(r)["fields"], r.created_ms, r.modified_ms))]
+            rows = [
+                r
+                for r in table.records.values()
+                if matches(
+                    formula,
+                    FormulaRecord(r.id, table.render(r)["fields"], r.created_ms, r.modified_ms),
+                )
+            ]
         except FormulaError as exc:
             raise ApiError(422, "INVALID_FILTER_BY_FORMULA", str(exc)) from None
         for sort in reversed(options.get("sort") or []):
             found = table.field_named(sort.get("field", ""))
             if found is None:
                 raise ApiError(422, "UNKNOWN_FIELD_NAME", f'Unknown field name: "{sort}"')
-            rows.sort(key=lambda r, f=found: _sort_key(table, r, f),
-                      reverse=sort.get("direction") == "desc")
+            rows.sort(
+                key=lambda r, f=found: _sort_key(table, r, f),
+                reverse=sort.get("direction") == "desc",
+            )
         max_records = options.get("maxRecords")
         ids = [r.id for r in rows]
         return ids[: int(max_records)] if max_records else ids

@@ -66,7 +66,7 @@ def _tokens(text: str) -> list[tuple[str, str]]:
     while pos < len(text):
         match = _TOKEN.match(text, pos)
         if not match or match.end() == pos:
-            raise FormulaError(f"unexpected text at {pos}: {text[pos:pos + 20]!r}")
+            raise FormulaError(f"unexpected text at {pos}: {text[pos : pos + 20]!r}")
         kind = match.lastgroup or ""
         out.append((kind, match.group(kind)))
         pos = match.end()
@@ -106,8 +106,9 @@ def _compare(op: str, left: Any, right: Any) -> bool:
     if op == "!=":
         return bool(left != right)
     try:
-        return bool({"<": left < right, ">": left > right,
-                     "<=": left <= right, ">=": left >= right}[op])
+        return bool(
+            {"<": left < right, ">": left > right, "<=": left <= right, ">=": left >= right}[op]
+        )
     except TypeError as exc:
         raise FormulaError(f"cannot compare {left!r} {op} {right!r}") from exc
 

@@ -22,8 +22,14 @@ def base_of(path: str) -> str | None:
 def rate_limited_response() -> FakeResponse:
     return FakeResponse(
         429,
-        {"errors": [{"error": "RATE_LIMIT_REACHED",
-                     "message": "Rate limit exceeded. Please try again later"}]},
+        {
+            "errors": [
+                {
+                    "error": "RATE_LIMIT_REACHED",
+                    "message": "Rate limit exceeded. Please try again later",
+                }
+            ]
+        },
     )
 
 

@@ -44,12 +44,18 @@ def register(fake: FakeAirtable) -> None:
 
     @route("GET", rf"/v0/meta/bases/{_B}/tables")
     def schema(request: FakeRequest) -> Any:
-        return {"tables": [
-            {"id": t.id, "name": t.name, "primaryFieldId": t.fields[0].id if t.fields else None,
-             "fields": [f.to_api() for f in t.fields],
-             "views": [{"id": f"viw{t.id[3:]}", "name": "Grid view", "type": "grid"}]}
-            for t in fake.tables.values()
-        ]}
+        return {
+            "tables": [
+                {
+                    "id": t.id,
+                    "name": t.name,
+                    "primaryFieldId": t.fields[0].id if t.fields else None,
+                    "fields": [f.to_api() for f in t.fields],
+                    "views": [{"id": f"viw{t.id[3:]}", "name": "Grid view", "type": "grid"}],
+                }
+                for t in fake.tables.values()
+            ]
+        }
 
     @route("GET", rf"/v0/bases/{_B}/webhooks")
     def list_webhooks(request: FakeRequest) -> Any:
@@ -61,11 +67,15 @@ def register(fake: FakeAirtable) -> None:
         try:  # what Airtable accepts, as pyairtable models it
             CreateWebhook.model_validate(body)
         except pydantic.ValidationError as exc:
-            raise ApiError(422, "INVALID_REQUEST_UNKNOWN",
-                           f"invalid webhook: {exc.error_count()} errors") from None
+            raise ApiError(
+                422, "INVALID_REQUEST_UNKNOWN", f"invalid webhook: {exc.error_count()} errors"
+            ) from None
         hook = fake.webhooks.create(body, fake.now_ms())
-        return {"id": hook.id, "macSecretBase64": hook.mac_secret_base64,
-                "expirationTime": iso_ms(hook.expiration_ms)}
+        return {
+            "id": hook.id,
+            "macSecretBase64": hook.mac_secret_base64,
+            "expirationTime": iso_ms(hook.expiration_ms),
+        }
 
     def existing_hook(request: FakeRequest) -> Any:
         hook = fake.webhooks.get(request.params["hook"], fake.now_ms())
@@ -114,8 +124,11 @@ def register(fake: FakeAirtable) -> None:
             return fake._create(table, body.get("fields", {}), "publicApi")
         if len(body["records"]) > 10:
             raise ApiError(422, "INVALID_RECORDS", "at most 10 records per request")
-        return {"records": [fake._create(table, r.get("fields", {}), "publicApi")
-                            for r in body["records"]]}
+        return {
+            "records": [
+                fake._create(table, r.get("fields", {}), "publicApi") for r in body["records"]
+            ]
+        }
 
     def batch_write(request: FakeRequest, replace: bool) -> Any:
         table = fake.table(table_path(request))
@@ -125,10 +138,13 @@ def register(fake: FakeAirtable) -> None:
             raise ApiError(422, "INVALID_RECORDS", "1 to 10 records per request")
         upsert = body.get("performUpsert")
         if upsert is not None:
-            return fake._upsert(table, records, list(upsert.get("fieldsToMergeOn") or []),
-                                replace)
-        return {"records": [fake._update(table, r["id"], r.get("fields", {}), replace,
-                                         "publicApi") for r in records]}
+            return fake._upsert(table, records, list(upsert.get("fieldsToMergeOn") or []), replace)
+        return {
+            "records": [
+                fake._update(table, r["id"], r.get("fields", {}), replace, "publicApi")
+                for r in records
+            ]
+        }
 
     @route("PATCH", rf"/v0/{_B}/{_T}")
     def patch_records(request: FakeRequest) -> Any:
@@ -149,11 +165,21 @@ def register(fake: FakeAirtable) -> None:
     @route("PATCH", rf"/v0/{_B}/{_T}/(?P<record>rec[A-Za-z0-9]+)")
     def patch_record(request: FakeRequest) -> Any:
         body = request.json() or {}
-        return fake._update(fake.table(table_path(request)), request.params["record"],
-                            body.get("fields", {}), False, "publicApi")
+        return fake._update(
+            fake.table(table_path(request)),
+            request.params["record"],
+            body.get("fields", {}),
+            False,
+            "publicApi",
+        )
 
     @route("PUT", rf"/v0/{_B}/{_T}/(?P<record>rec[A-Za-z0-9]+)")
     def put_record(request: FakeRequest) -> Any:
         body = request.json() or {}
-        return fake._update(fake.table(table_path(request)), request.params["record"],
-                            body.get("fields", {}), True, "publicApi")
+        return fake._update(
+            fake.table(table_path(request)),
+            request.params["record"],
+            body.get("fields", {}),
+            True,
+            "publicApi",
+        )

@@ -68,7 +68,7 @@ class FakeWebhook:
 
     def page(self, cursor: int, limit: int) -> dict[str, Any]:
         start = max(cursor, 1) - 1
-        chosen = self.payloads[start:start + limit]
+        chosen = self.payloads[start : start + limit]
         next_cursor = start + len(chosen) + 1
         return {
             "cursor": next_cursor,

@@ -126,8 +126,9 @@ class FakeGitHub:
         self.base_url = "http://127.0.0.1"
         self.server: FakeServer | None = None
         self.app = FakeApp()
-        self.app.before.extend([self._count_early, self._check_auth, self._secondary_limit,
-                                self._primary_limit])
+        self.app.before.extend(
+            [self._count_early, self._check_auth, self._secondary_limit, self._primary_limit]
+        )
         self.app.after.extend([self._inject_fault, self._count_and_stamp])
         self._register_routes()
         self.add_user(login)
@@ -193,34 +194,52 @@ class FakeGitHub:
             repo.milestones[number] = ms
             return ms
 
-    def add_hook(self, full_name: str, url: str, secret: str | None,
-                 events: list[str] | None = None) -> FakeHook:
+    def add_hook(
+        self, full_name: str, url: str, secret: str | None, events: list[str] | None = None
+    ) -> FakeHook:
         repo = self.repos[full_name]
         with self._lock:
-            hook = FakeHook(self.new_id(), url, secret, events or ["issues", "issue_comment"],
-                            self.now())
+            hook = FakeHook(
+                self.new_id(), url, secret, events or ["issues", "issue_comment"], self.now()
+            )
             repo.hooks[hook.id] = hook
             return hook
 
-    def open_issue(self, full_name: str, title: str, *, user: str | None = None,
-                   body: str | None = None, labels: list[str] | None = None,
-                   pull_request: bool = False) -> FakeIssue:
+    def open_issue(
+        self,
+        full_name: str,
+        title: str,
+        *,
+        user: str | None = None,
+        body: str | None = None,
+        labels: list[str] | None = None,
+        pull_request: bool = False,
+    ) -> FakeIssue:
         """Open an issue (or a pull request) as a person would, in the web UI."""
         repo = self.repos[full_name]
         user = user or repo.owner
         self.add_user(user)
         with self._lock:
             now = self.now()
-            issue = FakeIssue(self.new_id(), self._next_number(repo), title, body, user, now, now,
-                              is_pull_request=pull_request)
+            issue = FakeIssue(
+                self.new_id(),
+                self._next_number(repo),
+                title,
+                body,
+                user,
+                now,
+                now,
+                is_pull_request=pull_request,
+            )
             for name in labels or []:
                 issue.labels.append(self.add_label(full_name, name).name)
             repo.issues[issue.number] = issue
         self._emit(repo, "issues", "opened", issue)
         return issue
 
-    def close_issue(self, full_name: str, number: int, *, user: str | None = None,
-                    reason: str = "completed") -> FakeIssue:
+    def close_issue(
+        self, full_name: str, number: int, *, user: str | None = None, reason: str = "completed"
+    ) -> FakeIssue:
         """Close an issue as a person would (sets closed_by, closed_at, state_reason)."""
         repo = self.repos[full_name]
         user = user or repo.owner
@@ -250,8 +269,9 @@ class FakeGitHub:
         with self._lock:
             return [i for i in self.repos[full_name].issues.values() if not i.is_pull_request]
 
-    def inject_ambiguous_writes(self, probability: float, *, seed: int = 0,
-                                kinds: tuple[str, ...] = ("502", "reset")) -> None:
+    def inject_ambiguous_writes(
+        self, probability: float, *, seed: int = 0, kinds: tuple[str, ...] = ("502", "reset")
+    ) -> None:
         """Content-creating requests are applied, then answered 502 or reset (`kinds`) with
         `probability`, drawn from a seeded RNG so a test is repeatable."""
         with self._lock:
@@ -259,8 +279,9 @@ class FakeGitHub:
             self._fault_kinds = kinds
             self._fault_rng = random.Random(seed)
 
-    def signed_webhook(self, event: str, payload: Any, secret: str,
-                       delivery_id: str | None = None) -> tuple[dict[str, str], bytes]:
+    def signed_webhook(
+        self, event: str, payload: Any, secret: str, delivery_id: str | None = None
+    ) -> tuple[dict[str, str], bytes]:
         """Headers and body of a signed delivery, ready to POST to syncd's webhook endpoint."""
         return signed_delivery(event, payload, secret, delivery_id)
 
@@ -311,28 +332,60 @@ class FakeGitHub:
             else:
                 self._deliver(*args)
 
-    def _deliver(self, repo: FakeRepo, hook: FakeHook, event: str, action: str | None,
-                 body: bytes, guid: str | None) -> FakeDelivery:
+    def _deliver(
+        self,
+        repo: FakeRepo,
+        hook: FakeHook,
+        event: str,
+        action: str | None,
+        body: bytes,
+        guid: str | None,
+    ) -> FakeDelivery:
         payload = json.loads(body)
         headers, body = signed_delivery(event, payload, hook.secret or "", guid)
         if not hook.secret:
             headers.pop("X-Hub-Signature-256")
         headers["X-GitHub-Hook-ID"] = str(hook.id)
         status = self.transport(hook.url, headers, body)
-        delivery = FakeDelivery(self.new_id(), headers["X-GitHub-Delivery"], self.now(), event,
-                                action, status, headers, body, redelivery=guid is not None)
+        delivery = FakeDelivery(
+            self.new_id(),
+            headers["X-GitHub-Delivery"],
+            self.now(),
+            event,
+            action,
+            status,
+            headers,
+            body,
+            redelivery=guid is not None,
+        )
         with self._lock:
             hook.deliveries.append(delivery)
         return delivery
 
-    def record_delivery(self, full_name: str, hook_id: int, event: str, payload: Any,
-                        status_code: int, *, age: timedelta = timedelta(0)) -> FakeDelivery:
+    def record_delivery(
+        self,
+        full_name: str,
+        hook_id: int,
+        event: str,
+        payload: Any,
+        status_code: int,
+        *,
+        age: timedelta = timedelta(0),
+    ) -> FakeDelivery:
         """Record a past delivery attempt (e.g. one that failed while syncd was down)."""
         repo = self.repos[full_name]
         hook = repo.hooks[hook_id]
         headers, body = signed_delivery(event, payload, hook.secret or "")
-        delivery = FakeDelivery(self.new_id(), headers["X-GitHub-Delivery"], self.now() - age,
-                                event, payload.get("action"), status_code, headers, body)
+        delivery = FakeDelivery(
+            self.new_id(),
+            headers["X-GitHub-Delivery"],
+            self.now() - age,
+            event,
+            payload.get("action"),
+            status_code,
+            headers,
+            body,
+        )
         with self._lock:
             hook.deliveries.append(delivery)
         return delivery
@@ -341,8 +394,7 @@ class FakeGitHub:
 
     @staticmethod
     def _error(status: int, message: str, headers: dict[str, str] | None = None) -> FakeResponse:
-        return FakeResponse(status, {"message": message, "documentation_url": DOCS},
-                            headers or {})
+        return FakeResponse(status, {"message": message, "documentation_url": DOCS}, headers or {})
 
     def _check_auth(self, request: FakeRequest) -> FakeResponse | None:
         if self.token is None:
@@ -415,13 +467,15 @@ class FakeGitHub:
             elif response.status != 403 or self.rate_limit_used < self.primary_limit:
                 self.rate_limit_used += 1
             remaining = max(0, self.primary_limit - self.rate_limit_used)
-            response.headers.update({
-                "x-ratelimit-limit": str(self.primary_limit),
-                "x-ratelimit-remaining": str(remaining),
-                "x-ratelimit-used": str(self.rate_limit_used),
-                "x-ratelimit-reset": str(int(self._primary_reset)),
-                "x-ratelimit-resource": "core",
-            })
+            response.headers.update(
+                {
+                    "x-ratelimit-limit": str(self.primary_limit),
+                    "x-ratelimit-remaining": str(remaining),
+                    "x-ratelimit-used": str(self.rate_limit_used),
+                    "x-ratelimit-reset": str(int(self._primary_reset)),
+                    "x-ratelimit-resource": "core",
+                }
+            )
         return response
 
     # -- internals: routing and validation -------------------------------------------------
@@ -457,8 +511,9 @@ class FakeGitHub:
 
         return wrap
 
-    def _validate(self, method: str, template: str, spec: str | None,
-                  request: FakeRequest) -> FakeResponse | None:
+    def _validate(
+        self, method: str, template: str, spec: str | None, request: FakeRequest
+    ) -> FakeResponse | None:
         subset = {"rest": self.rest, "hooks": self.hooks_spec}.get(spec or "")
         if method not in WRITE_METHODS or subset is None:
             return None
@@ -498,7 +553,7 @@ class FakeGitHub:
         """One page of `items` with a Link header and an ETag (304 when it matches)."""
         per_page = min(100, int(request.arg("per_page", "30") or 30))
         page = max(1, int(request.arg("page", "1") or 1))
-        chunk = items[(page - 1) * per_page: page * per_page]
+        chunk = items[(page - 1) * per_page : page * per_page]
         headers: dict[str, str] = {}
         if page * per_page < len(items):
             query = {k: v[0] for k, v in request.query.items()}

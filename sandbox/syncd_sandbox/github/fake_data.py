@@ -128,25 +128,34 @@ class Shapes:
         api = f"{self.base}/users/{login}"
         uid = self.user_ids.get(login, 0)
         return {
-            "login": login, "id": uid, "node_id": node_id("User", uid),
-            "avatar_url": f"{self.base}/avatars/{login}", "gravatar_id": "",
-            "url": api, "html_url": f"{self.base}/{login}",
+            "login": login,
+            "id": uid,
+            "node_id": node_id("User", uid),
+            "avatar_url": f"{self.base}/avatars/{login}",
+            "gravatar_id": "",
+            "url": api,
+            "html_url": f"{self.base}/{login}",
             "followers_url": f"{api}/followers",
             "following_url": f"{api}/following{{/other_user}}",
             "gists_url": f"{api}/gists{{/gist_id}}",
             "starred_url": f"{api}/starred{{/owner}}{{/repo}}",
             "subscriptions_url": f"{api}/subscriptions",
-            "organizations_url": f"{api}/orgs", "repos_url": f"{api}/repos",
+            "organizations_url": f"{api}/orgs",
+            "repos_url": f"{api}/repos",
             "events_url": f"{api}/events{{/privacy}}",
             "received_events_url": f"{api}/received_events",
-            "type": "User", "site_admin": False,
+            "type": "User",
+            "site_admin": False,
         }
 
     def label(self, repo: FakeRepo, label: FakeLabel) -> dict[str, Any]:
         return {
-            "id": label.id, "node_id": node_id("Label", label.id),
+            "id": label.id,
+            "node_id": node_id("Label", label.id),
             "url": f"{self.base}/repos/{repo.full_name}/labels/{label.name}",
-            "name": label.name, "description": label.description, "color": label.color,
+            "name": label.name,
+            "description": label.description,
+            "color": label.color,
             "default": False,
         }
 
@@ -159,12 +168,22 @@ class Shapes:
             1 for i in repo.issues.values() if i.milestone == ms.number and i.state == "closed"
         )
         return {
-            "url": api, "html_url": f"{self.base}/{repo.full_name}/milestone/{ms.number}",
-            "labels_url": f"{api}/labels", "id": ms.id, "node_id": node_id("Milestone", ms.id),
-            "number": ms.number, "state": ms.state, "title": ms.title, "description": None,
-            "creator": None, "open_issues": open_issues, "closed_issues": closed,
-            "created_at": iso(ms.created_at), "updated_at": iso(ms.created_at),
-            "closed_at": None, "due_on": None,
+            "url": api,
+            "html_url": f"{self.base}/{repo.full_name}/milestone/{ms.number}",
+            "labels_url": f"{api}/labels",
+            "id": ms.id,
+            "node_id": node_id("Milestone", ms.id),
+            "number": ms.number,
+            "state": ms.state,
+            "title": ms.title,
+            "description": None,
+            "creator": None,
+            "open_issues": open_issues,
+            "closed_issues": closed,
+            "created_at": iso(ms.created_at),
+            "updated_at": iso(ms.created_at),
+            "closed_at": None,
+            "due_on": None,
         }
 
     def issue(self, repo: FakeRepo, issue: FakeIssue) -> dict[str, Any]:
@@ -174,25 +193,43 @@ class Shapes:
         assignees = [self.user(login) for login in issue.assignees]
         milestone = repo.milestones.get(issue.milestone) if issue.milestone else None
         out: dict[str, Any] = {
-            "id": issue.id, "node_id": node_id("Issue", issue.id), "url": api,
+            "id": issue.id,
+            "node_id": node_id("Issue", issue.id),
+            "url": api,
             "repository_url": f"{self.base}/repos/{repo.full_name}",
-            "labels_url": f"{api}/labels{{/name}}", "comments_url": f"{api}/comments",
-            "events_url": f"{api}/events", "html_url": html, "number": issue.number,
-            "state": issue.state, "state_reason": issue.state_reason, "title": issue.title,
-            "body": issue.body, "user": self.user(issue.user), "labels": labels,
-            "assignee": assignees[0] if assignees else None, "assignees": assignees,
+            "labels_url": f"{api}/labels{{/name}}",
+            "comments_url": f"{api}/comments",
+            "events_url": f"{api}/events",
+            "html_url": html,
+            "number": issue.number,
+            "state": issue.state,
+            "state_reason": issue.state_reason,
+            "title": issue.title,
+            "body": issue.body,
+            "user": self.user(issue.user),
+            "labels": labels,
+            "assignee": assignees[0] if assignees else None,
+            "assignees": assignees,
             "milestone": self.milestone(repo, milestone) if milestone else None,
-            "locked": False, "active_lock_reason": None, "comments": len(issue.comments),
-            "closed_at": iso(issue.closed_at), "created_at": iso(issue.created_at),
-            "updated_at": iso(issue.updated_at), "closed_by": self.user(issue.closed_by),
-            "author_association": "OWNER", "timeline_url": f"{api}/timeline",
+            "locked": False,
+            "active_lock_reason": None,
+            "comments": len(issue.comments),
+            "closed_at": iso(issue.closed_at),
+            "created_at": iso(issue.created_at),
+            "updated_at": iso(issue.updated_at),
+            "closed_by": self.user(issue.closed_by),
+            "author_association": "OWNER",
+            "timeline_url": f"{api}/timeline",
             "reactions": self.reactions(f"{api}/reactions"),
         }
         if issue.is_pull_request:
             pr = f"{self.base}/repos/{repo.full_name}/pulls/{issue.number}"
             out["pull_request"] = {
-                "url": pr, "html_url": f"{self.base}/{repo.full_name}/pull/{issue.number}",
-                "diff_url": f"{pr}.diff", "patch_url": f"{pr}.patch", "merged_at": None,
+                "url": pr,
+                "html_url": f"{self.base}/{repo.full_name}/pull/{issue.number}",
+                "diff_url": f"{pr}.diff",
+                "patch_url": f"{pr}.patch",
+                "merged_at": None,
             }
         return out
 
@@ -207,38 +244,58 @@ class Shapes:
     def comment(self, repo: FakeRepo, comment: FakeComment) -> dict[str, Any]:
         api = f"{self.base}/repos/{repo.full_name}/issues/comments/{comment.id}"
         return {
-            "id": comment.id, "node_id": node_id("IssueComment", comment.id), "url": api,
+            "id": comment.id,
+            "node_id": node_id("IssueComment", comment.id),
+            "url": api,
             "html_url": f"{self.base}/{repo.full_name}/issues/{comment.issue_number}"
             f"#issuecomment-{comment.id}",
-            "body": comment.body, "user": self.user(comment.user),
-            "created_at": iso(comment.created_at), "updated_at": iso(comment.updated_at),
+            "body": comment.body,
+            "user": self.user(comment.user),
+            "created_at": iso(comment.created_at),
+            "updated_at": iso(comment.updated_at),
             "issue_url": f"{self.base}/repos/{repo.full_name}/issues/{comment.issue_number}",
-            "author_association": "OWNER", "reactions": self.reactions(f"{api}/reactions"),
+            "author_association": "OWNER",
+            "reactions": self.reactions(f"{api}/reactions"),
         }
 
     def repository(self, repo: FakeRepo) -> dict[str, Any]:
         api = f"{self.base}/repos/{repo.full_name}"
         return {
-            "id": repo.id, "node_id": node_id("Repository", repo.id), "name": repo.name,
-            "full_name": repo.full_name, "private": False, "owner": self.user(repo.owner),
-            "html_url": f"{self.base}/{repo.full_name}", "url": api,
-            "issues_url": f"{api}/issues{{/number}}", "labels_url": f"{api}/labels{{/name}}",
-            "hooks_url": f"{api}/hooks", "description": None, "fork": False,
-            "created_at": iso(repo.created_at), "updated_at": iso(repo.created_at),
-            "has_issues": True, "open_issues_count": sum(
-                1 for i in repo.issues.values() if i.state == "open"
-            ), "default_branch": "main",
+            "id": repo.id,
+            "node_id": node_id("Repository", repo.id),
+            "name": repo.name,
+            "full_name": repo.full_name,
+            "private": False,
+            "owner": self.user(repo.owner),
+            "html_url": f"{self.base}/{repo.full_name}",
+            "url": api,
+            "issues_url": f"{api}/issues{{/number}}",
+            "labels_url": f"{api}/labels{{/name}}",
+            "hooks_url": f"{api}/hooks",
+            "description": None,
+            "fork": False,
+            "created_at": iso(repo.created_at),
+            "updated_at": iso(repo.created_at),
+            "has_issues": True,
+            "open_issues_count": sum(1 for i in repo.issues.values() if i.state == "open"),
+            "default_branch": "main",
         }
 
     def hook(self, repo: FakeRepo, hook: FakeHook) -> dict[str, Any]:
         api = f"{self.base}/repos/{repo.full_name}/hooks/{hook.id}"
         last = hook.deliveries[-1] if hook.deliveries else None
         return {
-            "type": "Repository", "id": hook.id, "name": "web", "active": hook.active,
+            "type": "Repository",
+            "id": hook.id,
+            "name": "web",
+            "active": hook.active,
             "events": hook.events,
             "config": {"content_type": "json", "insecure_ssl": "0", "url": hook.url},
-            "updated_at": iso(hook.created_at), "created_at": iso(hook.created_at),
-            "url": api, "test_url": f"{api}/test", "ping_url": f"{api}/pings",
+            "updated_at": iso(hook.created_at),
+            "created_at": iso(hook.created_at),
+            "url": api,
+            "test_url": f"{api}/test",
+            "ping_url": f"{api}/pings",
             "deliveries_url": f"{api}/deliveries",
             "last_response": {
                 "code": last.status_code if last else None,
@@ -250,10 +307,16 @@ class Shapes:
     def delivery_item(self, repo: FakeRepo, delivery: FakeDelivery) -> dict[str, Any]:
         ok = 200 <= delivery.status_code < 300
         return {
-            "id": delivery.id, "guid": delivery.guid,
-            "delivered_at": iso(delivery.delivered_at), "redelivery": delivery.redelivery,
-            "duration": 0.01, "status": "OK" if ok else "failed",
-            "status_code": delivery.status_code, "event": delivery.event,
-            "action": delivery.action, "installation_id": None, "repository_id": repo.id,
+            "id": delivery.id,
+            "guid": delivery.guid,
+            "delivered_at": iso(delivery.delivered_at),
+            "redelivery": delivery.redelivery,
+            "duration": 0.01,
+            "status": "OK" if ok else "failed",
+            "status_code": delivery.status_code,
+            "event": delivery.event,
+            "action": delivery.action,
+            "installation_id": None,
+            "repository_id": repo.id,
             "throttled_at": None,
         }

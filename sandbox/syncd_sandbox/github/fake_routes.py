@@ -43,11 +43,15 @@ def _filter_issues(fake: FakeGitHub, repo: FakeRepo, request: FakeRequest) -> li
             continue
         out.append(issue)
     sort = request.arg("sort", "created")
-    keys = {"created": lambda i: (i.created_at, i.number),
-            "updated": lambda i: (i.updated_at, i.number),
-            "comments": lambda i: (len(i.comments), i.number)}
-    out.sort(key=keys.get(sort or "created", keys["created"]),
-             reverse=request.arg("direction", "desc") != "asc")
+    keys = {
+        "created": lambda i: (i.created_at, i.number),
+        "updated": lambda i: (i.updated_at, i.number),
+        "comments": lambda i: (len(i.comments), i.number),
+    }
+    out.sort(
+        key=keys.get(sort or "created", keys["created"]),
+        reverse=request.arg("direction", "desc") != "asc",
+    )
     return out
 
 
@@ -89,13 +93,18 @@ def _search(fake: FakeGitHub, request: FakeRequest) -> FakeResponse:
             if all(w in text for w in words):
                 item = {**shapes.issue(repo, issue), "score": 1.0}
                 # Search results leave out optional fields that are empty.
-                items.append({k: v for k, v in item.items()
-                              if v is not None or k in SEARCH_ITEM_NULLABLE})
+                items.append(
+                    {k: v for k, v in item.items() if v is not None or k in SEARCH_ITEM_NULLABLE}
+                )
     items.sort(key=lambda i: i["number"])
     page = fake._list(request, items)
     if page.status == 200:
-        page.body = {"total_count": len(items), "incomplete_results": False,
-                     "items": page.body, "search_type": "lexical"}
+        page.body = {
+            "total_count": len(items),
+            "incomplete_results": False,
+            "items": page.body,
+            "search_type": "lexical",
+        }
     return page
 
 
@@ -133,11 +142,18 @@ def register(fake: FakeGitHub) -> None:
         if milestone is not None and int(milestone) not in repo.milestones:
             return err(422, "Validation Failed")
         now = fake.now()
-        issue = FakeIssue(fake.new_id(), fake._next_number(repo), str(data["title"]),
-                          data.get("body"), fake.login, now, now,
-                          labels=fake._labels_for(repo, data.get("labels") or []),
-                          assignees=list(data.get("assignees") or []),
-                          milestone=int(milestone) if milestone is not None else None)
+        issue = FakeIssue(
+            fake.new_id(),
+            fake._next_number(repo),
+            str(data["title"]),
+            data.get("body"),
+            fake.login,
+            now,
+            now,
+            labels=fake._labels_for(repo, data.get("labels") or []),
+            assignees=list(data.get("assignees") or []),
+            milestone=int(milestone) if milestone is not None else None,
+        )
         for login in issue.assignees:
             fake.add_user(login)
         repo.issues[issue.number] = issue
@@ -184,8 +200,11 @@ def register(fake: FakeGitHub) -> None:
         repo, issue = found
         since = _since_filter(request)
         shapes = fake._shapes(request)
-        items = [shapes.comment(repo, c) for c in issue.comments
-                 if since is None or c.updated_at >= since]
+        items = [
+            shapes.comment(repo, c)
+            for c in issue.comments
+            if since is None or c.updated_at >= since
+        ]
         return fake._list(request, items)
 
     @route("POST", "/repos/{owner}/{repo}/issues/{issue_number}/comments")
@@ -195,8 +214,9 @@ def register(fake: FakeGitHub) -> None:
             return err(404, NOT_FOUND)
         repo, issue = found
         now = fake.now()
-        comment = FakeComment(fake.new_id(), issue.number, request.json()["body"], fake.login,
-                              now, now)
+        comment = FakeComment(
+            fake.new_id(), issue.number, request.json()["body"], fake.login, now, now
+        )
         issue.comments.append(comment)
         issue.updated_at = now
         fake._emit(repo, "issue_comment", "created", issue)
@@ -258,8 +278,11 @@ def register(fake: FakeGitHub) -> None:
             return err(404, NOT_FOUND)
         state = request.arg("state", "open")
         shapes = fake._shapes(request)
-        items = [shapes.milestone(repo, m) for m in repo.milestones.values()
-                 if state == "all" or m.state == state]
+        items = [
+            shapes.milestone(repo, m)
+            for m in repo.milestones.values()
+            if state == "all" or m.state == state
+        ]
         return fake._list(request, items)
 
     @route("GET", "/search/issues")

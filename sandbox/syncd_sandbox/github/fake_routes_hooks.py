@@ -38,8 +38,12 @@ def register_hooks(fake: FakeGitHub) -> None:
             return err(404, NOT_FOUND)
         data = request.json()
         config = data.get("config", {})
-        hook = fake.add_hook(repo.full_name, config.get("url", ""), config.get("secret"),
-                             data.get("events") or ["push"])
+        hook = fake.add_hook(
+            repo.full_name,
+            config.get("url", ""),
+            config.get("secret"),
+            data.get("events") or ["push"],
+        )
         hook.active = data.get("active", True)
         return FakeResponse(201, fake._shapes(request).hook(repo, hook))
 
@@ -64,14 +68,19 @@ def register_hooks(fake: FakeGitHub) -> None:
             if delivery.id == wanted:
                 item = fake._shapes(request).delivery_item(repo, delivery)
                 item["url"] = hook.url
-                item["request"] = {"headers": delivery.headers,
-                                   "payload": json.loads(delivery.body)}
+                item["request"] = {
+                    "headers": delivery.headers,
+                    "payload": json.loads(delivery.body),
+                }
                 item["response"] = {"headers": {}, "payload": None}
                 return FakeResponse(200, item)
         return err(404, NOT_FOUND)
 
-    @route("POST", "/repos/{owner}/{repo}/hooks/{hook_id}/deliveries/{delivery_id}/attempts",
-           spec="hooks")
+    @route(
+        "POST",
+        "/repos/{owner}/{repo}/hooks/{hook_id}/deliveries/{delivery_id}/attempts",
+        spec="hooks",
+    )
     def redeliver(request: FakeRequest) -> FakeResponse:
         found = find_hook(request)
         if found is None:

@@ -78,8 +78,14 @@ class OpenApiSubset:
         if "$ref" in response:
             raise ValueError(f"response {status} of {method} {path} is a shared reference")
         return self._validator(
-            "paths", path, method.lower(), "responses", str(status), "content",
-            "application/json", "schema",
+            "paths",
+            path,
+            method.lower(),
+            "responses",
+            str(status),
+            "content",
+            "application/json",
+            "schema",
         )
 
 

@@ -55,10 +55,18 @@ def _not_found(what: str) -> FakeResponse:
 
 
 class FakeHubSpot:
-    def __init__(self, clock: Clock | None = None, *, token: str = "fake-hubspot-token",
-                 app_secret: str = "fake-hubspot-app-secret", search_cap: int = 10_000,
-                 general_limit: int = 100, search_limit: int = 4, portal_id: int = 62515,
-                 latency_seconds: float = 0.0) -> None:
+    def __init__(
+        self,
+        clock: Clock | None = None,
+        *,
+        token: str = "fake-hubspot-token",
+        app_secret: str = "fake-hubspot-app-secret",
+        search_cap: int = 10_000,
+        general_limit: int = 100,
+        search_limit: int = 4,
+        portal_id: int = 62515,
+        latency_seconds: float = 0.0,
+    ) -> None:
         self.clock = clock or SystemClock()
         # A fixed real-time delay before every answer (benchmarks: makes round trips cost).
         self.latency_seconds = latency_seconds
@@ -109,15 +117,31 @@ class FakeHubSpot:
         notes = [self.portal.get("notes", i) for i in ids]
         return [n.properties.get("hs_note_body") or "" for n in notes if n is not None]
 
-    def fail_next(self, count: int = 1, status: int = 503, *, method: str | None = None,
-                  path: str | None = None, retry_after: float | None = None,
-                  applied_first: bool = False) -> None:
+    def fail_next(
+        self,
+        count: int = 1,
+        status: int = 503,
+        *,
+        method: str | None = None,
+        path: str | None = None,
+        retry_after: float | None = None,
+        applied_first: bool = False,
+    ) -> None:
         """The next `count` matching calls fail (status 0: connection reset)."""
-        self.faults.add(Fault(status, count, method, re.compile(path) if path else None,
-                              retry_after, applied_first))
+        self.faults.add(
+            Fault(
+                status,
+                count,
+                method,
+                re.compile(path) if path else None,
+                retry_after,
+                applied_first,
+            )
+        )
 
-    def webhook(self, url: str, events: list[dict[str, Any]] | None = None,
-                timestamp_ms: int | None = None) -> tuple[dict[str, str], bytes]:
+    def webhook(
+        self, url: str, events: list[dict[str, Any]] | None = None, timestamp_ms: int | None = None
+    ) -> tuple[dict[str, str], bytes]:
         """A v3-signed delivery of `events` (default: every change not yet delivered)."""
         batch = self.portal.take_events() if events is None else events
         stamp = self.portal.now_ms() if timestamp_ms is None else timestamp_ms
@@ -141,8 +165,9 @@ class FakeHubSpot:
 
     def _check_auth(self, request: FakeRequest) -> FakeResponse | None:
         if request.headers.get("authorization") != f"Bearer {self.token}":
-            return FakeResponse(401, error_body("Authentication credentials not found.",
-                                                "INVALID_AUTHENTICATION"))
+            return FakeResponse(
+                401, error_body("Authentication credentials not found.", "INVALID_AUTHENTICATION")
+            )
         return None
 
     def _rate_headers(self, request: FakeRequest, response: FakeResponse) -> FakeResponse:
@@ -169,8 +194,12 @@ class FakeHubSpot:
         if history:
             out["propertiesWithHistory"] = {
                 p: [
-                    {"value": value, "timestamp": iso(ms), "sourceType": source,
-                     "sourceId": "userId:1"}
+                    {
+                        "value": value,
+                        "timestamp": iso(ms),
+                        "sourceType": source,
+                        "sourceId": "userId:1",
+                    }
                     for ms, value, source in reversed(record.history.get(p, []))
                 ]
                 for p in history
@@ -179,16 +208,25 @@ class FakeHubSpot:
 
     def _batch_json(self, results: list[dict[str, Any]], missing: list[str]) -> FakeResponse:
         stamp = iso(self.portal.now_ms())
-        body: dict[str, Any] = {"status": "COMPLETE", "results": results,
-                                "startedAt": stamp, "completedAt": stamp}
+        body: dict[str, Any] = {
+            "status": "COMPLETE",
+            "results": results,
+            "startedAt": stamp,
+            "completedAt": stamp,
+        }
         if not missing:
             return FakeResponse(200, body)
         body["numErrors"] = len(missing)
-        body["errors"] = [{
-            "status": "error", "category": "OBJECT_NOT_FOUND",
-            "message": "Could not get some records",
-            "context": {"ids": missing}, "links": {}, "errors": [],
-        }]
+        body["errors"] = [
+            {
+                "status": "error",
+                "category": "OBJECT_NOT_FOUND",
+                "message": "Could not get some records",
+                "context": {"ids": missing},
+                "links": {},
+                "errors": [],
+            }
+        ]
         return FakeResponse(207, body)
 
     # -- routes ------------------------------------------------------------------------
@@ -205,8 +243,12 @@ class FakeHubSpot:
             record = self.portal.get(kind, req.params["id"]) if kind else None
             if record is None:
                 return _not_found("Object")
-            return FakeResponse(200, self._object_json(
-                record, _list_arg(req, "properties"), _list_arg(req, "propertiesWithHistory")))
+            return FakeResponse(
+                200,
+                self._object_json(
+                    record, _list_arg(req, "properties"), _list_arg(req, "propertiesWithHistory")
+                ),
+            )
 
         @app.route("GET", OBJ)
         def list_objects(req: FakeRequest) -> FakeResponse:
@@ -218,8 +260,11 @@ class FakeHubSpot:
             records = sorted(self.portal.live(kind), key=lambda r: int(r.id))
             after = int(req.arg("after", "0") or 0)
             page = [r for r in records if int(r.id) > after][:limit]
-            body: dict[str, Any] = {"results": [
-                self._object_json(r, _list_arg(req, "properties"), history) for r in page]}
+            body: dict[str, Any] = {
+                "results": [
+                    self._object_json(r, _list_arg(req, "properties"), history) for r in page
+                ]
+            }
             if page and int(page[-1].id) < int(records[-1].id):
                 body["paging"] = {"next": {"after": page[-1].id, "link": ""}}
             return FakeResponse(200, body)
@@ -255,9 +300,13 @@ class FakeHubSpot:
             if kind == "deals":
                 unknown = set(props) - {name for name, _, _ in DEAL_PROPERTIES}
                 if unknown:
-                    return FakeResponse(400, error_body(
-                        f"Property values were not valid: {sorted(unknown)} do not exist",
-                        "VALIDATION_ERROR"))
+                    return FakeResponse(
+                        400,
+                        error_body(
+                            f"Property values were not valid: {sorted(unknown)} do not exist",
+                            "VALIDATION_ERROR",
+                        ),
+                    )
             record = self.portal.update(kind, req.params["id"], props, source="INTEGRATION")
             return FakeResponse(200, self._object_json(record, list(props), []))
 
@@ -323,17 +372,34 @@ class FakeHubSpot:
             if self._type(req) != "deals":
                 return FakeResponse(200, {"results": []})
             stages = self.portal.pipelines[0]["stages"]
-            return FakeResponse(200, {"results": [
+            return FakeResponse(
+                200,
                 {
-                    "name": name, "label": label, "type": kind,
-                    "fieldType": "select" if kind == "enumeration" else "text",
-                    "groupName": "dealinformation", "description": "", "hidden": False,
-                    "options": [{"label": s["label"], "value": s["id"], "hidden": False,
-                                 "displayOrder": s["displayOrder"]} for s in stages]
-                    if name == "dealstage" else [],
-                }
-                for name, label, kind in DEAL_PROPERTIES
-            ]})
+                    "results": [
+                        {
+                            "name": name,
+                            "label": label,
+                            "type": kind,
+                            "fieldType": "select" if kind == "enumeration" else "text",
+                            "groupName": "dealinformation",
+                            "description": "",
+                            "hidden": False,
+                            "options": [
+                                {
+                                    "label": s["label"],
+                                    "value": s["id"],
+                                    "hidden": False,
+                                    "displayOrder": s["displayOrder"],
+                                }
+                                for s in stages
+                            ]
+                            if name == "dealstage"
+                            else [],
+                        }
+                        for name, label, kind in DEAL_PROPERTIES
+                    ]
+                },
+            )
 
         @app.route("GET", V4_OBJ)
         def associations(req: FakeRequest) -> FakeResponse:
@@ -354,8 +420,12 @@ class FakeHubSpot:
             for item in inputs:
                 links = self.portal.associated(kind, str(item["id"]), to)
                 if links:
-                    results.append({"from": {"id": str(item["id"])},
-                                    "to": [self._assoc_json(k, v) for k, v in links.items()]})
+                    results.append(
+                        {
+                            "from": {"id": str(item["id"])},
+                            "to": [self._assoc_json(k, v) for k, v in links.items()],
+                        }
+                    )
             return self._batch_json(results, [])
 
         @app.route("GET", r"/crm/v3/owners/(?P<id>[0-9]+)")
@@ -369,10 +439,13 @@ class FakeHubSpot:
 
     @staticmethod
     def _assoc_json(to_id: str, links: list[Any]) -> dict[str, Any]:
-        return {"toObjectId": int(to_id), "associationTypes": [
-            {"category": link.category, "typeId": link.type_id, "label": link.label}
-            for link in links
-        ]}
+        return {
+            "toObjectId": int(to_id),
+            "associationTypes": [
+                {"category": link.category, "typeId": link.type_id, "label": link.label}
+                for link in links
+            ],
+        }
 
 
 __all__ = ["OBJECT_TYPE_IDS", "FakeHubSpot"]

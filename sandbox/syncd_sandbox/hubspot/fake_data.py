@@ -69,10 +69,18 @@ ASSOC_TYPES = {
 }
 OBJECT_TYPE_IDS = {"contacts": "0-1", "companies": "0-2", "deals": "0-3", "notes": "0-46"}
 TYPE_ALIASES = {
-    "deal": "deals", "deals": "deals", "0-3": "deals",
-    "company": "companies", "companies": "companies", "0-2": "companies",
-    "contact": "contacts", "contacts": "contacts", "0-1": "contacts",
-    "note": "notes", "notes": "notes", "0-46": "notes",
+    "deal": "deals",
+    "deals": "deals",
+    "0-3": "deals",
+    "company": "companies",
+    "companies": "companies",
+    "0-2": "companies",
+    "contact": "contacts",
+    "contacts": "contacts",
+    "0-1": "contacts",
+    "note": "notes",
+    "notes": "notes",
+    "0-46": "notes",
 }
 
 
@@ -123,25 +131,43 @@ class Portal:
         stamp = iso(to_ms(datetime(2024, 1, 1, tzinfo=UTC)))
         stages = [
             {
-                "id": sid, "label": label, "displayOrder": i, "archived": False,
-                "createdAt": stamp, "updatedAt": stamp,
+                "id": sid,
+                "label": label,
+                "displayOrder": i,
+                "archived": False,
+                "createdAt": stamp,
+                "updatedAt": stamp,
                 "metadata": {
                     "isClosed": str(sid.startswith("closed")).lower(),
-                    "probability": "1.0" if sid == "closedwon" else "0.0" if sid == "closedlost"
+                    "probability": "1.0"
+                    if sid == "closedwon"
+                    else "0.0"
+                    if sid == "closedlost"
                     else f"{0.1 * (i + 1):.1f}",
                 },
             }
             for i, (sid, label) in enumerate(DEFAULT_STAGES)
         ]
         return {
-            "id": "default", "label": "Sales Pipeline", "displayOrder": 0, "archived": False,
-            "createdAt": stamp, "updatedAt": stamp, "stages": stages,
+            "id": "default",
+            "label": "Sales Pipeline",
+            "displayOrder": 0,
+            "archived": False,
+            "createdAt": stamp,
+            "updatedAt": stamp,
+            "stages": stages,
         }
 
     # -- records -----------------------------------------------------------------------
 
-    def create(self, object_type: str, properties: dict[str, Any], *, source: str = "CRM_UI",
-               record_id: str | None = None) -> Record:
+    def create(
+        self,
+        object_type: str,
+        properties: dict[str, Any],
+        *,
+        source: str = "CRM_UI",
+        record_id: str | None = None,
+    ) -> Record:
         with self.lock:
             now = self.now_ms()
             rid = record_id or self._next_id()
@@ -158,8 +184,9 @@ class Portal:
             self._event(object_type, "creation", rid, now)
             return record
 
-    def update(self, object_type: str, rid: str, properties: dict[str, Any], *,
-               source: str = "CRM_UI") -> Record:
+    def update(
+        self, object_type: str, rid: str, properties: dict[str, Any], *, source: str = "CRM_UI"
+    ) -> Record:
         """Change properties; like HubSpot, an unchanged value leaves no history entry."""
         with self.lock:
             record = self.get(object_type, rid)
@@ -197,9 +224,17 @@ class Portal:
 
     # -- associations ------------------------------------------------------------------
 
-    def associate(self, from_type: str, from_id: str, to_type: str, to_id: str,
-                  label: str | None = None, *, primary: bool = False,
-                  type_id: int | None = None) -> None:
+    def associate(
+        self,
+        from_type: str,
+        from_id: str,
+        to_type: str,
+        to_id: str,
+        label: str | None = None,
+        *,
+        primary: bool = False,
+        type_id: int | None = None,
+    ) -> None:
         """Link both ways; `label` makes a USER_DEFINED label (a contact's role on a deal)."""
         with self.lock:
             plain, primary_id = ASSOC_TYPES.get((from_type, to_type), (1, None))
@@ -210,12 +245,22 @@ class Portal:
                 links.append(AssocLink("USER_DEFINED", 100 + len(label), label))
             self._add_links(from_type, from_id, to_type, to_id, links)
             back, _ = ASSOC_TYPES.get((to_type, from_type), (1, None))
-            self._add_links(to_type, to_id, from_type, from_id,
-                            [AssocLink(link.category, back if link.label is None else link.type_id,
-                                       link.label) for link in links])
+            self._add_links(
+                to_type,
+                to_id,
+                from_type,
+                from_id,
+                [
+                    AssocLink(
+                        link.category, back if link.label is None else link.type_id, link.label
+                    )
+                    for link in links
+                ],
+            )
 
-    def _add_links(self, from_type: str, from_id: str, to_type: str, to_id: str,
-                   links: list[AssocLink]) -> None:
+    def _add_links(
+        self, from_type: str, from_id: str, to_type: str, to_id: str, links: list[AssocLink]
+    ) -> None:
         existing = self.links.setdefault((from_type, from_id, to_type), {}).setdefault(to_id, [])
         for link in links:
             if all(e.type_id != link.type_id for e in existing):
@@ -232,21 +277,39 @@ class Portal:
         with self.lock:
             oid = str(next(self._ids))
             self.owners[oid] = {
-                "id": oid, "firstName": first, "lastName": last, "email": email,
-                "type": "PERSON", "userId": int(oid), "archived": False,
-                "createdAt": iso(self.now_ms()), "updatedAt": iso(self.now_ms()),
+                "id": oid,
+                "firstName": first,
+                "lastName": last,
+                "email": email,
+                "type": "PERSON",
+                "userId": int(oid),
+                "archived": False,
+                "createdAt": iso(self.now_ms()),
+                "updatedAt": iso(self.now_ms()),
             }
             return oid
 
-    def _event(self, object_type: str, kind: str, rid: str, ms: int,
-               name: str | None = None, value: str | None = None) -> None:
+    def _event(
+        self,
+        object_type: str,
+        kind: str,
+        rid: str,
+        ms: int,
+        name: str | None = None,
+        value: str | None = None,
+    ) -> None:
         if object_type != "deals" or name in {"hs_lastmodifieddate"}:
             return
         event: dict[str, Any] = {
-            "eventId": next(self._event_ids), "subscriptionId": 4000 + len(kind),
-            "portalId": self.portal_id, "appId": 54321, "occurredAt": ms,
-            "subscriptionType": f"deal.{kind}", "attemptNumber": 0,
-            "objectId": int(rid), "changeSource": "CRM_UI",
+            "eventId": next(self._event_ids),
+            "subscriptionId": 4000 + len(kind),
+            "portalId": self.portal_id,
+            "appId": 54321,
+            "occurredAt": ms,
+            "subscriptionType": f"deal.{kind}",
+            "attemptNumber": 0,
+            "objectId": int(rid),
+            "changeSource": "CRM_UI",
         }
         if name is not None:
             event.update(propertyName=name, propertyValue=value or "")

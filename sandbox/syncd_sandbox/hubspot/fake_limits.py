@@ -20,8 +20,12 @@ SEARCH_WINDOW = 1.0
 
 
 def error_body(message: str, category: str = "VALIDATION_ERROR") -> dict[str, object]:
-    return {"status": "error", "message": message, "category": category,
-            "correlationId": "00000000-0000-4000-8000-000000000000"}
+    return {
+        "status": "error",
+        "message": message,
+        "category": category,
+        "correlationId": "00000000-0000-4000-8000-000000000000",
+    }
 
 
 class RateLimits:
@@ -86,9 +90,11 @@ class Fault:
     applied_first: bool = False  # perform the call, then answer the error ("502 after write")
 
     def matches(self, request: FakeRequest) -> bool:
-        return (self.remaining > 0
-                and (self.method is None or self.method == request.method)
-                and (self.path is None or bool(self.path.search(request.path))))
+        return (
+            self.remaining > 0
+            and (self.method is None or self.method == request.method)
+            and (self.path is None or bool(self.path.search(request.path)))
+        )
 
     def response(self) -> FakeResponse:
         if self.status == 0:

@@ -13,8 +13,19 @@ from typing import Any
 from syncd_sandbox.hubspot.fake_data import Record
 
 OPERATORS = {
-    "EQ", "NEQ", "LT", "LTE", "GT", "GTE", "BETWEEN", "IN", "NOT_IN",
-    "HAS_PROPERTY", "NOT_HAS_PROPERTY", "CONTAINS_TOKEN", "NOT_CONTAINS_TOKEN",
+    "EQ",
+    "NEQ",
+    "LT",
+    "LTE",
+    "GT",
+    "GTE",
+    "BETWEEN",
+    "IN",
+    "NOT_IN",
+    "HAS_PROPERTY",
+    "NOT_HAS_PROPERTY",
+    "CONTAINS_TOKEN",
+    "NOT_CONTAINS_TOKEN",
 }
 MAX_LIMIT = 200
 
@@ -59,8 +70,12 @@ def _matches(record: Record, flt: dict[str, Any]) -> bool:
     if op == "BETWEEN":
         return right <= left <= comparable(flt.get("highValue"))
     return {
-        "EQ": left == right, "NEQ": left != right, "LT": left < right,
-        "LTE": left <= right, "GT": left > right, "GTE": left >= right,
+        "EQ": left == right,
+        "NEQ": left != right,
+        "LT": left < right,
+        "LTE": left <= right,
+        "GT": left > right,
+        "GTE": left >= right,
     }[op]
 
 
@@ -84,7 +99,8 @@ def search(
         raise SearchError(f"paging past {cap} results is not allowed (after={offset})")
     groups = request.get("filterGroups") or []
     found = [
-        r for r in records
+        r
+        for r in records
         if not groups or any(all(_matches(r, f) for f in g.get("filters", [])) for g in groups)
     ]
     sorts = request.get("sorts") or []

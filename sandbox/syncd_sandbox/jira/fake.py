@@ -60,11 +60,14 @@ class FakeJira:
         self.time_zone = time_zone
         self.projects = {key: str(10000 + n) for n, key in enumerate(projects)}
         self.bot = FakeUser("5b10ac8d82e05b22cc7d4ef5", "syncd bot", email)
-        self.users = {u.account_id: u for u in (
-            self.bot,
-            FakeUser("712020:aaaa-1111", "Ada Lovelace", "ada@example.org"),
-            FakeUser("712020:bbbb-2222", "Grace Hopper", "grace@example.org"),
-        )}
+        self.users = {
+            u.account_id: u
+            for u in (
+                self.bot,
+                FakeUser("712020:aaaa-1111", "Ada Lovelace", "ada@example.org"),
+                FakeUser("712020:bbbb-2222", "Grace Hopper", "grace@example.org"),
+            )
+        }
         self.fields = [(fid, name, kind, False) for fid, name, kind in SYSTEM_FIELDS] + [
             (fid, name, kind, True) for fid, name, kind in CUSTOM_FIELDS
         ]
@@ -86,8 +89,14 @@ class FakeJira:
         return to_ms(self.clock.now())
 
     def user_create(
-        self, project: str, summary: str, *, issuetype: str = "Task",
-        labels: list[str] | None = None, status: str = "To Do", parent: str | None = None,
+        self,
+        project: str,
+        summary: str,
+        *,
+        issuetype: str = "Task",
+        labels: list[str] | None = None,
+        status: str = "To Do",
+        parent: str | None = None,
         assignee: str | None = None,
     ) -> FakeIssue:
         with self.app.lock:
@@ -114,8 +123,13 @@ class FakeJira:
     def seed_client_epics(self, count: int, project: str = "CLI") -> list[FakeIssue]:
         """Epics labelled `client-epic`, as W8's quarterly review iterates over."""
         return [
-            self.user_create(project, f"Client {n:02d}", issuetype="Epic",
-                             labels=["client-epic"], assignee=list(self.users)[1])
+            self.user_create(
+                project,
+                f"Client {n:02d}",
+                issuetype="Epic",
+                labels=["client-epic"],
+                assignee=list(self.users)[1],
+            )
             for n in range(1, count + 1)
         ]
 
@@ -124,8 +138,13 @@ class FakeJira:
         self.faults.fail_next(method, path, kind, **options)
 
     def webhook_request(
-        self, key: str, *, event: str = "jira:issue_updated", secret: str | None = None,
-        identifier: str | None = None, retry: int = 0,
+        self,
+        key: str,
+        *,
+        event: str = "jira:issue_updated",
+        secret: str | None = None,
+        identifier: str | None = None,
+        retry: int = 0,
     ) -> tuple[dict[str, str], bytes]:
         """Headers and raw body of the delivery Jira sends for `event` on issue `key`."""
         with self.app.lock:
@@ -134,9 +153,10 @@ class FakeJira:
             payload: dict[str, Any] = {
                 "timestamp": self.now_ms(),
                 "webhookEvent": event,
-                "issue_event_type_name": {"jira:issue_created": "issue_created",
-                                          "jira:issue_deleted": "issue_deleted"}.get(
-                    event, "issue_generic"),
+                "issue_event_type_name": {
+                    "jira:issue_created": "issue_created",
+                    "jira:issue_deleted": "issue_deleted",
+                }.get(event, "issue_generic"),
                 "user": self.users[list(self.users)[1]].render(base),
                 "issue": self.render_issue(issue, base, ["*all"], expand=()),
             }
@@ -161,8 +181,13 @@ class FakeJira:
         self._counters[project] = self._counters.get(project, 0) + 1
         now = self.now_ms()
         issue = FakeIssue(
-            id=str(self._next_id), key=f"{project}-{self._counters[project]}", project=project,
-            issuetype=issuetype, summary=summary, created=now, updated=now,
+            id=str(self._next_id),
+            key=f"{project}-{self._counters[project]}",
+            project=project,
+            issuetype=issuetype,
+            summary=summary,
+            created=now,
+            updated=now,
             reporter=self.bot.account_id,
         )
         self.issues[issue.key] = issue
@@ -175,8 +200,13 @@ class FakeJira:
         setattr(issue, name, value)
         as_text = " ".join(value) if isinstance(value, list) else value
         old_text = " ".join(old) if isinstance(old, list) else old
-        item = {"field": name, "fieldtype": "jira", "fieldId": name,
-                "fromString": old_text, "toString": as_text}
+        item = {
+            "field": name,
+            "fieldtype": "jira",
+            "fieldId": name,
+            "fromString": old_text,
+            "toString": as_text,
+        }
         if name == "status":
             item.update({"from": STATUSES[old][0], "to": STATUSES[value][0]})
         return {k: v for k, v in item.items() if v is not None}
@@ -192,19 +222,21 @@ class FakeJira:
         now = max(self.now_ms(), issue.updated)
         issue.updated = now
         entry_id = str(sum(len(i.changelog) for i in self.issues.values()) + 1000)
-        issue.changelog.append({"id": entry_id, "created": now, "author": author,
-                                "items": items})
+        issue.changelog.append({"id": entry_id, "created": now, "author": author, "items": items})
 
     # -- rendering ---------------------------------------------------------------------
 
     def field_name(self, field_id: str) -> str:
         return next(name for fid, name, _, _ in self.fields if fid == field_id)
 
-    def render_issue(self, issue: FakeIssue, base: str, fields: list[str],
-                      expand: tuple[str, ...] | list[str]) -> dict[str, Any]:
+    def render_issue(
+        self, issue: FakeIssue, base: str, fields: list[str], expand: tuple[str, ...] | list[str]
+    ) -> dict[str, Any]:
         out: dict[str, Any] = {
             "expand": "renderedFields,names,schema,operations,editmeta,changelog",
-            "id": issue.id, "self": f"{base}{API}/issue/{issue.id}", "key": issue.key,
+            "id": issue.id,
+            "self": f"{base}{API}/issue/{issue.id}",
+            "key": issue.key,
         }
         if fields != ["id"]:
             everything = self._issue_fields(issue, base)
@@ -212,13 +244,19 @@ class FakeJira:
             if not wanted or any(f in ("*all", "*navigable") for f in wanted):
                 wanted = list(everything)
             dropped = {f[1:] for f in fields if f.startswith("-")}
-            out["fields"] = {k: everything[k] for k in wanted
-                             if k in everything and k not in dropped}
+            out["fields"] = {
+                k: everything[k] for k in wanted if k in everything and k not in dropped
+            }
         if "changelog" in expand:
-            histories = [render_changelog_entry(base, e, self.users)
-                         for e in reversed(issue.changelog)]
-            out["changelog"] = {"startAt": 0, "maxResults": len(histories),
-                                "total": len(histories), "histories": histories}
+            histories = [
+                render_changelog_entry(base, e, self.users) for e in reversed(issue.changelog)
+            ]
+            out["changelog"] = {
+                "startAt": 0,
+                "maxResults": len(histories),
+                "total": len(histories),
+                "histories": histories,
+            }
         return out
 
     def _issue_fields(self, issue: FakeIssue, base: str) -> dict[str, Any]:
@@ -234,9 +272,13 @@ class FakeJira:
             "assignee": user(issue.assignee),
             "reporter": user(issue.reporter),
             "issuetype": render_issuetype(base, issue.issuetype),
-            "project": {"self": f"{base}{API}/project/{self.projects[issue.project]}",
-                        "id": self.projects[issue.project], "key": issue.project,
-                        "name": issue.project.title(), "projectTypeKey": "software"},
+            "project": {
+                "self": f"{base}{API}/project/{self.projects[issue.project]}",
+                "id": self.projects[issue.project],
+                "key": issue.project,
+                "name": issue.project.title(),
+                "projectTypeKey": "software",
+            },
             "status": render_status(base, issue.status),
             "duedate": issue.duedate,
             "created": jira_time(issue.created),
@@ -246,15 +288,21 @@ class FakeJira:
         }
         if issue.original_estimate:
             seconds = estimate_seconds(issue.original_estimate)
-            fields["timetracking"] = {"originalEstimate": issue.original_estimate,
-                                      "originalEstimateSeconds": seconds}
+            fields["timetracking"] = {
+                "originalEstimate": issue.original_estimate,
+                "originalEstimateSeconds": seconds,
+            }
             fields["timeoriginalestimate"] = seconds
         if parent is not None:
             fields["parent"] = {
-                "id": parent.id, "key": parent.key, "self": f"{base}{API}/issue/{parent.id}",
-                "fields": {"summary": parent.summary,
-                           "status": render_status(base, parent.status),
-                           "issuetype": render_issuetype(base, parent.issuetype)},
+                "id": parent.id,
+                "key": parent.key,
+                "self": f"{base}{API}/issue/{parent.id}",
+                "fields": {
+                    "summary": parent.summary,
+                    "status": render_status(base, parent.status),
+                    "issuetype": render_issuetype(base, parent.issuetype),
+                },
             }
         for fid, _, _, custom in self.fields:
             if custom:
@@ -277,5 +325,4 @@ class FakeJira:
     def find(self, key: str) -> FakeIssue | None:
         if key in self.issues:
             return self.issues[key]
-        return next((i for i in self.issues.values() if i.id == key or i.key == key.upper()),
-                    None)
+        return next((i for i in self.issues.values() if i.id == key or i.key == key.upper()), None)

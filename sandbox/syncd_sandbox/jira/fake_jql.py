@@ -215,9 +215,12 @@ class _Parser:
             raise JqlError(f"The operator '{op}' is not supported by the '{attribute}' field.")
         limit = parse_jql_date(values[0], self.tz)
         compare = {
-            "=": lambda a: a == limit, "!=": lambda a: a != limit,
-            ">": lambda a: a > limit, ">=": lambda a: a >= limit,
-            "<": lambda a: a < limit, "<=": lambda a: a <= limit,
+            "=": lambda a: a == limit,
+            "!=": lambda a: a != limit,
+            ">": lambda a: a > limit,
+            ">=": lambda a: a >= limit,
+            "<": lambda a: a < limit,
+            "<=": lambda a: a <= limit,
         }[op]
         return lambda issue: compare(getattr(issue, attribute))
 
@@ -235,8 +238,9 @@ def _compare(attribute: str, op: str, values: list[str | None]) -> Callable[[Any
         return [_normal(v) for v in items]
 
     if op in ("=", "in"):
-        return lambda i: any(v in current(i) for v in wanted if v is not None) or (
-            None in wanted and not current(i)
+        return lambda i: (
+            any(v in current(i) for v in wanted if v is not None)
+            or (None in wanted and not current(i))
         )
     if op in ("!=", "not in"):
         return lambda i: bool(current(i)) and not any(v in current(i) for v in wanted)

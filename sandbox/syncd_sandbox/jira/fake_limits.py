@@ -28,9 +28,15 @@ WRITE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 
 
 class JiraRateLimit:
-    def __init__(self, clock: Clock, *, burst_per_second: int = BURST_PER_SECOND,
-                 cost_budget: int = COST_BUDGET, cost_window: float = COST_WINDOW_SECONDS,
-                 write_cost: int = WRITE_COST) -> None:
+    def __init__(
+        self,
+        clock: Clock,
+        *,
+        burst_per_second: int = BURST_PER_SECOND,
+        cost_budget: int = COST_BUDGET,
+        cost_window: float = COST_WINDOW_SECONDS,
+        write_cost: int = WRITE_COST,
+    ) -> None:
         self.clock = clock
         self.burst_per_second = burst_per_second
         self.cost_budget = cost_budget
@@ -73,10 +79,17 @@ class JiraRateLimit:
                 seconds = max(1, int(wait + 0.999))
                 self._retry_until = max(self._retry_until, now + seconds)
                 reset = datetime.fromtimestamp(now + seconds, UTC).isoformat()
-                return FakeResponse(429, {"errorMessages": ["Rate limit exceeded."]}, {
-                    "Retry-After": str(seconds), "X-RateLimit-Limit": str(self.cost_budget),
-                    "X-RateLimit-Remaining": "0", "X-RateLimit-Reset": reset,
-                    "RateLimit-Reason": "jira-cost-based"})
+                return FakeResponse(
+                    429,
+                    {"errorMessages": ["Rate limit exceeded."]},
+                    {
+                        "Retry-After": str(seconds),
+                        "X-RateLimit-Limit": str(self.cost_budget),
+                        "X-RateLimit-Remaining": "0",
+                        "X-RateLimit-Reset": reset,
+                        "RateLimit-Reason": "jira-cost-based",
+                    },
+                )
             self._burst.append(now)
             self._costs.append((now, cost))
             self.served += 1

@@ -20,19 +20,33 @@ STATUSES = {  # name -> (id, category key)
 }
 # Global transitions (available from any other status). One is named unlike its target status,
 # as real workflows often are, so callers must match on `to.name` too.
-TRANSITIONS = [("11", "To Do", "To Do"), ("21", "Start Progress", "In Progress"),
-               ("31", "In Review", "In Review"), ("41", "Done", "Done")]
+TRANSITIONS = [
+    ("11", "To Do", "To Do"),
+    ("21", "Start Progress", "In Progress"),
+    ("31", "In Review", "In Review"),
+    ("41", "Done", "Done"),
+]
 ISSUE_TYPES = {  # name -> (id, hierarchy level)
-    "Epic": ("10000", 1), "Task": ("10001", 0), "Story": ("10002", 0), "Bug": ("10003", 0),
+    "Epic": ("10000", 1),
+    "Task": ("10001", 0),
+    "Story": ("10002", 0),
+    "Bug": ("10003", 0),
 }
 SYSTEM_FIELDS = [
-    ("summary", "Summary", "string"), ("description", "Description", "string"),
-    ("labels", "Labels", "array"), ("assignee", "Assignee", "user"),
-    ("reporter", "Reporter", "user"), ("issuetype", "Issue Type", "issuetype"),
-    ("project", "Project", "project"), ("parent", "Parent", "issuelink"),
-    ("duedate", "Due date", "date"), ("status", "Status", "status"),
-    ("timetracking", "Time tracking", "timetracking"), ("created", "Created", "datetime"),
-    ("updated", "Updated", "datetime"), ("priority", "Priority", "priority"),
+    ("summary", "Summary", "string"),
+    ("description", "Description", "string"),
+    ("labels", "Labels", "array"),
+    ("assignee", "Assignee", "user"),
+    ("reporter", "Reporter", "user"),
+    ("issuetype", "Issue Type", "issuetype"),
+    ("project", "Project", "project"),
+    ("parent", "Parent", "issuelink"),
+    ("duedate", "Due date", "date"),
+    ("status", "Status", "status"),
+    ("timetracking", "Time tracking", "timetracking"),
+    ("created", "Created", "datetime"),
+    ("updated", "Updated", "datetime"),
+    ("priority", "Priority", "priority"),
 ]
 CUSTOM_FIELDS = [  # id, name, JSON type
     ("customfield_10010", "Account", "string"),
@@ -117,7 +131,10 @@ def render_status(base: str, name: str) -> dict[str, Any]:
         "iconUrl": f"{base}/images/icons/statuses/generic.png",
         "statusCategory": {
             "self": f"{base}/rest/api/3/statuscategory/{cat_id}",
-            "id": cat_id, "key": category, "colorName": colour, "name": cat_name,
+            "id": cat_id,
+            "key": category,
+            "colorName": colour,
+            "name": cat_name,
         },
     }
 
@@ -125,8 +142,12 @@ def render_status(base: str, name: str) -> dict[str, Any]:
 def render_issuetype(base: str, name: str) -> dict[str, Any]:
     type_id, level = ISSUE_TYPES[name]
     return {
-        "self": f"{base}/rest/api/3/issuetype/{type_id}", "id": type_id, "name": name,
-        "subtask": False, "hierarchyLevel": level, "description": "",
+        "self": f"{base}/rest/api/3/issuetype/{type_id}",
+        "id": type_id,
+        "name": name,
+        "subtask": False,
+        "hierarchyLevel": level,
+        "description": "",
         "iconUrl": f"{base}/images/icons/issuetypes/{name.lower()}.svg",
     }
 
@@ -139,8 +160,13 @@ def render_changelog_entry(base: str, entry: dict[str, Any], users: dict[str, Fa
     return out
 
 
-def render_comment(base: str, issue: FakeIssue, comment: dict[str, Any],
-                   users: dict[str, FakeUser], with_properties: bool) -> dict[str, Any]:
+def render_comment(
+    base: str,
+    issue: FakeIssue,
+    comment: dict[str, Any],
+    users: dict[str, FakeUser],
+    with_properties: bool,
+) -> dict[str, Any]:
     out = {
         "self": f"{base}/rest/api/3/issue/{issue.id}/comment/{comment['id']}",
         "id": comment["id"],

@@ -42,31 +42,55 @@ def install_routes(jira: FakeJira) -> None:
 
     @route("GET", r"/rest/api/[23]/serverInfo")
     def server_info(req: FakeRequest) -> FakeResponse:
-        return FakeResponse(200, {
-            "baseUrl": _base(req), "displayUrl": _base(req),
-            "version": "1001.0.0-SNAPSHOT", "versionNumbers": [1001, 0, 0],
-            "deploymentType": "Cloud", "buildNumber": 100282,
-            "buildDate": "2025-09-24T00:00:00.000+0000",
-            "serverTime": jira_time(jira.now_ms()), "scmInfo": "5330f7d9",
-            "serverTitle": "Fake Jira", "serverTimeZone": "UTC",
-        })
+        return FakeResponse(
+            200,
+            {
+                "baseUrl": _base(req),
+                "displayUrl": _base(req),
+                "version": "1001.0.0-SNAPSHOT",
+                "versionNumbers": [1001, 0, 0],
+                "deploymentType": "Cloud",
+                "buildNumber": 100282,
+                "buildDate": "2025-09-24T00:00:00.000+0000",
+                "serverTime": jira_time(jira.now_ms()),
+                "scmInfo": "5330f7d9",
+                "serverTitle": "Fake Jira",
+                "serverTimeZone": "UTC",
+            },
+        )
 
     @route("GET", API + r"/myself")
     def myself(req: FakeRequest) -> FakeResponse:
-        return FakeResponse(200, {**jira.bot.render(_base(req)),
-                                  "timeZone": jira.time_zone, "locale": "en_US"})
+        return FakeResponse(
+            200, {**jira.bot.render(_base(req)), "timeZone": jira.time_zone, "locale": "en_US"}
+        )
 
     @route("GET", API + r"/field")
     def field_list(req: FakeRequest) -> FakeResponse:
-        return FakeResponse(200, [
-            {"id": fid, "key": fid, "name": name, "custom": custom, "orderable": True,
-             "navigable": True, "searchable": True,
-             "clauseNames": [f"cf[{fid.split('_')[1]}]", name] if custom else [fid],
-             "schema": {"type": kind, **({"custom": "textfield",
-                                          "customId": int(fid.split("_")[1])}
-                                         if custom else {"system": fid})}}
-            for fid, name, kind, custom in jira.fields
-        ])
+        return FakeResponse(
+            200,
+            [
+                {
+                    "id": fid,
+                    "key": fid,
+                    "name": name,
+                    "custom": custom,
+                    "orderable": True,
+                    "navigable": True,
+                    "searchable": True,
+                    "clauseNames": [f"cf[{fid.split('_')[1]}]", name] if custom else [fid],
+                    "schema": {
+                        "type": kind,
+                        **(
+                            {"custom": "textfield", "customId": int(fid.split("_")[1])}
+                            if custom
+                            else {"system": fid}
+                        ),
+                    },
+                }
+                for fid, name, kind, custom in jira.fields
+            ],
+        )
 
     @route("GET", API + r"/project/(?P<project>[^/]+)")
     def project(req: FakeRequest) -> FakeResponse:
@@ -74,21 +98,33 @@ def install_routes(jira: FakeJira) -> None:
         if key not in jira.projects:
             return error_response(404, f"No project could be found with key '{key}'.")
         base = _base(req)
-        return FakeResponse(200, {
-            "self": f"{base}{API}/project/{jira.projects[key]}",
-            "id": jira.projects[key], "key": key, "name": key.title(),
-            "projectTypeKey": "software", "simplified": False, "style": "classic",
-            "issueTypes": [render_issuetype(base, name) for name in
-                           ("Epic", "Task", "Story", "Bug")],
-        })
+        return FakeResponse(
+            200,
+            {
+                "self": f"{base}{API}/project/{jira.projects[key]}",
+                "id": jira.projects[key],
+                "key": key,
+                "name": key.title(),
+                "projectTypeKey": "software",
+                "simplified": False,
+                "style": "classic",
+                "issueTypes": [
+                    render_issuetype(base, name) for name in ("Epic", "Task", "Story", "Bug")
+                ],
+            },
+        )
 
     @route("GET", API + r"/user/search")
     def user_search(req: FakeRequest) -> FakeResponse:
         query = (req.arg("query") or "").lower()
-        return FakeResponse(200, [
-            u.render(_base(req)) for u in jira.users.values()
-            if query and (query in u.email.lower() or query in u.display_name.lower())
-        ])
+        return FakeResponse(
+            200,
+            [
+                u.render(_base(req))
+                for u in jira.users.values()
+                if query and (query in u.email.lower() or query in u.display_name.lower())
+            ],
+        )
 
     @route("POST", API + r"/issue")
     def create_issue(req: FakeRequest) -> FakeResponse:
@@ -102,16 +138,17 @@ def install_routes(jira: FakeJira) -> None:
         with jira.app.lock:
             errors, values = create_problems(body, jira)
             if errors:
-                jira.invalid_bodies.append({"path": req.path, "body": body,
-                                            "problems": errors})
+                jira.invalid_bodies.append({"path": req.path, "body": body, "problems": errors})
                 return error_response(400, **errors)
-            issue = jira.new_issue(values.pop("project"), values.pop("issuetype"),
-                                    values.pop("summary"))
+            issue = jira.new_issue(
+                values.pop("project"), values.pop("issuetype"), values.pop("summary")
+            )
             for name, value in values.items():
                 setattr(issue, name, value)
         base = _base(req)
-        return FakeResponse(201, {"id": issue.id, "key": issue.key,
-                                  "self": f"{base}{API}/issue/{issue.id}"})
+        return FakeResponse(
+            201, {"id": issue.id, "key": issue.key, "self": f"{base}{API}/issue/{issue.id}"}
+        )
 
     @route("GET", API + r"/issue/" + KEY)
     def get_issue(req: FakeRequest) -> FakeResponse:
@@ -142,12 +179,27 @@ def install_routes(jira: FakeJira) -> None:
         if issue is None:
             return error_response(404, NOT_FOUND)
         base = _base(req)
-        return FakeResponse(200, {"expand": "transitions", "transitions": [
-            {"id": tid, "name": name, "to": render_status(base, to), "hasScreen": False,
-             "isGlobal": True, "isInitial": False, "isAvailable": True,
-             "isConditional": False, "isLooped": False}
-            for tid, name, to in TRANSITIONS if to != issue.status
-        ]})
+        return FakeResponse(
+            200,
+            {
+                "expand": "transitions",
+                "transitions": [
+                    {
+                        "id": tid,
+                        "name": name,
+                        "to": render_status(base, to),
+                        "hasScreen": False,
+                        "isGlobal": True,
+                        "isInitial": False,
+                        "isAvailable": True,
+                        "isConditional": False,
+                        "isLooped": False,
+                    }
+                    for tid, name, to in TRANSITIONS
+                    if to != issue.status
+                ],
+            },
+        )
 
     @route("POST", API + r"/issue/" + KEY + r"/transitions")
     def do_transition(req: FakeRequest) -> FakeResponse:
@@ -160,11 +212,13 @@ def install_routes(jira: FakeJira) -> None:
         if problems:
             return _refuse(jira, req, body, problems)
         wanted = str((body.get("transition") or {}).get("id"))
-        target = next((to for tid, _, to in TRANSITIONS
-                       if tid == wanted and to != issue.status), None)
+        target = next(
+            (to for tid, _, to in TRANSITIONS if tid == wanted and to != issue.status), None
+        )
         if target is None:
-            return _refuse(jira, req, body, [
-                f"Transition id '{wanted}' is not valid for this issue."])
+            return _refuse(
+                jira, req, body, [f"Transition id '{wanted}' is not valid for this issue."]
+            )
         with jira.app.lock:
             jira.change(issue, "status", target, author=jira.bot.account_id)
         return FakeResponse(204, None)
@@ -178,11 +232,17 @@ def install_routes(jira: FakeJira) -> None:
         size = min(int(req.arg("maxResults", "50") or 50), 100)
         with_props = "properties" in (req.arg("expand") or "")
         page = issue.comments[start : start + size]
-        return FakeResponse(200, {
-            "startAt": start, "maxResults": size, "total": len(issue.comments),
-            "comments": [render_comment(_base(req), issue, c, jira.users, with_props)
-                         for c in page],
-        })
+        return FakeResponse(
+            200,
+            {
+                "startAt": start,
+                "maxResults": size,
+                "total": len(issue.comments),
+                "comments": [
+                    render_comment(_base(req), issue, c, jira.users, with_props) for c in page
+                ],
+            },
+        )
 
     @route("POST", API + r"/issue/" + KEY + r"/comment")
     def add_comment(req: FakeRequest) -> FakeResponse:
@@ -190,20 +250,21 @@ def install_routes(jira: FakeJira) -> None:
         if issue is None:
             return error_response(404, NOT_FOUND)
         body = req.json()
-        problems = jira.spec.request_errors(
-            "POST", f"{API}/issue/{{issueIdOrKey}}/comment", body)
+        problems = jira.spec.request_errors("POST", f"{API}/issue/{{issueIdOrKey}}/comment", body)
         problems += adf_problems(body.get("body")) if isinstance(body, dict) else []
         if problems:
             return _refuse(jira, req, body, problems)
         with jira.app.lock:
-            comment = {"id": str(20000 + sum(len(i.comments) for i in jira.issues.values())),
-                       "body": body["body"], "created": jira.now_ms(),
-                       "author": jira.bot.account_id,
-                       "properties": body.get("properties", [])}
+            comment = {
+                "id": str(20000 + sum(len(i.comments) for i in jira.issues.values())),
+                "body": body["body"],
+                "created": jira.now_ms(),
+                "author": jira.bot.account_id,
+                "properties": body.get("properties", []),
+            }
             issue.comments.append(comment)
             issue.updated = max(issue.updated, comment["created"])
-        return FakeResponse(201, render_comment(_base(req), issue, comment,
-                                                jira.users, False))
+        return FakeResponse(201, render_comment(_base(req), issue, comment, jira.users, False))
 
     def search(req: FakeRequest, params: dict[str, Any]) -> FakeResponse:
         jql = params.get("jql") or ""
@@ -214,7 +275,8 @@ def install_routes(jira: FakeJira) -> None:
         missing = [k for k in parsed.keys if jira.find(k) is None]
         if missing:
             return error_response(
-                400, f"An issue with key '{missing[0]}' does not exist for field 'key'.")
+                400, f"An issue with key '{missing[0]}' does not exist for field 'key'."
+            )
         size = max(1, min(int(params.get("maxResults") or 50), 5000))
         offset = 0
         token = params.get("nextPageToken")
@@ -259,8 +321,8 @@ def install_routes(jira: FakeJira) -> None:
     @route("GET", API + r"/search")
     def old_search_get(req: FakeRequest) -> FakeResponse:
         return error_response(
-            410, "The requested API has been removed. Please migrate to the "
-            "/rest/api/3/search/jql API."
+            410,
+            "The requested API has been removed. Please migrate to the /rest/api/3/search/jql API.",
         )
 
     @route("POST", API + r"/search")

@@ -65,9 +65,7 @@ def create_problems(body: dict[str, Any], jira: FakeJira) -> tuple[dict[str, str
     return errors, values
 
 
-def _field_problem(
-    name: str, value: Any, jira: FakeJira, values: dict[str, Any]
-) -> str | None:
+def _field_problem(name: str, value: Any, jira: FakeJira, values: dict[str, Any]) -> str | None:
     if name == "description":
         if value is None:
             return None
@@ -111,5 +109,4 @@ def _field_problem(
             return f"Operation value must be a string for {jira.field_name(name)}"
         values["custom"][name] = value
         return None
-    return (f"Field '{name}' cannot be set. It is not on the appropriate screen, "
-            "or unknown.")
+    return f"Field '{name}' cannot be set. It is not on the appropriate screen, or unknown."

@@ -45,16 +45,19 @@ class FaultInjector:
         app.after.append(self._after)
 
     def fail_next(
-        self, method: str, path: str, kind: str, *, count: int = 1,
+        self,
+        method: str,
+        path: str,
+        kind: str,
+        *,
+        count: int = 1,
         retry_after: float | None = None,
     ) -> None:
         """The next `count` requests `method path` (path: a regex) fail with `kind`."""
         if kind not in BEFORE | AFTER:
             raise ValueError(f"unknown fault kind {kind!r}")
         with self._lock:
-            self._faults.append(
-                _Fault(method.upper(), re.compile(path), kind, count, retry_after)
-            )
+            self._faults.append(_Fault(method.upper(), re.compile(path), kind, count, retry_after))
 
     def _take(self, request: FakeRequest, kinds: set[str]) -> _Fault | None:
         with self._lock:
@@ -87,5 +90,6 @@ class FaultInjector:
             return response
         if fault.kind == "applied_then_reset":
             raise ResetConnection()
-        return FakeResponse(502, b"<html><body>Bad Gateway</body></html>",
-                            {"content-type": "text/html"})
+        return FakeResponse(
+            502, b"<html><body>Bad Gateway</body></html>", {"content-type": "text/html"}
+        )

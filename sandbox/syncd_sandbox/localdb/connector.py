@@ -99,8 +99,11 @@ class LocalDbConnector(Connector):
         data = load_json(body)
         items = data if isinstance(data, list) else [data]
         for item in items:
-            if not (isinstance(item, dict) and isinstance(item.get("type"), str)
-                    and isinstance(item.get("id"), str)):
+            if not (
+                isinstance(item, dict)
+                and isinstance(item.get("type"), str)
+                and isinstance(item.get("id"), str)
+            ):
                 raise WebhookRejected(400, "each item needs string 'type' and 'id'")
         return items
 

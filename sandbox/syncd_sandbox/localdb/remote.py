@@ -85,12 +85,8 @@ class LocalDbRemote:
 
     def effects(self, action: str | None = None) -> list[dict[str, Any]]:
         with self._db() as db:
-            rows = db.execute(
-                "SELECT id, key, action, params FROM effects ORDER BY id"
-            ).fetchall()
-        out = [
-            {"id": r[0], "key": r[1], "action": r[2], "params": json.loads(r[3])} for r in rows
-        ]
+            rows = db.execute("SELECT id, key, action, params FROM effects ORDER BY id").fetchall()
+        out = [{"id": r[0], "key": r[1], "action": r[2], "params": json.loads(r[3])} for r in rows]
         return [e for e in out if action is None or e["action"] == action]
 
     def fail_next(

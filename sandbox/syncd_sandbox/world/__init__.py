@@ -27,8 +27,17 @@ from syncd_sandbox.world.runtime import (
 from syncd_sandbox.world.story import ACCOUNT_HISTORY, STORY_START, Say, Story, expected
 
 __all__ = [
-    "SHIPPED_MAPPINGS", "STORY_START", "Effects", "Sandbox", "SandboxRun",
-    "Story", "WebhookServer", "expected", "observe", "run_sandbox", "sandbox_config",
+    "SHIPPED_MAPPINGS",
+    "STORY_START",
+    "Effects",
+    "Sandbox",
+    "SandboxRun",
+    "Story",
+    "WebhookServer",
+    "expected",
+    "observe",
+    "run_sandbox",
+    "sandbox_config",
     "start_engine",
 ]
 
@@ -42,9 +51,13 @@ class SandboxRun:
 
 
 @contextmanager
-def run_sandbox(state_dir: Path, *, mappings: Path = SHIPPED_MAPPINGS,
-                say: Say = lambda line: None,
-                mapping_vars: dict[str, Any] | None = None) -> Iterator[SandboxRun]:
+def run_sandbox(
+    state_dir: Path,
+    *,
+    mappings: Path = SHIPPED_MAPPINGS,
+    say: Say = lambda line: None,
+    mapping_vars: dict[str, Any] | None = None,
+) -> Iterator[SandboxRun]:
     """Fakes started and seeded, the engine on them (store in `state_dir`), the webhook
     endpoint listening; everything stopped on exit."""
     # The accounts have a past: they are seeded months before the story, then syncd is

@@ -21,9 +21,9 @@ def describe(row: dict[str, Any]) -> str:
         return f"{kind} FAILED: {row['last_error']}"
     if kind == "email.send":
         to = p["to"] if isinstance(p["to"], list) else [p["to"]]
-        return f"email sent to {', '.join(to)}: \"{p['subject']}\""
+        return f'email sent to {", ".join(to)}: "{p["subject"]}"'
     if kind == "github.create_issue":
-        return f"GitHub issue {done} opened: \"{p['title']}\""
+        return f'GitHub issue {done} opened: "{p["title"]}"'
     if kind == "airtable.upsert":
         keys = ", ".join(f"{k}={p['fields'][k]}" for k in p["merge_on"])
         rest = {k: v for k, v in p["fields"].items() if k not in p["merge_on"] and v}
@@ -31,7 +31,7 @@ def describe(row: dict[str, Any]) -> str:
     if kind == "airtable.update":
         return f"Airtable row {p['record_id']} updated: {_short(p['fields'])}"
     if kind == "jira.create_issue":
-        return f"Jira ticket {done} created: \"{p['summary']}\""
+        return f'Jira ticket {done} created: "{p["summary"]}"'
     if kind == "hubspot.update_deal":
         return f"HubSpot deal {p['deal_id']} updated: {_short(p['properties'])}"
     return f"{kind} done ({done})"
@@ -75,8 +75,17 @@ class Effects:
 
     def differences(self, expected: Effects) -> list[str]:
         out = []
-        for name in ("issues", "closed_issues", "emails", "lead_status", "lead_rows", "deals",
-                     "tickets", "engagement_issues", "hubs"):
+        for name in (
+            "issues",
+            "closed_issues",
+            "emails",
+            "lead_status",
+            "lead_rows",
+            "deals",
+            "tickets",
+            "engagement_issues",
+            "hubs",
+        ):
             got, want = getattr(self, name), getattr(expected, name)
             if got == want:
                 continue

@@ -49,9 +49,14 @@ class Sandbox:
         self.clock = clock
         # The day the service dates are counted from (default: the clock's day at start).
         self.today = today
-        self.hubspot = FakeHubSpot(clock=clock, token=HUBSPOT_TOKEN,
-                                   app_secret=HUBSPOT_APP_SECRET, portal_id=PORTAL_ID,
-                                   general_limit=1000, search_limit=100)
+        self.hubspot = FakeHubSpot(
+            clock=clock,
+            token=HUBSPOT_TOKEN,
+            app_secret=HUBSPOT_APP_SECRET,
+            portal_id=PORTAL_ID,
+            general_limit=1000,
+            search_limit=100,
+        )
         self.github = FakeGitHub(clock=clock, token=GITHUB_TOKEN, login="syncd-bot")
         self.airtable = FakeAirtable(token=AIRTABLE_TOKEN, base_id=AIRTABLE_BASE, clock=clock)
         self.jira = FakeJira(clock=clock, email=JIRA_EMAIL, api_token=JIRA_TOKEN)
@@ -63,8 +68,11 @@ class Sandbox:
 
     def start(self) -> Sandbox:
         try:
-            self._servers = [self.hubspot.serve().start(), FakeServer(self.airtable.app).start(),
-                             FakeServer(self.jira.app).start()]
+            self._servers = [
+                self.hubspot.serve().start(),
+                FakeServer(self.airtable.app).start(),
+                FakeServer(self.jira.app).start(),
+            ]
             self.github.start()
             self.smtp.start()
         except Exception:
@@ -72,11 +80,16 @@ class Sandbox:
             raise
         today = self.today or self.clock.now().date()
         self._seeded = seed(
-            self.hubspot, self.github, self.airtable, self.jira,
-            communities(start=(today + timedelta(days=5)).isoformat(),
-                        end=(today + timedelta(days=370)).isoformat(),
-                        # 61 days out: its 60-days-before mark comes during the story (W6)
-                        climate_end=(today + timedelta(days=61)).isoformat()),
+            self.hubspot,
+            self.github,
+            self.airtable,
+            self.jira,
+            communities(
+                start=(today + timedelta(days=5)).isoformat(),
+                end=(today + timedelta(days=370)).isoformat(),
+                # 61 days out: its 60-days-before mark comes during the story (W6)
+                climate_end=(today + timedelta(days=61)).isoformat(),
+            ),
         )
         return self
 
@@ -116,8 +129,10 @@ class Sandbox:
 
     def urls(self) -> dict[str, str]:
         return {
-            "hubspot": self.hubspot_url, "github": self.github.base_url,
-            "airtable": self.airtable_url, "jira": self.jira_url,
+            "hubspot": self.hubspot_url,
+            "github": self.github.base_url,
+            "airtable": self.airtable_url,
+            "jira": self.jira_url,
             "smtp": f"smtp://{self.smtp.host}:{self.smtp.port}",
         }
 
@@ -125,21 +140,37 @@ class Sandbox:
         """One settings table per connector, pointing at the fakes (what [name] holds)."""
         return {
             "hubspot": HubSpotSettings(
-                base_url=self.hubspot_url, access_token=HUBSPOT_TOKEN,
-                app_secret=HUBSPOT_APP_SECRET, portal_id=PORTAL_ID, timeout_seconds=5,
+                base_url=self.hubspot_url,
+                access_token=HUBSPOT_TOKEN,
+                app_secret=HUBSPOT_APP_SECRET,
+                portal_id=PORTAL_ID,
+                timeout_seconds=5,
                 # generous client-side limits: on the story's clock a wait would move time
-                requests_per_10s=1000, search_requests_per_second=100,
-                company_properties=["name", "domain", "website", "city", "country",
-                                    "closedate"]),
+                requests_per_10s=1000,
+                search_requests_per_second=100,
+                company_properties=["name", "domain", "website", "city", "country", "closedate"],
+            ),
             "github": GitHubSettings(
-                base_url=self.github.base_url, token=GITHUB_TOKEN,
-                webhook_secret=GITHUB_WEBHOOK_SECRET, repositories=[INFRA_REPO],
-                timeout_seconds=5),
+                base_url=self.github.base_url,
+                token=GITHUB_TOKEN,
+                webhook_secret=GITHUB_WEBHOOK_SECRET,
+                repositories=[INFRA_REPO],
+                timeout_seconds=5,
+            ),
             "airtable": AirtableSettings(
-                base_url=self.airtable_url, token=AIRTABLE_TOKEN, base_id=AIRTABLE_BASE,
-                tables={"lead": LEADS_TABLE, "hub": HUBS_TABLE}, timeout_seconds=5),
+                base_url=self.airtable_url,
+                token=AIRTABLE_TOKEN,
+                base_id=AIRTABLE_BASE,
+                tables={"lead": LEADS_TABLE, "hub": HUBS_TABLE},
+                timeout_seconds=5,
+            ),
             "jira": JiraSettings(
-                base_url=self.jira_url, email=JIRA_EMAIL, api_token=JIRA_TOKEN,
-                projects=["CLI"], timeout_seconds=5, rate_limit_per_second=1000),
+                base_url=self.jira_url,
+                email=JIRA_EMAIL,
+                api_token=JIRA_TOKEN,
+                projects=["CLI"],
+                timeout_seconds=5,
+                rate_limit_per_second=1000,
+            ),
             "email": self.smtp.settings(from_address="syncd <syncd@example.org>"),
         }

@@ -26,16 +26,20 @@ from syncd.webapp import build_app
 SHIPPED_MAPPINGS = shipped_mappings()
 
 
-def sandbox_config(state_dir: Path, settings: dict[str, ConnectorSettings],
-                   mappings: Path = SHIPPED_MAPPINGS,
-                   mapping_vars: dict[str, Any] | None = None) -> Config:
+def sandbox_config(
+    state_dir: Path,
+    settings: dict[str, ConnectorSettings],
+    mappings: Path = SHIPPED_MAPPINGS,
+    mapping_vars: dict[str, Any] | None = None,
+) -> Config:
     """The config of a syncd running against the sandbox: its store is SQLite in
     `state_dir`, its rules the shipped mapping files."""
     state_dir.mkdir(parents=True, exist_ok=True)
     return Config(
         path=None,
-        syncd=SyncdSection(state_dir=str(state_dir), mappings=[str(mappings)],
-                           vars=mapping_vars or {}),
+        syncd=SyncdSection(
+            state_dir=str(state_dir), mappings=[str(mappings)], vars=mapping_vars or {}
+        ),
         store=StoreSection(url=f"sqlite:///{state_dir / 'syncd.sqlite3'}"),
         http=HttpSection(host="127.0.0.1", port=0),
         # the partnerships inbox hears of failures (the story's malformed fee, W7)
@@ -44,27 +48,36 @@ def sandbox_config(state_dir: Path, settings: dict[str, ConnectorSettings],
     )
 
 
-def start_engine(config: Config, clock: Clock,
-                 connectors: dict[str, Connector] | None = None) -> Engine:
-    return Engine(config, clock,
-                         connectors=connectors or build_connectors(config, clock))
+def start_engine(
+    config: Config, clock: Clock, connectors: dict[str, Connector] | None = None
+) -> Engine:
+    return Engine(config, clock, connectors=connectors or build_connectors(config, clock))
 
 
 class WebhookServer:
     """The daemon's webhook app (`POST /webhooks/<connector>`) served on a free port."""
 
     def __init__(self, engine: Engine, host: str = "127.0.0.1", port: int = 0) -> None:
-        app = build_app(connectors=engine.connectors, writer=engine.writer, clock=engine.clock,
-                        max_body_bytes=engine.config.http.max_body_bytes)
+        app = build_app(
+            connectors=engine.connectors,
+            writer=engine.writer,
+            clock=engine.clock,
+            max_body_bytes=engine.config.http.max_body_bytes,
+        )
         self.sock = socket.socket()
         self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         self.sock.bind((host, port))
         self.host = host
         self.port = int(self.sock.getsockname()[1])
-        self.server = uvicorn.Server(uvicorn.Config(
-            app, log_config=None, access_log=False, lifespan="off"))
-        self.thread = threading.Thread(target=self.server.run, kwargs={"sockets": [self.sock]},
-                                       name="sandbox-webhooks", daemon=True)
+        self.server = uvicorn.Server(
+            uvicorn.Config(app, log_config=None, access_log=False, lifespan="off")
+        )
+        self.thread = threading.Thread(
+            target=self.server.run,
+            kwargs={"sockets": [self.sock]},
+            name="sandbox-webhooks",
+            daemon=True,
+        )
 
     @property
     def url(self) -> str:

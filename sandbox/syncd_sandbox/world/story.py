@@ -38,9 +38,15 @@ BUDGET_WAIT_CAP = 60.0
 STORY_START = datetime(2026, 3, 24, 8, 0, tzinfo=UTC)
 # How long the accounts existed before syncd was installed (their history).
 ACCOUNT_HISTORY = timedelta(days=90)
-STAGES = {"Lead": "lead", "Qualified": "qualified", "Proposal": "proposal",
-          "Negotiation": "negotiation", "Contract Admin": "contractadmin",
-          "Closed Won": "closedwon", "Closed Lost": "closedlost"}
+STAGES = {
+    "Lead": "lead",
+    "Qualified": "qualified",
+    "Proposal": "proposal",
+    "Negotiation": "negotiation",
+    "Contract Admin": "contractadmin",
+    "Closed Won": "closedwon",
+    "Closed Lost": "closedlost",
+}
 Say = Callable[[str], None]
 
 
@@ -54,8 +60,9 @@ class Delivery:
 class Story:
     """Drives the fakes as people would and runs one engine cycle after each step."""
 
-    def __init__(self, box: Sandbox, engine: Engine, hooks: WebhookServer,
-                 say: Say = lambda line: None) -> None:
+    def __init__(
+        self, box: Sandbox, engine: Engine, hooks: WebhookServer, say: Say = lambda line: None
+    ) -> None:
         self.box, self.engine, self.hooks, self.say = box, engine, hooks, say
         self.clock: FakeClock = box.clock
         self.seeded = box.seeded
@@ -69,16 +76,18 @@ class Story:
     def connect_webhooks(self) -> None:
         """What an admin does once: GitHub's repository webhook, Airtable's webhook.
         HubSpot's app webhook needs no set-up here: the story POSTs its batches."""
-        self.box.github.add_hook(INFRA_REPO, self.hooks.webhook_url("github"),
-                                 GITHUB_WEBHOOK_SECRET, ["issues"])
+        self.box.github.add_hook(
+            INFRA_REPO, self.hooks.webhook_url("github"), GITHUB_WEBHOOK_SECRET, ["issues"]
+        )
         airtable = self.engine.connectors["airtable"]
         assert isinstance(airtable, AirtableConnector)
         created = airtable.ensure_webhooks(self.hooks.webhook_url("airtable"))
         self.airtable_hook = created["lead"]
 
     def post(self, connector: str, headers: dict[str, str], body: bytes) -> int:
-        answer = requests.post(self.hooks.webhook_url(connector), data=body, headers=headers,
-                               timeout=10)
+        answer = requests.post(
+            self.hooks.webhook_url(connector), data=body, headers=headers, timeout=10
+        )
         self.deliveries.append(Delivery(connector, headers, body))
         return answer.status_code
 
@@ -99,8 +108,7 @@ class Story:
     def move(self, key: str, *labels: str, webhook: bool) -> None:
         community = self.seeded.communities[key]
         path = " -> ".join(labels)
-        self.box.hubspot.move_deal(community.deal_id, *(STAGES[s] for s in labels),
-                                   step_seconds=1)
+        self.box.hubspot.move_deal(community.deal_id, *(STAGES[s] for s in labels), step_seconds=1)
         how = "signed webhook" if webhook else "no webhook: polling finds it"
         self.say(f"  HubSpot  {community.deal['dealname']}: {path}  ({how})")
         self._hubspot_batch(webhook)
@@ -119,8 +127,10 @@ class Story:
         community = self.seeded.communities[key]
         self.box.hubspot.update_deal(community.deal_id, **properties)
         changed = ", ".join(f"{k} = {v}" for k, v in properties.items())
-        self.say(f"  HubSpot  {community.deal['dealname']}: {changed}  "
-                 f"({'signed webhook' if webhook else 'no webhook: polling finds it'})")
+        self.say(
+            f"  HubSpot  {community.deal['dealname']}: {changed}  "
+            f"({'signed webhook' if webhook else 'no webhook: polling finds it'})"
+        )
         self._hubspot_batch(webhook)
 
     def lead_status(self, key: str, status: str, *, webhook: bool) -> None:
@@ -135,13 +145,16 @@ class Story:
             if status_code >= 300:
                 raise RuntimeError(f"syncd refused the Airtable ping: {status_code}")
 
-    def close_new_hub_issue(self, key: str, step: str = "Request deployment",
-                            user: str = ENGINEER) -> None:
+    def close_new_hub_issue(
+        self, key: str, step: str = "Request deployment", user: str = ENGINEER
+    ) -> None:
         name = self.seeded.communities[key].deal["community_long_name"]
         for issue in self.box.github.issues(INFRA_REPO):
             if issue.title == f"New Hub - {step}: {name}":
-                self.say(f"  GitHub   {user} closes #{issue.number} \"{issue.title}\" "
-                         "as completed  (GitHub delivers the webhook)")
+                self.say(
+                    f'  GitHub   {user} closes #{issue.number} "{issue.title}" '
+                    "as completed  (GitHub delivers the webhook)"
+                )
                 self.box.github.close_issue(INFRA_REPO, issue.number, user=user)
                 return
         raise RuntimeError(f"no New Hub - {step} issue for {name}")
@@ -149,8 +162,11 @@ class Story:
     def note_waiting(self, key: str, follow_up: str, waiting_on: str) -> None:
         """Partnerships park a lead in Waiting with the date to follow up (W14)."""
         community = self.seeded.communities[key]
-        self.box.airtable.user_update(LEADS_TABLE, community.lead_id, {
-            "Status": "Waiting", "Follow-up date": follow_up, "Waiting on": waiting_on})
+        self.box.airtable.user_update(
+            LEADS_TABLE,
+            community.lead_id,
+            {"Status": "Waiting", "Follow-up date": follow_up, "Waiting on": waiting_on},
+        )
         self.say(f"  Airtable {key}: Status -> Waiting, follow up on {follow_up}  (Airtable ping)")
         self.post("airtable", *self.box.airtable.signed_ping(self.airtable_hook))
 
@@ -190,12 +206,17 @@ class Story:
     def go_live(self) -> None:
         """syncd's first cycle: it reads the accounts; their history fires nothing."""
         report = self.engine.run_once()
-        counts = {stream: result.observed for stream, result in report.polled.items()
-                  if not isinstance(result, Exception)}
+        counts = {
+            stream: result.observed
+            for stream, result in report.polled.items()
+            if not isinstance(result, Exception)
+        }
         actions = self.feed.new()
         read = ", ".join(f"{n} {stream}" for stream, n in sorted(counts.items()) if n)
-        self.say(f"  went live: {read} baselined (among them {len(PAST_WINS)} deals won "
-                 f"months ago), {len(actions)} actions")
+        self.say(
+            f"  went live: {read} baselined (among them {len(PAST_WINS)} deals won "
+            f"months ago), {len(actions)} actions"
+        )
         for row in actions:
             self.say(f"    !! [{row['rule_id']}] {describe(row)}")
 
@@ -207,8 +228,15 @@ class Story:
         self.move("pangeo", "Qualified", webhook=True)
         self.move("cryoatlas", "Qualified", webhook=True)
         self.move("oceandata", "Qualified", webhook=False)
-        self.move("climatelab", "Qualified", "Proposal", "Negotiation", "Contract Admin",
-                  "Closed Won", webhook=False)
+        self.move(
+            "climatelab",
+            "Qualified",
+            "Proposal",
+            "Negotiation",
+            "Contract Admin",
+            "Closed Won",
+            webhook=False,
+        )
         self.cycle()
 
         self.day(1)
@@ -230,8 +258,15 @@ class Story:
 
         self.day(4)
         self.move("pangeo", "Closed Won", webhook=True)
-        self.move("earthhub", "Qualified", "Proposal", "Negotiation", "Contract Admin",
-                  "Closed Won", webhook=True)
+        self.move(
+            "earthhub",
+            "Qualified",
+            "Proposal",
+            "Negotiation",
+            "Contract Admin",
+            "Closed Won",
+            webhook=True,
+        )
         self.cycle()
 
         self.day(5, "Pangeo's representatives answered the Request Information issue")
@@ -240,10 +275,14 @@ class Story:
         self.day(5, "later that morning: the engineer has deployed Pangeo's hub")
         self.close_new_hub_issue("pangeo")
         self.cycle()
-        self.day(6, "the service start date (29 Mar, 09:00) has passed; Open Earth's end "
-                    "date is entered, already inside the 60-day window")
-        self.set_deal("earthhub", end_date=(STORY_START + timedelta(days=52)).date().isoformat(),
-                      webhook=True)
+        self.day(
+            6,
+            "the service start date (29 Mar, 09:00) has passed; Open Earth's end "
+            "date is entered, already inside the 60-day window",
+        )
+        self.set_deal(
+            "earthhub", end_date=(STORY_START + timedelta(days=52)).date().isoformat(), webhook=True
+        )
         self.cycle()
         self.day(7, "past 09:00 in Los Angeles: Cryo Atlas has been Qualified a week", hour=17)
         self.cycle()
@@ -256,12 +295,20 @@ class Story:
         self.say("")
         self.say("Replay: every webhook re-delivered, every stream re-polled from scratch")
         for delivery in self.deliveries:
-            requests.post(self.hooks.webhook_url(delivery.connector), data=delivery.body,
-                          headers=delivery.headers, timeout=10)
+            requests.post(
+                self.hooks.webhook_url(delivery.connector),
+                data=delivery.body,
+                headers=delivery.headers,
+                timeout=10,
+            )
         for hook in self.box.github.repos[INFRA_REPO].hooks.values():
             for sent in list(hook.deliveries):
-                requests.post(self.hooks.webhook_url("github"), data=sent.body,
-                              headers=sent.headers, timeout=10)
+                requests.post(
+                    self.hooks.webhook_url("github"),
+                    data=sent.body,
+                    headers=sent.headers,
+                    timeout=10,
+                )
         with self.engine.store.tx() as conn:
             forget_all_cursors(conn)
         self.cycle()
@@ -271,57 +318,74 @@ def expected(box: Sandbox) -> Effects:
     """What the fakes hold after `Story.play()`: each effect once, nothing else."""
     # New clients get the two-step New Hub; Climate Lab's renewal gets no second New Hub.
     won = {"pangeo": "Pangeo Community", "earthhub": "Open Earth Teaching Network"}
-    deals = {c.deal["dealname"]: {"maintenance_tier": None, "delivered": None}
-             for c in box.seeded.communities.values()}
+    deals = {
+        c.deal["dealname"]: {"maintenance_tier": None, "delivered": None}
+        for c in box.seeded.communities.values()
+    }
     for past in PAST_WINS:  # won before go-live: history, untouched
         deals[past["dealname"]] = {"maintenance_tier": None, "delivered": None}
-    deals["Pangeo managed hub"] = {"maintenance_tier": "Tier 2 (11 h/month)",
-                                   "delivered": "true"}
+    deals["Pangeo managed hub"] = {"maintenance_tier": "Tier 2 (11 h/month)", "delivered": "true"}
     # 300 users, but on AWS: a dedicated cluster, so tier 2 (seed 000)
     deals["Climate Lab renewal"]["maintenance_tier"] = "Tier 2 (11 h/month)"
     deals["Open Earth teaching hub"]["maintenance_tier"] = "Tier 1 (7 h/month)"
     partnerships = "partnerships@example.org"
     emails: Counter[tuple[str, str, str]] = Counter()
-    for name in ("Climate Lab renewal", "Pangeo managed hub", "Ocean Data Commons hub",
-                 "Open Earth teaching hub"):
-        emails[("delivery@example.org", partnerships,
-                f"Capacity check: {name} is at Proposal")] += 1
+    for name in (
+        "Climate Lab renewal",
+        "Pangeo managed hub",
+        "Ocean Data Commons hub",
+        "Open Earth teaching hub",
+    ):
+        emails[
+            ("delivery@example.org", partnerships, f"Capacity check: {name} is at Proposal")
+        ] += 1
     for name in ("Climate Lab renewal", "Pangeo managed hub", "Open Earth teaching hub"):
-        emails[("contracts@fiscal-sponsor.example.org", partnerships,
-                f"Quote sent: {name}")] += 1
-        emails[("operations@example.org", partnerships,
-                f"Please collect signatures: {name}")] += 1
+        emails[("contracts@fiscal-sponsor.example.org", partnerships, f"Quote sent: {name}")] += 1
+        emails[("operations@example.org", partnerships, f"Please collect signatures: {name}")] += 1
     for name in ("Climate Lab", "Pangeo Community"):
-        emails[("operations@example.org", partnerships,
-                f"New service confirmed: {name}")] += 1
+        emails[("operations@example.org", partnerships, f"New service confirmed: {name}")] += 1
     emails[(partnerships, "", "Agreement expiring in 60 days: Climate Lab renewal")] += 1
     emails[(partnerships, "", "Agreement expiring in 60 days: Open Earth teaching hub")] += 1
-    emails[("grace@example.org", "",
-            "Follow up: Cryo Atlas hub has been Qualified for a week")] += 1
-    emails[("operations@example.org", partnerships,
-            "Invoices for March 2026: 4 communities")] += 1
+    emails[
+        ("grace@example.org", "", "Follow up: Cryo Atlas hub has been Qualified for a week")
+    ] += 1
+    emails[("operations@example.org", partnerships, "Invoices for March 2026: 4 communities")] += 1
     # Neuro Hub's fee is "$900": its invoice line fails alone, and the alert inbox hears.
     emails[(partnerships, "", "[syncd] rule w7-invoice-line failed: render error")] += 1
     effects = Effects(
-        issues=Counter([*(f"New Hub - Request Information: {n}" for n in won.values()),
-                        "New Hub - Request deployment: Pangeo Community",
-                        "Hub renewal: Climate Lab"]),
-        closed_issues={"New Hub - Request Information: Pangeo Community",
-                       "New Hub - Request deployment: Pangeo Community"},
+        issues=Counter(
+            [
+                *(f"New Hub - Request Information: {n}" for n in won.values()),
+                "New Hub - Request deployment: Pangeo Community",
+                "Hub renewal: Climate Lab",
+            ]
+        ),
+        closed_issues={
+            "New Hub - Request Information: Pangeo Community",
+            "New Hub - Request deployment: Pangeo Community",
+        },
         hubs={"pangeo": "Deployment requested"},
         emails=emails,
-        lead_status={"pangeo": "Active Service", "climatelab": "Active Service",
-                     "openearth": "", "cryoatlas": "Active Lead", "oceandata": "Active Lead",
-                     "icesheets": "Active Service", "neurohub": "Active Service",
-                     "oldastro": "Inactive Service"},
+        lead_status={
+            "pangeo": "Active Service",
+            "climatelab": "Active Service",
+            "openearth": "",
+            "cryoatlas": "Active Lead",
+            "oceandata": "Active Lead",
+            "icesheets": "Active Service",
+            "neurohub": "Active Service",
+            "oldastro": "Inactive Service",
+        },
         lead_rows=8,
         deals=deals,
-        tickets=Counter({
-            "Client Briefing: Pangeo": 1,
-            "Client Briefing: Open Earth Teaching Network": 1,
-            "Client strategy review 2026-Q2: Client: Ice Sheets Collaborative": 1,
-            "Client strategy review 2026-Q2: Client: Neuro Hub": 1,
-        }),
+        tickets=Counter(
+            {
+                "Client Briefing: Pangeo": 1,
+                "Client Briefing: Open Earth Teaching Network": 1,
+                "Client strategy review 2026-Q2: Client: Ice Sheets Collaborative": 1,
+                "Client strategy review 2026-Q2: Client: Neuro Hub": 1,
+            }
+        ),
     )
     return new_flow_effects(effects)
 
@@ -335,10 +399,14 @@ def new_flow_effects(effects: Effects) -> Effects:
         effects.emails[(sponsor, partnerships, f"Contract to send: {name}")] += 1
     # Every signed deal, a renewal too (one engagement per deal); not tied to W1's list.
     for community in ("Climate Lab", "Pangeo Community", "Open Earth Teaching Network"):
-        effects.emails[("delivery@example.org", partnerships,
-                        f"Delivery request: {community}")] += 1
-        for title in (f"Engagement: {community}", f"Project: {community} hub deployment",
-                      f"Deliverables: {community}"):
+        effects.emails[
+            ("delivery@example.org", partnerships, f"Delivery request: {community}")
+        ] += 1
+        for title in (
+            f"Engagement: {community}",
+            f"Project: {community} hub deployment",
+            f"Deliverables: {community}",
+        ):
             effects.engagement_issues[title] += 1
     for client in ("Pangeo", "Open Earth Teaching Network"):
         effects.tickets[f"Kickoff meeting: {client}"] += 1

@@ -116,6 +116,14 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
-    for name in ("alerts", "state", "fired_triggers", "actions", "events", "cursors",
-                 "snapshots", "inbox"):
+    for name in (
+        "alerts",
+        "state",
+        "fired_triggers",
+        "actions",
+        "events",
+        "cursors",
+        "snapshots",
+        "inbox",
+    ):
         op.drop_table(name)

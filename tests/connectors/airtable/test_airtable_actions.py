@@ -29,10 +29,20 @@ def test_actions_are_declared_idempotent(connector: AirtableConnector) -> None:
 def test_upsert_creates_then_updates_the_same_row(
     connector: AirtableConnector, fake: FakeAirtable
 ) -> None:
-    first = perform(connector, "upsert", table="hub", merge_on=["Community"],
-                    fields={"Community": "Ocean", "Status": "Waiting"})
-    second = perform(connector, "upsert", table="hub", merge_on=["Community"],
-                     fields={"Community": "Ocean", "Status": "Active Service"})
+    first = perform(
+        connector,
+        "upsert",
+        table="hub",
+        merge_on=["Community"],
+        fields={"Community": "Ocean", "Status": "Waiting"},
+    )
+    second = perform(
+        connector,
+        "upsert",
+        table="hub",
+        merge_on=["Community"],
+        fields={"Community": "Ocean", "Status": "Active Service"},
+    )
     assert first.external_id == second.external_id
     assert rows(fake) == [{"Community": "Ocean", "Status": "Active Service"}]
     assert second.url and second.url.endswith(f"/{second.external_id}")
@@ -44,8 +54,11 @@ def test_upsert_applied_then_502_is_uncertain_and_a_retry_leaves_one_row(
     connector: AirtableConnector, fake: FakeAirtable
 ) -> None:
     fake.fail_next("PATCH", r"/Active%20Hubs$|/tbl[0-9]+$", status=502, applied=True)
-    params = {"table": "hub", "merge_on": ["Community"],
-              "fields": {"Community": "Ocean", "Monthly fee": 1000}}
+    params = {
+        "table": "hub",
+        "merge_on": ["Community"],
+        "fields": {"Community": "Ocean", "Monthly fee": 1000},
+    }
     with pytest.raises(UncertainError):
         perform(connector, "upsert", **params)
     assert rows(fake) == [{"Community": "Ocean", "Monthly fee": 1000}]  # it was applied
@@ -61,8 +74,9 @@ def test_reset_connection_during_a_write_is_uncertain(
 ) -> None:
     fake.fail_next("PATCH", r"/tbl[0-9]+$", status=None, applied=True)
     with pytest.raises(UncertainError):
-        perform(connector, "upsert", table="hub", merge_on=["Community"],
-                fields={"Community": "Ocean"})
+        perform(
+            connector, "upsert", table="hub", merge_on=["Community"], fields={"Community": "Ocean"}
+        )
 
 
 def test_upsert_refused_before_applying_is_transient(
@@ -70,8 +84,9 @@ def test_upsert_refused_before_applying_is_transient(
 ) -> None:
     fake.fail_next("PATCH", r"/tbl[0-9]+$", status=503, applied=False)
     with pytest.raises(TransientError):
-        perform(connector, "upsert", table="hub", merge_on=["Community"],
-                fields={"Community": "Ocean"})
+        perform(
+            connector, "upsert", table="hub", merge_on=["Community"], fields={"Community": "Ocean"}
+        )
     assert rows(fake) == []
 
 
@@ -79,8 +94,9 @@ def test_update_writes_only_the_given_fields(
     connector: AirtableConnector, fake: FakeAirtable
 ) -> None:
     record_id = fake.user_create("Leads", {"Name": "Ocean", "Status": "Active Lead"})
-    result = perform(connector, "update", table="lead", record_id=record_id,
-                     fields={"Status": "Active Service"})
+    result = perform(
+        connector, "update", table="lead", record_id=record_id, fields={"Status": "Active Service"}
+    )
     assert result.external_id == record_id
     fields = fake.records("Leads")[0]["fields"]
     assert (fields["Name"], fields["Status"]) == ("Ocean", "Active Service")
@@ -91,8 +107,9 @@ def test_update_of_a_missing_record_or_field_is_permanent(
 ) -> None:
     record_id = fake.user_create("Leads", {"Name": "Ocean"})
     with pytest.raises(PermanentError):
-        perform(connector, "update", table="lead", record_id="rec99999999999999",
-                fields={"Status": "x"})
+        perform(
+            connector, "update", table="lead", record_id="rec99999999999999", fields={"Status": "x"}
+        )
     with pytest.raises(PermanentError) as caught:
         perform(connector, "update", table="lead", record_id=record_id, fields={"Stauts": "x"})
     assert "UNKNOWN_FIELD_NAME" in str(caught.value)
@@ -100,15 +117,17 @@ def test_update_of_a_missing_record_or_field_is_permanent(
 
 def test_upsert_without_its_merge_key_is_permanent(connector: AirtableConnector) -> None:
     with pytest.raises(PermanentError):
-        perform(connector, "upsert", table="hub", merge_on=["Community"],
-                fields={"Status": "Waiting"})
+        perform(
+            connector, "upsert", table="hub", merge_on=["Community"], fields={"Status": "Waiting"}
+        )
 
 
 def test_upsert_many_batches_ten_rows_per_request(
     connector: AirtableConnector, fake: FakeAirtable
 ) -> None:
-    results = connector.upsert_many("hub", ["Community"],
-                                    [{"Community": f"c{i}", "Monthly fee": i} for i in range(23)])
+    results = connector.upsert_many(
+        "hub", ["Community"], [{"Community": f"c{i}", "Monthly fee": i} for i in range(23)]
+    )
     assert len({r.external_id for r in results}) == 23
     patches = [r.json() for r in fake.app.log if r.method == "PATCH"]
     assert [len(p["records"]) for p in patches] == [10, 10, 3]
@@ -129,7 +148,8 @@ def test_check_fields_names_the_unknown_ones_with_suggestions(
 def test_token_never_appears_in_errors(connector: AirtableConnector, fake: FakeAirtable) -> None:
     fake.token = "another-token"  # the connector's token is now refused (401)
     with pytest.raises(PermanentError) as caught:
-        perform(connector, "upsert", table="hub", merge_on=["Community"],
-                fields={"Community": "Ocean"})
+        perform(
+            connector, "upsert", table="hub", merge_on=["Community"], fields={"Community": "Ocean"}
+        )
     assert connector.settings.token.get_secret_value() not in str(caught.value)
     assert "401" in str(caught.value)

@@ -27,7 +27,7 @@ RECORD = FormulaRecord(
     ("formula", "expected"),
     [
         ("{Status}='Active Service'", True),
-        ("{Status}=\"Waiting\"", False),
+        ('{Status}="Waiting"', False),
         ("AND({Status}='Active Service', {Fee}>1000)", True),
         ("AND({Status}='Active Service', {Fee}>=2000)", False),
         ("OR({Fee}<10, {Name}='O\\'Brien')", True),
@@ -76,8 +76,9 @@ def test_invalid_webhook_specification_is_refused(
 
 
 def test_wrong_token_is_401(fake: FakeAirtable, server: Served[FakeAirtable]) -> None:
-    answer = requests.get(f"{server.url}/v0/{fake.base_id}/Leads",
-                          headers={"Authorization": "Bearer nope"}, timeout=5)
+    answer = requests.get(
+        f"{server.url}/v0/{fake.base_id}/Leads", headers={"Authorization": "Bearer nope"}, timeout=5
+    )
     assert answer.status_code == 401
 
 
@@ -85,7 +86,11 @@ def test_writing_a_computed_or_unknown_field_is_422(
     fake: FakeAirtable, server: Served[FakeAirtable]
 ) -> None:
     for fields in ({"Last Modified": "2026-01-01"}, {"Nmae": "x"}):
-        answer = requests.post(f"{server.url}/v0/{fake.base_id}/Leads", json={"fields": fields},
-                               headers={"Authorization": f"Bearer {fake.token}"}, timeout=5)
+        answer = requests.post(
+            f"{server.url}/v0/{fake.base_id}/Leads",
+            json={"fields": fields},
+            headers={"Authorization": f"Bearer {fake.token}"},
+            timeout=5,
+        )
         assert answer.status_code == 422
     assert fake.records("Leads") == []

@@ -37,14 +37,24 @@ def test_sample_payload_page_parses_with_its_cursor() -> None:
 
 
 def test_sample_table_changed_yields_each_record_change_with_field_names() -> None:
-    payload = WebhookPayload.model_validate({
-        **load("WebhookPayload.json"),
-        "changedTablesById": {"tbl00000000000001": load("WebhookPayload.TableChanged.json")},
-    })
-    schema = BaseSchema((TableInfo("tbl00000000000001", "Leads", (
-        FieldInfo("fld00000000000001", "Status", "singleSelect"),
-        FieldInfo("fld0000000000000", "Name", "singleLineText"),
-    )),))
+    payload = WebhookPayload.model_validate(
+        {
+            **load("WebhookPayload.json"),
+            "changedTablesById": {"tbl00000000000001": load("WebhookPayload.TableChanged.json")},
+        }
+    )
+    schema = BaseSchema(
+        (
+            TableInfo(
+                "tbl00000000000001",
+                "Leads",
+                (
+                    FieldInfo("fld00000000000001", "Status", "singleSelect"),
+                    FieldInfo("fld0000000000000", "Name", "singleLineText"),
+                ),
+            ),
+        )
+    )
 
     changes = record_changes(payload, schema)
 
@@ -56,10 +66,12 @@ def test_sample_table_changed_yields_each_record_change_with_field_names() -> No
 
 
 def test_field_ids_missing_from_the_schema_stay_as_ids() -> None:
-    payload = WebhookPayload.model_validate({
-        **load("WebhookPayload.json"),
-        "changedTablesById": {"tblX": load("WebhookPayload.TableChanged.json")},
-    })
+    payload = WebhookPayload.model_validate(
+        {
+            **load("WebhookPayload.json"),
+            "changedTablesById": {"tblX": load("WebhookPayload.TableChanged.json")},
+        }
+    )
     changed = [c for c in record_changes(payload, BaseSchema(())) if c.kind == "changed"]
     assert changed[0].field_names == ("fld00000000000001",)
 
@@ -73,9 +85,13 @@ def test_sample_notification_parses_as_a_ping() -> None:
 
 @pytest.mark.parametrize(
     "body",
-    [b"not json", b"[]", b'{"base": {"id": "app1"}, "timestamp": "t"}',
-     b'{"base": {"id": "app1"}, "webhook": {"id": 5}, "timestamp": "t"}',
-     b'{"base": "app1", "webhook": {"id": "ach1"}, "timestamp": "t"}'],
+    [
+        b"not json",
+        b"[]",
+        b'{"base": {"id": "app1"}, "timestamp": "t"}',
+        b'{"base": {"id": "app1"}, "webhook": {"id": 5}, "timestamp": "t"}',
+        b'{"base": "app1", "webhook": {"id": "ach1"}, "timestamp": "t"}',
+    ],
 )
 def test_malformed_pings_are_rejected_with_400(body: bytes) -> None:
     with pytest.raises(WebhookRejected) as caught:
@@ -85,7 +101,12 @@ def test_malformed_pings_are_rejected_with_400(body: bytes) -> None:
 
 def test_fake_webhook_listing_has_the_shape_of_the_sample_webhook() -> None:
     sample = load("Webhook.json")
-    hook = FakeWebhook("ach1", "c2VjcmV0", "https://example.com/h",
-                       {"options": {"filters": {"dataTypes": ["tableData"]}}}, 0)
+    hook = FakeWebhook(
+        "ach1",
+        "c2VjcmV0",
+        "https://example.com/h",
+        {"options": {"filters": {"dataTypes": ["tableData"]}}},
+        0,
+    )
     assert set(hook.to_api()) <= set(sample)
     assert {"id", "cursorForNextPayload", "expirationTime", "specification"} <= set(hook.to_api())

@@ -13,8 +13,9 @@ from syncd.model import ObjectRef, Observation
 from syncd_sandbox.airtable.fake import FakeAirtable
 
 
-def poll_all(connector: AirtableConnector, alias: str, cursor: str | None,
-             on_page: object = None) -> tuple[list[Observation], str | None, int]:
+def poll_all(
+    connector: AirtableConnector, alias: str, cursor: str | None, on_page: object = None
+) -> tuple[list[Observation], str | None, int]:
     observations: list[Observation] = []
     pages = 0
     while True:
@@ -52,8 +53,13 @@ def test_poll_with_iterator_expiry_restarts_and_loses_nothing(
     assert set(o.ref.id for o in observations) == set(ids)
     # page 2 met the 422 and the listing restarted: 100 records were seen twice
     assert (pages, len(observations)) == (4, 350)
-    listings = [r for r in fake.app.log if r.method == "GET" and "/Leads" not in r.path
-                and r.path.startswith(f"/v0/{fake.base_id}/")]
+    listings = [
+        r
+        for r in fake.app.log
+        if r.method == "GET"
+        and "/Leads" not in r.path
+        and r.path.startswith(f"/v0/{fake.base_id}/")
+    ]
     assert [bool(r.query.get("offset")) for r in listings] == [False, True, False, True, True]
 
 
@@ -80,9 +86,7 @@ def test_next_poll_returns_only_what_changed_since(
 
     observations, cursor, _ = poll_all(connector, "lead", cursor)
 
-    assert [(o.ref.id, o.fields.get("Status")) for o in observations] == [
-        (ids[3], "Needs Admin")
-    ]
+    assert [(o.ref.id, o.fields.get("Status")) for o in observations] == [(ids[3], "Needs Admin")]
     assert observations[0].version == to_ms(clock.now())
     # within the overlap the change may be listed once more, then never again
     clock.advance(minutes=5)
@@ -132,17 +136,25 @@ def test_table_without_last_modified_field_has_no_version_and_check_says_so(
 
 
 def test_query_where_and_formula(connector: AirtableConnector, fake: FakeAirtable) -> None:
-    active = [fake.user_create("Active Hubs", {"Community": c, "Status": "Active Service",
-                                               "Monthly fee": fee})
-              for c, fee in (("Ocean", 1000), ("O'Brien Lab", 2500))]
+    active = [
+        fake.user_create(
+            "Active Hubs", {"Community": c, "Status": "Active Service", "Monthly fee": fee}
+        )
+        for c, fee in (("Ocean", 1000), ("O'Brien Lab", 2500))
+    ]
     fake.user_create("Active Hubs", {"Community": "Old", "Status": "Inactive Service"})
 
     found = list(connector.query("hub", {"where": {"Status": "Active Service"}}))
     assert sorted(o.ref.id for o in found) == sorted(active)
-    assert [o.fields["Community"] for o in connector.query(
-        "hub", {"where": {"Community": "O'Brien Lab"}})] == ["O'Brien Lab"]
-    both = list(connector.query("hub", {"formula": "{Monthly fee}>1500",
-                                        "where": {"Status": "Active Service"}}))
+    assert [
+        o.fields["Community"]
+        for o in connector.query("hub", {"where": {"Community": "O'Brien Lab"}})
+    ] == ["O'Brien Lab"]
+    both = list(
+        connector.query(
+            "hub", {"formula": "{Monthly fee}>1500", "where": {"Status": "Active Service"}}
+        )
+    )
     assert [o.fields["Community"] for o in both] == ["O'Brien Lab"]
     with pytest.raises(PermanentError):
         list(connector.query("hub", {"sql": "select"}))
@@ -151,8 +163,10 @@ def test_query_where_and_formula(connector: AirtableConnector, fake: FakeAirtabl
 def test_query_pages_through_expiring_offsets_without_duplicates(
     connector: AirtableConnector, fake: FakeAirtable
 ) -> None:
-    ids = [fake.user_create("Active Hubs", {"Community": f"c{i}", "Status": "Active Service"})
-           for i in range(210)]
+    ids = [
+        fake.user_create("Active Hubs", {"Community": f"c{i}", "Status": "Active Service"})
+        for i in range(210)
+    ]
     seen = []
     for observation in connector.query("hub", {"where": {"Status": "Active Service"}}):
         seen.append(observation.ref.id)

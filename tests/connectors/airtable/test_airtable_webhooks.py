@@ -70,8 +70,10 @@ def test_unknown_webhook_or_base_is_rejected_with_404(
     connector: AirtableConnector, fake: FakeAirtable, hooks: dict[str, str], clock: FakeClock
 ) -> None:
     headers, body = fake.signed_ping(hooks["lead"])
-    for changed in (body.replace(hooks["lead"].encode(), b"ach99999999999999"),
-                    body.replace(fake.base_id.encode(), b"appOtherBase00001")):
+    for changed in (
+        body.replace(hooks["lead"].encode(), b"ach99999999999999"),
+        body.replace(fake.base_id.encode(), b"appOtherBase00001"),
+    ):
         with pytest.raises(WebhookRejected) as caught:
             connector.verify_webhook(request(headers, changed, clock))
         assert caught.value.status == 404
@@ -81,8 +83,9 @@ def test_malformed_ping_is_rejected_with_400(
     connector: AirtableConnector, hooks: dict[str, str], clock: FakeClock
 ) -> None:
     with pytest.raises(WebhookRejected) as caught:
-        connector.verify_webhook(request({"X-Airtable-Content-MAC": "hmac-sha256=00"},
-                                         b"{not json", clock))
+        connector.verify_webhook(
+            request({"X-Airtable-Content-MAC": "hmac-sha256=00"}, b"{not json", clock)
+        )
     assert caught.value.status == 400
 
 

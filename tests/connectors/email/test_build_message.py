@@ -39,7 +39,10 @@ def test_bcc_goes_to_the_envelope_and_not_on_the_wire() -> None:
     msg = build_message(params, "k", SETTINGS)
     assert envelope_sender(msg) == "syncd@example.org"
     assert envelope_recipients(msg) == [
-        "a@example.org", "b@example.org", "c@example.org", "hidden@example.org",
+        "a@example.org",
+        "b@example.org",
+        "c@example.org",
+        "hidden@example.org",
     ]
     wire = wire_bytes(msg)
     assert b"hidden@example.org" not in wire

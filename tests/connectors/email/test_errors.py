@@ -89,9 +89,7 @@ def test_at_most_once_can_be_the_settings_default_and_a_rule_can_override_it(
         send(guarantee="at_least_once")
 
 
-def test_at_most_once_still_retries_failures_before_data(
-    smtp: FakeSmtpServer, send: Send
-) -> None:
+def test_at_most_once_still_retries_failures_before_data(smtp: FakeSmtpServer, send: Send) -> None:
     smtp.fail_next("transient", at="rcpt")
     with pytest.raises(TransientError) as raised:
         send(guarantee="at_most_once")

@@ -43,7 +43,10 @@ def test_full_message_arrives_with_headers_parts_attachment_and_envelope(
     msg = received.message
     assert received.mail_from == "syncd@example.org"
     assert set(received.rcpt_tos) == {
-        "ops@example.org", "lead@example.org", "partners@example.org", "audit@example.org",
+        "ops@example.org",
+        "lead@example.org",
+        "partners@example.org",
+        "audit@example.org",
     }
     assert msg["From"] == "syncd <syncd@example.org>"
     assert [a.addr_spec for a in msg["To"].addresses] == ["ops@example.org", "lead@example.org"]

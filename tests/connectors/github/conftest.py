@@ -34,16 +34,20 @@ def fake(fake_github: Served[FakeGitHub]) -> FakeGitHub:
 
 
 @pytest.fixture
-def make_connector(
-    fake: FakeGitHub, clock: FakeClock
-) -> Iterator[Callable[..., GitHubConnector]]:
+def make_connector(fake: FakeGitHub, clock: FakeClock) -> Iterator[Callable[..., GitHubConnector]]:
     made: list[GitHubConnector] = []
 
     def make(**overrides: Any) -> GitHubConnector:
-        settings = GitHubSettings(**{
-            "token": TOKEN, "base_url": fake.base_url, "repositories": [REPO],
-            "webhook_secret": WEBHOOK_SECRET, "timeout_seconds": 5, **overrides,
-        })
+        settings = GitHubSettings(
+            **{
+                "token": TOKEN,
+                "base_url": fake.base_url,
+                "repositories": [REPO],
+                "webhook_secret": WEBHOOK_SECRET,
+                "timeout_seconds": 5,
+                **overrides,
+            }
+        )
         connector = GitHubConnector(settings, clock=clock)
         made.append(connector)
         return connector

@@ -36,8 +36,14 @@ def test_create_issue_writes_marker_labels_assignees_and_milestone(
     fake: FakeGitHub, connector: GitHubConnector
 ) -> None:
     fake.add_milestone(REPO, "Q3 hubs")
-    result = create(connector, "rule-1:deal-42", body="Community: Ocean",
-                    labels=["hub", "new-hub"], assignees=["octocat"], milestone="Q3 hubs")
+    result = create(
+        connector,
+        "rule-1:deal-42",
+        body="Community: Ocean",
+        labels=["hub", "new-hub"],
+        assignees=["octocat"],
+        milestone="Q3 hubs",
+    )
 
     [issue] = fake.issues(REPO)
     assert result.external_id == f"{REPO}#{issue.number}"
@@ -91,9 +97,7 @@ def test_mentions_are_neutralised_unless_allowed(
     assert loud.title == "Ping @octocat" and "cc @octocat" in loud.body
 
 
-def test_unknown_label_is_created_by_default(
-    fake: FakeGitHub, connector: GitHubConnector
-) -> None:
+def test_unknown_label_is_created_by_default(fake: FakeGitHub, connector: GitHubConnector) -> None:
     create(connector, "l-1", labels=["brand-new"])
     assert fake.repos[REPO].label("brand-new") is not None
 
@@ -142,13 +146,19 @@ def test_close_issue_is_idempotent_and_keeps_the_first_reason(
 ) -> None:
     issue = fake.open_issue(REPO, "x")
     spec = connector.actions["close_issue"]
-    spec.perform(connector, CloseIssueParams(repo=REPO, issue_number=issue.number,
-                                             state_reason="not_planned"), ctx("c"))
+    spec.perform(
+        connector,
+        CloseIssueParams(repo=REPO, issue_number=issue.number, state_reason="not_planned"),
+        ctx("c"),
+    )
     writes = sum(1 for r in fake.app.log if r.method == "PATCH")
     spec.perform(connector, CloseIssueParams(repo=REPO, issue_number=issue.number), ctx("c"))
 
-    assert (issue.state, issue.state_reason, issue.closed_by) == ("closed", "not_planned",
-                                                                  "syncd-bot")
+    assert (issue.state, issue.state_reason, issue.closed_by) == (
+        "closed",
+        "not_planned",
+        "syncd-bot",
+    )
     assert sum(1 for r in fake.app.log if r.method == "PATCH") == writes == 1
 
 
@@ -167,13 +177,20 @@ def test_the_token_never_appears_in_errors(fake: FakeGitHub, make_connector) -> 
 
 
 def test_fake_rejects_bodies_that_break_the_contract(fake: FakeGitHub) -> None:
-    answer = requests.post(f"{fake.base_url}/repos/{REPO}/issues/1/labels",
-                           json=["bare", "array"], headers={"Authorization": f"token {TOKEN}"},
-                           timeout=5)
+    answer = requests.post(
+        f"{fake.base_url}/repos/{REPO}/issues/1/labels",
+        json=["bare", "array"],
+        headers={"Authorization": f"token {TOKEN}"},
+        timeout=5,
+    )
     assert answer.status_code in (404, 422)
     fake.open_issue(REPO, "x")
-    answer = requests.post(f"{fake.base_url}/repos/{REPO}/issues", json={"body": "no title"},
-                           headers={"Authorization": f"token {TOKEN}"}, timeout=5)
+    answer = requests.post(
+        f"{fake.base_url}/repos/{REPO}/issues",
+        json={"body": "no title"},
+        headers={"Authorization": f"token {TOKEN}"},
+        timeout=5,
+    )
     assert answer.status_code == 422
     assert len(fake.validation_failures) == 2
     fake.validation_failures.clear()  # expected here; the fixture asserts none elsewhere
@@ -189,15 +206,18 @@ def test_fake_answers_match_the_response_schemas(
     headers = {"Authorization": f"token {TOKEN}"}
     base = f"{fake.base_url}/repos/{REPO}"
 
-    created = requests.post(f"{base}/issues", json={"title": "direct", "labels": ["x"]},
-                            headers=headers, timeout=5)
+    created = requests.post(
+        f"{base}/issues", json={"title": "direct", "labels": ["x"]}, headers=headers, timeout=5
+    )
     got = requests.get(f"{base}/issues/1", headers=headers, timeout=5)
     listed = requests.get(f"{base}/issues", params={"state": "all"}, headers=headers, timeout=5)
-    comment = requests.post(f"{base}/issues/1/comments", json={"body": "hi"}, headers=headers,
-                            timeout=5)
+    comment = requests.post(
+        f"{base}/issues/1/comments", json={"body": "hi"}, headers=headers, timeout=5
+    )
     labels = requests.get(f"{base}/labels", headers=headers, timeout=5)
-    search = requests.get(f"{fake.base_url}/search/issues", params={"q": "direct"},
-                          headers=headers, timeout=5)
+    search = requests.get(
+        f"{fake.base_url}/search/issues", params={"q": "direct"}, headers=headers, timeout=5
+    )
 
     checks = [
         ("POST", "/repos/{owner}/{repo}/issues", 201, created),

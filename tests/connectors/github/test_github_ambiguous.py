@@ -9,8 +9,9 @@ from syncd.model import ActionResult
 from syncd_sandbox.github.fake import FakeGitHub
 
 
-def perform_like_the_executor(connector: GitHubConnector, params, ctx,
-                              max_attempts: int = 20) -> tuple[ActionResult, int]:
+def perform_like_the_executor(
+    connector: GitHubConnector, params, ctx, max_attempts: int = 20
+) -> tuple[ActionResult, int]:
     """Retry on transient errors; after the first failure, look before acting again."""
     spec = connector.actions["create_issue"]
     uncertain = 0

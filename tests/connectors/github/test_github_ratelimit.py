@@ -25,8 +25,10 @@ def test_thousand_creates_drain_at_the_limit_and_not_above(
     assert fake.early_requests == 0
     # GitHub allows 500 content-creating requests an hour: 90% of it, 450, per hour.
     per_hour = 1000 / elapsed * 3600
-    report_figure(f"GitHub: 1,000 creates in {elapsed / 3600:.2f} h = {per_hour:.0f}/h "
-                  f"against 500/h; 0 limit answers, 0 early requests")
+    report_figure(
+        f"GitHub: 1,000 creates in {elapsed / 3600:.2f} h = {per_hour:.0f}/h "
+        f"against 500/h; 0 limit answers, 0 early requests"
+    )
     assert 2 * 3600 <= elapsed < 2 * 3600 + 600
     assert per_hour >= 0.9 * 500
 

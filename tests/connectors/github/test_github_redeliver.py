@@ -21,10 +21,8 @@ def test_redeliver_failed_deliveries_newer_than_since(
     hook = fake.add_hook(gh.repo, "http://syncd.test/webhooks/github", gh.secret)
     payload = {"action": "opened", "issue": {"number": 1}}
     ok = fake.record_delivery(gh.repo, hook.id, "issues", payload, 200, age=timedelta(hours=1))
-    failed = fake.record_delivery(gh.repo, hook.id, "issues", payload, 502,
-                                  age=timedelta(hours=2))
-    too_old = fake.record_delivery(gh.repo, hook.id, "issues", payload, 0,
-                                   age=timedelta(days=5))
+    failed = fake.record_delivery(gh.repo, hook.id, "issues", payload, 502, age=timedelta(hours=2))
+    too_old = fake.record_delivery(gh.repo, hook.id, "issues", payload, 0, age=timedelta(days=5))
 
     redelivered = connector.redeliver_failed(timedelta(days=3))
 

@@ -32,8 +32,9 @@ def busy_threads() -> Iterator[None]:
     sys.setswitchinterval(before)
 
 
-def test_concurrent_creates_each_make_their_own_issue(busy_threads: None,make_connector: Any,
-                                                      fake: FakeGitHub) -> None:
+def test_concurrent_creates_each_make_their_own_issue(
+    busy_threads: None, make_connector: Any, fake: FakeGitHub
+) -> None:
     connector: GitHubConnector = make_connector(write_limit=1_000_000)
     fake.write_limit = 1_000_000
     spec = connector.actions["create_issue"]

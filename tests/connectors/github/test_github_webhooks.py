@@ -21,8 +21,13 @@ SECRET = "It's a Secret to Everybody"
 
 
 def request(headers: dict[str, str], body: bytes) -> WebhookRequest:
-    return WebhookRequest("POST", "http://syncd.test/webhooks/github",
-                          {k.lower(): v for k, v in headers.items()}, body, 0)
+    return WebhookRequest(
+        "POST",
+        "http://syncd.test/webhooks/github",
+        {k.lower(): v for k, v in headers.items()},
+        body,
+        0,
+    )
 
 
 def delivery(path: Path) -> tuple[dict[str, str], bytes]:
@@ -36,9 +41,11 @@ def test_known_answer_vector() -> None:
 
 
 def test_known_answer_delivery_verifies(connector: GitHubConnector) -> None:
-    headers = {"X-GitHub-Delivery": "d-1", "X-GitHub-Event": "ping",
-               "X-Hub-Signature-256":
-               "sha256=757107ea0eb2509fc211221cce984b8a37570b6d7586c22c46f4379c8b043e17"}
+    headers = {
+        "X-GitHub-Delivery": "d-1",
+        "X-GitHub-Event": "ping",
+        "X-Hub-Signature-256": "sha256=757107ea0eb2509fc211221cce984b8a37570b6d7586c22c46f4379c8b043e17",  # noqa: E501
+    }
     # The vector's body is not a JSON object: the signature passes, the shape does not.
     with pytest.raises(WebhookRejected) as err:
         connector.verify_webhook(request(headers, b"Hello, World!"))
@@ -69,11 +76,17 @@ def test_tampered_example_is_rejected(connector: GitHubConnector, path: Path) ->
     headers, body = delivery(path)
     cases = {
         "wrong signature": ({**headers, "X-Hub-Signature-256": sign("other", body)}, body, 401),
-        "no signature": ({k: v for k, v in headers.items() if k != "X-Hub-Signature-256"},
-                         body, 401),
+        "no signature": (
+            {k: v for k, v in headers.items() if k != "X-Hub-Signature-256"},
+            body,
+            401,
+        ),
         "body changed": (headers, body.replace(b"}", b" }", 1), 401),
-        "no delivery id": ({k: v for k, v in headers.items() if k != "X-GitHub-Delivery"},
-                           body, 400),
+        "no delivery id": (
+            {k: v for k, v in headers.items() if k != "X-GitHub-Delivery"},
+            body,
+            400,
+        ),
         "no event": ({k: v for k, v in headers.items() if k != "X-GitHub-Event"}, body, 400),
     }
     for name, (bad_headers, bad_body, status) in cases.items():
@@ -84,8 +97,11 @@ def test_tampered_example_is_rejected(connector: GitHubConnector, path: Path) ->
 
 @pytest.mark.parametrize("body", [b"not json", b"[1, 2]", b'"text"'])
 def test_non_object_bodies_are_rejected_with_400(connector: GitHubConnector, body: bytes) -> None:
-    headers = {"X-GitHub-Delivery": "d", "X-GitHub-Event": "issues",
-               "X-Hub-Signature-256": sign(SECRET, body)}
+    headers = {
+        "X-GitHub-Delivery": "d",
+        "X-GitHub-Event": "issues",
+        "X-Hub-Signature-256": sign(SECRET, body),
+    }
     with pytest.raises(WebhookRejected) as err:
         connector.verify_webhook(request(headers, body))
     assert err.value.status == 400

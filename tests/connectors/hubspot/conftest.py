@@ -39,8 +39,11 @@ def make_connector(
 
     def make(**overrides: Any) -> HubSpotConnector:
         values: dict[str, Any] = {
-            "access_token": fake.token, "app_secret": fake.app_secret,
-            "base_url": server.url, "portal_id": PORTAL_ID, "timeout_seconds": 5,
+            "access_token": fake.token,
+            "app_secret": fake.app_secret,
+            "base_url": server.url,
+            "portal_id": PORTAL_ID,
+            "timeout_seconds": 5,
             **overrides,
         }
         connector = HubSpotConnector(HubSpotSettings(**values), clock)

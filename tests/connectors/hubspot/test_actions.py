@@ -20,9 +20,12 @@ def find(connector, name, key="rule-1:deal:1", **params):
 
 def test_update_deal_sets_properties_and_a_stage_by_label(fake, connector):
     deal = fake.create_deal(dealname="Ocean", num_users=1500)
-    result = run(connector, "update_deal", deal_id=deal,
-                 properties={"maintenance_tier": "tier 2", "delivered": True,
-                             "dealstage": "Closed Won"})
+    result = run(
+        connector,
+        "update_deal",
+        deal_id=deal,
+        properties={"maintenance_tier": "tier 2", "delivered": True, "dealstage": "Closed Won"},
+    )
     record = fake.portal.get("deals", deal)
     assert record.properties["maintenance_tier"] == "tier 2"
     assert record.properties["delivered"] == "true"
@@ -77,16 +80,21 @@ def test_add_note_is_associated_with_the_deal_and_carries_a_hidden_marker(fake, 
 def test_stage_aliases_by_label_and_refresh_on_a_miss(fake, connector):
     aliases = connector.value_aliases("deal", "dealstage")
     assert aliases == {
-        "Lead": "lead", "Qualified": "qualified", "Proposal": "proposal",
-        "Negotiation": "negotiation", "Contract Admin": "contractadmin",
-        "Closed Won": "closedwon", "Closed Lost": "closedlost",
+        "Lead": "lead",
+        "Qualified": "qualified",
+        "Proposal": "proposal",
+        "Negotiation": "negotiation",
+        "Contract Admin": "contractadmin",
+        "Closed Won": "closedwon",
+        "Closed Lost": "closedlost",
     }
     assert connector.stage_labels()["contractadmin"] == "Contract Admin"
     assert connector.value_aliases("deal", "amount") == {}
 
     pipeline_reads = sum(1 for r in fake.app.log if "/pipelines/" in r.path)
     fake.portal.pipelines[0]["stages"].append(
-        {**fake.portal.pipelines[0]["stages"][0], "id": "onhold", "label": "On Hold"})
+        {**fake.portal.pipelines[0]["stages"][0], "id": "onhold", "label": "On Hold"}
+    )
     connector.clock.advance(120)
     assert connector.resolve_stage("On Hold") == "onhold"  # a miss reloads the pipelines
     assert sum(1 for r in fake.app.log if "/pipelines/" in r.path) == pipeline_reads + 1

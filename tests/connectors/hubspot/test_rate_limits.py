@@ -26,8 +26,9 @@ def test_429_with_retry_after_is_transient_and_blocks_the_limiter(fake, connecto
 def test_the_fakes_own_limit_answers_429_with_retry_after(fake, server):
     fake.limits.general_limit = 3
     deal = fake.create_deal(dealname="Ocean")
-    deals = HubSpot(access_token=fake.token, host=server.url,
-                    retry=Retry(0, respect_retry_after_header=False)).crm.deals.basic_api
+    deals = HubSpot(
+        access_token=fake.token, host=server.url, retry=Retry(0, respect_retry_after_header=False)
+    ).crm.deals.basic_api
     for _ in range(3):
         deals.get_by_id(deal)
     with pytest.raises(ApiException) as refused:
@@ -37,8 +38,9 @@ def test_the_fakes_own_limit_answers_429_with_retry_after(fake, server):
     assert fake.limits.over_limit == 1
 
 
-def test_remaining_zero_makes_the_connector_wait_instead_of_hitting_429(fake, make_connector,
-                                                                        clock):
+def test_remaining_zero_makes_the_connector_wait_instead_of_hitting_429(
+    fake, make_connector, clock
+):
     fake.limits.general_limit = 3
     deal = fake.create_deal(dealname="Ocean")
     connector = make_connector(requests_per_10s=100)  # believes it may send far more
@@ -48,8 +50,7 @@ def test_remaining_zero_makes_the_connector_wait_instead_of_hitting_429(fake, ma
     assert clock.slept  # X-HubSpot-RateLimit-Remaining: 0 was honoured
 
 
-def test_a_burst_within_the_configured_limits_never_exceeds_the_fakes(fake, make_connector,
-                                                                      clock):
+def test_a_burst_within_the_configured_limits_never_exceeds_the_fakes(fake, make_connector, clock):
     fake.limits.general_limit = 10
     fake.limits.search_limit = 2
     deals = [fake.create_deal(dealname=f"d{i}") for i in range(5)]

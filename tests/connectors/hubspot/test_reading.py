@@ -29,17 +29,25 @@ def test_history_gives_every_transition_between_two_fetches_in_order(fake, conne
 def test_fetch_carries_community_facts_and_context(fake, connector):
     owner = fake.portal.add_owner("Ada", "Lovelace", "ada@example.org")
     deal = fake.create_deal(
-        dealname="Ocean hub", community_short_name="Ocean",
-        community_long_name="Ocean Observatories", community_id="ocean",
-        github_org="ocean-org", cloud_provider="gcp", cloud_region="us-central1",
-        membership_level="Standard", end_date="2026-12-31", num_users=1200,
-        hubspot_owner_id=owner, dealstage="contractadmin",
+        dealname="Ocean hub",
+        community_short_name="Ocean",
+        community_long_name="Ocean Observatories",
+        community_id="ocean",
+        github_org="ocean-org",
+        cloud_provider="gcp",
+        cloud_region="us-central1",
+        membership_level="Standard",
+        end_date="2026-12-31",
+        num_users=1200,
+        hubspot_owner_id=owner,
+        dealstage="contractadmin",
     )
     fake.add_company(deal, name="Ocean University", domain="ocean.example.org")
     fake.add_company(deal, primary=False, name="Fiscal Sponsor")
     fake.add_contact(deal, "Buyer", firstname="Grace", lastname="Hopper", email="g@example.org")
-    fake.add_contact(deal, "Technical Contact", firstname="Alan", lastname="Turing",
-                     email="a@example.org")
+    fake.add_contact(
+        deal, "Technical Contact", firstname="Alan", lastname="Turing", email="a@example.org"
+    )
 
     obs = connector.fetch(deal_ref(deal))
 
@@ -104,8 +112,9 @@ def test_poll_does_not_loop_on_more_same_millisecond_deals_than_a_page(fake, mak
     assert [o.ref.id for o in more] == [later]
 
 
-def test_poll_sees_changes_after_the_cursor_and_an_idle_cycle_is_one_request(fake, connector,
-                                                                             clock):
+def test_poll_sees_changes_after_the_cursor_and_an_idle_cycle_is_one_request(
+    fake, connector, clock
+):
     first = fake.create_deal(dealname="one")
     seen, cursor = poll_all(connector)
     assert [o.ref.id for o in seen] == [first]
@@ -136,7 +145,10 @@ def test_backfill_reads_every_deal_and_resumes_from_a_cursor(fake, make_connecto
     first_two = [next(backfill), next(backfill)]
     assert pages == first_two
 
-    resumed = list(make_connector(search_page_size=10, poll_context=False)
-                   .backfill(None, cursor=first_two[-1].cursor))
+    resumed = list(
+        make_connector(search_page_size=10, poll_context=False).backfill(
+            None, cursor=first_two[-1].cursor
+        )
+    )
     seen = {o.ref.id for p in first_two + resumed for o in p.observations}
     assert seen == set(ids)

@@ -20,10 +20,16 @@ from syncd.model import ObjectRef
 from syncd_sandbox.hubspot.fake import FakeHubSpot
 
 
-@pytest.mark.parametrize("text", [
-    "2026-01-05T09:00:00.000Z", "2026-01-05T09:00:00Z", "2026-01-05T09:00:00.5Z",
-    "2026-01-05T10:00:00.123+01:00", "2026-01-05T09:00:00.123456Z",
-])
+@pytest.mark.parametrize(
+    "text",
+    [
+        "2026-01-05T09:00:00.000Z",
+        "2026-01-05T09:00:00Z",
+        "2026-01-05T09:00:00.5Z",
+        "2026-01-05T10:00:00.123+01:00",
+        "2026-01-05T09:00:00.123456Z",
+    ],
+)
 def test_hubspot_timestamps_read_as_the_sdks_parser_reads_them(text: str) -> None:
     parsed = getattr(ApiClient, MANGLED)(ApiClient.__new__(ApiClient), text)
     assert parsed == dateutil_parse(text)
@@ -37,7 +43,9 @@ def test_a_timestamp_fromisoformat_cannot_read_goes_to_the_sdks_parser() -> None
 
 
 def test_a_batch_read_makes_no_configuration_per_object(
-    connector: HubSpotConnector, fake: FakeHubSpot, clock: FakeClock,
+    connector: HubSpotConnector,
+    fake: FakeHubSpot,
+    clock: FakeClock,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     ids = []

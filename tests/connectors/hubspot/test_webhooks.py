@@ -39,22 +39,43 @@ def v3_signature(secret: str, method: str, uri: str, body: bytes, timestamp: str
 
 def deal_events(*deal_ids: int, first_event: int = 100) -> list[dict[str, object]]:
     return [
-        {"eventId": first_event + i, "subscriptionId": 7, "portalId": 62515,
-         "occurredAt": 1767603600000, "subscriptionType": "deal.propertyChange",
-         "attemptNumber": 0, "objectId": deal_id, "propertyName": "dealstage",
-         "propertyValue": "closedwon", "changeSource": "CRM_UI"}
+        {
+            "eventId": first_event + i,
+            "subscriptionId": 7,
+            "portalId": 62515,
+            "occurredAt": 1767603600000,
+            "subscriptionType": "deal.propertyChange",
+            "attemptNumber": 0,
+            "objectId": deal_id,
+            "propertyName": "dealstage",
+            "propertyValue": "closedwon",
+            "changeSource": "CRM_UI",
+        }
         for i, deal_id in enumerate(deal_ids)
     ]
 
 
-def v3_request(clock: FakeClock, body: bytes, *, secret: str = SECRET, url: str = URL,
-               signed_url: str | None = None, age_seconds: float = 0) -> WebhookRequest:
+def v3_request(
+    clock: FakeClock,
+    body: bytes,
+    *,
+    secret: str = SECRET,
+    url: str = URL,
+    signed_url: str | None = None,
+    age_seconds: float = 0,
+) -> WebhookRequest:
     stamp = str(to_ms(clock.now()) - int(age_seconds * 1000))
     signature = v3_signature(secret, "POST", signed_url or url, body, stamp)
     return WebhookRequest(
-        method="POST", url=url, body=body, received_at_ms=to_ms(clock.now()),
-        headers={"x-hubspot-signature-v3": signature, "x-hubspot-request-timestamp": stamp,
-                 "content-type": "application/json"},
+        method="POST",
+        url=url,
+        body=body,
+        received_at_ms=to_ms(clock.now()),
+        headers={
+            "x-hubspot-signature-v3": signature,
+            "x-hubspot-request-timestamp": stamp,
+            "content-type": "application/json",
+        },
     )
 
 
@@ -74,19 +95,24 @@ def test_v3_uri_is_the_public_url_when_behind_a_proxy(make_connector, clock):
     hub = make_connector(app_secret=SECRET, public_webhook_url=public)
     body = json.dumps(deal_events(11)).encode()
     # The proxy handed syncd a different URL; HubSpot signed the public one.
-    hub.verify_webhook(v3_request(clock, body, url="http://127.0.0.1:8080/webhooks/hubspot",
-                                  signed_url=public))
+    hub.verify_webhook(
+        v3_request(clock, body, url="http://127.0.0.1:8080/webhooks/hubspot", signed_url=public)
+    )
 
 
 def test_published_v1_vector_is_accepted_when_v1_is_configured(make_connector, clock):
     hub = make_connector(app_secret=DOC_SECRET, accept_signature_versions=["v1"])
     request = WebhookRequest(
-        "POST", URL, {"x-hubspot-signature": DOC_V1_SIGNATURE,
-                      "x-hubspot-signature-version": "v1"},
-        DOC_V1_BODY.encode(), to_ms(clock.now()))
+        "POST",
+        URL,
+        {"x-hubspot-signature": DOC_V1_SIGNATURE, "x-hubspot-signature-version": "v1"},
+        DOC_V1_BODY.encode(),
+        to_ms(clock.now()),
+    )
     hub.verify_webhook(request)
-    tampered = WebhookRequest("POST", URL, request.headers,
-                              DOC_V1_BODY.replace("123", "124").encode(), 0)
+    tampered = WebhookRequest(
+        "POST", URL, request.headers, DOC_V1_BODY.replace("123", "124").encode(), 0
+    )
     with pytest.raises(WebhookRejected) as rejected:
         hub.verify_webhook(tampered)
     assert rejected.value.status == 401
@@ -97,13 +123,22 @@ def test_published_v2_vector_is_accepted_when_v2_is_configured(make_connector, c
     # The published v2 example signs a GET with an empty body: signature checks pass, then
     # the empty body is refused as not being an event array.
     request = WebhookRequest(
-        "GET", DOC_V2_URI, {"x-hubspot-signature": DOC_V2_GET_SIGNATURE,
-                            "x-hubspot-signature-version": "v2"}, b"", 0)
+        "GET",
+        DOC_V2_URI,
+        {"x-hubspot-signature": DOC_V2_GET_SIGNATURE, "x-hubspot-signature-version": "v2"},
+        b"",
+        0,
+    )
     with pytest.raises(WebhookRejected) as rejected:
         hub.verify_webhook(request)
     assert (rejected.value.status, rejected.value.reason) == (400, "body is not JSON")
-    forged = WebhookRequest("GET", DOC_V2_URI, {**request.headers,
-                            "x-hubspot-signature": DOC_V2_GET_SIGNATURE[::-1]}, b"", 0)
+    forged = WebhookRequest(
+        "GET",
+        DOC_V2_URI,
+        {**request.headers, "x-hubspot-signature": DOC_V2_GET_SIGNATURE[::-1]},
+        b"",
+        0,
+    )
     with pytest.raises(WebhookRejected) as bad:
         hub.verify_webhook(forged)
     assert bad.value.status == 401
@@ -111,8 +146,12 @@ def test_published_v2_vector_is_accepted_when_v2_is_configured(make_connector, c
 
 def test_v1_is_refused_unless_configured(hub):
     request = WebhookRequest(
-        "POST", URL, {"x-hubspot-signature": DOC_V1_SIGNATURE,
-                      "x-hubspot-signature-version": "v1"}, DOC_V1_BODY.encode(), 0)
+        "POST",
+        URL,
+        {"x-hubspot-signature": DOC_V1_SIGNATURE, "x-hubspot-signature-version": "v1"},
+        DOC_V1_BODY.encode(),
+        0,
+    )
     with pytest.raises(WebhookRejected) as rejected:
         hub.verify_webhook(request)
     assert rejected.value.status == 401
@@ -120,8 +159,15 @@ def test_v1_is_refused_unless_configured(hub):
 
 @pytest.mark.parametrize(
     "change",
-    ["wrong_secret", "changed_body", "changed_uri", "stale", "future", "no_signature",
-     "no_timestamp"],
+    [
+        "wrong_secret",
+        "changed_body",
+        "changed_uri",
+        "stale",
+        "future",
+        "no_signature",
+        "no_timestamp",
+    ],
 )
 def test_v3_rejections(hub, clock, change):
     body = json.dumps(deal_events(11)).encode()
@@ -147,8 +193,11 @@ def test_timestamps_within_five_minutes_either_way_pass(hub, clock):
 
 @pytest.mark.parametrize(
     ("body", "reason"),
-    [(b"not json", "body is not JSON"), (b"\xff\xfe[]", "body is not UTF-8"),
-     (b'{"eventId": 1}', "body is not a JSON array of events")],
+    [
+        (b"not json", "body is not JSON"),
+        (b"\xff\xfe[]", "body is not UTF-8"),
+        (b'{"eventId": 1}', "body is not a JSON array of events"),
+    ],
 )
 def test_malformed_bodies_are_400_even_when_signed(hub, clock, body, reason):
     with pytest.raises(WebhookRejected) as rejected:
@@ -172,10 +221,22 @@ def test_parse_gives_one_hint_per_distinct_deal(hub, clock):
     events = [
         *deal_events(11, 12),
         {"eventId": 9, "subscriptionType": "deal.creation", "objectId": 13},
-        {"eventId": 10, "subscriptionType": "object.propertyChange", "objectTypeId": "0-3",
-         "objectId": 11, "propertyName": "amount", "propertyValue": "5"},
-        {"eventId": 11, "subscriptionType": "object.propertyChange", "objectTypeId": "0-1",
-         "objectId": 99, "propertyName": "email", "propertyValue": "x@example.org"},
+        {
+            "eventId": 10,
+            "subscriptionType": "object.propertyChange",
+            "objectTypeId": "0-3",
+            "objectId": 11,
+            "propertyName": "amount",
+            "propertyValue": "5",
+        },
+        {
+            "eventId": 11,
+            "subscriptionType": "object.propertyChange",
+            "objectTypeId": "0-1",
+            "objectId": 99,
+            "propertyName": "email",
+            "propertyValue": "x@example.org",
+        },
         {"eventId": 12, "subscriptionType": "contact.propertyChange", "objectId": 98},
         {"eventId": 13, "subscriptionType": "deal.deletion", "objectId": 14},
     ]
@@ -195,11 +256,13 @@ def test_fake_builds_deliveries_the_connector_accepts(fake, make_connector, cloc
 
 
 def _with_body(request: WebhookRequest, body: bytes) -> WebhookRequest:
-    return WebhookRequest(request.method, request.url, request.headers, body,
-                          request.received_at_ms)
+    return WebhookRequest(
+        request.method, request.url, request.headers, body, request.received_at_ms
+    )
 
 
 def _without(request: WebhookRequest, header: str) -> WebhookRequest:
     headers = {k: v for k, v in request.headers.items() if k != header}
-    return WebhookRequest(request.method, request.url, headers, request.body,
-                          request.received_at_ms)
+    return WebhookRequest(
+        request.method, request.url, headers, request.body, request.received_at_ms
+    )

@@ -41,15 +41,17 @@ def server(fake_jira: FakeJira) -> Iterator[FakeServer]:
 
 
 @pytest.fixture
-def make_connector(
-    server: FakeServer, clock: FakeClock
-) -> Iterator[Callable[..., JiraConnector]]:
+def make_connector(server: FakeServer, clock: FakeClock) -> Iterator[Callable[..., JiraConnector]]:
     made: list[JiraConnector] = []
 
     def make(**overrides: Any) -> JiraConnector:
         values: dict[str, Any] = {
-            "base_url": server.url, "email": EMAIL, "api_token": SecretStr(TOKEN),
-            "projects": ["OPS", "CLI"], "timeout_seconds": 5.0, "rate_limit_per_second": 1000,
+            "base_url": server.url,
+            "email": EMAIL,
+            "api_token": SecretStr(TOKEN),
+            "projects": ["OPS", "CLI"],
+            "timeout_seconds": 5.0,
+            "rate_limit_per_second": 1000,
             **overrides,
         }
         connector = JiraConnector(JiraSettings(**values), clock=clock)
@@ -67,7 +69,10 @@ def connector(make_connector: Callable[..., JiraConnector]) -> JiraConnector:
 
 
 def run_like_executor(
-    connector: JiraConnector, action: str, params: dict[str, Any], key: str,
+    connector: JiraConnector,
+    action: str,
+    params: dict[str, Any],
+    key: str,
     max_attempts: int = 5,
 ) -> tuple[ActionResult, list[Exception]]:
     """What syncd's executor does: from the second attempt on, look for an earlier effect

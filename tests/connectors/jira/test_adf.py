@@ -16,13 +16,18 @@ def test_markdown_blocks_and_marks_become_adf_nodes() -> None:
     assert kinds == ["heading", "paragraph", "orderedList", "codeBlock", "bulletList"]
     paragraph = doc["content"][1]["content"]
     assert {"type": "text", "text": "now", "marks": [{"type": "strong"}]} in paragraph
-    assert {"type": "text", "text": "docs",
-            "marks": [{"type": "link", "attrs": {"href": "https://x.org"}}]} in paragraph
+    assert {
+        "type": "text",
+        "text": "docs",
+        "marks": [{"type": "link", "attrs": {"href": "https://x.org"}}],
+    } in paragraph
     assert {"type": "hardBreak"} in paragraph
-    assert doc["content"][3] == {"type": "codeBlock", "attrs": {"language": "yaml"},
-                                 "content": [{"type": "text", "text": "key: 1"}]}
-    assert doc["content"][4]["content"][0]["content"][0]["content"][1]["marks"] == [
-        {"type": "em"}]
+    assert doc["content"][3] == {
+        "type": "codeBlock",
+        "attrs": {"language": "yaml"},
+        "content": [{"type": "text", "text": "key: 1"}],
+    }
+    assert doc["content"][4]["content"][0]["content"][0]["content"][1]["marks"] == [{"type": "em"}]
 
 
 def test_plain_text_round_trips_and_empty_text_is_an_empty_document() -> None:

@@ -16,7 +16,7 @@ CUSTOMER_REVIEW = {
     "issue_type": "Task",
     "summary": "Client strategy review: Ocean",
     "description": "# Review\n\nCheck **usage** and [the hub](https://ocean.example.org).\n\n"
-                   "- costs\n- support hours",
+    "- costs\n- support hours",
     "labels": ["client-review"],
     "assignee": "ada@example.org",
     "original_estimate": "3h",
@@ -60,8 +60,7 @@ def test_an_unknown_custom_field_is_a_permanent_error_and_nothing_is_created(
     connector: JiraConnector, fake_jira: FakeJira
 ) -> None:
     with pytest.raises(PermanentError, match="No Such Field"):
-        perform(connector, "create_issue", {**CUSTOMER_REVIEW, "fields": {"No Such Field": 1}},
-                KEY)
+        perform(connector, "create_issue", {**CUSTOMER_REVIEW, "fields": {"No Such Field": 1}}, KEY)
     assert fake_jira.issues == {}
 
 
@@ -88,7 +87,11 @@ def test_blank_optional_params_from_templates_mean_not_set(connector: JiraConnec
         {**CUSTOMER_REVIEW, "assignee": "", "due_date": " ", "parent": "", "description": ""}
     )
     assert (params.assignee, params.due_date, params.parent, params.description) == (
-        None, None, None, None)
+        None,
+        None,
+        None,
+        None,
+    )
 
 
 def test_a_summary_over_jiras_limit_is_cut_to_255_characters_with_an_ellipsis(

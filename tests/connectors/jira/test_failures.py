@@ -51,12 +51,18 @@ def test_python_jira_own_session_would_resend_after_a_reset(
     """The trap the connector avoids: python-jira's default session retries a POST after a
     connection error, which is a duplicate ticket when the first one was applied."""
     monkeypatch.setattr("jira.resilientsession.time.sleep", lambda _s: None)
-    client = JIRA(server=server.url, basic_auth=(EMAIL, TOKEN),  # type: ignore[attr-defined]
-                  options={"rest_api_version": "3"}, get_server_info=False)
+    client = JIRA(
+        server=server.url,
+        basic_auth=(EMAIL, TOKEN),  # type: ignore[attr-defined]
+        options={"rest_api_version": "3"},
+        get_server_info=False,
+    )
     fake_jira.fail_next("POST", CREATE, "applied_then_reset")
     try:
-        client.create_issue(fields={"project": {"key": "OPS"}, "issuetype": {"name": "Task"},
-                                    "summary": "dup?"}, prefetch=False)
+        client.create_issue(
+            fields={"project": {"key": "OPS"}, "issuetype": {"name": "Task"}, "summary": "dup?"},
+            prefetch=False,
+        )
     finally:
         client.close()
     assert len(fake_jira.issues) == 2

@@ -31,8 +31,9 @@ def http(server: FakeServer) -> Http:
     return Http(server)
 
 
-def _answers_as_documented(fake: FakeJira, method: str, template: str,
-                           response: requests.Response) -> None:
+def _answers_as_documented(
+    fake: FakeJira, method: str, template: str, response: requests.Response
+) -> None:
     body = response.json() if response.content else None
     assert fake.spec.response_errors(method, template, response.status_code, body) == []
 
@@ -59,15 +60,31 @@ def test_reads_answer_like_the_openapi_description(http: Http, fake_jira: FakeJi
         ("GET", f"{API}/myself", f"{API}/myself", {}),
         ("GET", f"{API}/field", f"{API}/field", {}),
         ("GET", f"{API}/project/OPS", f"{API}/project/{{projectIdOrKey}}", {}),
-        ("GET", f"{API}/issue/{issue.key}", f"{API}/issue/{{issueIdOrKey}}",
-         {"params": {"expand": "changelog"}}),
-        ("GET", f"{API}/issue/{issue.key}/transitions",
-         f"{API}/issue/{{issueIdOrKey}}/transitions", {}),
+        (
+            "GET",
+            f"{API}/issue/{issue.key}",
+            f"{API}/issue/{{issueIdOrKey}}",
+            {"params": {"expand": "changelog"}},
+        ),
+        (
+            "GET",
+            f"{API}/issue/{issue.key}/transitions",
+            f"{API}/issue/{{issueIdOrKey}}/transitions",
+            {},
+        ),
         ("GET", f"{API}/issue/{issue.key}/comment", f"{API}/issue/{{issueIdOrKey}}/comment", {}),
-        ("GET", f"{API}/search/jql", f"{API}/search/jql",
-         {"params": {"jql": "project = OPS", "fields": "*all", "expand": "changelog"}}),
-        ("POST", f"{API}/search/jql", f"{API}/search/jql",
-         {"json": {"jql": "project = OPS", "fields": ["summary"], "maxResults": 1}}),
+        (
+            "GET",
+            f"{API}/search/jql",
+            f"{API}/search/jql",
+            {"params": {"jql": "project = OPS", "fields": "*all", "expand": "changelog"}},
+        ),
+        (
+            "POST",
+            f"{API}/search/jql",
+            f"{API}/search/jql",
+            {"json": {"jql": "project = OPS", "fields": ["summary"], "maxResults": 1}},
+        ),
     ]
     for method, path, template, kwargs in checks:
         response = http(method, path, **kwargs)
@@ -79,24 +96,56 @@ def test_reads_answer_like_the_openapi_description(http: Http, fake_jira: FakeJi
 
 
 def test_a_create_answers_201_like_the_description(http: Http, fake_jira: FakeJira) -> None:
-    body = {"fields": {"project": {"key": "OPS"}, "issuetype": {"name": "Task"},
-                       "summary": "Made by hand"}}
+    body = {
+        "fields": {
+            "project": {"key": "OPS"},
+            "issuetype": {"name": "Task"},
+            "summary": "Made by hand",
+        }
+    }
     response = http("POST", f"{API}/issue", json=body)
     assert response.status_code == 201
     _answers_as_documented(fake_jira, "POST", f"{API}/issue", response)
 
 
-@pytest.mark.parametrize(("fields", "field", "message"), [
-    ({"issuetype": {"name": "Task"}, "summary": "s"}, "project", "valid project"),
-    ({"project": {"key": "OPS"}, "issuetype": {"name": "Task"}}, "summary", "summary"),
-    ({"project": {"key": "OPS"}, "summary": "s"}, "issuetype", "issue type"),
-    ({"project": {"key": "OPS"}, "issuetype": {"name": "Task"}, "summary": "s",
-      "description": "plain text is v2, not v3"}, "description", "Atlassian Document"),
-    ({"project": {"key": "OPS"}, "issuetype": {"name": "Task"}, "summary": "s",
-      "timetracking": {"originalEstimate": "three hours"}}, "timetracking", "duration"),
-    ({"project": {"key": "OPS"}, "issuetype": {"name": "Task"}, "summary": "s",
-      "customfield_99999": "x"}, "customfield_99999", "cannot be set"),
-])
+@pytest.mark.parametrize(
+    ("fields", "field", "message"),
+    [
+        ({"issuetype": {"name": "Task"}, "summary": "s"}, "project", "valid project"),
+        ({"project": {"key": "OPS"}, "issuetype": {"name": "Task"}}, "summary", "summary"),
+        ({"project": {"key": "OPS"}, "summary": "s"}, "issuetype", "issue type"),
+        (
+            {
+                "project": {"key": "OPS"},
+                "issuetype": {"name": "Task"},
+                "summary": "s",
+                "description": "plain text is v2, not v3",
+            },
+            "description",
+            "Atlassian Document",
+        ),
+        (
+            {
+                "project": {"key": "OPS"},
+                "issuetype": {"name": "Task"},
+                "summary": "s",
+                "timetracking": {"originalEstimate": "three hours"},
+            },
+            "timetracking",
+            "duration",
+        ),
+        (
+            {
+                "project": {"key": "OPS"},
+                "issuetype": {"name": "Task"},
+                "summary": "s",
+                "customfield_99999": "x",
+            },
+            "customfield_99999",
+            "cannot be set",
+        ),
+    ],
+)
 def test_jira_rules_refuse_a_create_field_by_field(
     http: Http, fake_jira: FakeJira, fields: dict[str, Any], field: str, message: str
 ) -> None:
@@ -109,9 +158,7 @@ def test_jira_rules_refuse_a_create_field_by_field(
     assert fake_jira.issues == {}
 
 
-def test_a_body_against_the_schema_is_refused_and_recorded(
-    http: Http, fake_jira: FakeJira
-) -> None:
+def test_a_body_against_the_schema_is_refused_and_recorded(http: Http, fake_jira: FakeJira) -> None:
     response = http("POST", f"{API}/issue", json={"fields": "not an object"})
     assert response.status_code == 400
     assert "is not of type 'object'" in response.json()["errorMessages"][0]
@@ -123,12 +170,15 @@ def test_the_old_search_is_gone_with_410(http: Http) -> None:
     assert http("POST", f"{API}/search", json={"jql": "project = OPS"}).status_code == 410
 
 
-@pytest.mark.parametrize(("jql", "message"), [
-    ("ORDER BY updated ASC", "Unbounded"),
-    ("colour = red", "does not exist"),
-    ('updated >= "yesterday"', "invalid"),
-    ("project = ", "ended unexpectedly"),
-])
+@pytest.mark.parametrize(
+    ("jql", "message"),
+    [
+        ("ORDER BY updated ASC", "Unbounded"),
+        ("colour = red", "does not exist"),
+        ('updated >= "yesterday"', "invalid"),
+        ("project = ", "ended unexpectedly"),
+    ],
+)
 def test_jql_errors_are_400_with_jira_messages(http: Http, jql: str, message: str) -> None:
     response = http("GET", f"{API}/search/jql", params={"jql": jql})
     assert response.status_code == 400
@@ -151,17 +201,20 @@ def test_the_jql_subset(http: Http, fake_jira: FakeJira) -> None:
     assert keys("project = CLI AND status != Done") == [b.key]
     assert keys('project = CLI AND status not in ("Done", "In Progress")') == [b.key]
     assert keys("statusCategory != Done") == sorted([a.key, b.key])
-    assert keys("project = OPS OR (labels = y AND NOT issuetype = Task)") == sorted([a.key,
-                                                                                    b.key])
+    assert keys("project = OPS OR (labels = y AND NOT issuetype = Task)") == sorted([a.key, b.key])
     assert keys("labels is EMPTY") == [c.key]
 
 
 def test_a_page_token_belongs_to_its_query(http: Http, fake_jira: FakeJira) -> None:
     fake_jira.seed_client_epics(3)
-    first = http("GET", f"{API}/search/jql",
-                 params={"jql": "labels = client-epic", "maxResults": 1}).json()
-    response = http("GET", f"{API}/search/jql", params={
-        "jql": "project = CLI", "nextPageToken": first["nextPageToken"]})
+    first = http(
+        "GET", f"{API}/search/jql", params={"jql": "labels = client-epic", "maxResults": 1}
+    ).json()
+    response = http(
+        "GET",
+        f"{API}/search/jql",
+        params={"jql": "project = CLI", "nextPageToken": first["nextPageToken"]},
+    )
     assert response.status_code == 400
 
 

@@ -22,8 +22,9 @@ def test_fetch_reads_fields_version_and_every_status_in_order(
 ) -> None:
     epic = fake_jira.seed_client_epics(1)[0]
     created = to_ms(clock.now())
-    issue = fake_jira.user_create("OPS", "Hub upgrade", labels=["zeta", "alpha"],
-                                  parent=epic.key, assignee="712020:bbbb-2222")
+    issue = fake_jira.user_create(
+        "OPS", "Hub upgrade", labels=["zeta", "alpha"], parent=epic.key, assignee="712020:bbbb-2222"
+    )
     clock.advance(minutes=5)
     fake_jira.user_update(issue.key, status="In Progress")
     clock.advance(minutes=5)
@@ -33,15 +34,24 @@ def test_fetch_reads_fields_version_and_every_status_in_order(
 
     assert seen is not None
     assert seen.fields == {
-        "key": issue.key, "summary": "Hub upgrade", "status": "Done",
-        "status_category": "Done", "labels": ["alpha", "zeta"],
-        "assignee": "712020:bbbb-2222", "assignee_name": "Grace Hopper",
-        "issuetype": "Task", "parent": epic.key, "duedate": "2026-02-01", "project": "OPS",
+        "key": issue.key,
+        "summary": "Hub upgrade",
+        "status": "Done",
+        "status_category": "Done",
+        "labels": ["alpha", "zeta"],
+        "assignee": "712020:bbbb-2222",
+        "assignee_name": "Grace Hopper",
+        "issuetype": "Task",
+        "parent": epic.key,
+        "duedate": "2026-02-01",
+        "project": "OPS",
         "original_estimate": None,
     }
     assert seen.version == to_ms(clock.now())
     assert seen.history["status"] == [
-        (created, "To Do"), (created + 300_000, "In Progress"), (created + 600_000, "Done"),
+        (created, "To Do"),
+        (created + 300_000, "In Progress"),
+        (created + 600_000, "Done"),
     ]
     assert seen.context["url"] == f"{connector.settings.base_url}/browse/{issue.key}"
 

@@ -64,12 +64,15 @@ def test_poll_leaves_out_what_changed_before_the_window(
     assert _ids(page) == [busy.key]
     jql = [r.arg("jql") for r in fake_jira.app.log if r.path == "/rest/api/3/search/jql"][-1]
     # 09:30 UTC minus the 3 minute overlap, written in the API user's zone (Los Angeles)
-    assert jql == ('(project in ("OPS", "CLI")) AND updated >= "2026-01-05 01:27" '
-                   "ORDER BY updated ASC")
+    assert jql == (
+        '(project in ("OPS", "CLI")) AND updated >= "2026-01-05 01:27" ORDER BY updated ASC'
+    )
 
 
 def test_poll_pages_with_next_page_token_and_moves_the_cursor_at_the_end(
-    make_connector, fake_jira: FakeJira, clock: FakeClock  # type: ignore[no-untyped-def]
+    make_connector,
+    fake_jira: FakeJira,
+    clock: FakeClock,  # type: ignore[no-untyped-def]
 ) -> None:
     connector: JiraConnector = make_connector(page_size=2)
     created = []
@@ -88,8 +91,9 @@ def test_poll_pages_with_next_page_token_and_moves_the_cursor_at_the_end(
     assert seen == [i.key for i in created]
     assert pages == 3
     assert json.loads(cursor)["since"] == created[-1].updated
-    tokens = [r.arg("nextPageToken") for r in fake_jira.app.log
-              if r.path == "/rest/api/3/search/jql"]
+    tokens = [
+        r.arg("nextPageToken") for r in fake_jira.app.log if r.path == "/rest/api/3/search/jql"
+    ]
     assert tokens[0] is None and all(tokens[1:])
     assert _old_search_calls(fake_jira) == []
 
@@ -113,7 +117,8 @@ def test_poll_with_nothing_new_keeps_the_cursor_and_rereads_only_the_overlap(
 
 
 def test_the_poll_restriction_comes_from_jql_poll_when_set(
-    make_connector, fake_jira: FakeJira  # type: ignore[no-untyped-def]
+    make_connector,
+    fake_jira: FakeJira,  # type: ignore[no-untyped-def]
 ) -> None:
     connector: JiraConnector = make_connector(jql_poll="project = CLI AND labels = client-epic")
     epic = fake_jira.seed_client_epics(1)[0]

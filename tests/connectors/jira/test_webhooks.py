@@ -17,8 +17,13 @@ from .conftest import SECRET
 
 
 def _request(headers: dict[str, str], body: bytes) -> WebhookRequest:
-    return WebhookRequest("POST", "https://syncd.example.org/webhooks/jira",
-                          {k.lower(): v for k, v in headers.items()}, body, 0)
+    return WebhookRequest(
+        "POST",
+        "https://syncd.example.org/webhooks/jira",
+        {k.lower(): v for k, v in headers.items()},
+        body,
+        0,
+    )
 
 
 @pytest.fixture
@@ -48,8 +53,9 @@ def test_an_unsigned_delivery_is_refused_when_no_secret_is_configured(
     connector: JiraConnector, fake_jira: FakeJira, issue_key: str
 ) -> None:
     """Issue 14 item 3: no secret no longer means "accept anything"."""
-    headers, body = fake_jira.webhook_request(issue_key, event="jira:issue_created",
-                                              identifier="wh-2")
+    headers, body = fake_jira.webhook_request(
+        issue_key, event="jira:issue_created", identifier="wh-2"
+    )
     assert "x-hub-signature" not in headers
     with pytest.raises(WebhookRejected) as refused:
         connector.verify_webhook(_request(headers, body))
@@ -61,8 +67,9 @@ def test_an_unsigned_delivery_is_accepted_only_with_allow_unsigned(
     make_connector: Callable[..., JiraConnector], fake_jira: FakeJira, issue_key: str
 ) -> None:
     connector = make_connector(allow_unsigned=True)
-    headers, body = fake_jira.webhook_request(issue_key, event="jira:issue_created",
-                                              identifier="wh-2")
+    headers, body = fake_jira.webhook_request(
+        issue_key, event="jira:issue_created", identifier="wh-2"
+    )
     assert connector.verify_webhook(_request(headers, body)) == "wh-2"
 
 
@@ -86,13 +93,17 @@ def test_a_body_changed_after_signing_is_refused(
     assert refused.value.status == 401
 
 
-@pytest.mark.parametrize("body", [
-    b"not json", b"[]", b'{"no": "event"}', b'{"webhookEvent": "jira:issue_updated"}',
-    b'{"webhookEvent": "jira:issue_updated", "issue": {"key": ""}}',
-])
-def test_a_malformed_body_is_refused_with_400(
-    signed: JiraConnector, body: bytes
-) -> None:
+@pytest.mark.parametrize(
+    "body",
+    [
+        b"not json",
+        b"[]",
+        b'{"no": "event"}',
+        b'{"webhookEvent": "jira:issue_updated"}',
+        b'{"webhookEvent": "jira:issue_updated", "issue": {"key": ""}}',
+    ],
+)
+def test_a_malformed_body_is_refused_with_400(signed: JiraConnector, body: bytes) -> None:
     headers = {"x-hub-signature": _sign(body), "x-atlassian-webhook-identifier": "x"}
     with pytest.raises(WebhookRejected) as refused:
         signed.verify_webhook(_request(headers, body))

@@ -42,9 +42,14 @@ def write_rules(folder: Path, text: str) -> Path:
     return folder
 
 
-def make_config(tmp_path: Path, store_url: str, rules: str,
-                settings: dict[str, ConnectorSettings], public_url: str = "",
-                **executor: Any) -> Config:
+def make_config(
+    tmp_path: Path,
+    store_url: str,
+    rules: str,
+    settings: dict[str, ConnectorSettings],
+    public_url: str = "",
+    **executor: Any,
+) -> Config:
     rules_dir = write_rules(tmp_path / "mappings", rules)
     return Config(
         path=None,
@@ -62,15 +67,21 @@ def make_engine(config: Config, clock: Clock, connectors: dict[str, Connector]) 
 
 def serve(engine: Engine) -> ServedApp:
     """The real webhook app of `engine` on a real port (use as a context manager)."""
-    app = build_app(connectors=engine.connectors, writer=engine.writer, clock=engine.clock,
-                    max_body_bytes=engine.config.http.max_body_bytes)
+    app = build_app(
+        connectors=engine.connectors,
+        writer=engine.writer,
+        clock=engine.clock,
+        max_body_bytes=engine.config.http.max_body_bytes,
+    )
     return ServedApp(app)
 
 
-def post(server: ServedApp, connector: str, headers: dict[str, str],
-         body: bytes) -> requests.Response:
-    return requests.post(f"{server.url}/webhooks/{connector}", data=body, headers=headers,
-                         timeout=10)
+def post(
+    server: ServedApp, connector: str, headers: dict[str, str], body: bytes
+) -> requests.Response:
+    return requests.post(
+        f"{server.url}/webhooks/{connector}", data=body, headers=headers, timeout=10
+    )
 
 
 def action_rows(engine: Engine) -> list[dict[str, Any]]:
@@ -87,8 +98,7 @@ def inbox_rows(engine: Engine) -> list[dict[str, Any]]:
 def toml_value(value: Any) -> str:
     """A TOML literal: strings, numbers, bools and lists as JSON writes them; tables inline."""
     if isinstance(value, dict):
-        return "{" + ", ".join(f"{json.dumps(k)} = {toml_value(v)}"
-                               for k, v in value.items()) + "}"
+        return "{" + ", ".join(f"{json.dumps(k)} = {toml_value(v)}" for k, v in value.items()) + "}"
     return json.dumps(value)
 
 
@@ -102,8 +112,9 @@ def write_toml(path: Path, tables: dict[str, dict[str, Any]]) -> Path:
     return path
 
 
-def run_driver(config: Path, now: str, mode: str, crash_at: str | None = None,
-               timeout: float = 60) -> subprocess.CompletedProcess[str]:
+def run_driver(
+    config: Path, now: str, mode: str, crash_at: str | None = None, timeout: float = 60
+) -> subprocess.CompletedProcess[str]:
     """Run the driver in a fresh Python process (optionally armed to SIGKILL itself)."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("SYNCD_CRASH")}
     if crash_at:
@@ -111,5 +122,9 @@ def run_driver(config: Path, now: str, mode: str, crash_at: str | None = None,
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO_ROOT), env.get("PYTHONPATH")]))
     return subprocess.run(
         [sys.executable, str(DRIVER), str(config), "--now", now, "--mode", mode],
-        capture_output=True, text=True, timeout=timeout, env=env, check=False,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env=env,
+        check=False,
     )

@@ -39,13 +39,23 @@ def test_upserts_are_batched_by_ten_and_duplicates_kept_apart(
     fake = FakeAirtable(token=TOKEN, base_id=BASE, clock=clock)
     fake.create_table("Active Hubs", {"Community": "singleLineText", "Status": "singleSelect"})
     with FakeServer(fake.app) as api:
-        airtable = AirtableSettings(token=TOKEN, base_id=BASE, base_url=api.url,
-                                    tables={"hub": "Active Hubs"}, timeout_seconds=5)
+        airtable = AirtableSettings(
+            token=TOKEN,
+            base_id=BASE,
+            base_url=api.url,
+            tables={"hub": "Active Hubs"},
+            timeout_seconds=5,
+        )
         localdb = LocalDbSettings(path=str(tmp_path / "remote.sqlite3"))
-        config = make_config(tmp_path, store_url, RULES,
-                             {"airtable": airtable, "localdb": localdb})
-        engine = make_engine(config, clock, {"airtable": AirtableConnector(airtable, clock),
-                                             "localdb": LocalDbConnector(localdb, clock)})
+        config = make_config(tmp_path, store_url, RULES, {"airtable": airtable, "localdb": localdb})
+        engine = make_engine(
+            config,
+            clock,
+            {
+                "airtable": AirtableConnector(airtable, clock),
+                "localdb": LocalDbConnector(localdb, clock),
+            },
+        )
         remote = engine.connectors["localdb"].remote
         # 12 items; i3 names the same community as i1: 11 distinct rows.
         for i in range(12):
@@ -57,7 +67,8 @@ def test_upserts_are_batched_by_ten_and_duplicates_kept_apart(
     writes = [r for r in fake.app.log if r.method == "PATCH"]
     assert [o.status for o in outcomes] == ["done"] * 12
     assert sorted(r["fields"]["Community"] for r in fake.records("Active Hubs")) == sorted(
-        f"c{i}" for i in range(12) if i != 3)
+        f"c{i}" for i in range(12) if i != 3
+    )
     # 12 actions in 3 requests: at most 10 rows each, and c1 twice cannot share a request
     # (i0-i2, then i3-i9, then i10-i11).
     assert len(writes) == 3

@@ -41,8 +41,12 @@ from tests.integration.connectors.support import (
 
 TOKEN = "patIntegrationToken.not-real"
 BASE = "appIntegration0001"
-LEAD_FIELDS = {"Name": "singleLineText", "Status": "singleSelect", "Email": "email",
-               "Last Modified": "lastModifiedTime"}
+LEAD_FIELDS = {
+    "Name": "singleLineText",
+    "Status": "singleSelect",
+    "Email": "email",
+    "Last Modified": "lastModifiedTime",
+}
 RULES = """
 rules:
   - id: forward-needs-admin
@@ -70,13 +74,22 @@ def _subjects(smtp: FakeSmtpServer) -> list[str]:
 
 def _cursor(engine: Engine, webhook_id: str) -> Any:
     with engine.store.engine.connect() as conn:
-        return conn.execute(select(state.c.value).where(
-            state.c.scope == "airtable", state.c.key == f"cursor:{webhook_id}")).scalar()
+        return conn.execute(
+            select(state.c.value).where(
+                state.c.scope == "airtable", state.c.key == f"cursor:{webhook_id}"
+            )
+        ).scalar()
 
 
 class World:
-    def __init__(self, engine: Engine, fake: FakeAirtable, smtp: FakeSmtpServer,
-                 clock: FakeClock, hook_id: str) -> None:
+    def __init__(
+        self,
+        engine: Engine,
+        fake: FakeAirtable,
+        smtp: FakeSmtpServer,
+        clock: FakeClock,
+        hook_id: str,
+    ) -> None:
         self.engine, self.fake, self.smtp, self.clock = engine, fake, smtp, clock
         self.hook_id = hook_id
 
@@ -86,17 +99,28 @@ def world(tmp_path: Path, store_url: str) -> Iterator[World]:
     clock = FakeClock()
     fake = _fake(clock)
     with FakeServer(fake.app) as api, FakeSmtpServer() as smtp:
-        settings = AirtableSettings(token=TOKEN, base_id=BASE, base_url=api.url,
-                                    tables={"lead": "Leads", "hub": "Active Hubs"},
-                                    timeout_seconds=5)
-        config = make_config(tmp_path, store_url, RULES,
-                             {"airtable": settings, "email": smtp.settings()})
-        engine = make_engine(config, clock, {
-            "airtable": AirtableConnector(settings, clock),
-            "email": EmailConnector(smtp.settings(), clock)})
+        settings = AirtableSettings(
+            token=TOKEN,
+            base_id=BASE,
+            base_url=api.url,
+            tables={"lead": "Leads", "hub": "Active Hubs"},
+            timeout_seconds=5,
+        )
+        config = make_config(
+            tmp_path, store_url, RULES, {"airtable": settings, "email": smtp.settings()}
+        )
+        engine = make_engine(
+            config,
+            clock,
+            {
+                "airtable": AirtableConnector(settings, clock),
+                "email": EmailConnector(smtp.settings(), clock),
+            },
+        )
         connector = engine.connectors["airtable"]
-        hooks = connector.ensure_webhooks(PUBLIC_URL + "/webhooks/airtable",
-                                          connector.watched_tables(engine.rules.current))
+        hooks = connector.ensure_webhooks(
+            PUBLIC_URL + "/webhooks/airtable", connector.watched_tables(engine.rules.current)
+        )
         assert list(hooks) == ["lead"]
         yield World(engine, fake, smtp, clock, hooks["lead"])
         engine.close()
@@ -164,26 +188,42 @@ def test_kill_9_between_listing_payloads_and_commit_loses_and_doubles_nothing(
     fake = _fake(clock)
     with FakeServer(fake.app) as api, FakeSmtpServer() as smtp:
         mail = smtp.settings()
-        toml = write_toml(tmp_path / "syncd.toml", {
-            "syncd": {"state_dir": str(tmp_path / "state"),
-                      "mappings": [str(write_rules(tmp_path / "mappings", RULES))]},
-            "store": {"url": store_url},
-            "http": {"public_url": PUBLIC_URL},
-            "airtable": {"token": TOKEN, "base_id": BASE, "base_url": api.url,
-                         "tables": {"lead": "Leads", "hub": "Active Hubs"}},
-            "email": {"host": mail.host, "port": mail.effective_port, "security": "plain",
-                      "from_address": "syncd@example.org"},
-        })
-        ensured = CliRunner().invoke(main, ["airtable", "webhooks", "ensure", "--config",
-                                            str(toml)])
+        toml = write_toml(
+            tmp_path / "syncd.toml",
+            {
+                "syncd": {
+                    "state_dir": str(tmp_path / "state"),
+                    "mappings": [str(write_rules(tmp_path / "mappings", RULES))],
+                },
+                "store": {"url": store_url},
+                "http": {"public_url": PUBLIC_URL},
+                "airtable": {
+                    "token": TOKEN,
+                    "base_id": BASE,
+                    "base_url": api.url,
+                    "tables": {"lead": "Leads", "hub": "Active Hubs"},
+                },
+                "email": {
+                    "host": mail.host,
+                    "port": mail.effective_port,
+                    "security": "plain",
+                    "from_address": "syncd@example.org",
+                },
+            },
+        )
+        ensured = CliRunner().invoke(
+            main, ["airtable", "webhooks", "ensure", "--config", str(toml)]
+        )
         assert ensured.exit_code == 0, ensured.output
         assert f"-> {PUBLIC_URL}/webhooks/airtable" in ensured.output
         (hook_id,) = list(fake.webhooks.hooks)  # one: only `lead` is watched by a rule
         assert TOKEN not in ensured.output
 
         engine = Engine(load_config(toml), clock)  # the daemon's webhook receiver
-        ids = [fake.user_create("Leads", {"Name": n, "Status": "Active Lead"})
-               for n in ("Ocean", "River")]
+        ids = [
+            fake.user_create("Leads", {"Name": n, "Status": "Active Lead"})
+            for n in ("Ocean", "River")
+        ]
         engine.poller.poll_all()
         clock.advance(60)
         for record in ids:
@@ -192,8 +232,7 @@ def test_kill_9_between_listing_payloads_and_commit_loses_and_doubles_nothing(
             assert post(app, "airtable", *fake.signed_ping(hook_id)).status_code == 202
         engine.close()
 
-        crashed = run_driver(toml, clock.now().isoformat(), "inbox",
-                             crash_at="inbox_before_commit")
+        crashed = run_driver(toml, clock.now().isoformat(), "inbox", crash_at="inbox_before_commit")
         assert crashed.returncode == -9, crashed.stderr[-2000:]
         assert smtp.messages == []
         probe = Engine(load_config(toml), clock)

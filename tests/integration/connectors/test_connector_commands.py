@@ -57,14 +57,24 @@ def hubspot(tmp_path: Path, store_url: str) -> Iterator[tuple[FakeHubSpot, Path,
         clock.advance(60)
         fake.create_deal(dealname=f"Deal {n}", dealstage=stage)
     with fake.serve() as server:
-        toml = write_toml(tmp_path / "syncd.toml", {
-            "syncd": {"state_dir": str(tmp_path / "state"),
-                      "mappings": [str(write_rules(tmp_path / "mappings", WON_RULES))]},
-            "store": {"url": store_url},
-            "hubspot": {"access_token": fake.token, "base_url": server.url,
-                        "search_page_size": 2, "poll_context": False,
-                        "search_requests_per_second": 100, "requests_per_10s": 1000},
-        })
+        toml = write_toml(
+            tmp_path / "syncd.toml",
+            {
+                "syncd": {
+                    "state_dir": str(tmp_path / "state"),
+                    "mappings": [str(write_rules(tmp_path / "mappings", WON_RULES))],
+                },
+                "store": {"url": store_url},
+                "hubspot": {
+                    "access_token": fake.token,
+                    "base_url": server.url,
+                    "search_page_size": 2,
+                    "poll_context": False,
+                    "search_requests_per_second": 100,
+                    "requests_per_10s": 1000,
+                },
+            },
+        )
         yield fake, toml, clock
 
 
@@ -78,8 +88,7 @@ def test_backfill_resumes_after_a_failure_and_fires_no_rule(hubspot) -> None:
             fake.fail_next(1, 503, method="POST", path=r"/search$")
 
     with pytest.raises(TransientError):
-        run_backfill(engine, connector, since=None, replay=False,
-                     on_page=fail_after_first_page)
+        run_backfill(engine, connector, since=None, replay=False, on_page=fail_after_first_page)
     assert _snapshot_count(engine) == 2
     assert connector.state.get(RESUME_KEY)["cursor"]
     engine.close()
@@ -113,7 +122,10 @@ def test_backfill_with_replay_fires_the_rules(hubspot) -> None:
 
 def test_check_reports_unknown_stages_against_live_pipelines(hubspot, tmp_path: Path) -> None:
     _, toml, clock = hubspot
-    write_rules(tmp_path / "mappings", WON_RULES + """
+    write_rules(
+        tmp_path / "mappings",
+        WON_RULES
+        + """
   - id: typo-in-trigger
     when: {source: hubspot, object: deal, field: dealstage, from: Qualifed, to: Proposal}
     do:
@@ -125,7 +137,8 @@ def test_check_reports_unknown_stages_against_live_pipelines(hubspot, tmp_path: 
       - hubspot.update_deal:
           deal_id: "{{ deal.id }}"
           properties: {dealstage: "{{ deal.next_stage }}", maintenance_tier: "1"}
-""")
+""",
+    )
     config = load_config(toml)
     connector = build_connectors(config, clock)["hubspot"]
     rules = load_rules(config.mapping_paths, run_examples=False)
@@ -151,12 +164,17 @@ def test_check_warns_when_hubspot_is_unreachable(tmp_path: Path, store_url: str)
     with socket.socket() as probe:  # a port nothing listens on
         probe.bind(("127.0.0.1", 0))
         dead = f"http://127.0.0.1:{probe.getsockname()[1]}"
-    toml = write_toml(tmp_path / "syncd.toml", {
-        "syncd": {"state_dir": str(tmp_path / "state"),
-                  "mappings": [str(write_rules(tmp_path / "mappings", WON_RULES))]},
-        "store": {"url": store_url},
-        "hubspot": {"access_token": "pat-not-real", "base_url": dead, "timeout_seconds": 2},
-    })
+    toml = write_toml(
+        tmp_path / "syncd.toml",
+        {
+            "syncd": {
+                "state_dir": str(tmp_path / "state"),
+                "mappings": [str(write_rules(tmp_path / "mappings", WON_RULES))],
+            },
+            "store": {"url": store_url},
+            "hubspot": {"access_token": "pat-not-real", "base_url": dead, "timeout_seconds": 2},
+        },
+    )
     result = CliRunner().invoke(main, ["check", "--config", str(toml)])
     assert "warning: hubspot: live checks skipped" in result.output
     assert "pat-not-real" not in result.output
@@ -182,18 +200,29 @@ rules:
 def airtable(tmp_path: Path, store_url: str) -> Iterator[tuple[FakeAirtable, Path, FakeClock]]:
     clock = TickingClock()
     fake = FakeAirtable(token="patCommandTest.0001", base_id="appCommands00001", clock=clock)
-    fake.create_table("Leads", {"Name": "singleLineText", "Status": "singleSelect",
-                                "Last Modified": "lastModifiedTime"})
+    fake.create_table(
+        "Leads",
+        {"Name": "singleLineText", "Status": "singleSelect", "Last Modified": "lastModifiedTime"},
+    )
     fake.create_table("Active Hubs", {"Community": "singleLineText", "Status": "singleSelect"})
     with FakeServer(fake.app) as server:
-        toml = write_toml(tmp_path / "syncd.toml", {
-            "syncd": {"state_dir": str(tmp_path / "state"),
-                      "mappings": [str(write_rules(tmp_path / "mappings", AIRTABLE_RULES))]},
-            "store": {"url": store_url},
-            "http": {"public_url": "https://syncd.example.org/"},
-            "airtable": {"token": fake.token, "base_id": fake.base_id, "base_url": server.url,
-                         "tables": {"lead": "Leads", "hub": "Active Hubs"}},
-        })
+        toml = write_toml(
+            tmp_path / "syncd.toml",
+            {
+                "syncd": {
+                    "state_dir": str(tmp_path / "state"),
+                    "mappings": [str(write_rules(tmp_path / "mappings", AIRTABLE_RULES))],
+                },
+                "store": {"url": store_url},
+                "http": {"public_url": "https://syncd.example.org/"},
+                "airtable": {
+                    "token": fake.token,
+                    "base_id": fake.base_id,
+                    "base_url": server.url,
+                    "tables": {"lead": "Leads", "hub": "Active Hubs"},
+                },
+            },
+        )
         yield fake, toml, clock
 
 
@@ -216,8 +245,12 @@ def test_airtable_check_names_unknown_fields_and_aliases(airtable) -> None:
 def test_airtable_webhooks_ensure_then_refresh(airtable) -> None:
     fake, toml, clock = airtable
     # The wrong alias in the rules would stop the engine: keep only the valid rule.
-    write_rules(toml.parent / "mappings", AIRTABLE_RULES.split("  - id: wrong-alias")[0]
-                .replace("Regoin", "Status").replace("Staus", "Status"))
+    write_rules(
+        toml.parent / "mappings",
+        AIRTABLE_RULES.split("  - id: wrong-alias")[0]
+        .replace("Regoin", "Status")
+        .replace("Staus", "Status"),
+    )
     ensured = _invoke("airtable", "webhooks", "ensure", "--config", str(toml))
     assert ensured.exit_code == 0, ensured.output
     (hook,) = fake.webhooks.hooks.values()

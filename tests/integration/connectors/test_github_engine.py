@@ -64,8 +64,13 @@ def _fake(clock: FakeClock) -> FakeGitHub:
 
 
 def _settings(fake: FakeGitHub) -> GitHubSettings:
-    return GitHubSettings(token=TOKEN, base_url=fake.base_url, repositories=[SUPPORT],
-                          webhook_secret=SECRET, timeout_seconds=5)
+    return GitHubSettings(
+        token=TOKEN,
+        base_url=fake.base_url,
+        repositories=[SUPPORT],
+        webhook_secret=SECRET,
+        timeout_seconds=5,
+    )
 
 
 @pytest.fixture
@@ -119,18 +124,26 @@ def test_redeliver_command_replays_failed_deliveries_into_the_inbox(
             # syncd was down when the issue was closed: GitHub recorded a failed delivery
             hook = fake.add_hook(SUPPORT, f"{server.url}/webhooks/github", SECRET)
             payload = fake.issue_payload(SUPPORT, issue.number, "closed")
-            fake.record_delivery(SUPPORT, hook.id, "issues", payload, 502,
-                                 age=timedelta(hours=5))
-            fake.record_delivery(SUPPORT, hook.id, "issues", payload, 200,
-                                 age=timedelta(days=4))  # too old, and it succeeded
-            toml = write_toml(tmp_path / "syncd.toml", {
-                "syncd": {"state_dir": str(tmp_path / "state"), "mappings": []},
-                "store": {"url": store_url},
-                "github": {"token": TOKEN, "base_url": fake.base_url,
-                           "repositories": [SUPPORT], "webhook_secret": SECRET},
-            })
-            result = CliRunner().invoke(main, ["github", "redeliver", "--since", "3d",
-                                               "--config", str(toml)])
+            fake.record_delivery(SUPPORT, hook.id, "issues", payload, 502, age=timedelta(hours=5))
+            fake.record_delivery(
+                SUPPORT, hook.id, "issues", payload, 200, age=timedelta(days=4)
+            )  # too old, and it succeeded
+            toml = write_toml(
+                tmp_path / "syncd.toml",
+                {
+                    "syncd": {"state_dir": str(tmp_path / "state"), "mappings": []},
+                    "store": {"url": store_url},
+                    "github": {
+                        "token": TOKEN,
+                        "base_url": fake.base_url,
+                        "repositories": [SUPPORT],
+                        "webhook_secret": SECRET,
+                    },
+                },
+            )
+            result = CliRunner().invoke(
+                main, ["github", "redeliver", "--since", "3d", "--config", str(toml)]
+            )
             assert result.exit_code == 0, result.output
             assert "1 failed deliveries redelivered" in result.output
             assert TOKEN not in result.output
@@ -149,13 +162,20 @@ def test_kill_9_between_remote_create_and_local_commit_makes_one_issue(
     fake = _fake(clock)
     with fake:
         rules_dir = write_rules(tmp_path / "mappings", CREATE_RULES)
-        toml = write_toml(tmp_path / "syncd.toml", {
-            "syncd": {"state_dir": str(tmp_path / "state"), "mappings": [str(rules_dir)]},
-            "store": {"url": store_url},
-            "executor": {"lease_seconds": 60},
-            "github": {"token": TOKEN, "base_url": fake.base_url, "repositories": [SUPPORT],
-                       "timeout_seconds": 5},
-        })
+        toml = write_toml(
+            tmp_path / "syncd.toml",
+            {
+                "syncd": {"state_dir": str(tmp_path / "state"), "mappings": [str(rules_dir)]},
+                "store": {"url": store_url},
+                "executor": {"lease_seconds": 60},
+                "github": {
+                    "token": TOKEN,
+                    "base_url": fake.base_url,
+                    "repositories": [SUPPORT],
+                    "timeout_seconds": 5,
+                },
+            },
+        )
         issue = fake.open_issue(SUPPORT, "Hub for Ocean")
         engine = Engine(load_config(toml), clock)  # what the daemon builds from the file
         engine.run_once()  # the issue is known open

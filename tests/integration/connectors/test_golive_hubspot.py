@@ -46,8 +46,12 @@ class Portal:
         self.clock.advance(days=30)  # syncd is installed a month later
 
     def engine(self, url: str) -> Engine:
-        settings = HubSpotSettings(access_token=self.fake.token, app_secret=self.fake.app_secret,
-                                   base_url=url, timeout_seconds=5)
+        settings = HubSpotSettings(
+            access_token=self.fake.token,
+            app_secret=self.fake.app_secret,
+            base_url=url,
+            timeout_seconds=5,
+        )
         config = make_config(self.tmp_path, self.store_url, WON_RULE, {"hubspot": settings})
         return make_engine(config, self.clock, {"hubspot": HubSpotConnector(settings, self.clock)})
 
@@ -93,7 +97,9 @@ def test_first_start_baselines_history_then_a_later_win_fires_once_by_poll(
     served.run_once()  # a second cycle changes nothing
     assert portal.notes()[portal.open_deal] == ["Won: Open"]
     assert sorted(n.split("\n")[0] for n in portal.fake.notes_of(fresh)) == [
-        "New: Fresh", "Won: Fresh"]
+        "New: Fresh",
+        "Won: Fresh",
+    ]
     _no_notes(portal, *portal.old_wins)
     assert len(action_rows(served)) == 3
 
@@ -131,8 +137,9 @@ def test_backfill_replay_since_a_date_acts_on_history_on_purpose(
     assert report.deals == 6
     served.executor.drain()
     notes = portal.notes()
-    assert [notes[d] for d in portal.old_wins] == [[f"New: Old {n}", f"Won: Old {n}"]
-                                                  for n in range(5)]
+    assert [notes[d] for d in portal.old_wins] == [
+        [f"New: Old {n}", f"Won: Old {n}"] for n in range(5)
+    ]
     # again: what fired is recognised, nothing is repeated
     run_backfill(served, served.connectors["hubspot"], since=since, replay=True, restart=True)
     served.executor.drain()
@@ -152,9 +159,7 @@ rules:
 """
 
 
-def test_a_date_due_before_go_live_fires_only_with_catch_up(
-    tmp_path: Path, store_url: str
-) -> None:
+def test_a_date_due_before_go_live_fires_only_with_catch_up(tmp_path: Path, store_url: str) -> None:
     clock = FakeClock(datetime(2025, 12, 1, 9, 0, tzinfo=UTC))
     fake = FakeHubSpot(clock=clock)
     # set a month before go-live, due at 09:00 (the default `at`) the day before go-live:
@@ -164,8 +169,9 @@ def test_a_date_due_before_go_live_fires_only_with_catch_up(
     fake.portal.take_events()
     clock.set(datetime(2026, 1, 5, 8, 0, tzinfo=UTC))
     with fake.serve() as api:
-        settings = HubSpotSettings(access_token=fake.token, base_url=api.url,
-                                   timeout_seconds=5, poll_context=False)
+        settings = HubSpotSettings(
+            access_token=fake.token, base_url=api.url, timeout_seconds=5, poll_context=False
+        )
         config = make_config(tmp_path, store_url, DATE_RULES, {"hubspot": settings})
         engine = make_engine(config, clock, {"hubspot": HubSpotConnector(settings, clock)})
         engine.run_once()  # go-live; the 24 h grace does not reach back before it

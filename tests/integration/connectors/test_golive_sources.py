@@ -56,10 +56,17 @@ def test_github_issues_closed_or_opened_before_go_live_fire_nothing(
         fake.close_issue("acme/support", issue.number)
     clock.advance(days=7)
     with fake:
-        settings = GitHubSettings(token="ghp_golive-test-token", base_url=fake.base_url,
-                                  repositories=["acme/support"], timeout_seconds=5)
-        engine = make_engine(make_config(tmp_path, store_url, GITHUB_RULES, {"github": settings}),
-                             clock, {"github": GitHubConnector(settings, clock)})
+        settings = GitHubSettings(
+            token="ghp_golive-test-token",
+            base_url=fake.base_url,
+            repositories=["acme/support"],
+            timeout_seconds=5,
+        )
+        engine = make_engine(
+            make_config(tmp_path, store_url, GITHUB_RULES, {"github": settings}),
+            clock,
+            {"github": GitHubConnector(settings, clock)},
+        )
         engine.run_once()
         assert action_rows(engine) == []
         clock.advance(3600)
@@ -69,10 +76,15 @@ def test_github_issues_closed_or_opened_before_go_live_fire_nothing(
         engine.run_once()
         engine.run_once()
         engine.close()
-    comments = {i.number: [c.body.split("\n")[0] for c in i.comments]
-                for i in fake.issues("acme/support")}
-    assert comments == {old[0].number: [], old[1].number: [], old[2].number: ["Closed: Old 2"],
-                        fresh.number: ["Welcome: Fresh"]}
+    comments = {
+        i.number: [c.body.split("\n")[0] for c in i.comments] for i in fake.issues("acme/support")
+    }
+    assert comments == {
+        old[0].number: [],
+        old[1].number: [],
+        old[2].number: ["Closed: Old 2"],
+        fresh.number: ["Welcome: Fresh"],
+    }
 
 
 JIRA_RULES = """
@@ -91,12 +103,19 @@ def test_jira_issues_done_before_go_live_fire_nothing(tmp_path: Path, store_url:
     open_key = fake.user_create("OPS", "Open").key
     clock.advance(days=7)
     with FakeServer(fake.app) as server:
-        settings = JiraSettings(base_url=server.url, email="syncd@example.org",
-                                api_token=SecretStr("jira-token-not-real"),
-                                webhook_secret=SecretStr("s"), projects=["OPS"],
-                                timeout_seconds=5)
-        engine = make_engine(make_config(tmp_path, store_url, JIRA_RULES, {"jira": settings}),
-                             clock, {"jira": JiraConnector(settings, clock)})
+        settings = JiraSettings(
+            base_url=server.url,
+            email="syncd@example.org",
+            api_token=SecretStr("jira-token-not-real"),
+            webhook_secret=SecretStr("s"),
+            projects=["OPS"],
+            timeout_seconds=5,
+        )
+        engine = make_engine(
+            make_config(tmp_path, store_url, JIRA_RULES, {"jira": settings}),
+            clock,
+            {"jira": JiraConnector(settings, clock)},
+        )
         engine.run_once()
         assert action_rows(engine) == []
         clock.advance(3600)
@@ -105,16 +124,19 @@ def test_jira_issues_done_before_go_live_fire_nothing(tmp_path: Path, store_url:
         engine.run_once()
         engine.run_once()
         engine.close()
-    comments = {key: [c.split("\n")[0] for c in _jira_comments(fake, key)]
-                for key in [*done, open_key]}
+    comments = {
+        key: [c.split("\n")[0] for c in _jira_comments(fake, key)] for key in [*done, open_key]
+    }
     assert comments == {**{k: [] for k in done}, open_key: ["Done: Open"]}
 
 
 def _jira_comments(fake: FakeJira, key: str) -> list[str]:
     from connectors.jira.adf import adf_to_text
 
-    return [adf_to_text(c["body"]) if isinstance(c.get("body"), dict) else str(c.get("body"))
-            for c in fake.issues[key].comments]
+    return [
+        adf_to_text(c["body"]) if isinstance(c.get("body"), dict) else str(c.get("body"))
+        for c in fake.issues[key].comments
+    ]
 
 
 AIRTABLE_RULES = """
@@ -134,29 +156,45 @@ def test_airtable_webhook_payload_log_from_before_go_live_is_not_replayed(
 ) -> None:
     clock = FakeClock(START)
     fake = FakeAirtable(token="patGoLive.not-real", base_id="appGoLive0000001", clock=clock)
-    fake.create_table("Leads", {"Name": "singleLineText", "Status": "singleSelect",
-                                "Last Modified": "lastModifiedTime"})
+    fake.create_table(
+        "Leads",
+        {"Name": "singleLineText", "Status": "singleSelect", "Last Modified": "lastModifiedTime"},
+    )
     with FakeServer(fake.app) as api, FakeSmtpServer() as smtp:
-        settings = AirtableSettings(token="patGoLive.not-real", base_id="appGoLive0000001",
-                                    base_url=api.url, tables={"lead": "Leads"},
-                                    timeout_seconds=5)
-        config = make_config(tmp_path, store_url, AIRTABLE_RULES,
-                             {"airtable": settings, "email": smtp.settings()})
+        settings = AirtableSettings(
+            token="patGoLive.not-real",
+            base_id="appGoLive0000001",
+            base_url=api.url,
+            tables={"lead": "Leads"},
+            timeout_seconds=5,
+        )
+        config = make_config(
+            tmp_path, store_url, AIRTABLE_RULES, {"airtable": settings, "email": smtp.settings()}
+        )
 
         def engine_now() -> object:
-            return make_engine(config, clock, {
-                "airtable": AirtableConnector(settings, clock),
-                "email": EmailConnector(smtp.settings(), clock)})
+            return make_engine(
+                config,
+                clock,
+                {
+                    "airtable": AirtableConnector(settings, clock),
+                    "email": EmailConnector(smtp.settings(), clock),
+                },
+            )
 
         # The admin created the webhook with `syncd airtable webhooks ensure` days before the
         # first `syncd run`; people kept working meanwhile: its payload log fills up.
         setup = engine_now()
         airtable = setup.connectors["airtable"]
-        hook = airtable.ensure_webhooks("https://syncd.example.org/webhooks/airtable",
-                                        airtable.watched_tables(setup.rules.current))["lead"]
+        hook = airtable.ensure_webhooks(
+            "https://syncd.example.org/webhooks/airtable",
+            airtable.watched_tables(setup.rules.current),
+        )["lead"]
         setup.close()
-        old = [fake.user_create("Leads", {"Name": f"Old {n}", "Status": "Active Lead"})
-               for n in range(3)]
+        old = [
+            fake.user_create("Leads", {"Name": f"Old {n}", "Status": "Active Lead"})
+            for n in range(3)
+        ]
         for record in old:
             fake.user_update("Leads", record, {"Status": "Needs Admin"})
         newer = fake.user_create("Leads", {"Name": "Newer", "Status": "Active Lead"})
@@ -197,22 +235,34 @@ def test_syncd_backfill_replay_since_a_date_acts_on_jira_history_once(
     recent = fake.user_create("OPS", "Recent", status="Done").key
     clock.advance(days=7)
     with FakeServer(fake.app) as server:
-        toml = write_toml(tmp_path / "syncd.toml", {
-            "syncd": {"state_dir": str(tmp_path / "state"),
-                      "mappings": [str(write_rules(tmp_path / "mappings", JIRA_RULES))]},
-            "store": {"url": store_url},
-            "jira": {"base_url": server.url, "email": "syncd@example.org",
-                     "api_token": "jira-token-not-real", "webhook_secret": "s",
-                     "projects": ["OPS"]},
-        })
+        toml = write_toml(
+            tmp_path / "syncd.toml",
+            {
+                "syncd": {
+                    "state_dir": str(tmp_path / "state"),
+                    "mappings": [str(write_rules(tmp_path / "mappings", JIRA_RULES))],
+                },
+                "store": {"url": store_url},
+                "jira": {
+                    "base_url": server.url,
+                    "email": "syncd@example.org",
+                    "api_token": "jira-token-not-real",
+                    "webhook_secret": "s",
+                    "projects": ["OPS"],
+                },
+            },
+        )
         engine = Engine(load_config(toml), clock)
         engine.run_once()  # go-live: both are history
         assert action_rows(engine) == []
         engine.close()
         since = (START + timedelta(days=15)).strftime("%Y-%m-%d")  # after Ancient, before Recent
         for _ in range(2):  # twice: the second run recognises what the first planned
-            result = CliRunner().invoke(main, ["backfill", "jira", "--replay", "--since", since,
-                                               "--config", str(toml)], catch_exceptions=False)
+            result = CliRunner().invoke(
+                main,
+                ["backfill", "jira", "--replay", "--since", since, "--config", str(toml)],
+                catch_exceptions=False,
+            )
             assert result.exit_code == 0, result.output
         assert "backfill jira done: 2 objects, 0 events, 0 actions" in result.output
         # the CLI planned on real time: the executor runs just after it

@@ -38,12 +38,20 @@ class World:
     def hint(self, deal_ids: list[str]) -> None:
         """One stored webhook delivery per deal, as HubSpot sends them one by one."""
         for deal_id in deal_ids:
-            event = {"eventId": self.next_event, "subscriptionId": 7, "portalId": 62515,
-                     "occurredAt": 1, "subscriptionType": "deal.propertyChange",
-                     "attemptNumber": 0, "objectId": int(deal_id),
-                     "propertyName": "dealstage", "propertyValue": "closedwon"}
-            delivery = Delivery("hubspot", f"d-{self.next_event}", {},
-                                json.dumps([event]).encode(), 0)
+            event = {
+                "eventId": self.next_event,
+                "subscriptionId": 7,
+                "portalId": 62515,
+                "occurredAt": 1,
+                "subscriptionType": "deal.propertyChange",
+                "attemptNumber": 0,
+                "objectId": int(deal_id),
+                "propertyName": "dealstage",
+                "propertyValue": "closedwon",
+            }
+            delivery = Delivery(
+                "hubspot", f"d-{self.next_event}", {}, json.dumps([event]).encode(), 0
+            )
             self.next_event += 1
             assert self.engine.writer.submit(delivery).result(timeout=10) is True
 
@@ -70,8 +78,12 @@ def world(tmp_path: Path, store_url: str) -> Iterator[World]:
     clock = FakeClock()
     fake = FakeHubSpot(clock=clock)
     with fake.serve() as fake_server:
-        settings = HubSpotSettings(access_token=fake.token, app_secret=fake.app_secret,
-                                   base_url=fake_server.url, timeout_seconds=10)
+        settings = HubSpotSettings(
+            access_token=fake.token,
+            app_secret=fake.app_secret,
+            base_url=fake_server.url,
+            timeout_seconds=10,
+        )
         config = make_config(tmp_path, store_url, RULES, {"hubspot": settings})
         engine = make_engine(config, clock, {"hubspot": HubSpotConnector(settings, clock)})
         yield World(engine, fake)
@@ -113,8 +125,7 @@ def test_context_from_a_batch_is_each_deals_own(world: World) -> None:
         assert rows[deal_id]["fields"]["dealname"] == f"Deal {i}"
         company = context["company"]
         assert (company["name"] if company else None) == (f"Company {i}" if i % 3 == 0 else None)
-        assert [c["firstname"] for c in context["contacts"]] == (
-            [f"Ann {i}"] if i % 4 == 0 else [])
+        assert [c["firstname"] for c in context["contacts"]] == ([f"Ann {i}"] if i % 4 == 0 else [])
 
 
 def test_a_missing_deal_in_a_batch_is_handled_alone(world: World) -> None:
@@ -142,7 +153,7 @@ def test_a_batch_refused_for_good_falls_back_to_one_read_per_deal(world: World) 
 
 
 def test_a_transient_batch_failure_retries_the_deliveries_later_not_one_by_one(
-    world: World
+    world: World,
 ) -> None:
     deal_ids = _deals(world.fake, 5)
     world.fake.fail_next(1, status=503, method="POST", path=BATCH_READ)

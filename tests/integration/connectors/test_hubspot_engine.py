@@ -43,8 +43,9 @@ rules:
 
 
 class World:
-    def __init__(self, engine: Engine, fake: FakeHubSpot, server: ServedApp,
-                 clock: FakeClock) -> None:
+    def __init__(
+        self, engine: Engine, fake: FakeHubSpot, server: ServedApp, clock: FakeClock
+    ) -> None:
         self.engine, self.fake, self.server, self.clock = engine, fake, server, clock
 
     @property
@@ -65,8 +66,12 @@ def world(tmp_path: Path, store_url: str) -> Iterator[World]:
     clock = FakeClock()
     fake = FakeHubSpot(clock=clock)
     with fake.serve() as fake_server:
-        settings = HubSpotSettings(access_token=fake.token, app_secret=fake.app_secret,
-                                   base_url=fake_server.url, timeout_seconds=5)
+        settings = HubSpotSettings(
+            access_token=fake.token,
+            app_secret=fake.app_secret,
+            base_url=fake_server.url,
+            timeout_seconds=5,
+        )
         config = make_config(tmp_path, store_url, TRANSITION_RULES, {"hubspot": settings})
         engine = make_engine(config, clock, {"hubspot": HubSpotConnector(settings, clock)})
         with serve(engine) as server:
@@ -84,8 +89,11 @@ def _baseline(world: World) -> str:
 
 def _stage_events(engine: Engine) -> list[tuple[Any, Any]]:
     with engine.store.engine.connect() as conn:
-        rows = conn.execute(select(events).where(events.c.field == "dealstage")
-                            .order_by(events.c.id)).mappings().all()
+        rows = (
+            conn.execute(select(events).where(events.c.field == "dealstage").order_by(events.c.id))
+            .mappings()
+            .all()
+        )
     return [(r["old"], r["new"]) for r in rows]
 
 
@@ -110,7 +118,10 @@ def test_webhook_is_stored_fetched_and_fires_each_transition_once(world: World) 
     assert world.engine.executor.drain() == []
     assert world.notes(deal_id) == WON
     assert _stage_events(world.engine)[-3:] == [
-        ("lead", "qualified"), ("qualified", "proposal"), ("proposal", "closedwon")]
+        ("lead", "qualified"),
+        ("qualified", "proposal"),
+        ("proposal", "closedwon"),
+    ]
     assert len(action_rows(world.engine)) == 3
 
 

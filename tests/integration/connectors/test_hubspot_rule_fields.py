@@ -41,19 +41,16 @@ def test_a_field_outside_the_default_list_is_fetched_without_config(
     clock = FakeClock()
     fake = FakeHubSpot(clock=clock)
     with fake.serve() as server:
-        settings = HubSpotSettings(access_token=fake.token, base_url=server.url,
-                                   timeout_seconds=5)
+        settings = HubSpotSettings(access_token=fake.token, base_url=server.url, timeout_seconds=5)
         config = make_config(tmp_path, store_url, LOCATION_RULE, {"hubspot": settings})
         engine = make_engine(config, clock, {"hubspot": HubSpotConnector(settings, clock)})
         try:
-            deal_id = fake.create_deal(dealname="Ocean", dealstage="lead",
-                                       data_location="eu-west")
+            deal_id = fake.create_deal(dealname="Ocean", dealstage="lead", data_location="eu-west")
             engine.poller.poll_all()
             fake.move_deal(deal_id, "closedwon")
             engine.run_once()
             engine.run_once()
-            assert [n.split("\n")[0] for n in fake.notes_of(deal_id)] == [
-                "Hosted in eu-west"]
+            assert [n.split("\n")[0] for n in fake.notes_of(deal_id)] == ["Hosted in eu-west"]
         finally:
             engine.close()
 
@@ -62,25 +59,38 @@ def test_check_reports_a_property_that_does_not_exist(tmp_path: Path, store_url:
     clock = FakeClock()
     fake = FakeHubSpot(clock=clock)
     with fake.serve() as server:
-        toml = write_toml(tmp_path / "syncd.toml", {
-            "syncd": {"state_dir": str(tmp_path / "state"),
-                      "mappings": [str(write_rules(tmp_path / "mappings", """
+        toml = write_toml(
+            tmp_path / "syncd.toml",
+            {
+                "syncd": {
+                    "state_dir": str(tmp_path / "state"),
+                    "mappings": [
+                        str(
+                            write_rules(
+                                tmp_path / "mappings",
+                                """
 rules:
   - id: lost-reason
     when: {source: hubspot, object: deal, field: dealstage, to: Closed Lost}
     do:
       - hubspot.add_note: {deal_id: "{{ deal.id }}", body: "{{ deal.closed_lost_reasn }}"}
-"""))]},
-            "store": {"url": store_url},
-            "hubspot": {"access_token": fake.token, "base_url": server.url},
-        })
+""",
+                            )
+                        )
+                    ],
+                },
+                "store": {"url": store_url},
+                "hubspot": {"access_token": fake.token, "base_url": server.url},
+            },
+        )
         config = load_config(toml)
         connector = build_connectors(config, clock)["hubspot"]
         problems = connector.check_mapping(load_rules(config.mapping_paths))
         connector.close()
         assert problems == [
             "deal property 'closed_lost_reasn' does not exist in HubSpot (used by rule(s) "
-            "lost-reason); fix the name, or create the property in HubSpot"]
+            "lost-reason); fix the name, or create the property in HubSpot"
+        ]
         result = CliRunner().invoke(main, ["check", "--config", str(toml)])
         assert result.exit_code == 1
         assert "[hubspot] deal property 'closed_lost_reasn' does not exist" in result.output

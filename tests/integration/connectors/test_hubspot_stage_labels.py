@@ -67,8 +67,12 @@ def test_pipelines_failing_at_start_lose_no_stage_change_before_and_after_a_rest
     clock = FakeClock()
     fake = FakeHubSpot(clock=clock)
     with fake.serve() as fake_server:
-        settings = HubSpotSettings(access_token=fake.token, app_secret=fake.app_secret,
-                                   base_url=fake_server.url, timeout_seconds=5)
+        settings = HubSpotSettings(
+            access_token=fake.token,
+            app_secret=fake.app_secret,
+            base_url=fake_server.url,
+            timeout_seconds=5,
+        )
         config = make_config(tmp_path, store_url, TRANSITION_RULES, {"hubspot": settings})
         deal_id = fake.create_deal(dealname="Ocean", dealstage="lead")
 
@@ -107,8 +111,7 @@ def test_pipelines_failing_at_start_lose_no_stage_change_before_and_after_a_rest
             for _ in range(4):
                 engine.run_once()
                 clock.advance(10)
-        assert notes(fake, deal_id) == ["Qualified: Ocean", "Proposal: Ocean",
-                                        "Closed Won: Ocean"]
+        assert notes(fake, deal_id) == ["Qualified: Ocean", "Proposal: Ocean", "Closed Won: Ocean"]
         assert [a["status"] for a in action_rows(engine)] == ["done"] * 3
         assert fake.limits.over_limit == 0
         engine.close()
@@ -131,8 +134,9 @@ def test_a_renamed_stage_is_seen_without_a_restart(tmp_path: Path, store_url: st
     clock = FakeClock()
     fake = FakeHubSpot(clock=clock)
     with fake.serve() as fake_server:
-        settings = HubSpotSettings(access_token=fake.token, base_url=fake_server.url,
-                                   timeout_seconds=5)
+        settings = HubSpotSettings(
+            access_token=fake.token, base_url=fake_server.url, timeout_seconds=5
+        )
         config = make_config(tmp_path, store_url, RENAME_RULES, {"hubspot": settings})
         engine = make_engine(config, clock, {"hubspot": HubSpotConnector(settings, clock)})
         first = fake.create_deal(dealname="First", dealstage="lead")
@@ -160,8 +164,9 @@ def test_a_long_wait_says_so_once_in_the_alert_inbox(tmp_path: Path, store_url: 
     clock = FakeClock()
     fake = FakeHubSpot(clock=clock)
     with fake.serve() as fake_server:
-        settings = HubSpotSettings(access_token=fake.token, base_url=fake_server.url,
-                                   timeout_seconds=5)
+        settings = HubSpotSettings(
+            access_token=fake.token, base_url=fake_server.url, timeout_seconds=5
+        )
         config = make_config(tmp_path, store_url, TRANSITION_RULES, {"hubspot": settings})
         config.alerts = AlertsSection(to=["ops@example.org"], via="hubspot")
         fake.fail_next(50, 503, method="GET", path=PIPELINES)
@@ -190,7 +195,7 @@ def test_readyz_says_a_source_waits_for_its_stage_labels(
         config_path = tmp_path / "syncd.toml"
         config_path.write_text(f"""
 [syncd]
-state_dir = "{tmp_path / 'state'}"
+state_dir = "{tmp_path / "state"}"
 mappings = ["{rules}"]
 [hubspot]
 base_url = "{fake_server.url}"

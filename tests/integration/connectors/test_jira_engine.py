@@ -54,29 +54,36 @@ QUARTER_START = datetime(2026, 4, 1, 9, 0, tzinfo=UTC)
 
 
 def _settings(server: FakeServer) -> JiraSettings:
-    return JiraSettings(base_url=server.url, email=EMAIL, api_token=SecretStr(TOKEN),
-                        webhook_secret=SecretStr(SECRET), projects=["OPS"],
-                        timeout_seconds=5)
+    return JiraSettings(
+        base_url=server.url,
+        email=EMAIL,
+        api_token=SecretStr(TOKEN),
+        webhook_secret=SecretStr(SECRET),
+        projects=["OPS"],
+        timeout_seconds=5,
+    )
 
 
 class World:
-    def __init__(self, tmp_path: Path, store_url: str, clock: FakeClock, fake: FakeJira,
-                 server: FakeServer) -> None:
+    def __init__(
+        self, tmp_path: Path, store_url: str, clock: FakeClock, fake: FakeJira, server: FakeServer
+    ) -> None:
         self.clock, self.fake, self.server = clock, fake, server
-        self.config: Config = make_config(tmp_path, store_url, RULES,
-                                          {"jira": _settings(server)})
+        self.config: Config = make_config(tmp_path, store_url, RULES, {"jira": _settings(server)})
         self.engines: list[Engine] = []
 
     def engine(self) -> Engine:
         """A new engine (a new process, as far as the store can tell) on the same store."""
-        made = make_engine(self.config, self.clock,
-                           {"jira": JiraConnector(_settings(self.server), self.clock)})
+        made = make_engine(
+            self.config, self.clock, {"jira": JiraConnector(_settings(self.server), self.clock)}
+        )
         self.engines.append(made)
         return made
 
     def reviews(self) -> list[str]:
-        return sorted(i.parent or "" for i in self.fake.issues.values()
-                      if "client-strategy" in i.labels)
+        return sorted(
+            i.parent or "" for i in self.fake.issues.values() if "client-strategy" in i.labels
+        )
 
 
 @pytest.fixture
@@ -123,8 +130,9 @@ def test_quarterly_rule_creates_one_ticket_per_open_client_epic_once(world: Worl
     outcomes = engine.executor.drain()
     assert [o.status for o in outcomes] == ["done"] * 30
     assert world.reviews() == sorted(e.key for e in epics[:30])
-    estimates = {i.original_estimate for i in world.fake.issues.values()
-                 if "client-strategy" in i.labels}
+    estimates = {
+        i.original_estimate for i in world.fake.issues.values() if "client-strategy" in i.labels
+    }
     assert estimates == {"3h"}
 
     # The same quarter again: a later tick, and a restarted process, create nothing.

@@ -47,16 +47,31 @@ class Accounts:
     tmp_path: Path
 
     def engine(self, state: str, **executor: float) -> Engine:
-        hs = HubSpotSettings(access_token=self.hubspot.token, base_url=self.hubspot_url,
-                             timeout_seconds=5, poll_context=False)
-        gh = GitHubSettings(token="ghp_restore-test-token", base_url=self.github.base_url,
-                            repositories=[REPO], timeout_seconds=5)
+        hs = HubSpotSettings(
+            access_token=self.hubspot.token,
+            base_url=self.hubspot_url,
+            timeout_seconds=5,
+            poll_context=False,
+        )
+        gh = GitHubSettings(
+            token="ghp_restore-test-token",
+            base_url=self.github.base_url,
+            repositories=[REPO],
+            timeout_seconds=5,
+        )
         url = f"sqlite:///{self.tmp_path / state / 'syncd.sqlite3'}"
         (self.tmp_path / state).mkdir(exist_ok=True)
-        config = make_config(self.tmp_path / state, url, RULES, {"hubspot": hs, "github": gh},
-                             **executor)
-        return make_engine(config, self.clock, {"hubspot": HubSpotConnector(hs, self.clock),
-                                                "github": GitHubConnector(gh, self.clock)})
+        config = make_config(
+            self.tmp_path / state, url, RULES, {"hubspot": hs, "github": gh}, **executor
+        )
+        return make_engine(
+            config,
+            self.clock,
+            {
+                "hubspot": HubSpotConnector(hs, self.clock),
+                "github": GitHubConnector(gh, self.clock),
+            },
+        )
 
     def win(self, name: str) -> str:
         deal = self.hubspot.create_deal(dealname=name, dealstage="qualified")
@@ -106,7 +121,8 @@ def test_restoring_an_old_copy_of_the_store_opens_no_issue_twice(accounts: Accou
     engine.run_once()
     engine.close()
     assert accounts.issues() == Counter(
-        {f"New Hub: {n}": 1 for n in ("Ocean", "Glacier", "Desert", "Forest")})
+        {f"New Hub: {n}": 1 for n in ("Ocean", "Glacier", "Desert", "Forest")}
+    )
 
     shutil.rmtree(accounts.tmp_path / "state")
     _copy_store(accounts.tmp_path / "backup", accounts.tmp_path / "state")  # the restore
@@ -116,7 +132,8 @@ def test_restoring_an_old_copy_of_the_store_opens_no_issue_twice(accounts: Accou
     rows = {r["object_id"]: r for r in action_rows(engine)}
     assert len(rows) == 4 and {r["status"] for r in rows.values()} == {"done"}
     assert accounts.issues() == Counter(
-        {f"New Hub: {n}": 1 for n in ("Ocean", "Glacier", "Desert", "Forest")})  # 0 duplicates
+        {f"New Hub: {n}": 1 for n in ("Ocean", "Glacier", "Desert", "Forest")}
+    )  # 0 duplicates
 
     accounts.clock.advance(hours=1)  # live again: a new win opens its one issue
     accounts.win("Steppe")
@@ -170,7 +187,8 @@ def test_a_second_daemon_with_a_new_store_repeats_nothing(accounts: Accounts) ->
     second.run_once()
     second.close()
     assert accounts.issues() == Counter(
-        {f"New Hub: {n}": 1 for n in ("Ocean", "Glacier", "Desert", "Forest")})
+        {f"New Hub: {n}": 1 for n in ("Ocean", "Glacier", "Desert", "Forest")}
+    )
 
 
 def test_a_live_change_just_after_the_start_skips_the_look_up(accounts: Accounts) -> None:

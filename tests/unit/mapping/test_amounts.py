@@ -8,10 +8,17 @@ from syncd.mapping.amounts import AmountError, amount
 from syncd.mapping.templates import render_string
 
 
-@pytest.mark.parametrize(("value", "expected"), [
-    (900, 900), (1250.4, 1250.4), ("1,500", 1500), ("1500.50", 1500.5), (" 900 ", 900),
-    ("-1,250.50", -1250.5),
-])
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [
+        (900, 900),
+        (1250.4, 1250.4),
+        ("1,500", 1500),
+        ("1500.50", 1500.5),
+        (" 900 ", 900),
+        ("-1,250.50", -1250.5),
+    ],
+)
 def test_amounts_written_as_digits_are_read(value: object, expected: float) -> None:
     assert amount(value) == expected
 

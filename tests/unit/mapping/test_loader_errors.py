@@ -84,7 +84,11 @@ def test_unknown_connector_in_trigger(write_mapping, load_problems: Problems) ->
     """)
     problem = only(load_problems())
     assert (problem.file, problem.line, problem.rule_id, problem.field) == (
-        str(path), 4, "r1", "when.source")
+        str(path),
+        4,
+        "r1",
+        "when.source",
+    )
     assert "unknown connector 'nosuch'" in problem.message
     assert "localdb" in problem.message  # lists the installed ones
 
@@ -100,7 +104,11 @@ def test_unknown_connector_in_action(write_mapping, load_problems: Problems) -> 
     """)
     problem = only(load_problems())
     assert (problem.file, problem.line, problem.rule_id, problem.field) == (
-        str(path), 6, "r1", "do.1.nosuch.record")
+        str(path),
+        6,
+        "r1",
+        "do.1.nosuch.record",
+    )
     assert "unknown connector 'nosuch'" in problem.message
 
 
@@ -114,7 +122,11 @@ def test_unknown_action(write_mapping, load_problems: Problems) -> None:
     """)
     problem = only(load_problems())
     assert (problem.file, problem.line, problem.rule_id, problem.field) == (
-        str(path), 5, "r1", "do.0.localdb.nope")
+        str(path),
+        5,
+        "r1",
+        "do.0.localdb.nope",
+    )
     assert "unknown action 'localdb.nope'" in problem.message
     assert "record" in problem.message and "set_fields" in problem.message
 
@@ -130,7 +142,10 @@ def test_missing_parameter(write_mapping, load_problems: Problems) -> None:
     """)
     problem = only(load_problems())
     assert (problem.file, problem.rule_id, problem.field) == (
-        str(path), "r1", "do.0.localdb.record.title")
+        str(path),
+        "r1",
+        "do.0.localdb.record.title",
+    )
     assert problem.line == 5  # the action: the missing key has no line of its own
     assert "required" in problem.message.lower()
 
@@ -147,7 +162,11 @@ def test_mistyped_parameter(write_mapping, load_problems: Problems) -> None:
     """)
     problem = only(load_problems())
     assert (problem.file, problem.line, problem.rule_id, problem.field) == (
-        str(path), 7, "r1", "do.0.localdb.record.labels")
+        str(path),
+        7,
+        "r1",
+        "do.0.localdb.record.labels",
+    )
     assert "list" in problem.message
 
 
@@ -163,7 +182,11 @@ def test_unknown_parameter(write_mapping, load_problems: Problems) -> None:
     """)
     problem = only(load_problems())
     assert (problem.file, problem.line, problem.rule_id, problem.field) == (
-        str(path), 7, "r1", "do.0.localdb.record.lables")
+        str(path),
+        7,
+        "r1",
+        "do.0.localdb.record.lables",
+    )
 
 
 def test_templated_parameter_type_is_left_to_run_time(write_mapping, load_ok) -> None:
@@ -192,7 +215,11 @@ def test_unknown_condition_operator(write_mapping, load_problems: Problems) -> N
     """)
     problem = only(load_problems())
     assert (problem.file, problem.line, problem.rule_id, problem.field) == (
-        str(path), 8, "r1", "if.all.1.region.equals")
+        str(path),
+        8,
+        "r1",
+        "if.all.1.region.equals",
+    )
     assert "unknown operator 'equals'" in problem.message
     assert "eq" in problem.message
 
@@ -208,7 +235,11 @@ def test_template_syntax_error(write_mapping, load_problems: Problems) -> None:
     """)
     problem = only(load_problems())
     assert (problem.file, problem.line, problem.rule_id, problem.field) == (
-        str(path), 6, "r1", "do.0.localdb.record.title")
+        str(path),
+        6,
+        "r1",
+        "do.0.localdb.record.title",
+    )
     assert "template syntax error" in problem.message
 
 
@@ -224,7 +255,11 @@ def test_undefined_name_in_template(write_mapping, load_problems: Problems) -> N
     """)
     problem = only(load_problems())
     assert (problem.file, problem.line, problem.rule_id, problem.field) == (
-        str(path), 7, "r1", "do.0.localdb.record.body")
+        str(path),
+        7,
+        "r1",
+        "do.0.localdb.record.body",
+    )
     assert "dael" in problem.message
     assert "deal" in problem.message  # says what is available
 
@@ -242,7 +277,10 @@ def test_undefined_name_in_template_file(write_mapping, mapping_dir, load_proble
     """)
     problem = only(load_problems())
     assert (problem.file, problem.rule_id, problem.field) == (
-        str(path), "r1", "do.0.localdb.record.body.template")
+        str(path),
+        "r1",
+        "do.0.localdb.record.body.template",
+    )
     assert problem.line == 7
     assert "customer" in problem.message
 
@@ -274,7 +312,11 @@ def test_bad_cron_expression(write_mapping, load_problems: Problems) -> None:
     """)
     problem = only(load_problems())
     assert (problem.file, problem.line, problem.rule_id, problem.field) == (
-        str(path), 4, "quarterly", "when.cron")
+        str(path),
+        4,
+        "quarterly",
+        "when.cron",
+    )
     assert "bad cron expression" in problem.message
 
 
@@ -293,7 +335,11 @@ def test_bad_time_zone(write_mapping, load_problems: Problems) -> None:
     """)
     problem = only(load_problems())
     assert (problem.file, problem.line, problem.rule_id, problem.field) == (
-        str(path), 8, "expiring", "when.timezone")
+        str(path),
+        8,
+        "expiring",
+        "when.timezone",
+    )
     assert "unknown time zone 'Mars/Olympus_Mons'" in problem.message
 
 
@@ -311,7 +357,11 @@ def test_bad_offset(write_mapping, load_problems: Problems) -> None:
     """)
     problem = only(load_problems())
     assert (problem.file, problem.line, problem.rule_id, problem.field) == (
-        str(path), 7, "expiring", "when.offset")
+        str(path),
+        7,
+        "expiring",
+        "when.offset",
+    )
     assert "bad offset" in problem.message
 
 
@@ -325,7 +375,11 @@ def test_bad_time_of_day(write_mapping, load_problems: Problems) -> None:
     """)
     problem = only(load_problems())
     assert (problem.file, problem.line, problem.rule_id, problem.field) == (
-        str(path), 3, "expiring", "when.at")
+        str(path),
+        3,
+        "expiring",
+        "when.at",
+    )
 
 
 def test_duplicate_rule_id_across_files(write_mapping, load_problems: Problems) -> None:
@@ -336,7 +390,11 @@ def test_duplicate_rule_id_across_files(write_mapping, load_problems: Problems) 
     )
     problem = only(load_problems())
     assert (problem.file, problem.line, problem.rule_id, problem.field) == (
-        str(second), 7, "same", "id")
+        str(second),
+        7,
+        "same",
+        "id",
+    )
     assert "duplicate rule id" in problem.message
     assert str(first) in problem.message
 
@@ -414,20 +472,26 @@ def test_several_errors_in_one_file_are_all_reported(write_mapping, load_problem
 
 
 def test_problems_of_every_file_are_reported(write_mapping, load_problems) -> None:
-    bad_cron = write_mapping("""
+    bad_cron = write_mapping(
+        """
         rules:
           - id: r1
             when: {cron: "not a cron"}
             do:
               - localdb.record: {title: x}
-    """, name="a.yaml")
-    bad_action = write_mapping("""
+    """,
+        name="a.yaml",
+    )
+    bad_action = write_mapping(
+        """
         rules:
           - id: r2
             when: {source: localdb, object: item, field: status}
             do:
               - localdb.nope: {title: x}
-    """, name="b.yaml")
+    """,
+        name="b.yaml",
+    )
     found = {(p.file, p.rule_id, p.field) for p in load_problems()}
     assert found == {
         (str(bad_cron), "r1", "when.cron"),

@@ -68,10 +68,17 @@ def test_explain_lists_every_rule_with_its_outcome(
     config_file: Path, mapping_dir: Path, tmp_path: Path
 ) -> None:
     (mapping_dir / "r.yaml").write_text(MIXED)
-    event = _event(tmp_path, {
-        "source": "localdb", "object": "deal", "id": "7", "now": "2026-03-02T10:00:00+00:00",
-        "fields": {"stage": "won", "name": "Acme", "end_date": "2026-03-20", "amount": 50},
-        "previous": {"stage": "open"}})
+    event = _event(
+        tmp_path,
+        {
+            "source": "localdb",
+            "object": "deal",
+            "id": "7",
+            "now": "2026-03-02T10:00:00+00:00",
+            "fields": {"stage": "won", "name": "Acme", "end_date": "2026-03-20", "amount": 50},
+            "previous": {"stage": "open"},
+        },
+    )
     lines = _run("explain", "--config", str(config_file), "--event", str(event)).splitlines()
     by_rule = {line.split(":")[0].split()[-1]: line for line in lines}
     assert by_rule["ok"] == "FIRED ok: fired -> localdb.record"
@@ -85,8 +92,9 @@ def test_explain_lists_every_rule_with_its_outcome(
 def test_a_render_failure_is_never_fired(config_file: Path, mapping_dir: Path) -> None:
     (mapping_dir / "r.yaml").write_text(MIXED)
     rules = load_rules([mapping_dir], run_examples=False)
-    change = Change(ObjectRef("localdb", "deal", "1"), {"stage": "won", "name": "A"},
-                    {"stage": "open"})
+    change = Change(
+        ObjectRef("localdb", "deal", "1"), {"stage": "won", "name": "A"}, {"stage": "open"}
+    )
     outcome = {d.rule_id: d for d in explain_change(rules, change)}
     assert outcome["broken"].outcome == RENDER_FAILED
     assert not outcome["broken"].fired
@@ -108,17 +116,26 @@ rules:
 def _hubspot_config(tmp_path: Path, mapping_dir: Path) -> Path:
     (mapping_dir / "r.yaml").write_text(HUBSPOT_RULE)
     path = tmp_path / "hs.toml"
-    path.write_text(f'[syncd]\nmappings = ["{mapping_dir}"]\nstate_dir = "{tmp_path / "st"}"\n'
-                    '[hubspot]\n[email]\nfrom_address = "syncd@example.com"\n')
+    path.write_text(
+        f'[syncd]\nmappings = ["{mapping_dir}"]\nstate_dir = "{tmp_path / "st"}"\n'
+        '[hubspot]\n[email]\nfrom_address = "syncd@example.com"\n'
+    )
     return path
 
 
 def test_event_files_take_stage_ids_or_labels_offline(tmp_path: Path, mapping_dir: Path) -> None:
     config = _hubspot_config(tmp_path, mapping_dir)
     for old, new in (("contractadmin", "closedwon"), ("Contract Admin", "Closed Won")):
-        event = _event(tmp_path, {"source": "hubspot", "object": "deal", "id": "42",
-                                  "fields": {"dealstage": new, "dealname": "Acme"},
-                                  "previous": {"dealstage": old}})
+        event = _event(
+            tmp_path,
+            {
+                "source": "hubspot",
+                "object": "deal",
+                "id": "42",
+                "fields": {"dealstage": new, "dealname": "Acme"},
+                "previous": {"dealstage": old},
+            },
+        )
         out = _run("explain", "--config", str(config), "--event", str(event))
         assert "FIRED won: fired -> email.send" in out, out
 
@@ -131,11 +148,19 @@ def test_event_files_use_the_stage_names_the_daemon_stored(
     (tmp_path / "st").mkdir()
     store = open_store(f"sqlite:///{tmp_path / 'st' / 'syncd.sqlite3'}")
     KeyValue(store, "hubspot", FakeClock(datetime(2026, 1, 1, tzinfo=UTC))).set(
-        "aliases:deal:dealstage", {"aliases": {"Signed": "closedwon"}, "read_at": 0})
+        "aliases:deal:dealstage", {"aliases": {"Signed": "closedwon"}, "read_at": 0}
+    )
     store.dispose()
-    event = _event(tmp_path, {"source": "hubspot", "object": "deal", "id": "42",
-                              "fields": {"dealstage": "closedwon", "dealname": "Acme"},
-                              "previous": {"dealstage": "contractadmin"}})
+    event = _event(
+        tmp_path,
+        {
+            "source": "hubspot",
+            "object": "deal",
+            "id": "42",
+            "fields": {"dealstage": "closedwon", "dealname": "Acme"},
+            "previous": {"dealstage": "contractadmin"},
+        },
+    )
     out = _run("explain", "--config", str(config), "--event", str(event))
     assert "FIRED won: fired -> email.send" in out, out
 
@@ -167,19 +192,32 @@ rules:
 """
 
 values = st.sampled_from(["open", "won", "lost", None])
-events = st.fixed_dictionaries({
-    "id": st.sampled_from(["1", "2", "3"]),
-    "created": st.booleans(),
-    "fields": st.fixed_dictionaries({
-        "stage": values, "owner": st.sampled_from(["ann", "bob"]),
-        "amount": st.integers(0, 3000), "name": st.text("abc", max_size=4)}),
-    "previous": st.fixed_dictionaries({"stage": values, "owner": st.sampled_from(["ann", "bob"])}),
-    "version": st.integers(1, 10**6),
-})
+events = st.fixed_dictionaries(
+    {
+        "id": st.sampled_from(["1", "2", "3"]),
+        "created": st.booleans(),
+        "fields": st.fixed_dictionaries(
+            {
+                "stage": values,
+                "owner": st.sampled_from(["ann", "bob"]),
+                "amount": st.integers(0, 3000),
+                "name": st.text("abc", max_size=4),
+            }
+        ),
+        "previous": st.fixed_dictionaries(
+            {"stage": values, "owner": st.sampled_from(["ann", "bob"])}
+        ),
+        "version": st.integers(1, 10**6),
+    }
+)
 
 
-@settings(max_examples=100, phases=[Phase.explicit, Phase.reuse, Phase.generate], deadline=None,
-          suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(
+    max_examples=100,
+    phases=[Phase.explicit, Phase.reuse, Phase.generate],
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture],
+)
 @given(data=events)
 def test_simulate_explain_examples_and_ingest_agree(
     data: dict[str, Any], tmp_path_factory: Any, config_file: Path, mapping_dir: Path
@@ -198,11 +236,15 @@ def test_simulate_explain_examples_and_ingest_agree(
     explained = keyed(a for d in explain_change(rules, change) for a in d.actions)
     assert sorted(explained) == sorted(planned)  # explain lists them in rule order
 
-    simulated = [json.loads(line) for line in _run(
-        "simulate", "--config", str(config_file), "--event",
-        str(_event(tmp, event))).splitlines()]
-    assert [(s["rule"], s["key"], json.dumps(s["params"], sort_keys=True))
-            for s in simulated] == planned
+    simulated = [
+        json.loads(line)
+        for line in _run(
+            "simulate", "--config", str(config_file), "--event", str(_event(tmp, event))
+        ).splitlines()
+    ]
+    assert [
+        (s["rule"], s["key"], json.dumps(s["params"], sort_keys=True)) for s in simulated
+    ] == planned
 
     # production: the snapshot stored, then the observation ingested
     store = open_store(f"sqlite:///{tmp / 'state.sqlite3'}")
@@ -215,20 +257,21 @@ def test_simulate_explain_examples_and_ingest_agree(
     with store.engine.connect() as conn:
         rows = conn.execute(actions.select().order_by(actions.c.id)).mappings().all()
     store.dispose()
-    assert {(r["rule_id"], r["key"], json.dumps(r["params"], sort_keys=True))
-            for r in rows} == set(planned)
+    assert {(r["rule_id"], r["key"], json.dumps(r["params"], sort_keys=True)) for r in rows} == set(
+        planned
+    )
     assert len(rows) == len(planned)
 
     # the examples of `check` plan through the same code: same rule, same actions
     for rule in rules.event_rules():
         if rule.id == "created":  # its examples describe a creation, not this update
             continue
-        example = Example(object={**change.fields, "id": ref.id}, previous=change.previous,
-                          now=now, expect=[])
+        example = Example(
+            object={**change.fields, "id": ref.id}, previous=change.previous, now=now, expect=[]
+        )
         via_example = [a.params for a in _example_planned(rule, example)]
         if not change.created:
-            assert via_example == [
-                json.loads(p) for r, _, p in planned if r == rule.id]
+            assert via_example == [json.loads(p) for r, _, p in planned if r == rule.id]
 
 
 def test_check_offline_names_a_stage_hubspot_does_not_have(
@@ -237,9 +280,11 @@ def test_check_offline_names_a_stage_hubspot_does_not_have(
     config = _hubspot_config(tmp_path, mapping_dir)
     (mapping_dir / "r.yaml").write_text(HUBSPOT_RULE.replace("Closed Won", "Closed won"))
     result = CliRunner().invoke(main, ["check", "--config", str(config)])
-    assert ("warning: [hubspot] " in result.output
-            and "rule won: deal stage 'Closed won' is not in HubSpot's default pipeline"
-            in result.output), result.output
+    assert (
+        "warning: [hubspot] " in result.output
+        and "rule won: deal stage 'Closed won' is not in HubSpot's default pipeline"
+        in result.output
+    ), result.output
     (mapping_dir / "r.yaml").write_text(HUBSPOT_RULE)
     result = CliRunner().invoke(main, ["check", "--config", str(config)])
     assert "default pipeline" not in result.output, result.output

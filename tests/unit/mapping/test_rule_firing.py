@@ -103,9 +103,7 @@ def test_trigger_and_condition_accept_a_label_for_an_aliased_field(
     assert fired(ruleset, "qualifiedtobuy", "closedlost") == []
 
 
-def test_conditions_see_previous_event_context_and_the_change_time(
-    write_mapping, load_ok
-) -> None:
+def test_conditions_see_previous_event_context_and_the_change_time(write_mapping, load_ok) -> None:
     write_mapping("""
         rules:
           - id: stale-renewal
@@ -122,8 +120,10 @@ def test_conditions_see_previous_event_context_and_the_change_time(
 
     def fires(old_stage: str, country: str, signed_on: str) -> bool:
         change = Change(
-            DEAL, {"stage": "won", "signed_on": signed_on},
-            {"stage": old_stage, "amount": 50}, {"company": {"country": country}},
+            DEAL,
+            {"stage": "won", "signed_on": signed_on},
+            {"stage": old_stage, "amount": 50},
+            {"company": {"country": country}},
             now=datetime(2026, 3, 1, tzinfo=UTC),
         )
         (verdict,) = evaluate_change(ruleset, change)
@@ -229,7 +229,11 @@ def test_history_latest_fires_on_the_net_change(ingest) -> None:
     ingest.feed(deal("lead", 1), fire=False)
     ingest.feed(deal("qualified", 3, [(1, "lead"), (2, "proposal"), (3, "qualified")]))
     assert ingest.actions() == {
-        "passed-qualified": 1, "now-qualified": 1, "any-move": 1, "every-step": 2}
+        "passed-qualified": 1,
+        "now-qualified": 1,
+        "any-move": 1,
+        "every-step": 2,
+    }
 
 
 def test_history_latest_ignores_a_round_trip(ingest) -> None:

@@ -51,9 +51,13 @@ def rules_config(config_file: Path, mapping_dir: Path) -> Path:
 
 def event_file(tmp_path: Path, **fields: Any) -> Path:
     path = tmp_path / "event.json"
-    event = {"source": "localdb", "object": "deal", "id": "42",
-             "fields": {"stage": "won", "name": "Acme", "region": "EU", "amount": 1500},
-             "previous": {"stage": "open"}}
+    event = {
+        "source": "localdb",
+        "object": "deal",
+        "id": "42",
+        "fields": {"stage": "won", "name": "Acme", "region": "EU", "amount": 1500},
+        "previous": {"stage": "open"},
+    }
     event["fields"].update(fields)
     path.write_text(json.dumps(event))
     return path
@@ -89,28 +93,37 @@ def test_explain_fired_lists_every_planned_action(rules_config: Path, tmp_path: 
     assert "FIRED big-win: fired -> localdb.record, localdb.set_fields" in out
 
 
-def test_explain_when_the_watched_field_did_not_change(
-    rules_config: Path, tmp_path: Path
-) -> None:
+def test_explain_when_the_watched_field_did_not_change(rules_config: Path, tmp_path: Path) -> None:
     path = tmp_path / "same.json"
-    path.write_text(json.dumps({"source": "localdb", "object": "deal", "id": "1",
-                                "fields": {"stage": "won"}, "previous": {"stage": "won"}}))
+    path.write_text(
+        json.dumps(
+            {
+                "source": "localdb",
+                "object": "deal",
+                "id": "1",
+                "fields": {"stage": "won"},
+                "previous": {"stage": "won"},
+            }
+        )
+    )
     out = invoke("explain", rules_config, path)
     assert "-     any-win: field stage did not change" in out
     assert "FIRED" not in out
 
 
-def test_simulate_prints_rendered_params_as_json_lines(
-    rules_config: Path, tmp_path: Path
-) -> None:
+def test_simulate_prints_rendered_params_as_json_lines(rules_config: Path, tmp_path: Path) -> None:
     out = invoke("simulate", rules_config, event_file(tmp_path))
     planned = [json.loads(line) for line in out.splitlines()]
     assert [(p["rule"], p["action"]) for p in planned] == [
-        ("big-win", "localdb.record"), ("big-win", "localdb.set_fields"),
+        ("big-win", "localdb.record"),
+        ("big-win", "localdb.set_fields"),
         ("any-win", "localdb.record"),
     ]
     assert planned[0]["params"] == {
-        "title": "Won Acme", "body": "open -> won, 1500", "labels": ["sales", "EU"]}
+        "title": "Won Acme",
+        "body": "open -> won, 1500",
+        "labels": ["sales", "EU"],
+    }
     assert planned[1]["params"] == {"type": "deal", "id": "42", "fields": {"announced": True}}
     assert planned[2]["params"] == {"title": "Acme won"}
     assert len({p["key"] for p in planned}) == 3  # one idempotency key per action
@@ -140,8 +153,17 @@ rules:
 
 def test_simulate_created_object(rules_config: Path, tmp_path: Path) -> None:
     path = tmp_path / "created.json"
-    path.write_text(json.dumps({"source": "localdb", "object": "deal", "id": "9",
-                                "created": True, "fields": {"stage": "lost", "name": "N"}}))
+    path.write_text(
+        json.dumps(
+            {
+                "source": "localdb",
+                "object": "deal",
+                "id": "9",
+                "created": True,
+                "fields": {"stage": "lost", "name": "N"},
+            }
+        )
+    )
     rules = [json.loads(x)["rule"] for x in invoke("simulate", rules_config, path).splitlines()]
     assert rules == ["new-deal", "lost"]  # as ingest plans: the created event first
 
@@ -150,7 +172,8 @@ def test_event_file_without_source_is_refused(rules_config: Path, tmp_path: Path
     path = tmp_path / "bad.json"
     path.write_text(json.dumps({"object": "deal", "fields": {}}))
     result = CliRunner().invoke(
-        main, ["simulate", "--config", str(rules_config), "--event", str(path)])
+        main, ["simulate", "--config", str(rules_config), "--event", str(path)]
+    )
     assert result.exit_code != 0
     assert "an event needs source" in result.output
 
@@ -160,6 +183,7 @@ def test_dry_run_refuses_a_broken_mapping(
 ) -> None:
     (mapping_dir / "r.yaml").write_text(RULES.replace("localdb.set_fields", "localdb.nope"))
     result = CliRunner().invoke(
-        main, ["explain", "--config", str(config_file), "--event", str(event_file(tmp_path))])
+        main, ["explain", "--config", str(config_file), "--event", str(event_file(tmp_path))]
+    )
     assert result.exit_code != 0
     assert "unknown action 'localdb.nope'" in result.output

@@ -51,8 +51,9 @@ def test_check_refuses_a_template_file_outside_the_mapping_folder(
     assert "SECRET" not in str(problem)
 
 
-def test_check_refuses_a_device_or_fifo_as_template(write_mapping, load_problems,
-                                                     mapping_dir: Path) -> None:
+def test_check_refuses_a_device_or_fifo_as_template(
+    write_mapping, load_problems, mapping_dir: Path
+) -> None:
     import os
 
     os.mkfifo(mapping_dir / "pipe.j2")
@@ -81,8 +82,7 @@ def test_a_symlink_swapped_after_check_is_refused_at_run_time(
     assert "SECRET" not in planned.error
 
 
-def test_a_template_file_in_a_subfolder_is_read(mapping_dir: Path, write_mapping,
-                                                load_ok) -> None:
+def test_a_template_file_in_a_subfolder_is_read(mapping_dir: Path, write_mapping, load_ok) -> None:
     (mapping_dir / "templates").mkdir()
     (mapping_dir / "templates" / "body.j2").write_text("Stage {{ deal.stage }}")
     write_mapping(RULE.format(name="templates/body.j2"))

@@ -15,14 +15,17 @@ from syncd.model import ObjectRef
 DEAL = {"deal": {"name": "Ocean", "owner": "@alice", "tags": ["a"]}}
 
 
-@pytest.mark.parametrize("source", [
-    "{{ ''.__class__.__mro__ }}",
-    "{{ ''.__class__.__mro__[1].__subclasses__() }}",
-    "{{ deal.__class__.__init__.__globals__ }}",
-    "{{ cycler.__init__.__globals__.os }}",
-    "{{ deal.tags.append('x') }}",  # immutable sandbox: no mutation of data
-    "{{ deal.update({'name': 'x'}) }}",
-])
+@pytest.mark.parametrize(
+    "source",
+    [
+        "{{ ''.__class__.__mro__ }}",
+        "{{ ''.__class__.__mro__[1].__subclasses__() }}",
+        "{{ deal.__class__.__init__.__globals__ }}",
+        "{{ cycler.__init__.__globals__.os }}",
+        "{{ deal.tags.append('x') }}",  # immutable sandbox: no mutation of data
+        "{{ deal.update({'name': 'x'}) }}",
+    ],
+)
 def test_sandbox_blocks_python_internals(source: str) -> None:
     with pytest.raises(TemplateProblem):
         render_string(source, {k: {**v, "tags": list(v["tags"])} for k, v in DEAL.items()})
@@ -55,10 +58,16 @@ def test_default_filter_covers_optional_fields() -> None:
 
 
 def test_render_value_walks_lists_and_tables(tmp_path: Path) -> None:
-    params = {"title": "{{ deal.name }}", "labels": ["hub", "{{ deal.name | lower }}"],
-              "fields": {"n": 3, "s": "{{ deal.tags | length }}"}, "plain": "{x}"}
+    params = {
+        "title": "{{ deal.name }}",
+        "labels": ["hub", "{{ deal.name | lower }}"],
+        "fields": {"n": 3, "s": "{{ deal.tags | length }}"},
+        "plain": "{x}",
+    }
     assert render_value(params, DEAL, tmp_path) == {
-        "title": "Ocean", "labels": ["hub", "ocean"], "fields": {"n": 3, "s": "1"},
+        "title": "Ocean",
+        "labels": ["hub", "ocean"],
+        "fields": {"n": 3, "s": "1"},
         "plain": "{x}",
     }
 
@@ -75,7 +84,8 @@ def test_template_file_is_relative_to_the_mapping_file(
         "{% for tag in deal.tags %}- {{ tag }}\n{% endfor %}"
         "Owner: {{ deal.owner | no_mentions }}\n"
     )
-    write_mapping("""
+    write_mapping(
+        """
         rules:
           - id: new-hub
             when: {source: localdb, object: deal, field: stage, to: won}
@@ -83,7 +93,9 @@ def test_template_file_is_relative_to_the_mapping_file(
               - localdb.record:
                   title: "New hub {{ deal.name }}"
                   body: {template: templates/new-hub.md.j2}
-    """, name="sales/hubs.yaml")
+    """,
+        name="sales/hubs.yaml",
+    )
     from syncd.mapping.loader import load_rules
 
     # from another working directory: the path is the mapping file's, not cwd's
@@ -115,23 +127,29 @@ def test_missing_field_in_a_rule_becomes_an_action_error(write_mapping, load_ok)
     assert planned.error is not None and "website" in planned.error
 
 
-@pytest.mark.parametrize(("text", "expected"), [
-    ("ping @team and @bob", "ping @\u200dteam and @\u200dbob"),
-    ("no mention", "no mention"),
-    ("mail a@b.org", "mail a@\u200db.org"),
-])
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("ping @team and @bob", "ping @\u200dteam and @\u200dbob"),
+        ("no mention", "no mention"),
+        ("mail a@b.org", "mail a@\u200db.org"),
+    ],
+)
 def test_no_mentions_filter(text: str, expected: str) -> None:
     assert render_string("{{ v | no_mentions }}", {"v": text}) == expected
 
 
-@pytest.mark.parametrize(("value", "template", "expected"), [
-    ("2026-03-05T14:30:00Z", "{{ v | date }}", "2026-03-05"),
-    ("2026-03-05", "{{ v | date('%d/%m/%Y') }}", "05/03/2026"),
-    (1767225600000, "{{ v | date }}", "2026-01-01"),  # epoch milliseconds
-    (datetime(2026, 7, 1, 9, 0, tzinfo=UTC), "{{ v | date('%H:%M') }}", "09:00"),
-    ("not a date", "{{ v | date }}", ""),
-    (None, "{{ v | date }}", ""),
-])
+@pytest.mark.parametrize(
+    ("value", "template", "expected"),
+    [
+        ("2026-03-05T14:30:00Z", "{{ v | date }}", "2026-03-05"),
+        ("2026-03-05", "{{ v | date('%d/%m/%Y') }}", "05/03/2026"),
+        (1767225600000, "{{ v | date }}", "2026-01-01"),  # epoch milliseconds
+        (datetime(2026, 7, 1, 9, 0, tzinfo=UTC), "{{ v | date('%H:%M') }}", "09:00"),
+        ("not a date", "{{ v | date }}", ""),
+        (None, "{{ v | date }}", ""),
+    ],
+)
 def test_date_filter(value: object, template: str, expected: str) -> None:
     assert render_string(template, {"v": value}) == expected
 
@@ -141,27 +159,42 @@ def test_syntax_error_is_a_template_problem() -> None:
         render_string("{% for x in %}", {})
 
 
-@pytest.mark.parametrize(("source", "reason"), [
-    ("{{ 'a' * 10**9 }}", "limit"),
-    ("{{ [1, 2] * 10**9 }}", "limit"),
-    ("{% for i in range(10**9) %}{% endfor %}", "range"),
-    ("{% for i in range(10000) %}{% for j in range(10000) %}{% endfor %}{% endfor %}", "budget"),
-    ("{% set ns = namespace(s='ab') %}{% for i in range(40) %}{% set ns.s = ns.s ~ ns.s %}"
-     "{% endfor %}", "limit"),
-    ("{% set ns = namespace(s='ab') %}{% for i in range(40) %}{% set ns.s = ns.s + ns.s %}"
-     "{% endfor %}", "limit"),
-    ("{% for i in range(10000) %}{{ 'a' * 1000 }}{% endfor %}", "output"),
-    ("{% set x %}{% for i in range(10000) %}{{ 'a' * 1000 }}{% endfor %}{% endset %}", "output"),
-    ("{{ 2 ** (10 ** 9) }}", "bits"),
-    ("{{ '%1000000000d' % 1 }}", "width"),
-    ("{{ '{:>1000000000}'.format(1) }}", "width"),
-    ("{{ 'x'.center(10**9) }}", "width"),
-    ("{{ 'x' | center(10**9) }}", "over"),
-    ("{{ ('a' * 1000).replace('a', 'a' * 10000) }}", "replace"),
-    ("{{ (['a' * 100000] * 1000) | join }}", "join"),
-    ("{% macro f(n) %}{{ f(n + 1) }}{% endmacro %}{{ f(1) }}", "recursion"),
-    ("{{ 10 ** 400 * 1.0 }}", "OverflowError"),
-])
+@pytest.mark.parametrize(
+    ("source", "reason"),
+    [
+        ("{{ 'a' * 10**9 }}", "limit"),
+        ("{{ [1, 2] * 10**9 }}", "limit"),
+        ("{% for i in range(10**9) %}{% endfor %}", "range"),
+        (
+            "{% for i in range(10000) %}{% for j in range(10000) %}{% endfor %}{% endfor %}",
+            "budget",
+        ),
+        (
+            "{% set ns = namespace(s='ab') %}{% for i in range(40) %}{% set ns.s = ns.s ~ ns.s %}"
+            "{% endfor %}",
+            "limit",
+        ),
+        (
+            "{% set ns = namespace(s='ab') %}{% for i in range(40) %}{% set ns.s = ns.s + ns.s %}"
+            "{% endfor %}",
+            "limit",
+        ),
+        ("{% for i in range(10000) %}{{ 'a' * 1000 }}{% endfor %}", "output"),
+        (
+            "{% set x %}{% for i in range(10000) %}{{ 'a' * 1000 }}{% endfor %}{% endset %}",
+            "output",
+        ),
+        ("{{ 2 ** (10 ** 9) }}", "bits"),
+        ("{{ '%1000000000d' % 1 }}", "width"),
+        ("{{ '{:>1000000000}'.format(1) }}", "width"),
+        ("{{ 'x'.center(10**9) }}", "width"),
+        ("{{ 'x' | center(10**9) }}", "over"),
+        ("{{ ('a' * 1000).replace('a', 'a' * 10000) }}", "replace"),
+        ("{{ (['a' * 100000] * 1000) | join }}", "join"),
+        ("{% macro f(n) %}{{ f(n + 1) }}{% endmacro %}{{ f(1) }}", "recursion"),
+        ("{{ 10 ** 400 * 1.0 }}", "OverflowError"),
+    ],
+)
 def test_a_render_is_bounded_in_time_and_size(source: str, reason: str) -> None:
     import time
 
@@ -175,8 +208,10 @@ def test_a_render_is_bounded_in_time_and_size(source: str, reason: str) -> None:
 
 
 def test_ordinary_templates_still_render() -> None:
-    source = ("{{ 3 * 4 }} {{ 'ab' * 3 }} {{ [1, 2] | join(',') }} "
-              "{% for i in range(3) %}{{ i }}{% endfor %} {{ '%05.2f' % 3.14159 }} "
-              "{{ '{:>4}'.format('a') }} {{ 'a b'.replace('a', 'c') }} {{ '-'.join(['x', 'y']) }}"
-              " {{ 'x' ~ 1 }} {{ 'ab' | center(6) }}")
+    source = (
+        "{{ 3 * 4 }} {{ 'ab' * 3 }} {{ [1, 2] | join(',') }} "
+        "{% for i in range(3) %}{{ i }}{% endfor %} {{ '%05.2f' % 3.14159 }} "
+        "{{ '{:>4}'.format('a') }} {{ 'a b'.replace('a', 'c') }} {{ '-'.join(['x', 'y']) }}"
+        " {{ 'x' ~ 1 }} {{ 'ab' | center(6) }}"
+    )
     assert render_string(source, {}) == "12 ababab 1,2 012 03.14    a c b x-y x1   ab  "

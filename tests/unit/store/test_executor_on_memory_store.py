@@ -47,10 +47,22 @@ class Ledger(Connector):
 
 def plan(store: Store, key: str, now_ms: int) -> None:
     with store.tx() as conn:
-        actions.add_action(store, conn, {
-            "key": key, "rule_id": "r1", "connector": "ledger", "action": "record",
-            "params": {"title": key.upper()}, "status": "pending", "attempts": 0,
-            "next_attempt_at": now_ms, "created_at": now_ms, "updated_at": now_ms})
+        actions.add_action(
+            store,
+            conn,
+            {
+                "key": key,
+                "rule_id": "r1",
+                "connector": "ledger",
+                "action": "record",
+                "params": {"title": key.upper()},
+                "status": "pending",
+                "attempts": 0,
+                "next_attempt_at": now_ms,
+                "created_at": now_ms,
+                "updated_at": now_ms,
+            },
+        )
 
 
 def setup() -> tuple[Store, FakeClock, Ledger, Executor]:

@@ -31,10 +31,21 @@ rules:
 
 def snapshot(store: Store, object_id: str, end_date: str, deleted: bool = False) -> None:
     with store.tx() as conn:
-        events.save_snapshot(store, conn, {
-            "source": "localdb", "object_type": "item", "object_id": object_id, "version": 1,
-            "fields": {"name": object_id.title(), "end_date": end_date}, "context": {},
-            "entered": {}, "deleted": deleted, "updated_at": 1})
+        events.save_snapshot(
+            store,
+            conn,
+            {
+                "source": "localdb",
+                "object_type": "item",
+                "object_id": object_id,
+                "version": 1,
+                "fields": {"name": object_id.title(), "end_date": end_date},
+                "context": {},
+                "entered": {},
+                "deleted": deleted,
+                "updated_at": 1,
+            },
+        )
 
 
 def test_due_date_fires_once_per_object_and_date(tmp_path: Path) -> None:
@@ -48,7 +59,10 @@ def test_due_date_fires_once_per_object_and_date(tmp_path: Path) -> None:
     assert scheduler.tick() == 0  # a second tick (or replica) does not fire it again
     (row,) = actions.list_actions(store)
     assert (row.rule_id, row.object_id, row.params) == (
-        "expiry-reminder", "ocean", {"title": "Expiring Ocean"})
+        "expiry-reminder",
+        "ocean",
+        {"title": "Expiring Ocean"},
+    )
     snapshot(store, "ocean", "2026-03-07")  # the date moved: a new firing when due
     clock.advance(86_400)
     assert scheduler.tick() == 1

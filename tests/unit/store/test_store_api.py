@@ -18,9 +18,18 @@ def store() -> Store:
 
 def plan(store: Store, key: str, now_ms: int = 1_000, **extra: Any) -> bool:
     values: dict[str, Any] = {
-        "key": key, "rule_id": "r1", "connector": "ledger", "action": "record",
-        "params": {"title": key}, "status": "pending", "attempts": 0,
-        "next_attempt_at": now_ms, "created_at": now_ms, "updated_at": now_ms, **extra}
+        "key": key,
+        "rule_id": "r1",
+        "connector": "ledger",
+        "action": "record",
+        "params": {"title": key},
+        "status": "pending",
+        "attempts": 0,
+        "next_attempt_at": now_ms,
+        "created_at": now_ms,
+        "updated_at": now_ms,
+        **extra,
+    }
     with store.tx() as conn:
         return actions.add_action(store, conn, values)
 
@@ -48,14 +57,19 @@ def test_claim_takes_due_actions_once_under_a_lease(store: Store) -> None:
     assert actions.claim_due_actions(store, "other", 2_100, 500, 10) == []
     (again,) = actions.claim_due_actions(store, "other", 2_600, 500, 10)
     assert (again.key, again.attempts, again.status, again.lease_owner) == (
-        "due", 1, "in_flight", "me")
+        "due",
+        1,
+        "in_flight",
+        "me",
+    )
 
 
 def test_claim_can_defer_an_action_without_counting_an_attempt(store: Store) -> None:
     plan(store, "wait")
     plan(store, "go")
     claimed = actions.claim_due_actions(
-        store, "me", 1_000, 500, 10, defer=lambda r: 5_000 if r.key == "wait" else None)
+        store, "me", 1_000, 500, 10, defer=lambda r: 5_000 if r.key == "wait" else None
+    )
     assert [r.key for r in claimed] == ["go"]
     actions.finish_action(store, claimed[0].id, 1_100, status="done")
     (waiting,) = actions.list_actions(store, status="pending")
@@ -88,8 +102,13 @@ def test_finish_records_the_result_and_drops_the_lease(store: Store) -> None:
     (row,) = actions.claim_due_actions(store, "me", 1_000, 500, 10)
     actions.finish_action(store, row.id, 1_100, status="done", external_id="x-1")
     (after,) = actions.list_actions(store)
-    assert (after.status, after.external_id, after.lease_owner, after.lease_until,
-            after.updated_at) == ("done", "x-1", None, None, 1_100)
+    assert (
+        after.status,
+        after.external_id,
+        after.lease_owner,
+        after.lease_until,
+        after.updated_at,
+    ) == ("done", "x-1", None, None, 1_100)
 
 
 def test_counts_and_pruning(store: Store) -> None:
@@ -106,16 +125,27 @@ def test_counts_and_pruning(store: Store) -> None:
 
 def test_inbox_claim_counts_the_attempt_and_leases_by_time(store: Store) -> None:
     with store.tx() as conn:
-        inbox.add_deliveries(store, conn, [
-            {"connector": "ledger", "delivery_id": "d1", "headers": {"h": "1"},
-             "body": b"{}", "received_at": 5}])
+        inbox.add_deliveries(
+            store,
+            conn,
+            [
+                {
+                    "connector": "ledger",
+                    "delivery_id": "d1",
+                    "headers": {"h": "1"},
+                    "body": b"{}",
+                    "received_at": 5,
+                }
+            ],
+        )
         assert inbox.known_delivery_ids(conn, "ledger", ["d1", "d2"]) == {"d1"}
     (row,) = inbox.claim_due_deliveries(store, now_ms=10, lease_ms=100, limit=5)
     assert (row.delivery_id, row.body, row.headers, row.attempts) == ("d1", b"{}", {"h": "1"}, 0)
     assert inbox.claim_due_deliveries(store, 50, 100, 5) == []
     inbox.fail_delivery(store, row.id, "unparseable")
     assert [(d.id, d.last_error) for d in inbox.list_deliveries(store, "failed", 10)] == [
-        (row.id, "unparseable")]
+        (row.id, "unparseable")
+    ]
     assert inbox.requeue_failed_delivery(store, row.id) is True
     assert inbox.requeue_failed_delivery(store, row.id) is False
     (again,) = inbox.claim_due_deliveries(store, 50, 100, 5)
@@ -124,16 +154,50 @@ def test_inbox_claim_counts_the_attempt_and_leases_by_time(store: Store) -> None
 
 def test_snapshots_events_and_cursors(store: Store) -> None:
     with store.tx() as conn:
-        events.save_snapshot(store, conn, {
-            "source": "s", "object_type": "t", "object_id": "1", "version": 7,
-            "fields": {"a": 1}, "context": {}, "entered": {}, "deleted": False,
-            "updated_at": 1})
-        first = events.add_event(store, conn, {
-            "event_key": "k", "source": "s", "object_type": "t", "object_id": "1",
-            "kind": "created", "version": 7, "created_at": 1})
-        assert events.add_event(store, conn, {
-            "event_key": "k", "source": "s", "object_type": "t", "object_id": "1",
-            "kind": "created", "version": 7, "created_at": 1}) is None
+        events.save_snapshot(
+            store,
+            conn,
+            {
+                "source": "s",
+                "object_type": "t",
+                "object_id": "1",
+                "version": 7,
+                "fields": {"a": 1},
+                "context": {},
+                "entered": {},
+                "deleted": False,
+                "updated_at": 1,
+            },
+        )
+        first = events.add_event(
+            store,
+            conn,
+            {
+                "event_key": "k",
+                "source": "s",
+                "object_type": "t",
+                "object_id": "1",
+                "kind": "created",
+                "version": 7,
+                "created_at": 1,
+            },
+        )
+        assert (
+            events.add_event(
+                store,
+                conn,
+                {
+                    "event_key": "k",
+                    "source": "s",
+                    "object_type": "t",
+                    "object_id": "1",
+                    "kind": "created",
+                    "version": 7,
+                    "created_at": 1,
+                },
+            )
+            is None
+        )
         snap = events.snapshot_for_update(store, conn, "s", "t", "1")
         cursors.save_cursor(store, conn, "s", "t", "c-9", 3)
     assert first is not None and events.event_version(store, first) == 7

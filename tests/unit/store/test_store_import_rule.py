@@ -15,7 +15,8 @@ def schema_importers(root: Path = ROOT) -> list[str]:
     for folder in ("syncd", "connectors"):
         for path in sorted((root / folder).rglob("*.py")):
             if path.is_relative_to(root / "syncd" / "store") or path.is_relative_to(
-                    root / "syncd" / "migrations"):
+                root / "syncd" / "migrations"
+            ):
                 continue
             for node in ast.walk(ast.parse(path.read_text(), str(path))):
                 names = []
