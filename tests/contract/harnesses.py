@@ -484,7 +484,7 @@ class EmailHarness(Harness):
         "finder": "SMTP cannot be asked what it received: no finder (the Message-ID from the "
         "key lets mail clients drop a copy)",
         "read_faults": "email has actions only (no reads)",
-        "rate_limit": "SMTP has no rate-limit reply distinct from 4xx (covered by 5xx->451)",
+        "rate_limit": "SMTP has no rate-limit reply of its own (a busy server says 451: 5xx)",
     }
 
     def start(self) -> Connector:
