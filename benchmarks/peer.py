@@ -80,6 +80,7 @@ def _github_main(conn: Connection, validate: bool) -> None:
     fake = FakeGitHub(
         token=GITHUB_TOKEN, write_limit=NO_LIMIT, primary_limit=NO_LIMIT, validate=validate
     )
+    fake.writes_per_hour = NO_LIMIT  # the secondary limit's hourly part, lifted as the rest
     created: dict[str, list[tuple[str, float]]] = {}  # repo -> [(title, monotonic time)]
     changed = threading.Condition()
 
@@ -478,6 +479,8 @@ class SyncdStack(Stack):
             base_url = "{self.github_url}"
             write_limit = {NO_LIMIT}
             write_period_seconds = 1
+            writes_per_hour = {NO_LIMIT}
+            requests_per_hour = {NO_LIMIT}
             poll_interval_seconds = 3600
             timeout_seconds = 30
             """)
@@ -516,7 +519,7 @@ class SyncdStack(Stack):
             "syncd_queue_depth",
             "syncd_webhooks_total{",
             "syncd_actions_finished_total{",
-            "syncd_rate_limiter_waits{",
+            "syncd_rate_waits{",
         )
         lines = http_get(f"http://127.0.0.1:{self.port}/metrics")[1].splitlines()
         return "; ".join(line for line in lines if line.startswith(wanted))
@@ -524,7 +527,7 @@ class SyncdStack(Stack):
     def limiter_waits(self) -> dict[str, float]:
         out = {}
         for line in http_get(f"http://127.0.0.1:{self.port}/metrics")[1].splitlines():
-            match = re.match(r'syncd_rate_limiter_waits\{limiter="([^"]+)"\} (\S+)$', line)
+            match = re.match(r'syncd_rate_waits\{api="([^"]+)"\} (\S+)$', line)
             if match and float(match[2]) > 0:
                 out[match[1]] = float(match[2])
         return out
