@@ -6,6 +6,7 @@ import contextlib
 import logging
 import os
 import stat
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -49,13 +50,23 @@ class Store:
         self.dialect = engine.dialect.name
         self.is_sqlite = self.dialect == "sqlite"
         self._statements: dict[tuple[Any, ...], Any] = {}
+        # SQLite has one writer at a time. Threads that find the write lock taken would sleep
+        # in SQLite's busy handler (1, 2, 5 ... 100 ms steps); queued on a Python lock, the
+        # next writer starts the moment the last one commits.
+        self._write_lock = threading.Lock() if self.is_sqlite else None
 
     @contextlib.contextmanager
     def tx(self) -> Iterator[Connection]:
         """One write transaction (BEGIN IMMEDIATE on SQLite: take the write lock up front, so
         two writers never deadlock on a lock upgrade)."""
-        with self.engine.begin() as conn:
-            yield conn
+        if self._write_lock is None:
+            with self.engine.begin() as conn:
+                yield conn
+            return
+        with self._write_lock, self.engine.connect() as conn:
+            conn.execution_options(syncd_write=True)
+            with conn.begin():
+                yield conn
 
     def insert_ignore(self, table: Table, index_elements: list[str] | None = None) -> Any:
         """INSERT ... ON CONFLICT DO NOTHING, the same statement on both databases."""
@@ -135,7 +146,10 @@ def _sqlite_engine(url: str, synchronous: str, poolclass: Any = None) -> Engine:
 
     @event.listens_for(engine, "begin")
     def _on_begin(conn: Connection) -> None:
-        conn.exec_driver_sql("BEGIN IMMEDIATE")
+        # Writes (Store.tx) take the write lock up front, so two writers never deadlock on a
+        # lock upgrade; reads need no lock in WAL mode and never wait for a writer.
+        write = conn.get_execution_options().get("syncd_write", False)
+        conn.exec_driver_sql("BEGIN IMMEDIATE" if write else "BEGIN")
 
     return engine
 
@@ -205,7 +219,7 @@ def upgrade(store: Store, revision: str = "head") -> None:
     logging.getLogger("alembic").setLevel(logging.WARNING)  # "Context impl ..." at every start
     config = Config()
     config.set_main_option("script_location", MIGRATIONS)
-    with store.engine.begin() as conn:
+    with store.tx() as conn:
         config.attributes["connection"] = conn
         command.upgrade(config, revision)
 
