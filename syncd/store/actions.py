@@ -9,7 +9,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Connection, and_, delete, func, or_, select, update
+from sqlalchemy import Connection, bindparam, delete, func, or_, select, update
 
 from syncd.model import ObjectRef
 from syncd.store.db import Store
@@ -57,6 +57,33 @@ def _rows(result: Iterable[Any]) -> list[ActionRow]:
     return [ActionRow(**dict(r)) for r in result]
 
 
+# The executor's statements, built once (building one costs more than running it on SQLite).
+_DUE = (
+    select(actions)
+    .where(
+        actions.c.status.in_(ACTIVE),
+        actions.c.next_attempt_at <= bindparam("now"),
+        or_(actions.c.lease_until.is_(None), actions.c.lease_until < bindparam("now")),
+    )
+    .order_by(actions.c.next_attempt_at, actions.c.id)
+    .limit(bindparam("limit"))
+)
+_DUE_LOCKED = _DUE.with_for_update(skip_locked=True)  # PostgreSQL: replicas never share a row
+_CLAIM = (
+    update(actions)
+    .where(actions.c.id.in_(bindparam("ids", expanding=True)))
+    .values(
+        status="in_flight",
+        lease_owner=bindparam("owner"),
+        lease_until=bindparam("until"),
+        attempts=actions.c.attempts + 1,
+        updated_at=bindparam("now"),
+    )
+)
+_FINISHED: dict[tuple[str, ...], Any] = {}  # finish statements by the columns they set
+_ADD_ATTEMPT = action_attempts.insert()
+
+
 def claim_due_actions(
     store: Store,
     owner: str,
@@ -72,30 +99,21 @@ def claim_due_actions(
 
     `defer(row)`: when it returns an instant (ms), the row is not claimed but due again then,
     with no attempt counted (an action only waiting for its API's rate budget)."""
-    due = and_(
-        actions.c.status.in_(ACTIVE),
-        actions.c.next_attempt_at <= now_ms,
-        or_(actions.c.lease_until.is_(None), actions.c.lease_until < now_ms),
-    )
     with store.tx() as conn:
-        query = select(actions).where(due).order_by(actions.c.next_attempt_at, actions.c.id)
-        query = query.limit(limit)
-        if not store.is_sqlite:
-            query = query.with_for_update(skip_locked=True)
-        rows = _rows(conn.execute(query).mappings())
+        query = _DUE if store.is_sqlite else _DUE_LOCKED
+        found = conn.execute(query, {"now": now_ms, "limit": limit}).mappings()
+        rows = _rows(found)
         if defer is not None:
             rows = [r for r in rows if not _deferred(conn, r, defer(r))]
         if rows:
             conn.execute(
-                update(actions)
-                .where(actions.c.id.in_([r.id for r in rows]))
-                .values(
-                    status="in_flight",
-                    lease_owner=owner,
-                    lease_until=now_ms + lease_ms,
-                    attempts=actions.c.attempts + 1,
-                    updated_at=now_ms,
-                )
+                _CLAIM,
+                {
+                    "ids": [r.id for r in rows],
+                    "owner": owner,
+                    "until": now_ms + lease_ms,
+                    "now": now_ms,
+                },
             )
     return rows
 
@@ -131,21 +149,32 @@ def finish_action(
     """Record an attempt's end (done, pending again, dead) and drop the lease; only an action
     still in flight changes (one cancelled meanwhile stays cancelled). `attempt`: its number,
     kept with its outcome and error in the attempts' history (the console's action page)."""
-    with store.tx() as conn:
-        finished = conn.execute(
+    names = tuple(sorted(values))
+    stmt = _FINISHED.get(names)
+    if stmt is None:  # a handful of shapes (done, retry, dead): each built once
+        stmt = _FINISHED[names] = (
             update(actions)
-            .where(actions.c.id == action_id, actions.c.status == "in_flight")
-            .values(lease_owner=None, lease_until=None, updated_at=now_ms, **values)
-        ).rowcount
+            .where(actions.c.id == bindparam("_id"), actions.c.status == "in_flight")
+            .values(
+                lease_owner=None,
+                lease_until=None,
+                updated_at=bindparam("_now"),
+                **{name: bindparam(f"_{name}") for name in names},
+            )
+        )
+    params = {f"_{name}": value for name, value in values.items()}
+    with store.tx() as conn:
+        finished = conn.execute(stmt, {"_id": action_id, "_now": now_ms, **params}).rowcount
         if finished and attempt is not None:
             conn.execute(
-                action_attempts.insert().values(
-                    action_id=action_id,
-                    attempt=attempt,
-                    finished_at=now_ms,
-                    outcome=values["status"],
-                    error=values.get("last_error"),
-                )
+                _ADD_ATTEMPT,
+                {
+                    "action_id": action_id,
+                    "attempt": attempt,
+                    "finished_at": now_ms,
+                    "outcome": values["status"],
+                    "error": values.get("last_error"),
+                },
             )
 
 

@@ -87,10 +87,14 @@ def add_event(store: Store, conn: Connection, values: dict[str, Any]) -> int | N
     return found
 
 
+_EVENT_VERSION = select(events.c.version).where(events.c.id == bindparam("event_id"))
+_ADD_TRACE = event_traces.insert()
+
+
 def event_version(store: Store, event_id: int) -> int | None:
     """The source's version (a time, for most sources) of the change behind an event."""
     with store.engine.connect() as conn:
-        version = conn.execute(select(events.c.version).where(events.c.id == event_id)).scalar()
+        version = conn.execute(_EVENT_VERSION, {"event_id": event_id}).scalar()
     return None if version is None else int(version)
 
 
@@ -101,9 +105,7 @@ def prune_events(conn: Connection, cutoff_ms: int) -> int:
 def add_trace(conn: Connection, event_id: int | None, decisions: Any, now_ms: int) -> None:
     """Each rule's decision on one event (fired, condition false and why, no match), kept for
     the console's "why (not) fired" page."""
-    conn.execute(
-        event_traces.insert().values(event_id=event_id, decisions=decisions, created_at=now_ms)
-    )
+    conn.execute(_ADD_TRACE, {"event_id": event_id, "decisions": decisions, "created_at": now_ms})
 
 
 def prune_traces(conn: Connection, cutoff_ms: int) -> int:

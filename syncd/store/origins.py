@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import Connection, select
+from sqlalchemy import Connection, bindparam, select
 
 from syncd.store.schema import actions, snapshots
 
@@ -35,26 +35,36 @@ def created_by(conn: Connection, source: str, object_id: str) -> dict[str, Any] 
     return {"rule": rule, "from": view, "root": root}
 
 
+# Built once: this runs for every object ingested (ix_actions_external serves it).
+CREATOR = (
+    select(actions.c.rule_id, actions.c.source, actions.c.object_type, actions.c.object_id)
+    .where(
+        actions.c.connector == bindparam("connector"),
+        actions.c.external_id == bindparam("external_id"),
+        actions.c.status == "done",
+        actions.c.object_id.is_not(None),
+    )
+    .order_by(actions.c.id)
+    .limit(1)
+)
+_SNAPSHOT_VIEW = select(snapshots.c.fields, snapshots.c.context).where(
+    snapshots.c.source == bindparam("source"),
+    snapshots.c.object_type == bindparam("object_type"),
+    snapshots.c.object_id == bindparam("object_id"),
+)
+
+
 def _origin(conn: Connection, source: str, object_id: str) -> tuple[str, dict[str, Any]] | None:
-    action = conn.execute(
-        select(actions.c.rule_id, actions.c.source, actions.c.object_type, actions.c.object_id)
-        .where(
-            actions.c.connector == source,
-            actions.c.external_id == object_id,
-            actions.c.status == "done",
-            actions.c.object_id.is_not(None),
-        )
-        .order_by(actions.c.id)
-        .limit(1)
-    ).first()
+    action = conn.execute(CREATOR, {"connector": source, "external_id": object_id}).first()
     if action is None:
         return None
     snap = conn.execute(
-        select(snapshots.c.fields, snapshots.c.context).where(
-            snapshots.c.source == action.source,
-            snapshots.c.object_type == action.object_type,
-            snapshots.c.object_id == action.object_id,
-        )
+        _SNAPSHOT_VIEW,
+        {
+            "source": action.source,
+            "object_type": action.object_type,
+            "object_id": action.object_id,
+        },
     ).first()
     view: dict[str, Any] = dict(snap.context or {}) if snap else {}
     view.update(snap.fields or {} if snap else {})

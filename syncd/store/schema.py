@@ -190,6 +190,8 @@ Index("ix_actions_event", actions.c.event_id)
 Index("ix_actions_rule", actions.c.rule_id, actions.c.status, actions.c.event_id)
 Index("ix_actions_status_event", actions.c.status, actions.c.event_id)
 Index("ix_actions_created", actions.c.created_at)
+# Which done action created an object (syncd.store.origins, at every ingest).
+Index("ix_actions_external", actions.c.connector, actions.c.external_id)
 
 # Each attempt of an action as it ended (the console's action page): pruned with the history.
 action_attempts = Table(
