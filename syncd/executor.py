@@ -25,6 +25,7 @@ import os
 import socket
 import uuid
 from collections.abc import Callable
+from contextvars import ContextVar
 from dataclasses import dataclass
 from typing import Any
 
@@ -39,12 +40,23 @@ from syncd.governor import BEFORE_WAIT, WRITE
 from syncd.metrics import ACTIONS_FINISHED
 from syncd.model import ActionContext, ActionResult
 from syncd.retry import RetryPolicy
-from syncd.store.actions import ActionRow, claim_due_actions, extend_leases, finish_action
+from syncd.store.actions import (
+    ActionRow,
+    Finish,
+    claim_due_actions,
+    extend_leases,
+    finish_action,
+    finish_actions,
+)
 from syncd.store.db import Store
 from syncd.store.events import event_version
 
 log = structlog.get_logger("syncd.executor")
 Redactor = Callable[[str], str]
+# The successes of the batch `run_due` is performing, recorded together when it ends (one
+# transaction per batch, not per action). Only actions a repeat cannot double go here (they
+# are looked up, or idempotent): a crash before the record costs a look-up, never an effect.
+_DONE_LATER: ContextVar[list[Finish] | None] = ContextVar("done_later", default=None)
 
 
 @dataclass
@@ -136,7 +148,9 @@ class Executor:
         out: list[Outcome] = []
         rows = self.claim(limit)
         held = [r.id for r in rows]
+        done_later: list[Finish] = []
         token = BEFORE_WAIT.set(lambda seconds: self._extend_leases(held, seconds))
+        batch = _DONE_LATER.set(done_later)
         try:
             for group in self._groups(rows):
                 if len(group) == 1:
@@ -144,7 +158,9 @@ class Executor:
                 else:
                     out.extend(self.perform_batch(group))
         finally:
+            _DONE_LATER.reset(batch)
             BEFORE_WAIT.reset(token)
+            finish_actions(self.store, done_later)
         return out
 
     def _extend_leases(self, ids: list[int], seconds: float) -> None:
@@ -286,10 +302,18 @@ class Executor:
             return True
         version = None
         if row.event_id is not None and connector.golive_baseline:
-            version = event_version(self.store, row.event_id)
+            version = row.event_version  # read with the claim
+            if version is None:
+                version = event_version(self.store, row.event_id)
         if version is not None:
             return version < self.started_ms
         return row.created_at < self.look_first_before
+
+    def _repeat_is_harmless(self, row: ActionRow) -> bool:
+        """True when performing the action again after a crash cannot double its effect: it
+        is looked up first (a finder) or idempotent by itself."""
+        spec = self._spec(row)
+        return spec is not None and (spec.find_existing is not None or spec.idempotent)
 
     def _finish(self, row: ActionRow, **values: Any) -> None:
         now = to_ms(self.clock.now())
@@ -298,13 +322,17 @@ class Executor:
 
     def _done(self, row: ActionRow, result: ActionResult, bound: Any) -> Outcome:
         ACTIONS_FINISHED.labels(row.connector, "done").inc()
-        self._finish(
-            row,
-            status="done",
-            external_id=result.external_id,
-            external_url=result.url,
-            last_error=None,
-        )
+        values = {
+            "status": "done",
+            "external_id": result.external_id,
+            "external_url": result.url,
+            "last_error": None,
+        }
+        later = _DONE_LATER.get()
+        if later is not None and self._repeat_is_harmless(row):
+            later.append(Finish(row.id, row.attempts + 1, to_ms(self.clock.now()), values))
+        else:
+            self._finish(row, **values)
         bound.info("action.done", external_id=result.external_id)
         return Outcome(row.key, "done")
 

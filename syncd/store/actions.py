@@ -13,7 +13,7 @@ from sqlalchemy import Connection, bindparam, delete, func, or_, select, update
 
 from syncd.model import ObjectRef
 from syncd.store.db import Store
-from syncd.store.schema import ACTION_STATUSES, action_attempts, actions
+from syncd.store.schema import ACTION_STATUSES, action_attempts, actions, events
 
 ACTIVE = ("pending", "in_flight")
 STATUSES = ACTION_STATUSES  # every status an action can have (filters, forms)
@@ -44,6 +44,8 @@ class ActionRow:
     external_url: str | None
     created_at: int
     updated_at: int
+    # The version of the change behind it (read with it when claimed; None: not read).
+    event_version: int | None = None
 
     @property
     def ref(self) -> ObjectRef | None:
@@ -58,8 +60,9 @@ def _rows(result: Iterable[Any]) -> list[ActionRow]:
 
 
 # The executor's statements, built once (building one costs more than running it on SQLite).
+_EVENT_VERSION = select(events.c.version).where(events.c.id == actions.c.event_id).scalar_subquery()
 _DUE = (
-    select(actions)
+    select(actions, _EVENT_VERSION.label("event_version"))
     .where(
         actions.c.status.in_(ACTIVE),
         actions.c.next_attempt_at <= bindparam("now"),
@@ -68,7 +71,8 @@ _DUE = (
     .order_by(actions.c.next_attempt_at, actions.c.id)
     .limit(bindparam("limit"))
 )
-_DUE_LOCKED = _DUE.with_for_update(skip_locked=True)  # PostgreSQL: replicas never share a row
+# PostgreSQL: replicas never share a row
+_DUE_LOCKED = _DUE.with_for_update(of=actions, skip_locked=True)
 _CLAIM = (
     update(actions)
     .where(actions.c.id.in_(bindparam("ids", expanding=True)))
@@ -143,13 +147,23 @@ def extend_leases(store: Store, ids: list[int], owner: str, until_ms: int) -> No
         )
 
 
-def finish_action(
-    store: Store, action_id: int, now_ms: int, *, attempt: int | None = None, **values: Any
-) -> None:
-    """Record an attempt's end (done, pending again, dead) and drop the lease; only an action
-    still in flight changes (one cancelled meanwhile stays cancelled). `attempt`: its number,
-    kept with its outcome and error in the attempts' history (the console's action page)."""
-    names = tuple(sorted(values))
+@dataclass(frozen=True)
+class Finish:
+    """An attempt's end to record: the action, its attempt number (None: not kept in the
+    history), when, and the columns to set (status, external_id, last_error...)."""
+
+    action_id: int
+    attempt: int | None
+    now_ms: int
+    values: dict[str, Any]
+
+
+_STILL_IN_FLIGHT = select(actions.c.id).where(
+    actions.c.id.in_(bindparam("ids", expanding=True)), actions.c.status == "in_flight"
+)
+
+
+def _finish_statement(names: tuple[str, ...]) -> Any:
     stmt = _FINISHED.get(names)
     if stmt is None:  # a handful of shapes (done, retry, dead): each built once
         stmt = _FINISHED[names] = (
@@ -162,20 +176,47 @@ def finish_action(
                 **{name: bindparam(f"_{name}") for name in names},
             )
         )
-    params = {f"_{name}": value for name, value in values.items()}
+    return stmt
+
+
+def finish_actions(store: Store, finishes: list[Finish]) -> None:
+    """Record attempts' ends (done, pending again, dead) and drop their leases, in one
+    transaction; only an action still in flight changes (one cancelled meanwhile stays
+    cancelled). Each attempt is kept with its outcome and error in the attempts' history
+    (the console's action page)."""
+    if not finishes:
+        return
     with store.tx() as conn:
-        finished = conn.execute(stmt, {"_id": action_id, "_now": now_ms, **params}).rowcount
-        if finished and attempt is not None:
-            conn.execute(
-                _ADD_ATTEMPT,
-                {
-                    "action_id": action_id,
-                    "attempt": attempt,
-                    "finished_at": now_ms,
-                    "outcome": values["status"],
-                    "error": values.get("last_error"),
-                },
-            )
+        ids = [f.action_id for f in finishes]
+        live = {r[0] for r in conn.execute(_STILL_IN_FLIGHT, {"ids": ids})}
+        mine = [f for f in finishes if f.action_id in live]
+        by_shape: dict[tuple[str, ...], list[dict[str, Any]]] = {}
+        for f in mine:
+            params = {f"_{name}": value for name, value in f.values.items()}
+            params.update(_id=f.action_id, _now=f.now_ms)
+            by_shape.setdefault(tuple(sorted(f.values)), []).append(params)
+        for names, rows in by_shape.items():
+            conn.execute(_finish_statement(names), rows)  # one executemany per shape
+        history = [
+            {
+                "action_id": f.action_id,
+                "attempt": f.attempt,
+                "finished_at": f.now_ms,
+                "outcome": f.values["status"],
+                "error": f.values.get("last_error"),
+            }
+            for f in mine
+            if f.attempt is not None
+        ]
+        if history:
+            conn.execute(_ADD_ATTEMPT, history)
+
+
+def finish_action(
+    store: Store, action_id: int, now_ms: int, *, attempt: int | None = None, **values: Any
+) -> None:
+    """`finish_actions` for one action."""
+    finish_actions(store, [Finish(action_id, attempt, now_ms, values)])
 
 
 def release_all_leases(store: Store) -> int:

@@ -106,3 +106,55 @@ def test_transient_error_waits_at_least_retry_after_then_succeeds() -> None:
     clock.advance(row.next_attempt_at / 1000 - clock.now().timestamp() + 1)
     assert [o.status for o in executor.run_due()] == ["done"]
     assert ledger.effects == [("k1", "K1")]
+
+
+def _count_transactions(store: Store) -> list[int]:
+    count = [0]
+    original = store.tx
+
+    def counted() -> Any:
+        count[0] += 1
+        return original()
+
+    store.tx = counted  # type: ignore[method-assign]
+    return count
+
+
+def test_a_batch_of_looked_up_actions_is_recorded_in_one_transaction() -> None:
+    store, clock, ledger, executor = setup()
+    for n in range(10):
+        plan(store, f"k{n}", to_ms(clock.now()))
+    transactions = _count_transactions(store)
+    assert [o.status for o in executor.run_due(limit=10)] == ["done"] * 10
+    assert transactions[0] == 2  # the claim, then the ten results together
+    rows = actions.list_actions(store)
+    assert [(r.status, r.external_id) for r in rows] == [("done", f"e{n}") for n in range(1, 11)]
+    assert executor.run_due() == []
+
+
+class Mailer(Connector):
+    """An action no finder can look up and not idempotent: a repeat would send twice."""
+
+    name = "ledger"
+
+    def __init__(self, settings: ConnectorSettings, store: Store) -> None:
+        super().__init__(settings, None)
+        self.store = store
+        self.seen_done_before: list[list[str]] = []
+
+    @action("record", RecordParams)
+    def record(self, params: RecordParams, ctx: ActionContext) -> ActionResult:
+        done = [r.key for r in actions.list_actions(self.store) if r.status == "done"]
+        self.seen_done_before.append(done)
+        return ActionResult(external_id=params.title)
+
+
+def test_an_action_a_repeat_would_double_is_recorded_before_the_next_one_runs() -> None:
+    store, clock = Store.in_memory(), FakeClock()
+    mailer = Mailer(ConnectorSettings(), store)
+    executor = Executor(store, {"ledger": mailer}, clock, lease_seconds=60)
+    for key in ("a", "b", "c"):
+        plan(store, key, to_ms(clock.now()))
+    assert [o.status for o in executor.run_due(limit=10)] == ["done"] * 3
+    # a crash after "a" was sent must not send it again: it is recorded before "b" is sent
+    assert mailer.seen_done_before == [[], ["a"], ["a", "b"]]
