@@ -152,7 +152,9 @@ class Daemon:
             pass
 
     def _inbox_body(self) -> None:
-        if self.engine.inbox.process_due():
+        # Batch after batch while deliveries are due: a backlog (after an outage, a restart)
+        # drains at once, not one batch per wake-up.
+        while not self.stop.is_set() and self.engine.inbox.process_due():
             self.wake_executor.set()
 
     def _poll_body(self, source: str, stream: str) -> None:
@@ -187,7 +189,8 @@ class Daemon:
     def start_loops(self) -> None:
         cfg = self.config
         self._loop("heartbeat", lambda: 10.0, self._heartbeat_body)
-        self._loop("inbox", lambda: 1.0, self._inbox_body, self.wake_inbox)
+        for i in range(cfg.inbox.workers):
+            self._loop(f"inbox-{i}", lambda: 1.0, self._inbox_body, self.wake_inbox)
         for source, stream in self.engine.poller.streams():
             every = self.engine.connectors[source].settings.poll_interval_seconds
             self._loop(

@@ -121,7 +121,7 @@ def _count_transactions(store: Store) -> list[int]:
 
 
 def test_a_batch_of_looked_up_actions_is_recorded_in_one_transaction() -> None:
-    store, clock, ledger, executor = setup()
+    store, clock, _ledger, executor = setup()
     for n in range(10):
         plan(store, f"k{n}", to_ms(clock.now()))
     transactions = _count_transactions(store)
