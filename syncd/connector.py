@@ -23,7 +23,7 @@ from functools import lru_cache
 from importlib.metadata import entry_points
 from typing import Any, ClassVar, Generic, TypeVar
 
-from pydantic import BaseModel, ConfigDict, SecretStr
+from pydantic import BaseModel, ConfigDict, Field, SecretStr
 
 from syncd.clock import Clock, SystemClock
 from syncd.errors import SyncdError
@@ -55,6 +55,9 @@ class ConnectorSettings(BaseModel):
     base_url: str | None = None
     timeout_seconds: float = 30.0
     poll_interval_seconds: float = 60.0
+    # At most this many of its actions performed at once (None: half the executor's
+    # workers), so a slow or failing API never holds every worker.
+    max_in_flight: int | None = Field(None, ge=1)
 
 
 class ParamsModel(BaseModel):

@@ -186,6 +186,7 @@ class Engine:
             redact=self.redact,
             on_dead=on_dead,
             lookup_window_seconds=ex.lookup_window_seconds,
+            max_in_flight=ex.max_in_flight or max(1, -(-ex.workers // 2)),
         )
         self.inbox = InboxProcessor(
             self.store,

@@ -21,9 +21,12 @@
 
 from __future__ import annotations
 
+import math
 import os
 import socket
+import threading
 import uuid
+from collections import Counter
 from collections.abc import Callable
 from contextvars import ContextVar
 from dataclasses import dataclass
@@ -83,6 +86,7 @@ class Executor:
         redact: Redactor = lambda s: s,
         on_dead: Callable[[ActionRow, str], None] | None = None,
         lookup_window_seconds: float = 300,
+        max_in_flight: int | None = None,
     ) -> None:
         # A first attempt looks for its marker first when its change came before this
         # process started, or, for changes without a time of their own, before the window
@@ -98,6 +102,12 @@ class Executor:
         self.redact = redact
         self.on_dead = on_dead
         self._next_turn_ms: int | None = None  # the soonest deferred action (idle_seconds)
+        # Actions claimed and not yet finished, per connector: each connector gets at most
+        # its `max_in_flight` (default: this; None: no bound), so a slow API never holds
+        # every worker.
+        self.max_in_flight = max_in_flight
+        self._in_flight: Counter[str] = Counter()
+        self._slots = threading.Lock()
 
     # -- claiming ---------------------------------------------------------------------------
 
@@ -115,7 +125,32 @@ class Executor:
                 self._next_turn_ms = turn
             return turn
 
-        return claim_due_actions(self.store, self.owner, now, self.lease_ms, limit, defer)
+        with self._slots:  # one claim at a time per process: the counts stay exact
+            busy = [c for c in self.connectors if self._in_flight[c] >= self._cap(c)]
+            taken: Counter[str] = Counter()
+
+            def admit(row: ActionRow) -> bool:
+                if self._in_flight[row.connector] + taken[row.connector] >= self._cap(
+                    row.connector
+                ):
+                    return False
+                taken[row.connector] += 1
+                return True
+
+            rows = claim_due_actions(
+                self.store, self.owner, now, self.lease_ms, limit, defer, busy, admit
+            )
+            self._in_flight.update(r.connector for r in rows)
+        return rows
+
+    def _cap(self, connector: str) -> float:
+        found = self.connectors.get(connector)
+        own = None if found is None else getattr(found.settings, "max_in_flight", None)
+        return own or self.max_in_flight or math.inf
+
+    def _release(self, rows: list[ActionRow]) -> None:
+        with self._slots:
+            self._in_flight.subtract(r.connector for r in rows)
 
     def idle_seconds(self, longest: float) -> float:
         """How long an idle executor thread may sleep: until the soonest action deferred for
@@ -151,13 +186,16 @@ class Executor:
         done_later: list[Finish] = []
         token = BEFORE_WAIT.set(lambda seconds: self._extend_leases(held, seconds))
         batch = _DONE_LATER.set(done_later)
+        unfinished = {r.id: r for r in rows}  # their slots are given back however it ends
         try:
             for group in self._groups(rows):
                 if len(group) == 1:
                     out.append(self.perform(group[0]))
                 else:
                     out.extend(self.perform_batch(group))
+                self._release([unfinished.pop(r.id) for r in group])
         finally:
+            self._release(list(unfinished.values()))
             _DONE_LATER.reset(batch)
             BEFORE_WAIT.reset(token)
             finish_actions(self.store, done_later)

@@ -66,6 +66,7 @@ _DUE = (
     .where(
         actions.c.status.in_(ACTIVE),
         actions.c.next_attempt_at <= bindparam("now"),
+        actions.c.connector.not_in(bindparam("busy", expanding=True)),
         or_(actions.c.lease_until.is_(None), actions.c.lease_until < bindparam("now")),
     )
     .order_by(actions.c.next_attempt_at, actions.c.id)
@@ -95,6 +96,8 @@ def claim_due_actions(
     lease_ms: int,
     limit: int,
     defer: Callable[[ActionRow], int | None] | None = None,
+    busy: Iterable[str] = (),
+    admit: Callable[[ActionRow], bool] | None = None,
 ) -> list[ActionRow]:
     """Take due actions under a lease, marking them in flight and counting the attempt, in a
     committed transaction (PostgreSQL: FOR UPDATE SKIP LOCKED, so replicas never claim the
@@ -102,13 +105,17 @@ def claim_due_actions(
     update (their `attempts` is the count of earlier attempts).
 
     `defer(row)`: when it returns an instant (ms), the row is not claimed but due again then,
-    with no attempt counted (an action only waiting for its API's rate budget)."""
+    with no attempt counted (an action only waiting for its API's rate budget).
+    `busy`: connectors whose actions are not taken now; `admit(row)` False: the row is left
+    as it is (both: the executor's bound on a connector's actions in flight)."""
     with store.tx() as conn:
         query = _DUE if store.is_sqlite else _DUE_LOCKED
-        found = conn.execute(query, {"now": now_ms, "limit": limit}).mappings()
-        rows = _rows(found)
+        found = conn.execute(query, {"now": now_ms, "limit": limit, "busy": list(busy)})
+        rows = _rows(found.mappings())
         if defer is not None:
             rows = [r for r in rows if not _deferred(conn, r, defer(r))]
+        if admit is not None:
+            rows = [r for r in rows if admit(r)]
         if rows:
             conn.execute(
                 _CLAIM,

@@ -3,8 +3,11 @@ its effects in a list, and finds them by idempotency key as a real target would.
 
 from __future__ import annotations
 
+import threading
 from datetime import timedelta
 from typing import Any
+
+import pytest
 
 from syncd.clock import FakeClock, to_ms
 from syncd.connector import Connector, ConnectorSettings, ParamsModel, action
@@ -158,3 +161,53 @@ def test_an_action_a_repeat_would_double_is_recorded_before_the_next_one_runs() 
     assert [o.status for o in executor.run_due(limit=10)] == ["done"] * 3
     # a crash after "a" was sent must not send it again: it is recorded before "b" is sent
     assert mailer.seen_done_before == [[], ["a"], ["a", "b"]]
+
+
+class Slow(Connector):
+    """An API that hangs until released: its actions hold the workers that perform them."""
+
+    name = "slow"
+
+    def __init__(self, settings: ConnectorSettings) -> None:
+        super().__init__(settings, None)
+        self.started = threading.Event()
+        self.release = threading.Event()
+
+    @action("record", RecordParams, idempotent=True)
+    def record(self, params: RecordParams, ctx: ActionContext) -> ActionResult:
+        self.started.set()
+        self.release.wait(10)
+        return ActionResult(external_id=params.title)
+
+
+def plan_for(store: Store, connector: str, key: str, now_ms: int) -> None:
+    plan(store, key, now_ms)
+    with store.tx() as conn:
+        row = actions.actions_by_key_prefix(conn, key)[0]
+        actions.update_action(conn, row.id, connector=connector)
+
+
+@pytest.mark.parametrize("bound_by", ["executor", "connector"])
+def test_a_hanging_api_holds_at_most_its_share_of_the_workers(bound_by: str) -> None:
+    store, clock = Store.in_memory(), FakeClock()
+    own = ConnectorSettings(max_in_flight=1) if bound_by == "connector" else ConnectorSettings()
+    slow, ledger = Slow(own), Ledger(ConnectorSettings(), clock)
+    default = 1 if bound_by == "executor" else None
+    executor = Executor(store, {"slow": slow, "ledger": ledger}, clock, max_in_flight=default)
+    now = to_ms(clock.now())
+    plan_for(store, "slow", "s1", now)
+    plan_for(store, "slow", "s2", now)
+    plan_for(store, "ledger", "f1", now)
+    first: list[Any] = []
+    worker = threading.Thread(target=lambda: first.extend(executor.run_due(limit=1)))
+    worker.start()
+    try:
+        assert slow.started.wait(10)
+        # the slow API has its one action in flight: the next worker takes the other API's
+        assert [(o.key, o.status) for o in executor.run_due(limit=1)] == [("f1", "done")]
+        assert executor.run_due(limit=1) == []  # s2 waits for the slow API's slot
+    finally:
+        slow.release.set()
+        worker.join(10)
+    assert [(o.key, o.status) for o in first] == [("s1", "done")]
+    assert [(o.key, o.status) for o in executor.run_due(limit=1)] == [("s2", "done")]
