@@ -433,10 +433,10 @@ class SyncdStack(Stack):
     path = "/webhooks/hubspot"
 
     def __init__(
-        self, github_url: str, workdir: Path, state_dir: Path | None = None, workers: int = 4
+        self, github_url: str, workdir: Path, state_dir: Path | None = None, workers: int = 8
     ) -> None:
         self.github_url = github_url
-        self.workers = workers  # [executor] workers (4: syncd's default)
+        self.workers = workers  # [executor] workers (8: syncd's default)
         self.workdir = workdir
         self.state_dir = state_dir  # None: a new store per start (idle_rss.py: a restart)
         self.log_file: Any = None
@@ -944,8 +944,8 @@ def main() -> int:
     parser.add_argument(
         "--executor-workers",
         type=int,
-        default=4,
-        help="syncd's [executor] workers (default 4, syncd's default)",
+        default=8,
+        help="syncd's [executor] workers (default 8, syncd's default)",
     )
     parser.add_argument(
         "--profile",
