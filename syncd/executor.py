@@ -102,9 +102,9 @@ class Executor:
         self.redact = redact
         self.on_dead = on_dead
         self._next_turn_ms: int | None = None  # the soonest deferred action (idle_seconds)
-        # Actions claimed and not yet finished, per connector: each connector gets at most
-        # its `max_in_flight` (default: this; None: no bound), so a slow API never holds
-        # every worker.
+        # Workers performing a connector's actions, per connector: each connector gets at
+        # most its `max_in_flight` workers (default: this; None: no bound), so a slow API
+        # never holds every worker. A worker's batch of one connector counts once.
         self.max_in_flight = max_in_flight
         self._in_flight: Counter[str] = Counter()
         self._slots = threading.Lock()
@@ -127,20 +127,20 @@ class Executor:
 
         with self._slots:  # one claim at a time per process: the counts stay exact
             busy = [c for c in self.connectors if self._in_flight[c] >= self._cap(c)]
-            taken: Counter[str] = Counter()
+            mine: set[str] = set()  # connectors this claim takes a worker's place on
 
             def admit(row: ActionRow) -> bool:
-                if self._in_flight[row.connector] + taken[row.connector] >= self._cap(
-                    row.connector
-                ):
+                if row.connector in mine:  # this worker is on it already: batch along
+                    return True
+                if self._in_flight[row.connector] >= self._cap(row.connector):
                     return False
-                taken[row.connector] += 1
+                mine.add(row.connector)
                 return True
 
             rows = claim_due_actions(
                 self.store, self.owner, now, self.lease_ms, limit, defer, busy, admit
             )
-            self._in_flight.update(r.connector for r in rows)
+            self._in_flight.update({r.connector for r in rows})
         return rows
 
     def _cap(self, connector: str) -> float:
@@ -148,9 +148,9 @@ class Executor:
         own = None if found is None else getattr(found.settings, "max_in_flight", None)
         return own or self.max_in_flight or math.inf
 
-    def _release(self, rows: list[ActionRow]) -> None:
+    def _release(self, connectors: set[str]) -> None:
         with self._slots:
-            self._in_flight.subtract(r.connector for r in rows)
+            self._in_flight.subtract(connectors)
 
     def idle_seconds(self, longest: float) -> float:
         """How long an idle executor thread may sleep: until the soonest action deferred for
@@ -186,16 +186,20 @@ class Executor:
         done_later: list[Finish] = []
         token = BEFORE_WAIT.set(lambda seconds: self._extend_leases(held, seconds))
         batch = _DONE_LATER.set(done_later)
-        unfinished = {r.id: r for r in rows}  # their slots are given back however it ends
-        try:
+        left = Counter(r.connector for r in rows)  # a connector's place is given back when
+        try:  # this worker has performed its last action of it, however that ends
             for group in self._groups(rows):
                 if len(group) == 1:
                     out.append(self.perform(group[0]))
                 else:
                     out.extend(self.perform_batch(group))
-                self._release([unfinished.pop(r.id) for r in group])
+                left.subtract(r.connector for r in group)
+                done_with = {c for c, n in left.items() if n <= 0}
+                self._release(done_with)
+                for name in done_with:
+                    del left[name]
         finally:
-            self._release(list(unfinished.values()))
+            self._release(set(left))
             _DONE_LATER.reset(batch)
             BEFORE_WAIT.reset(token)
             finish_actions(self.store, done_later)

@@ -211,3 +211,15 @@ def test_a_hanging_api_holds_at_most_its_share_of_the_workers(bound_by: str) -> 
         worker.join(10)
     assert [(o.key, o.status) for o in first] == [("s1", "done")]
     assert [(o.key, o.status) for o in executor.run_due(limit=1)] == [("s2", "done")]
+
+
+def test_the_bound_counts_workers_so_one_worker_still_takes_a_whole_batch() -> None:
+    store, clock = Store.in_memory(), FakeClock()
+    ledger = Ledger(ConnectorSettings(), clock)
+    executor = Executor(store, {"ledger": ledger}, clock, max_in_flight=1)
+    for key in ("a", "b", "c"):
+        plan(store, key, to_ms(clock.now()))
+    assert [o.key for o in executor.run_due(limit=10)] == ["a", "b", "c"]
+    assert executor.run_due(limit=10) == []  # and its place was given back
+    plan(store, "d", to_ms(clock.now()))
+    assert [o.key for o in executor.run_due(limit=10)] == ["d"]
