@@ -19,7 +19,7 @@ from datetime import UTC, date, datetime
 from typing import Any
 
 from syncd.diff import Snapshot, diff, event_key
-from syncd.mapping.conditions import as_datetime, compile_condition
+from syncd.mapping.conditions import as_datetime
 from syncd.mapping.durations import parse_offset, parse_time_of_day, parse_zone
 from syncd.mapping.model import ChangeTrigger, CreatedTrigger, CronTrigger, DateTrigger, Example
 from syncd.mapping.problems import Problem
@@ -160,8 +160,7 @@ def _decode(value: Any) -> Any:
 
 def first_failing(rule: CompiledRule, data: dict[str, Any]) -> str:
     """The first part of the condition that fails (for `explain`)."""
-    for key, value in (rule.rule.if_ or {}).items():
-        part = compile_condition({key: value}, rule.aliases)
+    for part in rule.condition_parts:
         if not part.test(data):
             return f"condition failed: {part.describe}"
     return "condition failed"
@@ -185,10 +184,10 @@ def decide(rule: CompiledRule, situation: Situation) -> Decision:
         items=s.items,
         trigger=s.trigger,
     )
-    replan = s.to_json()
     try:
         holds = condition_holds(rule, data)
     except Exception as exc:
+        replan = s.to_json()  # what `syncd actions retry` plans it again from
         reason = f"condition error: {type(exc).__name__}: {exc}"
         guarantee = rule.rule.guarantee or "at_least_once"
         failed = tuple(
@@ -215,6 +214,7 @@ def decide(rule: CompiledRule, situation: Situation) -> Decision:
     planned = plan_actions(rule, data, s.key_parts, s.ref)
     errors = [p for p in planned if p.error]
     if errors:
+        replan = s.to_json()
         planned = [dataclasses.replace(p, replan=replan) if p.error else p for p in planned]
         return Decision(
             rule.id, RENDER_FAILED, f"{errors[0].name}: {errors[0].error}", tuple(planned), s.event

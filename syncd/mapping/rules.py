@@ -6,6 +6,7 @@ the scheduler, `simulate`, `explain` and the examples of `syncd check` all plan 
 
 from __future__ import annotations
 
+import functools
 import hashlib
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -13,7 +14,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from syncd.mapping.conditions import Compiled
+from syncd.mapping.conditions import Compiled, compile_condition
 from syncd.mapping.model import (
     ChangeTrigger,
     CreatedTrigger,
@@ -55,6 +56,11 @@ class CompiledRule:
     @property
     def trigger(self) -> Any:
         return self.rule.when
+
+    @functools.cached_property
+    def condition_parts(self) -> list[Compiled]:
+        """Each top-level part of the condition alone, compiled once (to say which failed)."""
+        return [compile_condition({k: v}, self.aliases) for k, v in (self.rule.if_ or {}).items()]
 
     def canon(self, field_name: str, value: Any) -> Any:
         aliases = self.aliases.get(field_name, {})
