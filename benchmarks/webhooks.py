@@ -5,7 +5,10 @@ distinct signed webhooks over C keep-alive connections, and prints deliveries/s 
 time to 2xx (p50, p99, max). Every 2xx means the delivery was committed to the database
 first; the script checks that the inbox holds exactly N rows at the end.
 
-    python benchmarks/webhooks.py [--n 20000] [--c 32]
+    python benchmarks/webhooks.py [--n 20000] [--c 32] [--intake-only]
+
+`--intake-only` measures durable intake alone: the daemon runs with `[inbox] workers = 0`
+(a receive-only replica), so it stores and answers but processes nothing meanwhile.
 
 The client is a minimal asyncio HTTP/1.1 client with pre-built requests, so that it costs
 the server's two cores as little as possible.
@@ -116,6 +119,12 @@ def main() -> None:
         default="NORMAL",
         help="SQLite durability: NORMAL survives a crash of syncd, FULL also a power loss",
     )
+    parser.add_argument(
+        "--intake-only",
+        action="store_true",
+        help="durable intake alone: the daemon stores deliveries and does not process them "
+        "([inbox] workers = 0, a receive-only replica)",
+    )
     args = parser.parse_args()
     tmp = Path(tempfile.mkdtemp(prefix="syncd-bench-"))
     (tmp / "mappings").mkdir()
@@ -133,6 +142,8 @@ log_level = "warning"
 port = {port}
 [store]
 synchronous = "{args.synchronous}"
+[inbox]
+workers = {0 if args.intake_only else 1}
 [localdb]
 path = "{tmp / "remote.sqlite3"}"
 webhook_secret = "{SECRET}"
@@ -160,6 +171,7 @@ poll_interval_seconds = 3600
     print(
         f"deliveries: {args.n} at concurrency {args.c} "
         f"(SQLite, WAL, synchronous={args.synchronous})"
+        + (", intake only (nothing processed)" if args.intake_only else ", processed meanwhile")
     )
     print(f"accepted (2xx): {ok}   stored in the inbox: {stored}")
     print(f"throughput: {args.n / elapsed:,.0f} deliveries/s over {elapsed:.2f} s")

@@ -95,7 +95,8 @@ class InboxSection(_Section):
     # Threads turning stored deliveries into events. Each takes its own batch (leased), so
     # with 2 one fetches from the API while another ingests (worth it when the API is slow);
     # but the batches get smaller, so more read requests per webhook (issue 17 counts them).
-    workers: int = Field(1, ge=1, le=16)
+    # 0: this replica only receives and stores webhooks; another replica processes them.
+    workers: int = Field(1, ge=0, le=16)
 
 
 class SchedulerSection(_Section):

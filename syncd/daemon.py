@@ -191,6 +191,12 @@ class Daemon:
         self._loop("heartbeat", lambda: 10.0, self._heartbeat_body)
         for i in range(cfg.inbox.workers):
             self._loop(f"inbox-{i}", lambda: 1.0, self._inbox_body, self.wake_inbox)
+        if not cfg.inbox.workers:
+            log.warning(
+                "inbox.processing_off",
+                detail="[inbox] workers = 0: webhooks are stored here and processed by "
+                "another replica (or after a restart with workers >= 1)",
+            )
         for source, stream in self.engine.poller.streams():
             every = self.engine.connectors[source].settings.poll_interval_seconds
             self._loop(

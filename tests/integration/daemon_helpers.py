@@ -57,6 +57,7 @@ def write_daemon_config(
     extra: str = "",
     max_attempts: int = 8,
     console_port: int | None = None,
+    inbox_workers: int = 1,
 ) -> Path:
     """A config for a daemon on `port`, with the localdb connector taking signed webhooks
     only (no polling: object_types is empty, so every change seen came by webhook). The
@@ -82,6 +83,8 @@ def write_daemon_config(
         log_json = true
         [http]
         port = {port}
+        [inbox]
+        workers = {inbox_workers}
         [executor]
         max_attempts = {max_attempts}
         backoff_base_seconds = 0.01

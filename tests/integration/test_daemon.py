@@ -455,3 +455,31 @@ def test_readiness_fails_without_rules(tmp_path: Path) -> None:
         assert ready.status_code == 503
         assert "no rules loaded" in ready.json()["problems"]
         assert daemon.terminate() == 0
+
+
+def test_a_receive_only_replica_stores_webhooks_and_leaves_them_for_processing(
+    tmp_path: Path, store_url: str
+) -> None:
+    """`[inbox] workers = 0`: webhooks are stored and answered, never processed here; a
+    daemon with processing on takes them up (`benchmarks/webhooks.py --intake-only`)."""
+    port = free_port()
+    remote = LocalDbRemote(tmp_path / "remote.sqlite3")
+    remote.put("item", "w", name="Wave", stage="done")
+    config = write_daemon_config(
+        tmp_path, port, secret=SECRET, store_url=store_url, inbox_workers=0
+    )
+    with Daemon(config, port) as daemon:
+        daemon.wait_ready()
+        accepted = post_webhook(daemon.url, SECRET, {"type": "item", "id": "w"}, "d-1")
+        assert accepted.status_code == 202, accepted.text
+        time.sleep(1.5)  # a processing daemon acts within milliseconds
+        assert daemon.terminate() == 0, daemon.stderr[-3000:]
+        assert "inbox.processing_off" in daemon.stderr
+    assert [r["status"] for r in table_rows(store_url, inbox)] == ["pending"]
+    assert remote.effects() == []
+    config = write_daemon_config(tmp_path, port, secret=SECRET, store_url=store_url)
+    with Daemon(config, port) as daemon:
+        daemon.wait_ready()
+        wait_until(remote.effects, 20, "the stored webhook's effect")
+        assert daemon.terminate() == 0, daemon.stderr[-3000:]
+    assert titles(remote) == {"Done: Wave": 1}
