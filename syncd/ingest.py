@@ -10,7 +10,7 @@ than the snapshot, and because event and action keys are unique in the store.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import structlog
@@ -28,7 +28,14 @@ from syncd.model import Event, Observation
 from syncd.store.actions import add_action
 from syncd.store.cursors import save_cursor
 from syncd.store.db import ACTIONS_CHANNEL, Store
-from syncd.store.events import add_event, add_trace, save_snapshot, snapshot_for_update
+from syncd.store.events import (
+    SnapshotRow,
+    add_event,
+    add_traces,
+    save_snapshot,
+    snapshot_for_update,
+    snapshots_for_update,
+)
 from syncd.store.origins import created_by
 from syncd.store.state import set_value
 
@@ -62,8 +69,33 @@ log = structlog.get_logger("syncd.ingest")
 REPLAN_SCOPE = "replan"
 
 
-def load_snapshot(store: Store, conn: Connection, obs: Observation) -> Snapshot | None:
-    row = snapshot_for_update(store, conn, obs.ref.source, obs.ref.type, obs.ref.id)
+SnapshotKey = tuple[str, str, str]
+
+
+@dataclass
+class Batch:
+    """What one `ingest` call reads and writes in bulk: the snapshots of its objects, read
+    together before the first is diffed, and the decision traces, written together at the
+    end (statements per object are the ingest's cost: issue 17)."""
+
+    known: dict[SnapshotKey, SnapshotRow | None] = field(default_factory=dict)
+    traces: list[dict[str, Any]] = field(default_factory=list)
+
+
+def snapshot_key(obs: Observation) -> SnapshotKey:
+    return (obs.ref.source, obs.ref.type, obs.ref.id)
+
+
+def load_snapshot(
+    store: Store, conn: Connection, obs: Observation, batch: Batch | None = None
+) -> Snapshot | None:
+    """The object's snapshot: read with its batch the first time (an object seen twice in
+    one batch is read again the second time, after the first one's changes)."""
+    key = snapshot_key(obs)
+    if batch is not None and key in batch.known:
+        row = batch.known.pop(key)
+    else:
+        row = snapshot_for_update(store, conn, *key)
     if row is None:
         return None
     return Snapshot(row.version, row.fields, row.context, row.entered, row.deleted)
@@ -205,11 +237,17 @@ class Ingestor:
             check_fence(conn, *fence)
         result = IngestResult()
         now_ms = to_ms(self.clock.now())
+        batch = Batch()
+        if len(observations) > 1:
+            batch.known = snapshots_for_update(
+                self.store, conn, [snapshot_key(o) for o in observations]
+            )
         for obs in observations:
             if replay_since_ms is not None:
-                result.add(self._replay(conn, obs, fire, now_ms, replay_since_ms))
+                result.add(self._replay(conn, obs, fire, now_ms, replay_since_ms, batch))
             else:
-                result.add(self._one(conn, obs, fire, now_ms, baseline_poll))
+                result.add(self._one(conn, obs, fire, now_ms, baseline_poll, batch))
+        add_traces(conn, batch.traces)
         if cursor is not None:
             crashpoints.hit("cursor_advance")
             save_cursor(self.store, conn, cursor[0], cursor[1], cursor[2], now_ms)
@@ -218,11 +256,17 @@ class Ingestor:
         return result
 
     def _one(
-        self, conn: Connection, obs: Observation, fire: bool, now_ms: int, baseline_poll: bool
+        self,
+        conn: Connection,
+        obs: Observation,
+        fire: bool,
+        now_ms: int,
+        baseline_poll: bool,
+        batch: Batch,
     ) -> IngestResult:
         result = IngestResult(observed=1)
         ruleset = self.rules.current
-        snap = load_snapshot(self.store, conn, obs)
+        snap = load_snapshot(self.store, conn, obs, batch)
         if is_stale(obs, snap):
             result.stale = 1
             return result
@@ -245,23 +289,29 @@ class Ingestor:
         )
         if found and not live:
             result.baselined = 1
-        self._record(conn, obs, snap, live, fire, now_ms, result)
+        self._record(conn, obs, snap, live, fire, now_ms, result, batch)
         self._save_snapshot(conn, obs, snap, found, now_ms)
         return result
 
     def _replay(
-        self, conn: Connection, obs: Observation, fire: bool, now_ms: int, since_ms: int
+        self,
+        conn: Connection,
+        obs: Observation,
+        fire: bool,
+        now_ms: int,
+        since_ms: int,
+        batch: Batch,
     ) -> IngestResult:
         """Act on history on purpose: the changes since `since_ms` as if syncd had watched."""
         result = IngestResult(observed=1)
         watched = self.rules.current.watched_fields(obs.ref.source, obs.ref.type)
-        snap = load_snapshot(self.store, conn, obs)
+        snap = load_snapshot(self.store, conn, obs, batch)
         chosen = []
         for event in diff(obs, None, watched):
             when = event_time(event, obs, first_sight=True)
             if when is not None and when >= since_ms:
                 chosen.append(event)
-        self._record(conn, obs, None, chosen, fire, now_ms, result)
+        self._record(conn, obs, None, chosen, fire, now_ms, result, batch)
         if is_stale(obs, snap):
             result.stale = 1
         else:
@@ -277,8 +327,10 @@ class Ingestor:
         fire: bool,
         now_ms: int,
         result: IngestResult,
+        batch: Batch,
     ) -> None:
-        """Store the events not stored yet and plan the actions of the rules they match."""
+        """Store the events not stored yet and plan the actions of the rules they match
+        (their decision traces go to `batch`, written when the whole batch is)."""
         ruleset = self.rules.current
         new_events: list[tuple[Event, int | None]] = []
         for event in found:
@@ -309,7 +361,13 @@ class Ingestor:
                         self.store, conn, list(d.actions), now_ms, new_events[d.event_index][1]
                     )
             for index, (_, event_id) in enumerate(new_events):
-                add_trace(conn, event_id, trace_of(plan, index, obs), now_ms)
+                batch.traces.append(
+                    {
+                        "event_id": event_id,
+                        "decisions": trace_of(plan, index, obs),
+                        "created_at": now_ms,
+                    }
+                )
 
     def _plan(
         self,

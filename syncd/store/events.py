@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Connection, bindparam, delete, select
+from sqlalchemy import Connection, bindparam, delete, select, tuple_
 
 from syncd.store.db import Store
 from syncd.store.schema import event_traces, events, snapshots
@@ -44,6 +44,33 @@ def snapshot_for_update(
         .first()
     )
     return None if row is None else SnapshotRow(**dict(row))
+
+
+_KEY = tuple_(snapshots.c.source, snapshots.c.object_type, snapshots.c.object_id)
+_SNAPSHOTS = (
+    select(snapshots)
+    .where(_KEY.in_(bindparam("keys", expanding=True)))
+    .order_by(snapshots.c.source, snapshots.c.object_type, snapshots.c.object_id)
+)
+_SNAPSHOTS_FOR_UPDATE = _SNAPSHOTS.with_for_update()
+SNAPSHOTS_PER_QUERY = 300  # keys per statement (3 bound values each)
+
+
+def snapshots_for_update(
+    store: Store, conn: Connection, keys: list[tuple[str, str, str]]
+) -> dict[tuple[str, str, str], SnapshotRow | None]:
+    """`snapshot_for_update` for many objects in a few statements: each key's snapshot, or
+    None when it has none (rows locked in key order on PostgreSQL, so concurrent batches
+    never wait on each other in a cycle)."""
+    query = _SNAPSHOTS if store.is_sqlite else _SNAPSHOTS_FOR_UPDATE
+    found: dict[tuple[str, str, str], SnapshotRow | None] = dict.fromkeys(keys)
+    ordered = sorted(set(keys))
+    for start in range(0, len(ordered), SNAPSHOTS_PER_QUERY):
+        chunk = ordered[start : start + SNAPSHOTS_PER_QUERY]
+        for row in conn.execute(query, {"keys": chunk}).mappings():
+            snap = SnapshotRow(**dict(row))
+            found[(snap.source, snap.object_type, snap.object_id)] = snap
+    return found
 
 
 def read_snapshot(
@@ -102,10 +129,10 @@ def prune_events(conn: Connection, cutoff_ms: int) -> int:
     return conn.execute(delete(events).where(events.c.created_at < cutoff_ms)).rowcount or 0
 
 
-def add_trace(conn: Connection, event_id: int | None, decisions: Any, now_ms: int) -> None:
-    """Each rule's decision on one event (fired, condition false and why, no match), kept for
-    the console's "why (not) fired" page."""
-    conn.execute(_ADD_TRACE, {"event_id": event_id, "decisions": decisions, "created_at": now_ms})
+def add_traces(conn: Connection, rows: list[dict[str, Any]]) -> None:
+    """Many events' traces in one statement (dicts: event_id, decisions, created_at)."""
+    if rows:
+        conn.execute(_ADD_TRACE, rows)
 
 
 def prune_traces(conn: Connection, cutoff_ms: int) -> int:
