@@ -121,17 +121,17 @@ def window_wait(
 
 class _Answered:
     """The answers window of one documented limit, kept so that every step of a request is
-    O(1): answer stamps (appended in time order), and the starts of requests still in flight
-    (a deque in start order; a request answered before its start expired leaves its entry
-    behind as a ghost, skipped by the live count and dropped when it expires or by an
-    occasional compaction). A request counts from its start until its answer, then from the
-    answer (`Windows.finish`)."""
+    O(1) (amortised): answer stamps, appended in time order; and the starts of requests
+    still in flight, counted per stamp, with the stamps in a deque in start order for
+    expiry. A request answered while its start is in the window leaves its stamp behind in
+    the deque (dropped when it expires, or by an occasional compaction). A request counts
+    from its start until its answer, then from the answer (`Windows.finish`)."""
 
     __slots__ = ("answers", "live", "live_count", "open")
 
     def __init__(self) -> None:
         self.answers: deque[float] = deque()
-        self.open: deque[float] = deque()  # starts of requests in flight, and ghosts
+        self.open: deque[float] = deque()  # stamps of starts in flight (and answered ones)
         self.live: dict[float, int] = {}  # start stamp -> requests still in flight with it
         self.live_count = 0
 
@@ -146,7 +146,8 @@ class _Answered:
             self.live_count -= self.live.pop(opened.popleft(), 0)
 
     def start(self, now: float, cost: int) -> None:
-        self.open.extend([now] * cost)
+        if now not in self.live:
+            self.open.append(now)  # once per stamp: its expiry drops the stamp's whole count
         self.live[now] = self.live.get(now, 0) + cost
         self.live_count += cost
 
@@ -163,8 +164,8 @@ class _Answered:
                 self.answers.append(now)
             else:  # the clock went back: keep the window in order
                 bisect.insort(self.answers, now)
-        if len(self.open) > 2 * self.live_count + 64:  # mostly ghosts: compact
-            self.open = deque(sorted(s for s, n in self.live.items() for _ in range(n)))
+        if len(self.open) > 2 * len(self.live) + 64:  # mostly answered stamps: compact
+            self.open = deque(sorted(self.live))
 
     def __len__(self) -> int:
         return len(self.answers) + self.live_count

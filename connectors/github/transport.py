@@ -4,10 +4,12 @@ PyGithub's requests connection sends each request with `Session.post(...)`: a `R
 merged with the session's settings, then `merge_environment_settings`, which reads the
 proxies (every variable of the environment, and `no_proxy`) and the CA bundle from the
 environment on every call, then `Session.send`. On a create that was about 40% of the
-client's CPU (issue 17). Here the environment is read once, when the connection is made
+client's CPU (issue 17). Here the environment is read once, when the client is made
 (proxies for its one host, the CA bundle for https: what requests would read on every
-call), and each request is prepared and handed to the governed adapter, with the session's
-headers and cookies as `Session.request` would merge them.
+call; a daemon's environment is set before it starts), and each request is prepared and
+handed to the governed adapter, with the session's headers and cookies as
+`Session.request` would merge them. The connection class stays PyGithub's, one object
+per thread (connectors/github/threads.py), each with its own keep-alive pool.
 """
 
 from __future__ import annotations
@@ -37,12 +39,13 @@ def ca_bundle(verify: bool | str) -> bool | str:
 
 
 def governed_connection(base_url: str, governor: Governor) -> type:
-    """PyGithub's connection class for `base_url`'s scheme, sending through `governor`."""
-    base = (
-        HTTPSRequestsConnectionClass
-        if base_url.startswith("https:")
-        else HTTPRequestsConnectionClass
-    )
+    """PyGithub's connection class for `base_url`, sending through `governor`, with the
+    environment's proxies for `base_url` and CA bundle as they are now (the client is made
+    when the daemon starts)."""
+    https = base_url.startswith("https:")
+    base = HTTPSRequestsConnectionClass if https else HTTPRequestsConnectionClass
+    proxies = get_environ_proxies(base_url)  # honours no_proxy for base_url's host
+    bundle = ca_bundle(True) if https else True  # (a CA bundle means nothing to plain http)
 
     class Governed(base):  # type: ignore[valid-type,misc]
         def __init__(self, *args: Any, **kwargs: Any) -> None:
@@ -50,11 +53,10 @@ def governed_connection(base_url: str, governor: Governor) -> type:
             # max_retries=0 (GovernedAdapter): the executor is the one retry layer.
             self.door = GovernedAdapter(governor, kind_of=by_method, pool_maxsize=self.pool_size)
             self.session.mount(f"{self.protocol}://", self.door)
-            self.session.trust_env = False  # read once below, not per request
-            origin = f"{self.protocol}://{self.host}:{self.port}"
-            self.proxies = get_environ_proxies(origin + "/")
-            if self.protocol == "https":  # (a CA bundle means nothing to plain http)
-                self.verify: bool | str = ca_bundle(kwargs.get("verify", True))
+            self.session.trust_env = False  # read once above, not per request
+            self.proxies = dict(proxies)
+            verify: bool | str = kwargs.get("verify", True)  # what PyGithub's __init__ set
+            self.verify = bundle if verify is True else verify
 
         def getresponse(self) -> RequestsResponse:
             return RequestsResponse(self.send())
