@@ -119,41 +119,102 @@ def window_wait(
     return max(0.0, oldest + per_seconds - now)
 
 
+class _Answered:
+    """The answers window of one documented limit, kept so that every step of a request is
+    O(1) (amortised): answer stamps, appended in time order; and the starts of requests
+    still in flight, counted per stamp, with the stamps in a deque in start order for
+    expiry. A request answered while its start is in the window leaves its stamp behind in
+    the deque (dropped when it expires, or by an occasional compaction). A request counts
+    from its start until its answer, then from the answer (`Windows.finish`)."""
+
+    __slots__ = ("answers", "live", "live_count", "open")
+
+    def __init__(self) -> None:
+        self.answers: deque[float] = deque()
+        self.open: deque[float] = deque()  # stamps of starts in flight (and answered ones)
+        self.live: dict[float, int] = {}  # start stamp -> requests still in flight with it
+        self.live_count = 0
+
+    def expire(self, cutoff: float) -> None:
+        """Forget everything stamped at or before `cutoff`."""
+        answers, opened = self.answers, self.open
+        while answers and answers[0] <= cutoff:
+            answers.popleft()
+        while opened and opened[0] <= cutoff:
+            # A request still in flight whose start left the window stops counting until
+            # its answer comes in (then it counts from the answer).
+            self.live_count -= self.live.pop(opened.popleft(), 0)
+
+    def start(self, now: float, cost: int) -> None:
+        if now not in self.live:
+            self.open.append(now)  # once per stamp: its expiry drops the stamp's whole count
+        self.live[now] = self.live.get(now, 0) + cost
+        self.live_count += cost
+
+    def answer(self, started: float, now: float, cost: int) -> None:
+        for _ in range(cost):
+            left = self.live.get(started, 0)
+            if left:  # its start is still in the window: it now counts from its answer
+                if left == 1:
+                    del self.live[started]
+                else:
+                    self.live[started] = left - 1
+                self.live_count -= 1
+            if not self.answers or self.answers[-1] <= now:
+                self.answers.append(now)
+            else:  # the clock went back: keep the window in order
+                bisect.insort(self.answers, now)
+        if len(self.open) > 2 * len(self.live) + 64:  # mostly answered stamps: compact
+            self.open = deque(sorted(self.live))
+
+    def __len__(self) -> int:
+        return len(self.answers) + self.live_count
+
+    def stamps(self) -> list[float]:
+        """Every stamp counted, oldest first (only when the window is full: a wait)."""
+        return sorted([*self.answers, *(s for s, n in self.live.items() for _ in range(n))])
+
+
 class LocalWindows:
     """The default: windows in this process's memory (one daemon, or the SQLite store).
-    Not thread-safe by itself: the governor calls it under its own lock."""
+    Not thread-safe by itself: the governor calls it under its own lock. Every call is O(1)
+    (amortised) per limit while there is budget left: it runs twice per request."""
 
     def __init__(self) -> None:
         self._starts: dict[str, deque[float]] = {}
-        self._answers: dict[str, deque[float]] = {}
+        self._answers: dict[str, _Answered] = {}
         self._paused_until = 0.0
 
     def _window(self, limit: Limit, now: float) -> deque[float]:
-        starts = self._starts.setdefault(limit.name, deque())
-        while starts and starts[0] <= now - limit.per_seconds:
+        starts = self._starts.get(limit.name)
+        if starts is None:
+            starts = self._starts[limit.name] = deque()
+        cutoff = now - limit.per_seconds
+        while starts and starts[0] <= cutoff:
             starts.popleft()
         return starts
 
-    def _answered(self, documented: Limit, now: float) -> deque[float]:
-        answers = self._answers.setdefault(documented.name, deque())
-        while answers and answers[0] <= now - documented.per_seconds:
-            answers.popleft()
-        return answers
+    def _answered(self, documented: Limit, now: float) -> _Answered:
+        answered = self._answers.get(documented.name)
+        if answered is None:
+            answered = self._answers[documented.name] = _Answered()
+        answered.expire(now - documented.per_seconds)
+        return answered
 
     def peek(self, limits: Sequence[Applicable], now: float) -> float:
         wait = self._paused_until - now
         for kept, allowed, cost, documented in limits:
-            wait = max(
-                wait,
-                window_wait(self._window(kept, now), allowed, kept.per_seconds, now, cost),
-                window_wait(
-                    self._answered(documented, now),
-                    documented.requests,
-                    documented.per_seconds,
-                    now,
-                    cost,
-                ),
-            )
+            starts = self._window(kept, now)
+            if len(starts) + cost > allowed:
+                wait = max(wait, window_wait(starts, allowed, kept.per_seconds, now, cost))
+            answered = self._answered(documented, now)
+            if len(answered) + cost > documented.requests:
+                wait = max(
+                    wait,
+                    window_wait(
+                        answered.stamps(), documented.requests, documented.per_seconds, now, cost
+                    ),
+                )
         return max(0.0, wait)
 
     def take(self, limits: Sequence[Applicable], now: float) -> float:
@@ -161,16 +222,12 @@ class LocalWindows:
         if wait <= 0:
             for kept, _, cost, documented in limits:
                 self._window(kept, now).extend([now] * cost)
-                self._answered(documented, now).extend([now] * cost)
+                self._answered(documented, now).start(now, cost)
         return wait
 
     def finish(self, limits: Sequence[Applicable], started: float, now: float) -> None:
         for _, _, cost, documented in limits:
-            answers = self._answered(documented, now)
-            for _ in range(cost):
-                if started in answers:
-                    answers.remove(started)
-                bisect.insort(answers, now)
+            self._answered(documented, now).answer(started, now, cost)
 
     def pause(self, until: float) -> None:
         self._paused_until = max(self._paused_until, until)
@@ -225,6 +282,7 @@ class Governor:
         self.lockout_seconds = lockout_seconds  # Airtable: a 429 means 30 s for everyone
         self.default_retry_after = default_retry_after
         self.windows: Windows = windows or LocalWindows()
+        self._applicable_by_kind: dict[str, list[Applicable]] = {}
         self._cond = threading.Condition()
         self._closed = False
         self.in_flight = 0
@@ -264,13 +322,17 @@ class Governor:
         return replace(limit, per_seconds=limit.per_seconds / self.margin), limit.requests
 
     def _applicable(self, kind: str) -> list[Applicable]:
-        if kind not in ALL_KINDS:
-            raise ValueError(f"unknown request kind {kind!r}")
-        return [
-            (*self.window(limit), limit.cost(kind), limit)
-            for limit in self.limits
-            if kind in limit.applies_to
-        ]
+        # Worked out once per kind: the limits and the margin are fixed once constructed.
+        found = self._applicable_by_kind.get(kind)
+        if found is None:
+            if kind not in ALL_KINDS:
+                raise ValueError(f"unknown request kind {kind!r}")
+            found = self._applicable_by_kind[kind] = [
+                (*self.window(limit), limit.cost(kind), limit)
+                for limit in self.limits
+                if kind in limit.applies_to
+            ]
+        return found
 
     def wait_needed(self, kind: str = READ) -> float:
         """Seconds a request of `kind` would wait if asked now (0: it would go at once).
@@ -391,6 +453,17 @@ class Governor:
                 self._cond.wait(seconds)
         else:
             self.clock.sleep(seconds)
+
+
+# Every header `_server_wait` reads (lower case): callers holding a case-insensitive mapping
+# (requests', urllib3's) pass only these to `Governor.observe`, not every header of an answer.
+RATE_LIMIT_HEADERS = (
+    "retry-after",
+    "x-ratelimit-remaining",
+    "x-ratelimit-reset",
+    "x-hubspot-ratelimit-remaining",
+    "x-hubspot-ratelimit-interval-milliseconds",
+)
 
 
 def _server_wait(status: int, lowered: Mapping[str, str], now: datetime) -> float | None:

@@ -10,13 +10,15 @@ the same way.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import requests
 from requests.adapters import HTTPAdapter
+from requests.structures import CaseInsensitiveDict
+from urllib3 import HTTPHeaderDict
 
-from syncd.governor import READ, WRITE, Governor
+from syncd.governor import RATE_LIMIT_HEADERS, READ, WRITE, Governor
 
 WRITE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 
@@ -24,6 +26,15 @@ WRITE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 def by_method(method: str, url: str) -> str:
     """The usual classification: a write changes something, everything else reads."""
     return WRITE if method.upper() in WRITE_METHODS else READ
+
+
+def rate_limit_headers(headers: Mapping[str, str]) -> Mapping[str, str]:
+    """The headers the governor reads: from requests' or urllib3's case-insensitive
+    mappings five lookups instead of a copy of every header of every answer (any other
+    mapping is passed whole)."""
+    if not isinstance(headers, CaseInsensitiveDict | HTTPHeaderDict):
+        return headers
+    return {name: value for name in RATE_LIMIT_HEADERS if (value := headers.get(name)) is not None}
 
 
 class GovernedAdapter(HTTPAdapter):
@@ -47,9 +58,13 @@ class GovernedAdapter(HTTPAdapter):
         self, request: requests.PreparedRequest, *args: Any, **kwargs: Any
     ) -> requests.Response:
         kind = self.kind_of(request.method or "GET", request.url or "")
-        with self.governor.permit(kind, max_wait=self.max_wait):
+        governor = self.governor
+        started = governor.acquire(kind, max_wait=self.max_wait)  # = governor.permit()
+        try:
             response = super().send(request, *args, **kwargs)
-            self.governor.observe(response.status_code, response.headers)
+            governor.observe(response.status_code, rate_limit_headers(response.headers))
+        finally:
+            governor.release(kind, started)
         return response
 
 
@@ -72,7 +87,7 @@ def govern_urllib3(
         kwargs.setdefault("retries", False)
         with governor.permit(kind_of(method, url)):
             response = send(method, url, *args, **kwargs)
-            governor.observe(response.status, dict(response.headers))
+            governor.observe(response.status, rate_limit_headers(response.headers))
         return response
 
     pool_manager.request = governed

@@ -9,17 +9,15 @@ from typing import Any, TypeVar
 
 import requests
 from github import Auth, Github, GithubException
-from github.Requester import HTTPRequestsConnectionClass, HTTPSRequestsConnectionClass
 
 from connectors.github.threads import connection_per_thread
+from connectors.github.transport import governed_connection
 from syncd.sdk import (
     WRITE,
     ActionError,
     Clock,
-    GovernedAdapter,
     Governor,
     Limit,
-    by_method,
     error_for_answer,
     error_for_transport,
     from_ms,
@@ -45,19 +43,6 @@ def github_limits(
     ]
 
 
-def _governed_connection(base: type, governor: Governor) -> type:
-    """A PyGithub connection class whose requests session has the governed adapter mounted
-    (and no retries: GovernedAdapter sets max_retries=0)."""
-
-    class Governed(base):
-        def __init__(self, *args: Any, **kwargs: Any) -> None:
-            super().__init__(*args, **kwargs)
-            adapter = GovernedAdapter(governor, kind_of=by_method, pool_maxsize=self.pool_size)
-            self.session.mount(f"{self.protocol}://", adapter)
-
-    return Governed
-
-
 class GovernedGithub:
     """A PyGithub client whose every request (objects, pagination, raw requests) passes the
     account's governor.
@@ -65,7 +50,7 @@ class GovernedGithub:
     PyGithub builds its requests session inside a connection object chosen per Requester
     (`Requester.injectConnectionClasses` exists but is global and turns connection reuse
     off for every client), so the Requester's own connection class is set to one that
-    mounts the governed adapter on the session it creates.
+    sends through the governed adapter (connectors.github.transport).
     """
 
     def __init__(
@@ -86,13 +71,8 @@ class GovernedGithub:
         )
         self.requester = self.gh.requester
         connection_per_thread(self.requester)  # executor workers share this client
-        base = (
-            HTTPSRequestsConnectionClass
-            if base_url.startswith("https:")
-            else HTTPRequestsConnectionClass
-        )
         self.requester._Requester__connectionClass = (  # type: ignore[attr-defined]
-            _governed_connection(base, governor)
+            governed_connection(base_url, governor)
         )
 
     def call(self, verb: str, fn: Callable[[], T]) -> T:

@@ -92,6 +92,7 @@ class GitHubConnector(Connector):
             governor=self.governor,
         )
         self._login: str | None = None
+        self._repos: dict[str, Any] = {}
 
     def close(self) -> None:
         self.client.close()
@@ -109,7 +110,14 @@ class GitHubConnector(Connector):
         return self._login
 
     def _repo(self, full_name: str) -> Any:
-        return self.client.gh.get_repo(full_name)  # lazy client: no GET
+        """A lazy Repository object (no GET), made once per name: building one sets its
+        ~100 attributes, and a create only reads its URL."""
+        repo = self._repos.get(full_name)
+        if repo is None:
+            if len(self._repos) >= 256:  # repositories come from mapping data: stay bounded
+                self._repos.clear()
+            repo = self._repos[full_name] = self.client.gh.get_repo(full_name)
+        return repo
 
     def _pages(self, path: str, params: dict[str, Any]) -> Any:
         """Every item of a list endpoint, following `Link: rel="next"`."""

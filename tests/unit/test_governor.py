@@ -3,22 +3,30 @@ in-flight accounting, replica shares, and the server's headers of the four APIs.
 
 from __future__ import annotations
 
+import bisect
 import threading
 import time
 from collections import deque
+from collections.abc import Sequence
 from datetime import UTC, datetime
+from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from syncd.clock import FakeClock, SystemClock
 from syncd.governor import (
     READ,
     SEARCH,
     WRITE,
+    Applicable,
     Governor,
     GovernorStopped,
     Limit,
+    LocalWindows,
     NoBudgetInTime,
+    window_wait,
 )
 
 
@@ -225,3 +233,130 @@ def test_a_fractional_share_stretches_the_window_instead_of_rounding_down() -> N
     hubspot = Governor("hubspot", [Limit("general", 100, 10.0)], clock=clock, margin=0.9)
     kept, allowed = hubspot.window(hubspot.limits[0])
     assert (allowed, kept.per_seconds) == (90, 10.0)  # a whole share keeps the window
+
+
+class ListWindows:
+    """The windows as first written (a scan per answer): the reference for LocalWindows,
+    which keeps the same counts in O(1) per request."""
+
+    def __init__(self) -> None:
+        self.starts: dict[str, list[float]] = {}
+        self.answers: dict[str, list[float]] = {}
+
+    def _fresh(self, table: dict[str, list[float]], limit: Limit, now: float) -> list[float]:
+        kept = [s for s in table.get(limit.name, []) if s > now - limit.per_seconds]
+        table[limit.name] = kept
+        return kept
+
+    def peek(self, limits: Sequence[Applicable], now: float) -> float:
+        wait = 0.0
+        for kept, allowed, cost, documented in limits:
+            starts = self._fresh(self.starts, kept, now)
+            answers = self._fresh(self.answers, documented, now)
+            wait = max(
+                wait,
+                window_wait(starts, allowed, kept.per_seconds, now, cost),
+                window_wait(answers, documented.requests, documented.per_seconds, now, cost),
+            )
+        return wait
+
+    def take(self, limits: Sequence[Applicable], now: float) -> float:
+        wait = self.peek(limits, now)
+        if wait <= 0:
+            for kept, _, cost, documented in limits:
+                self.starts[kept.name] += [now] * cost
+                self.answers[documented.name] += [now] * cost
+        return wait
+
+    def finish(self, limits: Sequence[Applicable], started: float, now: float) -> None:
+        for _, _, cost, documented in limits:
+            answers = self._fresh(self.answers, documented, now)
+            for _ in range(cost):
+                if started in answers:
+                    answers.remove(started)
+                bisect.insort(answers, now)
+
+
+STEPS = st.lists(
+    st.one_of(
+        st.tuples(st.just("take"), st.sampled_from([READ, READ, WRITE])),
+        st.tuples(st.just("finish"), st.integers(0, 50)),  # which request in flight
+        st.tuples(st.just("advance"), st.sampled_from([0.0, 0.1, 0.25, 1.0, 7.0])),
+    ),
+    max_size=500,
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(steps=STEPS)
+def test_local_windows_count_as_the_reference_does(steps: list[tuple[str, Any]]) -> None:
+    """Starts, answers in any order, requests answered after their start left the window,
+    cost-based limits, a roomy window: LocalWindows waits exactly as the plain lists do."""
+    gov = Governor(
+        "test",
+        [
+            Limit("reads", 80, 30, frozenset({READ})),  # roomy: answered starts pile up
+            Limit("writes", 3, 4, frozenset({WRITE})),
+            Limit("cost", 8, 5, frozenset({WRITE}), costs=((WRITE, 2),)),
+        ],
+        clock=FakeClock(),
+        margin=1.0,  # kept windows = documented ones: the answers windows bind too
+    )
+    ours, reference = LocalWindows(), ListWindows()
+    in_flight: list[tuple[str, float]] = []
+    now = 1000.0
+    for step, arg in steps:
+        if step == "advance":
+            now += arg
+        elif step == "take":
+            limits = gov._applicable(arg)
+            wait = ours.take(limits, now)
+            assert wait == reference.take(limits, now)
+            if wait <= 0:
+                in_flight.append((arg, now))
+        elif in_flight:
+            kind, started = in_flight.pop(arg % len(in_flight))
+            ours.finish(gov._applicable(kind), started, now)
+            reference.finish(gov._applicable(kind), started, now)
+        for kind in (READ, WRITE):
+            assert ours.peek(gov._applicable(kind), now) == reference.peek(
+                gov._applicable(kind), now
+            )
+        for limit in gov.limits:  # and each window counts the same requests
+            assert ours.used(limit, now) == len(reference._fresh(reference.starts, limit, now))
+            assert len(ours._answered(limit, now)) == len(
+                reference._fresh(reference.answers, limit, now)
+            )
+
+
+def test_local_windows_keep_counting_requests_in_flight_among_many_answered() -> None:
+    """Hundreds of answered requests in a roomy window and a few still in flight (the
+    bookkeeping drops the answered ones' starts in bulk): the ones in flight still count
+    from their starts, and stop counting when their starts leave the window."""
+    gov = Governor("test", [Limit("roomy", 1000, 60)], clock=FakeClock(), margin=1.0)
+    limits = gov._applicable(READ)
+    (limit,) = gov.limits
+    ours, reference = LocalWindows(), ListWindows()
+    now, open_ = 1000.0, []
+    for i in range(600):
+        assert ours.take(limits, now) == reference.take(limits, now) == 0
+        if i % 50:
+            ours.finish(limits, now, now + 0.05)
+            reference.finish(limits, now, now + 0.05)
+        else:
+            open_.append(now)
+        now += 0.1
+        assert len(ours._answered(limit, now)) == len(
+            reference._fresh(reference.answers, limit, now)
+        )
+    for later in (0.0, 20.0, 5.0, 30.0, 10.0):
+        now += later
+        assert len(ours._answered(limit, now)) == len(
+            reference._fresh(reference.answers, limit, now)
+        )
+        assert ours.peek(limits, now) == reference.peek(limits, now)
+    assert len(ours._answered(limit, now)) == 0
+    for started in open_:  # answered at last: each counts from now
+        ours.finish(limits, started, now)
+        reference.finish(limits, started, now)
+    assert len(ours._answered(limit, now)) == len(open_) == 12
