@@ -18,6 +18,7 @@ from sqlalchemy.pool import NullPool, StaticPool
 
 from syncd.errors import ConfigError
 from syncd.migrations.head import head_revision
+from syncd.store import jsoncodec
 
 ACTIONS_CHANNEL = "syncd_actions"  # NOTIFY'd when actions are planned: idle executors wake
 MIGRATIONS = str(Path(__file__).resolve().parent.parent / "migrations")
@@ -129,7 +130,13 @@ def _sqlite_engine(url: str, synchronous: str, poolclass: Any = None) -> Engine:
     if synchronous not in ("NORMAL", "FULL"):
         raise ValueError("[store] synchronous must be NORMAL or FULL")
     extra = {} if poolclass is None else {"poolclass": poolclass}
-    engine = create_engine(url, connect_args={"timeout": 30, "check_same_thread": False}, **extra)
+    engine = create_engine(
+        url,
+        connect_args={"timeout": 30, "check_same_thread": False},
+        json_serializer=jsoncodec.dumps,
+        json_deserializer=jsoncodec.loads,
+        **extra,
+    )
 
     @event.listens_for(engine, "connect")
     def _on_connect(dbapi_conn: Any, _record: Any) -> None:
@@ -167,7 +174,14 @@ def open_store(url: str, *, migrate: bool = True, synchronous: str = "NORMAL") -
             make_private_sqlite_file(Path(path))
         engine = _sqlite_engine(url, synchronous.upper())
     else:
-        engine = create_engine(url, pool_pre_ping=True, pool_size=10, max_overflow=10)
+        engine = create_engine(
+            url,
+            pool_pre_ping=True,
+            pool_size=10,
+            max_overflow=10,
+            json_serializer=jsoncodec.dumps,
+            json_deserializer=jsoncodec.loads,
+        )
     store = Store(engine)
     if migrate:
         try:
