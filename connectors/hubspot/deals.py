@@ -4,15 +4,18 @@ Context (company, contacts with their roles, owner, link, stage label) is gather
 batch of deals at once (v4 association batch reads, then company/contact batch reads), so
 a fetch and a poll page cost the same handful of requests.
 
-Reads that do not depend on each other go out together (`HubSpotApi.together`): the deals
-and both association reads (they only need the deal ids), then the company and contact
-reads. A hinted deal costs two round trips instead of three to five (one when it has no
-company or contact), with the same number of requests.
+For a few deals (an idle daemon's webhook), reads that do not depend on each other go out
+together (`HubSpotApi.together`): the deals and both association reads (they only need the
+deal ids), then the company and contact reads. A hinted deal costs two round trips instead
+of three to five (one when it has no company or contact), with the same number of requests.
+Larger batches (a busy daemon) keep reading one request at a time: there the round trips are
+shared by many deals, and threads parsing answers at once would cost CPU (GIL switches) and
+shrink the next batches (more requests per deal).
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 from hubspot.crm.associations.v4 import (
@@ -37,6 +40,7 @@ VERSION_PROPERTY = "hs_lastmodifieddate"
 HISTORY_BATCH = 50  # HubSpot's cap on a batch read with propertiesWithHistory
 BATCH = 100
 PRIMARY_COMPANY_TYPE_ID = 5
+TOGETHER_UP_TO = 8  # deals in a batch whose independent reads go out together
 
 sdk_speed.install()  # the SDK's answer parsing without its per-object costs
 
@@ -73,7 +77,8 @@ class DealReader:
             except NotFoundError:
                 return None
 
-        deal, company_links, contact_links = self.api.together(
+        deal, company_links, contact_links = self._reads(
+            1,
             get,
             lambda: self._associations([deal_id], "companies"),
             lambda: self._associations([deal_id], "contacts"),
@@ -89,7 +94,8 @@ class DealReader:
         ids = list(dict.fromkeys(deal_ids))
         if not context:
             return self._read_deals(ids)
-        out, company_links, contact_links = self.api.together(
+        out, company_links, contact_links = self._reads(
+            len(ids),
             lambda: self._read_deals(ids),
             lambda: self._associations(ids, "companies"),
             lambda: self._associations(ids, "contacts"),
@@ -111,6 +117,12 @@ class DealReader:
             )
             out.extend(self.observation(deal) for deal in answer.results)
         return out
+
+    def _reads(self, deals: int, *calls: Callable[[], Any]) -> tuple[Any, ...]:
+        """Independent reads for `deals` deals: together for a few, else one at a time."""
+        if deals <= TOGETHER_UP_TO:
+            return self.api.together(*calls)
+        return tuple(call() for call in calls)
 
     # -- shaping -----------------------------------------------------------------------
 
@@ -163,7 +175,8 @@ class DealReader:
             return
         if links is None:
             ids = [o.ref.id for o in observations]
-            links = self.api.together(
+            links = self._reads(
+                len(ids),
                 lambda: self._associations(ids, "companies"),
                 lambda: self._associations(ids, "contacts"),
             )
@@ -188,7 +201,7 @@ class DealReader:
             )
 
         if company_ids and contact_ids:
-            companies, contacts = self.api.together(read_companies, read_contacts)
+            companies, contacts = self._reads(len(observations), read_companies, read_contacts)
         else:  # at most one of them sends a request
             companies, contacts = read_companies(), read_contacts()
         for obs in observations:

@@ -7,6 +7,7 @@ import threading
 import time
 from typing import Any
 
+from connectors.hubspot.deals import TOGETHER_UP_TO
 from syncd.model import ObjectRef
 from syncd_sandbox.hubspot.fake import FakeHubSpot
 
@@ -84,3 +85,16 @@ def test_reads_go_one_at_a_time_when_hubspot_says_little_room_is_left(fake, make
 
     assert fake.limits.over_limit == 0
     assert clock.slept  # the governor waited for the next window instead
+
+
+def test_a_large_batch_reads_one_request_at_a_time(fake, connector):
+    # A busy daemon's batch: the round trips are shared by many deals already; reads at
+    # once would only add threads parsing answers together (CPU) and smaller next batches.
+    deals = [a_deal_with_context(fake) for _ in range(TOGETHER_UP_TO + 1)]
+    connector.reader.stages.stages()
+    in_flight = InFlight(fake, hold_seconds=0.05)
+
+    found = connector.fetch_many([ObjectRef("hubspot", "deal", d) for d in deals])
+
+    assert in_flight.most == 1
+    assert len(found) == len(deals)
