@@ -168,7 +168,8 @@ class HubSpotApi:
 
     def together(self, *calls: Callable[[], Any]) -> tuple[Any, ...]:
         """Run independent calls at once (each request still asks the governor) and return
-        their results in order; the first exception raised is raised after all are done.
+        their results in order; when some raise, all are waited for, then the first of them
+        (in call order) raises.
         One at a time instead while HubSpot's last answer left less room than they and the
         requests in flight need (so that none of them gets a 429 the governor would have
         prevented), or before any answer told how much room there is."""
