@@ -67,6 +67,45 @@ class HousekeepingFailed(Exception):
     expire) failed; left alone it turns into lost webhooks days later."""
 
 
+class WakeOne:
+    """A wake-up for threads that wait for the same work: `set` lets one waiting thread go
+    (or the next one to wait, when none waits now); `set_all` lets them all go (stop).
+    Used like an Event by Daemon._loop: `wait(timeout)`, then `clear()` (nothing to do)."""
+
+    def __init__(self) -> None:
+        self._cond = threading.Condition()
+        self._pending = 0  # wakes not taken yet
+        self._waiting = 0
+        self._all = False
+
+    def set(self) -> None:
+        with self._cond:
+            # One pending wake per waiting thread at most: wakes while every thread is
+            # busy collapse into one, as an Event's would.
+            self._pending = min(self._pending + 1, max(1, self._waiting))
+            self._cond.notify()
+
+    def set_all(self) -> None:
+        with self._cond:
+            self._all = True
+            self._cond.notify_all()
+
+    def wait(self, timeout: float | None = None) -> bool:
+        with self._cond:
+            self._waiting += 1
+            try:
+                self._cond.wait_for(lambda: self._pending > 0 or self._all, timeout)
+            finally:
+                self._waiting -= 1
+            if self._pending > 0:
+                self._pending -= 1
+                return True
+            return self._all
+
+    def clear(self) -> None:
+        """Nothing to clear: `wait` took its wake."""
+
+
 class _Server(uvicorn.Server):
     """uvicorn without its own signal handling: the daemon owns the signals."""
 
@@ -80,11 +119,15 @@ class Daemon:
         self.config = config
         self.stop = threading.Event()
         self.wake_inbox = threading.Event()
-        self.wake_executor = threading.Event()
+        # One executor thread per wake: an Event would wake them all for one action, and
+        # all but one would claim nothing, competing for the store's write lock and the
+        # GIL with the one that has work. One that claims a full batch wakes the next.
+        self.wake_executor = WakeOne()
         # Loops whose last run raised: name -> (errors in a row, the last error).
         self.loop_failures: dict[str, tuple[int, str]] = {}
         self.engine = Engine(config, redact=redact, exclusive=True, require_secrets=True)
         self.engine.executor.on_dead = make_alerter(self.engine)
+        self.engine.executor.on_full_claim = self.wake_executor.set
         for conn in self.engine.connectors.values():
             add_secrets(conn.secret_values())
             if not self.engine.store.is_sqlite:  # replicas: one budget for all of them
@@ -104,7 +147,7 @@ class Daemon:
         name: str,
         interval: Callable[[], float],
         body: Callable[[], Any],
-        wake: threading.Event | None = None,
+        wake: threading.Event | WakeOne | None = None,
     ) -> threading.Thread:
         def run() -> None:
             while not self.stop.is_set():
@@ -338,7 +381,7 @@ class Daemon:
         sdnotify.stopping()
         self.stop.set()
         self.wake_inbox.set()
-        self.wake_executor.set()
+        self.wake_executor.set_all()
         if self.server is not None:
             self.server.should_exit = True
         if self.console is not None:

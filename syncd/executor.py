@@ -101,6 +101,9 @@ class Executor:
         self.owner = owner or default_owner()
         self.redact = redact
         self.on_dead = on_dead
+        # Called when a claim took as many actions as it asked for: there may be more, for
+        # another thread (the daemon wakes one more executor thread).
+        self.on_full_claim: Callable[[], None] | None = None
         self._next_turn_ms: int | None = None  # the soonest deferred action (idle_seconds)
         # Workers performing a connector's actions, per connector: each connector gets at
         # most its `max_in_flight` workers (default: this; None: no bound), so a slow API
@@ -182,6 +185,8 @@ class Executor:
         """Claim and perform what is due now; returns what happened to each."""
         out: list[Outcome] = []
         rows = self.claim(limit)
+        if len(rows) >= limit and self.on_full_claim is not None:
+            self.on_full_claim()
         held = [r.id for r in rows]
         done_later: list[Finish] = []
         token = BEFORE_WAIT.set(lambda seconds: self._extend_leases(held, seconds))

@@ -10,8 +10,11 @@ write -> UncertainError).
 
 from __future__ import annotations
 
+import contextvars
 import json
+import threading
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor, wait
 from typing import Any
 
 import hubspot.crm.associations.v4.exceptions as assoc_exc
@@ -65,6 +68,8 @@ NOT_SENT = (urllib3.exceptions.NewConnectionError, urllib3.exceptions.ConnectTim
 NO_RETRY = urllib3.util.Retry(
     total=0, redirect=0, raise_on_status=False, respect_retry_after_header=False
 )
+# Independent reads sent at once (HubSpotApi.together): at most this many per call.
+FAN_OUT = 3
 
 
 class NotFoundError(HttpNotFound):
@@ -127,6 +132,13 @@ class HubSpotApi:
         self.notes_batch = crm.objects.notes.batch_api
         self.owners = crm.owners.owners_api
         self.governor = hubspot_governor(settings, clock)
+        # HubSpot's X-HubSpot-RateLimit-Remaining of the last answer (None: not seen yet).
+        # The governor pauses everyone when it says 0, but requests already in flight
+        # cannot see that: reads go out together only while it says there is room.
+        self.remaining: int | None = None
+        self._pool: ThreadPoolExecutor | None = None
+        self._fanning = 0  # fan-outs under way: their answers arrive in any order
+        self._room_lock = threading.Lock()
         for api in self._apis():
             govern_urllib3(
                 api.api_client.rest_client.pool_manager, self.governor, kind_of=hubspot_kind
@@ -149,8 +161,41 @@ class HubSpotApi:
 
     def close(self) -> None:
         """Drop the pooled connections of every API object."""
+        if self._pool is not None:
+            self._pool.shutdown(wait=False)
         for api in self._apis():
             api.api_client.rest_client.pool_manager.clear()
+
+    def together(self, *calls: Callable[[], Any]) -> tuple[Any, ...]:
+        """Run independent calls at once (each request still asks the governor) and return
+        their results in order; when some raise, all are waited for, then the first of them
+        (in call order) raises.
+        One at a time instead while HubSpot's last answer left less room than they and the
+        requests in flight need (so that none of them gets a 429 the governor would have
+        prevented), or before any answer told how much room there is."""
+        with self._room_lock:
+            room = self.remaining
+            if len(calls) < 2 or room is None or room < len(calls) + self.governor.in_flight:
+                room = None
+            else:
+                self._fanning += 1
+        if room is None:
+            return tuple(call() for call in calls)
+        try:
+            pool = self._thread_pool()
+            # Each call in its own copy of this context: the executor's BEFORE_WAIT hook.
+            futures = [pool.submit(contextvars.copy_context().run, call) for call in calls]
+            wait(futures)
+        finally:
+            with self._room_lock:
+                self._fanning -= 1
+        return tuple(future.result() for future in futures)
+
+    def _thread_pool(self) -> ThreadPoolExecutor:
+        with self._room_lock:
+            if self._pool is None:
+                self._pool = ThreadPoolExecutor(FAN_OUT, thread_name_prefix="hubspot-read")
+            return self._pool
 
     def call(
         self,
@@ -164,12 +209,29 @@ class HubSpotApi:
         kwargs.setdefault("_request_timeout", self.settings.timeout_seconds)
         name = getattr(method, "__name__", "call").removesuffix("_with_http_info")
         try:
-            data, _status, _headers = method(*args, **kwargs)
+            data, _status, headers = method(*args, **kwargs)
         except API_EXCEPTIONS as exc:
+            self._note_remaining(
+                {"x-hubspot-ratelimit-remaining": "0"} if exc.status == 429 else exc.headers
+            )
             raise self._api_error(name, exc, search=search, write=write) from None
         except urllib3.exceptions.HTTPError as exc:
             raise self._network_error(name, exc, write=write) from None
+        self._note_remaining(headers)
         return data
+
+    def _note_remaining(self, headers: Any) -> None:
+        for key, value in dict(headers or {}).items():
+            if key.lower() == "x-hubspot-ratelimit-remaining":
+                try:
+                    room: int | None = int(value)
+                except (TypeError, ValueError):
+                    room = None
+                with self._room_lock:
+                    if room is not None and self.remaining is not None and self._fanning:
+                        room = min(room, self.remaining)  # the last to arrive is not the newest
+                    self.remaining = room
+                return
 
     # -- errors ------------------------------------------------------------------------
 

@@ -223,3 +223,16 @@ def test_the_bound_counts_workers_so_one_worker_still_takes_a_whole_batch() -> N
     assert executor.run_due(limit=10) == []  # and its place was given back
     plan(store, "d", to_ms(clock.now()))
     assert [o.key for o in executor.run_due(limit=10)] == ["d"]
+
+
+def test_a_full_claim_asks_for_another_thread_and_a_partial_one_does_not() -> None:
+    # The daemon wakes one executor thread per wake; one that claims as many actions as it
+    # asked for says there may be more, so that another thread is woken for them.
+    store, clock, _, executor = setup()
+    asked: list[int] = []
+    executor.on_full_claim = lambda: asked.append(1)
+    for n in range(5):
+        plan(store, f"k{n}", to_ms(clock.now()))
+    assert len(executor.run_due(2)) == 2 and len(asked) == 1
+    assert len(executor.run_due(2)) == 2 and len(asked) == 2
+    assert len(executor.run_due(2)) == 1 and len(asked) == 2

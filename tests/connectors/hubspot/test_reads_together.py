@@ -1,0 +1,100 @@
+"""Independent reads of a fetch go out together (issue 17: idle latency), and only while
+HubSpot's rate-limit answer leaves room for all of them."""
+
+from __future__ import annotations
+
+import threading
+import time
+from typing import Any
+
+from connectors.hubspot.deals import TOGETHER_UP_TO
+from syncd.model import ObjectRef
+from syncd_sandbox.hubspot.fake import FakeHubSpot
+
+
+class InFlight:
+    """Counts the requests the fake is answering at once (a before and an after hook)."""
+
+    def __init__(self, fake: FakeHubSpot, hold_seconds: float) -> None:
+        self.lock = threading.Lock()
+        self.now = 0
+        self.most = 0
+        self.hold_seconds = hold_seconds
+        fake.app.before.insert(0, self.enter)
+        fake.app.after.append(self.leave)
+
+    def enter(self, request: Any) -> None:
+        with self.lock:
+            self.now += 1
+            self.most = max(self.most, self.now)
+        time.sleep(self.hold_seconds)  # real time: the others have time to arrive
+
+    def leave(self, request: Any, response: Any) -> Any:
+        with self.lock:
+            self.now -= 1
+        return response
+
+
+def a_deal_with_context(fake: FakeHubSpot) -> str:
+    deal = fake.create_deal(dealname="Ocean", dealstage="closedwon")
+    fake.add_company(deal, name="Acme")
+    fake.add_contact(deal, "Decision maker", firstname="Ada", lastname="L")
+    return deal
+
+
+def test_a_fetch_sends_the_deal_and_association_reads_together(fake, connector):
+    deal = a_deal_with_context(fake)
+    connector.reader.stages.stages()  # a first answer tells how much room there is
+    in_flight = InFlight(fake, hold_seconds=0.2)
+    before = len(fake.app.log)
+
+    obs = connector.fetch_many([ObjectRef("hubspot", "deal", deal)])[
+        ObjectRef("hubspot", "deal", deal)
+    ]
+
+    assert in_flight.most == 3  # deal batch read + company and contact associations
+    assert len(fake.app.log) - before == 5  # as many requests as one at a time
+    assert obs.context["company"]["name"] == "Acme"
+    assert obs.context["contacts"][0]["roles"] == ["Decision maker"]
+
+
+def test_a_single_fetch_reads_together_too(fake, connector):
+    deal = a_deal_with_context(fake)
+    connector.reader.stages.stages()
+    in_flight = InFlight(fake, hold_seconds=0.2)
+
+    obs = connector.fetch(ObjectRef("hubspot", "deal", deal))
+
+    assert in_flight.most == 3
+    assert obs is not None and obs.context["company"]["name"] == "Acme"
+
+
+def test_reads_go_one_at_a_time_when_hubspot_says_little_room_is_left(fake, make_connector, clock):
+    # Room for the first fan-out (3) and one more: the company and contact reads must not
+    # go out together, or the second one gets a 429 that X-HubSpot-RateLimit-Remaining: 0
+    # on the first one's answer would have prevented.
+    fake.limits.general_limit = 5
+    deal = a_deal_with_context(fake)
+    connector = make_connector(requests_per_10s=100)  # believes it may send far more
+    connector.reader.stages.stages()  # remaining 4
+    InFlight(fake, hold_seconds=0.05)
+
+    for _ in range(3):
+        obs = connector.fetch(ObjectRef("hubspot", "deal", deal))
+        assert obs is not None and obs.context["company"]["name"] == "Acme"
+
+    assert fake.limits.over_limit == 0
+    assert clock.slept  # the governor waited for the next window instead
+
+
+def test_a_large_batch_reads_one_request_at_a_time(fake, connector):
+    # A busy daemon's batch: the round trips are shared by many deals already; reads at
+    # once would only add threads parsing answers together (CPU) and smaller next batches.
+    deals = [a_deal_with_context(fake) for _ in range(TOGETHER_UP_TO + 1)]
+    connector.reader.stages.stages()
+    in_flight = InFlight(fake, hold_seconds=0.05)
+
+    found = connector.fetch_many([ObjectRef("hubspot", "deal", d) for d in deals])
+
+    assert in_flight.most == 1
+    assert len(found) == len(deals)

@@ -1,0 +1,54 @@
+"""The executor threads' wake-up (issue 17, idle latency): one action wakes one thread, not
+all of them (the others would only claim nothing, competing with the one that has work)."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable
+
+from syncd.daemon import WakeOne
+
+
+def _until(condition: Callable[[], bool], seconds: float = 5.0) -> None:
+    deadline = time.monotonic() + seconds
+    while not condition():
+        assert time.monotonic() < deadline, "condition not reached"
+        time.sleep(0.005)
+
+
+def _waiters(wake: WakeOne, count: int) -> tuple[list[bool], list[threading.Thread]]:
+    woke: list[bool] = []
+    threads = [
+        threading.Thread(target=lambda: woke.append(wake.wait(10)), daemon=True)
+        for _ in range(count)
+    ]
+    for thread in threads:
+        thread.start()
+    _until(lambda: wake._waiting == count)
+    return woke, threads
+
+
+def test_set_lets_one_of_the_waiting_threads_go() -> None:
+    wake = WakeOne()
+    woke, threads = _waiters(wake, 4)
+
+    wake.set()
+    _until(lambda: len(woke) == 1)
+    time.sleep(0.2)  # room for a wrongly woken second thread to show up
+    assert woke == [True] and wake._waiting == 3
+
+    wake.set()
+    _until(lambda: len(woke) == 2)
+    wake.set_all()  # stop: everyone goes
+    for thread in threads:
+        thread.join(5)
+    assert woke == [True] * 4
+
+
+def test_a_wake_while_nobody_waits_is_kept_for_the_next_wait_but_not_piled_up() -> None:
+    wake = WakeOne()
+    for _ in range(5):  # every thread busy: the wakes collapse into one, like an Event's
+        wake.set()
+    assert wake.wait(0) is True
+    assert wake.wait(0) is False
