@@ -24,6 +24,7 @@ import hubspot.crm.deals.exceptions as deals_exc
 import hubspot.crm.objects.notes.exceptions as notes_exc
 import hubspot.crm.owners.exceptions as owners_exc
 import hubspot.crm.pipelines.exceptions as pipelines_exc
+import orjson
 import urllib3
 from hubspot import HubSpot
 
@@ -209,7 +210,11 @@ class HubSpotApi:
         kwargs.setdefault("_request_timeout", self.settings.timeout_seconds)
         name = getattr(method, "__name__", "call").removesuffix("_with_http_info")
         try:
-            data, _status, headers = method(*args, **kwargs)
+            answer = method(*args, **kwargs)
+            # a tuple (data, status, headers); the raw urllib3 answer with _preload_content off
+            data, _status, headers = (
+                answer if isinstance(answer, tuple) else (answer, answer.status, answer.headers)
+            )
         except API_EXCEPTIONS as exc:
             self._note_remaining(
                 {"x-hubspot-ratelimit-remaining": "0"} if exc.status == 429 else exc.headers
@@ -219,6 +224,27 @@ class HubSpotApi:
             raise self._network_error(name, exc, write=write) from None
         self._note_remaining(headers)
         return data
+
+    def call_json(
+        self,
+        method: Callable[..., Any],
+        *args: Any,
+        search: bool = False,
+        write: bool = False,
+        **kwargs: Any,
+    ) -> Any:
+        """`call`, with the answer's JSON as plain dicts and lists instead of the SDK's models:
+        for the batch reads of every webhook, where building a model per deal and per history
+        entry cost more than the request (issue 17). Errors are `call`'s."""
+        answer = self.call(method, *args, search=search, write=write, _preload_content=False)
+        try:
+            return orjson.loads(answer.data)
+        except orjson.JSONDecodeError as exc:
+            name = getattr(method, "__name__", "call").removesuffix("_with_http_info")
+            bad = urllib3.exceptions.ProtocolError(f"unreadable JSON in the answer: {exc}")
+            raise self._network_error(name, bad, write=write) from None
+        finally:
+            answer.release_conn()
 
     def _note_remaining(self, headers: Any) -> None:
         for key, value in dict(headers or {}).items():

@@ -16,6 +16,7 @@ shrink the next batches (more requests per deal).
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
+from datetime import datetime
 from typing import Any
 
 from hubspot.crm.associations.v4 import (
@@ -24,7 +25,6 @@ from hubspot.crm.associations.v4 import (
 )
 from hubspot.crm.companies import BatchReadInputSimplePublicObjectId as CompanyBatchRead
 from hubspot.crm.contacts import BatchReadInputSimplePublicObjectId as ContactBatchRead
-from hubspot.crm.deals import BatchReadInputSimplePublicObjectId, SimplePublicObjectId
 
 from connectors.hubspot import sdk_speed
 from connectors.hubspot.client import HubSpotApi, NotFoundError
@@ -48,6 +48,39 @@ sdk_speed.install()  # the SDK's answer parsing without its per-object costs
 # {deal id: {associated id: [association types with labels]}}; (companies, contacts).
 DealLinks = dict[str, dict[str, list[Any]]]
 Links = tuple[DealLinks, DealLinks]
+
+
+class HistoryEntry:
+    """One `propertiesWithHistory` entry of a JSON answer, read as the SDK's model is."""
+
+    __slots__ = ("timestamp", "value")
+
+    def __init__(self, entry: dict[str, Any]) -> None:
+        self.value = entry.get("value")
+        self.timestamp = _when(entry.get("timestamp"))
+
+
+class DealAnswer:
+    """A deal of a batch read's JSON answer with the attributes `DealReader.observation`
+    reads of the SDK's model (id, properties, properties_with_history, created_at,
+    updated_at)."""
+
+    __slots__ = ("created_at", "id", "properties", "properties_with_history", "updated_at")
+
+    def __init__(self, deal: dict[str, Any]) -> None:
+        self.id = deal["id"]
+        self.properties = deal.get("properties") or {}
+        self.properties_with_history = {
+            name: [HistoryEntry(e) for e in entries]
+            for name, entries in (deal.get("propertiesWithHistory") or {}).items()
+        }
+        self.created_at = _when(deal.get("createdAt"))
+        self.updated_at = _when(deal.get("updatedAt"))
+
+
+def _when(text: str | None) -> datetime | None:
+    """An ISO 8601 instant as HubSpot writes it (`2026-12-01T05:00:00.123Z`)."""
+    return datetime.fromisoformat(text) if text else None
 
 
 def _chunks(items: list[str], size: int) -> Iterable[list[str]]:
@@ -104,18 +137,20 @@ class DealReader:
         return out
 
     def _read_deals(self, ids: list[str]) -> list[Observation]:
+        """The batch read of every webhook's deals, read as plain JSON (`call_json`): the SDK
+        sends the request; the answer skips its models (one per deal and history entry)."""
         out: list[Observation] = []
         for chunk in _chunks(ids, HISTORY_BATCH):
-            answer = self.api.call(
+            answer = self.api.call_json(
                 self.api.deals_batch.read_with_http_info,
-                BatchReadInputSimplePublicObjectId(
-                    inputs=[SimplePublicObjectId(id=i) for i in chunk],
-                    properties=self.settings.properties(),
-                    properties_with_history=HISTORY_FIELDS,
-                ),
+                {
+                    "inputs": [{"id": i} for i in chunk],
+                    "properties": self.settings.properties(),
+                    "propertiesWithHistory": HISTORY_FIELDS,
+                },
                 archived=False,
             )
-            out.extend(self.observation(deal) for deal in answer.results)
+            out.extend(self.observation(DealAnswer(deal)) for deal in answer.get("results", ()))
         return out
 
     def _reads(self, deals: int, *calls: Callable[[], Any]) -> tuple[Any, ...]:

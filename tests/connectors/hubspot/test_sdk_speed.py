@@ -69,3 +69,35 @@ def test_a_batch_read_makes_no_configuration_per_object(
     assert one == connector.fetch(ObjectRef("hubspot", "deal", ids[7]))
     assert [value for _, value in one.history["dealstage"]] == ["lead", "qualified", "proposal"]
     assert one.context["company"]["name"] == "Company 7"
+
+
+def test_the_batch_read_builds_no_sdk_models_and_reads_what_the_single_read_reads(
+    connector: HubSpotConnector, fake: FakeHubSpot, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The webhooks' batch read takes the answer's JSON as is (`call_json`); every deal it
+    reads equals what the single read (the SDK's models) reads."""
+    from hubspot.crm.deals.models import simple_public_object, value_with_timestamp
+
+    ids = []
+    for i in range(12):
+        deal_id = fake.create_deal(dealname=f"Deal {i}", dealstage="lead", amount=str(i))
+        if i % 3 == 0:
+            fake.move_deal(deal_id, "qualified", "proposal")
+        if i % 4 == 0:
+            fake.add_company(deal_id, name=f"Company {i}")
+        ids.append(deal_id)
+    built: list[str] = []
+    for klass in (simple_public_object.SimplePublicObject, value_with_timestamp.ValueWithTimestamp):
+        original = klass.__init__
+
+        def counting(self: Any, *args: Any, _original: Any = original, **kwargs: Any) -> None:
+            built.append(type(self).__name__)
+            _original(self, *args, **kwargs)
+
+        monkeypatch.setattr(klass, "__init__", counting)
+    batch = connector.fetch_many([ObjectRef("hubspot", "deal", i) for i in ids])
+    assert built == []
+    for deal_id in ids:
+        assert batch[ObjectRef("hubspot", "deal", deal_id)] == connector.fetch(
+            ObjectRef("hubspot", "deal", deal_id)
+        )
