@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import importlib
 import logging
 import os
 import stat
@@ -12,7 +13,6 @@ from pathlib import Path
 from typing import Any
 
 from sqlalchemy import Connection, Engine, Table, create_engine, event, text
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import DatabaseError
 from sqlalchemy.pool import NullPool, StaticPool
 
@@ -49,6 +49,11 @@ class Store:
         self.engine = engine
         self.dialect = engine.dialect.name
         self.is_sqlite = self.dialect == "sqlite"
+        # sqlalchemy.dialects.sqlite or .postgresql, for their INSERT ... ON CONFLICT: only the
+        # one in use (the PostgreSQL one is ~2 MB of an idle SQLite daemon, issue 17).
+        self._dialect_module: Any = importlib.import_module(
+            "sqlalchemy.dialects." + ("sqlite" if self.is_sqlite else "postgresql")
+        )
         self._statements: dict[tuple[Any, ...], Any] = {}
         # SQLite has one writer at a time. Threads that find the write lock taken would sleep
         # in SQLite's busy handler (1, 2, 5 ... 100 ms steps); queued on a Python lock, the
@@ -70,8 +75,8 @@ class Store:
 
     def insert_ignore(self, table: Table, index_elements: list[str] | None = None) -> Any:
         """INSERT ... ON CONFLICT DO NOTHING, the same statement on both databases."""
-        mod = sqlite if self.is_sqlite else postgresql
-        return mod.insert(table).on_conflict_do_nothing(index_elements=index_elements)
+        insert = self._dialect_module.insert(table)
+        return insert.on_conflict_do_nothing(index_elements=index_elements)
 
     def insert_if_new(
         self, conn: Connection, table: Table, index_elements: list[str], values: dict[str, Any]
@@ -95,8 +100,7 @@ class Store:
         key = ("upsert", table.name, tuple(index_elements), tuple(values))
         stmt = self._statements.get(key)
         if stmt is None:
-            mod = sqlite if self.is_sqlite else postgresql
-            base = mod.insert(table)
+            base = self._dialect_module.insert(table)
             updates = {k: base.excluded[k] for k in values if k not in index_elements}
             stmt = self._statements[key] = base.on_conflict_do_update(
                 index_elements=index_elements, set_=updates
