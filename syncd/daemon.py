@@ -47,6 +47,7 @@ from syncd.replicas import ActionListener, heartbeat, leave
 from syncd.scheduler import SCHEDULER_JOB
 from syncd.shared_windows import share_governors
 from syncd.status_metrics import refresh_governor_metrics, refresh_store_metrics
+from syncd.store.db import open_store
 from syncd.webapp import build_app
 
 log = structlog.get_logger("syncd.daemon")
@@ -83,7 +84,14 @@ class Daemon:
         self.wake_executor = threading.Event()
         # Loops whose last run raised: name -> (errors in a row, the last error).
         self.loop_failures: dict[str, tuple[int, str]] = {}
-        self.engine = Engine(config, redact=redact, exclusive=True, require_secrets=True)
+        # A store to migrate is migrated by a child process: alembic stays out of the
+        # daemon's memory (issue 17).
+        store = open_store(
+            config.store_url, synchronous=config.store.synchronous, migrate_in_child=True
+        )
+        self.engine = Engine(
+            config, store=store, redact=redact, exclusive=True, require_secrets=True
+        )
         self.engine.executor.on_dead = make_alerter(self.engine)
         for conn in self.engine.connectors.values():
             add_secrets(conn.secret_values())

@@ -7,6 +7,8 @@ import importlib
 import logging
 import os
 import stat
+import subprocess
+import sys
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -158,8 +160,14 @@ def _sqlite_engine(url: str, synchronous: str, poolclass: Any = None) -> Engine:
     return engine
 
 
-def open_store(url: str, *, migrate: bool = True, synchronous: str = "NORMAL") -> Store:
-    """Open (and by default migrate) the store at `url` (sqlite:///path or postgresql://...)."""
+def open_store(
+    url: str, *, migrate: bool = True, synchronous: str = "NORMAL", migrate_in_child: bool = False
+) -> Store:
+    """Open (and by default migrate) the store at `url` (sqlite:///path or postgresql://...).
+
+    `migrate_in_child`: a store that needs migrating is migrated by a child process, so that
+    alembic (with mako, ~10 MB) never enters this one (the daemon: issue 17); if the child
+    fails, the migration is run here, which raises the error it meets."""
     if url.startswith("postgres://"):
         url = "postgresql://" + url[len("postgres://") :]
     if url.startswith("postgresql://"):
@@ -175,7 +183,8 @@ def open_store(url: str, *, migrate: bool = True, synchronous: str = "NORMAL") -
     store = Store(engine)
     if migrate:
         try:
-            upgrade(store)
+            if not (migrate_in_child and _upgrade_in_child(store, synchronous)):
+                upgrade(store)
         except DatabaseError as exc:
             if not store.is_sqlite:
                 raise
@@ -226,6 +235,30 @@ def upgrade(store: Store, revision: str = "head") -> None:
     with store.tx() as conn:
         config.attributes["connection"] = conn
         command.upgrade(config, revision)
+
+
+def _upgrade_in_child(store: Store, synchronous: str) -> bool:
+    """Migrate the store to head in a child process; True when it is at head afterwards."""
+    if at_head(store):
+        return True
+    if store.is_sqlite and store.engine.url.database in (None, "", ":memory:"):
+        return False  # a memory database is this process's own
+    code = (
+        "import sys; from syncd.store.db import open_store; "
+        "open_store(sys.stdin.read(), synchronous=sys.argv[1]).dispose()"
+    )
+    url = store.engine.url.render_as_string(hide_password=False)  # stdin: not in `ps`
+    try:
+        subprocess.run(
+            [sys.executable, "-c", code, synchronous],
+            input=url,
+            text=True,
+            capture_output=True,  # a failure is met again, and reported, by the retry here
+            check=True,
+        )
+    except (OSError, subprocess.CalledProcessError):
+        return False
+    return at_head(store)
 
 
 def at_head(store: Store) -> bool:
