@@ -7,7 +7,10 @@ is live (its first HubSpot poll done), lets it settle, and prints its RSS (VmRSS
 store (nothing to migrate). Then the daemon with no connector configured: the floor its
 own parts set.
 
-    python benchmarks/idle_rss.py [--settle 5] [--samples 5]
+The daemon runs with the environment the shipped unit gives it (the `Environment=` lines of
+systemd/syncd.service, such as MALLOC_ARENA_MAX), unless `--no-unit-env`.
+
+    python benchmarks/idle_rss.py [--settle 5] [--samples 5] [--no-unit-env]
 """
 
 from __future__ import annotations
@@ -26,6 +29,18 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import peer
+
+UNIT = peer.ROOT / "systemd" / "syncd.service"
+
+
+def unit_environment() -> dict[str, str]:
+    """The `Environment=NAME=value` settings of the shipped systemd unit."""
+    out = {}
+    for line in UNIT.read_text().splitlines():
+        if line.startswith("Environment="):
+            name, _, value = line.removeprefix("Environment=").partition("=")
+            out[name] = value
+    return out
 
 
 def _readings(pid: int, settle: float, samples: int) -> list[float]:
@@ -103,12 +118,18 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--settle", type=float, default=5.0, help="seconds idle before reading")
     parser.add_argument("--samples", type=int, default=5)
+    parser.add_argument(
+        "--no-unit-env", action="store_true", help="without the unit's Environment= settings"
+    )
     args = parser.parse_args()
+    unit_env = {} if args.no_unit_env else unit_environment()
+    os.environ.update(unit_env)  # the daemons started below inherit it
     workdir = Path(tempfile.mkdtemp(prefix="syncd-idle-rss-"))
     try:
         print(
             f"idle RSS: settle {args.settle:.0f} s, {args.samples} readings 1 s apart; "
-            f"{os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.2f}",
+            f"{os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.2f}; environment of "
+            f"the unit: {' '.join(f'{k}={v}' for k, v in unit_env.items()) or 'none'}",
             flush=True,
         )
         for measure in (with_connectors, bare):

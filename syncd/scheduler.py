@@ -13,7 +13,6 @@ from datetime import datetime, timedelta
 from typing import Any
 
 import structlog
-from croniter import croniter
 
 from syncd.clock import Clock, from_ms, to_ms
 from syncd.connector import Connector
@@ -142,6 +141,8 @@ class Scheduler:
         if not trigger.catch_up:
             start = max(start, now - self.grace)
         zone = parse_zone(trigger.timezone)
+        from croniter import croniter  # with dateutil ~2 MB: only daemons with cron rules
+
         it = croniter(trigger.cron, start.astimezone(zone))
         planned = 0
         for _ in range(MAX_INSTANTS_PER_TICK):

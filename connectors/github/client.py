@@ -1,17 +1,20 @@
 """PyGithub, configured for syncd: every request through the account's governor (the one
 HTTP door, syncd.http_door), no retries of its own, failures in syncd's error classes
-(syncd.http_errors)."""
+(syncd.http_errors).
+
+PyGithub is imported and its client built on the first request, not at start: with
+cryptography, PyNaCl and PyJWT (app auth) it is about 14 MB of an idle daemon's memory, and
+a daemon whose rules act on GitHub only now and then need not hold it (issue 17).
+"""
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import requests
-from github import Auth, Github, GithubException
 
-from connectors.github.threads import connection_per_thread
-from connectors.github.transport import governed_connection
 from syncd.sdk import (
     WRITE,
     ActionError,
@@ -22,6 +25,10 @@ from syncd.sdk import (
     error_for_transport,
     from_ms,
 )
+
+if TYPE_CHECKING:
+    from github import Github, GithubException
+    from github.Requester import Requester
 
 WRITE_METHODS = frozenset({"POST", "PATCH", "PUT", "DELETE"})
 T = TypeVar("T")
@@ -58,25 +65,54 @@ class GovernedGithub:
     ) -> None:
         self.clock = clock
         self.governor = governor
+        self._token = token
+        self._base_url = base_url
+        self._timeout = timeout
+        self._gh: Github | None = None
+        self._build_lock = threading.Lock()  # executor workers may make the first call together
+
+    @property
+    def gh(self) -> Github:
+        """The PyGithub client, built (and PyGithub imported) on first use."""
+        gh = self._gh
+        if gh is None:
+            with self._build_lock:
+                if self._gh is None:
+                    self._gh = self._build()
+                gh = self._gh
+        return gh
+
+    @property
+    def requester(self) -> Requester:
+        return self.gh.requester
+
+    def _build(self) -> Github:
+        from github import Auth, Github
+
+        from connectors.github.threads import connection_per_thread
+        from connectors.github.transport import governed_connection
+
         # retry=None: one retry layer (the executor); PyGithub would re-send a POST on 5xx.
-        auth = Auth.Token(token) if token else None  # no token: `syncd check` only
-        self.gh = Github(
+        auth = Auth.Token(self._token) if self._token else None  # no token: `syncd check` only
+        gh = Github(
             auth=auth,
-            base_url=base_url,
-            timeout=max(1, int(timeout)),
+            base_url=self._base_url,
+            timeout=max(1, int(self._timeout)),
             retry=None,
             seconds_between_requests=None,
             seconds_between_writes=None,
             lazy=True,
         )
-        self.requester = self.gh.requester
-        connection_per_thread(self.requester)  # executor workers share this client
-        self.requester._Requester__connectionClass = (  # type: ignore[attr-defined]
-            governed_connection(base_url, governor)
+        connection_per_thread(gh.requester)  # executor workers share this client
+        gh.requester._Requester__connectionClass = (  # type: ignore[attr-defined]
+            governed_connection(self._base_url, self.governor)
         )
+        return gh
 
     def call(self, verb: str, fn: Callable[[], T]) -> T:
         """Run a PyGithub call; any failure becomes a syncd ActionError."""
+        from github import GithubException  # imported already when `fn` made a request
+
         try:
             return fn()
         except GithubException as exc:
@@ -109,7 +145,8 @@ class GovernedGithub:
         )
 
     def close(self) -> None:
-        self.gh.close()
+        if self._gh is not None:  # never built: nothing to close
+            self._gh.close()
 
 
 def error_for(exc: GithubException, verb: str, now: float) -> ActionError:

@@ -6,9 +6,6 @@ import re
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from github.GithubObject import NotSet
-from github.Milestone import Milestone
-
 from connectors.github import poll as polling
 from connectors.github import webhooks
 from connectors.github.cli import github_cli
@@ -169,6 +166,8 @@ class GitHubConnector(Connector):
 
     def _milestone(self, repo: str, wanted: str | int) -> Any:
         """A milestone object for a title or number (GitHub's API takes only numbers)."""
+        from github.Milestone import Milestone  # PyGithub on first use (client.py says why)
+
         for item in self._pages(f"/repos/{repo}/milestones", {"state": "all"}):
             if str(item["number"]) == str(wanted) or item["title"] == str(wanted):
                 return self.client.gh.create_from_raw_data(Milestone, item)
@@ -227,6 +226,8 @@ class GitHubConnector(Connector):
     @action("create_issue", CreateIssueParams)
     def create_issue(self, params: CreateIssueParams, ctx: ActionContext) -> ActionResult:
         """Open an issue, marked with the action's key so a retry finds it."""
+        from github.GithubObject import NotSet  # PyGithub on first use (client.py says why)
+
         self._check_labels(params.repo, params.labels)
         milestone = self._milestone(params.repo, params.milestone) if params.milestone else NotSet
         repo = self._repo(params.repo)

@@ -4,6 +4,9 @@
 `add_note` creates a note: HubSpot takes no idempotency key, so the note carries a marker
 derived from the action's key, and the finder looks for it among the deal's notes before a
 retry creates another.
+
+The notes package of HubSpot's client (with its parent, some 90 modules) is imported by the
+note actions when they first run, not at start: an idle daemon needs none of it (issue 17).
 """
 
 from __future__ import annotations
@@ -12,13 +15,6 @@ import hashlib
 from typing import Any
 
 from hubspot.crm.deals import SimplePublicObjectInput
-from hubspot.crm.objects.notes import (
-    AssociationSpec,
-    PublicAssociationsForObject,
-    PublicObjectId,
-    SimplePublicObjectInputForCreate,
-)
-from hubspot.crm.objects.notes import BatchReadInputSimplePublicObjectId as NoteBatchRead
 
 from connectors.hubspot.client import HubSpotApi
 from connectors.hubspot.deals import DealReader
@@ -79,6 +75,13 @@ class DealActions:
     @action("add_note", AddNoteParams)
     def add_note(self, params: AddNoteParams, ctx: ActionContext) -> ActionResult:
         """Attach a note to a deal, once per idempotency key."""
+        from hubspot.crm.objects.notes import (
+            AssociationSpec,
+            PublicAssociationsForObject,
+            PublicObjectId,
+            SimplePublicObjectInputForCreate,
+        )
+
         body = f"{params.body}\n<!-- {note_marker(ctx.key)} -->"
         note = self.api.call(
             self.api.notes.create_with_http_info,
@@ -102,6 +105,8 @@ class DealActions:
 
     @add_note.finder
     def find_note(self, params: AddNoteParams, ctx: ActionContext) -> ActionResult | None:
+        from hubspot.crm.objects.notes import BatchReadInputSimplePublicObjectId as NoteBatchRead
+
         marker = note_marker(ctx.key)
         for note_ids in self._deal_note_pages(params.deal_id):
             answer = self.api.call(

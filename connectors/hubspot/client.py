@@ -6,24 +6,22 @@ search requests also per second. Every call goes through `HubSpotApi.call(method
 with a generated `*_with_http_info` method; errors become syncd's classes through
 syncd.http_errors (429 -> RateLimitedError with `retry_after`, a dropped connection on a
 write -> UncertainError).
+
+Each API object is built on first use, and only then is its generated package imported: the
+SDK has some 400 modules (notes, owners, properties, ... each with its own models), and an
+idle daemon needs only what polling reads (issue 17).
 """
 
 from __future__ import annotations
 
 import contextvars
+import importlib
 import json
 import threading
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor, wait
 from typing import Any
 
-import hubspot.crm.associations.v4.exceptions as assoc_exc
-import hubspot.crm.companies.exceptions as companies_exc
-import hubspot.crm.contacts.exceptions as contacts_exc
-import hubspot.crm.deals.exceptions as deals_exc
-import hubspot.crm.objects.notes.exceptions as notes_exc
-import hubspot.crm.owners.exceptions as owners_exc
-import hubspot.crm.pipelines.exceptions as pipelines_exc
 import orjson
 import urllib3
 from hubspot import HubSpot
@@ -48,19 +46,6 @@ from syncd.sdk import (
     NotFoundError as HttpNotFound,
 )
 
-# Each generated package has its own ApiException class.
-API_EXCEPTIONS = tuple(
-    m.ApiException
-    for m in (
-        deals_exc,
-        pipelines_exc,
-        assoc_exc,
-        notes_exc,
-        owners_exc,
-        companies_exc,
-        contacts_exc,
-    )
-)
 # Errors raised before the request left this machine: never applied.
 NOT_SENT = (urllib3.exceptions.NewConnectionError, urllib3.exceptions.ConnectTimeoutError)
 # With `retry` unset, urllib3's default Retry(3) re-sends GETs answered 429/503 with a
@@ -107,31 +92,50 @@ def hubspot_governor(settings: HubSpotSettings, clock: Clock) -> Governor:
     )
 
 
+class _Api:
+    """An API object of the generated client (`path` under `HubSpot().crm`), built on first
+    access and kept: each access of the facade builds a new ApiClient and connection pool."""
+
+    def __init__(self, path: str, package: str, governed: bool = True) -> None:
+        self.path = path
+        self.package = package  # the generated package: its ApiException is caught
+        self.governed = governed
+
+    def __set_name__(self, owner: type, name: str) -> None:
+        self.name = name
+
+    def __get__(self, api: HubSpotApi | None, owner: type) -> Any:
+        if api is None:
+            return self
+        built = api._built.get(self.name)
+        return built if built is not None else api._build(self)
+
+
 class HubSpotApi:
+    deals = _Api("deals.basic_api", "hubspot.crm.deals")
+    deals_batch = _Api("deals.batch_api", "hubspot.crm.deals")
+    deals_search = _Api("deals.search_api", "hubspot.crm.deals")
+    pipelines = _Api("pipelines.pipelines_api", "hubspot.crm.pipelines")
+    # `syncd check`: do the fields exist (not governed, as before: one request per check)
+    properties = _Api("properties.core_api", "hubspot.crm.properties", governed=False)
+    associations = _Api("associations.v4.basic_api", "hubspot.crm.associations.v4")
+    associations_batch = _Api("associations.v4.batch_api", "hubspot.crm.associations.v4")
+    companies_batch = _Api("companies.batch_api", "hubspot.crm.companies")
+    contacts_batch = _Api("contacts.batch_api", "hubspot.crm.contacts")
+    notes = _Api("objects.notes.basic_api", "hubspot.crm.objects.notes")
+    notes_batch = _Api("objects.notes.batch_api", "hubspot.crm.objects.notes")
+    owners = _Api("owners.owners_api", "hubspot.crm.owners")
+
     def __init__(self, settings: HubSpotSettings, clock: Clock) -> None:
         self.settings = settings
         self.clock = clock
-        client = HubSpot(
+        self.client = HubSpot(
             access_token=(
                 settings.access_token.get_secret_value() if settings.access_token else ""
             ),
             host=(settings.base_url or "https://api.hubapi.com").rstrip("/"),
             retry=NO_RETRY,
         )
-        # Each property access builds a new ApiClient and connection pool: keep one of each.
-        crm = client.crm
-        self.deals = crm.deals.basic_api
-        self.deals_batch = crm.deals.batch_api
-        self.deals_search = crm.deals.search_api
-        self.pipelines = crm.pipelines.pipelines_api
-        self.properties = crm.properties.core_api  # `syncd check`: do the fields exist
-        self.associations = crm.associations.v4.basic_api
-        self.associations_batch = crm.associations.v4.batch_api
-        self.companies_batch = crm.companies.batch_api
-        self.contacts_batch = crm.contacts.batch_api
-        self.notes = crm.objects.notes.basic_api
-        self.notes_batch = crm.objects.notes.batch_api
-        self.owners = crm.owners.owners_api
         self.governor = hubspot_governor(settings, clock)
         # HubSpot's X-HubSpot-RateLimit-Remaining of the last answer (None: not seen yet).
         # The governor pauses everyone when it says 0, but requests already in flight
@@ -140,31 +144,34 @@ class HubSpotApi:
         self._pool: ThreadPoolExecutor | None = None
         self._fanning = 0  # fan-outs under way: their answers arrive in any order
         self._room_lock = threading.Lock()
-        for api in self._apis():
-            govern_urllib3(
-                api.api_client.rest_client.pool_manager, self.governor, kind_of=hubspot_kind
-            )
+        self._built: dict[str, Any] = {}  # _Api name -> its API object
+        # Each generated package has its own ApiException class: those of the built APIs.
+        self._api_exceptions: tuple[type[Exception], ...] = ()
+        self._build_lock = threading.Lock()  # the inbox, pollers and executor share this
 
-    def _apis(self) -> tuple[Any, ...]:
-        return (
-            self.deals,
-            self.deals_batch,
-            self.deals_search,
-            self.pipelines,
-            self.associations,
-            self.associations_batch,
-            self.companies_batch,
-            self.contacts_batch,
-            self.notes,
-            self.notes_batch,
-            self.owners,
-        )
+    def _build(self, spec: _Api) -> Any:
+        with self._build_lock:
+            built = self._built.get(spec.name)
+            if built is not None:
+                return built
+            api: Any = self.client.crm
+            for part in spec.path.split("."):
+                api = getattr(api, part)
+            if spec.governed:
+                govern_urllib3(
+                    api.api_client.rest_client.pool_manager, self.governor, kind_of=hubspot_kind
+                )
+            error = importlib.import_module(f"{spec.package}.exceptions").ApiException
+            if error not in self._api_exceptions:
+                self._api_exceptions += (error,)
+            self._built[spec.name] = api  # last: other threads read it without the lock
+            return api
 
     def close(self) -> None:
         """Drop the pooled connections of every API object."""
         if self._pool is not None:
             self._pool.shutdown(wait=False)
-        for api in self._apis():
+        for api in list(self._built.values()):
             api.api_client.rest_client.pool_manager.clear()
 
     def together(self, *calls: Callable[[], Any]) -> tuple[Any, ...]:
@@ -215,9 +222,10 @@ class HubSpotApi:
             data, _status, headers = (
                 answer if isinstance(answer, tuple) else (answer, answer.status, answer.headers)
             )
-        except API_EXCEPTIONS as exc:
+        except self._api_exceptions as exc:
+            status, headers = getattr(exc, "status", None), getattr(exc, "headers", None)
             self._note_remaining(
-                {"x-hubspot-ratelimit-remaining": "0"} if exc.status == 429 else exc.headers
+                {"x-hubspot-ratelimit-remaining": "0"} if status == 429 else headers
             )
             raise self._api_error(name, exc, search=search, write=write) from None
         except urllib3.exceptions.HTTPError as exc:

@@ -3,16 +3,18 @@
 from __future__ import annotations
 
 import contextlib
+import importlib
 import logging
 import os
 import stat
+import subprocess
+import sys
 import threading
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 from sqlalchemy import Connection, Engine, Table, create_engine, event, text
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import DatabaseError
 from sqlalchemy.pool import NullPool, StaticPool
 
@@ -50,6 +52,11 @@ class Store:
         self.engine = engine
         self.dialect = engine.dialect.name
         self.is_sqlite = self.dialect == "sqlite"
+        # sqlalchemy.dialects.sqlite or .postgresql, for their INSERT ... ON CONFLICT: only the
+        # one in use (the PostgreSQL one is ~2 MB of an idle SQLite daemon, issue 17).
+        self._dialect_module: Any = importlib.import_module(
+            "sqlalchemy.dialects." + ("sqlite" if self.is_sqlite else "postgresql")
+        )
         self._statements: dict[tuple[Any, ...], Any] = {}
         # SQLite has one writer at a time. Threads that find the write lock taken would sleep
         # in SQLite's busy handler (1, 2, 5 ... 100 ms steps); queued on a Python lock, the
@@ -71,8 +78,8 @@ class Store:
 
     def insert_ignore(self, table: Table, index_elements: list[str] | None = None) -> Any:
         """INSERT ... ON CONFLICT DO NOTHING, the same statement on both databases."""
-        mod = sqlite if self.is_sqlite else postgresql
-        return mod.insert(table).on_conflict_do_nothing(index_elements=index_elements)
+        insert = self._dialect_module.insert(table)
+        return insert.on_conflict_do_nothing(index_elements=index_elements)
 
     def insert_if_new(
         self, conn: Connection, table: Table, index_elements: list[str], values: dict[str, Any]
@@ -96,8 +103,7 @@ class Store:
         key = ("upsert", table.name, tuple(index_elements), tuple(values))
         stmt = self._statements.get(key)
         if stmt is None:
-            mod = sqlite if self.is_sqlite else postgresql
-            base = mod.insert(table)
+            base = self._dialect_module.insert(table)
             updates = {k: base.excluded[k] for k in values if k not in index_elements}
             stmt = self._statements[key] = base.on_conflict_do_update(
                 index_elements=index_elements, set_=updates
@@ -161,8 +167,14 @@ def _sqlite_engine(url: str, synchronous: str, poolclass: Any = None) -> Engine:
     return engine
 
 
-def open_store(url: str, *, migrate: bool = True, synchronous: str = "NORMAL") -> Store:
-    """Open (and by default migrate) the store at `url` (sqlite:///path or postgresql://...)."""
+def open_store(
+    url: str, *, migrate: bool = True, synchronous: str = "NORMAL", migrate_in_child: bool = False
+) -> Store:
+    """Open (and by default migrate) the store at `url` (sqlite:///path or postgresql://...).
+
+    `migrate_in_child`: a store that needs migrating is migrated by a child process, so that
+    alembic (with mako, ~10 MB) never enters this one (the daemon: issue 17); if the child
+    fails, the migration is run here, which raises the error it meets."""
     if url.startswith("postgres://"):
         url = "postgresql://" + url[len("postgres://") :]
     if url.startswith("postgresql://"):
@@ -185,7 +197,8 @@ def open_store(url: str, *, migrate: bool = True, synchronous: str = "NORMAL") -
     store = Store(engine)
     if migrate:
         try:
-            upgrade(store)
+            if not (migrate_in_child and _upgrade_in_child(store, synchronous)):
+                upgrade(store)
         except DatabaseError as exc:
             if not store.is_sqlite:
                 raise
@@ -236,6 +249,30 @@ def upgrade(store: Store, revision: str = "head") -> None:
     with store.tx() as conn:
         config.attributes["connection"] = conn
         command.upgrade(config, revision)
+
+
+def _upgrade_in_child(store: Store, synchronous: str) -> bool:
+    """Migrate the store to head in a child process; True when it is at head afterwards."""
+    if at_head(store):
+        return True
+    if store.is_sqlite and store.engine.url.database in (None, "", ":memory:"):
+        return False  # a memory database is this process's own
+    code = (
+        "import sys; from syncd.store.db import open_store; "
+        "open_store(sys.stdin.read(), synchronous=sys.argv[1]).dispose()"
+    )
+    url = store.engine.url.render_as_string(hide_password=False)  # stdin: not in `ps`
+    try:
+        subprocess.run(
+            [sys.executable, "-c", code, synchronous],
+            input=url,
+            text=True,
+            capture_output=True,  # a failure is met again, and reported, by the retry here
+            check=True,
+        )
+    except (OSError, subprocess.CalledProcessError):
+        return False
+    return at_head(store)
 
 
 def at_head(store: Store) -> bool:

@@ -54,6 +54,9 @@ def test_a_batch_read_makes_no_configuration_per_object(
         fake.add_company(deal_id, name=f"Company {i}")
         fake.move_deal(deal_id, "qualified", "proposal")
         ids.append(deal_id)
+    # The API objects are built on first use (client.py), each with its client's own
+    # Configuration: built before counting.
+    connector.fetch_many([ObjectRef("hubspot", "deal", ids[0])])
     made = []
     for klass in (DealsConfiguration, AssocConfiguration):
         original = klass.__init__
