@@ -121,10 +121,11 @@ def test_the_environment_is_read_when_the_client_is_made_not_per_request(
     no_proxy_env: pytest.MonkeyPatch, proxy: ForwardProxy, make_connector: Any, fake: FakeGitHub
 ) -> None:
     connector = make_connector()
+    create(connector, "a")  # the PyGithub client is made at the first request
     no_proxy_env.setenv("HTTP_PROXY", proxy.url)  # too late: the client was made without it
-    create(connector, "a")
+    create(connector, "b")
     assert proxy.urls == []
-    assert len(fake.repos[REPO].issues) == 1
+    assert len(fake.repos[REPO].issues) == 2
 
 
 def test_the_ca_bundle_comes_from_the_environment_as_requests_reads_it(
