@@ -36,7 +36,7 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from idle_rss import unit_environment  # noqa: E402
-from webhooks import blast, free_port, wait_ready  # noqa: E402
+from webhooks import blast, free_port, wait_ready, write_localdb_daemon  # noqa: E402
 
 from syncd_sandbox.localdb.connector import sign  # noqa: E402
 from syncd_sandbox.localdb.remote import LocalDbRemote  # noqa: E402
@@ -138,29 +138,10 @@ def main() -> int:
     args = parser.parse_args()
     unit_env = {} if args.no_unit_env else unit_environment()
     tmp = Path(tempfile.mkdtemp(prefix="syncd-growth-"))
-    (tmp / "mappings").mkdir()
-    (tmp / "mappings" / "rules.yaml").write_text(
-        "rules:\n  - id: growth\n"
-        "    when: {source: localdb, object: item, field: stage, to: done}\n"
-        "    do:\n      - localdb.record: {title: 'Done: {{ item.name }}'}\n"
-    )
     remote_path = tmp / "remote.sqlite3"
     LocalDbRemote(remote_path)  # the schema, before the daemon's first poll
-    port, console_port = free_port(), free_port()
-    (tmp / "syncd.toml").write_text(f"""
-[syncd]
-state_dir = "{tmp / "state"}"
-mappings = ["{tmp / "mappings"}"]
-log_level = "warning"
-[http]
-port = {port}
-[console]
-listen = "127.0.0.1:{console_port}"
-[localdb]
-path = "{remote_path}"
-webhook_secret = "{SECRET}"
-poll_interval_seconds = 3600
-""")
+    port = free_port()
+    write_localdb_daemon(tmp, port, title="Done: {{ item.name }}", secret=SECRET)
     store_path = tmp / "state" / "syncd.sqlite3"
     env = {**os.environ, **unit_env, "PYTHONUNBUFFERED": "1"}
     print(

@@ -108,6 +108,37 @@ def wait_ready(port: int, proc: subprocess.Popen[bytes]) -> None:
     raise SystemExit("daemon did not start")
 
 
+def write_localdb_daemon(
+    tmp: Path, port: int, *, title: str, extra: str = "", secret: str = SECRET
+) -> Path:
+    """`tmp/syncd.toml` for a daemon on `port` with the localdb connector (its remote in
+    `tmp/remote.sqlite3`) and one rule: an item whose stage is "done" gets a record titled
+    `title`. The console gets a free port of its own (the default may be taken). `extra`:
+    more TOML tables."""
+    (tmp / "mappings").mkdir(exist_ok=True)
+    (tmp / "mappings" / "rules.yaml").write_text(
+        "rules:\n  - id: bench\n"
+        "    when: {source: localdb, object: item, field: stage, to: done}\n"
+        f"    do:\n      - localdb.record: {{title: '{title}'}}\n"
+    )
+    config = tmp / "syncd.toml"
+    config.write_text(f"""
+[syncd]
+state_dir = "{tmp / "state"}"
+mappings = ["{tmp / "mappings"}"]
+log_level = "warning"
+[http]
+port = {port}
+[console]
+listen = "127.0.0.1:{free_port()}"
+{extra}[localdb]
+path = "{tmp / "remote.sqlite3"}"
+webhook_secret = "{secret}"
+poll_interval_seconds = 3600
+""")
+    return config
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--n", type=int, default=20000)
@@ -127,28 +158,17 @@ def main() -> None:
     )
     args = parser.parse_args()
     tmp = Path(tempfile.mkdtemp(prefix="syncd-bench-"))
-    (tmp / "mappings").mkdir()
-    (tmp / "mappings" / "rules.yaml").write_text(
-        "rules:\n  - id: bench\n    when: {source: localdb, object: item, field: stage, to: done}\n"
-        "    do:\n      - localdb.record: {title: 'x'}\n"
-    )
     port = free_port()
-    (tmp / "syncd.toml").write_text(f"""
-[syncd]
-state_dir = "{tmp / "state"}"
-mappings = ["{tmp / "mappings"}"]
-log_level = "warning"
-[http]
-port = {port}
-[store]
+    write_localdb_daemon(
+        tmp,
+        port,
+        title="x",
+        extra=f"""[store]
 synchronous = "{args.synchronous}"
 [inbox]
 workers = {0 if args.intake_only else 1}
-[localdb]
-path = "{tmp / "remote.sqlite3"}"
-webhook_secret = "{SECRET}"
-poll_interval_seconds = 3600
-""")
+""",
+    )
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
     proc = subprocess.Popen(
         [sys.executable, "-m", "syncd.cli", "run", "--config", str(tmp / "syncd.toml")],
