@@ -156,6 +156,8 @@ def test_console_shows_explains_and_retries(tmp_path: Path, browser: object, sho
 
         page.click("text=Activity")
         page.wait_for_selector("table.activity")
+        # the page's script has run (the table can be read before it does)
+        page.wait_for_selector("#rows time[data-local]")
         activity = page.inner_text("#rows")
         for text in ("Wave", "Xylophone", "Zeppelin", "dead", "done"):
             assert text in activity

@@ -5,6 +5,7 @@ function syncdLocalTimes(root) {
     if (!isNaN(when)) {
       el.title = el.textContent;
       el.textContent = when.toLocaleString(undefined, {dateStyle: "medium", timeStyle: "medium"});
+      el.dataset.local = "1";  // shown in the viewer's zone (tests wait for this)
     }
   });
 }
