@@ -24,7 +24,7 @@ import threading
 from collections.abc import Callable
 from concurrent.futures import Future
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 import structlog
 
@@ -87,6 +87,9 @@ class InboxWriter:
         self._thread.start()
         self.batches = 0
         self.stored = 0
+        # Called on the writer thread after a commit that stored a new delivery (the
+        # daemon: wake the inbox thread), before the waiting handlers are answered.
+        self.on_stored: Callable[[], None] | None = None
 
     def submit(self, delivery: Delivery) -> Future[bool]:
         self._queue.put(delivery)
@@ -124,6 +127,11 @@ class InboxWriter:
             return
         self.batches += 1
         self.stored += sum(fresh)
+        if any(fresh) and self.on_stored is not None:
+            try:
+                self.on_stored()
+            except Exception:  # the deliveries are stored: the handlers still get their 2xx
+                log.exception("inbox.on_stored_failed")
         for d, is_new in zip(batch, fresh, strict=True):
             d.done.set_result(is_new)
 
@@ -155,6 +163,16 @@ class InboxWriter:
         return fresh
 
 
+class Handoff(Protocol):
+    """Where actions planned by an inbox commit can go at once (the daemon's idle executor
+    threads): `claim` inside the commit's transaction, then `give` after it commits, or
+    `drop` when it does not."""
+
+    def claim(self, conn: Any) -> list[Any]: ...
+    def give(self, rows: list[Any]) -> None: ...
+    def drop(self, rows: list[Any]) -> None: ...
+
+
 class InboxProcessor:
     def __init__(
         self,
@@ -173,6 +191,7 @@ class InboxProcessor:
         self.policy = policy or RetryPolicy(max_attempts=20)
         self.lease_ms = int(lease_seconds * 1000)
         self.redact = redact
+        self.handoff: Handoff | None = None
 
     def claim(self, limit: int) -> list[DeliveryRow]:
         """Take due deliveries; pushing next_attempt_at forward is the lease: if this process
@@ -311,10 +330,18 @@ class InboxProcessor:
         crashpoints.hit("inbox_before_commit")
         # A fetched object hinted by several deliveries is one shared Observation: ingest it once.
         observations = list({id(obs): obs for _, _, own in ready for obs in own}.values())
+        claimed: list[Any] = []
         try:
-            with self.store.tx() as conn:
-                result = self.ingestor.ingest(observations, conn=conn)
-                stored.mark_deliveries_done(conn, [r.id for r, _, _ in ready])
+            try:
+                with self.store.tx() as conn:
+                    result = self.ingestor.ingest(observations, conn=conn)
+                    stored.mark_deliveries_done(conn, [r.id for r, _, _ in ready])
+                    if result.actions and self.handoff is not None:
+                        claimed = self.handoff.claim(conn)
+            except BaseException:
+                if claimed and self.handoff is not None:  # rolled back: not claimed after all
+                    self.handoff.drop(claimed)
+                raise
         except LookupsNotReady as exc:  # waiting, not failing: every delivery is deferred
             for row, _, _ in ready:
                 self._retry(row, exc, exc.retry_after, bound)
@@ -325,6 +352,8 @@ class InboxProcessor:
                 for row, _, _ in ready:
                     self._retry(row, exc, None, bound)
             return False
+        if claimed and self.handoff is not None:
+            self.handoff.give(claimed)
         for _, request, _ in ready:
             connector.acknowledge_webhook(request)
         bound.info(
