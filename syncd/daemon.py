@@ -459,6 +459,16 @@ class Daemon:
         sdnotify.status(f"rules reloaded: {len(rules.rules)}")
         sdnotify.ready()
 
+    def connect_intake(self) -> None:
+        # The intake writer wakes the inbox thread itself, right after its commit: not via
+        # the event loop (a hop through call_soon_threadsafe and the loop's turn).
+        self.engine.writer.on_stored = self.wake_inbox.set
+        if self.engine.store.is_sqlite and self.config.inbox.workers == 1:
+            # The one thread claiming from this inbox: it may take deliveries as stored, with
+            # no claim, when it is idle (InboxProcessor.offer).
+            self.engine.inbox.accept_handed = True
+            self.engine.writer.handoff = self.engine.inbox
+
     def _wake_all(self) -> None:
         self.wake_executor.set()
 
@@ -487,9 +497,7 @@ class Daemon:
         loop.add_signal_handler(signal.SIGTERM, self.request_stop)
         loop.add_signal_handler(signal.SIGINT, self.request_stop)
         loop.add_signal_handler(signal.SIGHUP, lambda: loop.run_in_executor(None, self.reload))
-        # The intake writer wakes the inbox thread itself, right after its commit: not via
-        # the event loop (a hop through call_soon_threadsafe and the loop's turn).
-        self.engine.writer.on_stored = self.wake_inbox.set
+        self.connect_intake()
         app = build_app(
             connectors=self.engine.connectors,
             writer=self.engine.writer,

@@ -75,6 +75,17 @@ class Delivery:
     done: Future[bool] = field(default_factory=Future)
 
 
+class StoredHandoff(Protocol):
+    """Where the writer can hand deliveries it has just stored (the inbox processor of a
+    daemon whose inbox thread is idle): `ready` before the transaction, `offer` after it."""
+
+    def ready(self) -> bool: ...
+    def offer(self, rows: list[DeliveryRow]) -> bool: ...
+
+
+HANDOFF_MAX = 100  # deliveries a commit may hand over at once (more: the inbox claims them)
+
+
 class InboxWriter:
     """Group-committing writer. `submit` returns a Future: True if stored, False if the
     delivery id was seen before (acknowledged and ignored)."""
@@ -90,6 +101,7 @@ class InboxWriter:
         # Called on the writer thread after a commit that stored a new delivery (the
         # daemon: wake the inbox thread), before the waiting handlers are answered.
         self.on_stored: Callable[[], None] | None = None
+        self.handoff: StoredHandoff | None = None
 
     def submit(self, delivery: Delivery) -> Future[bool]:
         self._queue.put(delivery)
@@ -118,8 +130,12 @@ class InboxWriter:
 
     def _write(self, batch: list[Delivery]) -> None:
         try:
+            handed: list[DeliveryRow] = []
             with self.store.tx() as conn:
                 fresh = self._insert_new(conn, batch)
+                handing = self.handoff is not None and 0 < sum(fresh) <= HANDOFF_MAX
+                if handing and self.handoff is not None and self.handoff.ready():
+                    handed = self._stored_rows(conn, batch, fresh)
             crashpoints.hit("inbox_committed")
         except Exception as exc:  # the handlers answer 503 and the sender retries
             for d in batch:
@@ -127,6 +143,8 @@ class InboxWriter:
             return
         self.batches += 1
         self.stored += sum(fresh)
+        if handed and self.handoff is not None:
+            self.handoff.offer(handed)
         if any(fresh) and self.on_stored is not None:
             try:
                 self.on_stored()
@@ -134,6 +152,31 @@ class InboxWriter:
                 log.exception("inbox.on_stored_failed")
         for d, is_new in zip(batch, fresh, strict=True):
             d.done.set_result(is_new)
+
+    @staticmethod
+    def _stored_rows(conn: Any, batch: list[Delivery], fresh: list[bool]) -> list[DeliveryRow]:
+        """The new deliveries as the inbox's claim would read them (their ids read back)."""
+        new = [d for d, is_new in zip(batch, fresh, strict=True) if is_new]
+        ids: dict[tuple[str, str], int] = {}
+        for connector in {d.connector for d in new}:
+            wanted = [d.delivery_id for d in new if d.connector == connector]
+            found = stored.delivery_row_ids(conn, connector, wanted)
+            ids.update(((connector, k), v) for k, v in found.items())
+        return [
+            DeliveryRow(
+                id=ids[(d.connector, d.delivery_id)],
+                connector=d.connector,
+                delivery_id=d.delivery_id,
+                received_at=d.received_at,
+                headers=d.headers,
+                body=d.body,
+                status="pending",
+                attempts=0,
+                next_attempt_at=0,
+                last_error=None,
+            )
+            for d in new
+        ]
 
     def _insert_new(self, conn: Any, batch: list[Delivery]) -> list[bool]:
         """Two statements per batch, whatever its size: find the ids already stored, then
@@ -192,6 +235,24 @@ class InboxProcessor:
         self.lease_ms = int(lease_seconds * 1000)
         self.redact = redact
         self.handoff: Handoff | None = None
+        # Deliveries the intake writer handed over just stored (`offer`), taken instead of a
+        # claim. Only where no other thread or replica claims from this inbox (the daemon
+        # on SQLite with one inbox thread): a handed delivery is not leased, so a crash
+        # leaves it due at once, as if never handed.
+        self.accept_handed = False
+        self._handed: list[DeliveryRow] = []
+        self._hand_lock = threading.Lock()
+        self._busy = False  # in process_due: an offer now could race with its claim
+
+    def ready(self) -> bool:
+        return self.accept_handed and not self._busy
+
+    def offer(self, rows: list[DeliveryRow]) -> bool:
+        with self._hand_lock:
+            if self._busy or not self.accept_handed:
+                return False  # the claim under way, or the next one, takes them
+            self._handed.extend(rows)
+            return True
 
     def claim(self, limit: int) -> list[DeliveryRow]:
         """Take due deliveries; pushing next_attempt_at forward is the lease: if this process
@@ -200,7 +261,18 @@ class InboxProcessor:
         return stored.claim_due_deliveries(self.store, now, self.lease_ms, limit)
 
     def process_due(self, limit: int = 100) -> int:
-        rows = self.claim(limit)
+        with self._hand_lock:
+            handed, self._handed = self._handed, []
+            self._busy = True
+        try:
+            # Handed deliveries were stored after any claim of this thread's, and none other
+            # claims here: no claim needed (and none this round, which would read them too).
+            return self._process(handed or self.claim(limit))
+        finally:
+            with self._hand_lock:
+                self._busy = False
+
+    def _process(self, rows: list[DeliveryRow]) -> int:
         groups: dict[str, list[DeliveryRow]] = {}
         for row in rows:
             groups.setdefault(row.connector, []).append(row)
@@ -377,7 +449,8 @@ class InboxProcessor:
             self._fail(row, f"gave up after {attempt} attempts: {reason}", bound)
             return
         next_at = to_ms(self.clock.now()) + int(self.policy.delay(attempt, retry_after) * 1000)
-        stored.retry_delivery_later(self.store, row.id, next_at, reason)
+        # The attempt counted here too: a handed delivery had no claim to count it.
+        stored.retry_delivery_later(self.store, row.id, next_at, reason, attempts=attempt)
         bound.warning("inbox.retry", error=reason)
 
     def _defer(self, row: DeliveryRow, exc: LookupsNotReady, reason: str, bound: Any) -> None:

@@ -5,7 +5,9 @@
 - a hand-off whose transaction rolls back hands nothing and keeps no executor place;
 - a handed action the process never performed is performed once after a restart;
 - the inbox thread makes one claim for a lone delivery (no empty second claim);
-- the intake writer wakes the inbox itself once the delivery is committed.
+- the intake writer wakes the inbox itself once the delivery is committed, and hands the
+  stored delivery to the idle inbox thread, which takes it without a claim; one it never
+  processed is due at once after a restart.
 
 Counted, not timed: claims and wake-ups, through wrappers around the real methods."""
 
@@ -235,3 +237,61 @@ def test_the_intake_writer_wakes_the_inbox_once_the_delivery_is_committed(
         writer.close()
     assert (fresh, again) == (True, False)
     assert seen == [1]  # once, for the new delivery, with it stored; not for the duplicate
+
+
+def test_a_stored_delivery_goes_to_the_idle_inbox_thread_without_a_claim(
+    daemon: Daemon, tmp_path: Path
+) -> None:
+    remote = LocalDbRemote(tmp_path / "remote.sqlite3")
+    daemon.connect_intake()
+    claims = _counting(daemon.engine.inbox, "claim")
+    _deliver(daemon, remote, "g")
+    assert daemon.wake_inbox.is_set()
+
+    daemon._inbox_body()
+    daemon._executor_body()
+
+    assert claims == []
+    assert [e["params"]["title"] for e in remote.effects()] == ["Done: G"]
+    with daemon.engine.store.engine.connect() as conn:
+        assert conn.execute(select(inbox.c.status)).scalars().all() == ["done"]
+    daemon._inbox_body()  # later deliveries (none here) are claimed as usual
+    assert len(claims) == 1
+
+
+def test_a_busy_inbox_thread_is_not_handed_deliveries(daemon: Daemon, tmp_path: Path) -> None:
+    remote = LocalDbRemote(tmp_path / "remote.sqlite3")
+    daemon.connect_intake()
+    claims = _counting(daemon.engine.inbox, "claim")
+    daemon.engine.inbox._busy = True  # as while process_due runs: its claim may read them
+    _deliver(daemon, remote, "h")
+    daemon.engine.inbox._busy = False
+
+    daemon._inbox_body()
+
+    assert len(claims) == 1  # claimed: nothing was handed
+    daemon._executor_body()
+    assert [e["params"]["title"] for e in remote.effects()] == ["Done: H"]
+
+
+def test_a_handed_delivery_never_processed_is_due_at_once_after_a_restart(
+    tmp_path: Path,
+) -> None:
+    remote = LocalDbRemote(tmp_path / "remote.sqlite3")
+    first = Daemon(load_config(_config(tmp_path)))
+    try:
+        first.engine.go_live()
+        first.connect_intake()
+        _deliver(first, remote, "i")
+        assert first.engine.inbox._handed  # handed, then the process ends
+    finally:
+        first.engine.close()
+
+    second = Daemon(load_config(_config(tmp_path)))
+    try:
+        second.engine.refresh_lookups()
+        second._inbox_body()  # no lease to run out: claimed at once
+        second._executor_body()
+        assert [e["params"]["title"] for e in remote.effects()] == ["Done: I"]
+    finally:
+        second.engine.close()
