@@ -143,8 +143,8 @@ class InboxWriter:
             return
         self.batches += 1
         self.stored += sum(fresh)
-        if handed and self.handoff is not None:
-            self.handoff.offer(handed)
+        if any(fresh) and self.handoff is not None:
+            self.handoff.offer(handed)  # [] (not read back): the inbox must claim them
         if any(fresh) and self.on_stored is not None:
             try:
                 self.on_stored()
@@ -243,14 +243,19 @@ class InboxProcessor:
         self._handed: list[DeliveryRow] = []
         self._hand_lock = threading.Lock()
         self._busy = False  # in process_due: an offer now could race with its claim
+        # Nothing is due but what was handed: the last claim came back short and every
+        # delivery stored since was handed. Otherwise a claim gathers them all: a hand-off
+        # is for a lone delivery on an idle inbox, and never splits a batch.
+        self._clean = False
 
     def ready(self) -> bool:
-        return self.accept_handed and not self._busy
+        return self.accept_handed and self._clean and not self._busy
 
     def offer(self, rows: list[DeliveryRow]) -> bool:
         with self._hand_lock:
-            if self._busy or not self.accept_handed:
-                return False  # the claim under way, or the next one, takes them
+            if not rows or not self.ready():
+                self._clean = False  # the claim under way, or the next one, takes them
+                return False
             self._handed.extend(rows)
             return True
 
@@ -263,11 +268,19 @@ class InboxProcessor:
     def process_due(self, limit: int = 100) -> int:
         with self._hand_lock:
             handed, self._handed = self._handed, []
-            self._busy = True
+            self._busy = True  # offers from now on are refused, and make it unclean
+            if not handed:  # the claim below reads all that was committed before it
+                self._clean = True
         try:
             # Handed deliveries were stored after any claim of this thread's, and none other
             # claims here: no claim needed (and none this round, which would read them too).
-            return self._process(handed or self.claim(limit))
+            if handed:
+                return self._process(handed)
+            rows = self.claim(limit)
+            if len(rows) >= limit:
+                with self._hand_lock:
+                    self._clean = False  # more may be due
+            return self._process(rows)
         finally:
             with self._hand_lock:
                 self._busy = False

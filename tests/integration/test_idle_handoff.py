@@ -244,6 +244,7 @@ def test_a_stored_delivery_goes_to_the_idle_inbox_thread_without_a_claim(
 ) -> None:
     remote = LocalDbRemote(tmp_path / "remote.sqlite3")
     daemon.connect_intake()
+    daemon._inbox_body()  # as the inbox thread starts: a claim, which finds nothing due
     claims = _counting(daemon.engine.inbox, "claim")
     _deliver(daemon, remote, "g")
     assert daemon.wake_inbox.is_set()
@@ -262,6 +263,7 @@ def test_a_stored_delivery_goes_to_the_idle_inbox_thread_without_a_claim(
 def test_a_busy_inbox_thread_is_not_handed_deliveries(daemon: Daemon, tmp_path: Path) -> None:
     remote = LocalDbRemote(tmp_path / "remote.sqlite3")
     daemon.connect_intake()
+    daemon._inbox_body()
     claims = _counting(daemon.engine.inbox, "claim")
     daemon.engine.inbox._busy = True  # as while process_due runs: its claim may read them
     _deliver(daemon, remote, "h")
@@ -282,6 +284,7 @@ def test_a_handed_delivery_never_processed_is_due_at_once_after_a_restart(
     try:
         first.engine.go_live()
         first.connect_intake()
+        first._inbox_body()
         _deliver(first, remote, "i")
         assert first.engine.inbox._handed  # handed, then the process ends
     finally:
@@ -295,3 +298,25 @@ def test_a_handed_delivery_never_processed_is_due_at_once_after_a_restart(
         assert [e["params"]["title"] for e in remote.effects()] == ["Done: I"]
     finally:
         second.engine.close()
+
+
+def test_a_delivery_stored_while_others_wait_is_not_handed_but_claimed_with_them(
+    daemon: Daemon, tmp_path: Path
+) -> None:
+    """A hand-off is for a lone delivery: with others due (stored while the inbox thread
+    was busy), the next round claims them all together instead."""
+    remote = LocalDbRemote(tmp_path / "remote.sqlite3")
+    daemon.connect_intake()
+    daemon._inbox_body()
+    claims = _counting(daemon.engine.inbox, "claim")
+    processed = _counting(daemon.engine.inbox, "_process")
+    daemon.engine.inbox._busy = True
+    _deliver(daemon, remote, "j")  # refused: the inbox is busy
+    daemon.engine.inbox._busy = False
+    _deliver(daemon, remote, "k")  # the inbox is idle now, but "j" waits
+
+    daemon._inbox_body()
+
+    assert len(claims) == 1 and [len(rows) for (rows,) in processed] == [2]
+    daemon._executor_body()
+    assert sorted(e["params"]["title"] for e in remote.effects()) == ["Done: J", "Done: K"]
