@@ -247,6 +247,7 @@ class InboxProcessor:
         # delivery stored since was handed. Otherwise a claim gathers them all: a hand-off
         # is for a lone delivery on an idle inbox, and never splits a batch.
         self._clean = False
+        self._unclaimed: set[int] = set()  # ids of the handed deliveries being processed
 
     def ready(self) -> bool:
         return self.accept_handed and self._clean and not self._busy
@@ -275,6 +276,7 @@ class InboxProcessor:
             # Handed deliveries were stored after any claim of this thread's, and none other
             # claims here: no claim needed (and none this round, which would read them too).
             if handed:
+                self._unclaimed = {r.id for r in handed}
                 return self._process(handed)
             rows = self.claim(limit)
             if len(rows) >= limit:
@@ -282,6 +284,7 @@ class InboxProcessor:
                     self._clean = False  # more may be due
             return self._process(rows)
         finally:
+            self._unclaimed = set()
             with self._hand_lock:
                 self._busy = False
 
@@ -462,8 +465,9 @@ class InboxProcessor:
             self._fail(row, f"gave up after {attempt} attempts: {reason}", bound)
             return
         next_at = to_ms(self.clock.now()) + int(self.policy.delay(attempt, retry_after) * 1000)
-        # The attempt counted here too: a handed delivery had no claim to count it.
-        stored.retry_delivery_later(self.store, row.id, next_at, reason, attempts=attempt)
+        # A handed delivery had no claim to count its attempt: counted here.
+        counted = attempt if row.id in self._unclaimed else None
+        stored.retry_delivery_later(self.store, row.id, next_at, reason, attempts=counted)
         bound.warning("inbox.retry", error=reason)
 
     def _defer(self, row: DeliveryRow, exc: LookupsNotReady, reason: str, bound: Any) -> None:

@@ -25,6 +25,7 @@ from sqlalchemy import event, select
 from syncd.config import load_config
 from syncd.daemon import Daemon
 from syncd.engine import Engine
+from syncd.errors import TransientError
 from syncd.inbox import Delivery, InboxWriter
 from syncd.store.schema import actions, inbox
 from syncd_sandbox.localdb import LocalDbRemote
@@ -320,3 +321,26 @@ def test_a_delivery_stored_while_others_wait_is_not_handed_but_claimed_with_them
     assert len(claims) == 1 and [len(rows) for (rows,) in processed] == [2]
     daemon._executor_body()
     assert sorted(e["params"]["title"] for e in remote.effects()) == ["Done: J", "Done: K"]
+
+
+def test_a_handed_delivery_that_fails_is_retried_with_its_attempt_counted(
+    daemon: Daemon, tmp_path: Path
+) -> None:
+    remote = LocalDbRemote(tmp_path / "remote.sqlite3")
+    daemon.connect_intake()
+    daemon._inbox_body()
+    connector = daemon.engine.connectors["localdb"]
+
+    def unavailable(ref: Any) -> Any:
+        raise TransientError("remote unavailable (503)")
+
+    connector.fetch = unavailable  # type: ignore[method-assign]
+    claims = _counting(daemon.engine.inbox, "claim")
+    _deliver(daemon, remote, "l")
+    daemon._inbox_body()
+
+    assert claims == []  # handed
+    with daemon.engine.store.engine.connect() as conn:
+        (row,) = conn.execute(select(inbox)).mappings().all()
+    assert (row["status"], row["attempts"]) == ("pending", 1)  # as a claim would count it
+    assert "remote unavailable" in row["last_error"]
