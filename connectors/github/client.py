@@ -9,6 +9,7 @@ a daemon whose rules act on GitHub only now and then need not hold it (issue 17)
 
 from __future__ import annotations
 
+import http.client
 import threading
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, TypeVar
@@ -118,7 +119,12 @@ class GovernedGithub:
             return fn()
         except GithubException as exc:
             raise error_for(exc, verb, self.clock.now().timestamp()) from None
-        except (requests.RequestException, urllib3.exceptions.HTTPError, OSError) as exc:
+        except (
+            requests.RequestException,
+            urllib3.exceptions.HTTPError,
+            http.client.HTTPException,
+            OSError,
+        ) as exc:
             raise error_for_transport(
                 f"GitHub {verb}", exc, write=verb in WRITE_METHODS, never_sent=never_sent(exc)
             ) from None

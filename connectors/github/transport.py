@@ -18,16 +18,16 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterable, Iterator
+from http.client import HTTPMessage
 from typing import Any
 
 import requests
 from github.Requester import HTTPRequestsConnectionClass, HTTPSRequestsConnectionClass
-from requests.cookies import extract_cookies_to_jar, get_cookie_header
-from requests.utils import get_encoding_from_headers, get_environ_proxies
-from urllib3 import BaseHTTPResponse
+from requests.cookies import MockRequest, MockResponse, get_cookie_header
+from requests.utils import get_encoding_from_headers, get_environ_proxies, select_proxy
 from urllib3.util import Timeout
 
-from syncd.sdk import GovernedAdapter, Governor, by_method
+from syncd.sdk import GovernedAdapter, GovernedConnection, Governor
 
 
 def ca_bundle(verify: bool | str) -> bool | str:
@@ -40,29 +40,34 @@ def ca_bundle(verify: bool | str) -> bool | str:
 
 class Answer:
     """What PyGithub's Requester reads of an answer (the interface of its RequestsResponse),
-    over urllib3's answer, read whole."""
+    over an answer read whole: its status, headers (http.client's) and body."""
 
-    __slots__ = ("headers", "raw", "status")
+    __slots__ = ("data", "headers", "status")
 
-    def __init__(self, raw: BaseHTTPResponse) -> None:
-        self.raw = raw
-        self.status = raw.status
-        self.headers = raw.headers  # case-insensitive
+    def __init__(self, status: int, headers: HTTPMessage, data: bytes) -> None:
+        self.status = status
+        self.headers = headers  # case-insensitive
+        self.data = data
 
     def getheaders(self) -> Iterable[tuple[str, str]]:
-        return self.headers.items()
+        """Each header once, a repeated one's values joined as requests joins them."""
+        merged: dict[str, str] = {}
+        for name, value in self.headers.items():
+            low = name.lower()
+            merged[low] = f"{merged[low]}, {value}" if low in merged else value
+        return merged.items()
 
     def read(self) -> str:
         """The body as text, decoded as requests' `Response.text` would for GitHub's JSON
         (the charset of the content type; JSON is UTF-8)."""
         encoding = get_encoding_from_headers(self.headers) or "utf-8"  # type: ignore[arg-type]
         try:
-            return str(self.raw.data, encoding, errors="replace")
+            return str(self.data, encoding, errors="replace")
         except LookupError:  # an unknown charset
-            return str(self.raw.data, "utf-8", errors="replace")
+            return str(self.data, "utf-8", errors="replace")
 
     def iter_content(self, chunk_size: int | None = 1) -> Iterator[bytes]:
-        data = self.raw.data
+        data = self.data
         step = chunk_size or len(data) or 1
         return (data[i : i + step] for i in range(0, len(data), step))
 
@@ -78,25 +83,34 @@ def governed_connection(base_url: str, governor: Governor) -> type:
     https = base_url.startswith("https:")
     base = HTTPSRequestsConnectionClass if https else HTTPRequestsConnectionClass
     proxies = get_environ_proxies(base_url)  # honours no_proxy for base_url's host
+    proxied = select_proxy(base_url, proxies) is not None
     bundle = ca_bundle(True) if https else True  # (a CA bundle means nothing to plain http)
 
     class Governed(base):  # type: ignore[valid-type,misc]
         def __init__(self, *args: Any, **kwargs: Any) -> None:
             super().__init__(*args, **kwargs)
-            # max_retries=0 (GovernedAdapter): the executor is the one retry layer. Mounted
-            # so that closing the session closes its pool.
-            self.door = GovernedAdapter(governor, kind_of=by_method, pool_maxsize=self.pool_size)
-            self.session.mount(f"{self.protocol}://", self.door)
             verify: bool | str = kwargs.get("verify", True)  # what PyGithub's __init__ set
             self.verify = bundle if verify is True else verify
             self.origin = f"{self.protocol}://{self.host}:{self.port}"
-            self.pool, self.prefix = self.door.pool_for(
-                self.origin, verify=self.verify, proxies=proxies
-            )
-            # The session's default headers (Accept-Encoding, Accept, Connection: what
-            # requests sends), by lower-case name: PyGithub's own replace them.
+            # The session's default headers (Accept, Connection; User-Agent is PyGithub's),
+            # by lower-case name: PyGithub's own replace them.
             self.defaults = {name.lower(): (name, v) for name, v in self.session.headers.items()}
-            self.time_limit = Timeout(connect=self.timeout, read=self.timeout)
+            self.direct: GovernedConnection | None = None
+            if proxied:
+                # Through a proxy (any kind requests knows): the urllib3 pool requests'
+                # adapter would pick, mounted so that closing the session closes it.
+                self.door = GovernedAdapter(governor, pool_maxsize=self.pool_size)
+                self.session.mount(f"{self.protocol}://", self.door)
+                self.pool, self.prefix = self.door.pool_for(
+                    self.origin, verify=self.verify, proxies=proxies
+                )
+                self.time_limit = Timeout(connect=self.timeout, read=self.timeout)
+            else:
+                self.direct = GovernedConnection(
+                    governor, self.origin, timeout=self.timeout, verify=self.verify
+                )
+                accept = ("accept-encoding", GovernedConnection.ACCEPT_ENCODING)
+                self.defaults["accept-encoding"] = accept  # what it decodes
 
         def getresponse(self) -> Answer:
             given: dict[str, str] = self.headers
@@ -108,6 +122,19 @@ def governed_connection(base_url: str, governor: Governor) -> type:
                 cookie = get_cookie_header(cookies, self._as_prepared(headers))
                 if cookie:
                     headers["Cookie"] = cookie
+            answer = self._send(headers)
+            if "set-cookie" in answer.headers or "set-cookie2" in answer.headers:
+                # kept, as a session keeps them
+                cookies.extract_cookies(
+                    MockResponse(answer.headers),
+                    MockRequest(self._as_prepared(headers)),
+                )
+            return answer
+
+        def _send(self, headers: dict[str, str]) -> Answer:
+            if self.direct is not None:
+                sent = self.direct.request(self.verb, self.url, body=self.input, headers=headers)
+                return Answer(sent.status, sent.headers, sent.data)
             raw = self.door.urlopen(
                 self.pool,
                 self.verb,
@@ -116,10 +143,8 @@ def governed_connection(base_url: str, governor: Governor) -> type:
                 headers=headers,
                 timeout=self.time_limit,
             )
-            found = raw.headers  # case-insensitive
-            if "set-cookie" in found or "set-cookie2" in found:  # kept, as a session does
-                extract_cookies_to_jar(cookies, self._as_prepared(headers), raw)
-            return Answer(raw)
+            # http.client's headers under urllib3's (the body urllib3 decoded)
+            return Answer(raw.status, raw._original_response.msg, raw.data)  # type: ignore[attr-defined]
 
         def _as_prepared(self, headers: dict[str, str]) -> requests.PreparedRequest:
             """This request as requests' cookie functions read it (only with cookies)."""
@@ -127,5 +152,10 @@ def governed_connection(base_url: str, governor: Governor) -> type:
             prepared.prepare_url(self.origin + self.url, "")
             prepared.prepare_headers(headers)
             return prepared
+
+        def close(self) -> None:
+            if self.direct is not None:
+                self.direct.close()
+            super().close()
 
     return Governed

@@ -14,11 +14,11 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import pytest
-import urllib3.connection
 
 from connectors.github import GitHubConnector
 from connectors.github.transport import ca_bundle
 from syncd.model import ActionContext
+from syncd_sandbox import fakeserver
 from syncd_sandbox.fakeserver import FakeRequest, FakeResponse
 from syncd_sandbox.github.fake import FakeGitHub
 
@@ -166,14 +166,14 @@ def test_session_headers_and_cookies_are_sent_as_a_requests_session_would(
 def test_a_thread_reuses_one_keep_alive_connection(
     monkeypatch: pytest.MonkeyPatch, make_connector: Any, fake: FakeGitHub
 ) -> None:
-    opened: list[int] = []
-    new_conn = urllib3.connection.HTTPConnection._new_conn
+    accepted: list[tuple[str, int]] = []  # connections the fake accepted, by client address
+    setup = fakeserver._Handler.setup
 
-    def counted(self: Any) -> Any:
-        opened.append(threading.get_ident())
-        return new_conn(self)
+    def counted(self: Any) -> None:
+        accepted.append(self.client_address)
+        setup(self)
 
-    monkeypatch.setattr(urllib3.connection.HTTPConnection, "_new_conn", counted)
+    monkeypatch.setattr(fakeserver._Handler, "setup", counted)
     connector = make_connector()
     for i in range(20):
         create(connector, str(i))
@@ -181,4 +181,4 @@ def test_a_thread_reuses_one_keep_alive_connection(
     others.start()
     others.join()
     assert len(fake.repos[REPO].issues) == 25
-    assert len(opened) == 2 and opened[0] != opened[1]  # one connection per thread
+    assert len(accepted) == 2 and accepted[0] != accepted[1]  # one connection per thread
