@@ -7,7 +7,9 @@ keep-alive connection reused by a thread's requests."""
 from __future__ import annotations
 
 import http.client
+import socket
 import threading
+import time
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
@@ -17,6 +19,7 @@ import pytest
 
 from connectors.github import GitHubConnector
 from connectors.github.transport import ca_bundle
+from syncd.errors import TransientError, UncertainError
 from syncd.model import ActionContext
 from syncd_sandbox import fakeserver
 from syncd_sandbox.fakeserver import FakeRequest, FakeResponse
@@ -182,3 +185,58 @@ def test_a_thread_reuses_one_keep_alive_connection(
     others.join()
     assert len(fake.repos[REPO].issues) == 25
     assert len(accepted) == 2 and accepted[0] != accepted[1]  # one connection per thread
+
+
+def test_every_request_passes_the_accounts_governor(
+    no_proxy_env: pytest.MonkeyPatch, make_connector: Any, fake: FakeGitHub
+) -> None:
+    fake.add_label(REPO, "sales")
+    connector = make_connector(create_missing_labels=False)  # a label list, then a create
+    spec = connector.actions["create_issue"]
+    for i in range(3):
+        params = spec.params.model_validate({"repo": REPO, "title": f"{i}", "labels": ["sales"]})
+        spec.perform(connector, params, ActionContext(key=f"k{i}", rule_id="r", attempt=1))
+    assert [r.method for r in fake.app.log] == ["GET", "POST"] * 3
+    assert connector.governor.sent == 6 and connector.governor.in_flight == 0
+
+
+def test_a_create_whose_answer_comes_too_late_is_uncertain(
+    no_proxy_env: pytest.MonkeyPatch, make_connector: Any, fake: FakeGitHub
+) -> None:
+    def late(request: FakeRequest, response: FakeResponse) -> FakeResponse:
+        time.sleep(1.5)  # the connector's timeout is 1 s: the issue is made, no answer seen
+        return response
+
+    fake.app.after.append(late)
+    connector = make_connector(timeout_seconds=1)
+    with pytest.raises(UncertainError):
+        create(connector, "a")
+    assert len(fake.repos[REPO].issues) == 1
+    assert connector.governor.in_flight == 0
+
+
+def test_a_create_that_could_not_connect_was_never_sent(
+    no_proxy_env: pytest.MonkeyPatch, make_connector: Any, fake: FakeGitHub
+) -> None:
+    with socket.socket() as unused:
+        unused.bind(("127.0.0.1", 0))
+        closed_port = unused.getsockname()[1]  # nothing listens there
+    connector = make_connector(base_url=f"http://127.0.0.1:{closed_port}")
+    with pytest.raises(TransientError) as raised:
+        create(connector, "a")
+    assert not isinstance(raised.value, UncertainError)
+    assert connector.governor.in_flight == 0
+
+
+def test_a_create_that_could_not_reach_its_proxy_was_never_sent(
+    no_proxy_env: pytest.MonkeyPatch, make_connector: Any, fake: FakeGitHub
+) -> None:
+    with socket.socket() as unused:
+        unused.bind(("127.0.0.1", 0))
+        closed_port = unused.getsockname()[1]  # nothing listens there
+    no_proxy_env.setenv("HTTP_PROXY", f"http://127.0.0.1:{closed_port}")
+    connector = make_connector()
+    with pytest.raises(TransientError) as raised:
+        create(connector, "a")
+    assert not isinstance(raised.value, UncertainError)
+    assert fake.repos[REPO].issues == {} and connector.governor.in_flight == 0
