@@ -109,7 +109,7 @@ def governed_connection(base_url: str, governor: Governor) -> type:
                 self.direct = GovernedConnection(
                     governor, self.origin, timeout=self.timeout, verify=self.verify
                 )
-                accept = ("accept-encoding", GovernedConnection.ACCEPT_ENCODING)
+                accept = ("Accept-Encoding", GovernedConnection.ACCEPT_ENCODING)
                 self.defaults["accept-encoding"] = accept  # what it decodes
 
         def getresponse(self) -> Answer:

@@ -180,7 +180,9 @@ def test_tls_is_verified_against_the_bundle_given(tmp_path: Path) -> None:
         url = origin(tls_server, "https")
         gov = governor(FakeClock())
         trusted = GovernedConnection(gov, url, timeout=5, verify=str(cert))
-        assert trusted.request("GET", "/a", body=None, headers={}).status == 200
+        for _ in range(3):
+            assert trusted.request("GET", "/a", body=None, headers={}).status == 200
+        assert trusted.opened == 1  # kept alive under TLS too
         with pytest.raises(ssl.SSLCertVerificationError):  # not in requests' (certifi's) bundle
             GovernedConnection(gov, url, timeout=5).request("GET", "/a", body=None, headers={})
         unchecked = GovernedConnection(gov, url, timeout=5, verify=False)
