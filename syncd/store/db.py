@@ -100,15 +100,55 @@ class Store:
         self, conn: Connection, table: Table, index_elements: list[str], values: dict[str, Any]
     ) -> None:
         """INSERT ... ON CONFLICT (keys) DO UPDATE SET the other columns."""
-        key = ("upsert", table.name, tuple(index_elements), tuple(values))
+        conn.execute(self._upsert_statement(table, index_elements, tuple(values)), values)
+
+    def upsert_many(
+        self,
+        conn: Connection,
+        table: Table,
+        index_elements: list[str],
+        rows: list[dict[str, Any]],
+    ) -> None:
+        """`upsert` for many rows with the same columns in one executemany. Their keys must
+        differ (PostgreSQL refuses to update one row twice in one statement)."""
+        if rows:
+            conn.execute(self._upsert_statement(table, index_elements, tuple(rows[0])), rows)
+
+    def insert_new_returning(
+        self,
+        conn: Connection,
+        table: Table,
+        index_elements: list[str],
+        rows: list[dict[str, Any]],
+        returning: tuple[str, ...],
+    ) -> list[tuple[Any, ...]]:
+        """Insert many rows unless their unique key exists, in one multi-row INSERT ... ON
+        CONFLICT DO NOTHING RETURNING (SQLAlchemy's "insertmanyvalues"): the `returning`
+        columns of each row inserted. A row whose key is stored, or repeats an earlier row's
+        of the same call, is skipped and left out of the answer."""
+        if not rows:
+            return []
+        key = ("insert_new_returning", table.name, tuple(index_elements), tuple(rows[0]), returning)
+        stmt = self._statements.get(key)
+        if stmt is None:
+            columns = [table.c[name] for name in returning]
+            stmt = self._statements[key] = self.insert_ignore(table, index_elements).returning(
+                *columns
+            )
+        return [tuple(r) for r in conn.execute(stmt, rows)]
+
+    def _upsert_statement(
+        self, table: Table, index_elements: list[str], columns: tuple[str, ...]
+    ) -> Any:
+        key = ("upsert", table.name, tuple(index_elements), columns)
         stmt = self._statements.get(key)
         if stmt is None:
             base = self._dialect_module.insert(table)
-            updates = {k: base.excluded[k] for k in values if k not in index_elements}
+            updates = {k: base.excluded[k] for k in columns if k not in index_elements}
             stmt = self._statements[key] = base.on_conflict_do_update(
                 index_elements=index_elements, set_=updates
             )
-        conn.execute(stmt, values)
+        return stmt
 
     def notify(self, conn: Connection, channel: str) -> None:
         """PostgreSQL NOTIFY, delivered at commit; nothing to do on SQLite (one process)."""

@@ -108,10 +108,22 @@ def live_snapshots(store: Store, source: str, object_type: str) -> list[Snapshot
     return [SnapshotRow(**dict(r)) for r in rows]
 
 
+def save_snapshots(store: Store, conn: Connection, rows: list[dict[str, Any]]) -> None:
+    """`save_snapshot` for many objects (each once) in one executemany."""
+    store.upsert_many(conn, snapshots, ["source", "object_type", "object_id"], rows)
+
+
 def add_event(store: Store, conn: Connection, values: dict[str, Any]) -> int | None:
     """Store an event unless its key exists; its id, or None when it was seen before."""
     found: int | None = store.insert_if_new(conn, events, ["event_key"], values)
     return found
+
+
+def add_events(store: Store, conn: Connection, rows: list[dict[str, Any]]) -> dict[str, int]:
+    """Store many events (same columns) in one statement, each unless its key exists:
+    {event_key: id} of those stored now (a key seen before, or twice here, is stored once)."""
+    found = store.insert_new_returning(conn, events, ["event_key"], rows, ("event_key", "id"))
+    return {key: int(event_id) for key, event_id in found}
 
 
 _EVENT_VERSION = select(events.c.version).where(events.c.id == bindparam("event_id"))
