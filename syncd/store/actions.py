@@ -56,7 +56,12 @@ class ActionRow:
 
 
 def _rows(result: Iterable[Any]) -> list[ActionRow]:
-    return [ActionRow(**dict(r)) for r in result]
+    """Rows of `select(actions)` (and the claim's event_version after them), by position."""
+    return [ActionRow(*r) for r in result]
+
+
+# ActionRow is built by position from `select(actions)`: its fields in the table's order.
+assert [c.name for c in actions.c] == list(ActionRow.__dataclass_fields__)[:-1]
 
 
 # The executor's statements, built once (building one costs more than running it on SQLite).
@@ -111,7 +116,7 @@ def claim_due_actions(
     with store.tx() as conn:
         query = _DUE if store.is_sqlite else _DUE_LOCKED
         found = conn.execute(query, {"now": now_ms, "limit": limit, "busy": list(busy)})
-        rows = _rows(found.mappings())
+        rows = _rows(found)
         if defer is not None:
             rows = [r for r in rows if not _deferred(conn, r, defer(r))]
         if admit is not None:
@@ -260,7 +265,7 @@ def action_by_id(conn: Connection, action_id: int) -> ActionRow | None:
 
 
 def actions_by_key_prefix(conn: Connection, prefix: str) -> list[ActionRow]:
-    return _rows(conn.execute(select(actions).where(actions.c.key.startswith(prefix))).mappings())
+    return _rows(conn.execute(select(actions).where(actions.c.key.startswith(prefix))))
 
 
 def list_actions(
@@ -291,9 +296,9 @@ def list_actions(
     if limit is not None:
         query = query.limit(limit)
     if conn is not None:
-        return _rows(conn.execute(query).mappings())
+        return _rows(conn.execute(query))
     with store.engine.connect() as own:
-        return _rows(own.execute(query).mappings())
+        return _rows(own.execute(query))
 
 
 def finished_actions_after(store: Store, after_id: int) -> list[ActionRow]:
@@ -304,7 +309,7 @@ def finished_actions_after(store: Store, after_id: int) -> list[ActionRow]:
         .order_by(actions.c.id)
     )
     with store.engine.connect() as conn:
-        return _rows(conn.execute(query).mappings())
+        return _rows(conn.execute(query))
 
 
 def newest_action_id(conn: Connection) -> int:
