@@ -9,7 +9,19 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Connection, bindparam, delete, func, or_, select, update
+from sqlalchemy import (
+    BigInteger,
+    Connection,
+    Integer,
+    String,
+    Text,
+    bindparam,
+    delete,
+    func,
+    or_,
+    select,
+    update,
+)
 
 from syncd.model import ObjectRef
 from syncd.store.db import Store
@@ -91,7 +103,6 @@ _CLAIM = (
     )
 )
 _FINISHED: dict[tuple[str, ...], Any] = {}  # finish statements by the columns they set
-_ADD_ATTEMPT = action_attempts.insert()
 
 
 def claim_due_actions(
@@ -170,8 +181,17 @@ class Finish:
     values: dict[str, Any]
 
 
-_STILL_IN_FLIGHT = select(actions.c.id).where(
-    actions.c.id.in_(bindparam("ids", expanding=True)), actions.c.status == "in_flight"
+# An attempt's record, kept only while its action is still in flight (checked in the same
+# statement: no separate read of which actions are).
+_ADD_ATTEMPT_IF_IN_FLIGHT = action_attempts.insert().from_select(
+    ["action_id", "attempt", "finished_at", "outcome", "error"],
+    select(
+        actions.c.id,
+        bindparam("attempt", type_=Integer),
+        bindparam("finished_at", type_=BigInteger),
+        bindparam("outcome", type_=String),
+        bindparam("error", type_=Text),
+    ).where(actions.c.id == bindparam("action_id"), actions.c.status == "in_flight"),
 )
 
 
@@ -198,30 +218,27 @@ def finish_actions(store: Store, finishes: list[Finish]) -> None:
     (the console's action page)."""
     if not finishes:
         return
+    history = [
+        {
+            "action_id": f.action_id,
+            "attempt": f.attempt,
+            "finished_at": f.now_ms,
+            "outcome": f.values["status"],
+            "error": f.values.get("last_error"),
+        }
+        for f in finishes
+        if f.attempt is not None
+    ]
+    by_shape: dict[tuple[str, ...], list[dict[str, Any]]] = {}
+    for f in finishes:
+        params = {f"_{name}": value for name, value in f.values.items()}
+        params.update(_id=f.action_id, _now=f.now_ms)
+        by_shape.setdefault(tuple(sorted(f.values)), []).append(params)
     with store.tx() as conn:
-        ids = [f.action_id for f in finishes]
-        live = {r[0] for r in conn.execute(_STILL_IN_FLIGHT, {"ids": ids})}
-        mine = [f for f in finishes if f.action_id in live]
-        by_shape: dict[tuple[str, ...], list[dict[str, Any]]] = {}
-        for f in mine:
-            params = {f"_{name}": value for name, value in f.values.items()}
-            params.update(_id=f.action_id, _now=f.now_ms)
-            by_shape.setdefault(tuple(sorted(f.values)), []).append(params)
+        if history:  # first, while the actions are still in flight
+            conn.execute(_ADD_ATTEMPT_IF_IN_FLIGHT, history)
         for names, rows in by_shape.items():
             conn.execute(_finish_statement(names), rows)  # one executemany per shape
-        history = [
-            {
-                "action_id": f.action_id,
-                "attempt": f.attempt,
-                "finished_at": f.now_ms,
-                "outcome": f.values["status"],
-                "error": f.values.get("last_error"),
-            }
-            for f in mine
-            if f.attempt is not None
-        ]
-        if history:
-            conn.execute(_ADD_ATTEMPT, history)
 
 
 def finish_action(

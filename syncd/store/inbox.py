@@ -50,14 +50,26 @@ def known_delivery_ids(conn: Connection, connector: str, ids: list[str]) -> set[
     return {r[0] for r in rows}
 
 
-def add_deliveries(store: Store, conn: Connection, rows: list[dict[str, Any]]) -> None:
-    """Insert new deliveries in one executemany (ON CONFLICT DO NOTHING guards against a
-    racing replica). Each dict: connector, delivery_id, headers, body, received_at."""
-    if rows:
-        conn.execute(
-            store.insert_ignore(inbox, ["connector", "delivery_id"]),
-            [{**r, "status": "pending", "attempts": 0, "next_attempt_at": 0} for r in rows],
-        )
+def add_deliveries(store: Store, conn: Connection, rows: list[dict[str, Any]]) -> list[bool]:
+    """Insert deliveries in one statement (INSERT ... ON CONFLICT DO NOTHING RETURNING):
+    for each, True when it is new, False when its (connector, delivery id) is stored already
+    or came earlier in `rows`. Each dict: connector, delivery_id, headers, body, received_at."""
+    if not rows:
+        return []
+    found = store.insert_new_returning(
+        conn,
+        inbox,
+        ["connector", "delivery_id"],
+        [{**r, "status": "pending", "attempts": 0, "next_attempt_at": 0} for r in rows],
+        ("connector", "delivery_id"),
+    )
+    new = set(found)
+    fresh = []
+    for r in rows:
+        key = (r["connector"], r["delivery_id"])
+        fresh.append(key in new)
+        new.discard(key)  # a delivery sent twice in one batch is new the first time only
+    return fresh
 
 
 def claim_due_deliveries(store: Store, now_ms: int, lease_ms: int, limit: int) -> list[DeliveryRow]:

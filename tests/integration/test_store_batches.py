@@ -10,8 +10,8 @@ from sqlalchemy import select
 
 from syncd.store import actions, events
 from syncd.store.db import Store
+from syncd.store.schema import action_attempts, snapshots
 from syncd.store.schema import events as events_table
-from syncd.store.schema import snapshots
 
 
 def _event(key: str, new: Any) -> dict[str, Any]:
@@ -93,3 +93,34 @@ def test_snapshots_are_upserted_together(store: Store) -> None:
         rows = conn.execute(select(snapshots.c.object_id, snapshots.c.version, snapshots.c.fields))
         found = sorted(tuple(r) for r in rows)
     assert found == [("1", 1, {"v": 1}), ("2", 2, {"v": 2}), ("3", 1, {"v": 1})]
+
+
+def test_finishing_records_only_the_attempts_of_actions_still_in_flight(store: Store) -> None:
+    with store.tx() as conn:
+        actions.add_actions(store, conn, [_action("a"), _action("b"), _action("c")])
+    claimed = actions.claim_due_actions(store, "me", now_ms=1, lease_ms=1_000, limit=10)
+    assert len(claimed) == 3
+    a, b, c = claimed
+    with store.tx() as conn:
+        actions.update_action(conn, b.id, status="cancelled")  # an operator, meanwhile
+    actions.finish_actions(
+        store,
+        [
+            actions.Finish(a.id, 1, 5, {"status": "done", "external_id": "x-1"}),
+            actions.Finish(b.id, 1, 5, {"status": "done", "external_id": "x-2"}),
+            actions.Finish(c.id, 1, 5, {"status": "dead", "last_error": "no"}),
+        ],
+    )
+    statuses = {r.key: (r.status, r.external_id) for r in actions.list_actions(store)}
+    assert statuses == {"a": ("done", "x-1"), "b": ("cancelled", None), "c": ("dead", None)}
+    with store.engine.connect() as conn:
+        history = conn.execute(
+            select(
+                action_attempts.c.action_id,
+                action_attempts.c.attempt,
+                action_attempts.c.finished_at,
+                action_attempts.c.outcome,
+                action_attempts.c.error,
+            ).order_by(action_attempts.c.action_id)
+        ).all()
+    assert [tuple(h) for h in history] == [(a.id, 1, 5, "done", None), (c.id, 1, 5, "dead", "no")]

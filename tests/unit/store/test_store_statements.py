@@ -1,0 +1,78 @@
+"""The statements a webhook costs outside the ingest (issue 17): deliveries stored and
+attempts finished in one statement per batch, reading nothing back first."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import event
+
+from syncd.store import actions, inbox
+from syncd.store.db import Store
+
+
+def _statements(store: Store) -> list[str]:
+    seen: list[str] = []
+
+    @event.listens_for(store.engine, "before_cursor_execute")
+    def count(_conn: Any, _cursor: Any, sql: str, *_: Any) -> None:
+        if not sql.startswith("BEGIN"):
+            seen.append(sql.split(None, 1)[0].upper())
+
+    return seen
+
+
+def _delivery(delivery_id: str) -> dict[str, Any]:
+    return {
+        "connector": "ledger",
+        "delivery_id": delivery_id,
+        "headers": {},
+        "body": b"{}",
+        "received_at": 1,
+    }
+
+
+def test_a_batch_of_deliveries_is_stored_in_one_statement() -> None:
+    store = Store.in_memory()
+    with store.tx() as conn:
+        assert inbox.add_deliveries(store, conn, [_delivery("a")]) == [True]
+    statements = _statements(store)
+    with store.tx() as conn:
+        fresh = inbox.add_deliveries(
+            store, conn, [_delivery("b"), _delivery("a"), _delivery("c"), _delivery("b")]
+        )
+    assert fresh == [True, False, True, False]  # "a" stored before; "b" sent twice
+    assert statements == ["INSERT"]
+    assert [r.delivery_id for r in inbox.claim_due_deliveries(store, 5, 10, 10)] == ["a", "b", "c"]
+
+
+def test_a_batch_of_finishes_takes_two_statements() -> None:
+    store = Store.in_memory()
+    with store.tx() as conn:
+        actions.add_actions(
+            store,
+            conn,
+            [
+                {
+                    "key": f"k{n}",
+                    "rule_id": "r",
+                    "connector": "ledger",
+                    "action": "record",
+                    "params": {},
+                    "status": "pending",
+                    "attempts": 0,
+                    "next_attempt_at": 0,
+                    "created_at": 0,
+                    "updated_at": 0,
+                }
+                for n in range(10)
+            ],
+        )
+    claimed = actions.claim_due_actions(store, "me", now_ms=1, lease_ms=1_000, limit=10)
+    statements = _statements(store)
+    actions.finish_actions(
+        store,
+        [actions.Finish(r.id, 1, 5, {"status": "done", "external_id": str(r.id)}) for r in claimed],
+    )
+    assert statements == ["INSERT", "UPDATE"]  # the attempts' records, then the actions
+    assert {r.status for r in actions.list_actions(store)} == {"done"}
