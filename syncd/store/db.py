@@ -6,6 +6,7 @@ import contextlib
 import importlib
 import logging
 import os
+import sqlite3
 import stat
 import subprocess
 import sys
@@ -15,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from sqlalchemy import Connection, Engine, Table, create_engine, event, text
-from sqlalchemy.exc import DatabaseError
+from sqlalchemy.exc import DatabaseError, DBAPIError
 from sqlalchemy.pool import NullPool, StaticPool
 
 from syncd.errors import ConfigError
@@ -202,7 +203,15 @@ def _sqlite_engine(url: str, synchronous: str, poolclass: Any = None) -> Engine:
         # Writes (Store.tx) take the write lock up front, so two writers never deadlock on a
         # lock upgrade; reads need no lock in WAL mode and never wait for a writer.
         write = conn.get_execution_options().get("syncd_write", False)
-        conn.exec_driver_sql("BEGIN IMMEDIATE" if write else "BEGIN")
+        statement = "BEGIN IMMEDIATE" if write else "BEGIN"
+        # Straight to sqlite3: every transaction begins here, and SQLAlchemy's statement
+        # machinery costs more than the BEGIN itself (issue 17). Errors as SQLAlchemy's.
+        driver = conn.connection.driver_connection
+        assert driver is not None
+        try:
+            driver.execute(statement)
+        except sqlite3.Error as exc:
+            raise DBAPIError.instance(statement, (), exc, sqlite3.Error) from exc
 
     return engine
 

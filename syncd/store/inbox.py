@@ -6,7 +6,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Connection, and_, delete, func, select, update
+from sqlalchemy import Connection, bindparam, delete, func, select, update
 
 from syncd.store.db import Store
 from syncd.store.schema import inbox
@@ -72,32 +72,41 @@ def add_deliveries(store: Store, conn: Connection, rows: list[dict[str, Any]]) -
     return fresh
 
 
+# The inbox thread's statements, built once.
+_DUE = (
+    select(inbox)
+    .where(inbox.c.status == "pending", inbox.c.next_attempt_at <= bindparam("now"))
+    .order_by(inbox.c.id)
+    .limit(bindparam("limit"))
+)
+_DUE_LOCKED = _DUE.with_for_update(skip_locked=True)  # PostgreSQL: replicas share no row
+_LEASE = (
+    update(inbox)
+    .where(inbox.c.id.in_(bindparam("ids", expanding=True)))
+    .values(next_attempt_at=bindparam("until"), attempts=inbox.c.attempts + 1)
+)
+_DONE = (
+    update(inbox)
+    .where(inbox.c.id.in_(bindparam("ids", expanding=True)))
+    .values(status="done", last_error=None)
+)
+# Rows of `select(inbox)` build a DeliveryRow by position: the same order.
+assert [c.name for c in inbox.c] == list(DeliveryRow.__dataclass_fields__)
+
+
 def claim_due_deliveries(store: Store, now_ms: int, lease_ms: int, limit: int) -> list[DeliveryRow]:
     """Take due deliveries; pushing next_attempt_at forward is the lease: if this process
     dies, the delivery becomes due again when it runs out. Rows as read, before the update."""
     with store.tx() as conn:
-        query = (
-            select(inbox)
-            .where(and_(inbox.c.status == "pending", inbox.c.next_attempt_at <= now_ms))
-            .order_by(inbox.c.id)
-            .limit(limit)
-        )
-        if not store.is_sqlite:
-            query = query.with_for_update(skip_locked=True)
-        rows = [DeliveryRow(**dict(r)) for r in conn.execute(query).mappings()]
+        query = _DUE if store.is_sqlite else _DUE_LOCKED
+        rows = [DeliveryRow(*r) for r in conn.execute(query, {"now": now_ms, "limit": limit})]
         if rows:
-            conn.execute(
-                update(inbox)
-                .where(inbox.c.id.in_([r.id for r in rows]))
-                .values(next_attempt_at=now_ms + lease_ms, attempts=inbox.c.attempts + 1)
-            )
+            conn.execute(_LEASE, {"ids": [r.id for r in rows], "until": now_ms + lease_ms})
     return rows
 
 
 def mark_deliveries_done(conn: Connection, ids: Iterable[int]) -> None:
-    conn.execute(
-        update(inbox).where(inbox.c.id.in_(list(ids))).values(status="done", last_error=None)
-    )
+    conn.execute(_DONE, {"ids": list(ids)})
 
 
 def retry_delivery_later(

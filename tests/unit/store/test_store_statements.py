@@ -3,12 +3,16 @@ attempts finished in one statement per batch, reading nothing back first."""
 
 from __future__ import annotations
 
+import sqlite3
+from pathlib import Path
 from typing import Any
 
+import pytest
 from sqlalchemy import event
+from sqlalchemy.exc import OperationalError
 
 from syncd.store import actions, inbox
-from syncd.store.db import Store
+from syncd.store.db import Store, open_store
 
 
 def _statements(store: Store) -> list[str]:
@@ -76,3 +80,20 @@ def test_a_batch_of_finishes_takes_two_statements() -> None:
     )
     assert statements == ["INSERT", "UPDATE"]  # the attempts' records, then the actions
     assert {r.status for r in actions.list_actions(store)} == {"done"}
+
+
+def test_a_begin_that_fails_raises_sqlalchemys_error(tmp_path: Path) -> None:
+    """BEGIN goes straight to sqlite3; its failure still surfaces as SQLAlchemy's error."""
+    store = open_store(f"sqlite:///{tmp_path / 's.db'}")
+    with store.engine.connect() as conn:  # the pool's one connection, made impatient
+        driver = conn.connection.driver_connection
+        assert driver is not None
+        driver.execute("PRAGMA busy_timeout=0")
+    other = sqlite3.connect(tmp_path / "s.db", isolation_level=None)
+    other.execute("BEGIN IMMEDIATE")  # another process holds the write lock
+    try:
+        with pytest.raises(OperationalError, match="locked"), store.tx():
+            pass
+    finally:
+        other.close()
+        store.dispose()
