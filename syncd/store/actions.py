@@ -24,7 +24,7 @@ from sqlalchemy import (
 )
 
 from syncd.model import ObjectRef
-from syncd.store.db import Store
+from syncd.store.db import Store, padded
 from syncd.store.schema import ACTION_STATUSES, action_attempts, actions, events
 
 ACTIVE = ("pending", "in_flight")
@@ -136,7 +136,7 @@ def claim_due_actions(
             conn.execute(
                 _CLAIM,
                 {
-                    "ids": [r.id for r in rows],
+                    "ids": padded([r.id for r in rows]),
                     "owner": owner,
                     "until": now_ms + lease_ms,
                     "now": now_ms,

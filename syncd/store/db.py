@@ -113,7 +113,9 @@ class Store:
         """`upsert` for many rows with the same columns in one executemany. Their keys must
         differ (PostgreSQL refuses to update one row twice in one statement)."""
         if rows:
-            conn.execute(self._upsert_statement(table, index_elements, tuple(rows[0])), rows)
+            stmt = self._upsert_statement(table, index_elements, tuple(rows[0]))
+            for chunk in shaped_chunks(rows):
+                conn.execute(stmt, chunk)
 
     def insert_new_returning(
         self,
@@ -136,7 +138,7 @@ class Store:
             stmt = self._statements[key] = self.insert_ignore(table, index_elements).returning(
                 *columns
             )
-        return [tuple(r) for r in conn.execute(stmt, rows)]
+        return [tuple(r) for chunk in shaped_chunks(rows) for r in conn.execute(stmt, chunk)]
 
     def _upsert_statement(
         self, table: Table, index_elements: list[str], columns: tuple[str, ...]
@@ -171,6 +173,35 @@ class Store:
         store = cls(_sqlite_engine("sqlite://", "NORMAL", poolclass=StaticPool))
         upgrade(store)
         return store
+
+
+LARGEST_CHUNK = 64
+
+
+def shaped_chunks(rows: list[Any]) -> Iterator[list[Any]]:
+    """Rows in chunks of 64, 32 ... 2, 1: a multi-row statement's text depends on its row
+    count, and the drivers keep each text prepared (sqlite3: 128 per connection; one for
+    every batch size from 1 to 129 took 14 MB). So a batch is sent in a few statements of
+    at most 7 sizes."""
+    start = 0
+    while start < len(rows):
+        size = LARGEST_CHUNK
+        while size > len(rows) - start:
+            size //= 2
+        yield rows[start : start + size]
+        start += size
+
+
+def padded(values: list[Any]) -> list[Any]:
+    """An IN list padded to a power of two by repeating its last value (the answer is the
+    same), for the same reason as `shaped_chunks`: a few statement texts, not one per length.
+    Empty stays empty."""
+    if not values:
+        return values
+    size = 1
+    while size < len(values):
+        size *= 2
+    return values + [values[-1]] * (size - len(values))
 
 
 def _sqlite_engine(url: str, synchronous: str, poolclass: Any = None) -> Engine:

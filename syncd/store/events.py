@@ -7,7 +7,7 @@ from typing import Any
 
 from sqlalchemy import Connection, bindparam, delete, select
 
-from syncd.store.db import Store
+from syncd.store.db import Store, padded, shaped_chunks
 from syncd.store.schema import event_traces, events, snapshots
 
 
@@ -78,7 +78,7 @@ def snapshots_for_update(
     for (source, object_type), ids in by_type.items():
         for start in range(0, len(ids), SNAPSHOTS_PER_QUERY):
             chunk = ids[start : start + SNAPSHOTS_PER_QUERY]
-            params = {"source": source, "object_type": object_type, "ids": chunk}
+            params = {"source": source, "object_type": object_type, "ids": padded(chunk)}
             for row in conn.execute(query, params):
                 snap = SnapshotRow(*row)
                 found[(snap.source, snap.object_type, snap.object_id)] = snap
@@ -155,8 +155,8 @@ def prune_events(conn: Connection, cutoff_ms: int) -> int:
 
 def add_traces(conn: Connection, rows: list[dict[str, Any]]) -> None:
     """Many events' traces in one statement (dicts: event_id, decisions, created_at)."""
-    if rows:
-        conn.execute(_ADD_TRACE, rows)
+    for chunk in shaped_chunks(rows):
+        conn.execute(_ADD_TRACE, chunk)
 
 
 def prune_traces(conn: Connection, cutoff_ms: int) -> int:

@@ -8,7 +8,7 @@ from typing import Any
 
 from sqlalchemy import Connection, bindparam, delete, func, select, update
 
-from syncd.store.db import Store
+from syncd.store.db import Store, padded
 from syncd.store.schema import inbox
 
 
@@ -101,12 +101,12 @@ def claim_due_deliveries(store: Store, now_ms: int, lease_ms: int, limit: int) -
         query = _DUE if store.is_sqlite else _DUE_LOCKED
         rows = [DeliveryRow(*r) for r in conn.execute(query, {"now": now_ms, "limit": limit})]
         if rows:
-            conn.execute(_LEASE, {"ids": [r.id for r in rows], "until": now_ms + lease_ms})
+            conn.execute(_LEASE, {"ids": padded([r.id for r in rows]), "until": now_ms + lease_ms})
     return rows
 
 
 def mark_deliveries_done(conn: Connection, ids: Iterable[int]) -> None:
-    conn.execute(_DONE, {"ids": list(ids)})
+    conn.execute(_DONE, {"ids": padded(list(ids))})
 
 
 def retry_delivery_later(

@@ -12,6 +12,7 @@ from typing import Any
 
 from sqlalchemy import Connection, bindparam, select
 
+from syncd.store.db import padded
 from syncd.store.schema import actions, snapshots
 
 MAX_DEPTH = 4  # issue <- issue <- deal: chains are short; a bound keeps a loop harmless
@@ -45,7 +46,8 @@ def created_by_many(
     wanted = sorted(set(object_ids))
     for start in range(0, len(wanted), IDS_PER_QUERY):
         chunk = wanted[start : start + IDS_PER_QUERY]
-        created.update(r[0] for r in conn.execute(CREATORS, {"connector": source, "ids": chunk}))
+        params = {"connector": source, "ids": padded(chunk)}
+        created.update(r[0] for r in conn.execute(CREATORS, params))
     out = {}
     for object_id in sorted(created):
         found = created_by(conn, source, object_id)

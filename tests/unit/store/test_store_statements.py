@@ -97,3 +97,25 @@ def test_a_begin_that_fails_raises_sqlalchemys_error(tmp_path: Path) -> None:
     finally:
         other.close()
         store.dispose()
+
+
+def test_batches_of_any_size_share_a_few_statement_texts() -> None:
+    """The driver keeps every statement text it ran prepared (sqlite3: 128 a connection):
+    one text per batch size filled it with multi-row inserts (14 MB for sizes 1 to 129)."""
+    store = Store.in_memory()
+    texts: set[str] = set()
+
+    @event.listens_for(store.engine, "before_cursor_execute")
+    def seen(_conn: Any, _cursor: Any, sql: str, *_: Any) -> None:
+        texts.add(sql)
+
+    sent = 0
+    for size in range(1, 101):
+        rows = [_delivery(f"d{sent + n}") for n in range(size)]
+        sent += size
+        with store.tx() as conn:
+            assert inbox.add_deliveries(store, conn, rows) == [True] * size
+        inbox.claim_due_deliveries(store, now_ms=5, lease_ms=10, limit=size)
+    inserts = {t for t in texts if t.startswith("INSERT")}
+    updates = {t for t in texts if t.startswith("UPDATE")}
+    assert len(inserts) <= 7 and len(updates) <= 8, (len(inserts), len(updates))
