@@ -14,7 +14,10 @@ growth per 100,000 webhooks. The daemon runs with the environment of the shipped
 `Environment=` lines of systemd/syncd.service, such as MALLOC_ARENA_MAX), unless
 `--no-unit-env`.
 
-    python benchmarks/growth.py [--n 100000] [--warmup 10000] [--c 8] [--no-unit-env]
+A reading is also printed every `--every` webhooks between the two.
+
+    python benchmarks/growth.py [--n 100000] [--warmup 10000] [--every 10000] [--c 8]
+                                [--no-unit-env]
 """
 
 from __future__ import annotations
@@ -131,6 +134,9 @@ def main() -> int:
     parser.add_argument("--n", type=int, default=100_000, help="webhooks in all")
     parser.add_argument("--warmup", type=int, default=10_000, help="webhooks before reading 1")
     parser.add_argument("--c", type=int, default=8, help="concurrent connections")
+    parser.add_argument(
+        "--every", type=int, default=10_000, help="webhooks between readings after the warm-up"
+    )
     parser.add_argument("--settle", type=float, default=3.0, help="seconds before a reading")
     parser.add_argument(
         "--no-unit-env", action="store_true", help="without the unit's Environment= settings"
@@ -169,10 +175,16 @@ def main() -> int:
             f"({time.monotonic() - started:.0f} s)",
             flush=True,
         )
-        send(port, remote_path, args.warmup, args.n - args.warmup, args.c)
-        wait_drained(proc, store_path, remote_path, args.n)
-        time.sleep(args.settle)
-        after = rss_mb(proc.pid)
+        sent = args.warmup
+        while sent < args.n:  # a reading at each step: a plateau shows apart from a slope
+            step = min(args.every, args.n - sent)
+            send(port, remote_path, sent, step, args.c)
+            sent += step
+            wait_drained(proc, store_path, remote_path, sent)
+            time.sleep(args.settle)
+            after = rss_mb(proc.pid)
+            if sent < args.n:
+                print(f"  after {sent:>7,} webhooks (drained): RSS {after:6.1f} MB", flush=True)
         elapsed = time.monotonic() - started
         print(
             f"  after {args.n:>7,} webhooks (drained): RSS {after:6.1f} MB ({elapsed:.0f} s, "

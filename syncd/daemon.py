@@ -15,9 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import ctypes
 import functools
-import os
 import random
 import signal
 import socket
@@ -44,6 +42,7 @@ from syncd.leadership import Leadership
 from syncd.logs import add_secrets, configure_logging, redact
 from syncd.lookups import LookupsNotReady
 from syncd.mapping.loader import MappingError
+from syncd.memory import limit_malloc_arenas, release_free_memory
 from syncd.metrics import RULE_FAILURES
 from syncd.permissions import check_file_permissions
 from syncd.poller import poll_job
@@ -313,6 +312,7 @@ class Daemon:
             raise HousekeepingFailed("; ".join(failed))
 
     def _heartbeat_body(self) -> None:
+        release_free_memory()  # what a busy spell freed goes back, not held at its peak
         heartbeat(self.engine.store, self.replica_id, self.engine.clock, self.started_at)
 
     def start_loops(self) -> None:
@@ -588,28 +588,6 @@ def _check_reload_permissions(config: Config) -> None:
     problems = check_file_permissions(config.path, config.mapping_paths, config.secret_files)
     if problems:
         raise ConfigError(problems)
-
-
-M_ARENA_MAX = -8  # glibc's mallopt() parameter number (malloc.h)
-MALLOC_ARENAS = 2
-
-
-def limit_malloc_arenas() -> bool:
-    """At most MALLOC_ARENAS glibc malloc arenas, unless MALLOC_ARENA_MAX says otherwise.
-
-    glibc gives each thread that allocates an arena of its own (up to 8 per core), and
-    memory freed in one is not reused by another: with the daemon's dozen threads its RSS
-    crept up ~5 MB per 10,000 webhooks (issue 17). The systemd unit sets MALLOC_ARENA_MAX=2;
-    this does the same for a daemon started otherwise. Call before the threads start.
-    True when set; False on a C library without mallopt (musl, macOS) or when the
-    environment decides."""
-    if os.environ.get("MALLOC_ARENA_MAX"):
-        return False  # read by glibc itself at start
-    try:
-        mallopt = ctypes.CDLL(None).mallopt
-    except (OSError, AttributeError):
-        return False
-    return bool(mallopt(M_ARENA_MAX, MALLOC_ARENAS))
 
 
 def run_daemon(config: Config) -> int:

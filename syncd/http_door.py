@@ -5,21 +5,36 @@ about limits, and never retries by itself (the executor is syncd's one retry lay
     session.mount(base_url, GovernedAdapter(governor, kind_of=by_method))
 
 HubSpot's generated client speaks urllib3 directly; `govern_urllib3` wraps its pool manager
-the same way.
+the same way. A client that builds its own requests to one origin (PyGithub's connection)
+takes the adapter's pool once (`GovernedAdapter.pool_for`) and sends through it with
+`GovernedAdapter.urlopen`: the same governor steps, without requests' per-request work; or,
+with no proxy between, holds a `GovernedConnection` (http.client, one per thread).
 """
 
 from __future__ import annotations
 
+import http.client
+import os
+import socket
+import ssl
+import zlib
 from collections.abc import Callable, Mapping
-from typing import Any
+from email.message import Message
+from typing import Any, TypeVar
+from urllib.parse import urlsplit
 
 import requests
 from requests.adapters import HTTPAdapter
 from requests.structures import CaseInsensitiveDict
-from urllib3 import HTTPHeaderDict
+from requests.utils import DEFAULT_CA_BUNDLE_PATH
+from urllib3 import BaseHTTPResponse, HTTPConnectionPool, HTTPHeaderDict
+from urllib3.exceptions import ConnectTimeoutError, DecodeError, NewConnectionError
+from urllib3.util import Timeout
+from urllib3.util.wait import wait_for_read
 
 from syncd.governor import RATE_LIMIT_HEADERS, READ, WRITE, Governor
 
+R = TypeVar("R")
 WRITE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 
 
@@ -28,11 +43,11 @@ def by_method(method: str, url: str) -> str:
     return WRITE if method.upper() in WRITE_METHODS else READ
 
 
-def rate_limit_headers(headers: Mapping[str, str]) -> Mapping[str, str]:
-    """The headers the governor reads: from requests' or urllib3's case-insensitive
-    mappings five lookups instead of a copy of every header of every answer (any other
-    mapping is passed whole)."""
-    if not isinstance(headers, CaseInsensitiveDict | HTTPHeaderDict):
+def rate_limit_headers(headers: Mapping[str, str] | Message) -> Mapping[str, str]:
+    """The headers the governor reads: from requests', urllib3's or http.client's
+    case-insensitive headers five lookups instead of a copy of every header of every answer
+    (any other mapping is passed whole)."""
+    if not isinstance(headers, CaseInsensitiveDict | HTTPHeaderDict | Message):
         return headers
     return {name: value for name in RATE_LIMIT_HEADERS if (value := headers.get(name)) is not None}
 
@@ -57,15 +72,228 @@ class GovernedAdapter(HTTPAdapter):
     def send(
         self, request: requests.PreparedRequest, *args: Any, **kwargs: Any
     ) -> requests.Response:
-        kind = self.kind_of(request.method or "GET", request.url or "")
-        governor = self.governor
-        started = governor.acquire(kind, max_wait=self.max_wait)  # = governor.permit()
+        send = super().send
+        return self._governed(
+            request.method or "GET",
+            request.url or "",
+            lambda: send(request, *args, **kwargs),
+            lambda response: (response.status_code, response.headers),
+        )
+
+    def pool_for(
+        self, url: str, *, verify: bool | str, proxies: Mapping[str, str]
+    ) -> tuple[HTTPConnectionPool, str]:
+        """The urllib3 pool `send` would use for requests to `url`'s origin (TLS
+        verification and CA bundle, the proxy for it), worked out once; and the prefix of
+        the URL to pass `urlopen` ("" for a path, the origin for an HTTP proxy's absolute
+        form), as `send` would."""
+        template = requests.PreparedRequest()
+        template.prepare(method="GET", url=url.rstrip("/") + "/")
+        pool = self.get_connection_with_tls_context(template, verify, proxies=dict(proxies))
+        self.cert_verify(pool, template.url or "", verify, None)
+        return pool, self.request_url(template, dict(proxies))[:-1]
+
+    def urlopen(
+        self,
+        pool: HTTPConnectionPool,
+        method: str,
+        url: str,
+        *,
+        body: bytes | str | None,
+        headers: Mapping[str, str],
+        timeout: Timeout,
+    ) -> BaseHTTPResponse:
+        """One request through `pool` (from `pool_for`), past the governor, its answer read
+        whole; errors are urllib3's. `send` less requests' preparation of every request and
+        its Response (what PyGithub's connection needs, issue 17)."""
+        return self._governed(
+            method,
+            url,
+            lambda: pool.urlopen(
+                method,
+                url,
+                body=body,
+                headers=headers,
+                redirect=False,
+                assert_same_host=False,
+                retries=False,  # never re-send (see __init__); errors come out as raised
+                timeout=timeout,
+                preload_content=True,  # read whole, and the connection back in the pool
+                decode_content=True,
+            ),
+            lambda response: (response.status, response.headers),
+        )
+
+    def _governed(
+        self,
+        method: str,
+        url: str,
+        send: Callable[[], R],
+        answer: Callable[[R], tuple[int, Mapping[str, str]]],
+    ) -> R:
+        return governed(self.governor, self.kind_of(method, url), self.max_wait, send, answer)
+
+
+def governed(
+    governor: Governor,
+    kind: str,
+    max_wait: float | None,
+    send: Callable[[], R],
+    answer: Callable[[R], tuple[int, Mapping[str, str] | Message]],
+) -> R:
+    """Every door's steps: ask the governor, send, tell it what the answer said about
+    limits; the request counts as in flight until its answer is in or it failed."""
+    started = governor.acquire(kind, max_wait=max_wait)  # = governor.permit()
+    try:
+        response = send()
+        status, headers = answer(response)
+        governor.observe(status, rate_limit_headers(headers))
+    finally:
+        governor.release(kind, started)
+    return response
+
+
+class Answer:
+    """An answer read whole: status, headers (http.client's, case-insensitive, repeated
+    names kept apart) and the body, decoded."""
+
+    __slots__ = ("data", "headers", "status")
+
+    def __init__(self, status: int, headers: http.client.HTTPMessage, data: bytes) -> None:
+        self.status = status
+        self.headers = headers
+        self.data = data
+
+
+class GovernedConnection:
+    """One keep-alive connection to one origin, no proxy between, whose every request passes
+    the governor, on http.client directly: for a client that builds its own requests and
+    keeps a connection per thread (PyGithub's, connectors/github/transport.py). Per request,
+    requests' and urllib3's layers were most of a GitHub create's CPU (issue 17); what they
+    did that matters is kept: TLS verified against the CA bundle requests would use (or
+    `verify`'s), connect and read timeouts, TCP_NODELAY, a keep-alive connection the server
+    closed while idle replaced before use, the body decoded (gzip, deflate: what
+    `ACCEPT_ENCODING` asks for), no retries, and errors as urllib3 raises them (a connection
+    that could not be made is a `NewConnectionError`: the request surely never left).
+    Not thread-safe: one per thread."""
+
+    ACCEPT_ENCODING = "gzip, deflate"
+
+    def __init__(
+        self,
+        governor: Governor,
+        origin: str,
+        *,
+        timeout: float,
+        verify: bool | str = True,
+        kind_of: Callable[[str, str], str] = by_method,
+        max_wait: float | None = None,
+    ) -> None:
+        parts = urlsplit(origin)
+        host = parts.hostname or ""
+        self.governor = governor
+        self.kind_of = kind_of
+        self.max_wait = max_wait
+        self.timeout = timeout
+        self.opened = 0  # connections made (keep-alive: one, unless the server closes)
+        self.conn: http.client.HTTPConnection
+        if parts.scheme == "https":
+            self.conn = http.client.HTTPSConnection(
+                host, parts.port or 443, timeout=timeout, context=tls_context(verify)
+            )
+        else:
+            self.conn = http.client.HTTPConnection(host, parts.port or 80, timeout=timeout)
+
+    def request(
+        self, method: str, path: str, *, body: bytes | str | None, headers: Mapping[str, str]
+    ) -> Answer:
+        """Send one request (`headers` as given: nothing added but Host and the length)."""
+        if isinstance(body, str):
+            body = body.encode("utf-8")  # as urllib3 sends a text body
+        return governed(
+            self.governor,
+            self.kind_of(method, path),
+            self.max_wait,
+            lambda: self._exchange(method, path, body, headers),
+            lambda answer: (answer.status, answer.headers),
+        )
+
+    def close(self) -> None:
+        self.conn.close()
+
+    def _exchange(
+        self, method: str, path: str, body: bytes | None, headers: Mapping[str, str]
+    ) -> Answer:
+        conn = self.conn
+        if conn.sock is not None and wait_for_read(conn.sock, timeout=0.0):
+            conn.close()  # closed by the server while idle (or it sent something unasked)
+        if conn.sock is None:
+            self._connect()
         try:
-            response = super().send(request, *args, **kwargs)
-            governor.observe(response.status_code, rate_limit_headers(response.headers))
-        finally:
-            governor.release(kind, started)
-        return response
+            conn.request(method, path, body=body, headers=dict(headers))
+            response = conn.getresponse()
+            data = response.read()
+        except BaseException:
+            conn.close()  # half a request or answer on it: never reused
+            raise
+        # (http.client closes the connection itself when the answer says it will close.)
+        coding = response.msg.get("content-encoding")
+        return Answer(response.status, response.msg, decoded(data, coding) if coding else data)
+
+    def _connect(self) -> None:
+        """Connect (and TLS), failures raised as urllib3 raises them."""
+        conn = self.conn
+        try:
+            conn.connect()
+        except TimeoutError as exc:
+            conn.close()
+            raise ConnectTimeoutError(
+                conn, f"Connection to {conn.host} timed out. (connect timeout={self.timeout})"
+            ) from exc
+        except ssl.SSLError:
+            conn.close()
+            raise  # TLS refused (certificate, protocol): as requests' SSLError, not "refused"
+        except OSError as exc:
+            conn.close()
+            raise NewConnectionError(
+                conn,  # type: ignore[arg-type]
+                f"Failed to establish a new connection: {exc}",
+            ) from exc
+        if conn.sock is not None:
+            conn.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)  # as urllib3
+        self.opened += 1
+
+
+def tls_context(verify: bool | str) -> ssl.SSLContext:
+    """What requests verifies with: `verify=True` its CA bundle (certifi's), a path that
+    file or directory, False nothing (no check of the certificate nor the host name)."""
+    if verify is False:
+        context = ssl.create_default_context()
+        context.check_hostname = False
+        context.verify_mode = ssl.CERT_NONE
+        return context
+    where = DEFAULT_CA_BUNDLE_PATH if verify is True else verify
+    if os.path.isdir(where):
+        return ssl.create_default_context(capath=where)
+    return ssl.create_default_context(cafile=where)
+
+
+def decoded(data: bytes, coding: str) -> bytes:
+    """A body decoded from its Content-Encoding (gzip, deflate, in the order applied)."""
+    try:
+        for step in reversed([c.strip().lower() for c in coding.split(",")]):
+            if step in ("gzip", "x-gzip"):
+                data = zlib.decompress(data, 16 + zlib.MAX_WBITS)
+            elif step == "deflate":  # zlib-wrapped, or raw as some servers send it
+                try:
+                    data = zlib.decompress(data)
+                except zlib.error:
+                    data = zlib.decompress(data, -zlib.MAX_WBITS)
+            elif step not in ("", "identity"):
+                raise DecodeError(f"unasked-for content encoding {step!r}")
+    except zlib.error as exc:
+        raise DecodeError(f"body not decodable as {coding!r}: {exc}") from exc
+    return data
 
 
 def govern_session(

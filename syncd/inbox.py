@@ -179,31 +179,19 @@ class InboxWriter:
         ]
 
     def _insert_new(self, conn: Any, batch: list[Delivery]) -> list[bool]:
-        """Two statements per batch, whatever its size: find the ids already stored, then
-        insert the rest in one executemany (ON CONFLICT DO NOTHING guards against a racing
-        replica)."""
-        seen: set[tuple[str, str]] = set()
-        for connector in {d.connector for d in batch}:
-            ids = [d.delivery_id for d in batch if d.connector == connector]
-            seen.update((connector, i) for i in stored.known_delivery_ids(conn, connector, ids))
-        fresh, rows_to_insert = [], []
-        for d in batch:
-            key = (d.connector, d.delivery_id)
-            is_new = key not in seen
-            seen.add(key)
-            fresh.append(is_new)
-            if is_new:
-                rows_to_insert.append(
-                    {
-                        "connector": d.connector,
-                        "delivery_id": d.delivery_id,
-                        "headers": d.headers,
-                        "body": d.body,
-                        "received_at": d.received_at,
-                    }
-                )
-        stored.add_deliveries(self.store, conn, rows_to_insert)
-        return fresh
+        """One statement per batch, whatever its size: an insert of every delivery that
+        skips those stored already and names the ones it stored."""
+        rows = [
+            {
+                "connector": d.connector,
+                "delivery_id": d.delivery_id,
+                "headers": d.headers,
+                "body": d.body,
+                "received_at": d.received_at,
+            }
+            for d in batch
+        ]
+        return stored.add_deliveries(self.store, conn, rows)
 
 
 class Handoff(Protocol):

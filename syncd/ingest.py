@@ -25,18 +25,18 @@ from syncd.mapping.planner import NO_MATCH, Plan, plan_change
 from syncd.mapping.rules import PlannedAction, RuleSet
 from syncd.metrics import EVENTS, RULE_FAILURES
 from syncd.model import Event, Observation
-from syncd.store.actions import add_action
+from syncd.store.actions import add_actions
 from syncd.store.cursors import save_cursor
 from syncd.store.db import ACTIONS_CHANNEL, Store
 from syncd.store.events import (
     SnapshotRow,
-    add_event,
+    add_events,
     add_traces,
-    save_snapshot,
+    save_snapshots,
     snapshot_for_update,
     snapshots_for_update,
 )
-from syncd.store.origins import created_by
+from syncd.store.origins import created_by_many
 from syncd.store.state import set_value
 
 
@@ -73,12 +73,28 @@ SnapshotKey = tuple[str, str, str]
 
 
 @dataclass
-class Batch:
-    """What one `ingest` call reads and writes in bulk: the snapshots of its objects, read
-    together before the first is diffed, and the decision traces, written together at the
-    end (statements per object are the ingest's cost: issue 17)."""
+class Seen:
+    """An object's changes found by the diff, waiting for the batch's statements."""
 
+    obs: Observation
+    snap: Snapshot | None  # the snapshot they were diffed against
+    found: list[Event]
+    fire: bool
+
+
+@dataclass
+class Batch:
+    """What one `ingest` call reads and writes in bulk (statements per object are the
+    ingest's cost: issue 17). Objects are diffed one by one in memory; then the batch's
+    events, snapshots, origins, actions and decision traces take a statement each."""
+
+    ruleset: RuleSet  # the rules in force when the batch began, for all of it
+    # Snapshots read together before the first object is diffed.
     known: dict[SnapshotKey, SnapshotRow | None] = field(default_factory=dict)
+    # New snapshots to write, by object: an object seen twice in one batch diffs against
+    # its first sighting, kept here.
+    snapshots: dict[SnapshotKey, dict[str, Any]] = field(default_factory=dict)
+    seen: list[Seen] = field(default_factory=list)
     traces: list[dict[str, Any]] = field(default_factory=list)
 
 
@@ -89,9 +105,12 @@ def snapshot_key(obs: Observation) -> SnapshotKey:
 def load_snapshot(
     store: Store, conn: Connection, obs: Observation, batch: Batch | None = None
 ) -> Snapshot | None:
-    """The object's snapshot: read with its batch the first time (an object seen twice in
-    one batch is read again the second time, after the first one's changes)."""
+    """The object's snapshot: as this batch left it when it was seen earlier in the batch,
+    else as read with the batch, else read now."""
     key = snapshot_key(obs)
+    if batch is not None and key in batch.snapshots:
+        v = batch.snapshots[key]
+        return Snapshot(v["version"], v["fields"], v["context"], v["entered"], v["deleted"])
     if batch is not None and key in batch.known:
         row = batch.known.pop(key)
     else:
@@ -109,51 +128,70 @@ def insert_actions(
     event_id: int | None = None,
 ) -> int:
     """Insert planned actions; an action whose key exists already is left alone."""
-    count = 0
-    for p in planned:
+    return insert_planned(store, conn, [(p, event_id) for p in planned], now_ms)
+
+
+def insert_planned(
+    store: Store,
+    conn: Connection,
+    planned: list[tuple[PlannedAction, int | None]],
+    now_ms: int,
+) -> int:
+    """Insert planned actions (each with its event's id) in one statement; an action whose
+    key exists already, or comes twice, is left alone. How many were stored."""
+    rows: list[dict[str, Any]] = []
+    for p, event_id in planned:
         ref = p.ref
-        row: dict[str, Any] = {
-            "key": p.key,
-            "rule_id": p.rule_id,
-            "connector": p.connector,
-            "action": p.action,
-            "params": p.params,
-            "source": ref.source if ref else None,
-            "object_type": ref.type if ref else None,
-            "object_id": ref.id if ref else None,
-            "event_id": event_id,
-            "guarantee": p.guarantee,
-            "status": "dead" if p.error else "pending",
-            "last_error": p.error,
-            "attempts": 0,
-            "next_attempt_at": now_ms,
-            "created_at": now_ms,
-            "updated_at": now_ms,
-        }
-        if add_action(store, conn, row):
-            count += 1
-            if p.error:
-                RULE_FAILURES.labels(
-                    p.rule_id, "condition" if p.error.startswith("condition error") else "render"
-                ).inc()
-            if p.replan is not None:  # what `syncd actions retry` plans it again from
-                set_value(
-                    store,
-                    REPLAN_SCOPE,
-                    p.key,
-                    {"rule_id": p.rule_id, "situation": p.replan},
-                    now_ms,
-                    conn,
-                )
-            log.info(
-                "action.planned",
-                key=p.key,
-                rule_id=p.rule_id,
-                action=p.name,
-                source=ref.source if ref else None,
-                object=str(ref) if ref else None,
-                **({"error": p.error} if p.error else {}),
+        rows.append(
+            {
+                "key": p.key,
+                "rule_id": p.rule_id,
+                "connector": p.connector,
+                "action": p.action,
+                "params": p.params,
+                "source": ref.source if ref else None,
+                "object_type": ref.type if ref else None,
+                "object_id": ref.id if ref else None,
+                "event_id": event_id,
+                "guarantee": p.guarantee,
+                "status": "dead" if p.error else "pending",
+                "last_error": p.error,
+                "attempts": 0,
+                "next_attempt_at": now_ms,
+                "created_at": now_ms,
+                "updated_at": now_ms,
+            }
+        )
+    stored = add_actions(store, conn, rows)
+    count = 0
+    for p, _ in planned:
+        if p.key not in stored:
+            continue
+        stored.discard(p.key)  # a key planned twice is stored (and counted) once
+        count += 1
+        ref = p.ref
+        if p.error:
+            RULE_FAILURES.labels(
+                p.rule_id, "condition" if p.error.startswith("condition error") else "render"
+            ).inc()
+        if p.replan is not None:  # what `syncd actions retry` plans it again from
+            set_value(
+                store,
+                REPLAN_SCOPE,
+                p.key,
+                {"rule_id": p.rule_id, "situation": p.replan},
+                now_ms,
+                conn,
             )
+        log.info(
+            "action.planned",
+            key=p.key,
+            rule_id=p.rule_id,
+            action=p.name,
+            source=ref.source if ref else None,
+            object=str(ref) if ref else None,
+            **({"error": p.error} if p.error else {}),
+        )
     return count
 
 
@@ -237,7 +275,7 @@ class Ingestor:
             check_fence(conn, *fence)
         result = IngestResult()
         now_ms = to_ms(self.clock.now())
-        batch = Batch()
+        batch = Batch(self.rules.current)
         if len(observations) > 1:
             batch.known = snapshots_for_update(
                 self.store, conn, [snapshot_key(o) for o in observations]
@@ -247,7 +285,7 @@ class Ingestor:
                 result.add(self._replay(conn, obs, fire, now_ms, replay_since_ms, batch))
             else:
                 result.add(self._one(conn, obs, fire, now_ms, baseline_poll, batch))
-        add_traces(conn, batch.traces)
+        self._write(conn, batch, now_ms, result)
         if cursor is not None:
             crashpoints.hit("cursor_advance")
             save_cursor(self.store, conn, cursor[0], cursor[1], cursor[2], now_ms)
@@ -265,12 +303,11 @@ class Ingestor:
         batch: Batch,
     ) -> IngestResult:
         result = IngestResult(observed=1)
-        ruleset = self.rules.current
         snap = load_snapshot(self.store, conn, obs, batch)
         if is_stale(obs, snap):
             result.stale = 1
             return result
-        found = diff(obs, snap, ruleset.watched_fields(obs.ref.source, obs.ref.type))
+        found = diff(obs, snap, batch.ruleset.watched_fields(obs.ref.source, obs.ref.type))
         golive_ms = self.golive.ensure(obs.ref.source, conn)
         live = (
             found
@@ -289,8 +326,9 @@ class Ingestor:
         )
         if found and not live:
             result.baselined = 1
-        self._record(conn, obs, snap, live, fire, now_ms, result, batch)
-        self._save_snapshot(conn, obs, snap, found, now_ms)
+        if live:
+            batch.seen.append(Seen(obs, snap, live, fire))
+        self._save_snapshot(obs, snap, found, now_ms, batch)
         return result
 
     def _replay(
@@ -304,62 +342,69 @@ class Ingestor:
     ) -> IngestResult:
         """Act on history on purpose: the changes since `since_ms` as if syncd had watched."""
         result = IngestResult(observed=1)
-        watched = self.rules.current.watched_fields(obs.ref.source, obs.ref.type)
+        watched = batch.ruleset.watched_fields(obs.ref.source, obs.ref.type)
         snap = load_snapshot(self.store, conn, obs, batch)
         chosen = []
         for event in diff(obs, None, watched):
             when = event_time(event, obs, first_sight=True)
             if when is not None and when >= since_ms:
                 chosen.append(event)
-        self._record(conn, obs, None, chosen, fire, now_ms, result, batch)
+        if chosen:
+            batch.seen.append(Seen(obs, None, chosen, fire))
         if is_stale(obs, snap):
             result.stale = 1
         else:
-            self._save_snapshot(conn, obs, snap, diff(obs, snap, watched), now_ms)
+            self._save_snapshot(obs, snap, diff(obs, snap, watched), now_ms, batch)
         return result
 
-    def _record(
-        self,
-        conn: Connection,
-        obs: Observation,
-        snap: Snapshot | None,
-        found: list[Event],
-        fire: bool,
-        now_ms: int,
-        result: IngestResult,
-        batch: Batch,
-    ) -> None:
-        """Store the events not stored yet and plan the actions of the rules they match
-        (their decision traces go to `batch`, written when the whole batch is)."""
-        ruleset = self.rules.current
-        new_events: list[tuple[Event, int | None]] = []
-        for event in found:
-            row = {
-                "event_key": event_key(event),
-                "source": obs.ref.source,
-                "object_type": obs.ref.type,
-                "object_id": obs.ref.id,
-                "kind": event.kind,
-                "field": event.field,
-                "old": event.old,
-                "new": event.new,
-                "version": event.version,
-                "created_at": now_ms,
-            }
-            event_id = add_event(self.store, conn, row)
-            if event_id is not None:
-                new_events.append((event, event_id))
-        result.events = len(new_events)
-        if new_events:
-            EVENTS.labels(obs.ref.source).inc(len(new_events))
-        if fire and new_events:
-            plan = self._plan(conn, ruleset, obs, snap, new_events)
+    def _write(self, conn: Connection, batch: Batch, now_ms: int, result: IngestResult) -> None:
+        """The batch's statements: its events not stored yet and its snapshots; then the
+        actions of the rules the new events match, and every new event's decision trace.
+        (Origins are read after the snapshots are written: an object syncd created, seen in
+        the batch of the object it was created for, sees that object as the batch left it.)"""
+        rows: list[dict[str, Any]] = []
+        for seen in batch.seen:
+            ref = seen.obs.ref
+            for event in seen.found:
+                rows.append(
+                    {
+                        "event_key": event_key(event),
+                        "source": ref.source,
+                        "object_type": ref.type,
+                        "object_id": ref.id,
+                        "kind": event.kind,
+                        "field": event.field,
+                        "old": event.old,
+                        "new": event.new,
+                        "version": event.version,
+                        "created_at": now_ms,
+                    }
+                )
+        stored = add_events(self.store, conn, rows)
+        save_snapshots(self.store, conn, sorted_values(batch.snapshots))
+        fresh: list[tuple[Seen, list[tuple[Event, int | None]]]] = []
+        keys = iter(rows)
+        for seen in batch.seen:
+            new_events: list[tuple[Event, int | None]] = []
+            for event in seen.found:
+                event_id = stored.pop(next(keys)["event_key"], None)  # once, if seen twice
+                if event_id is not None:
+                    new_events.append((event, event_id))
+            if new_events:
+                result.events += len(new_events)
+                EVENTS.labels(seen.obs.ref.source).inc(len(new_events))
+                if seen.fire:
+                    fresh.append((seen, new_events))
+        origins = self._origins(conn, [seen.obs for seen, _ in fresh])
+        planned: list[tuple[PlannedAction, int | None]] = []
+        for seen, new_events in fresh:
+            obs = seen.obs
+            plan = self._plan(batch.ruleset, origins, obs, seen.snap, new_events)
             # In the order the changes happened (the planner's).
             for d in plan.decisions:
                 if d.actions and d.event_index is not None:
-                    result.actions += insert_actions(
-                        self.store, conn, list(d.actions), now_ms, new_events[d.event_index][1]
-                    )
+                    event_id = new_events[d.event_index][1]
+                    planned.extend((a, event_id) for a in d.actions)
             for index, (_, event_id) in enumerate(new_events):
                 batch.traces.append(
                     {
@@ -368,11 +413,27 @@ class Ingestor:
                         "created_at": now_ms,
                     }
                 )
+        result.actions += insert_planned(self.store, conn, planned, now_ms)
+        add_traces(conn, batch.traces)
+
+    @staticmethod
+    def _origins(
+        conn: Connection, observed: list[Observation]
+    ) -> dict[tuple[str, str], dict[str, Any]]:
+        """Which syncd action created each object, if one did: by (source, object id)."""
+        by_source: dict[str, list[str]] = {}
+        for obs in observed:
+            by_source.setdefault(obs.ref.source, []).append(obs.ref.id)
+        return {
+            (source, object_id): origin
+            for source, ids in by_source.items()
+            for object_id, origin in created_by_many(conn, source, ids).items()
+        }
 
     def _plan(
         self,
-        conn: Connection,
         ruleset: RuleSet,
+        origins: dict[tuple[str, str], dict[str, Any]],
         obs: Observation,
         snap: Snapshot | None,
         new_events: list[tuple[Event, int | None]],
@@ -380,7 +441,7 @@ class Ingestor:
         """The planner's decisions on the new events. An object syncd created sees its origin
         as `syncd` (`issue.syncd.root.id`)."""
         context = obs.context
-        origin = created_by(conn, obs.ref.source, obs.ref.id)
+        origin = origins.get((obs.ref.source, obs.ref.id))
         if origin is not None:
             context = {**context, "syncd": origin}
         return plan_change(
@@ -393,15 +454,16 @@ class Ingestor:
             self.clock.now(),
         )
 
+    @staticmethod
     def _save_snapshot(
-        self,
-        conn: Connection,
         obs: Observation,
         snap: Snapshot | None,
         found: list[Event],
         now_ms: int,
+        batch: Batch,
     ) -> None:
-        values = {
+        """The object's new snapshot, written with the batch (the last sighting's wins)."""
+        batch.snapshots[snapshot_key(obs)] = {
             "source": obs.ref.source,
             "object_type": obs.ref.type,
             "object_id": obs.ref.id,
@@ -412,4 +474,8 @@ class Ingestor:
             "deleted": obs.deleted,
             "updated_at": now_ms,
         }
-        save_snapshot(self.store, conn, values)
+
+
+def sorted_values(by_key: dict[SnapshotKey, dict[str, Any]]) -> list[dict[str, Any]]:
+    """In key order: concurrent batches on PostgreSQL take their row locks in one order."""
+    return [by_key[k] for k in sorted(by_key)]

@@ -10,9 +10,9 @@ touching a connector, and a connector cannot reach into the store, the executor 
 - errors by what happens next: `TransientError`, `UncertainError`, `PermanentError`, ...
 - time: `Clock`, `SystemClock`, `to_ms`, `from_ms`
 - rate limits and the HTTP door: `Governor`, `Limit`, `governor_for`, `account_id`, the
-  request kinds `READ`/`WRITE`/`SEARCH`; `GovernedAdapter`, `govern_session`,
-  `govern_urllib3`; HTTP answers to errors: `error_for_answer`, `error_for_transport`,
-  `error_for_status`, `retry_after_seconds`, `NotFoundError`
+  request kinds `READ`/`WRITE`/`SEARCH`; `GovernedAdapter`, `GovernedConnection`,
+  `govern_session`, `govern_urllib3`; HTTP answers to errors: `error_for_answer`,
+  `error_for_transport`, `error_for_status`, `retry_after_seconds`, `NotFoundError`
 - webhook checks, text caps, duration parsing, the fields the rules read
 - commands: `CommandHost` (the engine's side of `syncd <connector> ...`), handed to a
   connector's click command by `pass_host`, and the shared `config_option`
@@ -38,7 +38,13 @@ from syncd.errors import (
     WebhookRejected,
 )
 from syncd.governor import READ, SEARCH, WRITE, Governor, Limit, account_id, governor_for
-from syncd.http_door import GovernedAdapter, by_method, govern_session, govern_urllib3
+from syncd.http_door import (
+    GovernedAdapter,
+    GovernedConnection,
+    by_method,
+    govern_session,
+    govern_urllib3,
+)
 from syncd.http_errors import (
     NotFoundError,
     error_for_answer,
@@ -85,6 +91,7 @@ __all__ = [
     "Connector",
     "ConnectorSettings",
     "GovernedAdapter",
+    "GovernedConnection",
     "Governor",
     "Hint",
     "Limit",

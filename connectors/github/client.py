@@ -9,11 +9,13 @@ a daemon whose rules act on GitHub only now and then need not hold it (issue 17)
 
 from __future__ import annotations
 
+import http.client
 import threading
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, TypeVar
 
 import requests
+import urllib3
 
 from syncd.sdk import (
     WRITE,
@@ -117,14 +119,14 @@ class GovernedGithub:
             return fn()
         except GithubException as exc:
             raise error_for(exc, verb, self.clock.now().timestamp()) from None
-        except (requests.RequestException, OSError) as exc:
-            never_sent = (
-                isinstance(exc, requests.ConnectionError)
-                and not isinstance(exc, requests.ReadTimeout)
-                and "NewConnectionError" in repr(exc)
-            )
+        except (
+            requests.RequestException,
+            urllib3.exceptions.HTTPError,
+            http.client.HTTPException,
+            OSError,
+        ) as exc:
             raise error_for_transport(
-                f"GitHub {verb}", exc, write=verb in WRITE_METHODS, never_sent=never_sent
+                f"GitHub {verb}", exc, write=verb in WRITE_METHODS, never_sent=never_sent(exc)
             ) from None
 
     def request(
@@ -147,6 +149,20 @@ class GovernedGithub:
     def close(self) -> None:
         if self._gh is not None:  # never built: nothing to close
             self._gh.close()
+
+
+def never_sent(exc: BaseException) -> bool:
+    """Whether a request that failed without an answer surely never left: no connection
+    could be made (refused, no such host), directly or to the proxy. Anything later (a
+    reset, a timeout waiting for the answer) may have reached GitHub: a write stays
+    uncertain. (urllib3's errors as the transport raises them, requests' as its adapter
+    wraps them.)"""
+    if isinstance(exc, urllib3.exceptions.NewConnectionError):
+        return True
+    if isinstance(exc, requests.ReadTimeout | urllib3.exceptions.ReadTimeoutError):
+        return False
+    wrapped = isinstance(exc, requests.ConnectionError | urllib3.exceptions.ProxyError)
+    return wrapped and "NewConnectionError" in repr(exc)
 
 
 def error_for(exc: GithubException, verb: str, now: float) -> ActionError:

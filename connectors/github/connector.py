@@ -89,7 +89,6 @@ class GitHubConnector(Connector):
             governor=self.governor,
         )
         self._login: str | None = None
-        self._repos: dict[str, Any] = {}
 
     def close(self) -> None:
         self.client.close()
@@ -105,16 +104,6 @@ class GitHubConnector(Connector):
             _, data = self.client.request("GET", "/user")
             self._login = str(data["login"])
         return self._login
-
-    def _repo(self, full_name: str) -> Any:
-        """A lazy Repository object (no GET), made once per name: building one sets its
-        ~100 attributes, and a create only reads its URL."""
-        repo = self._repos.get(full_name)
-        if repo is None:
-            if len(self._repos) >= 256:  # repositories come from mapping data: stay bounded
-                self._repos.clear()
-            repo = self._repos[full_name] = self.client.gh.get_repo(full_name)
-        return repo
 
     def _pages(self, path: str, params: dict[str, Any]) -> Any:
         """Every item of a list endpoint, following `Link: rel="next"`."""
@@ -164,13 +153,11 @@ class GitHubConnector(Connector):
                 "(create them, or set create_missing_labels = true)"
             )
 
-    def _milestone(self, repo: str, wanted: str | int) -> Any:
-        """A milestone object for a title or number (GitHub's API takes only numbers)."""
-        from github.Milestone import Milestone  # PyGithub on first use (client.py says why)
-
+    def _milestone(self, repo: str, wanted: str | int) -> int:
+        """A milestone's number, for its title or number (GitHub's API takes only numbers)."""
         for item in self._pages(f"/repos/{repo}/milestones", {"state": "all"}):
             if str(item["number"]) == str(wanted) or item["title"] == str(wanted):
-                return self.client.gh.create_from_raw_data(Milestone, item)
+                return int(item["number"])
         raise PermanentError(f"no milestone {wanted!r} in {repo}")
 
     # -- webhooks ------------------------------------------------------------------------
@@ -226,22 +213,21 @@ class GitHubConnector(Connector):
     @action("create_issue", CreateIssueParams)
     def create_issue(self, params: CreateIssueParams, ctx: ActionContext) -> ActionResult:
         """Open an issue, marked with the action's key so a retry finds it."""
-        from github.GithubObject import NotSet  # PyGithub on first use (client.py says why)
-
         self._check_labels(params.repo, params.labels)
-        milestone = self._milestone(params.repo, params.milestone) if params.milestone else NotSet
-        repo = self._repo(params.repo)
-        issue = self.client.call(
-            "POST",
-            lambda: repo.create_issue(
-                title=self._text(params.title, params.allow_mentions),
-                body=with_marker(self._text(params.body, params.allow_mentions), ctx.key),
-                labels=list(params.labels) or NotSet,
-                assignees=list(params.assignees) or NotSet,
-                milestone=milestone,
-            ),
-        )
-        return ActionResult(external_id=f"{params.repo}#{issue.number}", url=issue.html_url)
+        # The body PyGithub's `Repository.create_issue` sends, through its Requester (auth,
+        # URL, errors), without building the Issue object: the result needs two fields.
+        issue: dict[str, Any] = {
+            "title": self._text(params.title, params.allow_mentions),
+            "body": with_marker(self._text(params.body, params.allow_mentions), ctx.key),
+        }
+        if params.assignees:
+            issue["assignees"] = list(params.assignees)
+        if params.milestone:
+            issue["milestone"] = self._milestone(params.repo, params.milestone)
+        if params.labels:
+            issue["labels"] = list(params.labels)
+        _, data = self.client.request("POST", f"/repos/{params.repo}/issues", body=issue)
+        return ActionResult(external_id=f"{params.repo}#{data['number']}", url=data["html_url"])
 
     @create_issue.finder
     def find_issue(self, params: CreateIssueParams, ctx: ActionContext) -> ActionResult | None:

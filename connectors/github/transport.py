@@ -1,33 +1,33 @@
-"""PyGithub's connection object, sending through the account's governed adapter directly.
+"""PyGithub's connection object, sending straight through the account's governed urllib3 pool.
 
 PyGithub's requests connection sends each request with `Session.post(...)`: a `Request`
-merged with the session's settings, then `merge_environment_settings`, which reads the
-proxies (every variable of the environment, and `no_proxy`) and the CA bundle from the
-environment on every call, then `Session.send`. On a create that was about 40% of the
-client's CPU (issue 17). Here the environment is read once, when the client is made
-(proxies for its one host, the CA bundle for https: what requests would read on every
-call; a daemon's environment is set before it starts), and each request is prepared and
-handed to the governed adapter, with the session's headers and cookies as
-`Session.request` would merge them. The connection class stays PyGithub's, one object
-per thread (connectors/github/threads.py), each with its own keep-alive pool.
+merged with the session's settings, the environment read for proxies and the CA bundle,
+a `PreparedRequest` (URL parsed and re-quoted, headers copied into a case-insensitive
+dict), the adapter's pool looked up and its TLS settings checked, and a `Response` built
+around urllib3's answer. On a create that was most of the client's CPU (issue 17). Here
+everything that is the same for every request is worked out once per connection object:
+the environment (proxies for the one host, the CA bundle for https: a daemon's
+environment is set before it starts), the urllib3 pool requests' adapter would pick (TLS
+verification, proxy), the session's default headers and the timeout. Each request is then
+handed to that pool through `GovernedAdapter.urlopen`: the governor's steps, no retries.
+The connection class stays PyGithub's, one object per thread
+(connectors/github/threads.py), each with its own keep-alive pool.
 """
 
 from __future__ import annotations
 
 import os
+from collections.abc import Iterable, Iterator
+from http.client import HTTPMessage
 from typing import Any
 
 import requests
-from github.Requester import (
-    HTTPRequestsConnectionClass,
-    HTTPSRequestsConnectionClass,
-    RequestsResponse,
-)
-from requests.cookies import extract_cookies_to_jar
-from requests.structures import CaseInsensitiveDict
-from requests.utils import get_environ_proxies
+from github.Requester import HTTPRequestsConnectionClass, HTTPSRequestsConnectionClass
+from requests.cookies import MockRequest, MockResponse, get_cookie_header
+from requests.utils import get_encoding_from_headers, get_environ_proxies, select_proxy
+from urllib3.util import Timeout
 
-from syncd.sdk import GovernedAdapter, Governor, by_method
+from syncd.sdk import GovernedAdapter, GovernedConnection, Governor
 
 
 def ca_bundle(verify: bool | str) -> bool | str:
@@ -38,6 +38,44 @@ def ca_bundle(verify: bool | str) -> bool | str:
     return os.environ.get("REQUESTS_CA_BUNDLE") or os.environ.get("CURL_CA_BUNDLE") or True
 
 
+class Answer:
+    """What PyGithub's Requester reads of an answer (the interface of its RequestsResponse),
+    over an answer read whole: its status, headers (http.client's) and body."""
+
+    __slots__ = ("data", "headers", "status")
+
+    def __init__(self, status: int, headers: HTTPMessage, data: bytes) -> None:
+        self.status = status
+        self.headers = headers  # case-insensitive
+        self.data = data
+
+    def getheaders(self) -> Iterable[tuple[str, str]]:
+        """Each header once, a repeated one's values joined as requests joins them."""
+        merged: dict[str, str] = {}
+        for name, value in self.headers.items():
+            low = name.lower()
+            merged[low] = f"{merged[low]}, {value}" if low in merged else value
+        return merged.items()
+
+    def read(self) -> str:
+        """The body as text, decoded as requests' `Response.text` would for GitHub's JSON
+        (the charset of the content type; JSON is UTF-8)."""
+        encoding = get_encoding_from_headers(self.headers) or "utf-8"  # type: ignore[arg-type]
+        try:
+            return str(self.data, encoding, errors="replace")
+        except LookupError:  # an unknown charset
+            return str(self.data, "utf-8", errors="replace")
+
+    def iter_content(self, chunk_size: int | None = 1) -> Iterator[bytes]:
+        data = self.data
+        step = chunk_size or len(data) or 1
+        return (data[i : i + step] for i in range(0, len(data), step))
+
+    def raise_for_status(self) -> None:
+        if self.status >= 400:
+            raise requests.HTTPError(f"{self.status} answer from GitHub")
+
+
 def governed_connection(base_url: str, governor: Governor) -> type:
     """PyGithub's connection class for `base_url`, sending through `governor`, with the
     environment's proxies for `base_url` and CA bundle as they are now (the client is made
@@ -45,50 +83,79 @@ def governed_connection(base_url: str, governor: Governor) -> type:
     https = base_url.startswith("https:")
     base = HTTPSRequestsConnectionClass if https else HTTPRequestsConnectionClass
     proxies = get_environ_proxies(base_url)  # honours no_proxy for base_url's host
+    proxied = select_proxy(base_url, proxies) is not None
     bundle = ca_bundle(True) if https else True  # (a CA bundle means nothing to plain http)
 
     class Governed(base):  # type: ignore[valid-type,misc]
         def __init__(self, *args: Any, **kwargs: Any) -> None:
             super().__init__(*args, **kwargs)
-            # max_retries=0 (GovernedAdapter): the executor is the one retry layer.
-            self.door = GovernedAdapter(governor, kind_of=by_method, pool_maxsize=self.pool_size)
-            self.session.mount(f"{self.protocol}://", self.door)
-            self.session.trust_env = False  # read once above, not per request
-            self.proxies = dict(proxies)
             verify: bool | str = kwargs.get("verify", True)  # what PyGithub's __init__ set
             self.verify = bundle if verify is True else verify
+            self.origin = f"{self.protocol}://{self.host}:{self.port}"
+            # The session's default headers (Accept, Connection; User-Agent is PyGithub's),
+            # by lower-case name: PyGithub's own replace them.
+            self.defaults = {name.lower(): (name, v) for name, v in self.session.headers.items()}
+            self.direct: GovernedConnection | None = None
+            if proxied:
+                # Through a proxy (any kind requests knows): the urllib3 pool requests'
+                # adapter would pick, mounted so that closing the session closes it.
+                self.door = GovernedAdapter(governor, pool_maxsize=self.pool_size)
+                self.session.mount(f"{self.protocol}://", self.door)
+                self.pool, self.prefix = self.door.pool_for(
+                    self.origin, verify=self.verify, proxies=proxies
+                )
+                self.time_limit = Timeout(connect=self.timeout, read=self.timeout)
+            else:
+                self.direct = GovernedConnection(
+                    governor, self.origin, timeout=self.timeout, verify=self.verify
+                )
+                accept = ("Accept-Encoding", GovernedConnection.ACCEPT_ENCODING)
+                self.defaults["accept-encoding"] = accept  # what it decodes
 
-        def getresponse(self) -> RequestsResponse:
-            return RequestsResponse(self.send())
+        def getresponse(self) -> Answer:
+            given: dict[str, str] = self.headers
+            mine = {name.lower() for name in given}
+            headers = {n: v for low, (n, v) in self.defaults.items() if low not in mine}
+            headers.update((name, v) for name, v in given.items() if v is not None)
+            cookies = self.session.cookies
+            if len(cookies):  # kept from an earlier answer, as a session sends them
+                cookie = get_cookie_header(cookies, self._as_prepared(headers))
+                if cookie:
+                    headers["Cookie"] = cookie
+            answer = self._send(headers)
+            if "set-cookie" in answer.headers or "set-cookie2" in answer.headers:
+                # kept, as a session keeps them
+                cookies.extract_cookies(
+                    MockResponse(answer.headers),
+                    MockRequest(self._as_prepared(headers)),
+                )
+            return answer
 
-        def send(self) -> requests.Response:
-            """What `Session.request(verb, url, allow_redirects=False)` does for PyGithub's
-            requests (no hooks, no auth: PyGithub sets the Authorization header), with the
-            settings of the environment read once."""
-            session = self.session
-            headers = CaseInsensitiveDict(session.headers)
-            headers.update(self.headers)
-            # PreparedRequest.prepare's steps, less auth (the session's is PyGithub's no-op,
-            # which also keeps credentials in the URL out) and hooks (there are none).
-            prepared = requests.PreparedRequest()
-            prepared.prepare_method(self.verb)
-            prepared.prepare_url(f"{self.protocol}://{self.host}:{self.port}{self.url}", "")
-            prepared.prepare_headers({k: v for k, v in headers.items() if v is not None})
-            if len(session.cookies):
-                prepared.prepare_cookies(session.cookies)
-            prepared.prepare_body(self.input, None)
-            response = self.door.send(
-                prepared,
-                stream=False,
-                timeout=self.timeout,
-                verify=self.verify,
-                cert=None,
-                proxies=self.proxies,
+        def _send(self, headers: dict[str, str]) -> Answer:
+            if self.direct is not None:
+                sent = self.direct.request(self.verb, self.url, body=self.input, headers=headers)
+                return Answer(sent.status, sent.headers, sent.data)
+            raw = self.door.urlopen(
+                self.pool,
+                self.verb,
+                self.prefix + self.url,
+                body=self.input,
+                headers=headers,
+                timeout=self.time_limit,
             )
-            found = response.headers  # case-insensitive
-            if "set-cookie" in found or "set-cookie2" in found:  # kept, as a session does
-                extract_cookies_to_jar(session.cookies, prepared, response.raw)
-            response.content  # noqa: B018 - read the body now, as Session.send does
-            return response
+            # http.client's headers under urllib3's (the body urllib3 decoded)
+            return Answer(raw.status, raw._original_response.msg, raw.data)  # type: ignore[attr-defined]
+
+        def _as_prepared(self, headers: dict[str, str]) -> requests.PreparedRequest:
+            """This request as requests' cookie functions read it (only with cookies)."""
+            prepared = requests.PreparedRequest()
+            prepared.prepare_url(self.origin + self.url, "")
+            prepared.prepare_headers(headers)
+            return prepared
+
+        def close(self) -> None:
+            if self.direct is not None:
+                self.direct.close()
+            super().close()
 
     return Governed

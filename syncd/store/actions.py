@@ -10,10 +10,22 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Connection, bindparam, delete, func, or_, select, update
+from sqlalchemy import (
+    BigInteger,
+    Connection,
+    Integer,
+    String,
+    Text,
+    bindparam,
+    delete,
+    func,
+    or_,
+    select,
+    update,
+)
 
 from syncd.model import ObjectRef
-from syncd.store.db import Store
+from syncd.store.db import Store, padded
 from syncd.store.schema import ACTION_STATUSES, action_attempts, actions, events
 
 ACTIVE = ("pending", "in_flight")
@@ -57,7 +69,12 @@ class ActionRow:
 
 
 def _rows(result: Iterable[Any]) -> list[ActionRow]:
-    return [ActionRow(**dict(r)) for r in result]
+    """Rows of `select(actions)` (and the claim's event_version after them), by position."""
+    return [ActionRow(*r) for r in result]
+
+
+# ActionRow is built by position from `select(actions)`: its fields in the table's order.
+assert [c.name for c in actions.c] == list(ActionRow.__dataclass_fields__)[:-1]
 
 
 # The executor's statements, built once (building one costs more than running it on SQLite).
@@ -87,7 +104,6 @@ _CLAIM = (
     )
 )
 _FINISHED: dict[tuple[str, ...], Any] = {}  # finish statements by the columns they set
-_ADD_ATTEMPT = action_attempts.insert()
 
 
 def claim_due_actions(
@@ -114,7 +130,7 @@ def claim_due_actions(
     with store.tx() if in_tx is None else contextlib.nullcontext(in_tx) as conn:
         query = _DUE if store.is_sqlite else _DUE_LOCKED
         found = conn.execute(query, {"now": now_ms, "limit": limit, "busy": list(busy)})
-        rows = _rows(found.mappings())
+        rows = _rows(found)
         if defer is not None:
             rows = [r for r in rows if not _deferred(conn, r, defer(r))]
         if admit is not None:
@@ -123,7 +139,7 @@ def claim_due_actions(
             conn.execute(
                 _CLAIM,
                 {
-                    "ids": [r.id for r in rows],
+                    "ids": padded([r.id for r in rows]),
                     "owner": owner,
                     "until": now_ms + lease_ms,
                     "now": now_ms,
@@ -168,8 +184,17 @@ class Finish:
     values: dict[str, Any]
 
 
-_STILL_IN_FLIGHT = select(actions.c.id).where(
-    actions.c.id.in_(bindparam("ids", expanding=True)), actions.c.status == "in_flight"
+# An attempt's record, kept only while its action is still in flight (checked in the same
+# statement: no separate read of which actions are).
+_ADD_ATTEMPT_IF_IN_FLIGHT = action_attempts.insert().from_select(
+    ["action_id", "attempt", "finished_at", "outcome", "error"],
+    select(
+        actions.c.id,
+        bindparam("attempt", type_=Integer),
+        bindparam("finished_at", type_=BigInteger),
+        bindparam("outcome", type_=String),
+        bindparam("error", type_=Text),
+    ).where(actions.c.id == bindparam("action_id"), actions.c.status == "in_flight"),
 )
 
 
@@ -196,30 +221,27 @@ def finish_actions(store: Store, finishes: list[Finish]) -> None:
     (the console's action page)."""
     if not finishes:
         return
+    history = [
+        {
+            "action_id": f.action_id,
+            "attempt": f.attempt,
+            "finished_at": f.now_ms,
+            "outcome": f.values["status"],
+            "error": f.values.get("last_error"),
+        }
+        for f in finishes
+        if f.attempt is not None
+    ]
+    by_shape: dict[tuple[str, ...], list[dict[str, Any]]] = {}
+    for f in finishes:
+        params = {f"_{name}": value for name, value in f.values.items()}
+        params.update(_id=f.action_id, _now=f.now_ms)
+        by_shape.setdefault(tuple(sorted(f.values)), []).append(params)
     with store.tx() as conn:
-        ids = [f.action_id for f in finishes]
-        live = {r[0] for r in conn.execute(_STILL_IN_FLIGHT, {"ids": ids})}
-        mine = [f for f in finishes if f.action_id in live]
-        by_shape: dict[tuple[str, ...], list[dict[str, Any]]] = {}
-        for f in mine:
-            params = {f"_{name}": value for name, value in f.values.items()}
-            params.update(_id=f.action_id, _now=f.now_ms)
-            by_shape.setdefault(tuple(sorted(f.values)), []).append(params)
+        if history:  # first, while the actions are still in flight
+            conn.execute(_ADD_ATTEMPT_IF_IN_FLIGHT, history)
         for names, rows in by_shape.items():
             conn.execute(_finish_statement(names), rows)  # one executemany per shape
-        history = [
-            {
-                "action_id": f.action_id,
-                "attempt": f.attempt,
-                "finished_at": f.now_ms,
-                "outcome": f.values["status"],
-                "error": f.values.get("last_error"),
-            }
-            for f in mine
-            if f.attempt is not None
-        ]
-        if history:
-            conn.execute(_ADD_ATTEMPT, history)
 
 
 def finish_action(
@@ -247,6 +269,11 @@ def add_action(store: Store, conn: Connection, values: dict[str, Any]) -> bool:
     return store.insert_if_new(conn, actions, ["key"], values) is not None
 
 
+def add_actions(store: Store, conn: Connection, rows: list[dict[str, Any]]) -> set[str]:
+    """`add_action` for many actions (same columns) in one statement: the keys stored now."""
+    return {r[0] for r in store.insert_new_returning(conn, actions, ["key"], rows, ("key",))}
+
+
 def update_action(conn: Connection, action_id: int, **values: Any) -> None:
     """Change stored fields of one action (operator commands: retry, cancel)."""
     conn.execute(update(actions).where(actions.c.id == action_id).values(**values))
@@ -258,7 +285,7 @@ def action_by_id(conn: Connection, action_id: int) -> ActionRow | None:
 
 
 def actions_by_key_prefix(conn: Connection, prefix: str) -> list[ActionRow]:
-    return _rows(conn.execute(select(actions).where(actions.c.key.startswith(prefix))).mappings())
+    return _rows(conn.execute(select(actions).where(actions.c.key.startswith(prefix))))
 
 
 def list_actions(
@@ -289,9 +316,9 @@ def list_actions(
     if limit is not None:
         query = query.limit(limit)
     if conn is not None:
-        return _rows(conn.execute(query).mappings())
+        return _rows(conn.execute(query))
     with store.engine.connect() as own:
-        return _rows(own.execute(query).mappings())
+        return _rows(own.execute(query))
 
 
 def finished_actions_after(store: Store, after_id: int) -> list[ActionRow]:
@@ -302,7 +329,7 @@ def finished_actions_after(store: Store, after_id: int) -> list[ActionRow]:
         .order_by(actions.c.id)
     )
     with store.engine.connect() as conn:
-        return _rows(conn.execute(query).mappings())
+        return _rows(conn.execute(query))
 
 
 def newest_action_id(conn: Connection) -> int:

@@ -6,6 +6,7 @@ import contextlib
 import importlib
 import logging
 import os
+import sqlite3
 import stat
 import subprocess
 import sys
@@ -15,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from sqlalchemy import Connection, Engine, Table, create_engine, event, text
-from sqlalchemy.exc import DatabaseError
+from sqlalchemy.exc import DatabaseError, DBAPIError
 from sqlalchemy.pool import NullPool, StaticPool
 
 from syncd.errors import ConfigError
@@ -100,15 +101,57 @@ class Store:
         self, conn: Connection, table: Table, index_elements: list[str], values: dict[str, Any]
     ) -> None:
         """INSERT ... ON CONFLICT (keys) DO UPDATE SET the other columns."""
-        key = ("upsert", table.name, tuple(index_elements), tuple(values))
+        conn.execute(self._upsert_statement(table, index_elements, tuple(values)), values)
+
+    def upsert_many(
+        self,
+        conn: Connection,
+        table: Table,
+        index_elements: list[str],
+        rows: list[dict[str, Any]],
+    ) -> None:
+        """`upsert` for many rows with the same columns in one executemany. Their keys must
+        differ (PostgreSQL refuses to update one row twice in one statement)."""
+        if rows:
+            stmt = self._upsert_statement(table, index_elements, tuple(rows[0]))
+            for chunk in shaped_chunks(rows):
+                conn.execute(stmt, chunk)
+
+    def insert_new_returning(
+        self,
+        conn: Connection,
+        table: Table,
+        index_elements: list[str],
+        rows: list[dict[str, Any]],
+        returning: tuple[str, ...],
+    ) -> list[tuple[Any, ...]]:
+        """Insert many rows unless their unique key exists, in one multi-row INSERT ... ON
+        CONFLICT DO NOTHING RETURNING (SQLAlchemy's "insertmanyvalues"): the `returning`
+        columns of each row inserted. A row whose key is stored, or repeats an earlier row's
+        of the same call, is skipped and left out of the answer."""
+        if not rows:
+            return []
+        key = ("insert_new_returning", table.name, tuple(index_elements), tuple(rows[0]), returning)
+        stmt = self._statements.get(key)
+        if stmt is None:
+            columns = [table.c[name] for name in returning]
+            stmt = self._statements[key] = self.insert_ignore(table, index_elements).returning(
+                *columns
+            )
+        return [tuple(r) for chunk in shaped_chunks(rows) for r in conn.execute(stmt, chunk)]
+
+    def _upsert_statement(
+        self, table: Table, index_elements: list[str], columns: tuple[str, ...]
+    ) -> Any:
+        key = ("upsert", table.name, tuple(index_elements), columns)
         stmt = self._statements.get(key)
         if stmt is None:
             base = self._dialect_module.insert(table)
-            updates = {k: base.excluded[k] for k in values if k not in index_elements}
+            updates = {k: base.excluded[k] for k in columns if k not in index_elements}
             stmt = self._statements[key] = base.on_conflict_do_update(
                 index_elements=index_elements, set_=updates
             )
-        conn.execute(stmt, values)
+        return stmt
 
     def notify(self, conn: Connection, channel: str) -> None:
         """PostgreSQL NOTIFY, delivered at commit; nothing to do on SQLite (one process)."""
@@ -130,6 +173,35 @@ class Store:
         store = cls(_sqlite_engine("sqlite://", "NORMAL", poolclass=StaticPool))
         upgrade(store)
         return store
+
+
+LARGEST_CHUNK = 64
+
+
+def shaped_chunks(rows: list[Any]) -> Iterator[list[Any]]:
+    """Rows in chunks of 64, 32 ... 2, 1: a multi-row statement's text depends on its row
+    count, and the drivers keep each text prepared (sqlite3: 128 per connection; one for
+    every batch size from 1 to 129 took 14 MB). So a batch is sent in a few statements of
+    at most 7 sizes."""
+    start = 0
+    while start < len(rows):
+        size = LARGEST_CHUNK
+        while size > len(rows) - start:
+            size //= 2
+        yield rows[start : start + size]
+        start += size
+
+
+def padded(values: list[Any]) -> list[Any]:
+    """An IN list padded to a power of two by repeating its last value (the answer is the
+    same), for the same reason as `shaped_chunks`: a few statement texts, not one per length.
+    Empty stays empty."""
+    if not values:
+        return values
+    size = 1
+    while size < len(values):
+        size *= 2
+    return values + [values[-1]] * (size - len(values))
 
 
 def _sqlite_engine(url: str, synchronous: str, poolclass: Any = None) -> Engine:
@@ -162,7 +234,15 @@ def _sqlite_engine(url: str, synchronous: str, poolclass: Any = None) -> Engine:
         # Writes (Store.tx) take the write lock up front, so two writers never deadlock on a
         # lock upgrade; reads need no lock in WAL mode and never wait for a writer.
         write = conn.get_execution_options().get("syncd_write", False)
-        conn.exec_driver_sql("BEGIN IMMEDIATE" if write else "BEGIN")
+        statement = "BEGIN IMMEDIATE" if write else "BEGIN"
+        # Straight to sqlite3: every transaction begins here, and SQLAlchemy's statement
+        # machinery costs more than the BEGIN itself (issue 17). Errors as SQLAlchemy's.
+        driver = conn.connection.driver_connection
+        assert driver is not None
+        try:
+            driver.execute(statement)
+        except sqlite3.Error as exc:
+            raise DBAPIError.instance(statement, (), exc, sqlite3.Error) from exc
 
     return engine
 

@@ -5,9 +5,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Connection, bindparam, delete, select, tuple_
+from sqlalchemy import Connection, bindparam, delete, select
 
-from syncd.store.db import Store
+from syncd.store.db import Store, padded, shaped_chunks
 from syncd.store.schema import event_traces, events, snapshots
 
 
@@ -23,6 +23,9 @@ class SnapshotRow:
     deleted: bool
     updated_at: int
 
+
+# Rows of `select(snapshots)` build a SnapshotRow by position: the same order.
+assert [c.name for c in snapshots.c] == list(SnapshotRow.__dataclass_fields__)
 
 _SNAPSHOT = select(snapshots).where(
     snapshots.c.source == bindparam("source"),
@@ -46,14 +49,19 @@ def snapshot_for_update(
     return None if row is None else SnapshotRow(**dict(row))
 
 
-_KEY = tuple_(snapshots.c.source, snapshots.c.object_type, snapshots.c.object_id)
+# A batch's objects are mostly of one source and type: one IN list of ids per (source, type),
+# cheaper to expand and bind than a list of (source, type, id) tuples.
 _SNAPSHOTS = (
     select(snapshots)
-    .where(_KEY.in_(bindparam("keys", expanding=True)))
-    .order_by(snapshots.c.source, snapshots.c.object_type, snapshots.c.object_id)
+    .where(
+        snapshots.c.source == bindparam("source"),
+        snapshots.c.object_type == bindparam("object_type"),
+        snapshots.c.object_id.in_(bindparam("ids", expanding=True)),
+    )
+    .order_by(snapshots.c.object_id)
 )
 _SNAPSHOTS_FOR_UPDATE = _SNAPSHOTS.with_for_update()
-SNAPSHOTS_PER_QUERY = 300  # keys per statement (3 bound values each)
+SNAPSHOTS_PER_QUERY = 500  # ids per statement
 
 
 def snapshots_for_update(
@@ -64,12 +72,16 @@ def snapshots_for_update(
     never wait on each other in a cycle)."""
     query = _SNAPSHOTS if store.is_sqlite else _SNAPSHOTS_FOR_UPDATE
     found: dict[tuple[str, str, str], SnapshotRow | None] = dict.fromkeys(keys)
-    ordered = sorted(set(keys))
-    for start in range(0, len(ordered), SNAPSHOTS_PER_QUERY):
-        chunk = ordered[start : start + SNAPSHOTS_PER_QUERY]
-        for row in conn.execute(query, {"keys": chunk}).mappings():
-            snap = SnapshotRow(**dict(row))
-            found[(snap.source, snap.object_type, snap.object_id)] = snap
+    by_type: dict[tuple[str, str], list[str]] = {}
+    for source, object_type, object_id in sorted(set(keys)):
+        by_type.setdefault((source, object_type), []).append(object_id)
+    for (source, object_type), ids in by_type.items():
+        for start in range(0, len(ids), SNAPSHOTS_PER_QUERY):
+            chunk = ids[start : start + SNAPSHOTS_PER_QUERY]
+            params = {"source": source, "object_type": object_type, "ids": padded(chunk)}
+            for row in conn.execute(query, params):
+                snap = SnapshotRow(*row)
+                found[(snap.source, snap.object_type, snap.object_id)] = snap
     return found
 
 
@@ -108,10 +120,22 @@ def live_snapshots(store: Store, source: str, object_type: str) -> list[Snapshot
     return [SnapshotRow(**dict(r)) for r in rows]
 
 
+def save_snapshots(store: Store, conn: Connection, rows: list[dict[str, Any]]) -> None:
+    """`save_snapshot` for many objects (each once) in one executemany."""
+    store.upsert_many(conn, snapshots, ["source", "object_type", "object_id"], rows)
+
+
 def add_event(store: Store, conn: Connection, values: dict[str, Any]) -> int | None:
     """Store an event unless its key exists; its id, or None when it was seen before."""
     found: int | None = store.insert_if_new(conn, events, ["event_key"], values)
     return found
+
+
+def add_events(store: Store, conn: Connection, rows: list[dict[str, Any]]) -> dict[str, int]:
+    """Store many events (same columns) in one statement, each unless its key exists:
+    {event_key: id} of those stored now (a key seen before, or twice here, is stored once)."""
+    found = store.insert_new_returning(conn, events, ["event_key"], rows, ("event_key", "id"))
+    return {key: int(event_id) for key, event_id in found}
 
 
 _EVENT_VERSION = select(events.c.version).where(events.c.id == bindparam("event_id"))
@@ -131,8 +155,8 @@ def prune_events(conn: Connection, cutoff_ms: int) -> int:
 
 def add_traces(conn: Connection, rows: list[dict[str, Any]]) -> None:
     """Many events' traces in one statement (dicts: event_id, decisions, created_at)."""
-    if rows:
-        conn.execute(_ADD_TRACE, rows)
+    for chunk in shaped_chunks(rows):
+        conn.execute(_ADD_TRACE, chunk)
 
 
 def prune_traces(conn: Connection, cutoff_ms: int) -> int:

@@ -6,9 +6,9 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Connection, and_, delete, func, select, update
+from sqlalchemy import Connection, bindparam, delete, func, select, update
 
-from syncd.store.db import Store
+from syncd.store.db import Store, padded
 from syncd.store.schema import inbox
 
 
@@ -60,42 +60,63 @@ def delivery_row_ids(conn: Connection, connector: str, ids: list[str]) -> dict[s
     return {r[0]: r[1] for r in rows}
 
 
-def add_deliveries(store: Store, conn: Connection, rows: list[dict[str, Any]]) -> None:
-    """Insert new deliveries in one executemany (ON CONFLICT DO NOTHING guards against a
-    racing replica). Each dict: connector, delivery_id, headers, body, received_at."""
-    if rows:
-        conn.execute(
-            store.insert_ignore(inbox, ["connector", "delivery_id"]),
-            [{**r, "status": "pending", "attempts": 0, "next_attempt_at": 0} for r in rows],
-        )
+def add_deliveries(store: Store, conn: Connection, rows: list[dict[str, Any]]) -> list[bool]:
+    """Insert deliveries in one statement (INSERT ... ON CONFLICT DO NOTHING RETURNING):
+    for each, True when it is new, False when its (connector, delivery id) is stored already
+    or came earlier in `rows`. Each dict: connector, delivery_id, headers, body, received_at."""
+    if not rows:
+        return []
+    found = store.insert_new_returning(
+        conn,
+        inbox,
+        ["connector", "delivery_id"],
+        [{**r, "status": "pending", "attempts": 0, "next_attempt_at": 0} for r in rows],
+        ("connector", "delivery_id"),
+    )
+    new = set(found)
+    fresh = []
+    for r in rows:
+        key = (r["connector"], r["delivery_id"])
+        fresh.append(key in new)
+        new.discard(key)  # a delivery sent twice in one batch is new the first time only
+    return fresh
+
+
+# The inbox thread's statements, built once.
+_DUE = (
+    select(inbox)
+    .where(inbox.c.status == "pending", inbox.c.next_attempt_at <= bindparam("now"))
+    .order_by(inbox.c.id)
+    .limit(bindparam("limit"))
+)
+_DUE_LOCKED = _DUE.with_for_update(skip_locked=True)  # PostgreSQL: replicas share no row
+_LEASE = (
+    update(inbox)
+    .where(inbox.c.id.in_(bindparam("ids", expanding=True)))
+    .values(next_attempt_at=bindparam("until"), attempts=inbox.c.attempts + 1)
+)
+_DONE = (
+    update(inbox)
+    .where(inbox.c.id.in_(bindparam("ids", expanding=True)))
+    .values(status="done", last_error=None)
+)
+# Rows of `select(inbox)` build a DeliveryRow by position: the same order.
+assert [c.name for c in inbox.c] == list(DeliveryRow.__dataclass_fields__)
 
 
 def claim_due_deliveries(store: Store, now_ms: int, lease_ms: int, limit: int) -> list[DeliveryRow]:
     """Take due deliveries; pushing next_attempt_at forward is the lease: if this process
     dies, the delivery becomes due again when it runs out. Rows as read, before the update."""
     with store.tx() as conn:
-        query = (
-            select(inbox)
-            .where(and_(inbox.c.status == "pending", inbox.c.next_attempt_at <= now_ms))
-            .order_by(inbox.c.id)
-            .limit(limit)
-        )
-        if not store.is_sqlite:
-            query = query.with_for_update(skip_locked=True)
-        rows = [DeliveryRow(**dict(r)) for r in conn.execute(query).mappings()]
+        query = _DUE if store.is_sqlite else _DUE_LOCKED
+        rows = [DeliveryRow(*r) for r in conn.execute(query, {"now": now_ms, "limit": limit})]
         if rows:
-            conn.execute(
-                update(inbox)
-                .where(inbox.c.id.in_([r.id for r in rows]))
-                .values(next_attempt_at=now_ms + lease_ms, attempts=inbox.c.attempts + 1)
-            )
+            conn.execute(_LEASE, {"ids": padded([r.id for r in rows]), "until": now_ms + lease_ms})
     return rows
 
 
 def mark_deliveries_done(conn: Connection, ids: Iterable[int]) -> None:
-    conn.execute(
-        update(inbox).where(inbox.c.id.in_(list(ids))).values(status="done", last_error=None)
-    )
+    conn.execute(_DONE, {"ids": padded(list(ids))})
 
 
 def retry_delivery_later(

@@ -12,6 +12,7 @@ from typing import Any
 
 from sqlalchemy import Connection, bindparam, select
 
+from syncd.store.db import padded
 from syncd.store.schema import actions, snapshots
 
 MAX_DEPTH = 4  # issue <- issue <- deal: chains are short; a bound keeps a loop harmless
@@ -35,6 +36,27 @@ def created_by(conn: Connection, source: str, object_id: str) -> dict[str, Any] 
     return {"rule": rule, "from": view, "root": root}
 
 
+def created_by_many(
+    conn: Connection, source: str, object_ids: list[str]
+) -> dict[str, dict[str, Any]]:
+    """`created_by` for many objects of a source: one statement finds which of them syncd
+    created (most were not), and only those are followed further. Objects syncd did not
+    create are left out of the answer."""
+    created: set[str] = set()
+    wanted = sorted(set(object_ids))
+    for start in range(0, len(wanted), IDS_PER_QUERY):
+        chunk = wanted[start : start + IDS_PER_QUERY]
+        params = {"connector": source, "ids": padded(chunk)}
+        created.update(r[0] for r in conn.execute(CREATORS, params))
+    out = {}
+    for object_id in sorted(created):
+        found = created_by(conn, source, object_id)
+        if found is not None:
+            out[object_id] = found
+    return out
+
+
+IDS_PER_QUERY = 500
 # Built once: this runs for every object ingested (ix_actions_external serves it).
 CREATOR = (
     select(actions.c.rule_id, actions.c.source, actions.c.object_type, actions.c.object_id)
@@ -46,6 +68,16 @@ CREATOR = (
     )
     .order_by(actions.c.id)
     .limit(1)
+)
+CREATORS = (
+    select(actions.c.external_id)
+    .where(
+        actions.c.connector == bindparam("connector"),
+        actions.c.external_id.in_(bindparam("ids", expanding=True)),
+        actions.c.status == "done",
+        actions.c.object_id.is_not(None),
+    )
+    .distinct()
 )
 _SNAPSHOT_VIEW = select(snapshots.c.fields, snapshots.c.context).where(
     snapshots.c.source == bindparam("source"),

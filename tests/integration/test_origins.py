@@ -6,7 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 from syncd.store.db import Store
-from syncd.store.origins import created_by
+from syncd.store.origins import created_by, created_by_many
 from syncd.store.schema import actions, snapshots
 
 
@@ -86,6 +86,9 @@ def test_an_issue_chain_leads_back_to_the_deal(store: Store) -> None:
     assert (root["id"], root["type"], root["community_id"]) == ("1001", "deal", "pangeo")
     assert root["url"] == "https://hubspot.example/1001"  # the context comes along
     assert first["rule"] == "w1-info" and first["root"] == first["from"]
+    with store.engine.connect() as conn:  # the batch form: the same answers, in one look-up
+        many = created_by_many(conn, "github", ["org/infra#7", "org/infra#8", "org/infra#6"])
+    assert many == {"org/infra#7": found, "org/infra#6": first}
 
 
 def test_an_action_not_done_creates_no_link(store: Store) -> None:
@@ -93,6 +96,7 @@ def test_an_action_not_done_creates_no_link(store: Store) -> None:
     _action(store, "k3", "w1-info", "hubspot", "deal", "1002", "org/infra#9", status="dead")
     with store.engine.connect() as conn:
         assert created_by(conn, "github", "org/infra#9") is None
+        assert created_by_many(conn, "github", ["org/infra#9"]) == {}
 
 
 def test_a_loop_in_the_records_ends(store: Store) -> None:

@@ -7,18 +7,21 @@ keep-alive connection reused by a thread's requests."""
 from __future__ import annotations
 
 import http.client
+import socket
 import threading
+import time
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import urlsplit
 
 import pytest
-import urllib3.connection
 
 from connectors.github import GitHubConnector
 from connectors.github.transport import ca_bundle
+from syncd.errors import TransientError, UncertainError
 from syncd.model import ActionContext
+from syncd_sandbox import fakeserver
 from syncd_sandbox.fakeserver import FakeRequest, FakeResponse
 from syncd_sandbox.github.fake import FakeGitHub
 
@@ -166,14 +169,14 @@ def test_session_headers_and_cookies_are_sent_as_a_requests_session_would(
 def test_a_thread_reuses_one_keep_alive_connection(
     monkeypatch: pytest.MonkeyPatch, make_connector: Any, fake: FakeGitHub
 ) -> None:
-    opened: list[int] = []
-    new_conn = urllib3.connection.HTTPConnection._new_conn
+    accepted: list[tuple[str, int]] = []  # connections the fake accepted, by client address
+    setup = fakeserver._Handler.setup
 
-    def counted(self: Any) -> Any:
-        opened.append(threading.get_ident())
-        return new_conn(self)
+    def counted(self: Any) -> None:
+        accepted.append(self.client_address)
+        setup(self)
 
-    monkeypatch.setattr(urllib3.connection.HTTPConnection, "_new_conn", counted)
+    monkeypatch.setattr(fakeserver._Handler, "setup", counted)
     connector = make_connector()
     for i in range(20):
         create(connector, str(i))
@@ -181,4 +184,59 @@ def test_a_thread_reuses_one_keep_alive_connection(
     others.start()
     others.join()
     assert len(fake.repos[REPO].issues) == 25
-    assert len(opened) == 2 and opened[0] != opened[1]  # one connection per thread
+    assert len(accepted) == 2 and accepted[0] != accepted[1]  # one connection per thread
+
+
+def test_every_request_passes_the_accounts_governor(
+    no_proxy_env: pytest.MonkeyPatch, make_connector: Any, fake: FakeGitHub
+) -> None:
+    fake.add_label(REPO, "sales")
+    connector = make_connector(create_missing_labels=False)  # a label list, then a create
+    spec = connector.actions["create_issue"]
+    for i in range(3):
+        params = spec.params.model_validate({"repo": REPO, "title": f"{i}", "labels": ["sales"]})
+        spec.perform(connector, params, ActionContext(key=f"k{i}", rule_id="r", attempt=1))
+    assert [r.method for r in fake.app.log] == ["GET", "POST"] * 3
+    assert connector.governor.sent == 6 and connector.governor.in_flight == 0
+
+
+def test_a_create_whose_answer_comes_too_late_is_uncertain(
+    no_proxy_env: pytest.MonkeyPatch, make_connector: Any, fake: FakeGitHub
+) -> None:
+    def late(request: FakeRequest, response: FakeResponse) -> FakeResponse:
+        time.sleep(1.5)  # the connector's timeout is 1 s: the issue is made, no answer seen
+        return response
+
+    fake.app.after.append(late)
+    connector = make_connector(timeout_seconds=1)
+    with pytest.raises(UncertainError):
+        create(connector, "a")
+    assert len(fake.repos[REPO].issues) == 1
+    assert connector.governor.in_flight == 0
+
+
+def test_a_create_that_could_not_connect_was_never_sent(
+    no_proxy_env: pytest.MonkeyPatch, make_connector: Any, fake: FakeGitHub
+) -> None:
+    with socket.socket() as unused:
+        unused.bind(("127.0.0.1", 0))
+        closed_port = unused.getsockname()[1]  # nothing listens there
+    connector = make_connector(base_url=f"http://127.0.0.1:{closed_port}")
+    with pytest.raises(TransientError) as raised:
+        create(connector, "a")
+    assert not isinstance(raised.value, UncertainError)
+    assert connector.governor.in_flight == 0
+
+
+def test_a_create_that_could_not_reach_its_proxy_was_never_sent(
+    no_proxy_env: pytest.MonkeyPatch, make_connector: Any, fake: FakeGitHub
+) -> None:
+    with socket.socket() as unused:
+        unused.bind(("127.0.0.1", 0))
+        closed_port = unused.getsockname()[1]  # nothing listens there
+    no_proxy_env.setenv("HTTP_PROXY", f"http://127.0.0.1:{closed_port}")
+    connector = make_connector()
+    with pytest.raises(TransientError) as raised:
+        create(connector, "a")
+    assert not isinstance(raised.value, UncertainError)
+    assert fake.repos[REPO].issues == {} and connector.governor.in_flight == 0
