@@ -21,6 +21,7 @@ import signal
 import socket
 import sys
 import threading
+from collections import deque
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -35,6 +36,7 @@ from syncd.config import Config, load_config
 from syncd.console.server import console_server_config
 from syncd.engine import Engine
 from syncd.errors import ConfigError
+from syncd.executor import Executor
 from syncd.http_server import uvicorn_config
 from syncd.leadership import Leadership
 from syncd.logs import add_secrets, configure_logging, redact
@@ -55,6 +57,7 @@ log = structlog.get_logger("syncd.daemon")
 STOP_TIMEOUT_SECONDS = 30.0
 HOUSEKEEPING_SECONDS = 6 * 3600.0
 EXECUTOR_CLAIM = 10
+INBOX_CLAIM = 100
 ALERT_SWEEP_SECONDS = 5.0  # failed renders/conditions to the alert inbox; digests
 LOOKUP_TICK_SECONDS = 1.0  # cheap: reads the store; the API only when due (with backoff)
 
@@ -79,6 +82,23 @@ class WakeOne:
         self._pending = 0  # wakes not taken yet
         self._waiting = 0
         self._all = False
+        self._handed: deque[Any] = deque()  # work handed over, for the next thread to take
+
+    def idle(self) -> bool:
+        """A thread waits with no wake pending for it (a hint: it may time out meanwhile)."""
+        return self._waiting > self._pending
+
+    def hand(self, work: Any) -> None:
+        """Wake one thread, with `work` for the first thread to `take` it; each piece of
+        work has a wake of its own, so none is left waiting for a poll tick."""
+        with self._cond:
+            self._handed.append(work)
+            self._pending += 1
+            self._cond.notify()
+
+    def take(self) -> Any | None:
+        with self._cond:
+            return self._handed.popleft() if self._handed else None
 
     def set(self) -> None:
         with self._cond:
@@ -106,6 +126,44 @@ class WakeOne:
 
     def clear(self) -> None:
         """Nothing to clear: `wait` took its wake."""
+
+
+class ExecutorHandoff:
+    """Actions the inbox plans go straight to an idle executor thread: claimed inside the
+    transaction that planned them, handed over in memory once it commits. No wake-up has to
+    find them and no claim transaction of their own stands between the webhook and the API.
+    The store stays the truth: the claim is the usual lease (in flight, attempt counted), so
+    a crash before they are performed leaves them to the usual recovery (released at the
+    next start, looked up before a repeat)."""
+
+    def __init__(self, executor: Executor, wake: WakeOne, limit: int) -> None:
+        self.executor = executor
+        self.wake = wake
+        self.limit = limit
+        self._round = threading.local()  # per inbox thread: what its current round did
+
+    def begin_round(self) -> None:
+        self._round.handed = self._round.missed = False
+
+    def needs_wake(self) -> bool:
+        """The round's actions were not all handed over: wake a thread to claim them."""
+        return getattr(self._round, "missed", True) or not getattr(self._round, "handed", False)
+
+    def claim(self, conn: Any) -> list[Any]:
+        rows = self.executor.claim_in(conn, self.limit) if self.wake.idle() else []
+        if rows:
+            self._round.handed = True
+        else:
+            self._round.missed = True
+        return rows
+
+    def give(self, rows: list[Any]) -> None:
+        self.wake.hand(rows)
+        if len(rows) >= self.limit:  # there may be more: another thread claims them
+            self.wake.set()
+
+    def drop(self, rows: list[Any]) -> None:
+        self.executor.unclaim(rows)
 
 
 class _Server(uvicorn.Server):
@@ -137,6 +195,11 @@ class Daemon:
         )
         self.engine.executor.on_dead = make_alerter(self.engine)
         self.engine.executor.on_full_claim = self.wake_executor.set
+        self.handoff: ExecutorHandoff | None = None
+        if self.engine.store.is_sqlite:  # PostgreSQL: shared governors read the store in a
+            # transaction of their own before the claim's (see Executor._governor_waits)
+            self.handoff = ExecutorHandoff(self.engine.executor, self.wake_executor, EXECUTOR_CLAIM)
+            self.engine.inbox.handoff = self.handoff
         for conn in self.engine.connectors.values():
             add_secrets(conn.secret_values())
             if not self.engine.store.is_sqlite:  # replicas: one budget for all of them
@@ -199,15 +262,28 @@ class Daemon:
             log.exception("loop.alert_failed", loop=name)
 
     def _executor_body(self) -> None:
+        handed = self.wake_executor.take()
+        if handed is not None:  # claimed by the inbox for this thread: no claim of its own
+            self.engine.executor.perform_claimed(handed)
+            return  # the rest due, if any, comes with a wake of its own (ExecutorHandoff.give)
         # A few at a time: enough to batch (Airtable rows), few enough to share the work.
         while not self.stop.is_set() and self.engine.executor.run_due(EXECUTOR_CLAIM):
             pass
 
     def _inbox_body(self) -> None:
         # Batch after batch while deliveries are due: a backlog (after an outage, a restart)
-        # drains at once, not one batch per wake-up.
-        while not self.stop.is_set() and self.engine.inbox.process_due():
-            self.wake_executor.set()
+        # drains at once, not one batch per wake-up. A batch short of the limit took all that
+        # was due: no second (empty) claim, whose write transaction would compete with the
+        # executor thread just woken for the store's lock. A delivery stored meanwhile has
+        # set the wake, so the loop's wait returns at once.
+        while not self.stop.is_set():
+            if self.handoff is not None:
+                self.handoff.begin_round()
+            claimed = self.engine.inbox.process_due(INBOX_CLAIM)
+            if claimed and (self.handoff is None or self.handoff.needs_wake()):
+                self.wake_executor.set()
+            if claimed < INBOX_CLAIM:
+                return
 
     def _poll_body(self, source: str, stream: str) -> None:
         fence = self.leadership.hold(poll_job(source, stream))
@@ -383,6 +459,16 @@ class Daemon:
         sdnotify.status(f"rules reloaded: {len(rules.rules)}")
         sdnotify.ready()
 
+    def connect_intake(self) -> None:
+        # The intake writer wakes the inbox thread itself, right after its commit: not via
+        # the event loop (a hop through call_soon_threadsafe and the loop's turn).
+        self.engine.writer.on_stored = self.wake_inbox.set
+        if self.engine.store.is_sqlite and self.config.inbox.workers == 1:
+            # The one thread claiming from this inbox: it may take deliveries as stored, with
+            # no claim, when it is idle (InboxProcessor.offer).
+            self.engine.inbox.accept_handed = True
+            self.engine.writer.handoff = self.engine.inbox
+
     def _wake_all(self) -> None:
         self.wake_executor.set()
 
@@ -411,13 +497,13 @@ class Daemon:
         loop.add_signal_handler(signal.SIGTERM, self.request_stop)
         loop.add_signal_handler(signal.SIGINT, self.request_stop)
         loop.add_signal_handler(signal.SIGHUP, lambda: loop.run_in_executor(None, self.reload))
+        self.connect_intake()
         app = build_app(
             connectors=self.engine.connectors,
             writer=self.engine.writer,
             clock=self.engine.clock,
             max_body_bytes=self.config.http.max_body_bytes,
             public_url=self.config.http.public_url,
-            on_stored=self.wake_inbox.set,
             readiness=self.readiness,
             refresh_metrics=self.refresh_metrics,
             body_timeout_seconds=self.config.http.body_timeout_seconds,

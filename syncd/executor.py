@@ -21,6 +21,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import math
 import os
 import socket
@@ -114,7 +115,24 @@ class Executor:
 
     # -- claiming ---------------------------------------------------------------------------
 
-    def claim(self, limit: int) -> list[ActionRow]:
+    def claim_in(self, conn: Any, limit: int) -> list[ActionRow]:
+        """Claim inside the caller's transaction (the inbox's, which has just planned the
+        actions): one transaction less on the way to the API. [] when another claim is under
+        way: it may be waiting for the store's lock this transaction holds. If the caller's
+        transaction does not commit, give the rows to `unclaim`."""
+        if not self._slots.acquire(blocking=False):
+            return []
+        try:
+            return self.claim(limit, conn)
+        finally:
+            self._slots.release()
+
+    def unclaim(self, rows: list[ActionRow]) -> None:
+        """Rows of a `claim_in` whose transaction rolled back: their places are free."""
+        self._release({r.connector for r in rows})
+
+    def claim(self, limit: int, in_tx: Any = None) -> list[ActionRow]:
+        """`in_tx`: only from `claim_in`, which holds `_slots` already."""
         now = to_ms(self.clock.now())
         waits = self._governor_waits()
 
@@ -128,7 +146,8 @@ class Executor:
                 self._next_turn_ms = turn
             return turn
 
-        with self._slots:  # one claim at a time per process: the counts stay exact
+        # one claim at a time per process: the counts stay exact
+        with self._slots if in_tx is None else contextlib.nullcontext():
             busy = [c for c in self.connectors if self._in_flight[c] >= self._cap(c)]
             mine: set[str] = set()  # connectors this claim takes a worker's place on
 
@@ -141,7 +160,7 @@ class Executor:
                 return True
 
             rows = claim_due_actions(
-                self.store, self.owner, now, self.lease_ms, limit, defer, busy, admit
+                self.store, self.owner, now, self.lease_ms, limit, defer, busy, admit, in_tx
             )
             self._in_flight.update({r.connector for r in rows})
         return rows
@@ -183,10 +202,14 @@ class Executor:
 
     def run_due(self, limit: int = 50) -> list[Outcome]:
         """Claim and perform what is due now; returns what happened to each."""
-        out: list[Outcome] = []
         rows = self.claim(limit)
         if len(rows) >= limit and self.on_full_claim is not None:
             self.on_full_claim()
+        return self.perform_claimed(rows)
+
+    def perform_claimed(self, rows: list[ActionRow]) -> list[Outcome]:
+        """Perform actions this executor has claimed (`claim`, `claim_in`)."""
+        out: list[Outcome] = []
         held = [r.id for r in rows]
         done_later: list[Finish] = []
         token = BEFORE_WAIT.set(lambda seconds: self._extend_leases(held, seconds))

@@ -24,7 +24,7 @@ import threading
 from collections.abc import Callable
 from concurrent.futures import Future
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 import structlog
 
@@ -75,6 +75,17 @@ class Delivery:
     done: Future[bool] = field(default_factory=Future)
 
 
+class StoredHandoff(Protocol):
+    """Where the writer can hand deliveries it has just stored (the inbox processor of a
+    daemon whose inbox thread is idle): `ready` before the transaction, `offer` after it."""
+
+    def ready(self) -> bool: ...
+    def offer(self, rows: list[DeliveryRow]) -> bool: ...
+
+
+HANDOFF_MAX = 100  # deliveries a commit may hand over at once (more: the inbox claims them)
+
+
 class InboxWriter:
     """Group-committing writer. `submit` returns a Future: True if stored, False if the
     delivery id was seen before (acknowledged and ignored)."""
@@ -87,6 +98,10 @@ class InboxWriter:
         self._thread.start()
         self.batches = 0
         self.stored = 0
+        # Called on the writer thread after a commit that stored a new delivery (the
+        # daemon: wake the inbox thread), before the waiting handlers are answered.
+        self.on_stored: Callable[[], None] | None = None
+        self.handoff: StoredHandoff | None = None
 
     def submit(self, delivery: Delivery) -> Future[bool]:
         self._queue.put(delivery)
@@ -115,8 +130,12 @@ class InboxWriter:
 
     def _write(self, batch: list[Delivery]) -> None:
         try:
+            handed: list[DeliveryRow] = []
             with self.store.tx() as conn:
                 fresh = self._insert_new(conn, batch)
+                handing = self.handoff is not None and 0 < sum(fresh) <= HANDOFF_MAX
+                if handing and self.handoff is not None and self.handoff.ready():
+                    handed = self._stored_rows(conn, batch, fresh)
             crashpoints.hit("inbox_committed")
         except Exception as exc:  # the handlers answer 503 and the sender retries
             for d in batch:
@@ -124,8 +143,40 @@ class InboxWriter:
             return
         self.batches += 1
         self.stored += sum(fresh)
+        if any(fresh) and self.handoff is not None:
+            self.handoff.offer(handed)  # [] (not read back): the inbox must claim them
+        if any(fresh) and self.on_stored is not None:
+            try:
+                self.on_stored()
+            except Exception:  # the deliveries are stored: the handlers still get their 2xx
+                log.exception("inbox.on_stored_failed")
         for d, is_new in zip(batch, fresh, strict=True):
             d.done.set_result(is_new)
+
+    @staticmethod
+    def _stored_rows(conn: Any, batch: list[Delivery], fresh: list[bool]) -> list[DeliveryRow]:
+        """The new deliveries as the inbox's claim would read them (their ids read back)."""
+        new = [d for d, is_new in zip(batch, fresh, strict=True) if is_new]
+        ids: dict[tuple[str, str], int] = {}
+        for connector in {d.connector for d in new}:
+            wanted = [d.delivery_id for d in new if d.connector == connector]
+            found = stored.delivery_row_ids(conn, connector, wanted)
+            ids.update(((connector, k), v) for k, v in found.items())
+        return [
+            DeliveryRow(
+                id=ids[(d.connector, d.delivery_id)],
+                connector=d.connector,
+                delivery_id=d.delivery_id,
+                received_at=d.received_at,
+                headers=d.headers,
+                body=d.body,
+                status="pending",
+                attempts=0,
+                next_attempt_at=0,
+                last_error=None,
+            )
+            for d in new
+        ]
 
     def _insert_new(self, conn: Any, batch: list[Delivery]) -> list[bool]:
         """One statement per batch, whatever its size: an insert of every delivery that
@@ -141,6 +192,16 @@ class InboxWriter:
             for d in batch
         ]
         return stored.add_deliveries(self.store, conn, rows)
+
+
+class Handoff(Protocol):
+    """Where actions planned by an inbox commit can go at once (the daemon's idle executor
+    threads): `claim` inside the commit's transaction, then `give` after it commits, or
+    `drop` when it does not."""
+
+    def claim(self, conn: Any) -> list[Any]: ...
+    def give(self, rows: list[Any]) -> None: ...
+    def drop(self, rows: list[Any]) -> None: ...
 
 
 class InboxProcessor:
@@ -161,6 +222,31 @@ class InboxProcessor:
         self.policy = policy or RetryPolicy(max_attempts=20)
         self.lease_ms = int(lease_seconds * 1000)
         self.redact = redact
+        self.handoff: Handoff | None = None
+        # Deliveries the intake writer handed over just stored (`offer`), taken instead of a
+        # claim. Only where no other thread or replica claims from this inbox (the daemon
+        # on SQLite with one inbox thread): a handed delivery is not leased, so a crash
+        # leaves it due at once, as if never handed.
+        self.accept_handed = False
+        self._handed: list[DeliveryRow] = []
+        self._hand_lock = threading.Lock()
+        self._busy = False  # in process_due: an offer now could race with its claim
+        # Nothing is due but what was handed: the last claim came back short and every
+        # delivery stored since was handed. Otherwise a claim gathers them all: a hand-off
+        # is for a lone delivery on an idle inbox, and never splits a batch.
+        self._clean = False
+        self._unclaimed: set[int] = set()  # ids of the handed deliveries being processed
+
+    def ready(self) -> bool:
+        return self.accept_handed and self._clean and not self._busy
+
+    def offer(self, rows: list[DeliveryRow]) -> bool:
+        with self._hand_lock:
+            if not rows or not self.ready():
+                self._clean = False  # the claim under way, or the next one, takes them
+                return False
+            self._handed.extend(rows)
+            return True
 
     def claim(self, limit: int) -> list[DeliveryRow]:
         """Take due deliveries; pushing next_attempt_at forward is the lease: if this process
@@ -169,7 +255,28 @@ class InboxProcessor:
         return stored.claim_due_deliveries(self.store, now, self.lease_ms, limit)
 
     def process_due(self, limit: int = 100) -> int:
-        rows = self.claim(limit)
+        with self._hand_lock:
+            handed, self._handed = self._handed, []
+            self._busy = True  # offers from now on are refused, and make it unclean
+            if not handed:  # the claim below reads all that was committed before it
+                self._clean = True
+        try:
+            # Handed deliveries were stored after any claim of this thread's, and none other
+            # claims here: no claim needed (and none this round, which would read them too).
+            if handed:
+                self._unclaimed = {r.id for r in handed}
+                return self._process(handed)
+            rows = self.claim(limit)
+            if len(rows) >= limit:
+                with self._hand_lock:
+                    self._clean = False  # more may be due
+            return self._process(rows)
+        finally:
+            self._unclaimed = set()
+            with self._hand_lock:
+                self._busy = False
+
+    def _process(self, rows: list[DeliveryRow]) -> int:
         groups: dict[str, list[DeliveryRow]] = {}
         for row in rows:
             groups.setdefault(row.connector, []).append(row)
@@ -299,10 +406,18 @@ class InboxProcessor:
         crashpoints.hit("inbox_before_commit")
         # A fetched object hinted by several deliveries is one shared Observation: ingest it once.
         observations = list({id(obs): obs for _, _, own in ready for obs in own}.values())
+        claimed: list[Any] = []
         try:
-            with self.store.tx() as conn:
-                result = self.ingestor.ingest(observations, conn=conn)
-                stored.mark_deliveries_done(conn, [r.id for r, _, _ in ready])
+            try:
+                with self.store.tx() as conn:
+                    result = self.ingestor.ingest(observations, conn=conn)
+                    stored.mark_deliveries_done(conn, [r.id for r, _, _ in ready])
+                    if result.actions and self.handoff is not None:
+                        claimed = self.handoff.claim(conn)
+            except BaseException:
+                if claimed and self.handoff is not None:  # rolled back: not claimed after all
+                    self.handoff.drop(claimed)
+                raise
         except LookupsNotReady as exc:  # waiting, not failing: every delivery is deferred
             for row, _, _ in ready:
                 self._retry(row, exc, exc.retry_after, bound)
@@ -313,6 +428,8 @@ class InboxProcessor:
                 for row, _, _ in ready:
                     self._retry(row, exc, None, bound)
             return False
+        if claimed and self.handoff is not None:
+            self.handoff.give(claimed)
         for _, request, _ in ready:
             connector.acknowledge_webhook(request)
         bound.info(
@@ -336,7 +453,9 @@ class InboxProcessor:
             self._fail(row, f"gave up after {attempt} attempts: {reason}", bound)
             return
         next_at = to_ms(self.clock.now()) + int(self.policy.delay(attempt, retry_after) * 1000)
-        stored.retry_delivery_later(self.store, row.id, next_at, reason)
+        # A handed delivery had no claim to count its attempt: counted here.
+        counted = attempt if row.id in self._unclaimed else None
+        stored.retry_delivery_later(self.store, row.id, next_at, reason, attempts=counted)
         bound.warning("inbox.retry", error=reason)
 
     def _defer(self, row: DeliveryRow, exc: LookupsNotReady, reason: str, bound: Any) -> None:

@@ -5,6 +5,7 @@ Statuses: pending -> in_flight -> done | dead | cancelled (see schema.actions).
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
@@ -114,6 +115,7 @@ def claim_due_actions(
     defer: Callable[[ActionRow], int | None] | None = None,
     busy: Iterable[str] = (),
     admit: Callable[[ActionRow], bool] | None = None,
+    in_tx: Connection | None = None,
 ) -> list[ActionRow]:
     """Take due actions under a lease, marking them in flight and counting the attempt, in a
     committed transaction (PostgreSQL: FOR UPDATE SKIP LOCKED, so replicas never claim the
@@ -123,8 +125,9 @@ def claim_due_actions(
     `defer(row)`: when it returns an instant (ms), the row is not claimed but due again then,
     with no attempt counted (an action only waiting for its API's rate budget).
     `busy`: connectors whose actions are not taken now; `admit(row)` False: the row is left
-    as it is (both: the executor's bound on a connector's actions in flight)."""
-    with store.tx() as conn:
+    as it is (both: the executor's bound on a connector's actions in flight).
+    `in_tx`: claim inside that (the caller's) transaction instead of a new one."""
+    with store.tx() if in_tx is None else contextlib.nullcontext(in_tx) as conn:
         query = _DUE if store.is_sqlite else _DUE_LOCKED
         found = conn.execute(query, {"now": now_ms, "limit": limit, "busy": list(busy)})
         rows = _rows(found)

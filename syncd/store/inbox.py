@@ -50,6 +50,16 @@ def known_delivery_ids(conn: Connection, connector: str, ids: list[str]) -> set[
     return {r[0] for r in rows}
 
 
+def delivery_row_ids(conn: Connection, connector: str, ids: list[str]) -> dict[str, int]:
+    """The row ids of these stored delivery ids of a connector."""
+    rows = conn.execute(
+        select(inbox.c.delivery_id, inbox.c.id).where(
+            inbox.c.connector == connector, inbox.c.delivery_id.in_(ids)
+        )
+    )
+    return {r[0]: r[1] for r in rows}
+
+
 def add_deliveries(store: Store, conn: Connection, rows: list[dict[str, Any]]) -> list[bool]:
     """Insert deliveries in one statement (INSERT ... ON CONFLICT DO NOTHING RETURNING):
     for each, True when it is new, False when its (connector, delivery id) is stored already

@@ -439,9 +439,14 @@ def test_health_readiness_and_metrics(tmp_path: Path) -> None:
         assert ready.json()["ready"] is True and ready.json()["rules"] == 1
         assert post_webhook(daemon.url, SECRET, {"type": "item", "id": "m"}, "m").ok
         wait_until(remote.effects, 20, "the effect")
-        metrics = requests.get(f"{daemon.url}/metrics", timeout=5).text
+        # The action's done record follows the effect by a moment (recorded after the call).
+        done = 'syncd_actions{status="done"} 1.0'
+        metrics = wait_until(
+            lambda: (m := requests.get(f"{daemon.url}/metrics", timeout=5).text) * (done in m),
+            10,
+            "the action recorded as done",
+        )
         assert 'syncd_webhooks_total{connector="localdb",outcome="accepted"} 1.0' in metrics
-        assert 'syncd_actions{status="done"} 1.0' in metrics
         assert daemon.terminate() == 0
 
 

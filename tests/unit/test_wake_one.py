@@ -52,3 +52,22 @@ def test_a_wake_while_nobody_waits_is_kept_for_the_next_wait_but_not_piled_up() 
         wake.set()
     assert wake.wait(0) is True
     assert wake.wait(0) is False
+
+
+def test_each_piece_of_handed_work_has_a_wake_of_its_own() -> None:
+    wake = WakeOne()
+    wake.hand(["a"])  # every thread busy: unlike plain wakes, these do not collapse
+    wake.hand(["b"])
+    assert wake.wait(0) is True and wake.take() == ["a"]
+    assert wake.wait(0) is True and wake.take() == ["b"]
+    assert wake.wait(0) is False and wake.take() is None
+
+
+def test_idle_says_whether_a_thread_waits_with_no_wake_pending_for_it() -> None:
+    wake = WakeOne()
+    assert not wake.idle()
+    woke, threads = _waiters(wake, 1)
+    assert wake.idle()
+    wake.set()
+    threads[0].join(5)
+    assert woke == [True] and not wake.idle()
