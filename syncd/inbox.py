@@ -19,11 +19,13 @@ on its own, so only the one that breaks it is retried.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import queue
 import threading
 from collections.abc import Callable
 from concurrent.futures import Future
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Protocol
 
 import structlog
@@ -72,7 +74,40 @@ class Delivery:
     headers: dict[str, str]
     body: bytes
     received_at: int
-    done: Future[bool] = field(default_factory=Future)
+    done: Future[bool] | asyncio.Future[bool] | None = None  # set by submit() or accept()
+
+
+Outcome = bool | BaseException  # True: stored, False: seen before; or why it was not stored
+
+
+def _set(waiter: Future[bool] | asyncio.Future[bool], outcome: Outcome) -> None:
+    if isinstance(outcome, BaseException):
+        waiter.set_exception(outcome)
+    else:
+        waiter.set_result(outcome)
+
+
+def _settle_on_loop(answers: list[tuple[asyncio.Future[bool], Outcome]]) -> None:
+    for waiter, outcome in answers:
+        if not waiter.done():  # a handler that gave up (its client went away) is cancelled
+            _set(waiter, outcome)
+
+
+def answer(batch: list[Delivery], outcomes: list[Outcome]) -> None:
+    """Answer each delivery's waiter. Waiters on an event loop are answered with one
+    `call_soon_threadsafe` per loop and batch: one wake-up of the loop for the whole group
+    commit, not one (and a thread Future, with its lock and condition) per delivery."""
+    on_loops: dict[asyncio.AbstractEventLoop, list[tuple[asyncio.Future[bool], Outcome]]] = {}
+    for delivery, outcome in zip(batch, outcomes, strict=True):
+        waiter = delivery.done
+        if isinstance(waiter, asyncio.Future):
+            on_loops.setdefault(waiter.get_loop(), []).append((waiter, outcome))
+        elif waiter is not None:
+            _set(waiter, outcome)
+    for loop, answers in on_loops.items():
+        # A loop that has closed raises RuntimeError: nobody waits for these answers.
+        with contextlib.suppress(RuntimeError):
+            loop.call_soon_threadsafe(_settle_on_loop, answers)
 
 
 class StoredHandoff(Protocol):
@@ -104,8 +139,19 @@ class InboxWriter:
         self.handoff: StoredHandoff | None = None
 
     def submit(self, delivery: Delivery) -> Future[bool]:
+        """From any thread: a Future answered once the delivery's batch is committed."""
+        done: Future[bool] = Future()
+        delivery.done = done
         self._queue.put(delivery)
-        return delivery.done
+        return done
+
+    async def accept(self, delivery: Delivery) -> bool:
+        """From an event loop (the webhook handlers): True once stored, False when the
+        delivery id was seen before; raises what kept the batch from being stored."""
+        waiter: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
+        delivery.done = waiter
+        self._queue.put(delivery)
+        return await waiter
 
     def close(self) -> None:
         self._queue.put(None)
@@ -138,8 +184,7 @@ class InboxWriter:
                     handed = self._stored_rows(conn, batch, fresh)
             crashpoints.hit("inbox_committed")
         except Exception as exc:  # the handlers answer 503 and the sender retries
-            for d in batch:
-                d.done.set_exception(exc)
+            answer(batch, [exc] * len(batch))
             return
         self.batches += 1
         self.stored += sum(fresh)
@@ -150,8 +195,7 @@ class InboxWriter:
                 self.on_stored()
             except Exception:  # the deliveries are stored: the handlers still get their 2xx
                 log.exception("inbox.on_stored_failed")
-        for d, is_new in zip(batch, fresh, strict=True):
-            d.done.set_result(is_new)
+        answer(batch, list(fresh))
 
     @staticmethod
     def _stored_rows(conn: Any, batch: list[Delivery], fresh: list[bool]) -> list[DeliveryRow]:

@@ -106,7 +106,7 @@ class WebhookEndpoint:
         kept = {k: v for k, v in headers.items() if k in connector.webhook_headers}
         delivery = Delivery(name, delivery_id[:200], kept, body, hook.received_at_ms)
         try:
-            fresh = await asyncio.wrap_future(self.writer.submit(delivery))
+            fresh = await self.writer.accept(delivery)
         except Exception:
             WEBHOOKS.labels(name, "store_error").inc()
             log.exception("webhook.store_failed", source=name)
