@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -30,13 +30,7 @@ from syncd.inbox import Delivery, InboxWriter
 from syncd.store.schema import actions, inbox
 from syncd_sandbox.localdb import LocalDbRemote
 from tests.helpers import write_rules
-
-
-def _until(condition: Callable[[], Any], seconds: float = 10.0) -> None:
-    deadline = time.monotonic() + seconds
-    while not condition():
-        assert time.monotonic() < deadline, "condition not reached"
-        time.sleep(0.005)
+from tests.integration.daemon_helpers import wait_until
 
 
 def _config(tmp_path: Path) -> Path:
@@ -101,7 +95,7 @@ def _idle_executor_thread(daemon: Daemon) -> threading.Thread:
 
     thread = threading.Thread(target=run, daemon=True)
     thread.start()
-    _until(lambda: daemon.wake_executor._waiting == 1)
+    wait_until(lambda: daemon.wake_executor._waiting == 1, 10, "an idle executor thread", 0.005)
     return thread
 
 
@@ -187,7 +181,7 @@ def test_a_handed_action_never_performed_is_performed_once_after_a_restart(
         _deliver(first, remote, "d")
         idle = threading.Thread(target=lambda: first.wake_executor.wait(30), daemon=True)
         idle.start()  # a thread waits, but the process ends before it performs the action
-        _until(lambda: first.wake_executor._waiting == 1)
+        wait_until(lambda: first.wake_executor._waiting == 1, 10, "an idle executor thread", 0.005)
         first._inbox_body()
         idle.join(5)
         (row,) = _action_rows(first.engine)

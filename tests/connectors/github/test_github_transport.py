@@ -215,12 +215,17 @@ def test_a_create_whose_answer_comes_too_late_is_uncertain(
     assert connector.governor.in_flight == 0
 
 
+def _closed_port() -> int:
+    """A local port nothing listens on."""
+    with socket.socket() as unused:
+        unused.bind(("127.0.0.1", 0))
+        return unused.getsockname()[1]
+
+
 def test_a_create_that_could_not_connect_was_never_sent(
     no_proxy_env: pytest.MonkeyPatch, make_connector: Any, fake: FakeGitHub
 ) -> None:
-    with socket.socket() as unused:
-        unused.bind(("127.0.0.1", 0))
-        closed_port = unused.getsockname()[1]  # nothing listens there
+    closed_port = _closed_port()
     connector = make_connector(base_url=f"http://127.0.0.1:{closed_port}")
     with pytest.raises(TransientError) as raised:
         create(connector, "a")
@@ -231,9 +236,7 @@ def test_a_create_that_could_not_connect_was_never_sent(
 def test_a_create_that_could_not_reach_its_proxy_was_never_sent(
     no_proxy_env: pytest.MonkeyPatch, make_connector: Any, fake: FakeGitHub
 ) -> None:
-    with socket.socket() as unused:
-        unused.bind(("127.0.0.1", 0))
-        closed_port = unused.getsockname()[1]  # nothing listens there
+    closed_port = _closed_port()
     no_proxy_env.setenv("HTTP_PROXY", f"http://127.0.0.1:{closed_port}")
     connector = make_connector()
     with pytest.raises(TransientError) as raised:
