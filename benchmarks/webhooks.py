@@ -95,6 +95,33 @@ async def blast(
     return time.perf_counter() - start, latencies, statuses
 
 
+def thread_cpu_seconds(pid: int) -> dict[int, float]:
+    """CPU (user + system) of each thread of process `pid`, by thread id (Linux /proc)."""
+    tick = os.sysconf("SC_CLK_TCK")
+    out = {}
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        try:
+            fields = (task / "stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:  # the thread ended meanwhile
+            continue
+        out[int(task.name)] = (int(fields[11]) + int(fields[12])) / tick
+    return out
+
+
+def cpu_report(pid: int, before: dict[int, float], after: dict[int, float], n: int) -> str:
+    """The daemon's CPU per delivery over the measured run: the whole process, its main
+    thread (the event loop: uvicorn and the webhook handlers) and its busiest other thread
+    (under --intake-only, the inbox writer)."""
+    used = {tid: after[tid] - before.get(tid, 0.0) for tid in after}
+    total = sum(used.values())
+    loop = used.get(pid, 0.0)
+    other = max((v for tid, v in used.items() if tid != pid), default=0.0)
+    return (
+        f"daemon cpu: {total * 1000 / n:.3f} ms/delivery "
+        f"(event loop thread {loop * 1000 / n:.3f}, busiest other thread {other * 1000 / n:.3f})"
+    )
+
+
 def wait_ready(port: int, proc: subprocess.Popen[bytes]) -> None:
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:
@@ -180,7 +207,9 @@ workers = {0 if args.intake_only else 1}
         warm = build_requests(args.warmup, port)
         asyncio.run(blast(port, [r.replace(b"bench-", b"warm-") for r in warm], args.c))
         requests = build_requests(args.n, port)
+        cpu_before = thread_cpu_seconds(proc.pid)
         elapsed, latencies, statuses = asyncio.run(blast(port, requests, args.c))
+        cpu_after = thread_cpu_seconds(proc.pid)
     finally:
         proc.send_signal(signal.SIGTERM)
         proc.wait(timeout=60)
@@ -199,6 +228,7 @@ workers = {0 if args.intake_only else 1}
         f"time to 2xx: p50 {statistics.median(lat) * 1000:.1f} ms, "
         f"p99 {lat[int(len(lat) * 0.99) - 1] * 1000:.1f} ms, max {lat[-1] * 1000:.1f} ms"
     )
+    print(cpu_report(proc.pid, cpu_before, cpu_after, args.n))
     if ok != args.n or stored != args.n:
         raise SystemExit("FAILED: not every delivery was accepted and stored")
 

@@ -8,7 +8,9 @@ class built here adds:
 - a header deadline: from the moment a connection opens, and again after each response,
   the next request's headers must be complete within `header_timeout_seconds`, or the
   connection is closed;
-- a connection cap: a connection past `max_connections` is closed at once.
+- a connection cap: a connection past `max_connections` is closed at once;
+- one write per response: uvicorn writes a response's head and its body separately (two
+  send() calls, two TCP segments); the head is held back until the body follows.
 
 The body deadline is the webhook endpoint's own (`syncd.webapp`, `body_timeout_seconds`).
 """
@@ -27,6 +29,44 @@ from syncd.config import HttpSection
 log = structlog.get_logger("syncd.http")
 
 
+class CoalescingTransport:
+    """A connection's transport as uvicorn sees it: between `hold` and `release`, writes are
+    gathered and then sent as one. Everything else goes to the real transport."""
+
+    def __init__(self, transport: asyncio.Transport) -> None:
+        self._transport = transport
+        self._held: list[bytes] | None = None
+
+    def hold(self) -> None:
+        if self._held is None:
+            self._held = []
+
+    def release(self) -> None:
+        held, self._held = self._held, None
+        if held and not self._transport.is_closing():  # closed meanwhile: nobody to send to
+            self._transport.write(b"".join(held))
+
+    def write(self, data: bytes) -> None:
+        if self._held is None:
+            self._transport.write(data)
+        else:
+            self._held.append(data)
+
+    def close(self) -> None:
+        self.release()  # what was held is sent before the FIN
+        self._transport.close()
+
+    def abort(self) -> None:
+        self._held = None
+        self._transport.abort()
+
+    def is_closing(self) -> bool:
+        return self._transport.is_closing()
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._transport, name)
+
+
 def deadline_protocol(
     base: type[asyncio.Protocol], header_timeout: float, max_connections: int
 ) -> type[asyncio.Protocol]:
@@ -36,6 +76,7 @@ def deadline_protocol(
         def __init__(self, *args: Any, **kwargs: Any) -> None:
             super().__init__(*args, **kwargs)
             self._header_timer: asyncio.TimerHandle | None = None
+            self._header_deadline: float | None = None  # loop time; None: not counting
             self._requests_running = 0
             inner = self.app
 
@@ -43,8 +84,23 @@ def deadline_protocol(
             async def app(scope: Any, receive: Any, send: Any) -> None:
                 self._requests_running += 1
                 self._stop_header_clock()
+                transport = self.transport
+
+                async def send_coalesced(message: Any) -> None:
+                    # The head waits in the transport for the body's first chunk (or the
+                    # close): the two go out in one write.
+                    if message["type"] == "http.response.start":
+                        transport.hold()
+                    try:
+                        await send(message)
+                    except BaseException:
+                        transport.release()
+                        raise
+                    if message["type"] != "http.response.start":
+                        transport.release()
+
                 try:
-                    await inner(scope, receive, send)
+                    await inner(scope, receive, send_coalesced)
                 finally:
                     self._requests_running -= 1
                     if not self._requests_running:
@@ -54,6 +110,7 @@ def deadline_protocol(
 
         def connection_made(self, transport: Any) -> None:
             super().connection_made(transport)
+            self.transport = CoalescingTransport(transport)
             if len(self.connections) > max_connections:
                 log.warning(
                     "http.connection_refused", reason="too many connections", limit=max_connections
@@ -63,20 +120,33 @@ def deadline_protocol(
             self._start_header_clock()
 
         def connection_lost(self, exc: Exception | None) -> None:
-            self._stop_header_clock()
-            super().connection_lost(exc)
-
-        def _start_header_clock(self) -> None:
-            self._stop_header_clock()
-            self._header_timer = self.loop.call_later(header_timeout, self._headers_too_slow)
-
-        def _stop_header_clock(self) -> None:
+            self._header_deadline = None
             if self._header_timer is not None:
                 self._header_timer.cancel()
                 self._header_timer = None
+            super().connection_lost(exc)
 
-        def _headers_too_slow(self) -> None:
+        # The clock is started and stopped on every request: that only sets the deadline.
+        # A timer is armed when none is, and when it rings it looks at the deadline then
+        # (re-armed for a later one), instead of a timer created and cancelled per request.
+        def _start_header_clock(self) -> None:
+            self._header_deadline = self.loop.time() + header_timeout
+            if self._header_timer is None:
+                self._header_timer = self.loop.call_at(
+                    self._header_deadline, self._header_clock_rings
+                )
+
+        def _stop_header_clock(self) -> None:
+            self._header_deadline = None
+
+        def _header_clock_rings(self) -> None:
             self._header_timer = None
+            deadline = self._header_deadline
+            if deadline is None:  # a request is running: its end starts the clock again
+                return
+            if self.loop.time() < deadline:  # restarted since this timer was armed
+                self._header_timer = self.loop.call_at(deadline, self._header_clock_rings)
+                return
             if not self._requests_running and not self.transport.is_closing():
                 self.transport.close()
 

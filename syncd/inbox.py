@@ -128,7 +128,9 @@ class InboxWriter:
     def __init__(self, store: Store, max_batch: int = 512) -> None:
         self.store = store
         self.max_batch = max_batch
-        self._queue: queue.Queue[Delivery | None] = queue.Queue()
+        # A SimpleQueue, not a Queue: a put runs on the event loop thread for every webhook,
+        # and Queue.put takes a Python-level lock and notifies a condition each time.
+        self._queue: queue.SimpleQueue[Delivery | None] = queue.SimpleQueue()
         self._thread = threading.Thread(target=self._run, name="inbox-writer", daemon=True)
         self._thread.start()
         self.batches = 0

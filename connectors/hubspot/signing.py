@@ -35,6 +35,8 @@ _V3_DECODE = {
 
 
 def v3_uri(uri: str) -> str:
+    if "%" not in uri:  # the usual case: nothing to decode (and 24 replaces a delivery saved)
+        return uri
     for escaped, plain in _V3_DECODE.items():
         uri = uri.replace(escaped, plain).replace(escaped.lower(), plain)
     return uri

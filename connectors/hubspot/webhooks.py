@@ -59,11 +59,13 @@ def verify(settings: HubSpotSettings, clock: Clock, request: WebhookRequest) -> 
         refuse_unsigned(
             settings.allow_unsigned, "no app_secret configured: HubSpot webhooks are refused"
         )
+        text = _text(request.body)
     elif not _signature_headers_present(headers):
         refuse_unsigned(settings.allow_unsigned, "missing signature headers")
+        text = _text(request.body)
     else:
-        _check_signature(settings, clock, request, headers)
-    events = _events(_text(request.body))
+        text = _check_signature(settings, clock, request, headers)
+    events = _events(text)
     ids = sorted(str(e.get("eventId")) for e in events)
     return "hubspot-" + hashlib.sha256(",".join(ids).encode()).hexdigest()[:32]
 
@@ -81,7 +83,8 @@ def _text(body: bytes) -> str:
 
 def _check_signature(
     settings: HubSpotSettings, clock: Clock, request: WebhookRequest, headers: dict[str, str]
-) -> None:
+) -> str:
+    """Check the signature; return the body's text (decoded once, for the events too)."""
     assert settings.app_secret is not None
     secret = settings.app_secret.get_secret_value()
     version = _version_to_check(settings, headers)
@@ -97,6 +100,7 @@ def _check_signature(
         expected = sign(secret, version, text, uri, request.method.upper())
     if not signature_matches(given, expected):
         raise WebhookRejected(401, f"bad {version} signature")
+    return text
 
 
 def _version_to_check(settings: HubSpotSettings, headers: dict[str, str]) -> str:

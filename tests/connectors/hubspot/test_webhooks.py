@@ -100,6 +100,15 @@ def test_v3_uri_is_the_public_url_when_behind_a_proxy(make_connector, clock):
     )
 
 
+def test_v3_uri_escapes_are_decoded_as_hubspot_does_before_signing(hub, clock):
+    body = json.dumps(deal_events(11)).encode()
+    called = "https://syncd.example.org/webhooks/hubspot?portal=a%3Ab%2Fc%40d%2a%2C"
+    signed = "https://syncd.example.org/webhooks/hubspot?portal=a:b/c@d*,"
+    assert hub.verify_webhook(v3_request(clock, body, url=called, signed_url=signed))
+    with pytest.raises(WebhookRejected):  # signed over the URI as called: not HubSpot's
+        hub.verify_webhook(v3_request(clock, body, url=called, signed_url=called))
+
+
 def test_published_v1_vector_is_accepted_when_v1_is_configured(make_connector, clock):
     hub = make_connector(app_secret=DOC_SECRET, accept_signature_versions=["v1"])
     request = WebhookRequest(

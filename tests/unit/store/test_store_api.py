@@ -152,6 +152,32 @@ def test_inbox_claim_counts_the_attempt_and_leases_by_time(store: Store) -> None
     assert again.attempts == 0
 
 
+def test_a_stored_delivery_reads_back_as_it_came(store: Store) -> None:
+    """Headers and body byte for byte, whatever a sender put in them (the intake's insert
+    is SQL text on SQLite, with its own encoding of the headers)."""
+    odd = {
+        "connector": "ledger",
+        "delivery_id": "d'1\"",
+        "headers": {"x-sig": "sha256=\u00e9\u00ff'\"\\", "x-empty": ""},
+        "body": b"\x00\xff\xfe not UTF-8 \x00",
+        "received_at": 2**62,
+    }
+    batch = [odd, *({**odd, "delivery_id": f"n{i}"} for i in range(40))]  # chunks of 32+8
+    with store.tx() as conn:
+        assert inbox.add_deliveries(store, conn, batch) == [True] * 41
+    rows = inbox.claim_due_deliveries(store, now_ms=10, lease_ms=100, limit=50)
+    assert len(rows) == 41
+    first = rows[0]
+    assert (first.delivery_id, first.headers, first.body, first.received_at) == (
+        odd["delivery_id"],
+        odd["headers"],
+        odd["body"],
+        odd["received_at"],
+    )
+    assert (first.status, first.attempts, first.next_attempt_at) == ("pending", 0, 0)
+    assert [r.delivery_id for r in rows[1:]] == [f"n{i}" for i in range(40)]
+
+
 def test_snapshots_events_and_cursors(store: Store) -> None:
     with store.tx() as conn:
         events.save_snapshot(
