@@ -414,7 +414,7 @@ class Ingestor:
                     }
                 )
         result.actions += insert_planned(self.store, conn, planned, now_ms)
-        add_traces(conn, batch.traces)
+        add_traces(self.store, conn, batch.traces)
 
     @staticmethod
     def _origins(

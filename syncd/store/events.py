@@ -7,7 +7,7 @@ from typing import Any
 
 from sqlalchemy import Connection, bindparam, delete, select
 
-from syncd.store.db import Store, padded, shaped_chunks
+from syncd.store.db import Store, padded
 from syncd.store.schema import event_traces, events, snapshots
 
 
@@ -139,7 +139,6 @@ def add_events(store: Store, conn: Connection, rows: list[dict[str, Any]]) -> di
 
 
 _EVENT_VERSION = select(events.c.version).where(events.c.id == bindparam("event_id"))
-_ADD_TRACE = event_traces.insert()
 
 
 def event_version(store: Store, event_id: int) -> int | None:
@@ -153,10 +152,9 @@ def prune_events(conn: Connection, cutoff_ms: int) -> int:
     return conn.execute(delete(events).where(events.c.created_at < cutoff_ms)).rowcount or 0
 
 
-def add_traces(conn: Connection, rows: list[dict[str, Any]]) -> None:
+def add_traces(store: Store, conn: Connection, rows: list[dict[str, Any]]) -> None:
     """Many events' traces in one statement (dicts: event_id, decisions, created_at)."""
-    for chunk in shaped_chunks(rows):
-        conn.execute(_ADD_TRACE, chunk)
+    store.insert_many(conn, event_traces, rows)
 
 
 def prune_traces(conn: Connection, cutoff_ms: int) -> int:
