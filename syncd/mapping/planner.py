@@ -243,8 +243,13 @@ def candidates(rule: CompiledRule, events: list[Event]) -> list[tuple[int, Event
     ]
 
 
-def change_key_parts(rule: CompiledRule, ref: ObjectRef, event: Event) -> tuple[Any, ...]:
-    return (str(ref),) if rule.rule.once_per_object else (str(ref), event_key(event))
+def change_key_parts(
+    rule: CompiledRule, ref: ObjectRef, event: Event, key: str | None = None
+) -> tuple[Any, ...]:
+    """`key`: event_key(event), when the caller has it."""
+    if rule.rule.once_per_object:
+        return (str(ref),)
+    return (str(ref), key if key is not None else event_key(event))
 
 
 def plan_change(
@@ -255,9 +260,12 @@ def plan_change(
     previous: dict[str, Any],
     events: list[Event],
     now: datetime,
+    keys: list[str] | None = None,
 ) -> Plan:
     """Decisions of every change/created rule on `events` (new events of one object, in the
-    order they happened); the fired ones in that order, then the rules that did not match."""
+    order they happened); the fired ones in that order, then the rules that did not match.
+    `keys`: the events' event_key, in their order, when the caller has them (ingest stored
+    them): hashing each event again costs as much as a rule's decision."""
     matches = []
     unmatched = []
     for rule_index, rule in enumerate(ruleset.event_rules()):
@@ -268,9 +276,10 @@ def plan_change(
             matches.append((position, rule_index, rule, event))
     plan = Plan()
     for position, _, rule, event in sorted(matches, key=lambda m: (m[0], m[1])):
-        situation = Situation(
-            now, change_key_parts(rule, ref, event), ref, fields, context, previous, event
-        )
+        # A given event's key; a net change (`history: latest`) is an event of its own.
+        key = keys[position] if keys is not None and event is events[position] else None
+        parts = change_key_parts(rule, ref, event, key)
+        situation = Situation(now, parts, ref, fields, context, previous, event)
         plan.decisions.append(decide(rule, situation, event_index=position))
     for rule in unmatched:
         outcome = DISABLED if not rule.rule.enabled else NO_MATCH

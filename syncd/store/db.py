@@ -11,7 +11,7 @@ import stat
 import subprocess
 import sys
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -198,6 +198,25 @@ class Store:
                 self._statements[key] = self._prepare(stmt, direct.multirow_binds(columns, size))
         found: direct.Prepared | None = self._statements[key]
         return found
+
+    def direct_query(
+        self,
+        conn: Connection,
+        key: tuple[Any, ...],
+        build: Callable[[], tuple[Any, list[str]]],
+    ) -> tuple[sqlite3.Connection, direct.Prepared] | None:
+        """A statement with named parameters to run on the driver directly (see
+        syncd.store.direct): the driver and the statement `build` returns (the statement
+        and its parameter names), compiled once under `key`; None: SQLAlchemy runs it."""
+        driver = direct.driver_of(conn) if self.is_sqlite else None
+        if driver is None:
+            return None
+        key = ("direct_query", *key)
+        if key not in self._statements:
+            stmt, names = build()
+            self._statements[key] = self._prepare(stmt, {n: (0, n) for n in names})
+        prepared: direct.Prepared | None = self._statements[key]
+        return None if prepared is None else (driver, prepared)
 
     def _direct_one_row(
         self, conn: Connection, stmt_key: tuple[Any, ...], stmt: Any, columns: tuple[str, ...]

@@ -29,15 +29,26 @@ Processor = Callable[[Any], Any]
 
 @dataclass(frozen=True)
 class Prepared:
-    """A statement's SQL and, per `?` in order, (row in the chunk, column, processor)."""
+    """A statement's SQL and, per `?` in order, (row in the chunk, column, processor); for
+    a SELECT, per column of its rows the type's result processor (JSON columns: parsed)."""
 
     sql: str
     slots: tuple[tuple[int, str, Processor | None], ...]
+    results: tuple[Processor | None, ...] = ()
 
     def parameters(self, rows: Sequence[Mapping[str, Any]]) -> list[Any]:
         return [
             rows[i][name] if process is None else process(rows[i][name])
             for i, name, process in self.slots
+        ]
+
+    def converted(self, rows: list[Any]) -> list[tuple[Any, ...]]:
+        """Rows as SQLAlchemy gives them: each value through its column's processor."""
+        if not any(self.results):
+            return [tuple(row) for row in rows]
+        return [
+            tuple(v if p is None else p(v) for v, p in zip(row, self.results, strict=True))
+            for row in rows
         ]
 
 
@@ -54,7 +65,11 @@ def prepare(
         row, column = binds[name]
         bind_type = compiled.binds[name].type.dialect_impl(dialect)
         slots.append((row, column, bind_type.bind_processor(dialect)))
-    return Prepared(compiled.string, tuple(slots))
+    results = tuple(
+        c.type.dialect_impl(dialect).result_processor(dialect, None)
+        for c in getattr(stmt, "selected_columns", ())
+    )
+    return Prepared(compiled.string, tuple(slots), results)
 
 
 def multirow_values(table: Table, columns: Sequence[str], rows: int) -> list[dict[str, Any]]:
@@ -81,12 +96,15 @@ def driver_of(conn: Connection) -> sqlite3.Connection | None:
     return driver if isinstance(driver, sqlite3.Connection) else None
 
 
-def fetch(driver: sqlite3.Connection, prepared: Prepared, params: list[Any]) -> list[Any]:
+def fetch(
+    driver: sqlite3.Connection, prepared: Prepared, params: list[Any]
+) -> list[tuple[Any, ...]]:
     """Run a statement that returns rows; errors as SQLAlchemy raises them."""
     try:
-        return driver.execute(prepared.sql, params).fetchall()
+        rows = driver.execute(prepared.sql, params).fetchall()
     except sqlite3.Error as exc:
         raise DBAPIError.instance(prepared.sql, params, exc, sqlite3.Error) from exc
+    return prepared.converted(rows)
 
 
 def execute_many(

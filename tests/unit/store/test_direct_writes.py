@@ -1,6 +1,7 @@
-"""The ingest's multi-row writes go to the sqlite3 driver directly (syncd.store.direct,
-issue 17), and store byte for byte what SQLAlchemy stored: the same ingests on two stores,
-one taking SQLAlchemy's way (a statement listener is installed), leave the same rows."""
+"""The ingest's multi-row writes (and its snapshot reads) go to the sqlite3 driver directly
+(syncd.store.direct, issue 17), and store byte for byte what SQLAlchemy stored: the same
+ingests on two stores, one taking SQLAlchemy's way (a statement listener is installed),
+leave the same rows."""
 
 from __future__ import annotations
 
@@ -60,8 +61,9 @@ def _ingest_everything(store: Store, tmp_path: Path) -> list[str]:
 
     @event.listens_for(store.engine, "before_execute")
     def record(_conn: Any, clause: Any, *_: Any) -> None:
-        table = getattr(clause, "table", None)
-        executed.append(f"{getattr(clause, '__visit_name__', '')} {getattr(table, 'name', '')}")
+        tables = [clause.table] if hasattr(clause, "table") else clause.get_final_froms()
+        names = ",".join(getattr(t, "name", "") for t in tables)
+        executed.append(f"{getattr(clause, '__visit_name__', '')} {names}")
 
     rules = RulesHolder(load_rules([tmp_path], run_examples=False))
     clock = FakeClock(datetime(2026, 12, 1, tzinfo=UTC))
@@ -103,7 +105,13 @@ def test_direct_writes_store_what_sqlalchemy_stored(tmp_path: Path, rules_dir: P
     assert len(direct_rows["events"]) > 70 + 35  # the work was done
     assert {a[11] for a in direct_rows["actions"]} == {"pending", "dead"}  # status
     # The direct store's batch writes went to the driver, not through SQLAlchemy's execute.
-    writes = {"insert events", "insert snapshots", "insert actions", "insert event_traces"}
+    writes = {
+        "insert events",
+        "insert snapshots",
+        "insert actions",
+        "insert event_traces",
+        "select snapshots",  # the batch's snapshots, read together
+    }
     assert writes <= set(through_statements)
     assert not writes & set(direct_statements), direct_statements
 
