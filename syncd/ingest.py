@@ -417,9 +417,8 @@ class Ingestor:
         result.actions += insert_planned(self.store, conn, planned, now_ms)
         add_traces(self.store, conn, batch.traces)
 
-    @staticmethod
     def _origins(
-        conn: Connection, observed: list[Observation]
+        self, conn: Connection, observed: list[Observation]
     ) -> dict[tuple[str, str], dict[str, Any]]:
         """Which syncd action created each object, if one did: by (source, object id)."""
         by_source: dict[str, list[str]] = {}
@@ -428,7 +427,7 @@ class Ingestor:
         return {
             (source, object_id): origin
             for source, ids in by_source.items()
-            for object_id, origin in created_by_many(conn, source, ids).items()
+            for object_id, origin in created_by_many(conn, source, ids, self.store).items()
         }
 
     def _plan(

@@ -239,7 +239,7 @@ class Store:
     ) -> direct.Prepared | None:
         try:
             return direct.prepare(stmt, self.engine.dialect, binds, **compile_kw)
-        except (ValueError, KeyError):  # not suited (see direct.prepare): SQLAlchemy's way
+        except ValueError:  # not suited (see direct.prepare): SQLAlchemy's way
             return None
 
     def _upsert_statement(

@@ -62,6 +62,8 @@ def prepare(
         raise ValueError("statement not suited to direct execution")
     slots = []
     for name in compiled.positiontup:
+        if name not in binds:  # a literal in the statement: name it as a parameter instead
+            raise ValueError(f"statement parameter {name} is not named in the rows")
         row, column = binds[name]
         bind_type = compiled.binds[name].type.dialect_impl(dialect)
         slots.append((row, column, bind_type.bind_processor(dialect)))
