@@ -157,14 +157,15 @@ class Store:
         shape = (table.name, tuple(index_elements), tuple(rows[0]), returning)
         driver = direct.driver_of(conn) if self.is_sqlite else None
         if driver is not None:
-            out: list[tuple[Any, ...]] = []
-            for chunk in shaped_chunks(rows):
-                prepared = self._direct_insert_returning(table, shape, len(chunk))
-                if prepared is None:
-                    break  # not suited (the first chunk tells): SQLAlchemy runs them all
-                out.extend(direct.fetch(driver, prepared, prepared.parameters(chunk)))
-            else:
-                return out
+            chunks = list(shaped_chunks(rows))
+            statements = [self._direct_insert_returning(table, shape, len(c)) for c in chunks]
+            if all(statements):  # else none goes directly: SQLAlchemy runs them all
+                return [
+                    row
+                    for chunk, prepared in zip(chunks, statements, strict=True)
+                    if prepared is not None
+                    for row in direct.fetch(driver, prepared, prepared.parameters(chunk))
+                ]
         key = ("insert_new_returning", *shape)
         stmt = self._statements.get(key)
         if stmt is None:
