@@ -1,11 +1,14 @@
-"""The ingest's multi-row writes on SQLite, sent to the sqlite3 driver directly.
+"""The ingest's batch statements on SQLite (its multi-row writes, its snapshot and origin
+reads), sent to the sqlite3 driver directly.
 
 SQLAlchemy builds each row's parameters anew on every execution (construct_params, the
 bind processors, the insertmanyvalues batches): on SQLite that costs more than running the
 statement (issue 17: a fifth of the inbox thread's CPU went to the ingest's writes). A
 statement here is compiled by SQLAlchemy once, for one row count, into its SQL text and,
 for each `?`, which row and column it takes and the column type's bind processor (JSON
-columns: the store's serializer): the parameters SQLAlchemy would send, built in one pass.
+columns: the store's serializer): the parameters SQLAlchemy would send, built in one pass;
+for a SELECT also each column's result processor (JSON parsed, booleans), as SQLAlchemy
+converts rows.
 
 Used only inside a transaction the store began (Store.tx: BEGIN IMMEDIATE went to the
 driver already), and only when nobody listens to the engine's statements (tests and

@@ -29,6 +29,9 @@ SOURCES = [
     "{% macro b(v) %}<{{ v }}>{% endmacro %}{{ b(deal.name) }}{{ range }}",
     "{{ deal.missing | default('n/a') }} {{ vars.repo }}\n",
     "{{ now | add_days(3) }} {{ deal.tags | join(', ') }}",
+    # the environment's globals, read from the flattened copy a compiled template keeps
+    "{% set ns = namespace(n=deal.id) %}{{ ns.n }} {{ dict(a=1) | tojson }}",
+    "{{ utcnow is defined }} {{ cycler is defined }}",
 ]
 
 
