@@ -90,10 +90,13 @@ def next_entered(
     return entered
 
 
+# What json.dumps(..., sort_keys=True, default=str) builds on every call, built once: the
+# same text (event keys are stored; they must never change), without a new encoder per key.
+_KEY_ENCODER = json.JSONEncoder(sort_keys=True, default=str)
+
+
 def event_key(event: Event) -> str:
-    text = json.dumps(
-        [str(event.ref), event.kind, event.field, event.old, event.new, event.version],
-        sort_keys=True,
-        default=str,
+    text = _KEY_ENCODER.encode(
+        [str(event.ref), event.kind, event.field, event.old, event.new, event.version]
     )
     return hashlib.sha256(text.encode()).hexdigest()

@@ -382,14 +382,15 @@ class Ingestor:
                 )
         stored = add_events(self.store, conn, rows)
         save_snapshots(self.store, conn, sorted_values(batch.snapshots))
-        fresh: list[tuple[Seen, list[tuple[Event, int | None]]]] = []
+        fresh: list[tuple[Seen, list[tuple[Event, int | None, str]]]] = []
         keys = iter(rows)
         for seen in batch.seen:
-            new_events: list[tuple[Event, int | None]] = []
+            new_events: list[tuple[Event, int | None, str]] = []
             for event in seen.found:
-                event_id = stored.pop(next(keys)["event_key"], None)  # once, if seen twice
+                key = next(keys)["event_key"]
+                event_id = stored.pop(key, None)  # once, if seen twice
                 if event_id is not None:
-                    new_events.append((event, event_id))
+                    new_events.append((event, event_id, key))
             if new_events:
                 result.events += len(new_events)
                 EVENTS.labels(seen.obs.ref.source).inc(len(new_events))
@@ -405,7 +406,7 @@ class Ingestor:
                 if d.actions and d.event_index is not None:
                     event_id = new_events[d.event_index][1]
                     planned.extend((a, event_id) for a in d.actions)
-            for index, (_, event_id) in enumerate(new_events):
+            for index, (_, event_id, _) in enumerate(new_events):
                 batch.traces.append(
                     {
                         "event_id": event_id,
@@ -414,11 +415,10 @@ class Ingestor:
                     }
                 )
         result.actions += insert_planned(self.store, conn, planned, now_ms)
-        add_traces(conn, batch.traces)
+        add_traces(self.store, conn, batch.traces)
 
-    @staticmethod
     def _origins(
-        conn: Connection, observed: list[Observation]
+        self, conn: Connection, observed: list[Observation]
     ) -> dict[tuple[str, str], dict[str, Any]]:
         """Which syncd action created each object, if one did: by (source, object id)."""
         by_source: dict[str, list[str]] = {}
@@ -427,7 +427,7 @@ class Ingestor:
         return {
             (source, object_id): origin
             for source, ids in by_source.items()
-            for object_id, origin in created_by_many(conn, source, ids).items()
+            for object_id, origin in created_by_many(conn, source, ids, self.store).items()
         }
 
     def _plan(
@@ -436,7 +436,7 @@ class Ingestor:
         origins: dict[tuple[str, str], dict[str, Any]],
         obs: Observation,
         snap: Snapshot | None,
-        new_events: list[tuple[Event, int | None]],
+        new_events: list[tuple[Event, int | None, str]],
     ) -> Plan:
         """The planner's decisions on the new events. An object syncd created sees its origin
         as `syncd` (`issue.syncd.root.id`)."""
@@ -450,8 +450,9 @@ class Ingestor:
             obs.fields,
             context,
             snap.fields if snap else {},
-            [e for e, _ in new_events],
+            [e for e, _, _ in new_events],
             self.clock.now(),
+            [key for _, _, key in new_events],
         )
 
     @staticmethod

@@ -166,12 +166,14 @@ def first_failing(rule: CompiledRule, data: dict[str, Any]) -> str:
     return "condition failed"
 
 
-def decide(rule: CompiledRule, situation: Situation) -> Decision:
+def decide(rule: CompiledRule, situation: Situation, event_index: int | None = None) -> Decision:
     """The rule's condition, then its actions. An exception in either fails this rule's
-    actions (stored dead with the reason and the situation), never the caller."""
+    actions (stored dead with the reason and the situation), never the caller.
+    `event_index`: the decision's Decision.event_index (change rules)."""
     s = situation
+    at = event_index
     if not rule.rule.enabled:
-        return Decision(rule.id, DISABLED, "rule disabled", event=s.event)
+        return Decision(rule.id, DISABLED, "rule disabled", event=s.event, event_index=at)
     data = rule_data(
         rule,
         now=s.now,
@@ -204,22 +206,21 @@ def decide(rule: CompiledRule, situation: Situation) -> Decision:
             )
             for index, act in enumerate(rule.actions)
         )
-        return Decision(rule.id, CONDITION_ERROR, reason, failed, s.event)
+        return Decision(rule.id, CONDITION_ERROR, reason, failed, s.event, at)
     if not holds:
         try:
             why = first_failing(rule, data)
         except Exception:  # the whole condition said no; that is the answer
             why = "condition failed"
-        return Decision(rule.id, CONDITION_FALSE, why, event=s.event)
+        return Decision(rule.id, CONDITION_FALSE, why, event=s.event, event_index=at)
     planned = plan_actions(rule, data, s.key_parts, s.ref)
     errors = [p for p in planned if p.error]
     if errors:
         replan = s.to_json()
         planned = [dataclasses.replace(p, replan=replan) if p.error else p for p in planned]
-        return Decision(
-            rule.id, RENDER_FAILED, f"{errors[0].name}: {errors[0].error}", tuple(planned), s.event
-        )
-    return Decision(rule.id, FIRED, "fired", tuple(planned), s.event)
+        why = f"{errors[0].name}: {errors[0].error}"
+        return Decision(rule.id, RENDER_FAILED, why, tuple(planned), s.event, at)
+    return Decision(rule.id, FIRED, "fired", tuple(planned), s.event, at)
 
 
 # -- changes (ingest, simulate, explain) ---------------------------------------------------
@@ -242,8 +243,13 @@ def candidates(rule: CompiledRule, events: list[Event]) -> list[tuple[int, Event
     ]
 
 
-def change_key_parts(rule: CompiledRule, ref: ObjectRef, event: Event) -> tuple[Any, ...]:
-    return (str(ref),) if rule.rule.once_per_object else (str(ref), event_key(event))
+def change_key_parts(
+    rule: CompiledRule, ref: ObjectRef, event: Event, key: str | None = None
+) -> tuple[Any, ...]:
+    """`key`: event_key(event), when the caller has it."""
+    if rule.rule.once_per_object:
+        return (str(ref),)
+    return (str(ref), key if key is not None else event_key(event))
 
 
 def plan_change(
@@ -254,9 +260,12 @@ def plan_change(
     previous: dict[str, Any],
     events: list[Event],
     now: datetime,
+    keys: list[str] | None = None,
 ) -> Plan:
     """Decisions of every change/created rule on `events` (new events of one object, in the
-    order they happened); the fired ones in that order, then the rules that did not match."""
+    order they happened); the fired ones in that order, then the rules that did not match.
+    `keys`: the events' event_key, in their order, when the caller has them (ingest stored
+    them): hashing each event again costs as much as a rule's decision."""
     matches = []
     unmatched = []
     for rule_index, rule in enumerate(ruleset.event_rules()):
@@ -267,10 +276,11 @@ def plan_change(
             matches.append((position, rule_index, rule, event))
     plan = Plan()
     for position, _, rule, event in sorted(matches, key=lambda m: (m[0], m[1])):
-        situation = Situation(
-            now, change_key_parts(rule, ref, event), ref, fields, context, previous, event
-        )
-        plan.decisions.append(dataclasses.replace(decide(rule, situation), event_index=position))
+        # A given event's key; a net change (`history: latest`) is an event of its own.
+        key = keys[position] if keys is not None and event is events[position] else None
+        parts = change_key_parts(rule, ref, event, key)
+        situation = Situation(now, parts, ref, fields, context, previous, event)
+        plan.decisions.append(decide(rule, situation, event_index=position))
     for rule in unmatched:
         outcome = DISABLED if not rule.rule.enabled else NO_MATCH
         reason = (

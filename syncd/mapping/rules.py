@@ -22,7 +22,7 @@ from syncd.mapping.model import (
     DateTrigger,
     Rule,
 )
-from syncd.mapping.templates import TemplateProblem, render_value
+from syncd.mapping.templates import RenderScope, TemplateProblem, render_value
 from syncd.model import Event, ObjectRef
 
 
@@ -198,10 +198,11 @@ def plan_actions(
     carries the error, so the failure is recorded and visible instead of lost."""
     out = []
     guarantee = rule.rule.guarantee or "at_least_once"
+    scope = RenderScope(data)  # one context for all the rule's templates (see RenderScope)
     for index, act in enumerate(rule.actions):
         key = make_key(rule.id, index, *key_parts)
         try:
-            params = render_value(act.params, data, rule.base_dir)
+            params = render_value(act.params, scope, rule.base_dir)
             error = None
         except TemplateProblem as exc:
             params, error = {}, str(exc)

@@ -11,7 +11,7 @@ import stat
 import subprocess
 import sys
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -21,7 +21,7 @@ from sqlalchemy.pool import NullPool, StaticPool
 
 from syncd.errors import ConfigError
 from syncd.migrations.head import head_revision
-from syncd.store import jsoncodec
+from syncd.store import direct, jsoncodec
 
 ACTIONS_CHANNEL = "syncd_actions"  # NOTIFY'd when actions are planned: idle executors wake
 MIGRATIONS = str(Path(__file__).resolve().parent.parent / "migrations")
@@ -112,10 +112,33 @@ class Store:
     ) -> None:
         """`upsert` for many rows with the same columns in one executemany. Their keys must
         differ (PostgreSQL refuses to update one row twice in one statement)."""
-        if rows:
-            stmt = self._upsert_statement(table, index_elements, tuple(rows[0]))
-            for chunk in shaped_chunks(rows):
-                conn.execute(stmt, chunk)
+        if not rows:
+            return
+        columns = tuple(rows[0])
+        stmt = self._upsert_statement(table, index_elements, columns)
+        key = ("upsert", table.name, tuple(index_elements), columns)
+        prepared = self._direct_one_row(conn, key, stmt, columns)
+        if prepared is not None:
+            direct.execute_many(prepared[0], prepared[1], rows)
+            return
+        for chunk in shaped_chunks(rows):
+            conn.execute(stmt, chunk)
+
+    def insert_many(self, conn: Connection, table: Table, rows: list[dict[str, Any]]) -> None:
+        """A plain INSERT of many rows with the same columns (executemany)."""
+        if not rows:
+            return
+        columns = tuple(rows[0])
+        key = ("insert", table.name, columns)
+        stmt = self._statements.get(key)
+        if stmt is None:
+            stmt = self._statements[key] = table.insert()
+        prepared = self._direct_one_row(conn, key, stmt, columns)
+        if prepared is not None:
+            direct.execute_many(prepared[0], prepared[1], rows)
+            return
+        for chunk in shaped_chunks(rows):
+            conn.execute(stmt, chunk)
 
     def insert_new_returning(
         self,
@@ -131,7 +154,19 @@ class Store:
         of the same call, is skipped and left out of the answer."""
         if not rows:
             return []
-        key = ("insert_new_returning", table.name, tuple(index_elements), tuple(rows[0]), returning)
+        shape = (table.name, tuple(index_elements), tuple(rows[0]), returning)
+        driver = direct.driver_of(conn) if self.is_sqlite else None
+        if driver is not None:
+            chunks = list(shaped_chunks(rows))
+            statements = [self._direct_insert_returning(table, shape, len(c)) for c in chunks]
+            if all(statements):  # else none goes directly: SQLAlchemy runs them all
+                return [
+                    row
+                    for chunk, prepared in zip(chunks, statements, strict=True)
+                    if prepared is not None
+                    for row in direct.fetch(driver, prepared, prepared.parameters(chunk))
+                ]
+        key = ("insert_new_returning", *shape)
         stmt = self._statements.get(key)
         if stmt is None:
             columns = [table.c[name] for name in returning]
@@ -139,6 +174,74 @@ class Store:
                 *columns
             )
         return [tuple(r) for chunk in shaped_chunks(rows) for r in conn.execute(stmt, chunk)]
+
+    def _direct_insert_returning(
+        self, table: Table, shape: tuple[Any, ...], size: int
+    ) -> direct.Prepared | None:
+        """`insert_new_returning`'s statement for `size` rows, compiled once for the driver
+        (None when it is not suited: returned values to convert, too many parameters)."""
+        key = ("direct_insert_new_returning", *shape, size)
+        if key not in self._statements:
+            _, index_elements, columns, returning = shape
+            dialect = self.engine.dialect
+            convert = any(
+                table.c[r].type.dialect_impl(dialect).result_processor(dialect, None)
+                for r in returning
+            )
+            if convert or size * len(columns) > dialect.insertmanyvalues_max_parameters:
+                self._statements[key] = None
+            else:
+                stmt = (
+                    self.insert_ignore(table, list(index_elements))
+                    .values(direct.multirow_values(table, columns, size))
+                    .returning(*[table.c[r] for r in returning])
+                )
+                self._statements[key] = self._prepare(stmt, direct.multirow_binds(columns, size))
+        found: direct.Prepared | None = self._statements[key]
+        return found
+
+    def direct_query(
+        self,
+        conn: Connection,
+        key: tuple[Any, ...],
+        build: Callable[[], tuple[Any, list[str]]],
+    ) -> tuple[sqlite3.Connection, direct.Prepared] | None:
+        """A statement with named parameters to run on the driver directly (see
+        syncd.store.direct): the driver and the statement `build` returns (the statement
+        and its parameter names), compiled once under `key`; None: SQLAlchemy runs it."""
+        driver = direct.driver_of(conn) if self.is_sqlite else None
+        if driver is None:
+            return None
+        key = ("direct_query", *key)
+        if key not in self._statements:
+            stmt, names = build()
+            self._statements[key] = self._prepare(stmt, {n: (0, n) for n in names})
+        prepared: direct.Prepared | None = self._statements[key]
+        return None if prepared is None else (driver, prepared)
+
+    def _direct_one_row(
+        self, conn: Connection, stmt_key: tuple[Any, ...], stmt: Any, columns: tuple[str, ...]
+    ) -> tuple[sqlite3.Connection, direct.Prepared] | None:
+        """The driver and `stmt` (one row of `columns`; `stmt_key`: its key among the
+        statements) compiled for it, when `conn` may run it directly (see
+        syncd.store.direct); None: SQLAlchemy runs it."""
+        driver = direct.driver_of(conn) if self.is_sqlite else None
+        if driver is None:
+            return None
+        key = ("direct", *stmt_key)
+        if key not in self._statements:
+            binds = {c: (0, c) for c in columns}
+            self._statements[key] = self._prepare(stmt, binds, column_keys=list(columns))
+        prepared: direct.Prepared | None = self._statements[key]
+        return None if prepared is None else (driver, prepared)
+
+    def _prepare(
+        self, stmt: Any, binds: dict[str, tuple[int, str]], **compile_kw: Any
+    ) -> direct.Prepared | None:
+        try:
+            return direct.prepare(stmt, self.engine.dialect, binds, **compile_kw)
+        except ValueError:  # not suited (see direct.prepare): SQLAlchemy's way
+            return None
 
     def _upsert_statement(
         self, table: Table, index_elements: list[str], columns: tuple[str, ...]

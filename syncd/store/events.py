@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import Connection, bindparam, delete, select
 
-from syncd.store.db import Store, padded, shaped_chunks
+from syncd.store import direct
+from syncd.store.db import Store, padded
 from syncd.store.schema import event_traces, events, snapshots
 
 
@@ -32,21 +34,16 @@ _SNAPSHOT = select(snapshots).where(
     snapshots.c.object_type == bindparam("object_type"),
     snapshots.c.object_id == bindparam("object_id"),
 )
-_SNAPSHOT_FOR_UPDATE = _SNAPSHOT.with_for_update()
 
 
 def snapshot_for_update(
     store: Store, conn: Connection, source: str, object_type: str, object_id: str
 ) -> SnapshotRow | None:
     """The object's snapshot, row-locked until commit on PostgreSQL (SQLite: the writer
-    lock), so two ingests of one object diff one after the other."""
-    query = _SNAPSHOT if store.is_sqlite else _SNAPSHOT_FOR_UPDATE
-    row = (
-        conn.execute(query, {"source": source, "object_type": object_type, "object_id": object_id})
-        .mappings()
-        .first()
-    )
-    return None if row is None else SnapshotRow(**dict(row))
+    lock), so two ingests of one object diff one after the other. (The batch read's
+    statement: on SQLite it skips SQLAlchemy, see `_snapshots_of`.)"""
+    key = (source, object_type, object_id)
+    return snapshots_for_update(store, conn, [key])[key]
 
 
 # A batch's objects are mostly of one source and type: one IN list of ids per (source, type),
@@ -77,12 +74,41 @@ def snapshots_for_update(
         by_type.setdefault((source, object_type), []).append(object_id)
     for (source, object_type), ids in by_type.items():
         for start in range(0, len(ids), SNAPSHOTS_PER_QUERY):
-            chunk = ids[start : start + SNAPSHOTS_PER_QUERY]
-            params = {"source": source, "object_type": object_type, "ids": padded(chunk)}
-            for row in conn.execute(query, params):
+            chunk = padded(ids[start : start + SNAPSHOTS_PER_QUERY])
+            for row in _snapshots_of(store, conn, query, source, object_type, chunk):
                 snap = SnapshotRow(*row)
                 found[(snap.source, snap.object_type, snap.object_id)] = snap
     return found
+
+
+def _snapshots_of(
+    store: Store, conn: Connection, query: Any, source: str, object_type: str, ids: list[str]
+) -> Iterable[Any]:
+    """Rows of `query` (_SNAPSHOTS...) for these ids: on the driver directly when it may
+    (syncd.store.direct: SQLAlchemy's expanding IN costs more than the read), else by
+    SQLAlchemy."""
+    found = store.direct_query(conn, ("snapshots", len(ids)), lambda: _snapshots_by_ids(len(ids)))
+    if found is None:
+        return conn.execute(query, {"source": source, "object_type": object_type, "ids": ids})
+    driver, prepared = found
+    params = {"source": source, "object_type": object_type}
+    params.update((f"id_{i}", object_id) for i, object_id in enumerate(ids))
+    return direct.fetch(driver, prepared, prepared.parameters((params,)))
+
+
+def _snapshots_by_ids(size: int) -> tuple[Any, list[str]]:
+    """_SNAPSHOTS for `size` ids, each id its own parameter (id_0, id_1 ...), on SQLite."""
+    ids = [f"id_{i}" for i in range(size)]
+    stmt = (
+        select(snapshots)
+        .where(
+            snapshots.c.source == bindparam("source"),
+            snapshots.c.object_type == bindparam("object_type"),
+            snapshots.c.object_id.in_([bindparam(name) for name in ids]),
+        )
+        .order_by(snapshots.c.object_id)
+    )
+    return stmt, ["source", "object_type", *ids]
 
 
 def read_snapshot(
@@ -139,7 +165,6 @@ def add_events(store: Store, conn: Connection, rows: list[dict[str, Any]]) -> di
 
 
 _EVENT_VERSION = select(events.c.version).where(events.c.id == bindparam("event_id"))
-_ADD_TRACE = event_traces.insert()
 
 
 def event_version(store: Store, event_id: int) -> int | None:
@@ -153,10 +178,9 @@ def prune_events(conn: Connection, cutoff_ms: int) -> int:
     return conn.execute(delete(events).where(events.c.created_at < cutoff_ms)).rowcount or 0
 
 
-def add_traces(conn: Connection, rows: list[dict[str, Any]]) -> None:
+def add_traces(store: Store, conn: Connection, rows: list[dict[str, Any]]) -> None:
     """Many events' traces in one statement (dicts: event_id, decisions, created_at)."""
-    for chunk in shaped_chunks(rows):
-        conn.execute(_ADD_TRACE, chunk)
+    store.insert_many(conn, event_traces, rows)
 
 
 def prune_traces(conn: Connection, cutoff_ms: int) -> int:

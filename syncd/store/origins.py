@@ -8,11 +8,13 @@ with its result (`external_id`, e.g. `org/repo#7`) and the object it was planned
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import Any
 
 from sqlalchemy import Connection, bindparam, select
 
-from syncd.store.db import padded
+from syncd.store import direct
+from syncd.store.db import Store, padded
 from syncd.store.schema import actions, snapshots
 
 MAX_DEPTH = 4  # issue <- issue <- deal: chains are short; a bound keeps a loop harmless
@@ -37,23 +39,52 @@ def created_by(conn: Connection, source: str, object_id: str) -> dict[str, Any] 
 
 
 def created_by_many(
-    conn: Connection, source: str, object_ids: list[str]
+    conn: Connection, source: str, object_ids: list[str], store: Store | None = None
 ) -> dict[str, dict[str, Any]]:
     """`created_by` for many objects of a source: one statement finds which of them syncd
     created (most were not), and only those are followed further. Objects syncd did not
-    create are left out of the answer."""
+    create are left out of the answer. With the `store`, that statement may skip
+    SQLAlchemy on SQLite (syncd.store.direct: it runs for every batch ingested)."""
     created: set[str] = set()
     wanted = sorted(set(object_ids))
     for start in range(0, len(wanted), IDS_PER_QUERY):
-        chunk = wanted[start : start + IDS_PER_QUERY]
-        params = {"connector": source, "ids": padded(chunk)}
-        created.update(r[0] for r in conn.execute(CREATORS, params))
+        chunk = padded(wanted[start : start + IDS_PER_QUERY])
+        created.update(r[0] for r in _creators(store, conn, source, chunk))
     out = {}
     for object_id in sorted(created):
         found = created_by(conn, source, object_id)
         if found is not None:
             out[object_id] = found
     return out
+
+
+def _creators(store: Store | None, conn: Connection, source: str, ids: list[str]) -> Iterable[Any]:
+    """Rows of CREATORS for these ids, on the driver directly when it may."""
+    found = None
+    if store is not None:
+        found = store.direct_query(conn, ("creators", len(ids)), lambda: _creators_of(len(ids)))
+    if found is None:
+        return conn.execute(CREATORS, {"connector": source, "ids": ids})
+    driver, prepared = found
+    params = {"connector": source, "status": "done"}
+    params.update((f"id_{i}", object_id) for i, object_id in enumerate(ids))
+    return direct.fetch(driver, prepared, prepared.parameters((params,)))
+
+
+def _creators_of(size: int) -> tuple[Any, list[str]]:
+    """CREATORS for `size` ids, each id its own parameter (id_0, id_1 ...), on SQLite."""
+    ids = [f"id_{i}" for i in range(size)]
+    stmt = (
+        select(actions.c.external_id)
+        .where(
+            actions.c.connector == bindparam("connector"),
+            actions.c.external_id.in_([bindparam(name) for name in ids]),
+            actions.c.status == bindparam("status"),  # every parameter named (direct.prepare)
+            actions.c.object_id.is_not(None),
+        )
+        .distinct()
+    )
+    return stmt, ["connector", "status", *ids]
 
 
 IDS_PER_QUERY = 500

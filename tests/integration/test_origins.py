@@ -89,6 +89,9 @@ def test_an_issue_chain_leads_back_to_the_deal(store: Store) -> None:
     with store.engine.connect() as conn:  # the batch form: the same answers, in one look-up
         many = created_by_many(conn, "github", ["org/infra#7", "org/infra#8", "org/infra#6"])
     assert many == {"org/infra#7": found, "org/infra#6": first}
+    with store.tx() as conn:  # as ingest asks, in its transaction: SQLite's direct read
+        wanted = ["org/infra#8", "org/infra#6", "org/infra#7"]
+        assert created_by_many(conn, "github", wanted, store) == many
 
 
 def test_an_action_not_done_creates_no_link(store: Store) -> None:
@@ -97,6 +100,8 @@ def test_an_action_not_done_creates_no_link(store: Store) -> None:
     with store.engine.connect() as conn:
         assert created_by(conn, "github", "org/infra#9") is None
         assert created_by_many(conn, "github", ["org/infra#9"]) == {}
+    with store.tx() as conn:
+        assert created_by_many(conn, "github", ["org/infra#9"], store) == {}
 
 
 def test_a_loop_in_the_records_ends(store: Store) -> None:

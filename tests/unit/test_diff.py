@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from typing import Any
 
 from syncd.diff import Snapshot, diff, event_key, is_stale, next_entered
@@ -165,3 +166,17 @@ def test_event_key_is_stable_and_distinguishes_events() -> None:
     assert event_key(a) == event_key(Event(REF, "changed", "stage", "lead", "won", 5))
     assert event_key(a) != event_key(Event(REF, "changed", "stage", "lead", "won", 6))
     assert event_key(a) != event_key(Event(REF, "changed", "stage", "lost", "won", 5))
+
+
+def test_event_keys_stay_the_stored_ones() -> None:
+    """Keys are stored (an event seen again is known by its key): how they are computed may
+    change, their value must not. Pinned from the keys before issue 17's encoder reuse."""
+    ref = ObjectRef("hubspot", "deal", "42")
+    moved = Event(ref, "changed", "dealstage", "appointmentscheduled", "closedwon", 1764547200000)
+    when = datetime(2026, 12, 1, tzinfo=UTC)  # not JSON: encoded with str()
+    nested = Event(ref, "changed", "tags", {"b": 1, "a": [1, "é"]}, when, 1.5)
+    assert event_key(moved) == "1ab731acc85ffd06d51faab4c9d56b1b73af4b8f60b2721c8d4263d103279e51"
+    assert event_key(Event(ref, "created")) == (
+        "540f8bb8d1b16420da690d411ace4359468d91d69549951097e88bf25d78fca5"
+    )
+    assert event_key(nested) == "ea2b67f6f57f68c6bd9583b141f12ec270de3de3880f9da4c737a25f838ca828"

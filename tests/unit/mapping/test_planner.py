@@ -288,3 +288,39 @@ def test_check_offline_names_a_stage_hubspot_does_not_have(
     (mapping_dir / "r.yaml").write_text(HUBSPOT_RULE)
     result = CliRunner().invoke(main, ["check", "--config", str(config)])
     assert "default pipeline" not in result.output, result.output
+
+
+def test_event_keys_given_by_ingest_key_the_actions_of_those_events_only(
+    mapping_dir: Path,
+) -> None:
+    """Ingest hands the planner the keys it stored the events under (issue 17: not hashed
+    twice). An action is keyed by its event's given key; a net change (`history: latest`)
+    is an event of its own and keyed by its own key, never by a given one."""
+    from syncd.diff import event_key
+    from syncd.mapping.planner import change_key_parts, plan_change
+    from syncd.mapping.rules import make_key
+    from syncd.model import Event
+
+    (mapping_dir / "r.yaml").write_text(AGREE)
+    rules = load_rules([mapping_dir], run_examples=False)
+    ref = ObjectRef("localdb", "deal", "1")
+    fields = {"stage": "won", "owner": "ann", "amount": 5000, "name": "n"}
+    steps = [
+        Event(ref, "changed", "stage", "open", "lost", 1),
+        Event(ref, "changed", "stage", "lost", "won", 2),
+    ]
+    now = datetime(2026, 1, 5, tzinfo=UTC)
+    given = ["given-0", "given-1"]
+    plan = plan_change(rules, ref, fields, {}, {"stage": "open"}, steps, now, given)
+    keys = {(a.rule_id, a.key) for a in plan.actions}
+    by_rule = {r.id: r for r in rules.rules}
+    assert ("to-won", make_key("to-won", 0, str(ref), "given-1")) in keys
+    assert ("any-stage", make_key("any-stage", 0, str(ref), "given-0")) in keys
+    net = Event(ref, "changed", "stage", "open", "won", 2)
+    assert change_key_parts(by_rule["latest"], ref, net) == (str(ref), event_key(net))
+    assert ("latest", make_key("latest", 0, str(ref), event_key(net))) in keys
+    # and without keys, each event is hashed: the keys ingest gives are these
+    plain = plan_change(rules, ref, fields, {}, {"stage": "open"}, steps, now)
+    real = [event_key(e) for e in steps]
+    again = plan_change(rules, ref, fields, {}, {"stage": "open"}, steps, now, real)
+    assert [a.key for a in plain.actions] == [a.key for a in again.actions]

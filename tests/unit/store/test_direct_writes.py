@@ -1,0 +1,140 @@
+"""The ingest's multi-row writes (and its snapshot reads) go to the sqlite3 driver directly
+(syncd.store.direct, issue 17), and store byte for byte what SQLAlchemy stored: the same
+ingests on two stores, one taking SQLAlchemy's way (a statement listener is installed),
+leave the same rows."""
+
+from __future__ import annotations
+
+import sqlite3
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import pytest
+from sqlalchemy import event
+
+from syncd.clock import FakeClock
+from syncd.ingest import Ingestor, RulesHolder
+from syncd.mapping.loader import load_rules
+from syncd.model import ObjectRef, Observation
+from syncd.store.db import Store, open_store
+
+RULES = """\
+rules:
+  - id: won
+    when: {source: localdb, object: deal, field: stage, to: won}
+    do:
+      - localdb.record:
+          title: "Won: {{ deal.name }} ({{ deal.amount }})"
+          body: "{{ deal.tags | tojson }} {{ deal.empty }}"
+          labels: ["{{ deal.stage }}", plain, "\u00e9t\u00e9"]
+      - localdb.record: {title: "{{ deal.no_such_field }}"}  # a render failure: dead action
+  - id: created
+    when: {source: localdb, object: deal, created: true}
+    do:
+      - localdb.record: {title: "New {{ deal.id }}"}
+"""
+TABLES = {
+    "events": "id",
+    "snapshots": "source, object_type, object_id",
+    "actions": "id",
+    "event_traces": "event_id",
+}
+
+
+def _deal(n: int, stage: str, version: int, **extra: Any) -> Observation:
+    fields = {
+        "stage": stage,
+        "name": f'Déal {n} \u2603 "quoted"',
+        "amount": 10**15 + n if n % 2 else 12.5,
+        "tags": {"b": [1, None, True], "a": "x"},
+        "empty": None,
+    }
+    return Observation(
+        ObjectRef("localdb", "deal", str(n)), fields, version, context={"n": n}, **extra
+    )
+
+
+def _ingest_everything(store: Store, tmp_path: Path) -> list[str]:
+    """The same work on any store; the kinds of statements SQLAlchemy was asked to run."""
+    executed: list[str] = []
+
+    @event.listens_for(store.engine, "before_execute")
+    def record(_conn: Any, clause: Any, *_: Any) -> None:
+        tables = [clause.table] if hasattr(clause, "table") else clause.get_final_froms()
+        names = ",".join(getattr(t, "name", "") for t in tables)
+        executed.append(f"{getattr(clause, '__visit_name__', '')} {names}")
+
+    rules = RulesHolder(load_rules([tmp_path], run_examples=False))
+    clock = FakeClock(datetime(2026, 12, 1, tzinfo=UTC))
+    ingestor = Ingestor(store, rules, clock, frozenset({"localdb"}))
+    ingestor.ingest([_deal(n, "open", 1) for n in range(70)])  # 70 rows: chunks 64 + 4 + 2
+    ingestor.ingest([_deal(n, "won", 2) for n in range(0, 70, 2)])
+    # seen twice in a batch, redelivered, deleted, and a batch of one
+    ingestor.ingest([_deal(1, "won", 3), _deal(1, "won", 3), _deal(2, "won", 2)])
+    ingestor.ingest([_deal(3, "lost", 4, deleted=True), _deal(5, "won", 3)])
+    ingestor.ingest([_deal(7, "won", 3)])
+    return executed
+
+
+def _dump(path: Path) -> dict[str, list[tuple[Any, ...]]]:
+    with sqlite3.connect(path) as db:
+        return {
+            table: db.execute(f"SELECT * FROM {table} ORDER BY {order}").fetchall()
+            for table, order in TABLES.items()
+        }
+
+
+@pytest.fixture
+def rules_dir(tmp_path: Path) -> Path:
+    (tmp_path / "rules").mkdir()
+    (tmp_path / "rules" / "rules.yaml").write_text(RULES)
+    return tmp_path / "rules"
+
+
+def test_direct_writes_store_what_sqlalchemy_stored(tmp_path: Path, rules_dir: Path) -> None:
+    direct = open_store(f"sqlite:///{tmp_path}/direct.sqlite3")
+    through = open_store(f"sqlite:///{tmp_path}/sqlalchemy.sqlite3")
+    event.listen(through.engine, "before_cursor_execute", lambda *_: None)  # SQLAlchemy's way
+    direct_statements = _ingest_everything(direct, rules_dir)
+    through_statements = _ingest_everything(through, rules_dir)
+    direct.dispose()
+    through.dispose()
+    direct_rows = _dump(tmp_path / "direct.sqlite3")
+    assert direct_rows == _dump(tmp_path / "sqlalchemy.sqlite3")
+    assert len(direct_rows["events"]) > 70 + 35  # the work was done
+    assert {a[11] for a in direct_rows["actions"]} == {"pending", "dead"}  # status
+    # The direct store's batch writes went to the driver, not through SQLAlchemy's execute.
+    writes = {
+        "insert events",
+        "insert snapshots",
+        "insert actions",
+        "insert event_traces",
+        "select snapshots",  # the batch's snapshots, read together
+        "select actions",  # which of the objects syncd created (none here)
+    }
+    assert writes <= set(through_statements)
+    assert not writes & set(direct_statements), str(direct_statements)
+
+
+def test_a_write_outside_a_transaction_takes_sqlalchemys_way(rules_dir: Path) -> None:
+    """A connection with no transaction begun would send the driver's statement in
+    autocommit, outside any transaction: SQLAlchemy runs it (and begins one)."""
+    store = Store.in_memory()
+    executed = []
+
+    @event.listens_for(store.engine, "before_execute")
+    def record(_conn: Any, clause: Any, *_: Any) -> None:
+        executed.append(str(getattr(clause, "__visit_name__", clause)))
+
+    with store.engine.connect() as conn:
+        assert not conn.in_transaction()
+        store.insert_many(conn, _traces(), [{"event_id": 1, "decisions": [], "created_at": 1}])
+        conn.commit()
+    assert executed == ["insert"]
+
+
+def _traces() -> Any:
+    from syncd.store.schema import event_traces
+
+    return event_traces
