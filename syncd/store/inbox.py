@@ -8,8 +8,7 @@ from typing import Any
 
 from sqlalchemy import Connection, bindparam, delete, func, select, update
 
-from syncd.store import jsoncodec
-from syncd.store.db import Store, padded, shaped_chunks
+from syncd.store.db import Store, padded
 from syncd.store.schema import inbox
 
 
@@ -67,16 +66,15 @@ def add_deliveries(store: Store, conn: Connection, rows: list[dict[str, Any]]) -
     or came earlier in `rows`. Each dict: connector, delivery_id, headers, body, received_at."""
     if not rows:
         return []
-    if store.is_sqlite:
-        found = _insert_deliveries_sqlite(conn, rows)
-    else:
-        found = store.insert_new_returning(
-            conn,
-            inbox,
-            ["connector", "delivery_id"],
-            [{**r, "status": "pending", "attempts": 0, "next_attempt_at": 0} for r in rows],
-            ("connector", "delivery_id"),
-        )
+    # On SQLite inside Store.tx this goes straight to sqlite3 (syncd.store.direct): the
+    # writer thread stores every webhook (issue 17).
+    found = store.insert_new_returning(
+        conn,
+        inbox,
+        ["connector", "delivery_id"],
+        [{**r, "status": "pending", "attempts": 0, "next_attempt_at": 0} for r in rows],
+        ("connector", "delivery_id"),
+    )
     new = set(found)
     fresh = []
     for r in rows:
@@ -84,36 +82,6 @@ def add_deliveries(store: Store, conn: Connection, rows: list[dict[str, Any]]) -
         fresh.append(key in new)
         new.discard(key)  # a delivery sent twice in one batch is new the first time only
     return fresh
-
-
-# The intake's insert on SQLite, by number of rows (the sizes of `shaped_chunks`).
-_SQLITE_INSERTS: dict[int, str] = {}
-
-
-def _sqlite_insert(size: int) -> str:
-    sql = _SQLITE_INSERTS.get(size)
-    if sql is None:
-        values = ", ".join(["(?, ?, ?, ?, ?, 'pending', 0, 0)"] * size)
-        sql = _SQLITE_INSERTS[size] = (
-            "INSERT INTO inbox (connector, delivery_id, received_at, headers, body, status, "
-            f"attempts, next_attempt_at) VALUES {values} "
-            "ON CONFLICT (connector, delivery_id) DO NOTHING RETURNING connector, delivery_id"
-        )
-    return sql
-
-
-def _insert_deliveries_sqlite(conn: Connection, rows: list[dict[str, Any]]) -> list[Any]:
-    """`insert_new_returning` for the intake, as SQL text: the writer thread stores every
-    webhook, and SQLAlchemy's compiled insert built its parameters row by row, most of the
-    thread's time (issue 17). The same statement, values and JSON encoding."""
-    found: list[Any] = []
-    for chunk in shaped_chunks(rows):
-        params: list[Any] = []
-        for r in chunk:
-            headers = jsoncodec.dumps(r["headers"])
-            params += (r["connector"], r["delivery_id"], r["received_at"], headers, r["body"])
-        found += conn.exec_driver_sql(_sqlite_insert(len(chunk)), tuple(params)).all()
-    return [tuple(r) for r in found]
 
 
 # The inbox thread's statements, built once.

@@ -18,6 +18,7 @@ from syncd.ingest import Ingestor, RulesHolder
 from syncd.mapping.loader import load_rules
 from syncd.model import ObjectRef, Observation
 from syncd.store.db import Store, open_store
+from syncd.store.inbox import add_deliveries
 
 RULES = """\
 rules:
@@ -138,3 +139,49 @@ def _traces() -> Any:
     from syncd.store.schema import event_traces
 
     return event_traces
+
+
+def _store_deliveries(store: Store) -> tuple[list[list[bool]], list[str]]:
+    """The intake's inserts (the InboxWriter's batches), and the statements SQLAlchemy ran."""
+    executed: list[str] = []
+
+    @event.listens_for(store.engine, "before_execute")
+    def record(_conn: Any, clause: Any, *_: Any) -> None:
+        executed.append(f"{getattr(clause, '__visit_name__', '')} {getattr(clause, 'table', '')}")
+
+    def delivery(n: int, body: bytes = b'[{"objectId": 1}]') -> dict[str, Any]:
+        return {
+            "connector": "hubspot",
+            "delivery_id": f"d-{n}",
+            "headers": {"x-hubspot-signature-v3": f"sig\u00e9{n}", "content-type": "json"},
+            "body": body,
+            "received_at": 1_700_000_000_000 + n,
+        }
+
+    fresh = []
+    for batch in (
+        [delivery(n) for n in range(41)],  # chunks 32 + 8 + 1
+        [delivery(3), delivery(41, b"\xff\xfe not utf-8"), delivery(41)],  # stored, new, repeat
+    ):
+        with store.tx() as conn:
+            fresh.append(add_deliveries(store, conn, batch))
+    return fresh, executed
+
+
+def test_the_intakes_inserts_go_direct_and_store_what_sqlalchemy_stored(tmp_path: Path) -> None:
+    direct = open_store(f"sqlite:///{tmp_path}/direct.sqlite3")
+    through = open_store(f"sqlite:///{tmp_path}/sqlalchemy.sqlite3")
+    event.listen(through.engine, "before_cursor_execute", lambda *_: None)  # SQLAlchemy's way
+    direct_fresh, direct_statements = _store_deliveries(direct)
+    through_fresh, through_statements = _store_deliveries(through)
+    direct.dispose()
+    through.dispose()
+    assert direct_fresh == through_fresh == [[True] * 41, [False, True, False]]
+    rows = []
+    for name in ("direct", "sqlalchemy"):
+        with sqlite3.connect(tmp_path / f"{name}.sqlite3") as db:
+            rows.append(db.execute("SELECT * FROM inbox ORDER BY id").fetchall())
+    assert rows[0] == rows[1]
+    assert len(rows[0]) == 42
+    assert "insert inbox" in through_statements
+    assert "insert inbox" not in direct_statements, direct_statements
