@@ -64,7 +64,7 @@ INBOX_CLAIM = 100
 # webhook (issue 17 counts HubSpot requests per 1,000 webhooks). An idle daemon's lone
 # webhook never waits.
 INBOX_LINGER_FROM = 10
-INBOX_LINGER_SECONDS = 0.02
+INBOX_LINGER_SECONDS = 0.03
 ALERT_SWEEP_SECONDS = 5.0  # failed renders/conditions to the alert inbox; digests
 LOOKUP_TICK_SECONDS = 1.0  # cheap: reads the store; the API only when due (with backoff)
 
