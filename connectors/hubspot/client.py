@@ -54,8 +54,9 @@ NOT_SENT = (urllib3.exceptions.NewConnectionError, urllib3.exceptions.ConnectTim
 NO_RETRY = urllib3.util.Retry(
     total=0, redirect=0, raise_on_status=False, respect_retry_after_header=False
 )
-# Independent reads sent at once (HubSpotApi.together): at most this many per call.
-FAN_OUT = 3
+# Independent reads sent at once (HubSpotApi.together): at most this many at a time. Four: a
+# full inbox batch (100 deals: two deal batch reads and two association reads) in one round trip.
+FAN_OUT = 4
 
 
 class NotFoundError(HttpNotFound):

@@ -4,27 +4,23 @@ Context (company, contacts with their roles, owner, link, stage label) is gather
 batch of deals at once (v4 association batch reads, then company/contact batch reads), so
 a fetch and a poll page cost the same handful of requests.
 
-For a few deals (an idle daemon's webhook), reads that do not depend on each other go out
-together (`HubSpotApi.together`): the deals and both association reads (they only need the
-deal ids), then the company and contact reads. A hinted deal costs two round trips instead
-of three to five (one when it has no company or contact), with the same number of requests.
-Larger batches (a busy daemon) keep reading one request at a time: there the round trips are
-shared by many deals, and threads parsing answers at once would cost CPU (GIL switches) and
-shrink the next batches (more requests per deal).
+Reads that do not depend on each other go out together (`HubSpotApi.together`): the deal
+batch reads (50 deals each) and both association reads (they only need the deal ids), then
+the company and contact reads. A fetch costs two round trips instead of three to five (one
+when no deal has a company or contact), with the same number of requests, whatever the
+batch's size: a busy daemon's inbox thread waits for one round trip per batch, not four.
+
+The batch reads of every fetch (deals, associations, companies, contacts) are read as plain
+JSON (`HubSpotApi.call_json`): the SDK sends the request, and its answer skips the SDK's
+models (one per deal, history entry, association and association type).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from datetime import datetime
+from functools import partial
 from typing import Any
-
-from hubspot.crm.associations.v4 import (
-    BatchInputPublicFetchAssociationsBatchRequest,
-    PublicFetchAssociationsBatchRequest,
-)
-from hubspot.crm.companies import BatchReadInputSimplePublicObjectId as CompanyBatchRead
-from hubspot.crm.contacts import BatchReadInputSimplePublicObjectId as ContactBatchRead
 
 from connectors.hubspot import sdk_speed
 from connectors.hubspot.client import HubSpotApi, NotFoundError
@@ -40,13 +36,24 @@ VERSION_PROPERTY = "hs_lastmodifieddate"
 HISTORY_BATCH = 50  # HubSpot's cap on a batch read with propertiesWithHistory
 BATCH = 100
 PRIMARY_COMPANY_TYPE_ID = 5
-TOGETHER_UP_TO = 8  # deals in a batch whose independent reads go out together
 
 sdk_speed.install()  # the SDK's answer parsing without its per-object costs
 
 
+class AssociationType:
+    """An `associationTypes` entry of a v4 association answer (JSON), with the attributes of
+    the SDK's model that the context reads."""
+
+    __slots__ = ("category", "label", "type_id")
+
+    def __init__(self, entry: dict[str, Any]) -> None:
+        self.category: str | None = entry.get("category")
+        self.type_id: int | None = entry.get("typeId")
+        self.label: str | None = entry.get("label")
+
+
 # {deal id: {associated id: [association types with labels]}}; (companies, contacts).
-DealLinks = dict[str, dict[str, list[Any]]]
+DealLinks = dict[str, dict[str, list[AssociationType]]]
 Links = tuple[DealLinks, DealLinks]
 
 
@@ -88,6 +95,17 @@ def _chunks(items: list[str], size: int) -> Iterable[list[str]]:
         yield items[start : start + size]
 
 
+def _joined(parts: Iterable[list[Observation]]) -> list[Observation]:
+    return [obs for part in parts for obs in part]
+
+
+def _merged(parts: Iterable[DealLinks]) -> DealLinks:
+    out: DealLinks = {}
+    for part in parts:
+        out.update(part)
+    return out
+
+
 class DealReader:
     def __init__(self, api: HubSpotApi, settings: HubSpotSettings, stages: StageCatalog) -> None:
         self.api = api
@@ -110,11 +128,10 @@ class DealReader:
             except NotFoundError:
                 return None
 
-        deal, company_links, contact_links = self._reads(
-            1,
+        deal, company_links, contact_links = self.api.together(
             get,
-            lambda: self._associations([deal_id], "companies"),
-            lambda: self._associations([deal_id], "contacts"),
+            partial(self._associations, [deal_id], "companies"),
+            partial(self._associations, [deal_id], "contacts"),
         )
         if deal is None:
             return None
@@ -125,39 +142,33 @@ class DealReader:
     def read_many(self, deal_ids: list[str], *, context: bool = True) -> list[Observation]:
         """Batch-read deals with their stage history; deals gone since are left out."""
         ids = list(dict.fromkeys(deal_ids))
+        deal_reads = [partial(self._read_deals, chunk) for chunk in _chunks(ids, HISTORY_BATCH)]
         if not context:
-            return self._read_deals(ids)
-        out, company_links, contact_links = self._reads(
-            len(ids),
-            lambda: self._read_deals(ids),
-            lambda: self._associations(ids, "companies"),
-            lambda: self._associations(ids, "contacts"),
-        )
-        self.add_context(out, (company_links, contact_links))
+            return _joined(self.api.together(*deal_reads))
+        link_reads = [
+            partial(self._associations, chunk, to_type)
+            for to_type in ("companies", "contacts")
+            for chunk in _chunks(ids, BATCH)
+        ]
+        answers = self.api.together(*deal_reads, *link_reads)
+        out = _joined(answers[: len(deal_reads)])
+        links = answers[len(deal_reads) :]
+        half = len(links) // 2  # the companies' chunks, then the contacts'
+        self.add_context(out, (_merged(links[:half]), _merged(links[half:])))
         return out
 
     def _read_deals(self, ids: list[str]) -> list[Observation]:
-        """The batch read of every webhook's deals, read as plain JSON (`call_json`): the SDK
-        sends the request; the answer skips its models (one per deal and history entry)."""
-        out: list[Observation] = []
-        for chunk in _chunks(ids, HISTORY_BATCH):
-            answer = self.api.call_json(
-                self.api.deals_batch.read_with_http_info,
-                {
-                    "inputs": [{"id": i} for i in chunk],
-                    "properties": self.settings.properties(),
-                    "propertiesWithHistory": HISTORY_FIELDS,
-                },
-                archived=False,
-            )
-            out.extend(self.observation(DealAnswer(deal)) for deal in answer.get("results", ()))
-        return out
-
-    def _reads(self, deals: int, *calls: Callable[[], Any]) -> tuple[Any, ...]:
-        """Independent reads for `deals` deals: together for a few, else one at a time."""
-        if deals <= TOGETHER_UP_TO:
-            return self.api.together(*calls)
-        return tuple(call() for call in calls)
+        """One batch read (at most HISTORY_BATCH deals), read as plain JSON (`call_json`)."""
+        answer = self.api.call_json(
+            self.api.deals_batch.read_with_http_info,
+            {
+                "inputs": [{"id": i} for i in ids],
+                "properties": self.settings.properties(),
+                "propertiesWithHistory": HISTORY_FIELDS,
+            },
+            archived=False,
+        )
+        return [self.observation(DealAnswer(deal)) for deal in answer.get("results", ())]
 
     # -- shaping -----------------------------------------------------------------------
 
@@ -210,34 +221,29 @@ class DealReader:
             return
         if links is None:
             ids = [o.ref.id for o in observations]
-            links = self._reads(
-                len(ids),
-                lambda: self._associations(ids, "companies"),
-                lambda: self._associations(ids, "contacts"),
+            links = self.api.together(
+                partial(self._associations, ids, "companies"),
+                partial(self._associations, ids, "contacts"),
             )
         company_links, contact_links = links
         company_ids = [c for found in company_links.values() for c in found]
         contact_ids = [c for found in contact_links.values() for c in found]
 
-        def read_companies() -> dict[str, dict[str, Any]]:
-            return self._read_objects(
-                self.api.companies_batch,
-                CompanyBatchRead,
-                company_ids,
-                self.settings.company_properties,
-            )
-
-        def read_contacts() -> dict[str, dict[str, Any]]:
-            return self._read_objects(
-                self.api.contacts_batch,
-                ContactBatchRead,
-                contact_ids,
-                self.settings.contact_properties,
-            )
-
+        read_companies = partial(
+            self._read_objects,
+            self.api.companies_batch,
+            company_ids,
+            self.settings.company_properties,
+        )
+        read_contacts = partial(
+            self._read_objects,
+            self.api.contacts_batch,
+            contact_ids,
+            self.settings.contact_properties,
+        )
         if company_ids and contact_ids:
-            companies, contacts = self._reads(len(observations), read_companies, read_contacts)
-        else:  # at most one of them sends a request
+            companies, contacts = self.api.together(read_companies, read_contacts)
+        else:  # at most one of them sends a request: no thread hop for the other
             companies, contacts = read_companies(), read_contacts()
         for obs in observations:
             to_companies = company_links.get(obs.ref.id, {})
@@ -261,38 +267,41 @@ class DealReader:
             obs.context["owner"] = self._owner(obs.fields.get("hubspot_owner_id"))
 
     def _associations(self, deal_ids: list[str], to_type: str) -> DealLinks:
-        """{deal id: {associated id: [association types with labels]}}."""
+        """{deal id: {associated id: [association types with labels]}}, as plain JSON."""
         out: DealLinks = {}
         for chunk in _chunks(deal_ids, BATCH):
-            answer = self.api.call(
+            answer = self.api.call_json(
                 self.api.associations_batch.get_page_with_http_info,
                 "deals",
                 to_type,
-                BatchInputPublicFetchAssociationsBatchRequest(
-                    inputs=[PublicFetchAssociationsBatchRequest(id=i) for i in chunk]
-                ),
+                {"inputs": [{"id": i} for i in chunk]},
             )
-            for result in answer.results:
-                out[str(result._from.id)] = {
-                    str(link.to_object_id): list(link.association_types) for link in result.to
+            for result in answer.get("results", ()):
+                out[str(result["from"]["id"])] = {
+                    str(link["toObjectId"]): [
+                        AssociationType(t) for t in link.get("associationTypes") or ()
+                    ]
+                    for link in result.get("to") or ()
                 }
         return out
 
     def _read_objects(
-        self, api: Any, input_model: Any, ids: list[str], properties: list[str]
+        self, api: Any, ids: list[str], properties: list[str]
     ) -> dict[str, dict[str, Any]]:
+        """Companies or contacts by batch read, as plain JSON: {id: {property: value}}."""
         out: dict[str, dict[str, Any]] = {}
         for chunk in _chunks(list(dict.fromkeys(ids)), BATCH):
-            answer = self.api.call(
+            answer = self.api.call_json(
                 api.read_with_http_info,
-                input_model(
-                    inputs=[{"id": i} for i in chunk],
-                    properties=properties,
-                    properties_with_history=[],
-                ),
+                {
+                    "inputs": [{"id": i} for i in chunk],
+                    "properties": properties,
+                    "propertiesWithHistory": [],
+                },
             )
-            for obj in answer.results:
-                out[str(obj.id)] = {p: (obj.properties or {}).get(p) for p in properties}
+            for obj in answer.get("results", ()):
+                found = obj.get("properties") or {}
+                out[str(obj["id"])] = {p: found.get(p) for p in properties}
         return out
 
     def _owner(self, owner_id: str | None) -> dict[str, Any] | None:

@@ -4,7 +4,9 @@
   executor thread, which performs it without a claim of its own;
 - a hand-off whose transaction rolls back hands nothing and keeps no executor place;
 - a handed action the process never performed is performed once after a restart;
-- the inbox thread makes one claim for a lone delivery (no empty second claim);
+- the inbox thread makes one claim for a lone delivery (no empty second claim), and goes
+  back to wait at once; after a batch of many deliveries short of a full claim it lingers a
+  little first, so that its next batch (and its fetch) is larger;
 - the intake writer wakes the inbox itself once the delivery is committed, and hands the
   stored delivery to the idle inbox thread, which takes it without a claim; one it never
   processed is due at once after a restart.
@@ -23,7 +25,7 @@ import pytest
 from sqlalchemy import event, select
 
 from syncd.config import load_config
-from syncd.daemon import Daemon
+from syncd.daemon import INBOX_LINGER_FROM, INBOX_LINGER_SECONDS, Daemon
 from syncd.engine import Engine
 from syncd.errors import TransientError
 from syncd.inbox import Delivery, InboxWriter
@@ -253,6 +255,37 @@ def test_a_stored_delivery_goes_to_the_idle_inbox_thread_without_a_claim(
         assert conn.execute(select(inbox.c.status)).scalars().all() == ["done"]
     daemon._inbox_body()  # later deliveries (none here) are claimed as usual
     assert len(claims) == 1
+
+
+def test_after_a_batch_of_many_deliveries_the_inbox_thread_lingers_before_its_next_claim(
+    daemon: Daemon, tmp_path: Path
+) -> None:
+    # Webhooks arrive faster than one at a time and the inbox has caught up with them: a
+    # short wait lets the next batch gather more, so a fetch costs fewer requests a webhook.
+    remote = LocalDbRemote(tmp_path / "remote.sqlite3")
+    for n in range(INBOX_LINGER_FROM):
+        _deliver(daemon, remote, f"many{n}")
+    waits = _counting(daemon.stop, "wait")
+
+    daemon._inbox_body()
+
+    assert waits == [(INBOX_LINGER_SECONDS,)]
+    assert len(_action_rows(daemon.engine)) == INBOX_LINGER_FROM
+
+
+def test_a_lone_delivery_does_not_make_the_inbox_thread_linger(
+    daemon: Daemon, tmp_path: Path
+) -> None:
+    remote = LocalDbRemote(tmp_path / "remote.sqlite3")
+    daemon.connect_intake()
+    daemon._inbox_body()
+    _deliver(daemon, remote, "lone")  # handed to the idle inbox thread
+    waits = _counting(daemon.stop, "wait")
+
+    daemon._inbox_body()
+
+    assert waits == []  # the idle path: back to wait for the next webhook at once
+    assert len(_action_rows(daemon.engine)) == 1
 
 
 def test_a_busy_inbox_thread_is_not_handed_deliveries(daemon: Daemon, tmp_path: Path) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from connectors.hubspot.deals import HISTORY_BATCH
 from syncd.model import ObjectRef
 
 
@@ -61,6 +62,38 @@ def test_fetch_carries_community_facts_and_context(fake, connector):
     assert roles == {"g@example.org": "Buyer", "a@example.org": "Technical Contact"}
     assert obs.context["owner"] == {"id": owner, "name": "Ada Lovelace", "email": "ada@example.org"}
     assert obs.context["url"] == f"https://app.hubspot.com/contacts/62515/record/0-3/{deal}"
+
+
+def test_a_batch_of_several_reads_gives_each_deal_its_own_context(fake, connector):
+    # More deals than one deal batch read takes: the answers of the deal reads and of the
+    # association reads (plain JSON) are matched to their deals, whatever order they arrive in.
+    deals = []
+    for i in range(HISTORY_BATCH + 3):
+        deal = fake.create_deal(dealname=f"Deal {i}", dealstage="closedwon")
+        if i % 2:
+            fake.add_company(deal, primary=False, name=f"Sponsor {i}")
+        fake.add_company(deal, name=f"Company {i}")
+        fake.add_contact(deal, "Buyer", firstname=f"Ada{i}", email=f"a{i}@example.org")
+        fake.add_contact(deal, None, firstname=f"Bob{i}")
+        deals.append(deal)
+    gone = deals[7]
+    fake.portal.archive("deals", gone)
+
+    found = connector.fetch_many([deal_ref(d) for d in deals])
+
+    assert set(found) == {deal_ref(d) for d in deals if d != gone}
+    for i, deal in enumerate(deals):
+        if deal == gone:
+            continue
+        obs = found[deal_ref(deal)]
+        assert obs.fields["dealname"] == f"Deal {i}"
+        assert obs.context["company"]["name"] == f"Company {i}"
+        primary_first = [True, False] if i % 2 else [True]
+        assert [c["primary"] for c in obs.context["companies"]] == primary_first
+        by_name = {c["firstname"]: c for c in obs.context["contacts"]}
+        assert by_name[f"Ada{i}"]["roles"] == ["Buyer"]
+        assert by_name[f"Ada{i}"]["email"] == f"a{i}@example.org"
+        assert by_name[f"Bob{i}"]["role"] is None
 
 
 def test_fetch_of_a_deleted_deal_is_none(fake, connector):

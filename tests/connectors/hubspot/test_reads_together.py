@@ -7,7 +7,7 @@ import threading
 import time
 from typing import Any
 
-from connectors.hubspot.deals import TOGETHER_UP_TO
+from connectors.hubspot.deals import BATCH, HISTORY_BATCH
 from syncd.model import ObjectRef
 from syncd_sandbox.hubspot.fake import FakeHubSpot
 
@@ -87,14 +87,21 @@ def test_reads_go_one_at_a_time_when_hubspot_says_little_room_is_left(fake, make
     assert clock.slept  # the governor waited for the next window instead
 
 
-def test_a_large_batch_reads_one_request_at_a_time(fake, connector):
-    # A busy daemon's batch: the round trips are shared by many deals already; reads at
-    # once would only add threads parsing answers together (CPU) and smaller next batches.
-    deals = [a_deal_with_context(fake) for _ in range(TOGETHER_UP_TO + 1)]
+def test_a_full_batch_sends_its_deal_and_association_reads_together(fake, connector):
+    # A busy daemon's batch (issue 17): its inbox thread waits for one round trip, not for
+    # two deal batch reads (50 deals each) and two association reads one after the other.
+    deals = [a_deal_with_context(fake) for _ in range(BATCH)]
     connector.reader.stages.stages()
-    in_flight = InFlight(fake, hold_seconds=0.05)
+    in_flight = InFlight(fake, hold_seconds=0.2)
+    before = len(fake.app.log)
 
     found = connector.fetch_many([ObjectRef("hubspot", "deal", d) for d in deals])
 
-    assert in_flight.most == 1
+    deal_reads = BATCH // HISTORY_BATCH
+    assert in_flight.most == deal_reads + 2
+    # as many requests as one at a time: deals, 2 associations, companies, contacts
+    assert len(fake.app.log) - before == deal_reads + 4
     assert len(found) == len(deals)
+    for obs in found.values():
+        assert obs.context["company"]["name"] == "Acme"
+        assert obs.context["contacts"][0]["roles"] == ["Decision maker"]
