@@ -21,7 +21,6 @@
 
 from __future__ import annotations
 
-import contextlib
 import math
 import os
 import socket
@@ -51,6 +50,7 @@ from syncd.store.actions import (
     extend_leases,
     finish_action,
     finish_actions,
+    record_finishes,
 )
 from syncd.store.db import Store
 from syncd.store.events import event_version
@@ -111,30 +111,52 @@ class Executor:
         # never holds every worker. A worker's batch of one connector counts once.
         self.max_in_flight = max_in_flight
         self._in_flight: Counter[str] = Counter()
-        self._slots = threading.Lock()
+        # One claim at a time per process, so the counts it admits by stay exact. A claim
+        # takes it inside its store transaction: never held while waiting for the store's
+        # write lock (SQLite), which the inbox may hold for a whole ingest.
+        self._claiming = threading.Lock()
+        # Held only to change `_in_flight`: a worker giving its place back never waits for
+        # a claim (they did wait, behind claims waiting for the write lock: issue 17).
+        self._counts = threading.Lock()
 
     # -- claiming ---------------------------------------------------------------------------
 
     def claim_in(self, conn: Any, limit: int) -> list[ActionRow]:
         """Claim inside the caller's transaction (the inbox's, which has just planned the
         actions): one transaction less on the way to the API. [] when another claim is under
-        way: it may be waiting for the store's lock this transaction holds. If the caller's
-        transaction does not commit, give the rows to `unclaim`."""
-        if not self._slots.acquire(blocking=False):
+        way (never waits for one). If the caller's transaction does not commit, give the
+        rows to `unclaim`."""
+        if not self._claiming.acquire(blocking=False):
             return []
         try:
-            return self.claim(limit, conn)
+            return self._claim(conn, limit, self._governor_waits())
         finally:
-            self._slots.release()
+            self._claiming.release()
 
     def unclaim(self, rows: list[ActionRow]) -> None:
         """Rows of a `claim_in` whose transaction rolled back: their places are free."""
         self._release({r.connector for r in rows})
 
-    def claim(self, limit: int, in_tx: Any = None) -> list[ActionRow]:
-        """`in_tx`: only from `claim_in`, which holds `_slots` already."""
+    def claim(self, limit: int, finished: list[Finish] | None = None) -> list[ActionRow]:
+        """Claim up to `limit` due actions in a transaction of their own. `finished`:
+        attempts' ends recorded first in the same transaction (the last batch's successes,
+        `run_while_due`): one write transaction per batch instead of two."""
+        waits = self._governor_waits()  # before the transaction (see _governor_waits)
+        rows: list[ActionRow] = []
+        try:
+            with self.store.tx() as conn:
+                record_finishes(conn, finished or [])
+                with self._claiming:
+                    rows = self._claim(conn, limit, waits)
+        except BaseException:
+            self._release({r.connector for r in rows})  # counted, but not committed
+            raise
+        return rows
+
+    def _claim(self, conn: Any, limit: int, waits: dict[int, float]) -> list[ActionRow]:
+        """Claim in `conn`'s transaction, holding `_claiming`; the rows' connectors count
+        as in flight from here."""
         now = to_ms(self.clock.now())
-        waits = self._governor_waits()
 
         def defer(row: ActionRow) -> int | None:
             wait = self._turn_in(row, waits)
@@ -146,22 +168,23 @@ class Executor:
                 self._next_turn_ms = turn
             return turn
 
-        # one claim at a time per process: the counts stay exact
-        with self._slots if in_tx is None else contextlib.nullcontext():
-            busy = [c for c in self.connectors if self._in_flight[c] >= self._cap(c)]
-            mine: set[str] = set()  # connectors this claim takes a worker's place on
+        # Counts read without `_counts`: only this claim raises them (`_claiming`), and one
+        # lowered meanwhile by a worker giving its place back only makes this claim cautious.
+        busy = [c for c in self.connectors if self._in_flight[c] >= self._cap(c)]
+        mine: set[str] = set()  # connectors this claim takes a worker's place on
 
-            def admit(row: ActionRow) -> bool:
-                if row.connector in mine:  # this worker is on it already: batch along
-                    return True
-                if self._in_flight[row.connector] >= self._cap(row.connector):
-                    return False
-                mine.add(row.connector)
+        def admit(row: ActionRow) -> bool:
+            if row.connector in mine:  # this worker is on it already: batch along
                 return True
+            if self._in_flight[row.connector] >= self._cap(row.connector):
+                return False
+            mine.add(row.connector)
+            return True
 
-            rows = claim_due_actions(
-                self.store, self.owner, now, self.lease_ms, limit, defer, busy, admit, in_tx
-            )
+        rows = claim_due_actions(
+            self.store, self.owner, now, self.lease_ms, limit, defer, busy, admit, conn
+        )
+        with self._counts:
             self._in_flight.update({r.connector for r in rows})
         return rows
 
@@ -171,8 +194,9 @@ class Executor:
         return own or self.max_in_flight or math.inf
 
     def _release(self, connectors: set[str]) -> None:
-        with self._slots:
-            self._in_flight.subtract(connectors)
+        if connectors:
+            with self._counts:
+                self._in_flight.subtract(connectors)
 
     def idle_seconds(self, longest: float) -> float:
         """How long an idle executor thread may sleep: until the soonest action deferred for
@@ -203,12 +227,40 @@ class Executor:
     def run_due(self, limit: int = 50) -> list[Outcome]:
         """Claim and perform what is due now; returns what happened to each."""
         rows = self.claim(limit)
-        if len(rows) >= limit and self.on_full_claim is not None:
-            self.on_full_claim()
+        self._more_may_be_due(rows, limit)
         return self.perform_claimed(rows)
 
-    def perform_claimed(self, rows: list[ActionRow]) -> list[Outcome]:
-        """Perform actions this executor has claimed (`claim`, `claim_in`)."""
+    def run_while_due(self, limit: int, stop: Callable[[], bool]) -> int:
+        """Claim and perform batch after batch until a claim finds nothing due or `stop()`
+        (the daemon's executor threads); how many actions were performed. A batch's
+        successes that `perform_claimed` leaves to the end are recorded in the transaction
+        that claims the next batch: until then they are in flight under their lease, as
+        they are until any batch's end, and a crash meanwhile costs a look-up (they are
+        only actions a repeat cannot double)."""
+        performed = 0
+        finished: list[Finish] = []
+        try:
+            while not stop():
+                rows = self.claim(limit, finished)
+                finished = []  # committed with the claim
+                if not rows:
+                    break
+                self._more_may_be_due(rows, limit)
+                performed += len(self.perform_claimed(rows, finished))
+        finally:
+            finish_actions(self.store, finished)  # stopped, or the claim failed: on their own
+        return performed
+
+    def _more_may_be_due(self, rows: list[ActionRow], limit: int) -> None:
+        if len(rows) >= limit and self.on_full_claim is not None:
+            self.on_full_claim()
+
+    def perform_claimed(
+        self, rows: list[ActionRow], finished: list[Finish] | None = None
+    ) -> list[Outcome]:
+        """Perform actions this executor has claimed (`claim`, `claim_in`). The successes
+        recorded together at the end go to `finished` when given, for the caller to record
+        (`run_while_due`), else in a transaction here."""
         out: list[Outcome] = []
         held = [r.id for r in rows]
         done_later: list[Finish] = []
@@ -230,7 +282,10 @@ class Executor:
             self._release(set(left))
             _DONE_LATER.reset(batch)
             BEFORE_WAIT.reset(token)
-            finish_actions(self.store, done_later)
+            if finished is None:
+                finish_actions(self.store, done_later)
+            else:
+                finished.extend(done_later)
         return out
 
     def _extend_leases(self, ids: list[int], seconds: float) -> None:

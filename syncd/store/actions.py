@@ -216,9 +216,17 @@ def _finish_statement(names: tuple[str, ...]) -> Any:
 
 def finish_actions(store: Store, finishes: list[Finish]) -> None:
     """Record attempts' ends (done, pending again, dead) and drop their leases, in one
-    transaction; only an action still in flight changes (one cancelled meanwhile stays
-    cancelled). Each attempt is kept with its outcome and error in the attempts' history
-    (the console's action page)."""
+    transaction (`record_finishes`)."""
+    if finishes:
+        with store.tx() as conn:
+            record_finishes(conn, finishes)
+
+
+def record_finishes(conn: Connection, finishes: list[Finish]) -> None:
+    """Record attempts' ends in the caller's transaction; only an action still in flight
+    changes (one cancelled meanwhile stays cancelled, one recorded already is left as it
+    is). Each attempt is kept with its outcome and error in the attempts' history (the
+    console's action page)."""
     if not finishes:
         return
     history = [
@@ -237,11 +245,10 @@ def finish_actions(store: Store, finishes: list[Finish]) -> None:
         params = {f"_{name}": value for name, value in f.values.items()}
         params.update(_id=f.action_id, _now=f.now_ms)
         by_shape.setdefault(tuple(sorted(f.values)), []).append(params)
-    with store.tx() as conn:
-        if history:  # first, while the actions are still in flight
-            conn.execute(_ADD_ATTEMPT_IF_IN_FLIGHT, history)
-        for names, rows in by_shape.items():
-            conn.execute(_finish_statement(names), rows)  # one executemany per shape
+    if history:  # first, while the actions are still in flight
+        conn.execute(_ADD_ATTEMPT_IF_IN_FLIGHT, history)
+    for names, rows in by_shape.items():
+        conn.execute(_finish_statement(names), rows)  # one executemany per shape
 
 
 def finish_action(

@@ -9,6 +9,7 @@ from typing import Any
 
 import pytest
 
+from syncd import executor as executor_module
 from syncd.clock import FakeClock, to_ms
 from syncd.connector import Connector, ConnectorSettings, ParamsModel, action
 from syncd.errors import TransientError
@@ -236,3 +237,73 @@ def test_a_full_claim_asks_for_another_thread_and_a_partial_one_does_not() -> No
     assert len(executor.run_due(2)) == 2 and len(asked) == 1
     assert len(executor.run_due(2)) == 2 and len(asked) == 2
     assert len(executor.run_due(2)) == 1 and len(asked) == 2
+
+
+def test_run_while_due_records_each_batch_in_the_transaction_that_claims_the_next() -> None:
+    store, clock, ledger, executor = setup()
+    for n in range(20):
+        plan(store, f"k{n:02}", to_ms(clock.now()))
+    transactions = _count_transactions(store)
+    assert executor.run_while_due(10, lambda: False) == 20
+    # claim 1; results 1 + claim 2; results 2 + the claim that finds nothing (not 5 apart)
+    assert transactions[0] == 3
+    rows = actions.list_actions(store)
+    assert {(r.status, r.attempts, r.lease_owner) for r in rows} == {("done", 1, None)}
+    assert sorted(k for k, _ in ledger.effects) == [f"k{n:02}" for n in range(20)]
+
+
+def test_run_while_due_records_the_last_batch_when_the_next_claim_fails(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    store, clock, _ledger, executor = setup()
+    for n in range(3):
+        plan(store, f"k{n}", to_ms(clock.now()))
+    claims: list[int] = []
+    real_claim = executor_module.claim_due_actions
+
+    def claim_then_fail(*args: Any, **kwargs: Any) -> Any:
+        claims.append(1)
+        if len(claims) > 1:
+            raise OSError("disk I/O error")
+        return real_claim(*args, **kwargs)
+
+    monkeypatch.setattr(executor_module, "claim_due_actions", claim_then_fail)
+    with pytest.raises(OSError):
+        executor.run_while_due(10, lambda: False)
+    # the failed claim's transaction rolled the results back with it: recorded on their own
+    rows = actions.list_actions(store)
+    assert [(r.status, r.external_id) for r in rows] == [("done", f"e{n}") for n in (1, 2, 3)]
+
+
+class AnnouncedLock:
+    """The store's write lock, announcing each thread that is about to wait for it."""
+
+    def __init__(self, lock: Any) -> None:
+        self.lock = lock
+        self.waiting = threading.Event()
+
+    def __enter__(self) -> None:
+        self.waiting.set()
+        self.lock.acquire()
+
+    def __exit__(self, *exc: object) -> None:
+        self.lock.release()
+
+
+def test_a_worker_gives_its_place_back_without_waiting_for_a_claim_blocked_on_the_store() -> None:
+    store, clock, _ledger, executor = setup()
+    plan(store, "k1", to_ms(clock.now()))
+    (row,) = executor.claim(10)
+    with store.tx():  # the inbox's transaction: a claim now waits for the write lock
+        announced = AnnouncedLock(store._write_lock)
+        store._write_lock = announced  # type: ignore[assignment]
+        claimer = threading.Thread(target=lambda: executor.claim(10))
+        claimer.start()
+        assert announced.waiting.wait(10)
+        giver = threading.Thread(target=lambda: executor.unclaim([row]))
+        giver.start()
+        giver.join(10)  # a deadlock guard, not a speed limit: it returns at once
+        returned = not giver.is_alive()
+    claimer.join(10)
+    giver.join(10)
+    assert returned
