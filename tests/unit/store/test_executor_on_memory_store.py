@@ -3,6 +3,8 @@ its effects in a list, and finds them by idempotency key as a real target would.
 
 from __future__ import annotations
 
+import io
+import json
 import threading
 from datetime import timedelta
 from typing import Any
@@ -14,6 +16,7 @@ from syncd.clock import FakeClock, to_ms
 from syncd.connector import Connector, ConnectorSettings, ParamsModel, action
 from syncd.errors import TransientError
 from syncd.executor import Executor
+from syncd.logs import configure_logging
 from syncd.model import ActionContext, ActionResult
 from syncd.store import actions
 from syncd.store.db import Store
@@ -307,3 +310,38 @@ def test_a_worker_gives_its_place_back_without_waiting_for_a_claim_blocked_on_th
     claimer.join(10)
     giver.join(10)
     assert returned
+
+
+class _CountedBinds:
+    """The executor's logger, counting the loggers bound for actions."""
+
+    def __init__(self, real: Any) -> None:
+        self.real = real
+        self.binds = 0
+
+    def bind(self, **context: Any) -> Any:
+        self.binds += 1
+        return self.real.bind(**context)
+
+
+def test_at_level_warning_a_successful_action_binds_no_logger_and_at_info_logs_done(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    store, clock, _ledger, executor = setup()
+    counted = _CountedBinds(executor_module.log)
+    monkeypatch.setattr(executor_module, "log", counted)
+    lines = io.StringIO()
+    try:
+        configure_logging("WARNING", json=True, stream=lines)
+        plan(store, "quiet", to_ms(clock.now()))
+        assert [o.status for o in executor.run_due()] == ["done"]
+        assert counted.binds == 0 and lines.getvalue() == ""
+        configure_logging("INFO", json=True, stream=lines)
+        plan(store, "heard", to_ms(clock.now()))
+        assert [o.status for o in executor.run_due()] == ["done"]
+    finally:
+        configure_logging("WARNING")
+    done = [json.loads(line) for line in lines.getvalue().splitlines()]
+    assert [(d["event"], d["key"], d["action"], d["attempt"]) for d in done] == [
+        ("action.done", "heard", "ledger.record", 1)
+    ]
