@@ -137,8 +137,8 @@ class Executor:
         self.owner = owner or default_owner()
         self.redact = redact
         self.on_dead = on_dead
-        # Called when a claim took as many actions as it asked for: there may be more, for
-        # another thread (the daemon wakes one more executor thread).
+        # Called when a claim found more actions due than it took: they are for another
+        # thread (the daemon wakes one more executor thread).
         self.on_full_claim: Callable[[], None] | None = None
         self._next_turn_ms: int | None = None  # the soonest deferred action (idle_seconds)
         # Workers performing a connector's actions, per connector: each connector gets at
@@ -176,21 +176,34 @@ class Executor:
         """Claim up to `limit` due actions in a transaction of their own. `finished`:
         attempts' ends recorded first in the same transaction (the last batch's successes,
         `run_while_due`): one write transaction per batch instead of two."""
+        return self._claim_batch(limit, finished)[0]
+
+    def _claim_batch(
+        self, limit: int, finished: list[Finish] | None
+    ) -> tuple[list[ActionRow], bool]:
+        """`claim`, and whether more actions were due than it took."""
         waits = self._governor_waits()  # before the transaction (see _governor_waits)
         rows: list[ActionRow] = []
+        more: list[bool] = []
         try:
             with self.store.tx() as conn:
                 record_finishes(conn, finished or [])
                 with self._claiming:
-                    rows = self._claim(conn, limit, waits)
+                    rows = self._claim(conn, limit, waits, lambda: more.append(True))
         except BaseException:
             self._release({r.connector for r in rows})  # counted, but not committed
             raise
-        return rows
+        return rows, bool(more)
 
-    def _claim(self, conn: Any, limit: int, waits: dict[int, float]) -> list[ActionRow]:
+    def _claim(
+        self,
+        conn: Any,
+        limit: int,
+        waits: dict[int, float],
+        more: Callable[[], None] | None = None,
+    ) -> list[ActionRow]:
         """Claim in `conn`'s transaction, holding `_claiming`; the rows' connectors count
-        as in flight from here."""
+        as in flight from here. `more()`: more actions were due than `limit`."""
         now = to_ms(self.clock.now())
 
         def defer(row: ActionRow) -> int | None:
@@ -217,7 +230,7 @@ class Executor:
             return True
 
         rows = claim_due_actions(
-            self.store, self.owner, now, self.lease_ms, limit, defer, busy, admit, conn
+            self.store, self.owner, now, self.lease_ms, limit, defer, busy, admit, conn, more
         )
         with self._counts:
             self._in_flight.update({r.connector for r in rows})
@@ -261,8 +274,8 @@ class Executor:
 
     def run_due(self, limit: int = 50) -> list[Outcome]:
         """Claim and perform what is due now; returns what happened to each."""
-        rows = self.claim(limit)
-        self._more_may_be_due(rows, limit)
+        rows, more = self._claim_batch(limit, None)
+        self._wake_another(more)
         return self.perform_claimed(rows)
 
     def run_while_due(self, limit: int, stop: Callable[[], bool]) -> int:
@@ -276,18 +289,20 @@ class Executor:
         finished: list[Finish] = []
         try:
             while not stop():
-                rows = self.claim(limit, finished)
+                rows, more = self._claim_batch(limit, finished)
                 finished = []  # committed with the claim
                 if not rows:
                     break
-                self._more_may_be_due(rows, limit)
+                self._wake_another(more)
                 performed += len(self.perform_claimed(rows, finished))
         finally:
             finish_actions(self.store, finished)  # stopped, or the claim failed: on their own
         return performed
 
-    def _more_may_be_due(self, rows: list[ActionRow], limit: int) -> None:
-        if len(rows) >= limit and self.on_full_claim is not None:
+    def _wake_another(self, more: bool) -> None:
+        """Only when more were due than a claim took: a claim that took exactly what was due
+        woke a thread that found nothing, in a write transaction of its own (issue 17)."""
+        if more and self.on_full_claim is not None:
             self.on_full_claim()
 
     def perform_claimed(

@@ -345,3 +345,20 @@ def test_at_level_warning_a_successful_action_binds_no_logger_and_at_info_logs_d
     assert [(d["event"], d["key"], d["action"], d["attempt"]) for d in done] == [
         ("action.done", "heard", "ledger.record", 1)
     ]
+
+
+def test_a_claim_that_took_all_that_was_due_asks_for_no_other_thread() -> None:
+    # Woken for a full claim that had taken the last actions, a thread found nothing, in a
+    # write transaction of its own: the claim reads one row more to know.
+    store, clock, _, executor = setup()
+    asked: list[int] = []
+    executor.on_full_claim = lambda: asked.append(1)
+    for n in range(4):
+        plan(store, f"k{n}", to_ms(clock.now()))
+    assert len(executor.run_due(2)) == 2 and len(asked) == 1  # two more are due
+    assert len(executor.run_due(2)) == 2 and len(asked) == 1  # these were the last
+    for n in range(3):
+        plan(store, f"m{n}", to_ms(clock.now()))
+    assert executor.run_while_due(3, lambda: False) == 3
+    assert len(asked) == 1
+    assert {r.status for r in actions.list_actions(store)} == {"done"}
