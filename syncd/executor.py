@@ -146,9 +146,9 @@ class Executor:
         # never holds every worker. A worker's batch of one connector counts once.
         self.max_in_flight = max_in_flight
         self._in_flight: Counter[str] = Counter()
-        # One claim at a time per process, so the counts it admits by stay exact. A claim
-        # takes it inside its store transaction: never held while waiting for the store's
-        # write lock (SQLite), which the inbox may hold for a whole ingest.
+        # One claim at a time per process, so the counts it admits by stay exact; and so
+        # one executor thread at a time, not a queue of them, waits with the inbox for the
+        # store's write lock (SQLite): the inbox's next transaction is not held up by each.
         self._claiming = threading.Lock()
         # Held only to change `_in_flight`: a worker giving its place back never waits for
         # a claim (they did wait, behind claims waiting for the write lock: issue 17).
@@ -159,8 +159,8 @@ class Executor:
     def claim_in(self, conn: Any, limit: int) -> list[ActionRow]:
         """Claim inside the caller's transaction (the inbox's, which has just planned the
         actions): one transaction less on the way to the API. [] when another claim is under
-        way (never waits for one). If the caller's transaction does not commit, give the
-        rows to `unclaim`."""
+        way: it may be waiting for the store's lock this transaction holds. If the caller's
+        transaction does not commit, give the rows to `unclaim`."""
         if not self._claiming.acquire(blocking=False):
             return []
         try:
@@ -186,10 +186,9 @@ class Executor:
         rows: list[ActionRow] = []
         more: list[bool] = []
         try:
-            with self.store.tx() as conn:
+            with self._claiming, self.store.tx() as conn:
                 record_finishes(conn, finished or [])
-                with self._claiming:
-                    rows = self._claim(conn, limit, waits, lambda: more.append(True))
+                rows = self._claim(conn, limit, waits, lambda: more.append(True))
         except BaseException:
             self._release({r.connector for r in rows})  # counted, but not committed
             raise
