@@ -129,7 +129,7 @@ def claim_due_actions(
     as it is (both: the executor's bound on a connector's actions in flight).
     `in_tx`: claim inside that (the caller's) transaction instead of a new one.
     `more()`: called when more than `limit` actions were due (one row more is read to know;
-    it is left as it is)."""
+    it is left as it is, on PostgreSQL locked with the others until the commit)."""
     with store.tx() if in_tx is None else contextlib.nullcontext(in_tx) as conn:
         query = _DUE if store.is_sqlite else _DUE_LOCKED
         read = limit + 1 if more is not None else limit
