@@ -274,8 +274,7 @@ class Daemon:
             self.engine.executor.perform_claimed(handed)
             return  # the rest due, if any, comes with a wake of its own (ExecutorHandoff.give)
         # A few at a time: enough to batch (Airtable rows), few enough to share the work.
-        while not self.stop.is_set() and self.engine.executor.run_due(EXECUTOR_CLAIM):
-            pass
+        self.engine.executor.run_while_due(EXECUTOR_CLAIM, self.stop.is_set)
 
     def _inbox_body(self) -> None:
         # Batch after batch while deliveries are due: a backlog (after an outage, a restart)

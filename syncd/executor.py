@@ -21,7 +21,7 @@
 
 from __future__ import annotations
 
-import contextlib
+import logging
 import math
 import os
 import socket
@@ -51,11 +51,13 @@ from syncd.store.actions import (
     extend_leases,
     finish_action,
     finish_actions,
+    record_finishes,
 )
 from syncd.store.db import Store
 from syncd.store.events import event_version
 
 log = structlog.get_logger("syncd.executor")
+_levels = logging.getLogger("syncd.executor")  # the level structlog filters by
 Redactor = Callable[[str], str]
 # The successes of the batch `run_due` is performing, recorded together when it ends (one
 # transaction per batch, not per action). Only actions a repeat cannot double go here (they
@@ -68,6 +70,39 @@ class Outcome:
     key: str
     status: str  # done | pending (will retry) | dead
     error: str | None = None
+
+
+class ActionLog:
+    """An action's log context, bound (`log.bind`) when a line is written, not before: at
+    log level warning a successful action writes none, and the bind and the dropped info
+    line cost about 12 us per action, on threads that contend for the GIL (issue 17)."""
+
+    __slots__ = ("_bound", "_context")
+
+    def __init__(self, **context: Any) -> None:
+        self._context = context
+        self._bound: Any = None
+
+    def bind(self, **more: Any) -> ActionLog:
+        return ActionLog(**self._context, **more)
+
+    def _logger(self) -> Any:
+        if self._bound is None:
+            self._bound = log.bind(**self._context)
+        return self._bound
+
+    def info(self, event: str, **values: Any) -> None:
+        if _levels.isEnabledFor(logging.INFO):  # what structlog's level filter asks
+            self._logger().info(event, **values)
+
+    def warning(self, event: str, **values: Any) -> None:
+        self._logger().warning(event, **values)
+
+    def error(self, event: str, **values: Any) -> None:
+        self._logger().error(event, **values)
+
+    def exception(self, event: str, **values: Any) -> None:
+        self._logger().exception(event, **values)
 
 
 def default_owner() -> str:
@@ -102,8 +137,8 @@ class Executor:
         self.owner = owner or default_owner()
         self.redact = redact
         self.on_dead = on_dead
-        # Called when a claim took as many actions as it asked for: there may be more, for
-        # another thread (the daemon wakes one more executor thread).
+        # Called when a claim found more actions due than it took: they are for another
+        # thread (the daemon wakes one more executor thread).
         self.on_full_claim: Callable[[], None] | None = None
         self._next_turn_ms: int | None = None  # the soonest deferred action (idle_seconds)
         # Workers performing a connector's actions, per connector: each connector gets at
@@ -111,7 +146,13 @@ class Executor:
         # never holds every worker. A worker's batch of one connector counts once.
         self.max_in_flight = max_in_flight
         self._in_flight: Counter[str] = Counter()
-        self._slots = threading.Lock()
+        # One claim at a time per process, so the counts it admits by stay exact; and so
+        # one executor thread at a time, not a queue of them, waits with the inbox for the
+        # store's write lock (SQLite): the inbox's next transaction is not held up by each.
+        self._claiming = threading.Lock()
+        # Held only to change `_in_flight`: a worker giving its place back never waits for
+        # a claim (they did wait, behind claims waiting for the write lock: issue 17).
+        self._counts = threading.Lock()
 
     # -- claiming ---------------------------------------------------------------------------
 
@@ -120,21 +161,49 @@ class Executor:
         actions): one transaction less on the way to the API. [] when another claim is under
         way: it may be waiting for the store's lock this transaction holds. If the caller's
         transaction does not commit, give the rows to `unclaim`."""
-        if not self._slots.acquire(blocking=False):
+        if not self._claiming.acquire(blocking=False):
             return []
         try:
-            return self.claim(limit, conn)
+            return self._claim(conn, limit, self._governor_waits())
         finally:
-            self._slots.release()
+            self._claiming.release()
 
     def unclaim(self, rows: list[ActionRow]) -> None:
         """Rows of a `claim_in` whose transaction rolled back: their places are free."""
         self._release({r.connector for r in rows})
 
-    def claim(self, limit: int, in_tx: Any = None) -> list[ActionRow]:
-        """`in_tx`: only from `claim_in`, which holds `_slots` already."""
+    def claim(self, limit: int, finished: list[Finish] | None = None) -> list[ActionRow]:
+        """Claim up to `limit` due actions in a transaction of their own. `finished`:
+        attempts' ends recorded first in the same transaction (the last batch's successes,
+        `run_while_due`): one write transaction per batch instead of two."""
+        return self._claim_batch(limit, finished)[0]
+
+    def _claim_batch(
+        self, limit: int, finished: list[Finish] | None
+    ) -> tuple[list[ActionRow], bool]:
+        """`claim`, and whether more actions were due than it took."""
+        waits = self._governor_waits()  # before the transaction (see _governor_waits)
+        rows: list[ActionRow] = []
+        more: list[bool] = []
+        try:
+            with self._claiming, self.store.tx() as conn:
+                record_finishes(conn, finished or [])
+                rows = self._claim(conn, limit, waits, lambda: more.append(True))
+        except BaseException:
+            self._release({r.connector for r in rows})  # counted, but not committed
+            raise
+        return rows, bool(more)
+
+    def _claim(
+        self,
+        conn: Any,
+        limit: int,
+        waits: dict[int, float],
+        more: Callable[[], None] | None = None,
+    ) -> list[ActionRow]:
+        """Claim in `conn`'s transaction, holding `_claiming`; the rows' connectors count
+        as in flight from here. `more()`: more actions were due than `limit`."""
         now = to_ms(self.clock.now())
-        waits = self._governor_waits()
 
         def defer(row: ActionRow) -> int | None:
             wait = self._turn_in(row, waits)
@@ -146,22 +215,23 @@ class Executor:
                 self._next_turn_ms = turn
             return turn
 
-        # one claim at a time per process: the counts stay exact
-        with self._slots if in_tx is None else contextlib.nullcontext():
-            busy = [c for c in self.connectors if self._in_flight[c] >= self._cap(c)]
-            mine: set[str] = set()  # connectors this claim takes a worker's place on
+        # Counts read without `_counts`: only this claim raises them (`_claiming`), and one
+        # lowered meanwhile by a worker giving its place back only makes this claim cautious.
+        busy = [c for c in self.connectors if self._in_flight[c] >= self._cap(c)]
+        mine: set[str] = set()  # connectors this claim takes a worker's place on
 
-            def admit(row: ActionRow) -> bool:
-                if row.connector in mine:  # this worker is on it already: batch along
-                    return True
-                if self._in_flight[row.connector] >= self._cap(row.connector):
-                    return False
-                mine.add(row.connector)
+        def admit(row: ActionRow) -> bool:
+            if row.connector in mine:  # this worker is on it already: batch along
                 return True
+            if self._in_flight[row.connector] >= self._cap(row.connector):
+                return False
+            mine.add(row.connector)
+            return True
 
-            rows = claim_due_actions(
-                self.store, self.owner, now, self.lease_ms, limit, defer, busy, admit, in_tx
-            )
+        rows = claim_due_actions(
+            self.store, self.owner, now, self.lease_ms, limit, defer, busy, admit, conn, more
+        )
+        with self._counts:
             self._in_flight.update({r.connector for r in rows})
         return rows
 
@@ -171,8 +241,9 @@ class Executor:
         return own or self.max_in_flight or math.inf
 
     def _release(self, connectors: set[str]) -> None:
-        with self._slots:
-            self._in_flight.subtract(connectors)
+        if connectors:
+            with self._counts:
+                self._in_flight.subtract(connectors)
 
     def idle_seconds(self, longest: float) -> float:
         """How long an idle executor thread may sleep: until the soonest action deferred for
@@ -202,13 +273,43 @@ class Executor:
 
     def run_due(self, limit: int = 50) -> list[Outcome]:
         """Claim and perform what is due now; returns what happened to each."""
-        rows = self.claim(limit)
-        if len(rows) >= limit and self.on_full_claim is not None:
-            self.on_full_claim()
+        rows, more = self._claim_batch(limit, None)
+        self._wake_another(more)
         return self.perform_claimed(rows)
 
-    def perform_claimed(self, rows: list[ActionRow]) -> list[Outcome]:
-        """Perform actions this executor has claimed (`claim`, `claim_in`)."""
+    def run_while_due(self, limit: int, stop: Callable[[], bool]) -> int:
+        """Claim and perform batch after batch until a claim finds nothing due or `stop()`
+        (the daemon's executor threads); how many actions were performed. A batch's
+        successes that `perform_claimed` leaves to the end are recorded in the transaction
+        that claims the next batch: until then they are in flight under their lease, as
+        they are until any batch's end, and a crash meanwhile costs a look-up (they are
+        only actions a repeat cannot double)."""
+        performed = 0
+        finished: list[Finish] = []
+        try:
+            while not stop():
+                rows, more = self._claim_batch(limit, finished)
+                finished = []  # committed with the claim
+                if not rows:
+                    break
+                self._wake_another(more)
+                performed += len(self.perform_claimed(rows, finished))
+        finally:
+            finish_actions(self.store, finished)  # stopped, or the claim failed: on their own
+        return performed
+
+    def _wake_another(self, more: bool) -> None:
+        """Only when more were due than a claim took: a claim that took exactly what was due
+        woke a thread that found nothing, in a write transaction of its own (issue 17)."""
+        if more and self.on_full_claim is not None:
+            self.on_full_claim()
+
+    def perform_claimed(
+        self, rows: list[ActionRow], finished: list[Finish] | None = None
+    ) -> list[Outcome]:
+        """Perform actions this executor has claimed (`claim`, `claim_in`). The successes
+        recorded together at the end go to `finished` when given, for the caller to record
+        (`run_while_due`), else in a transaction here."""
         out: list[Outcome] = []
         held = [r.id for r in rows]
         done_later: list[Finish] = []
@@ -230,7 +331,10 @@ class Executor:
             self._release(set(left))
             _DONE_LATER.reset(batch)
             BEFORE_WAIT.reset(token)
-            finish_actions(self.store, done_later)
+            if finished is None:
+                finish_actions(self.store, done_later)
+            else:
+                finished.extend(done_later)
         return out
 
     def _extend_leases(self, ids: list[int], seconds: float) -> None:
@@ -275,7 +379,7 @@ class Executor:
         spec = connector.actions[rows[0].action]
         params = [spec.params.model_validate(r.params) for r in rows]
         ctxs = [ActionContext(key=r.key, rule_id=r.rule_id, attempt=1, ref=r.ref) for r in rows]
-        bound = log.bind(action=f"{rows[0].connector}.{rows[0].action}", batch=len(rows))
+        bound = ActionLog(action=f"{rows[0].connector}.{rows[0].action}", batch=len(rows))
         assert spec.perform_batch is not None  # batches are formed only for batching actions
         try:
             results = spec.perform_batch(connector, params, ctxs)
@@ -307,7 +411,7 @@ class Executor:
     def perform(self, row: ActionRow) -> Outcome:
         crashpoints.hit("action_in_flight")
         attempt = row.attempts + 1
-        bound = log.bind(
+        bound = ActionLog(
             key=row.key,
             rule_id=row.rule_id,
             action=f"{row.connector}.{row.action}",
@@ -390,7 +494,7 @@ class Executor:
         # the attempt's record too, for the console's action page
         finish_action(self.store, row.id, now, attempt=row.attempts + 1, **values)
 
-    def _done(self, row: ActionRow, result: ActionResult, bound: Any) -> Outcome:
+    def _done(self, row: ActionRow, result: ActionResult, bound: ActionLog) -> Outcome:
         ACTIONS_FINISHED.labels(row.connector, "done").inc()
         values = {
             "status": "done",
@@ -412,7 +516,7 @@ class Executor:
         attempt: int,
         exc: Exception,
         retry_after: float | None,
-        bound: Any,
+        bound: ActionLog,
     ) -> Outcome:
         reason = self.redact(f"{type(exc).__name__}: {exc}")[:2000]
         # Alerts retry until the mail server is back: they are how ops hear of an outage.
@@ -425,7 +529,7 @@ class Executor:
         bound.warning("action.retry", error=reason, retry_in_seconds=round(delay, 3))
         return Outcome(row.key, "pending", reason)
 
-    def _dead(self, row: ActionRow, reason: str, bound: Any) -> Outcome:
+    def _dead(self, row: ActionRow, reason: str, bound: ActionLog) -> Outcome:
         reason = self.redact(reason)[:2000]
         ACTIONS_FINISHED.labels(row.connector, "dead").inc()
         self._finish(row, status="dead", last_error=reason)

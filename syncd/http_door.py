@@ -198,11 +198,11 @@ class GovernedConnection:
         self.opened = 0  # connections made (keep-alive: one, unless the server closes)
         self.conn: http.client.HTTPConnection
         if parts.scheme == "https":
-            self.conn = http.client.HTTPSConnection(
+            self.conn = _OneWriteHTTPS(
                 host, parts.port or 443, timeout=timeout, context=tls_context(verify)
             )
         else:
-            self.conn = http.client.HTTPConnection(host, parts.port or 80, timeout=timeout)
+            self.conn = _OneWrite(host, parts.port or 80, timeout=timeout)
 
     def request(
         self, method: str, path: str, *, body: bytes | str | None, headers: Mapping[str, str]
@@ -262,6 +262,28 @@ class GovernedConnection:
         if conn.sock is not None:
             conn.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)  # as urllib3
         self.opened += 1
+
+
+class _OneWrite(http.client.HTTPConnection):
+    """A request's head and its body (bytes) in one write. http.client writes them apart:
+    two segments (TLS: two records) per create, each waking the server, and each write here
+    one more release and retake of the GIL, which executor threads contend for (issue 17).
+    Other bodies (files, iterables, chunked) are written as http.client writes them."""
+
+    _buffer: list[bytes]  # http.client's: the request line and headers, not yet sent
+
+    def _send_output(self, message_body: Any = None, encode_chunked: bool = False) -> None:
+        if not isinstance(message_body, bytes) or encode_chunked:
+            super()._send_output(message_body, encode_chunked)  # type: ignore[misc]
+            return
+        self._buffer.extend((b"", message_body))  # head, blank line, body
+        whole = b"\r\n".join(self._buffer)
+        del self._buffer[:]
+        self.send(whole)
+
+
+class _OneWriteHTTPS(_OneWrite, http.client.HTTPSConnection):
+    pass
 
 
 def tls_context(verify: bool | str) -> ssl.SSLContext:

@@ -116,6 +116,7 @@ def claim_due_actions(
     busy: Iterable[str] = (),
     admit: Callable[[ActionRow], bool] | None = None,
     in_tx: Connection | None = None,
+    more: Callable[[], None] | None = None,
 ) -> list[ActionRow]:
     """Take due actions under a lease, marking them in flight and counting the attempt, in a
     committed transaction (PostgreSQL: FOR UPDATE SKIP LOCKED, so replicas never claim the
@@ -126,11 +127,16 @@ def claim_due_actions(
     with no attempt counted (an action only waiting for its API's rate budget).
     `busy`: connectors whose actions are not taken now; `admit(row)` False: the row is left
     as it is (both: the executor's bound on a connector's actions in flight).
-    `in_tx`: claim inside that (the caller's) transaction instead of a new one."""
+    `in_tx`: claim inside that (the caller's) transaction instead of a new one.
+    `more()`: called when more than `limit` actions were due (one row more is read to know;
+    it is left as it is, on PostgreSQL locked with the others until the commit)."""
     with store.tx() if in_tx is None else contextlib.nullcontext(in_tx) as conn:
         query = _DUE if store.is_sqlite else _DUE_LOCKED
-        found = conn.execute(query, {"now": now_ms, "limit": limit, "busy": list(busy)})
-        rows = _rows(found)
+        read = limit + 1 if more is not None else limit
+        rows = _rows(conn.execute(query, {"now": now_ms, "limit": read, "busy": list(busy)}))
+        if more is not None and len(rows) > limit:
+            del rows[limit:]
+            more()
         if defer is not None:
             rows = [r for r in rows if not _deferred(conn, r, defer(r))]
         if admit is not None:
@@ -216,9 +222,17 @@ def _finish_statement(names: tuple[str, ...]) -> Any:
 
 def finish_actions(store: Store, finishes: list[Finish]) -> None:
     """Record attempts' ends (done, pending again, dead) and drop their leases, in one
-    transaction; only an action still in flight changes (one cancelled meanwhile stays
-    cancelled). Each attempt is kept with its outcome and error in the attempts' history
-    (the console's action page)."""
+    transaction (`record_finishes`)."""
+    if finishes:
+        with store.tx() as conn:
+            record_finishes(conn, finishes)
+
+
+def record_finishes(conn: Connection, finishes: list[Finish]) -> None:
+    """Record attempts' ends in the caller's transaction; only an action still in flight
+    changes (one cancelled meanwhile stays cancelled, one recorded already is left as it
+    is). Each attempt is kept with its outcome and error in the attempts' history (the
+    console's action page)."""
     if not finishes:
         return
     history = [
@@ -237,11 +251,10 @@ def finish_actions(store: Store, finishes: list[Finish]) -> None:
         params = {f"_{name}": value for name, value in f.values.items()}
         params.update(_id=f.action_id, _now=f.now_ms)
         by_shape.setdefault(tuple(sorted(f.values)), []).append(params)
-    with store.tx() as conn:
-        if history:  # first, while the actions are still in flight
-            conn.execute(_ADD_ATTEMPT_IF_IN_FLIGHT, history)
-        for names, rows in by_shape.items():
-            conn.execute(_finish_statement(names), rows)  # one executemany per shape
+    if history:  # first, while the actions are still in flight
+        conn.execute(_ADD_ATTEMPT_IF_IN_FLIGHT, history)
+    for names, rows in by_shape.items():
+        conn.execute(_finish_statement(names), rows)  # one executemany per shape
 
 
 def finish_action(

@@ -187,3 +187,33 @@ def test_tls_is_verified_against_the_bundle_given(tmp_path: Path) -> None:
             GovernedConnection(gov, url, timeout=5).request("GET", "/a", body=None, headers={})
         unchecked = GovernedConnection(gov, url, timeout=5, verify=False)
         assert unchecked.request("GET", "/a", body=None, headers={}).status == 200
+
+
+class _RecordedSocket:
+    """A connected socket whose writes are recorded (everything else passes through)."""
+
+    def __init__(self, sock: socket.socket) -> None:
+        self._sock = sock
+        self.writes: list[bytes] = []
+
+    def sendall(self, data: bytes) -> None:
+        self.writes.append(bytes(data))
+        self._sock.sendall(data)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._sock, name)
+
+
+def test_a_request_with_a_body_goes_out_in_one_write(server: _Server) -> None:
+    # Head and body apart were two segments, two wake-ups of the server and one more
+    # release of the GIL per create (issue 17).
+    door = GovernedConnection(governor(FakeClock()), origin(server), timeout=5)
+    assert door.request("GET", "/open", body=None, headers={}).status == 200
+    recorded = _RecordedSocket(door.conn.sock)  # type: ignore[arg-type]
+    door.conn.sock = recorded  # type: ignore[assignment]
+    answer = door.request("POST", "/issues", body='{"title": "t"}', headers={"X-A": "1"})
+    assert answer.status == 200 and server.bodies[-1] == b'{"title": "t"}'
+    (write,) = recorded.writes
+    assert write.startswith(b"POST /issues HTTP/1.1\r\n")
+    assert write.endswith(b"\r\nX-A: 1\r\n\r\n" + b'{"title": "t"}')
+    assert door.opened == 1

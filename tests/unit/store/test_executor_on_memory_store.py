@@ -3,16 +3,20 @@ its effects in a list, and finds them by idempotency key as a real target would.
 
 from __future__ import annotations
 
+import io
+import json
 import threading
 from datetime import timedelta
 from typing import Any
 
 import pytest
 
+from syncd import executor as executor_module
 from syncd.clock import FakeClock, to_ms
 from syncd.connector import Connector, ConnectorSettings, ParamsModel, action
 from syncd.errors import TransientError
 from syncd.executor import Executor
+from syncd.logs import configure_logging
 from syncd.model import ActionContext, ActionResult
 from syncd.store import actions
 from syncd.store.db import Store
@@ -236,3 +240,125 @@ def test_a_full_claim_asks_for_another_thread_and_a_partial_one_does_not() -> No
     assert len(executor.run_due(2)) == 2 and len(asked) == 1
     assert len(executor.run_due(2)) == 2 and len(asked) == 2
     assert len(executor.run_due(2)) == 1 and len(asked) == 2
+
+
+def test_run_while_due_records_each_batch_in_the_transaction_that_claims_the_next() -> None:
+    store, clock, ledger, executor = setup()
+    for n in range(20):
+        plan(store, f"k{n:02}", to_ms(clock.now()))
+    transactions = _count_transactions(store)
+    assert executor.run_while_due(10, lambda: False) == 20
+    # claim 1; results 1 + claim 2; results 2 + the claim that finds nothing (not 5 apart)
+    assert transactions[0] == 3
+    rows = actions.list_actions(store)
+    assert {(r.status, r.attempts, r.lease_owner) for r in rows} == {("done", 1, None)}
+    assert sorted(k for k, _ in ledger.effects) == [f"k{n:02}" for n in range(20)]
+
+
+def test_run_while_due_records_the_last_batch_when_the_next_claim_fails(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    store, clock, _ledger, executor = setup()
+    for n in range(3):
+        plan(store, f"k{n}", to_ms(clock.now()))
+    claims: list[int] = []
+    real_claim = executor_module.claim_due_actions
+
+    def claim_then_fail(*args: Any, **kwargs: Any) -> Any:
+        claims.append(1)
+        if len(claims) > 1:
+            raise OSError("disk I/O error")
+        return real_claim(*args, **kwargs)
+
+    monkeypatch.setattr(executor_module, "claim_due_actions", claim_then_fail)
+    with pytest.raises(OSError):
+        executor.run_while_due(10, lambda: False)
+    # the failed claim's transaction rolled the results back with it: recorded on their own
+    rows = actions.list_actions(store)
+    assert [(r.status, r.external_id) for r in rows] == [("done", f"e{n}") for n in (1, 2, 3)]
+
+
+class AnnouncedLock:
+    """The store's write lock, announcing each thread that is about to wait for it."""
+
+    def __init__(self, lock: Any) -> None:
+        self.lock = lock
+        self.waiting = threading.Event()
+
+    def __enter__(self) -> None:
+        self.waiting.set()
+        self.lock.acquire()
+
+    def __exit__(self, *exc: object) -> None:
+        self.lock.release()
+
+
+def test_a_worker_gives_its_place_back_without_waiting_for_a_claim_blocked_on_the_store() -> None:
+    store, clock, _ledger, executor = setup()
+    plan(store, "k1", to_ms(clock.now()))
+    (row,) = executor.claim(10)
+    with store.tx():  # the inbox's transaction: a claim now waits for the write lock
+        announced = AnnouncedLock(store._write_lock)
+        store._write_lock = announced  # type: ignore[assignment]
+        claimer = threading.Thread(target=lambda: executor.claim(10))
+        claimer.start()
+        assert announced.waiting.wait(10)
+        giver = threading.Thread(target=lambda: executor.unclaim([row]))
+        giver.start()
+        giver.join(10)  # a deadlock guard, not a speed limit: it returns at once
+        returned = not giver.is_alive()
+    claimer.join(10)
+    giver.join(10)
+    assert returned
+
+
+class _CountedBinds:
+    """The executor's logger, counting the loggers bound for actions."""
+
+    def __init__(self, real: Any) -> None:
+        self.real = real
+        self.binds = 0
+
+    def bind(self, **context: Any) -> Any:
+        self.binds += 1
+        return self.real.bind(**context)
+
+
+def test_at_level_warning_a_successful_action_binds_no_logger_and_at_info_logs_done(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    store, clock, _ledger, executor = setup()
+    counted = _CountedBinds(executor_module.log)
+    monkeypatch.setattr(executor_module, "log", counted)
+    lines = io.StringIO()
+    try:
+        configure_logging("WARNING", json=True, stream=lines)
+        plan(store, "quiet", to_ms(clock.now()))
+        assert [o.status for o in executor.run_due()] == ["done"]
+        assert counted.binds == 0 and lines.getvalue() == ""
+        configure_logging("INFO", json=True, stream=lines)
+        plan(store, "heard", to_ms(clock.now()))
+        assert [o.status for o in executor.run_due()] == ["done"]
+    finally:
+        configure_logging("WARNING")
+    done = [json.loads(line) for line in lines.getvalue().splitlines()]
+    assert [(d["event"], d["key"], d["action"], d["attempt"]) for d in done] == [
+        ("action.done", "heard", "ledger.record", 1)
+    ]
+
+
+def test_a_claim_that_took_all_that_was_due_asks_for_no_other_thread() -> None:
+    # Woken for a full claim that had taken the last actions, a thread found nothing, in a
+    # write transaction of its own: the claim reads one row more to know.
+    store, clock, _, executor = setup()
+    asked: list[int] = []
+    executor.on_full_claim = lambda: asked.append(1)
+    for n in range(4):
+        plan(store, f"k{n}", to_ms(clock.now()))
+    assert len(executor.run_due(2)) == 2 and len(asked) == 1  # two more are due
+    assert len(executor.run_due(2)) == 2 and len(asked) == 1  # these were the last
+    for n in range(3):
+        plan(store, f"m{n}", to_ms(clock.now()))
+    assert executor.run_while_due(3, lambda: False) == 3
+    assert len(asked) == 1
+    assert {r.status for r in actions.list_actions(store)} == {"done"}
