@@ -30,7 +30,6 @@ import threading
 import time
 from collections import Counter
 from collections.abc import Iterator
-from multiprocessing.connection import Connection
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
@@ -41,6 +40,7 @@ sys.path.insert(0, str(ROOT))
 from pydantic import SecretStr  # noqa: E402
 from sqlalchemy import func, select  # noqa: E402
 
+from benchmarks.github_create import NO_LIMIT, TOKEN, _fake_main  # noqa: E402
 from connectors.github import GitHubConnector, GitHubSettings  # noqa: E402
 from syncd.clock import SystemClock, to_ms  # noqa: E402
 from syncd.daemon import EXECUTOR_CLAIM, Daemon, ExecutorHandoff, WakeOne  # noqa: E402
@@ -51,22 +51,7 @@ from syncd.mapping.rules import PlannedAction  # noqa: E402
 from syncd.store.db import Store, open_store  # noqa: E402
 from syncd.store.schema import actions  # noqa: E402
 
-TOKEN = "bench-github-token"
 REPO = "bench/executor"
-NO_LIMIT = 1_000_000_000
-
-
-def _fake_main(conn: Connection) -> None:
-    from syncd_sandbox.github.fake import FakeGitHub
-
-    fake = FakeGitHub(token=TOKEN, write_limit=NO_LIMIT, primary_limit=NO_LIMIT)
-    fake.writes_per_hour = NO_LIMIT
-    fake.add_repo(REPO)
-    fake.start()
-    conn.send(fake.base_url)
-    conn.recv()  # "stop"
-    conn.send([i.title for i in fake.repos[REPO].issues.values()])
-    fake.stop()
 
 
 class Counts:
@@ -127,7 +112,7 @@ def planned(first: int, count: int) -> list[PlannedAction]:
 
 def run(args: argparse.Namespace) -> bool:
     ours, theirs = multiprocessing.Pipe()
-    fake = multiprocessing.get_context("spawn").Process(target=_fake_main, args=(theirs,))
+    fake = multiprocessing.get_context("spawn").Process(target=_fake_main, args=(theirs, REPO))
     fake.start()
     base_url = ours.recv()
     clock = SystemClock()

@@ -37,16 +37,18 @@ REPO = "bench/create"
 NO_LIMIT = 1_000_000_000
 
 
-def _fake_main(conn: Connection) -> None:
+def _fake_main(conn: Connection, repo: str = REPO) -> None:
+    """The fake GitHub in a process of its own, API limits lifted: its URL, then (on "stop")
+    the titles of the issues created in `repo`."""
     from syncd_sandbox.github.fake import FakeGitHub
 
     fake = FakeGitHub(token=TOKEN, write_limit=NO_LIMIT, primary_limit=NO_LIMIT)
     fake.writes_per_hour = NO_LIMIT
-    fake.add_repo(REPO)
+    fake.add_repo(repo)
     fake.start()
     conn.send(fake.base_url)
     conn.recv()  # "stop"
-    titles = [i.title for i in fake.repos[REPO].issues.values()]
+    titles = [i.title for i in fake.repos[repo].issues.values()]
     conn.send(titles)
     fake.stop()
 

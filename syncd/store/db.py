@@ -116,13 +116,7 @@ class Store:
             return
         columns = tuple(rows[0])
         stmt = self._upsert_statement(table, index_elements, columns)
-        key = ("upsert", table.name, tuple(index_elements), columns)
-        prepared = self._direct_one_row(conn, key, stmt, columns)
-        if prepared is not None:
-            direct.execute_many(prepared[0], prepared[1], rows)
-            return
-        for chunk in shaped_chunks(rows):
-            conn.execute(stmt, chunk)
+        self._execute_rows(conn, ("upsert", table.name, tuple(index_elements), columns), stmt, rows)
 
     def insert_many(self, conn: Connection, table: Table, rows: list[dict[str, Any]]) -> None:
         """A plain INSERT of many rows with the same columns (executemany)."""
@@ -133,7 +127,14 @@ class Store:
         stmt = self._statements.get(key)
         if stmt is None:
             stmt = self._statements[key] = table.insert()
-        prepared = self._direct_one_row(conn, key, stmt, columns)
+        self._execute_rows(conn, key, stmt, rows)
+
+    def _execute_rows(
+        self, conn: Connection, key: tuple[Any, ...], stmt: Any, rows: list[dict[str, Any]]
+    ) -> None:
+        """Many rows of one statement: straight to sqlite3 where it can (syncd.store.direct),
+        else SQLAlchemy's executemany in `shaped_chunks`."""
+        prepared = self._direct_one_row(conn, key, stmt, tuple(rows[0]))
         if prepared is not None:
             direct.execute_many(prepared[0], prepared[1], rows)
             return
