@@ -6,6 +6,8 @@ Statuses: pending -> in_flight -> done | dead | cancelled (see schema.actions).
 from __future__ import annotations
 
 import contextlib
+import functools
+import sqlite3
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
@@ -25,7 +27,8 @@ from sqlalchemy import (
 )
 
 from syncd.model import ObjectRef
-from syncd.store.db import Store, padded
+from syncd.store import direct
+from syncd.store.db import Store, padded, shaped_chunks
 from syncd.store.schema import ACTION_STATUSES, action_attempts, actions, events
 
 ACTIVE = ("pending", "in_flight")
@@ -251,10 +254,64 @@ def record_finishes(conn: Connection, finishes: list[Finish]) -> None:
         params = {f"_{name}": value for name, value in f.values.items()}
         params.update(_id=f.action_id, _now=f.now_ms)
         by_shape.setdefault(tuple(sorted(f.values)), []).append(params)
+    driver = direct.driver_of(conn) if conn.dialect.name == "sqlite" else None
+    if driver is not None and sqlite3.sqlite_version_info >= (3, 33):  # UPDATE ... FROM
+        _record_in_few_statements(driver, history, by_shape)
+        return
     if history:  # first, while the actions are still in flight
         conn.execute(_ADD_ATTEMPT_IF_IN_FLIGHT, history)
     for names, rows in by_shape.items():
         conn.execute(_finish_statement(names), rows)  # one executemany per shape
+
+
+def _record_in_few_statements(
+    driver: sqlite3.Connection,
+    history: list[dict[str, Any]],
+    by_shape: dict[tuple[str, ...], list[dict[str, Any]]],
+) -> None:
+    """`record_finishes` on SQLite: a statement per chunk of rows (VALUES lists), not per
+    row. The sqlite3 module lets go of the GIL for every row an executemany steps, and the
+    executor's thread, holding the store's write lock, then waits for it again behind the
+    other threads (see Store._execute_rows)."""
+    for chunk in shaped_chunks(history):
+        sql = _sqlite_add_attempts(len(chunk))
+        params = [r[c] for r in chunk for c in _ATTEMPT_COLUMNS]
+        direct.execute_sql(driver, sql, params)
+    for names, rows in by_shape.items():
+        for chunk in shaped_chunks(rows):
+            sql = _sqlite_finish(names, len(chunk))
+            params = [r[c] for r in chunk for c in ("_id", "_now", *[f"_{n}" for n in names])]
+            direct.execute_sql(driver, sql, params)
+
+
+_ATTEMPT_COLUMNS = ("action_id", "attempt", "finished_at", "outcome", "error")
+
+
+@functools.cache
+def _sqlite_add_attempts(rows: int) -> str:
+    """`_ADD_ATTEMPT_IF_IN_FLIGHT` for `rows` attempts in one statement (SQLite)."""
+    values = ", ".join(["(?, ?, ?, ?, ?)"] * rows)
+    return (
+        "INSERT INTO action_attempts (action_id, attempt, finished_at, outcome, error) "
+        "SELECT v.column1, v.column2, v.column3, v.column4, v.column5 "
+        f"FROM (VALUES {values}) AS v JOIN actions ON actions.id = v.column1 "
+        "WHERE actions.status = 'in_flight'"
+    )
+
+
+@functools.cache
+def _sqlite_finish(names: tuple[str, ...], rows: int) -> str:
+    """`_finish_statement(names)` for `rows` actions in one UPDATE ... FROM (SQLite 3.33+).
+    Column names come from the executor's code (Finish.values), never from input."""
+    assert all(n in actions.c for n in names)
+    width = 2 + len(names)
+    values = ", ".join(["(" + ", ".join(["?"] * width) + ")"] * rows)
+    sets = ", ".join(f"{n} = v.column{i + 3}" for i, n in enumerate(names))
+    return (
+        "UPDATE actions SET lease_owner = NULL, lease_until = NULL, updated_at = v.column2, "
+        f"{sets} FROM (VALUES {values}) AS v "
+        "WHERE actions.id = v.column1 AND actions.status = 'in_flight'"
+    )
 
 
 def finish_action(

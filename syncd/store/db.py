@@ -132,14 +132,44 @@ class Store:
     def _execute_rows(
         self, conn: Connection, key: tuple[Any, ...], stmt: Any, rows: list[dict[str, Any]]
     ) -> None:
-        """Many rows of one statement: straight to sqlite3 where it can (syncd.store.direct),
-        else SQLAlchemy's executemany in `shaped_chunks`."""
-        prepared = self._direct_one_row(conn, key, stmt, tuple(rows[0]))
-        if prepared is not None:
-            direct.execute_many(prepared[0], prepared[1], rows)
-            return
+        """Many rows of one statement: on SQLite straight to sqlite3 (syncd.store.direct) as
+        multi-row statements in `shaped_chunks`, else SQLAlchemy's executemany in chunks.
+
+        Why multi-row on SQLite: the sqlite3 module lets go of the GIL around every statement
+        it steps, and an executemany steps once per row. A thread holding the store's write
+        lock then waits for the GIL again after each row while the executor's threads run
+        Python; one statement per chunk takes it back once (issue 17: the write lock was
+        held 93% of a load's time, most of it waiting for the GIL)."""
+        driver = direct.driver_of(conn) if self.is_sqlite else None
+        if driver is not None:
+            chunks = list(shaped_chunks(rows))
+            columns = tuple(rows[0])
+            statements = [self._direct_multirow(key, stmt, columns, len(c)) for c in chunks]
+            if all(statements):
+                for chunk, prepared in zip(chunks, statements, strict=True):
+                    assert prepared is not None
+                    direct.execute(driver, prepared, prepared.parameters(chunk))
+                return
         for chunk in shaped_chunks(rows):
             conn.execute(stmt, chunk)
+
+    def _direct_multirow(
+        self, stmt_key: tuple[Any, ...], stmt: Any, columns: tuple[str, ...], size: int
+    ) -> direct.Prepared | None:
+        """`stmt` (an INSERT, with or without ON CONFLICT) for `size` rows of `columns` in one
+        VALUES list, compiled once for the driver; None when not suited (see direct.prepare,
+        or more parameters than SQLite takes in one statement)."""
+        key = ("direct_multirow", *stmt_key, size)
+        if key not in self._statements:
+            dialect = self.engine.dialect
+            if size * len(columns) > dialect.insertmanyvalues_max_parameters:
+                self._statements[key] = None
+            else:
+                table = stmt.table
+                many = stmt.values(direct.multirow_values(table, columns, size))
+                self._statements[key] = self._prepare(many, direct.multirow_binds(columns, size))
+        found: direct.Prepared | None = self._statements[key]
+        return found
 
     def insert_new_returning(
         self,
@@ -217,22 +247,6 @@ class Store:
         if key not in self._statements:
             stmt, names = build()
             self._statements[key] = self._prepare(stmt, {n: (0, n) for n in names})
-        prepared: direct.Prepared | None = self._statements[key]
-        return None if prepared is None else (driver, prepared)
-
-    def _direct_one_row(
-        self, conn: Connection, stmt_key: tuple[Any, ...], stmt: Any, columns: tuple[str, ...]
-    ) -> tuple[sqlite3.Connection, direct.Prepared] | None:
-        """The driver and `stmt` (one row of `columns`; `stmt_key`: its key among the
-        statements) compiled for it, when `conn` may run it directly (see
-        syncd.store.direct); None: SQLAlchemy runs it."""
-        driver = direct.driver_of(conn) if self.is_sqlite else None
-        if driver is None:
-            return None
-        key = ("direct", *stmt_key)
-        if key not in self._statements:
-            binds = {c: (0, c) for c in columns}
-            self._statements[key] = self._prepare(stmt, binds, column_keys=list(columns))
         prepared: direct.Prepared | None = self._statements[key]
         return None if prepared is None else (driver, prepared)
 

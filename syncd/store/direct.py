@@ -112,12 +112,13 @@ def fetch(
     return prepared.converted(rows)
 
 
-def execute_many(
-    driver: sqlite3.Connection, prepared: Prepared, rows: Sequence[Mapping[str, Any]]
-) -> None:
-    """A one-row statement for each of `rows` (one executemany); errors as SQLAlchemy's."""
-    params = [prepared.parameters((row,)) for row in rows]
+def execute(driver: sqlite3.Connection, prepared: Prepared, params: list[Any]) -> None:
+    """Run a statement that returns no rows; errors as SQLAlchemy raises them."""
+    execute_sql(driver, prepared.sql, params)
+
+
+def execute_sql(driver: sqlite3.Connection, sql: str, params: list[Any]) -> None:
     try:
-        driver.executemany(prepared.sql, params)
+        driver.execute(sql, params)
     except sqlite3.Error as exc:
-        raise DBAPIError.instance(prepared.sql, params, exc, sqlite3.Error) from exc
+        raise DBAPIError.instance(sql, params, exc, sqlite3.Error) from exc

@@ -5,6 +5,7 @@ leave the same rows."""
 
 from __future__ import annotations
 
+import json
 import sqlite3
 from datetime import UTC, datetime
 from pathlib import Path
@@ -185,3 +186,133 @@ def test_the_intakes_inserts_go_direct_and_store_what_sqlalchemy_stored(tmp_path
     assert len(rows[0]) == 42
     assert "insert inbox" in through_statements
     assert "insert inbox" not in direct_statements, direct_statements
+
+
+def _driver_statements(store: Store) -> list[str]:
+    """Every statement the sqlite3 driver steps from now on (one per row of an executemany),
+    on every connection the store opens."""
+    stepped: list[str] = []
+
+    @event.listens_for(store.engine, "connect")
+    def trace(dbapi_conn: Any, _record: Any) -> None:
+        dbapi_conn.set_trace_callback(stepped.append)
+
+    store.engine.dispose()  # connections made from now on are traced
+    return stepped
+
+
+def test_a_batch_write_is_one_statement_per_chunk_not_per_row(tmp_path: Path) -> None:
+    """sqlite3 lets go of the GIL for every statement it steps; an executemany steps once per
+    row, and the thread holding the store's write lock waits for the GIL after each one."""
+    from syncd.store.schema import snapshots
+
+    store = open_store(f"sqlite:///{tmp_path}/s.sqlite3")
+    stepped = _driver_statements(store)
+
+    def rows(n: int, version: int) -> list[dict[str, Any]]:
+        return [
+            {
+                "source": "localdb",
+                "object_type": "deal",
+                "object_id": str(i),
+                "version": version,
+                "fields": {"i": i, "v": version},
+                "context": {},
+                "entered": {},
+                "deleted": False,
+                "updated_at": version,
+            }
+            for i in range(n)
+        ]
+
+    keys = ["source", "object_type", "object_id"]
+    with store.tx() as conn:
+        store.upsert_many(conn, snapshots, keys, rows(70, 1))
+    with store.tx() as conn:
+        store.upsert_many(conn, snapshots, keys, rows(5, 2))  # five stored already
+    upserts = [s for s in stepped if s.startswith("INSERT INTO snapshots")]
+    assert len(upserts) == 3 + 2  # 64 + 4 + 2 rows, then 4 + 1
+    store.dispose()
+    with sqlite3.connect(tmp_path / "s.sqlite3") as db:
+        found = db.execute("SELECT object_id, version, fields FROM snapshots").fetchall()
+    assert len(found) == 70
+    assert sorted(v for _, v, _ in found) == [1] * 65 + [2] * 5
+    assert {i: json.loads(f) for i, v, f in found if v == 2}["4"] == {"i": 4, "v": 2}
+
+
+def _finish_everything(store: Store) -> list[str]:
+    """Finishes of several shapes recorded on `store`; the driver's statements meanwhile."""
+    from syncd.store.actions import Finish, record_finishes
+    from syncd.store.schema import actions
+
+    def action(n: int, status: str) -> dict[str, Any]:
+        return {
+            "key": f"k{n}",
+            "rule_id": "r",
+            "connector": "localdb",
+            "action": "record",
+            "params": {"n": n},
+            "status": status,
+            "attempts": 1,
+            "next_attempt_at": 0,
+            "lease_owner": "me",
+            "lease_until": 10,
+            "created_at": 1,
+            "updated_at": 1,
+        }
+
+    with store.tx() as conn:
+        store.insert_many(conn, actions, [action(n, "in_flight") for n in range(1, 40)])
+        store.insert_many(conn, actions, [action(40, "cancelled")])
+    stepped = _driver_statements(store)
+    done = [
+        Finish(n, 1, 500 + n, {"status": "done", "external_id": f"x{n}", "last_error": None})
+        for n in range(1, 35)
+    ]
+    retry = [
+        Finish(n, 1, 600, {"status": "pending", "last_error": "503 é", "next_attempt_at": 9})
+        for n in range(35, 39)
+    ]
+    quiet = [Finish(39, None, 700, {"status": "dead", "last_error": "gave up"})]
+    cancelled = [Finish(40, 1, 800, {"status": "done", "external_id": "late"})]
+    with store.tx() as conn:
+        record_finishes(conn, [*done, *retry, *quiet, *cancelled])
+    return stepped
+
+
+def test_finishes_are_recorded_in_a_few_statements_as_sqlalchemy_recorded_them(
+    tmp_path: Path,
+) -> None:
+    direct = open_store(f"sqlite:///{tmp_path}/direct.sqlite3")
+    through = open_store(f"sqlite:///{tmp_path}/sqlalchemy.sqlite3")
+    event.listen(through.engine, "before_cursor_execute", lambda *_: None)  # SQLAlchemy's way
+    direct_steps = _finish_everything(direct)
+    through_steps = _finish_everything(through)
+    direct.dispose()
+    through.dispose()
+    dumps = []
+    for name in ("direct", "sqlalchemy"):
+        with sqlite3.connect(tmp_path / f"{name}.sqlite3") as db:
+            dumps.append(
+                (
+                    db.execute("SELECT * FROM actions ORDER BY id").fetchall(),
+                    db.execute("SELECT * FROM action_attempts ORDER BY action_id").fetchall(),
+                )
+            )
+    assert dumps[0] == dumps[1]
+    actions_rows, attempts = dumps[0]
+    status = {row[0]: row[11] for row in actions_rows}
+    assert [status[n] for n in (1, 34, 35, 39, 40)] == [
+        "done",
+        "done",
+        "pending",
+        "dead",
+        "cancelled",
+    ]
+    # an attempt kept for each finish with a number, of an action still in flight
+    assert [a[1] for a in attempts] == list(range(1, 39))
+    # 34 + 4 + 1 + 1 finishes, 4 shapes, 39 attempts: the driver stepped the direct store's
+    # in a statement per chunk (BEGIN and COMMIT aside); SQLAlchemy's way, one per row.
+    writes = [s for s in direct_steps if s.split()[0] in ("INSERT", "UPDATE")]
+    assert len(writes) <= 12, writes
+    assert len([s for s in through_steps if s.split()[0] in ("INSERT", "UPDATE")]) >= 79
