@@ -320,7 +320,12 @@ class InboxProcessor:
 
     def prefetch(self, delivery: Delivery) -> bool:
         """Show a delivery about to be stored to the idle inbox thread, which fetches what it
-        names meanwhile; False (nothing done) unless the thread is idle and has a `wake`."""
+        names meanwhile; False (nothing done) unless the thread is idle and has a `wake`.
+        Not for a connector that keeps what a parse read until `acknowledge_webhook`
+        (Airtable's payload cursor): its deliveries are parsed once, as usual."""
+        connector = self.connectors.get(delivery.connector)
+        if connector is None or connector.can("acknowledge_webhook"):
+            return False
         with self._hand_lock:
             if self.wake is None or not self.ready() or not self._early_settled:
                 return False

@@ -402,6 +402,7 @@ def test_a_lone_delivery_is_fetched_while_the_writer_commits_it(
     # until that read is done), then ingests it once stored and handed over: one fetch, no
     # claim, no second wake-up.
     remote = LocalDbRemote(tmp_path / "remote.sqlite3")
+    wakes = _counting(daemon.wake_inbox, "set")  # before the writer and inbox take it
     daemon.connect_intake()
     connector = daemon.engine.connectors["localdb"]
     fetched = threading.Event()
@@ -422,14 +423,14 @@ def test_a_lone_delivery_is_fetched_while_the_writer_commits_it(
     thread = _inbox_thread(daemon)
     try:
         claims = _counting(daemon.engine.inbox, "claim")
-        wakes = _counting(daemon.wake_inbox, "set")
         _deliver(daemon, remote, "early")
         wait_until(lambda: _action_rows(daemon.engine), 10, "the action planned")
+        woken = len(wakes)
     finally:
         _stop(daemon, thread)
 
     assert stored_when_fetched == [0]  # fetched once, before the delivery was stored
-    assert claims == [] and len(wakes) == 1  # the early fetch's wake only
+    assert claims == [] and woken == 1  # the early fetch's wake only
     with daemon.engine.store.engine.connect() as conn:
         assert conn.execute(select(inbox.c.status)).scalars().all() == ["done"]
     daemon._executor_body()
@@ -455,3 +456,23 @@ def test_an_early_fetch_of_a_delivery_seen_before_ingests_nothing(
     finally:
         _stop(daemon, thread)
     assert [len(rows) for (rows,) in processed] == [1]  # "next" only: the duplicate is not
+
+
+def test_a_connector_that_acknowledges_its_webhooks_is_not_fetched_early(
+    daemon: Daemon, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Airtable's parse reads payloads and keeps their cursor until `acknowledge_webhook`:
+    # its deliveries are parsed once, on the usual path.
+    remote = LocalDbRemote(tmp_path / "remote.sqlite3")
+    wakes = _counting(daemon.wake_inbox, "set")  # before the writer and inbox take it
+    daemon.connect_intake()
+    connector = daemon.engine.connectors["localdb"]
+    monkeypatch.setattr(type(connector), "acknowledge_webhook", lambda self, request: None)
+    daemon._inbox_body()
+
+    _deliver(daemon, remote, "acked")
+
+    assert len(wakes) == 1  # the commit's wake-up only: none for an early fetch
+    daemon._inbox_body()
+    daemon._executor_body()
+    assert [e["params"]["title"] for e in remote.effects()] == ["Done: Acked"]
