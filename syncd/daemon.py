@@ -480,6 +480,7 @@ class Daemon:
             # The one thread claiming from this inbox: it may take deliveries as stored, with
             # no claim, when it is idle (InboxProcessor.offer).
             self.engine.inbox.accept_handed = True
+            self.engine.inbox.wake = self.wake_inbox.set  # for a lone delivery's early fetch
             self.engine.writer.handoff = self.engine.inbox
 
     def _wake_all(self) -> None:

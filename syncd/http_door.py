@@ -188,6 +188,7 @@ class GovernedConnection:
         verify: bool | str = True,
         kind_of: Callable[[str, str], str] = by_method,
         max_wait: float | None = None,
+        tls: ssl.SSLContext | None = None,
     ) -> None:
         parts = urlsplit(origin)
         host = parts.hostname or ""
@@ -196,11 +197,11 @@ class GovernedConnection:
         self.max_wait = max_wait
         self.timeout = timeout
         self.opened = 0  # connections made (keep-alive: one, unless the server closes)
+        self._permit: tuple[str, float] = (READ, 0.0)  # of the request `send` sent
         self.conn: http.client.HTTPConnection
         if parts.scheme == "https":
-            self.conn = _OneWriteHTTPS(
-                host, parts.port or 443, timeout=timeout, context=tls_context(verify)
-            )
+            context = tls if tls is not None else tls_context(verify)
+            self.conn = _OneWriteHTTPS(host, parts.port or 443, timeout=timeout, context=context)
         else:
             self.conn = _OneWrite(host, parts.port or 80, timeout=timeout)
 
@@ -218,12 +219,40 @@ class GovernedConnection:
             lambda answer: (answer.status, answer.headers),
         )
 
+    def send(
+        self, method: str, path: str, *, body: bytes | None, headers: Mapping[str, str]
+    ) -> None:
+        """The first half of `request`: past the governor, the request sent; its answer is
+        read by `receive`, which must follow (until then the request counts as in flight)."""
+        kind = self.kind_of(method, path)
+        started = self.governor.acquire(kind, max_wait=self.max_wait)
+        try:
+            self._send(method, path, body, headers)
+        except BaseException:
+            self.governor.release(kind, started)
+            raise
+        self._permit = (kind, started)
+
+    def receive(self) -> Answer:
+        """The second half of `request`: the answer of the request `send` sent."""
+        kind, started = self._permit
+        try:
+            answer = self._receive()
+            self.governor.observe(answer.status, rate_limit_headers(answer.headers))
+        finally:
+            self.governor.release(kind, started)
+        return answer
+
     def close(self) -> None:
         self.conn.close()
 
     def _exchange(
         self, method: str, path: str, body: bytes | None, headers: Mapping[str, str]
     ) -> Answer:
+        self._send(method, path, body, headers)
+        return self._receive()
+
+    def _send(self, method: str, path: str, body: bytes | None, headers: Mapping[str, str]) -> None:
         conn = self.conn
         if conn.sock is not None and wait_for_read(conn.sock, timeout=0.0):
             conn.close()  # closed by the server while idle (or it sent something unasked)
@@ -231,10 +260,17 @@ class GovernedConnection:
             self._connect()
         try:
             conn.request(method, path, body=body, headers=dict(headers))
+        except BaseException:
+            conn.close()  # half a request on it: never reused
+            raise
+
+    def _receive(self) -> Answer:
+        conn = self.conn
+        try:
             response = conn.getresponse()
             data = response.read()
         except BaseException:
-            conn.close()  # half a request or answer on it: never reused
+            conn.close()  # half an answer on it: never reused
             raise
         # (http.client closes the connection itself when the answer says it will close.)
         coding = response.msg.get("content-encoding")
@@ -262,6 +298,35 @@ class GovernedConnection:
         if conn.sock is not None:
             conn.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)  # as urllib3
         self.opened += 1
+
+
+Exchange = tuple[GovernedConnection, str, str, bytes | None, Mapping[str, str]]
+
+
+def exchange_together(exchanges: list[Exchange]) -> list[Answer | Exception]:
+    """Requests in flight at once from the calling thread, each on a connection of its own
+    (connection, method, path, body, headers): all sent, each past the governor, then each
+    answer read, in order. The same round trip as a thread per request, without handing
+    the requests to other threads and their answers back (issue 17: an idle daemon's
+    webhook waited for those hand-offs). Each answer, or the exception that stopped its
+    request, in the order given."""
+    sent: list[Exception | None] = []
+    for conn, method, path, body, headers in exchanges:
+        try:
+            conn.send(method, path, body=body, headers=headers)
+            sent.append(None)
+        except Exception as exc:
+            sent.append(exc)
+    out: list[Answer | Exception] = []
+    for (conn, *_), failed in zip(exchanges, sent, strict=True):
+        if failed is not None:
+            out.append(failed)
+            continue
+        try:
+            out.append(conn.receive())
+        except Exception as exc:
+            out.append(exc)
+    return out
 
 
 class _OneWrite(http.client.HTTPConnection):

@@ -112,13 +112,21 @@ def answer(batch: list[Delivery], outcomes: list[Outcome]) -> None:
 
 class StoredHandoff(Protocol):
     """Where the writer can hand deliveries it has just stored (the inbox processor of a
-    daemon whose inbox thread is idle): `ready` before the transaction, `offer` after it."""
+    daemon whose inbox thread is idle): `ready` before the transaction, `offer` after it.
+    A lone delivery may be shown to it before the transaction too (`prefetch`), for its
+    objects to be fetched while the transaction commits; `settle` then says the write is
+    over (True: the delivery's fetch waits for it, and takes what `offer` handed)."""
 
     def ready(self) -> bool: ...
+    def prefetch(self, delivery: Delivery) -> bool: ...
     def offer(self, rows: list[DeliveryRow]) -> bool: ...
+    def settle(self) -> bool: ...
 
 
 HANDOFF_MAX = 100  # deliveries a commit may hand over at once (more: the inbox claims them)
+# How long a delivery's early fetch waits for its transaction, once done: a commit takes a
+# millisecond or two; past this, the inbox thread goes on and is woken as usual.
+EARLY_WAIT_SECONDS = 1.0
 
 
 class InboxWriter:
@@ -177,6 +185,7 @@ class InboxWriter:
             self._write(batch)
 
     def _write(self, batch: list[Delivery]) -> None:
+        early = self._show_early(batch)
         try:
             handed: list[DeliveryRow] = []
             with self.store.tx() as conn:
@@ -186,18 +195,31 @@ class InboxWriter:
                     handed = self._stored_rows(conn, batch, fresh)
             crashpoints.hit("inbox_committed")
         except Exception as exc:  # the handlers answer 503 and the sender retries
+            if early and self.handoff is not None:
+                self.handoff.settle()  # nothing stored: what was fetched is dropped
             answer(batch, [exc] * len(batch))
             return
         self.batches += 1
         self.stored += sum(fresh)
+        offered = False
         if any(fresh) and self.handoff is not None:
-            self.handoff.offer(handed)  # [] (not read back): the inbox must claim them
-        if any(fresh) and self.on_stored is not None:
+            offered = self.handoff.offer(handed)  # [] (not read back): the inbox must claim
+        # The inbox thread fetching the delivery early waits for this and takes what was
+        # offered: no wake-up (it would make it claim, in vain, once done).
+        taken = early and self.handoff is not None and self.handoff.settle() and offered
+        if any(fresh) and self.on_stored is not None and not taken:
             try:
                 self.on_stored()
             except Exception:  # the deliveries are stored: the handlers still get their 2xx
                 log.exception("inbox.on_stored_failed")
         answer(batch, list(fresh))
+
+    def _show_early(self, batch: list[Delivery]) -> bool:
+        """A lone delivery, shown to an idle inbox thread before its transaction: the objects
+        it names are fetched while it commits (issue 17: an idle webhook waited for both, one
+        after the other). Only reads happen early: the delivery is ingested only once stored
+        and handed over (`offer`), as any other."""
+        return len(batch) == 1 and self.handoff is not None and self.handoff.prefetch(batch[0])
 
     @staticmethod
     def _stored_rows(conn: Any, batch: list[Delivery], fresh: list[bool]) -> list[DeliveryRow]:
@@ -276,6 +298,16 @@ class InboxProcessor:
         self.accept_handed = False
         self._handed: list[DeliveryRow] = []
         self._hand_lock = threading.Lock()
+        self._settled = threading.Condition(self._hand_lock)
+        # A lone delivery shown before its commit (`prefetch`), to fetch what it names while
+        # it commits; what that fetch found, used by this round only. `wake` (the daemon's)
+        # lets the inbox thread go.
+        self.wake: Callable[[], None] | None = None
+        self._early: Delivery | None = None
+        self._early_settled = True
+        self._early_waiting = False  # the early fetch waits for `settle`
+        self._early_wake = False  # the inbox thread was woken for an early fetch
+        self._early_found: dict[Any, Observation] = {}
         self._busy = False  # in process_due: an offer now could race with its claim
         # Nothing is due but what was handed: the last claim came back short and every
         # delivery stored since was handed. Otherwise a claim gathers them all: a hand-off
@@ -285,6 +317,31 @@ class InboxProcessor:
 
     def ready(self) -> bool:
         return self.accept_handed and self._clean and not self._busy
+
+    def prefetch(self, delivery: Delivery) -> bool:
+        """Show a delivery about to be stored to the idle inbox thread, which fetches what it
+        names meanwhile; False (nothing done) unless the thread is idle and has a `wake`.
+        Not for a connector that keeps what a parse read until `acknowledge_webhook`
+        (Airtable's payload cursor): its deliveries are parsed once, as usual."""
+        connector = self.connectors.get(delivery.connector)
+        if connector is None or connector.can("acknowledge_webhook"):
+            return False
+        with self._hand_lock:
+            if self.wake is None or not self.ready() or not self._early_settled:
+                return False
+            self._early, self._early_settled, self._early_waiting = delivery, False, False
+            self._early_wake = True
+        self.wake()
+        return True
+
+    def settle(self) -> bool:
+        """The shown delivery's write is over (offered, a duplicate, or failed). True when
+        its early fetch is waiting for this: it takes what was offered."""
+        with self._settled:
+            self._early_settled = True
+            self._early = None  # not taken yet: processed as usual, if offered
+            self._settled.notify_all()
+            return self._early_waiting
 
     def offer(self, rows: list[DeliveryRow]) -> bool:
         with self._hand_lock:
@@ -301,6 +358,53 @@ class InboxProcessor:
         return stored.claim_due_deliveries(self.store, now, self.lease_ms, limit)
 
     def process_due(self, limit: int = 100) -> int:
+        with self._hand_lock:
+            early, self._early = self._early, None
+            woken_early, self._early_wake = self._early_wake, False
+        if early is not None:
+            self._early_found = self._fetch_early(early)
+        if woken_early and self._nothing_due():  # not stored after all (seen before, failed)
+            self._early_found = {}
+            return 0
+        try:
+            return self._process_due(limit)
+        finally:
+            self._early_found = {}
+
+    def _fetch_early(self, early: Delivery) -> dict[Any, Observation]:
+        """What the shown delivery names, fetched while its transaction commits; returns
+        once the writer has settled it."""
+        with self._hand_lock:
+            if self._early_settled:  # settled before this thread took it: as usual
+                return {}
+            self._early_waiting = True
+        try:
+            return self._fetch_named(early)
+        finally:
+            with self._settled:
+                self._settled.wait_for(lambda: self._early_settled, EARLY_WAIT_SECONDS)
+                self._early_waiting = False  # a later verdict wakes this thread as usual
+
+    def _nothing_due(self) -> bool:
+        """Nothing handed, and nothing else due (see `_clean`): no claim needed."""
+        with self._hand_lock:
+            return not self._handed and self._clean and self._early_settled
+
+    def _fetch_named(self, delivery: Delivery) -> dict[Any, Observation]:
+        """The observations of the objects a delivery names (none when anything fails: the
+        usual path parses it and fetches them again, and says why)."""
+        connector = self.connectors.get(delivery.connector)
+        if connector is None:
+            return {}
+        request = WebhookRequest("POST", "", delivery.headers, delivery.body, delivery.received_at)
+        try:
+            hints = connector.parse_webhook(request)
+        except Exception:
+            return {}
+        fetched = self._fetch_hinted(connector, hints)
+        return {ref: obs for ref, obs in fetched.items() if isinstance(obs, Observation)}
+
+    def _process_due(self, limit: int) -> int:
         with self._hand_lock:
             handed, self._handed = self._handed, []
             self._busy = True  # offers from now on are refused, and make it unclean
@@ -361,7 +465,9 @@ class InboxProcessor:
                     self._fail(row, reason, bound)
                 else:
                     self._retry(row, exc, getattr(exc, "retry_after", None), bound)
-        fetched = self._fetch_hinted(connector, [h for _, _, hints in parsed for h in hints])
+        fetched = self._fetch_hinted(
+            connector, [h for _, _, hints in parsed for h in hints], known=self._early_found
+        )
         ready = []
         for row, request, hints in parsed:
             failure = next(
@@ -388,14 +494,18 @@ class InboxProcessor:
                 self._commit(connector, [one], bound, retry_on_failure=True)
 
     @staticmethod
-    def _fetch_hinted(connector: Connector, hints: list[Any]) -> dict[Any, Any]:
+    def _fetch_hinted(
+        connector: Connector, hints: list[Any], known: dict[Any, Observation] | None = None
+    ) -> dict[Any, Any]:
         """Each hinted object read once: its observation, or the exception that stopped it.
 
         Objects of one type go to `fetch_many` in batches when the connector has it (1,000
         hinted deals: 20 batch reads, not 3,000 requests); what a batch leaves out or fails
-        on is fetched one by one, so a bad object is handled alone."""
-        out: dict[Any, Any] = {}
-        wanted = list(dict.fromkeys(h.ref for h in hints if h.observation is None))
+        on is fetched one by one, so a bad object is handled alone. `known`: observations
+        fetched already this round (early, see `prefetch`), not read again."""
+        named = dict.fromkeys(h.ref for h in hints if h.observation is None)
+        out: dict[Any, Any] = {ref: known[ref] for ref in named if known and ref in known}
+        wanted = [ref for ref in named if ref not in out]
         if connector.can("fetch_many") and wanted:
             by_type: dict[str, list[Any]] = {}
             for ref in wanted:

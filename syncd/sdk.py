@@ -42,6 +42,7 @@ from syncd.http_door import (
     GovernedAdapter,
     GovernedConnection,
     by_method,
+    exchange_together,
     govern_session,
     govern_urllib3,
 )
@@ -115,6 +116,7 @@ __all__ = [
     "error_for_answer",
     "error_for_status",
     "error_for_transport",
+    "exchange_together",
     "from_ms",
     "govern_session",
     "govern_urllib3",

@@ -4,15 +4,16 @@ Context (company, contacts with their roles, owner, link, stage label) is gather
 batch of deals at once (v4 association batch reads, then company/contact batch reads), so
 a fetch and a poll page cost the same handful of requests.
 
-Reads that do not depend on each other go out together (`HubSpotApi.together`): the deal
+Reads that do not depend on each other go out together (`HubSpotApi.read_json`): the deal
 batch reads (50 deals each) and both association reads (they only need the deal ids), then
 the company and contact reads. A fetch costs two round trips instead of three to five (one
 when no deal has a company or contact), with the same number of requests, whatever the
 batch's size: a busy daemon's inbox thread waits for one round trip per batch, not four.
 
-The batch reads of every fetch (deals, associations, companies, contacts) are read as plain
-JSON (`HubSpotApi.call_json`): the SDK sends the request, and its answer skips the SDK's
-models (one per deal, history entry, association and association type).
+The batch reads of every fetch (deals, associations, companies, contacts) are `JsonRead`s:
+plain JSON sent on http.client straight, all in flight at once from the calling thread
+(`HubSpotApi.read_json`), with neither the SDK's request path nor its models (one per deal,
+history entry, association and association type), nor a thread hand-off per read.
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ from functools import partial
 from typing import Any
 
 from connectors.hubspot import sdk_speed
-from connectors.hubspot.client import HubSpotApi, NotFoundError
+from connectors.hubspot.client import HubSpotApi, JsonRead, NotFoundError
 from connectors.hubspot.settings import HubSpotSettings
 from connectors.hubspot.stages import StageCatalog
 from connectors.hubspot.timefmt import parse_ms
@@ -130,8 +131,8 @@ class DealReader:
 
         deal, company_links, contact_links = self.api.together(
             get,
-            partial(self._associations, [deal_id], "companies"),
-            partial(self._associations, [deal_id], "contacts"),
+            partial(self._links, deal_id, "companies"),
+            partial(self._links, deal_id, "contacts"),
         )
         if deal is None:
             return None
@@ -139,36 +140,45 @@ class DealReader:
         self.add_context([observation], (company_links, contact_links))
         return observation
 
+    def _links(self, deal_id: str, to_type: str) -> DealLinks:
+        return _links_from(self.api.read_json([_links_read([deal_id], to_type)]))
+
     def read_many(self, deal_ids: list[str], *, context: bool = True) -> list[Observation]:
         """Batch-read deals with their stage history; deals gone since are left out."""
         ids = list(dict.fromkeys(deal_ids))
-        deal_reads = [partial(self._read_deals, chunk) for chunk in _chunks(ids, HISTORY_BATCH)]
+        deal_reads = [self._deals_read(chunk) for chunk in _chunks(ids, HISTORY_BATCH)]
         if not context:
-            return _joined(self.api.together(*deal_reads))
+            return self._deals_from(self.api.read_json(deal_reads))
         link_reads = [
-            partial(self._associations, chunk, to_type)
+            _links_read(chunk, to_type)
             for to_type in ("companies", "contacts")
             for chunk in _chunks(ids, BATCH)
         ]
-        answers = self.api.together(*deal_reads, *link_reads)
-        out = _joined(answers[: len(deal_reads)])
+        answers = self.api.read_json([*deal_reads, *link_reads])
+        out = self._deals_from(answers[: len(deal_reads)])
         links = answers[len(deal_reads) :]
         half = len(links) // 2  # the companies' chunks, then the contacts'
-        self.add_context(out, (_merged(links[:half]), _merged(links[half:])))
+        self.add_context(out, (_links_from(links[:half]), _links_from(links[half:])))
         return out
 
-    def _read_deals(self, ids: list[str]) -> list[Observation]:
-        """One batch read (at most HISTORY_BATCH deals), read as plain JSON (`call_json`)."""
-        answer = self.api.call_json(
-            self.api.deals_batch.read_with_http_info,
+    def _deals_read(self, ids: list[str]) -> JsonRead:
+        """One batch read (at most HISTORY_BATCH deals) with the stage history."""
+        return JsonRead(
+            "read",
+            "/crm/v3/objects/deals/batch/read?archived=false",
             {
                 "inputs": [{"id": i} for i in ids],
                 "properties": self.settings.properties(),
                 "propertiesWithHistory": HISTORY_FIELDS,
             },
-            archived=False,
         )
-        return [self.observation(DealAnswer(deal)) for deal in answer.get("results", ())]
+
+    def _deals_from(self, answers: list[Any]) -> list[Observation]:
+        return [
+            self.observation(DealAnswer(deal))
+            for answer in answers
+            for deal in answer.get("results", ())
+        ]
 
     # -- shaping -----------------------------------------------------------------------
 
@@ -221,30 +231,22 @@ class DealReader:
             return
         if links is None:
             ids = [o.ref.id for o in observations]
-            links = self.api.together(
-                partial(self._associations, ids, "companies"),
-                partial(self._associations, ids, "contacts"),
-            )
+            company_reads = [_links_read(chunk, "companies") for chunk in _chunks(ids, BATCH)]
+            contact_reads = [_links_read(chunk, "contacts") for chunk in _chunks(ids, BATCH)]
+            answers = self.api.read_json([*company_reads, *contact_reads])
+            split = len(company_reads)
+            links = (_links_from(answers[:split]), _links_from(answers[split:]))
         company_links, contact_links = links
         company_ids = [c for found in company_links.values() for c in found]
         contact_ids = [c for found in contact_links.values() for c in found]
-
-        read_companies = partial(
-            self._read_objects,
-            self.api.companies_batch,
-            company_ids,
-            self.settings.company_properties,
-        )
-        read_contacts = partial(
-            self._read_objects,
-            self.api.contacts_batch,
-            contact_ids,
-            self.settings.contact_properties,
-        )
-        if company_ids and contact_ids:
-            companies, contacts = self.api.together(read_companies, read_contacts)
-        else:  # at most one of them sends a request: no thread hop for the other
-            companies, contacts = read_companies(), read_contacts()
+        company_props = self.settings.company_properties
+        contact_props = self.settings.contact_properties
+        company_reads = _objects_reads("companies", company_ids, company_props)
+        contact_reads = _objects_reads("contacts", contact_ids, contact_props)
+        answers = self.api.read_json([*company_reads, *contact_reads])  # none: no request
+        split = len(company_reads)
+        companies = _objects_from(answers[:split], company_props)
+        contacts = _objects_from(answers[split:], contact_props)
         for obs in observations:
             to_companies = company_links.get(obs.ref.id, {})
             linked = [
@@ -266,44 +268,6 @@ class DealReader:
             ]
             obs.context["owner"] = self._owner(obs.fields.get("hubspot_owner_id"))
 
-    def _associations(self, deal_ids: list[str], to_type: str) -> DealLinks:
-        """{deal id: {associated id: [association types with labels]}}, as plain JSON."""
-        out: DealLinks = {}
-        for chunk in _chunks(deal_ids, BATCH):
-            answer = self.api.call_json(
-                self.api.associations_batch.get_page_with_http_info,
-                "deals",
-                to_type,
-                {"inputs": [{"id": i} for i in chunk]},
-            )
-            for result in answer.get("results", ()):
-                out[str(result["from"]["id"])] = {
-                    str(link["toObjectId"]): [
-                        AssociationType(t) for t in link.get("associationTypes") or ()
-                    ]
-                    for link in result.get("to") or ()
-                }
-        return out
-
-    def _read_objects(
-        self, api: Any, ids: list[str], properties: list[str]
-    ) -> dict[str, dict[str, Any]]:
-        """Companies or contacts by batch read, as plain JSON: {id: {property: value}}."""
-        out: dict[str, dict[str, Any]] = {}
-        for chunk in _chunks(list(dict.fromkeys(ids)), BATCH):
-            answer = self.api.call_json(
-                api.read_with_http_info,
-                {
-                    "inputs": [{"id": i} for i in chunk],
-                    "properties": properties,
-                    "propertiesWithHistory": [],
-                },
-            )
-            for obj in answer.get("results", ()):
-                found = obj.get("properties") or {}
-                out[str(obj["id"])] = {p: found.get(p) for p in properties}
-        return out
-
     def _owner(self, owner_id: str | None) -> dict[str, Any] | None:
         if not owner_id:
             return None
@@ -316,6 +280,55 @@ class DealReader:
                 name = " ".join(p for p in (owner.first_name, owner.last_name) if p)
                 self._owners[owner_id] = {"id": owner_id, "name": name, "email": owner.email}
         return self._owners[owner_id]
+
+
+def _links_read(deal_ids: list[str], to_type: str) -> JsonRead:
+    """The v4 associations of at most BATCH deals to `to_type`, with their labels."""
+    return JsonRead(
+        "get_page",
+        f"/crm/v4/associations/deals/{to_type}/batch/read",
+        {"inputs": [{"id": i} for i in deal_ids]},
+    )
+
+
+def _links_from(answers: list[Any]) -> DealLinks:
+    """{deal id: {associated id: [association types with labels]}} of association reads."""
+    out: DealLinks = {}
+    for answer in answers:
+        for result in answer.get("results", ()):
+            out[str(result["from"]["id"])] = {
+                str(link["toObjectId"]): [
+                    AssociationType(t) for t in link.get("associationTypes") or ()
+                ]
+                for link in result.get("to") or ()
+            }
+    return out
+
+
+def _objects_reads(object_type: str, ids: list[str], properties: list[str]) -> list[JsonRead]:
+    """Batch reads of companies or contacts (BATCH a read), each id once."""
+    return [
+        JsonRead(
+            "read",
+            f"/crm/v3/objects/{object_type}/batch/read",
+            {
+                "inputs": [{"id": i} for i in chunk],
+                "properties": properties,
+                "propertiesWithHistory": [],
+            },
+        )
+        for chunk in _chunks(list(dict.fromkeys(ids)), BATCH)
+    ]
+
+
+def _objects_from(answers: list[Any], properties: list[str]) -> dict[str, dict[str, Any]]:
+    """{id: {property: value}} of company or contact batch reads."""
+    out: dict[str, dict[str, Any]] = {}
+    for answer in answers:
+        for obj in answer.get("results", ()):
+            found = obj.get("properties") or {}
+            out[str(obj["id"])] = {p: found.get(p) for p in properties}
+    return out
 
 
 def _contact(contact_id: str, props: dict[str, Any], types: list[Any]) -> dict[str, Any]:

@@ -9,7 +9,9 @@
   little first, so that its next batch (and its fetch) is larger;
 - the intake writer wakes the inbox itself once the delivery is committed, and hands the
   stored delivery to the idle inbox thread, which takes it without a claim; one it never
-  processed is due at once after a restart.
+  processed is due at once after a restart;
+- a lone delivery is shown to the idle inbox thread before its commit, which fetches what
+  it names meanwhile and ingests it once it is stored (a duplicate: nothing).
 
 Counted, not timed: claims and wake-ups, through wrappers around the real methods."""
 
@@ -29,6 +31,7 @@ from syncd.daemon import INBOX_LINGER_FROM, INBOX_LINGER_SECONDS, Daemon
 from syncd.engine import Engine
 from syncd.errors import TransientError
 from syncd.inbox import Delivery, InboxWriter
+from syncd.store import inbox as inbox_store
 from syncd.store.schema import actions, inbox
 from syncd_sandbox.localdb import LocalDbRemote
 from tests.helpers import write_rules
@@ -371,3 +374,105 @@ def test_a_handed_delivery_that_fails_is_retried_with_its_attempt_counted(
         (row,) = conn.execute(select(inbox)).mappings().all()
     assert (row["status"], row["attempts"]) == ("pending", 1)  # as a claim would count it
     assert "remote unavailable" in row["last_error"]
+
+
+def _inbox_thread(daemon: Daemon) -> threading.Thread:
+    """The inbox thread as the daemon runs it (its loop: wait for a wake, then its body)."""
+    daemon._inbox_body()  # as it starts: a claim, which finds nothing due
+    return daemon._loop("inbox-0", lambda: 1.0, daemon._inbox_body, daemon.wake_inbox)
+
+
+def _stop(daemon: Daemon, thread: threading.Thread) -> None:
+    daemon.stop.set()
+    daemon.wake_inbox.set()
+    thread.join(10)
+    daemon.stop.clear()  # for the test's own executor body
+
+
+def _stored_deliveries(daemon: Daemon) -> int:
+    with daemon.engine.store.engine.connect() as conn:
+        return len(conn.execute(select(inbox.c.id)).all())
+
+
+def test_a_lone_delivery_is_fetched_while_the_writer_commits_it(
+    daemon: Daemon, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Issue 17: an idle webhook waited for its commit, then for its fetch. The idle inbox
+    # thread now reads what the delivery names meanwhile (the writer here holds its insert
+    # until that read is done), then ingests it once stored and handed over: one fetch, no
+    # claim, no second wake-up.
+    remote = LocalDbRemote(tmp_path / "remote.sqlite3")
+    wakes = _counting(daemon.wake_inbox, "set")  # before the writer and inbox take it
+    daemon.connect_intake()
+    connector = daemon.engine.connectors["localdb"]
+    fetched = threading.Event()
+    stored_when_fetched: list[int] = []
+    real_fetch, real_add = connector.fetch, inbox_store.add_deliveries
+
+    def fetch(ref: Any) -> Any:
+        stored_when_fetched.append(_stored_deliveries(daemon))
+        fetched.set()
+        return real_fetch(ref)
+
+    def add_deliveries(*args: Any) -> Any:
+        fetched.wait(5)  # (without an early fetch: on after 5 s, and the test fails)
+        return real_add(*args)
+
+    monkeypatch.setattr(connector, "fetch", fetch)
+    monkeypatch.setattr(inbox_store, "add_deliveries", add_deliveries)
+    thread = _inbox_thread(daemon)
+    try:
+        claims = _counting(daemon.engine.inbox, "claim")
+        _deliver(daemon, remote, "early")
+        wait_until(lambda: _action_rows(daemon.engine), 10, "the action planned")
+        woken = len(wakes)
+    finally:
+        _stop(daemon, thread)
+
+    assert stored_when_fetched == [0]  # fetched once, before the delivery was stored
+    assert claims == [] and woken == 1  # the early fetch's wake only
+    with daemon.engine.store.engine.connect() as conn:
+        assert conn.execute(select(inbox.c.status)).scalars().all() == ["done"]
+    daemon._executor_body()
+    assert [e["params"]["title"] for e in remote.effects()] == ["Done: Early"]
+
+
+def test_an_early_fetch_of_a_delivery_seen_before_ingests_nothing(
+    daemon: Daemon, tmp_path: Path
+) -> None:
+    remote = LocalDbRemote(tmp_path / "remote.sqlite3")
+    daemon.connect_intake()
+    thread = _inbox_thread(daemon)
+    try:
+        _deliver(daemon, remote, "twice")
+        wait_until(lambda: _action_rows(daemon.engine), 10, "the action planned")
+        processed = _counting(daemon.engine.inbox, "_process")
+        body = b'{"type": "item", "id": "twice"}'
+        again = Delivery("localdb", "d-twice", {}, body, int(time.time() * 1000))
+        assert daemon.engine.writer.submit(again).result(10) is False  # a duplicate
+        wait_until(lambda: daemon.engine.inbox._early_settled, 10, "the early fetch settled")
+        _deliver(daemon, remote, "next")  # the next one is handled as usual
+        wait_until(lambda: len(_action_rows(daemon.engine)) == 2, 10, "the next action")
+    finally:
+        _stop(daemon, thread)
+    assert [len(rows) for (rows,) in processed] == [1]  # "next" only: the duplicate is not
+
+
+def test_a_connector_that_acknowledges_its_webhooks_is_not_fetched_early(
+    daemon: Daemon, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Airtable's parse reads payloads and keeps their cursor until `acknowledge_webhook`:
+    # its deliveries are parsed once, on the usual path.
+    remote = LocalDbRemote(tmp_path / "remote.sqlite3")
+    wakes = _counting(daemon.wake_inbox, "set")  # before the writer and inbox take it
+    daemon.connect_intake()
+    connector = daemon.engine.connectors["localdb"]
+    monkeypatch.setattr(type(connector), "acknowledge_webhook", lambda self, request: None)
+    daemon._inbox_body()
+
+    _deliver(daemon, remote, "acked")
+
+    assert len(wakes) == 1  # the commit's wake-up only: none for an early fetch
+    daemon._inbox_body()
+    daemon._executor_body()
+    assert [e["params"]["title"] for e in remote.effects()] == ["Done: Acked"]

@@ -22,7 +22,7 @@ from urllib3.exceptions import NewConnectionError
 
 from syncd.clock import FakeClock
 from syncd.governor import WRITE, Governor, Limit
-from syncd.http_door import GovernedConnection
+from syncd.http_door import GovernedConnection, exchange_together
 from syncd_sandbox.email.fake_tls import server_context, write_self_signed
 
 
@@ -46,6 +46,11 @@ class _Handler(BaseHTTPRequestHandler):
             body, headers["Content-Encoding"] = gzip.compress(body), "gzip"
         elif self.path == "/slow":
             time.sleep(1.0)
+        elif self.path == "/together":  # answered when three requests are here at once
+            try:
+                self.server.together.wait()
+            except threading.BrokenBarrierError:
+                status = 503
         self.send_response(status)
         for name, value in headers.items():
             self.send_header(name, value)
@@ -70,6 +75,7 @@ class _Server(ThreadingHTTPServer):
         self.accepted = 0
         self.bodies: list[bytes] = []
         self.closed = threading.Event()
+        self.together = threading.Barrier(3, timeout=5)
 
     def get_request(self) -> tuple[socket.socket, Any]:
         sock, address = super().get_request()
@@ -217,3 +223,37 @@ def test_a_request_with_a_body_goes_out_in_one_write(server: _Server) -> None:
     assert write.startswith(b"POST /issues HTTP/1.1\r\n")
     assert write.endswith(b"\r\nX-A: 1\r\n\r\n" + b'{"title": "t"}')
     assert door.opened == 1
+
+
+def test_requests_exchanged_together_are_in_flight_at_once(server: _Server) -> None:
+    # /together answers only once three requests wait for it at the same time.
+    gov = governor(FakeClock())
+    doors = [GovernedConnection(gov, origin(server), timeout=10) for _ in range(3)]
+    answers = exchange_together(
+        [(door, "POST", "/together", f'{{"n": {i}}}'.encode(), {}) for i, door in enumerate(doors)]
+    )
+    assert [getattr(a, "status", a) for a in answers] == [200, 200, 200]
+    assert sorted(server.bodies) == [b'{"n": 0}', b'{"n": 1}', b'{"n": 2}']
+    assert server.accepted == 3 and gov.sent == 3 and gov.in_flight == 0
+
+
+def test_a_request_that_fails_among_others_is_its_own_answer(server: _Server) -> None:
+    gov = governor(FakeClock())
+    with socket.socket() as unused:
+        unused.bind(("127.0.0.1", 0))
+        closed_port = unused.getsockname()[1]  # nothing listens there
+    good = GovernedConnection(gov, origin(server), timeout=5)
+    refused = GovernedConnection(gov, f"http://127.0.0.1:{closed_port}", timeout=5)
+    late = GovernedConnection(gov, origin(server), timeout=0.3)
+    answers = exchange_together(
+        [
+            (refused, "POST", "/issues", b"{}", {}),
+            (late, "POST", "/slow", b"{}", {}),
+            (good, "GET", "/a", None, {}),
+        ]
+    )
+    assert isinstance(answers[0], NewConnectionError)
+    assert isinstance(answers[1], TimeoutError)
+    assert not isinstance(answers[2], Exception) and json.loads(answers[2].data) == {"path": "/a"}
+    assert gov.in_flight == 0  # every permit given back, whatever became of its request
+    assert good.request("GET", "/b", body=None, headers={}).status == 200  # and reusable

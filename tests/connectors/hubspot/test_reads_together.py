@@ -3,11 +3,16 @@ HubSpot's rate-limit answer leaves room for all of them."""
 
 from __future__ import annotations
 
+import socket
 import threading
 import time
 from typing import Any
 
+import pytest
+
 from connectors.hubspot.deals import BATCH, HISTORY_BATCH
+from syncd.errors import PermanentError, TransientError, UncertainError
+from syncd.http_errors import RateLimitedError
 from syncd.model import ObjectRef
 from syncd_sandbox.hubspot.fake import FakeHubSpot
 
@@ -105,3 +110,60 @@ def test_a_full_batch_sends_its_deal_and_association_reads_together(fake, connec
     for obs in found.values():
         assert obs.context["company"]["name"] == "Acme"
         assert obs.context["contacts"][0]["roles"] == ["Decision maker"]
+
+
+def test_a_fetch_sends_its_reads_from_the_calling_thread(fake, connector):
+    # Issue 17: the reads of an idle daemon's webhook waited for hand-offs to the read
+    # threads and back. They are in flight together, each on a connection of its own, and
+    # no thread but the caller's sends them.
+    deal = a_deal_with_context(fake)
+    connector.reader.stages.stages()
+    in_flight = InFlight(fake, hold_seconds=0.2)
+    before = set(threading.enumerate())
+
+    connector.fetch_many([ObjectRef("hubspot", "deal", deal)])
+
+    assert in_flight.most == 3
+    assert connector.api._pool is None  # the read threads were never started
+    assert not [t for t in set(threading.enumerate()) - before if t.name.startswith("hubspot")]
+
+
+def test_a_failed_read_among_others_fails_the_fetch_once_all_are_answered(fake, connector):
+    deal = a_deal_with_context(fake)
+    connector.reader.stages.stages()
+    fake.fail_next(1, 429, path=r"/crm/v4/associations/deals/contacts/batch/read", retry_after=7)
+    before = len(fake.app.log)
+
+    with pytest.raises(RateLimitedError) as failed:
+        connector.fetch_many([ObjectRef("hubspot", "deal", deal)])
+
+    assert failed.value.retry_after == 7.0
+    assert len(fake.app.log) - before == 3  # the deal and company reads were answered too
+    assert connector.api.governor.in_flight == 0
+    assert connector.api.remaining == 0  # a 429 says no room is left: no fan-out until told
+
+
+@pytest.mark.parametrize(
+    ("status", "error"), [(400, PermanentError), (500, TransientError), (0, TransientError)]
+)
+def test_a_batch_reads_errors_are_syncds(fake, connector, status, error):
+    deal = a_deal_with_context(fake)
+    fake.fail_next(1, status, path=r"/crm/v3/objects/deals/batch/read")
+
+    with pytest.raises(error) as failed:
+        connector.fetch_many([ObjectRef("hubspot", "deal", deal)])
+
+    assert "HubSpot read" in str(failed.value)
+    assert not isinstance(failed.value, UncertainError)  # a read: never "maybe applied"
+    obs = connector.fetch_many([ObjectRef("hubspot", "deal", deal)])  # the next one works
+    assert obs[ObjectRef("hubspot", "deal", deal)].context["company"]["name"] == "Acme"
+
+
+def test_a_refused_connection_is_transient(fake, make_connector):
+    with socket.socket() as unused:
+        unused.bind(("127.0.0.1", 0))
+        closed_port = unused.getsockname()[1]  # nothing listens there
+    connector = make_connector(base_url=f"http://127.0.0.1:{closed_port}")
+
+    with pytest.raises(TransientError):
+        connector.fetch_many([ObjectRef("hubspot", "deal", "1")])

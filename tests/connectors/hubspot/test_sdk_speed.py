@@ -77,7 +77,7 @@ def test_a_batch_read_makes_no_configuration_per_object(
 def test_the_batch_read_builds_no_sdk_models_and_reads_what_the_single_read_reads(
     connector: HubSpotConnector, fake: FakeHubSpot, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """The webhooks' batch read takes the answer's JSON as is (`call_json`); every deal it
+    """The webhooks' batch read takes the answer's JSON as is (`read_json`); every deal it
     reads equals what the single read (the SDK's models) reads."""
     from hubspot.crm.deals.models import simple_public_object, value_with_timestamp
 
