@@ -189,10 +189,11 @@ class InboxWriter:
         try:
             handed: list[DeliveryRow] = []
             with self.store.tx() as conn:
-                fresh = self._insert_new(conn, batch)
+                row_ids = self._insert_new(conn, batch)
+                fresh = [row_id is not None for row_id in row_ids]
                 handing = self.handoff is not None and 0 < sum(fresh) <= HANDOFF_MAX
                 if handing and self.handoff is not None and self.handoff.ready():
-                    handed = self._stored_rows(conn, batch, fresh)
+                    handed = self._stored_rows(batch, row_ids)
             crashpoints.hit("inbox_committed")
         except Exception as exc:  # the handlers answer 503 and the sender retries
             if early and self.handoff is not None:
@@ -222,17 +223,11 @@ class InboxWriter:
         return len(batch) == 1 and self.handoff is not None and self.handoff.prefetch(batch[0])
 
     @staticmethod
-    def _stored_rows(conn: Any, batch: list[Delivery], fresh: list[bool]) -> list[DeliveryRow]:
-        """The new deliveries as the inbox's claim would read them (their ids read back)."""
-        new = [d for d, is_new in zip(batch, fresh, strict=True) if is_new]
-        ids: dict[tuple[str, str], int] = {}
-        for connector in {d.connector for d in new}:
-            wanted = [d.delivery_id for d in new if d.connector == connector]
-            found = stored.delivery_row_ids(conn, connector, wanted)
-            ids.update(((connector, k), v) for k, v in found.items())
+    def _stored_rows(batch: list[Delivery], row_ids: list[int | None]) -> list[DeliveryRow]:
+        """The new deliveries as the inbox's claim would read them (ids from the insert)."""
         return [
             DeliveryRow(
-                id=ids[(d.connector, d.delivery_id)],
+                id=row_id,
                 connector=d.connector,
                 delivery_id=d.delivery_id,
                 received_at=d.received_at,
@@ -243,12 +238,13 @@ class InboxWriter:
                 next_attempt_at=0,
                 last_error=None,
             )
-            for d in new
+            for d, row_id in zip(batch, row_ids, strict=True)
+            if row_id is not None
         ]
 
-    def _insert_new(self, conn: Any, batch: list[Delivery]) -> list[bool]:
+    def _insert_new(self, conn: Any, batch: list[Delivery]) -> list[int | None]:
         """One statement per batch, whatever its size: an insert of every delivery that
-        skips those stored already and names the ones it stored."""
+        skips those stored already; the row id of each it stored (None: stored before)."""
         rows = [
             {
                 "connector": d.connector,
@@ -259,7 +255,7 @@ class InboxWriter:
             }
             for d in batch
         ]
-        return stored.add_deliveries(self.store, conn, rows)
+        return stored.add_delivery_rows(self.store, conn, rows)
 
 
 class Handoff(Protocol):

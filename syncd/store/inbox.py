@@ -50,20 +50,19 @@ def known_delivery_ids(conn: Connection, connector: str, ids: list[str]) -> set[
     return {r[0] for r in rows}
 
 
-def delivery_row_ids(conn: Connection, connector: str, ids: list[str]) -> dict[str, int]:
-    """The row ids of these stored delivery ids of a connector."""
-    rows = conn.execute(
-        select(inbox.c.delivery_id, inbox.c.id).where(
-            inbox.c.connector == connector, inbox.c.delivery_id.in_(ids)
-        )
-    )
-    return {r[0]: r[1] for r in rows}
-
-
 def add_deliveries(store: Store, conn: Connection, rows: list[dict[str, Any]]) -> list[bool]:
+    """For each delivery, True when it is stored now (see `add_delivery_rows`)."""
+    return [row_id is not None for row_id in add_delivery_rows(store, conn, rows)]
+
+
+def add_delivery_rows(
+    store: Store, conn: Connection, rows: list[dict[str, Any]]
+) -> list[int | None]:
     """Insert deliveries in one statement (INSERT ... ON CONFLICT DO NOTHING RETURNING):
-    for each, True when it is new, False when its (connector, delivery id) is stored already
-    or came earlier in `rows`. Each dict: connector, delivery_id, headers, body, received_at."""
+    for each, its new row's id, or None when its (connector, delivery id) is stored already
+    or came earlier in `rows`. Each dict: connector, delivery_id, headers, body, received_at.
+    (The ids come with the insert: the intake hands new deliveries to an idle inbox thread
+    as rows, and reading them back cost the idle path a statement, issue 17.)"""
     if not rows:
         return []
     # On SQLite inside Store.tx this goes straight to sqlite3 (syncd.store.direct): the
@@ -73,15 +72,11 @@ def add_deliveries(store: Store, conn: Connection, rows: list[dict[str, Any]]) -
         inbox,
         ["connector", "delivery_id"],
         [{**r, "status": "pending", "attempts": 0, "next_attempt_at": 0} for r in rows],
-        ("connector", "delivery_id"),
+        ("connector", "delivery_id", "id"),
     )
-    new = set(found)
-    fresh = []
-    for r in rows:
-        key = (r["connector"], r["delivery_id"])
-        fresh.append(key in new)
-        new.discard(key)  # a delivery sent twice in one batch is new the first time only
-    return fresh
+    new = {(connector, delivery_id): row_id for connector, delivery_id, row_id in found}
+    # a delivery sent twice in one batch is new the first time only
+    return [new.pop((r["connector"], r["delivery_id"]), None) for r in rows]
 
 
 # The inbox thread's statements, built once.

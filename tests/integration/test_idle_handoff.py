@@ -407,19 +407,19 @@ def test_a_lone_delivery_is_fetched_while_the_writer_commits_it(
     connector = daemon.engine.connectors["localdb"]
     fetched = threading.Event()
     stored_when_fetched: list[int] = []
-    real_fetch, real_add = connector.fetch, inbox_store.add_deliveries
+    real_fetch, real_add = connector.fetch, inbox_store.add_delivery_rows
 
     def fetch(ref: Any) -> Any:
         stored_when_fetched.append(_stored_deliveries(daemon))
         fetched.set()
         return real_fetch(ref)
 
-    def add_deliveries(*args: Any) -> Any:
+    def add_delivery_rows(*args: Any) -> Any:
         fetched.wait(5)  # (without an early fetch: on after 5 s, and the test fails)
         return real_add(*args)
 
     monkeypatch.setattr(connector, "fetch", fetch)
-    monkeypatch.setattr(inbox_store, "add_deliveries", add_deliveries)
+    monkeypatch.setattr(inbox_store, "add_delivery_rows", add_delivery_rows)
     thread = _inbox_thread(daemon)
     try:
         claims = _counting(daemon.engine.inbox, "claim")

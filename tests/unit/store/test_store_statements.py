@@ -119,3 +119,54 @@ def test_batches_of_any_size_share_a_few_statement_texts() -> None:
     inserts = {t for t in texts if t.startswith("INSERT")}
     updates = {t for t in texts if t.startswith("UPDATE")}
     assert len(inserts) <= 7 and len(updates) <= 8, (len(inserts), len(updates))
+
+
+def test_the_new_deliveries_row_ids_come_with_the_insert() -> None:
+    store = Store.in_memory()
+    with store.tx() as conn:
+        first = inbox.add_delivery_rows(store, conn, [_delivery("a"), _delivery("b")])
+        again = inbox.add_delivery_rows(
+            store, conn, [_delivery("c"), _delivery("a"), _delivery("c")]
+        )
+    claimed = {r.delivery_id: r.id for r in inbox.claim_due_deliveries(store, 5, 10, 10)}
+    assert first == [claimed["a"], claimed["b"]]
+    assert again == [claimed["c"], None, None]  # "a" stored before; "c" sent twice
+
+
+class _IdleInbox:
+    """An inbox thread that is idle and takes what the writer hands it (syncd.inbox's
+    StoredHandoff, as InboxProcessor answers when idle)."""
+
+    def __init__(self) -> None:
+        self.handed: list[Any] = []
+
+    def ready(self) -> bool:
+        return True
+
+    def prefetch(self, delivery: Any) -> bool:
+        return False
+
+    def offer(self, rows: list[Any]) -> bool:
+        self.handed.extend(rows)
+        return True
+
+    def settle(self) -> bool:
+        return False
+
+
+def test_a_delivery_handed_to_the_idle_inbox_costs_the_intake_one_statement() -> None:
+    """The rows handed over carry the ids the insert returned: none is read back."""
+    from syncd.inbox import Delivery, InboxWriter
+
+    store = Store.in_memory()
+    writer = InboxWriter(store)
+    idle = _IdleInbox()
+    writer.handoff = idle
+    statements = _statements(store)
+    try:
+        assert writer.submit(Delivery("ledger", "d-1", {}, b"{}", 1)).result(5) is True
+    finally:
+        writer.close()
+    assert statements == ["INSERT"]
+    claimed = inbox.claim_due_deliveries(store, 5, 10, 10)
+    assert [(r.id, r.delivery_id) for r in idle.handed] == [(claimed[0].id, "d-1")]
