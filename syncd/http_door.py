@@ -169,8 +169,10 @@ class Answer:
 
 class GovernedConnection:
     """One keep-alive connection to one origin, no proxy between, whose every request passes
-    the governor, on http.client directly: for a client that builds its own requests and
-    keeps a connection per thread (PyGithub's, connectors/github/transport.py). Per request,
+    the governor: http.client connects (and wraps TLS), `request_bytes` writes each request
+    and `read_answer` (httptools) reads each answer. For a client that builds its own
+    requests and keeps a connection per thread (PyGithub's, connectors/github/transport.py;
+    HubSpot's fetch reads, connectors/hubspot/client.py). Per request,
     requests' and urllib3's layers were most of a GitHub create's CPU (issue 17); what they
     did that matters is kept: TLS verified against the CA bundle requests would use (or
     `verify`'s), connect and read timeouts, TCP_NODELAY, a keep-alive connection the server
