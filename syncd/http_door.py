@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import http.client
 import os
+import re
 import socket
 import ssl
 import zlib
@@ -23,6 +24,7 @@ from email.message import Message
 from typing import Any, TypeVar
 from urllib.parse import urlsplit
 
+import httptools
 import requests
 from requests.adapters import HTTPAdapter
 from requests.structures import CaseInsensitiveDict
@@ -167,8 +169,10 @@ class Answer:
 
 class GovernedConnection:
     """One keep-alive connection to one origin, no proxy between, whose every request passes
-    the governor, on http.client directly: for a client that builds its own requests and
-    keeps a connection per thread (PyGithub's, connectors/github/transport.py). Per request,
+    the governor: http.client connects (and wraps TLS), `request_bytes` writes each request
+    and `read_answer` (httptools) reads each answer. For a client that builds its own
+    requests and keeps a connection per thread (PyGithub's, connectors/github/transport.py;
+    HubSpot's fetch reads, connectors/hubspot/client.py). Per request,
     requests' and urllib3's layers were most of a GitHub create's CPU (issue 17); what they
     did that matters is kept: TLS verified against the CA bundle requests would use (or
     `verify`'s), connect and read timeouts, TCP_NODELAY, a keep-alive connection the server
@@ -198,6 +202,12 @@ class GovernedConnection:
         self.timeout = timeout
         self.opened = 0  # connections made (keep-alive: one, unless the server closes)
         self._permit: tuple[str, float] = (READ, 0.0)  # of the request `send` sent
+        self._head_only = False  # the request `send` sent was a HEAD
+        default_port = 443 if parts.scheme == "https" else 80
+        port = parts.port or default_port
+        self._host = host if port == default_port else f"{host}:{port}"  # as http.client
+        if ":" in host:  # an IPv6 literal
+            self._host = f"[{host}]" if port == default_port else f"[{host}]:{port}"
         self.conn: http.client.HTTPConnection
         if parts.scheme == "https":
             context = tls if tls is not None else tls_context(verify)
@@ -258,8 +268,13 @@ class GovernedConnection:
             conn.close()  # closed by the server while idle (or it sent something unasked)
         if conn.sock is None:
             self._connect()
+        self._head_only = method == "HEAD"  # its answer has no body, whatever it says
         try:
-            conn.request(method, path, body=body, headers=dict(headers))
+            if self._head_only:  # (HEAD: none of syncd's clients sends one; http.client's way)
+                conn.request(method, path, body=body, headers=dict(headers))
+            else:
+                assert conn.sock is not None
+                conn.sock.sendall(request_bytes(method, path, self._host, body, headers))
         except BaseException:
             conn.close()  # half a request on it: never reused
             raise
@@ -267,14 +282,20 @@ class GovernedConnection:
     def _receive(self) -> Answer:
         conn = self.conn
         try:
-            response = conn.getresponse()
-            data = response.read()
+            if self._head_only:
+                response = conn.getresponse()
+                data = response.read()
+                status, msg = response.status, response.msg
+            else:
+                assert conn.sock is not None
+                status, msg, data, keep_alive = read_answer(conn.sock)
+                if not keep_alive:
+                    conn.close()
         except BaseException:
             conn.close()  # half an answer on it: never reused
             raise
-        # (http.client closes the connection itself when the answer says it will close.)
-        coding = response.msg.get("content-encoding")
-        return Answer(response.status, response.msg, decoded(data, coding) if coding else data)
+        coding = msg.get("content-encoding")
+        return Answer(status, msg, decoded(data, coding) if coding else data)
 
     def _connect(self) -> None:
         """Connect (and TLS), failures raised as urllib3 raises them."""
@@ -327,6 +348,114 @@ def exchange_together(exchanges: list[Exchange]) -> list[Answer | Exception]:
         except Exception as exc:
             out.append(exc)
     return out
+
+
+# What http.client refuses in a request line or header, so that no header can be smuggled in.
+_BAD_TARGET = re.compile(r"[\x00-\x20\x7f]")
+_TOKEN = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+")
+_BAD_VALUE = re.compile(r"\n(?![ \t])|\r(?![ \t\n])")
+_BODY_METHODS = frozenset({"PATCH", "POST", "PUT"})
+
+
+def request_bytes(
+    method: str, path: str, host: str, body: bytes | None, headers: Mapping[str, str]
+) -> bytes:
+    """A request as http.client writes it, byte for byte, head and body in one piece: the
+    request line, Host (unless given), Accept-Encoding: identity (unless given), a
+    Content-Length (for a body, and 0 for a POST, PUT or PATCH without one), the headers as
+    given. http.client
+    builds it with a call and a buffer append per header, and that was a tenth of a GitHub
+    create's CPU (issue 17). Names and values are checked as http.client checks them."""
+    if _BAD_TARGET.search(method) or _BAD_TARGET.search(path):
+        raise http.client.InvalidURL(f"URL can't contain control characters: {path!r}")
+    lines = [f"{method} {path} HTTP/1.1"]
+    given = {name.lower() for name in headers}
+    if "host" not in given:
+        lines.append(f"Host: {host}")
+    if "accept-encoding" not in given:
+        lines.append("Accept-Encoding: identity")
+    if "content-length" not in given and "transfer-encoding" not in given:
+        if body is not None:
+            lines.append(f"Content-Length: {len(body)}")
+        elif method.upper() in _BODY_METHODS:
+            lines.append("Content-Length: 0")
+    for name, value in headers.items():
+        text = str(value)
+        if not _TOKEN.fullmatch(name):
+            raise ValueError(f"Invalid header name {name!r}")
+        if _BAD_VALUE.search(text):
+            raise ValueError(f"Invalid header value {text!r}")
+        lines.append(f"{name}: {text}")
+    head = ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1")
+    return head + body if body else head
+
+
+class _AnswerParts:
+    """httptools' callbacks for one answer: its headers (as http.client's HTTPMessage, a
+    repeated name kept apart) and its body. An interim answer (1xx) is dropped."""
+
+    def __init__(self) -> None:
+        self.parser: Any = None  # the parser calling back (read while it knows)
+        self._clear()
+
+    def _clear(self) -> None:
+        self.headers = http.client.HTTPMessage()
+        self.body: list[bytes] = []
+        self.headers_done = False
+        self.keep_alive = False
+        self.done = False
+
+    def on_message_begin(self) -> None:
+        self._clear()  # a new answer after an interim one
+
+    def on_header(self, name: bytes, value: bytes) -> None:
+        self.headers[name.decode("latin-1")] = value.decode("latin-1").strip(" \t")
+
+    def on_headers_complete(self) -> None:
+        self.headers_done = True
+        self.keep_alive = self.parser.should_keep_alive()  # (llhttp forgets it once done)
+
+    def on_body(self, chunk: bytes) -> None:
+        self.body.append(chunk)
+
+    def on_message_complete(self) -> None:
+        self.done = True
+
+
+def read_answer(sock: socket.socket) -> tuple[int, http.client.HTTPMessage, bytes, bool]:
+    """An answer read off `sock` and parsed by httptools (llhttp, in C): its status, headers,
+    body (chunked or not) and whether the connection may be used again. http.client parses
+    headers with the email package, and that was a fifth of a GitHub create's CPU (issue 17).
+    Failures are http.client's: no answer at all is RemoteDisconnected, a cut answer
+    IncompleteRead, an unreadable one BadStatusLine; the socket's timeout is its own."""
+    parts = _AnswerParts()
+    parser = parts.parser = httptools.HttpResponseParser(parts)
+    received = False
+    while True:
+        data = sock.recv(65536)
+        if not data:
+            if not received:
+                raise http.client.RemoteDisconnected(
+                    "Remote end closed connection without response"
+                )
+            if parts.headers_done and _ends_at_close(parts.headers):
+                return parser.get_status_code(), parts.headers, b"".join(parts.body), False
+            raise http.client.IncompleteRead(b"".join(parts.body))
+        received = True
+        try:
+            parser.feed_data(data)
+        except httptools.HttpParserError as exc:
+            raise http.client.BadStatusLine(f"unreadable answer: {exc}") from exc
+        if parts.done and parser.get_status_code() >= 200:
+            return parser.get_status_code(), parts.headers, b"".join(parts.body), parts.keep_alive
+
+
+def _ends_at_close(headers: http.client.HTTPMessage) -> bool:
+    """An answer with neither a length nor chunks: its body runs until the server closes."""
+    return (
+        "content-length" not in headers
+        and "chunked" not in (headers.get("transfer-encoding") or "").lower()
+    )
 
 
 class _OneWrite(http.client.HTTPConnection):
