@@ -1,5 +1,6 @@
-"""The ingest's batch statements on SQLite (its multi-row writes, its snapshot and origin
-reads), sent to the sqlite3 driver directly.
+"""The store's busiest statements on SQLite, sent to the sqlite3 driver directly: the
+ingest's and the intake's multi-row writes, an executor batch's finishes
+(syncd.store.actions), the ingest's snapshot and origin reads.
 
 SQLAlchemy builds each row's parameters anew on every execution (construct_params, the
 bind processors, the insertmanyvalues batches): on SQLite that costs more than running the
@@ -118,6 +119,7 @@ def execute(driver: sqlite3.Connection, prepared: Prepared, params: list[Any]) -
 
 
 def execute_sql(driver: sqlite3.Connection, sql: str, params: list[Any]) -> None:
+    """Run SQL that returns no rows; errors as SQLAlchemy raises them."""
     try:
         driver.execute(sql, params)
     except sqlite3.Error as exc:
