@@ -38,7 +38,9 @@ def is_stale(obs: Observation, snap: Snapshot | None) -> bool:
             return obs.fields == snap.fields and obs.deleted == snap.deleted
         # Newer, same fields: still news if the history holds a round trip since then
         # (lead -> qualified -> lead).
-        if any(v > snap.version for entries in obs.history.values() for v, _ in entries):
+        # (Newest first: connectors list history oldest first, so one step per field.)
+        since = snap.version
+        if any(v > since for entries in obs.history.values() for v, _ in reversed(entries)):
             return False
     return obs.fields == snap.fields and obs.deleted == snap.deleted and obs.context == snap.context
 

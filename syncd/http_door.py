@@ -49,9 +49,22 @@ def rate_limit_headers(headers: Mapping[str, str] | Message) -> Mapping[str, str
     """The headers the governor reads: from requests', urllib3's or http.client's
     case-insensitive headers five lookups instead of a copy of every header of every answer
     (any other mapping is passed whole)."""
-    if not isinstance(headers, CaseInsensitiveDict | HTTPHeaderDict | Message):
+    if isinstance(headers, Message):
+        # One pass over the raw headers: `Message.get` scans and lower-cases them all for
+        # each name (an API's answer has twenty or more). The first of a repeated name
+        # counts, and its value is what `get` answers.
+        found: dict[str, str] = {}
+        for name, value in headers.raw_items():
+            low = name.lower()
+            if low in _RATE_LIMIT_NAMES and low not in found:
+                found[low] = headers.policy.header_fetch_parse(name, value)
+        return found
+    if not isinstance(headers, CaseInsensitiveDict | HTTPHeaderDict):
         return headers
     return {name: value for name in RATE_LIMIT_HEADERS if (value := headers.get(name)) is not None}
+
+
+_RATE_LIMIT_NAMES = frozenset(RATE_LIMIT_HEADERS)
 
 
 class GovernedAdapter(HTTPAdapter):
@@ -400,6 +413,10 @@ class _AnswerParts:
 
     def _clear(self) -> None:
         self.headers = http.client.HTTPMessage()
+        # Its list of (name, value), filled directly: what `headers[name] = value` appends
+        # (the email package's compat32 policy stores both as given), without its per-call
+        # policy lookups.
+        self._fields: list[tuple[str, str]] = self.headers._headers  # type: ignore[attr-defined]
         self.body: list[bytes] = []
         self.headers_done = False
         self.keep_alive = False
@@ -409,7 +426,7 @@ class _AnswerParts:
         self._clear()  # a new answer after an interim one
 
     def on_header(self, name: bytes, value: bytes) -> None:
-        self.headers[name.decode("latin-1")] = value.decode("latin-1").strip(" \t")
+        self._fields.append((name.decode("latin-1"), value.decode("latin-1").strip(" \t")))
 
     def on_headers_complete(self) -> None:
         self.headers_done = True

@@ -10,10 +10,12 @@ a daemon whose rules act on GitHub only now and then need not hold it (issue 17)
 from __future__ import annotations
 
 import http.client
+import json
 import threading
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, TypeVar
 
+import orjson
 import requests
 import urllib3
 
@@ -72,6 +74,8 @@ class GovernedGithub:
         self._timeout = timeout
         self._gh: Github | None = None
         self._build_lock = threading.Lock()  # executor workers may make the first call together
+        self._fixed: dict[str, str] = {}
+        self._url_prefix = ""
 
     @property
     def gh(self) -> Github:
@@ -109,6 +113,9 @@ class GovernedGithub:
         gh.requester._Requester__connectionClass = (  # type: ignore[attr-defined]
             governed_connection(self._base_url, self.governor)
         )
+        # What `_json_request` adds to each request, as PyGithub would (token auth: fixed).
+        self._fixed = self._fixed_headers(gh.requester)
+        self._url_prefix = gh.requester._Requester__prefix  # type: ignore[attr-defined]
         return gh
 
     def call(self, verb: str, fn: Callable[[], T]) -> T:
@@ -138,7 +145,12 @@ class GovernedGithub:
         body: Any = None,
         headers: dict[str, str] | None = None,
     ) -> tuple[dict[str, Any], Any]:
-        """A raw JSON request through PyGithub's requester (for calls it has no method for)."""
+        """A raw JSON request (for calls PyGithub has no method for): `(headers, data)` as
+        PyGithub's `requestJsonAndCheck` answers, its exceptions as syncd's errors. A path
+        goes the short way (`_json_request`); a full URL (a next-page link) PyGithub's way,
+        which first checks the URL's host."""
+        if path.startswith("/"):
+            return self.call(verb, lambda: self._json_request(verb, path, params, body, headers))
         return self.call(
             verb,
             lambda: self.requester.requestJsonAndCheck(
@@ -146,9 +158,84 @@ class GovernedGithub:
             ),
         )
 
+    def _json_request(
+        self,
+        verb: str,
+        path: str,
+        params: dict[str, Any] | None,
+        body: Any,
+        headers: dict[str, str] | None,
+    ) -> tuple[dict[str, Any], Any]:
+        """What `Requester.requestJsonAndCheck` does for a path, in one call, on the same
+        connection object (this thread's, connectors/github/threads.py), so the same bytes
+        go out: the headers PyGithub adds, the URL under the base URL's path with the
+        parameters as PyGithub encodes them, the body as its JSON. Left out is what syncd
+        does not use: its waits between requests (off), its rate-limit attributes (the
+        governor reads the headers) and its debug log. Its layers were a tenth of the
+        daemon's CPU per created issue (issue 17). The two answers PyGithub acts on itself
+        (301: follow a moved repository; 202 to a GET: ask again) are left to it: the
+        request is sent again PyGithub's way (neither changed anything)."""
+        requester = self.requester
+        sent = dict(headers) if headers else {}
+        sent.update(self._fixed)
+        url = self._url_prefix + path
+        if params:
+            url = requester.add_parameters_to_url(url, params)
+        data = None
+        if body is not None:
+            sent["Content-Type"] = "application/json"
+            data = json.dumps(body)
+        connection = requester._Requester__createConnection()  # type: ignore[attr-defined]
+        connection.request(verb, url, data, sent)
+        answer = connection.getresponse()
+        status = answer.status
+        if status == 301 or (status == 202 and verb in ("GET", "HEAD")):
+            return requester.requestJsonAndCheck(
+                verb, path, parameters=params, headers=headers, input=body
+            )
+        answer_headers = {name.lower(): value for name, value in answer.getheaders()}
+        output = structured(answer.read())
+        if status >= 400:
+            raise requester.createException(status, answer_headers, output)
+        if verb == "GET" and isinstance(output, dict) and "url" not in output:
+            output["url"] = path  # as PyGithub's answers to a GET carry it
+        return answer_headers, output
+
+    @staticmethod
+    def _fixed_headers(requester: Requester) -> dict[str, str]:
+        """The headers PyGithub adds to every request: the token's, its user agent, the API
+        version when one is set (a token's auth: the same on every request)."""
+        fixed: dict[str, str] = {}
+        if requester.auth is not None:
+            requester.auth.authentication(fixed)
+        fixed["User-Agent"] = requester._Requester__userAgent  # type: ignore[attr-defined]
+        version = requester._Requester__apiVersion  # type: ignore[attr-defined]
+        if version is not None:
+            fixed["X-GitHub-Api-Version"] = version
+        return fixed
+
     def close(self) -> None:
         if self._gh is not None:  # never built: nothing to close
             self._gh.close()
+
+
+def structured(text: str) -> Any:
+    """An answer's body as PyGithub reads it: nothing is None, JSON parsed, other text kept
+    under "data" (text that starts like JSON but is not is an error). Parsed by orjson,
+    which reads an integer past 64 bits as a float where json keeps it whole: GitHub's
+    numbers (ids, counts) are far below that."""
+    if not text:
+        return None
+    try:
+        return orjson.loads(text)  # several times faster; what it refuses, json decides
+    except orjson.JSONDecodeError:
+        pass
+    try:
+        return json.loads(text)
+    except ValueError:
+        if text.startswith(("{", "[")):
+            raise
+        return {"data": text}
 
 
 def never_sent(exc: BaseException) -> bool:

@@ -174,25 +174,31 @@ class DealReader:
         )
 
     def _deals_from(self, answers: list[Any]) -> list[Observation]:
+        names = self.field_names()
         return [
-            self.observation(DealAnswer(deal))
+            self.observation(DealAnswer(deal), names)
             for answer in answers
             for deal in answer.get("results", ())
         ]
 
     # -- shaping -----------------------------------------------------------------------
 
-    def observation(self, deal: Any) -> Observation:
-        """An Observation from a deal model (from get, batch read or search)."""
+    def field_names(self) -> list[str]:
+        """The deal properties an observation keeps (the version property aside). Worked out
+        once per batch: the settings' list is a pydantic private attribute, slow to read
+        for every deal of a batch (issue 17)."""
+        names = [*self.settings.properties(), "pipeline", "dealstage"]
+        return [name for name in dict.fromkeys(names) if name != VERSION_PROPERTY]
+
+    def observation(self, deal: Any, field_names: list[str] | None = None) -> Observation:
+        """An Observation from a deal model (from get, batch read or search);
+        `field_names`: `field_names()`, when the caller has it already."""
         props: dict[str, Any] = dict(deal.properties or {})
         version = parse_ms(props.get(VERSION_PROPERTY))
         if version is None and deal.updated_at is not None:
             version = to_ms(deal.updated_at)
-        fields = {
-            name: props.get(name)
-            for name in [*self.settings.properties(), "pipeline", "dealstage"]
-            if name != VERSION_PROPERTY
-        }
+        names = self.field_names() if field_names is None else field_names
+        fields = {name: props.get(name) for name in names}
         history: dict[str, list[tuple[int, Any]]] = {}
         for name, values in (deal.properties_with_history or {}).items():
             history[name] = sorted((to_ms(v.timestamp), v.value) for v in values)

@@ -115,7 +115,8 @@ class DealPoller:
 
     def _observe(self, results: list[Any]) -> list[Observation]:
         """Observations in search order: re-read with history unless already returned."""
-        shallow = [self.reader.observation(deal) for deal in results]
+        names = self.reader.field_names()
+        shallow = [self.reader.observation(deal, names) for deal in results]
         changed = [o.ref.id for o in shallow if self._seen.get(o.ref.id) != o.version]
         reread = self.reader.read_many(changed, context=self.settings.poll_context)
         full = {o.ref.id: o for o in reread}

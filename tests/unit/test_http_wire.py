@@ -5,13 +5,15 @@ http.client's results and errors, over a real socket pair."""
 from __future__ import annotations
 
 import http.client
+import io
 import socket
 import threading
 from typing import Any
 
 import pytest
 
-from syncd.http_door import read_answer, request_bytes
+from syncd.governor import RATE_LIMIT_HEADERS
+from syncd.http_door import rate_limit_headers, read_answer, request_bytes
 
 
 class _Captured:
@@ -158,3 +160,49 @@ def test_no_answer_in_time_is_the_sockets_timeout() -> None:
     finally:
         ours.close()
         theirs.close()
+
+
+class _Recorded:
+    """A socket whose `makefile` reads the given bytes (http.client's HTTPResponse)."""
+
+    def __init__(self, data: bytes) -> None:
+        self.data = data
+
+    def makefile(self, mode: str) -> io.BytesIO:
+        return io.BytesIO(self.data)
+
+
+def test_the_headers_are_http_clients_for_the_same_answer() -> None:
+    head = (
+        b"HTTP/1.1 200 OK\r\nServer: GitHub.com\r\nX-RateLimit-Remaining: 4999\r\n"
+        b"Set-Cookie: a=1\r\nx-ratelimit-remaining: 12\r\nLink: <https://x/?page=2>; "
+        b'rel="next"\r\nContent-Length: 2\r\n\r\n'
+    )
+    response = http.client.HTTPResponse(_Recorded(head + b"{}"))  # type: ignore[arg-type]
+    response.begin()
+    _, ours, body, _ = _answered(head, b"{}", close=False)
+    assert body == b"{}"
+    assert ours.items() == response.msg.items()  # names as sent, repeats kept, in order
+    assert ours.get("X-RATELIMIT-REMAINING") == response.msg.get("x-ratelimit-remaining") == "4999"
+    assert ours.get_all("x-ratelimit-remaining") == ["4999", "12"]
+
+
+def test_the_governor_reads_the_rate_limit_headers_as_message_get_finds_them() -> None:
+    message = http.client.HTTPMessage()
+    for name, value in [
+        ("Server", "GitHub.com"),
+        ("X-RateLimit-Remaining", "0"),
+        ("x-ratelimit-remaining", "9"),  # a repeat: the first counts, as for `get`
+        ("X-RateLimit-Reset", "1767225600"),
+        ("Retry-After", "30"),
+        ("X-HubSpot-RateLimit-Interval-Milliseconds", "10000"),
+    ]:
+        message[name] = value
+    expected = {n: v for n in RATE_LIMIT_HEADERS if (v := message.get(n)) is not None}
+    assert rate_limit_headers(message) == expected
+    assert expected == {
+        "x-ratelimit-remaining": "0",
+        "x-ratelimit-reset": "1767225600",
+        "retry-after": "30",
+        "x-hubspot-ratelimit-interval-milliseconds": "10000",
+    }
