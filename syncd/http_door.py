@@ -57,7 +57,7 @@ def rate_limit_headers(headers: Mapping[str, str] | Message) -> Mapping[str, str
         for name, value in headers.raw_items():
             low = name.lower()
             if low in _RATE_LIMIT_NAMES and low not in found:
-                found[low] = headers.policy.header_fetch_parse(name, value)
+                found[low] = str(headers.policy.header_fetch_parse(name, value))
         return found
     if not isinstance(headers, CaseInsensitiveDict | HTTPHeaderDict):
         return headers
