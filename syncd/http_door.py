@@ -54,10 +54,10 @@ def rate_limit_headers(headers: Mapping[str, str] | Message) -> Mapping[str, str
         # each name (an API's answer has twenty or more). The first of a repeated name
         # counts, and its value is what `get` answers.
         found: dict[str, str] = {}
-        for name, value in headers.raw_items():
-            low = name.lower()
+        for raw_name, raw_value in headers.raw_items():
+            low = raw_name.lower()
             if low in _RATE_LIMIT_NAMES and low not in found:
-                found[low] = str(headers.policy.header_fetch_parse(name, value))
+                found[low] = str(headers.policy.header_fetch_parse(raw_name, raw_value))
         return found
     if not isinstance(headers, CaseInsensitiveDict | HTTPHeaderDict):
         return headers
