@@ -21,6 +21,7 @@ from sqlalchemy import (
     bindparam,
     delete,
     func,
+    literal_column,
     or_,
     select,
     update,
@@ -134,9 +135,8 @@ def claim_due_actions(
     `more()`: called when more than `limit` actions were due (one row more is read to know;
     it is left as it is, on PostgreSQL locked with the others until the commit)."""
     with store.tx() if in_tx is None else contextlib.nullcontext(in_tx) as conn:
-        query = _DUE if store.is_sqlite else _DUE_LOCKED
         read = limit + 1 if more is not None else limit
-        rows = _rows(conn.execute(query, {"now": now_ms, "limit": read, "busy": list(busy)}))
+        rows = _due_rows(store, conn, now_ms, read, list(busy))
         if more is not None and len(rows) > limit:
             del rows[limit:]
             more()
@@ -145,16 +145,88 @@ def claim_due_actions(
         if admit is not None:
             rows = [r for r in rows if admit(r)]
         if rows:
-            conn.execute(
-                _CLAIM,
-                {
-                    "ids": padded([r.id for r in rows]),
-                    "owner": owner,
-                    "until": now_ms + lease_ms,
-                    "now": now_ms,
-                },
-            )
+            _mark_claimed(store, conn, [r.id for r in rows], owner, now_ms + lease_ms, now_ms)
     return rows
+
+
+# The claim's two statements run inside the write lock (the inbox's commit and the
+# executor's batches): on SQLite they go to the driver directly (syncd.store.direct), as
+# SQLAlchemy's expanding IN lists and result processing cost more than the statements
+# (issue 17). One statement text per count of busy connectors and per padded id count.
+
+
+def _due_rows(
+    store: Store, conn: Connection, now_ms: int, limit: int, busy: list[str]
+) -> list[ActionRow]:
+    if not store.is_sqlite:
+        return _rows(conn.execute(_DUE_LOCKED, {"now": now_ms, "limit": limit, "busy": busy}))
+    found = store.direct_query(conn, ("due", len(busy)), lambda: _due_direct(len(busy)))
+    if found is None:
+        return _rows(conn.execute(_DUE, {"now": now_ms, "limit": limit, "busy": busy}))
+    driver, prepared = found
+    params: dict[str, Any] = {"now": now_ms, "limit": limit, "offset": 0, **_ACTIVE_PARAMS}
+    params.update((f"busy_{i}", name) for i, name in enumerate(busy))
+    return _rows(direct.fetch(driver, prepared, prepared.parameters((params,))))
+
+
+def _due_direct(busy: int) -> tuple[Any, list[str]]:
+    """_DUE with each busy connector its own parameter (none: no such condition)."""
+    names = [f"busy_{i}" for i in range(busy)]
+    where = [
+        actions.c.status.in_([bindparam(n) for n in _ACTIVE_PARAMS]),
+        actions.c.next_attempt_at <= bindparam("now"),
+        or_(actions.c.lease_until.is_(None), actions.c.lease_until < bindparam("now")),
+    ]
+    if names:
+        where.append(actions.c.connector.not_in([bindparam(n) for n in names]))
+    stmt = (
+        select(actions, _EVENT_VERSION.label("event_version"))
+        .where(*where)
+        .order_by(actions.c.next_attempt_at, actions.c.id)
+        .limit(bindparam("limit"))
+        .offset(bindparam("offset"))  # (SQLite's LIMIT comes with one: named, not a literal)
+    )
+    return stmt, ["now", "limit", "offset", *_ACTIVE_PARAMS, *names]
+
+
+_ACTIVE_PARAMS = {f"active_{i}": status for i, status in enumerate(ACTIVE)}
+
+
+def _mark_claimed(
+    store: Store, conn: Connection, ids: list[int], owner: str, until_ms: int, now_ms: int
+) -> None:
+    ids = padded(ids)
+    found = store.direct_query(conn, ("claim", len(ids)), lambda: _claim_direct(len(ids)))
+    if found is None:
+        params = {"ids": ids, "owner": owner, "until": until_ms, "now": now_ms}
+        conn.execute(_CLAIM, params)
+        return
+    driver, prepared = found
+    values: dict[str, Any] = {
+        "owner": owner,
+        "until": until_ms,
+        "now": now_ms,
+        "in_flight": "in_flight",
+    }
+    values.update((f"id_{i}", action_id) for i, action_id in enumerate(ids))
+    direct.execute(driver, prepared, prepared.parameters((values,)))
+
+
+def _claim_direct(size: int) -> tuple[Any, list[str]]:
+    """_CLAIM for `size` ids, each its own parameter."""
+    names = [f"id_{i}" for i in range(size)]
+    stmt = (
+        update(actions)
+        .where(actions.c.id.in_([bindparam(n) for n in names]))
+        .values(
+            status=bindparam("in_flight"),
+            lease_owner=bindparam("owner"),
+            lease_until=bindparam("until"),
+            attempts=actions.c.attempts + literal_column("1"),
+            updated_at=bindparam("now"),
+        )
+    )
+    return stmt, ["in_flight", "owner", "until", "now", *names]
 
 
 def _deferred(conn: Connection, row: ActionRow, until_ms: int | None) -> bool:

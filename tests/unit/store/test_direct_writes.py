@@ -18,7 +18,10 @@ from syncd.clock import FakeClock
 from syncd.ingest import Ingestor, RulesHolder
 from syncd.mapping.loader import load_rules
 from syncd.model import ObjectRef, Observation
+from syncd.store import direct as store_direct
+from syncd.store.actions import add_actions, claim_due_actions
 from syncd.store.db import Store, open_store
+from syncd.store.events import add_events
 from syncd.store.inbox import add_deliveries
 
 RULES = """\
@@ -316,3 +319,95 @@ def test_finishes_are_recorded_in_a_few_statements_as_sqlalchemy_recorded_them(
     writes = [s for s in direct_steps if s.split()[0] in ("INSERT", "UPDATE")]
     assert len(writes) <= 12, writes
     assert len([s for s in through_steps if s.split()[0] in ("INSERT", "UPDATE")]) >= 79
+
+
+def _claims(store: Store) -> list[list[Any]]:
+    """Claims over a mix of actions: due and not, leased and not, of busy connectors or
+    not, with and without their event, one over the limit (`more` told)."""
+    now = 1_000_000
+    with store.tx() as conn:
+        event_ids = add_events(
+            store,
+            conn,
+            [
+                {
+                    "event_key": "e1",
+                    "source": "localdb",
+                    "object_type": "deal",
+                    "object_id": "1",
+                    "kind": "changed",
+                    "field": "stage",
+                    "old": None,
+                    "new": "won",
+                    "version": 77,
+                    "created_at": 1,
+                }
+            ],
+        )
+        add_actions(
+            store,
+            conn,
+            [
+                {
+                    "key": f"k{n}",
+                    "rule_id": "r",
+                    "connector": ("ledger", "github", "mail")[n % 3],
+                    "action": "record",
+                    "params": {"n": n, "text": "D\u00e9al \u2603", "list": [1, None]},
+                    "event_id": event_ids["e1"] if n % 2 else None,
+                    "status": ("pending", "pending", "in_flight", "done")[n % 4],
+                    "attempts": n % 3,
+                    "next_attempt_at": now - 10 + n,  # n > 10: not due yet
+                    "lease_owner": "other" if n % 4 == 2 else None,
+                    "lease_until": now - 1 if n % 8 == 2 else (now + 5 if n % 4 == 2 else None),
+                    "created_at": n,
+                    "updated_at": n,
+                }
+                for n in range(14)
+            ],
+        )
+    told: list[str] = []
+    out: list[list[Any]] = []
+    for busy, limit in ((["github"], 2), ([], 3), (["github", "mail"], 10), ([], 10)):
+        rows = claim_due_actions(
+            store, "me", now_ms=now, lease_ms=60_000, limit=limit, busy=busy,
+            more=lambda: told.append("more"),
+        )  # fmt: skip
+        out.append([tuple(vars(r).values()) for r in rows])
+    out.append(told)
+    return out
+
+
+def test_the_claims_go_direct_and_take_what_sqlalchemy_took(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    direct = open_store(f"sqlite:///{tmp_path}/direct.sqlite3")
+    through = open_store(f"sqlite:///{tmp_path}/sqlalchemy.sqlite3")
+    event.listen(through.engine, "before_cursor_execute", lambda *_: None)  # SQLAlchemy's way
+    sent_direct: list[str] = []
+    for name in ("fetch", "execute"):
+        original = getattr(store_direct, name)
+
+        def counted(driver: Any, prepared: Any, params: Any, original: Any = original) -> Any:
+            sent_direct.append(prepared.sql.split(" WHERE ")[0][:30])
+            return original(driver, prepared, params)
+
+        monkeypatch.setattr(store_direct, name, counted)
+    claimed = _claims(direct)
+    went_direct = list(sent_direct)
+    claimed_through = _claims(through)
+    direct.dispose()
+    through.dispose()
+    assert claimed == claimed_through
+    taken = [len(c) for c in claimed[:4]]
+    assert taken == [2, 3, 1, 2] and claimed[4] == ["more", "more"]
+    assert claimed[0][0][-1] is None and claimed[1][0][-1] == 77  # event_version read
+    rows = []
+    for name in ("direct", "sqlalchemy"):
+        with sqlite3.connect(tmp_path / f"{name}.sqlite3") as db:
+            rows.append(db.execute("SELECT * FROM actions ORDER BY id").fetchall())
+    assert rows[0] == rows[1]
+    assert sum(r[11] == "in_flight" and r[14] == "me" for r in rows[0]) == sum(taken)
+    assert went_direct.count("UPDATE actions SET status=?, a") == 4, went_direct
+    assert sum(s.startswith("SELECT actions.id") for s in went_direct) == 4, went_direct
+    assert len(sent_direct) == len(went_direct)  # SQLAlchemy's way: none direct
