@@ -395,6 +395,12 @@ class Governor:
         """Read an answer's rate-limit signals; pause everything when it says so. Returns
         the pause in seconds, or None when the answer asked for none."""
         lowered = {k.lower(): str(v) for k, v in (headers or {}).items()}
+        if (
+            status not in (403, 429, 503)
+            and lowered.get("x-ratelimit-remaining") != "0"
+            and lowered.get("x-hubspot-ratelimit-remaining") != "0"
+        ):
+            return None  # what `_server_wait` would find: nothing asks to wait (no clock read)
         now_dt = self.clock.now()
         wait = _server_wait(status, lowered, now_dt)
         if status == 429 or (status == 403 and wait is not None):

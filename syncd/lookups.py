@@ -75,6 +75,9 @@ class Lookups:
         self._failures: dict[Key, int] = {}
         self._next_try: dict[Key, int] = {}
         self._missing_since: dict[Key, int] = {}
+        # The keys never read, set with `_used`: `check` runs for every inbox batch, and
+        # nearly always finds none, without taking the lock (issue 17).
+        self._missing: tuple[Key, ...] = ()
 
     # -- compiling ---------------------------------------------------------------------
 
@@ -86,6 +89,7 @@ class Lookups:
         now = self._now()
         with self._lock:
             self._used = dict(load.used)
+            self._missing = tuple(k for k, v in self._used.items() if v is None)
             for key, value in self._used.items():
                 if value is None:
                     self._missing_since.setdefault(key, now)
@@ -161,8 +165,7 @@ class Lookups:
     def check(self, refs: Iterable[tuple[str, str]]) -> None:
         """Raise LookupsNotReady when rules on one of these (source, object type) were
         compiled without names they need."""
-        with self._lock:
-            missing = [k for k, v in self._used.items() if v is None]
+        missing = self._missing  # (one read of a tuple replaced whole: no lock needed)
         if not missing:
             return
         for source, object_type in set(refs):
