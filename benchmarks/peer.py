@@ -8,7 +8,9 @@ Issue 17's measuring stick. Each round runs syncd, then Node-RED, each freshly s
   from the fake HubSpot (which answers after a fixed `--hubspot-latency`) and creates the issue.
 - Node-RED: a "sync flow" (http in POST /hubspot -> function -> http request POST to the fake
   GitHub -> http response), installed from the npm registry into a cache folder once. It does
-  not fetch and does not verify signatures: the simplest flow a team would write.
+  not fetch and does not verify signatures: the simplest flow a team would write. With
+  `--node-red-fetch` the flow first reads the deal from the fake HubSpot (one GET per
+  webhook), so both stacks pay the same HubSpot round trip before the issue.
 
 Both get the same webhook bodies (one dealstage -> closedwon event per delivery, a distinct
 deal each). The fakes run in their own processes, so their CPU is not counted as either
@@ -20,7 +22,7 @@ CPU ms per webhook of the daemon process (utime+stime from /proc), its RSS, and 
 HubSpot requests per 1,000 webhooks. Then medians over rounds and the ratios syncd/Node-RED.
 
     python benchmarks/peer.py [--n 5000] [--c 32] [--rounds 3] [--latency-samples 50]
-                              [--hubspot-latency 0.01] [--no-node-red]
+                              [--hubspot-latency 0.01] [--no-node-red] [--node-red-fetch]
 
 Node-RED is skipped with a message when node or npm is missing or the install fails.
 """
@@ -569,6 +571,33 @@ msg.payload = {title: "Deal won: " + won.objectId,
                body: "HubSpot deal " + won.objectId + " moved to Closed Won."};
 return [msg, null];
 """
+# `--node-red-fetch`: the flow first reads the deal from the fake HubSpot (one GET, as
+# syncd's one batch read per round trip), so both stacks pay the same HubSpot round trip.
+FUNCTION_FETCH = """
+const events = Array.isArray(msg.payload) ? msg.payload : [];
+const won = events.find(e => e.propertyName === "dealstage" && e.propertyValue === "closedwon");
+if (!won) { msg.statusCode = 200; msg.payload = {status: "ignored"}; return [null, msg]; }
+msg.method = "GET";
+msg.url = env.get("BENCH_HUBSPOT_URL") + "/crm/v3/objects/deals/" + won.objectId +
+          "?properties=dealstage";
+msg.headers = {"authorization": "Bearer " + env.get("BENCH_HUBSPOT_TOKEN")};
+delete msg.payload;
+return [msg, null];
+"""
+FUNCTION_BUILD_FETCHED = """
+const deal = msg.payload || {};
+if (msg.statusCode !== 200 || (deal.properties || {}).dealstage !== "closedwon") {
+  msg.statusCode = 502; msg.payload = {status: "not read"}; msg.headers = {}; return [null, msg];
+}
+msg.method = "POST";
+msg.url = env.get("BENCH_GITHUB_URL") + "/repos/" + env.get("BENCH_REPO") + "/issues";
+msg.headers = {"authorization": "Bearer " + env.get("BENCH_GITHUB_TOKEN"),
+               "accept": "application/vnd.github+json", "content-type": "application/json",
+               "user-agent": "node-red-bench"};
+msg.payload = {title: "Deal won: " + deal.id,
+               body: "HubSpot deal " + deal.id + " moved to Closed Won."};
+return [msg, null];
+"""
 FUNCTION_REPLY = """
 const ok = msg.statusCode >= 200 && msg.statusCode < 300;
 msg.statusCode = ok ? 200 : 502;
@@ -578,7 +607,40 @@ return msg;
 """
 
 
-def node_red_flow() -> list[dict[str, Any]]:
+def node_red_flow(fetch: bool = False) -> list[dict[str, Any]]:
+    """The sync flow; with `fetch`, the deal is read from HubSpot before the issue is made."""
+    nodes = _sync_flow()
+    if not fetch:
+        return nodes
+    build = next(n for n in nodes if n["id"] == "build")
+    build["func"] = FUNCTION_FETCH
+    build["wires"] = [["fetch"], ["reply"]]
+    return [
+        *nodes,
+        {
+            "id": "fetch",
+            "type": "http request",
+            "z": "bench",
+            "method": "use",
+            "ret": "obj",
+            "paytoqs": "ignore",
+            "url": "",
+            "persist": True,
+            "senderr": False,
+            "wires": [["fetched"]],
+        },
+        {
+            "id": "fetched",
+            "type": "function",
+            "z": "bench",
+            "func": FUNCTION_BUILD_FETCHED,
+            "outputs": 2,
+            "wires": [["create"], ["reply"]],
+        },
+    ]
+
+
+def _sync_flow() -> list[dict[str, Any]]:
     return [
         {"id": "bench", "type": "tab", "label": "HubSpot won deal -> GitHub issue"},
         {
@@ -662,10 +724,11 @@ class NodeRedStack(Stack):
     name = "node-red"
     path = "/hubspot"
 
-    def __init__(self, red_js: Path, github_url: str, workdir: Path) -> None:
+    def __init__(self, red_js: Path, github_url: str, workdir: Path, fetch: bool = False) -> None:
         self.red_js = red_js
         self.github_url = github_url
         self.workdir = workdir
+        self.fetch = fetch  # the flow reads the deal from HubSpot first (--node-red-fetch)
         self.log_file: Any = None
 
     def start(self, repo: str, hubspot_url: str) -> None:
@@ -673,9 +736,11 @@ class NodeRedStack(Stack):
         user_dir = Path(tempfile.mkdtemp(prefix="node-red-", dir=self.workdir))
         self.port = free_port()
         (user_dir / "settings.js").write_text(node_red_settings(self.port))
-        (user_dir / "flows.json").write_text(json.dumps(node_red_flow(), indent=1))
+        (user_dir / "flows.json").write_text(json.dumps(node_red_flow(self.fetch), indent=1))
         env = {
             **os.environ,
+            "BENCH_HUBSPOT_URL": hubspot_url,
+            "BENCH_HUBSPOT_TOKEN": HUBSPOT_TOKEN,
             "BENCH_GITHUB_URL": self.github_url,
             "BENCH_REPO": repo,
             "BENCH_GITHUB_TOKEN": GITHUB_TOKEN,
@@ -955,6 +1020,12 @@ def main() -> int:
         help="sample syncd with py-spy over each load phase into DIR",
     )
     parser.add_argument("--no-node-red", action="store_true")
+    parser.add_argument(
+        "--node-red-fetch",
+        action="store_true",
+        help="Node-RED's flow reads the deal from the fake HubSpot (one GET) before it "
+        "creates the issue, as syncd does: the same HubSpot round trip on both sides",
+    )
     parser.add_argument("--no-syncd", action="store_true", help="measure Node-RED only")
     parser.add_argument(
         "--node-red-cache",
@@ -980,11 +1051,12 @@ def main() -> int:
         if not args.no_syncd:
             stacks.append(SyncdStack(github.url, workdir, workers=args.executor_workers))
         if red_js is not None:
-            stacks.append(NodeRedStack(red_js, github.url, workdir))
+            stacks.append(NodeRedStack(red_js, github.url, workdir, fetch=args.node_red_fetch))
         print(
             f"peer benchmark: N={args.n} C={args.c} rounds={args.rounds} "
             f"latency samples={args.latency_samples} hubspot latency="
-            f"{args.hubspot_latency * 1000:.0f} ms; Node-RED {red_note}; "
+            f"{args.hubspot_latency * 1000:.0f} ms; Node-RED {red_note}"
+            f"{' (its flow fetches the deal)' if args.node_red_fetch else ''}; "
             f"{os.cpu_count()} CPUs; load average {os.getloadavg()[0]:.2f}",
             flush=True,
         )
