@@ -563,7 +563,7 @@ class InboxProcessor:
             try:
                 with self.store.tx() as conn:
                     result = self.ingestor.ingest(observations, conn=conn)
-                    stored.mark_deliveries_done(conn, [r.id for r, _, _ in ready])
+                    stored.mark_deliveries_done(self.store, conn, [r.id for r, _, _ in ready])
                     if result.actions and self.handoff is not None:
                         claimed = self.handoff.claim(conn)
             except BaseException:

@@ -6,8 +6,9 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Connection, bindparam, delete, func, select, update
+from sqlalchemy import Connection, bindparam, delete, func, literal_column, select, update
 
+from syncd.store import direct
 from syncd.store.db import Store, padded
 from syncd.store.schema import inbox
 
@@ -105,15 +106,82 @@ def claim_due_deliveries(store: Store, now_ms: int, lease_ms: int, limit: int) -
     """Take due deliveries; pushing next_attempt_at forward is the lease: if this process
     dies, the delivery becomes due again when it runs out. Rows as read, before the update."""
     with store.tx() as conn:
-        query = _DUE if store.is_sqlite else _DUE_LOCKED
-        rows = [DeliveryRow(*r) for r in conn.execute(query, {"now": now_ms, "limit": limit})]
+        rows = [DeliveryRow(*r) for r in _due(store, conn, now_ms, limit)]
         if rows:
-            conn.execute(_LEASE, {"ids": padded([r.id for r in rows]), "until": now_ms + lease_ms})
+            ids = padded([r.id for r in rows])
+            _update_ids(store, conn, "lease", ids, {"until": now_ms + lease_ms})
     return rows
 
 
-def mark_deliveries_done(conn: Connection, ids: Iterable[int]) -> None:
-    conn.execute(_DONE, {"ids": padded(list(ids))})
+def mark_deliveries_done(store: Store, conn: Connection, ids: Iterable[int]) -> None:
+    _update_ids(store, conn, "done", padded(list(ids)), {"done": "done", "no_error": None})
+
+
+# The inbox thread's claim (a read and the lease) and its done-mark (in the ingest's commit)
+# run inside the write lock: on SQLite they go to the driver directly (syncd.store.direct),
+# every value a named parameter and each id its own, as SQLAlchemy's expanding IN lists and
+# result processing cost more than the statements (issue 17).
+
+
+def _due(store: Store, conn: Connection, now_ms: int, limit: int) -> Iterable[Any]:
+    if not store.is_sqlite:
+        return conn.execute(_DUE_LOCKED, {"now": now_ms, "limit": limit})
+    found = store.direct_query(conn, ("inbox due",), _due_named)
+    if found is None:
+        return conn.execute(_DUE, {"now": now_ms, "limit": limit})
+    driver, prepared = found
+    params = {"now": now_ms, "limit": limit, "offset": 0, "pending": "pending"}
+    return direct.fetch(driver, prepared, prepared.parameters((params,)))
+
+
+def _due_named() -> tuple[Any, list[str]]:
+    """_DUE with every value a named parameter (SQLite's LIMIT comes with an OFFSET)."""
+    stmt = (
+        select(inbox)
+        .where(inbox.c.status == bindparam("pending"), inbox.c.next_attempt_at <= bindparam("now"))
+        .order_by(inbox.c.id)
+        .limit(bindparam("limit"))
+        .offset(bindparam("offset"))
+    )
+    return stmt, ["pending", "now", "limit", "offset"]
+
+
+# What the lease and the done-mark set (as _LEASE and _DONE), by named parameters.
+_SETS: dict[str, tuple[Any, tuple[str, ...]]] = {
+    "lease": (
+        update(inbox).values(
+            next_attempt_at=bindparam("until"), attempts=inbox.c.attempts + literal_column("1")
+        ),
+        ("until",),
+    ),
+    "done": (
+        update(inbox).values(status=bindparam("done"), last_error=bindparam("no_error")),
+        ("done", "no_error"),
+    ),
+}
+_BY_IDS = {"lease": _LEASE, "done": _DONE}
+
+
+def _update_ids(
+    store: Store, conn: Connection, what: str, ids: list[int], values: dict[str, Any]
+) -> None:
+    """The lease or the done-mark (`what`) for these (padded) ids."""
+
+    def build() -> tuple[Any, list[str]]:
+        base, value_names = _SETS[what]
+        names = [f"id_{i}" for i in range(len(ids))]
+        stmt = base.where(inbox.c.id.in_([bindparam(n) for n in names]))
+        return stmt, [*value_names, *names]
+
+    found = store.direct_query(conn, ("inbox", what, len(ids)), build)
+    if found is None:
+        sqlalchemy_values = {"until": values["until"]} if what == "lease" else {}
+        conn.execute(_BY_IDS[what], {"ids": ids, **sqlalchemy_values})
+        return
+    driver, prepared = found
+    params = dict(values)
+    params.update((f"id_{i}", row_id) for i, row_id in enumerate(ids))
+    direct.execute(driver, prepared, prepared.parameters((params,)))
 
 
 def retry_delivery_later(

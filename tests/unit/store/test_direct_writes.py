@@ -22,7 +22,7 @@ from syncd.store import direct as store_direct
 from syncd.store.actions import add_actions, claim_due_actions
 from syncd.store.db import Store, open_store
 from syncd.store.events import add_events
-from syncd.store.inbox import add_deliveries
+from syncd.store.inbox import add_deliveries, claim_due_deliveries, mark_deliveries_done
 
 RULES = """\
 rules:
@@ -411,3 +411,45 @@ def test_the_claims_go_direct_and_take_what_sqlalchemy_took(
     assert went_direct.count("UPDATE actions SET status=?, a") == 4, went_direct
     assert sum(s.startswith("SELECT actions.id") for s in went_direct) == 4, went_direct
     assert len(sent_direct) == len(went_direct)  # SQLAlchemy's way: none direct
+
+
+def _inbox_claims(store: Store) -> tuple[list[list[Any]], list[str]]:
+    """The inbox thread's claims (read, lease) and done-marks over stored deliveries, and
+    the statements SQLAlchemy ran for them."""
+    _store_deliveries(store)
+    executed: list[str] = []
+
+    @event.listens_for(store.engine, "before_execute")
+    def record(_conn: Any, clause: Any, *_: Any) -> None:
+        executed.append(f"{getattr(clause, '__visit_name__', '')} {getattr(clause, 'table', '')}")
+
+    out: list[list[Any]] = []
+    for now, limit in ((1_700_000_000_010, 5), (1_700_000_000_020, 7), (1_700_000_000_100, 50)):
+        rows = claim_due_deliveries(store, now_ms=now, lease_ms=60_000, limit=limit)
+        out.append([tuple(vars(r).values()) for r in rows])
+        with store.tx() as conn:
+            mark_deliveries_done(store, conn, [r.id for r in rows[::2]])
+    return out, executed
+
+
+def test_the_inbox_claims_go_direct_and_take_what_sqlalchemy_took(tmp_path: Path) -> None:
+    direct = open_store(f"sqlite:///{tmp_path}/direct.sqlite3")
+    through = open_store(f"sqlite:///{tmp_path}/sqlalchemy.sqlite3")
+    event.listen(through.engine, "before_cursor_execute", lambda *_: None)  # SQLAlchemy's way
+    (claimed, direct_sent), (claimed_through, through_sent) = (
+        _inbox_claims(direct),
+        _inbox_claims(through),
+    )
+    direct.dispose()
+    through.dispose()
+    assert claimed == claimed_through
+    assert [len(c) for c in claimed] == [5, 7, 30]  # 42 stored; the leased ones not again
+    rows = []
+    for name in ("direct", "sqlalchemy"):
+        with sqlite3.connect(tmp_path / f"{name}.sqlite3") as db:
+            rows.append(db.execute("SELECT * FROM inbox ORDER BY id").fetchall())
+    assert rows[0] == rows[1]
+    assert sum(r[6] == "done" for r in rows[0]) == 3 + 4 + 15
+    assert {r[7] for r in rows[0]} == {1}  # each delivery's attempt counted once
+    assert through_sent == ["select ", "update inbox", "update inbox"] * 3
+    assert direct_sent == [], direct_sent
