@@ -558,25 +558,34 @@ def _first_poll_done(metrics: str) -> bool:
     return False
 
 
-FUNCTION_BUILD = """
+# The flow's function nodes (JavaScript), from shared pieces: the won event, and the issue.
+_FIND_WON = """
 const events = Array.isArray(msg.payload) ? msg.payload : [];
 const won = events.find(e => e.propertyName === "dealstage" && e.propertyValue === "closedwon");
 if (!won) { msg.statusCode = 200; msg.payload = {status: "ignored"}; return [null, msg]; }
+"""
+
+
+def _create_issue(deal_id: str) -> str:
+    """The GitHub create for the deal whose id is the JavaScript expression `deal_id`."""
+    return f"""
 msg.method = "POST";
 msg.url = env.get("BENCH_GITHUB_URL") + "/repos/" + env.get("BENCH_REPO") + "/issues";
-msg.headers = {"authorization": "Bearer " + env.get("BENCH_GITHUB_TOKEN"),
+msg.headers = {{"authorization": "Bearer " + env.get("BENCH_GITHUB_TOKEN"),
                "accept": "application/vnd.github+json", "content-type": "application/json",
-               "user-agent": "node-red-bench"};
-msg.payload = {title: "Deal won: " + won.objectId,
-               body: "HubSpot deal " + won.objectId + " moved to Closed Won."};
+               "user-agent": "node-red-bench"}};
+msg.payload = {{title: "Deal won: " + {deal_id},
+               body: "HubSpot deal " + {deal_id} + " moved to Closed Won."}};
 return [msg, null];
 """
+
+
+FUNCTION_BUILD = _FIND_WON + _create_issue("won.objectId")
 # `--node-red-fetch`: the flow first reads the deal from the fake HubSpot (one GET, as
 # syncd's one batch read per round trip), so both stacks pay the same HubSpot round trip.
-FUNCTION_FETCH = """
-const events = Array.isArray(msg.payload) ? msg.payload : [];
-const won = events.find(e => e.propertyName === "dealstage" && e.propertyValue === "closedwon");
-if (!won) { msg.statusCode = 200; msg.payload = {status: "ignored"}; return [null, msg]; }
+FUNCTION_FETCH = (
+    _FIND_WON
+    + """
 msg.method = "GET";
 msg.url = env.get("BENCH_HUBSPOT_URL") + "/crm/v3/objects/deals/" + won.objectId +
           "?properties=dealstage";
@@ -584,20 +593,13 @@ msg.headers = {"authorization": "Bearer " + env.get("BENCH_HUBSPOT_TOKEN")};
 delete msg.payload;
 return [msg, null];
 """
+)
 FUNCTION_BUILD_FETCHED = """
 const deal = msg.payload || {};
 if (msg.statusCode !== 200 || (deal.properties || {}).dealstage !== "closedwon") {
   msg.statusCode = 502; msg.payload = {status: "not read"}; msg.headers = {}; return [null, msg];
 }
-msg.method = "POST";
-msg.url = env.get("BENCH_GITHUB_URL") + "/repos/" + env.get("BENCH_REPO") + "/issues";
-msg.headers = {"authorization": "Bearer " + env.get("BENCH_GITHUB_TOKEN"),
-               "accept": "application/vnd.github+json", "content-type": "application/json",
-               "user-agent": "node-red-bench"};
-msg.payload = {title: "Deal won: " + deal.id,
-               body: "HubSpot deal " + deal.id + " moved to Closed Won."};
-return [msg, null];
-"""
+""" + _create_issue("deal.id")
 FUNCTION_REPLY = """
 const ok = msg.statusCode >= 200 && msg.statusCode < 300;
 msg.statusCode = ok ? 200 : 502;
