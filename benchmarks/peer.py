@@ -619,18 +619,7 @@ def node_red_flow(fetch: bool = False) -> list[dict[str, Any]]:
     build["wires"] = [["fetch"], ["reply"]]
     return [
         *nodes,
-        {
-            "id": "fetch",
-            "type": "http request",
-            "z": "bench",
-            "method": "use",
-            "ret": "obj",
-            "paytoqs": "ignore",
-            "url": "",
-            "persist": True,
-            "senderr": False,
-            "wires": [["fetched"]],
-        },
+        _http_request("fetch", then="fetched"),
         {
             "id": "fetched",
             "type": "function",
@@ -640,6 +629,22 @@ def node_red_flow(fetch: bool = False) -> list[dict[str, Any]]:
             "wires": [["create"], ["reply"]],
         },
     ]
+
+
+def _http_request(node_id: str, then: str) -> dict[str, Any]:
+    """An http request node: method, URL and headers from the message, a JSON answer."""
+    return {
+        "id": node_id,
+        "type": "http request",
+        "z": "bench",
+        "method": "use",
+        "ret": "obj",
+        "paytoqs": "ignore",
+        "url": "",
+        "persist": True,
+        "senderr": False,
+        "wires": [[then]],
+    }
 
 
 def _sync_flow() -> list[dict[str, Any]]:
@@ -662,18 +667,7 @@ def _sync_flow() -> list[dict[str, Any]]:
             "outputs": 2,
             "wires": [["create"], ["reply"]],
         },
-        {
-            "id": "create",
-            "type": "http request",
-            "z": "bench",
-            "method": "use",
-            "ret": "obj",
-            "paytoqs": "ignore",
-            "url": "",
-            "persist": True,
-            "senderr": False,
-            "wires": [["answer"]],
-        },
+        _http_request("create", then="answer"),
         {
             "id": "answer",
             "type": "function",
