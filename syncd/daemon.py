@@ -42,7 +42,7 @@ from syncd.leadership import Leadership
 from syncd.logs import add_secrets, configure_logging, redact
 from syncd.lookups import LookupsNotReady
 from syncd.mapping.loader import MappingError
-from syncd.memory import limit_malloc_arenas, release_free_memory
+from syncd.memory import freeze_long_lived, limit_malloc_arenas, refreeze, release_free_memory
 from syncd.metrics import RULE_FAILURES
 from syncd.permissions import check_file_permissions
 from syncd.poller import poll_job
@@ -468,6 +468,7 @@ class Daemon:
             needs_restart.append("connector settings")
         if needs_restart:
             log.warning("reload.restart_needed", changed=needs_restart)
+        refreeze()  # the replaced rules go back to the collector; the new ones are frozen
         log.info("reload.ok", rules=len(rules.rules))
         sdnotify.status(f"rules reloaded: {len(rules.rules)}")
         sdnotify.ready()
@@ -525,6 +526,8 @@ class Daemon:
         server_config = uvicorn_config(app, self.config.http, timeout_graceful_shutdown=10)
         self.server = _Server(server_config)
         self.engine.go_live()  # before the first webhook or poll: history stays history
+        frozen = freeze_long_lived()  # before the threads start their work
+        log.debug("daemon.gc_frozen", objects=frozen)
         self.start_loops()
         watchdog = asyncio.create_task(self._watchdog())
         serving = asyncio.create_task(self.server.serve())

@@ -1,11 +1,12 @@
-"""glibc malloc settings for a long-running daemon: few arenas, free memory handed back.
-
-Both are no-ops (False) on a C library without these calls (musl, macOS).
+"""Memory settings for a long-running daemon: glibc malloc's (few arenas, free memory
+handed back; no-ops, False, on a C library without these calls: musl, macOS) and the
+cyclic garbage collector's (what lives as long as the daemon is frozen out of its walks).
 """
 
 from __future__ import annotations
 
 import ctypes
+import gc
 import os
 from typing import Any
 
@@ -50,3 +51,22 @@ def release_free_memory() -> bool:
         return False
     _malloc_trim(0)
     return True
+
+
+def freeze_long_lived() -> int:
+    """Take what the daemon holds for its whole life (modules, clients, settings, compiled
+    rules) out of the cyclic garbage collector's walks: each full collection walked all of
+    it again, and under load those came to about a twentieth of the daemon's CPU (0.74 s of
+    full collections in a 20,000-webhook `peer.py` run; 0.18 s with this; issue 17). The
+    garbage of the start is collected first, so none is kept. Called when the daemon starts
+    serving, and again after a reload (`refreeze`). Returns how many objects are frozen."""
+    gc.collect()
+    gc.freeze()
+    return gc.get_freeze_count()
+
+
+def refreeze() -> int:
+    """After a reload: what was frozen goes back to the collector (the replaced rules, once
+    garbage, are collected), then what is held now is frozen."""
+    gc.unfreeze()
+    return freeze_long_lived()

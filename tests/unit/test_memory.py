@@ -1,14 +1,22 @@
-"""syncd.memory: free heap pages go back to the kernel; arenas are capped."""
+"""syncd.memory: free heap pages go back to the kernel; arenas are capped; what lives as long
+as the daemon is frozen out of the garbage collector's walks."""
 
 from __future__ import annotations
 
+import gc
 import subprocess
 import sys
 import textwrap
+import weakref
 
 import pytest
 
-from syncd.memory import limit_malloc_arenas, release_free_memory
+from syncd.memory import (
+    freeze_long_lived,
+    limit_malloc_arenas,
+    refreeze,
+    release_free_memory,
+)
 
 GLIBC = sys.platform.startswith("linux") and release_free_memory()
 
@@ -59,3 +67,28 @@ def test_arena_cap_left_to_the_environment_when_it_says(
 ) -> None:
     monkeypatch.setenv("MALLOC_ARENA_MAX", "4")
     assert limit_malloc_arenas() is False
+
+
+class _Cycle:
+    """An object in a reference cycle: only the cyclic collector frees it."""
+
+    def __init__(self) -> None:
+        self.me = self
+
+
+def test_what_is_held_at_start_is_frozen_and_a_reload_hands_it_back() -> None:
+    held = _Cycle()  # what the daemon holds for its life (rules, clients)
+    dropped_before = weakref.ref(_Cycle())  # start-up garbage: collected, not frozen
+    try:
+        assert freeze_long_lived() > 0
+        assert dropped_before() is None
+        assert gc.get_freeze_count() > 0
+        watched = weakref.ref(held)
+        del held  # the old rules, replaced at a reload: garbage, but frozen
+        gc.collect()
+        assert watched() is not None  # the collector does not walk frozen objects
+        refreeze()  # the reload: back to the collector, collected, the rest frozen again
+        assert watched() is None
+        assert gc.get_freeze_count() > 0
+    finally:
+        gc.unfreeze()  # the test process runs on as before
