@@ -82,31 +82,39 @@ assert [c.name for c in actions.c] == list(ActionRow.__dataclass_fields__)[:-1]
 
 
 # The executor's statements, built once (building one costs more than running it on SQLite).
+# Every value is a named parameter: on SQLite they also go to the driver directly (see
+# `_due_rows`), which needs every parameter named.
 _EVENT_VERSION = select(events.c.version).where(events.c.id == actions.c.event_id).scalar_subquery()
-_DUE = (
-    select(actions, _EVENT_VERSION.label("event_version"))
-    .where(
-        actions.c.status.in_(ACTIVE),
-        actions.c.next_attempt_at <= bindparam("now"),
-        actions.c.connector.not_in(bindparam("busy", expanding=True)),
-        or_(actions.c.lease_until.is_(None), actions.c.lease_until < bindparam("now")),
+_ACTIVE_PARAMS = {f"active_{i}": status for i, status in enumerate(ACTIVE)}
+
+
+def _due_statement(*busy: Any) -> Any:
+    """Due actions, oldest first; `busy`: the condition leaving busy connectors out."""
+    return (
+        select(actions, _EVENT_VERSION.label("event_version"))
+        .where(
+            actions.c.status.in_([bindparam(n) for n in _ACTIVE_PARAMS]),
+            actions.c.next_attempt_at <= bindparam("now"),
+            or_(actions.c.lease_until.is_(None), actions.c.lease_until < bindparam("now")),
+            *busy,
+        )
+        .order_by(actions.c.next_attempt_at, actions.c.id)
+        .limit(bindparam("limit"))
+        .offset(bindparam("offset"))  # (SQLite's LIMIT comes with one: named, not a literal)
     )
-    .order_by(actions.c.next_attempt_at, actions.c.id)
-    .limit(bindparam("limit"))
-)
+
+
+_DUE = _due_statement(actions.c.connector.not_in(bindparam("busy", expanding=True)))
 # PostgreSQL: replicas never share a row
 _DUE_LOCKED = _DUE.with_for_update(of=actions, skip_locked=True)
-_CLAIM = (
-    update(actions)
-    .where(actions.c.id.in_(bindparam("ids", expanding=True)))
-    .values(
-        status="in_flight",
-        lease_owner=bindparam("owner"),
-        lease_until=bindparam("until"),
-        attempts=actions.c.attempts + 1,
-        updated_at=bindparam("now"),
-    )
+_CLAIM_SET = update(actions).values(
+    status=bindparam("in_flight"),
+    lease_owner=bindparam("owner"),
+    lease_until=bindparam("until"),
+    attempts=actions.c.attempts + literal_column("1"),
+    updated_at=bindparam("now"),
 )
+_CLAIM = _CLAIM_SET.where(actions.c.id.in_(bindparam("ids", expanding=True)))
 _FINISHED: dict[tuple[str, ...], Any] = {}  # finish statements by the columns they set
 
 
@@ -158,13 +166,13 @@ def claim_due_actions(
 def _due_rows(
     store: Store, conn: Connection, now_ms: int, limit: int, busy: list[str]
 ) -> list[ActionRow]:
+    params: dict[str, Any] = {"now": now_ms, "limit": limit, "offset": 0, **_ACTIVE_PARAMS}
     if not store.is_sqlite:
-        return _rows(conn.execute(_DUE_LOCKED, {"now": now_ms, "limit": limit, "busy": busy}))
+        return _rows(conn.execute(_DUE_LOCKED, {**params, "busy": busy}))
     found = store.direct_query(conn, ("due", len(busy)), lambda: _due_direct(len(busy)))
     if found is None:
-        return _rows(conn.execute(_DUE, {"now": now_ms, "limit": limit, "busy": busy}))
+        return _rows(conn.execute(_DUE, {**params, "busy": busy}))
     driver, prepared = found
-    params: dict[str, Any] = {"now": now_ms, "limit": limit, "offset": 0, **_ACTIVE_PARAMS}
     params.update((f"busy_{i}", name) for i, name in enumerate(busy))
     return _rows(direct.fetch(driver, prepared, prepared.parameters((params,))))
 
@@ -172,42 +180,25 @@ def _due_rows(
 def _due_direct(busy: int) -> tuple[Any, list[str]]:
     """_DUE with each busy connector its own parameter (none: no such condition)."""
     names = [f"busy_{i}" for i in range(busy)]
-    where = [
-        actions.c.status.in_([bindparam(n) for n in _ACTIVE_PARAMS]),
-        actions.c.next_attempt_at <= bindparam("now"),
-        or_(actions.c.lease_until.is_(None), actions.c.lease_until < bindparam("now")),
-    ]
-    if names:
-        where.append(actions.c.connector.not_in([bindparam(n) for n in names]))
-    stmt = (
-        select(actions, _EVENT_VERSION.label("event_version"))
-        .where(*where)
-        .order_by(actions.c.next_attempt_at, actions.c.id)
-        .limit(bindparam("limit"))
-        .offset(bindparam("offset"))  # (SQLite's LIMIT comes with one: named, not a literal)
-    )
-    return stmt, ["now", "limit", "offset", *_ACTIVE_PARAMS, *names]
-
-
-_ACTIVE_PARAMS = {f"active_{i}": status for i, status in enumerate(ACTIVE)}
+    condition = [actions.c.connector.not_in([bindparam(n) for n in names])] if names else []
+    return _due_statement(*condition), ["now", "limit", "offset", *_ACTIVE_PARAMS, *names]
 
 
 def _mark_claimed(
     store: Store, conn: Connection, ids: list[int], owner: str, until_ms: int, now_ms: int
 ) -> None:
     ids = padded(ids)
-    found = store.direct_query(conn, ("claim", len(ids)), lambda: _claim_direct(len(ids)))
-    if found is None:
-        params = {"ids": ids, "owner": owner, "until": until_ms, "now": now_ms}
-        conn.execute(_CLAIM, params)
-        return
-    driver, prepared = found
     values: dict[str, Any] = {
+        "in_flight": "in_flight",
         "owner": owner,
         "until": until_ms,
         "now": now_ms,
-        "in_flight": "in_flight",
     }
+    found = store.direct_query(conn, ("claim", len(ids)), lambda: _claim_direct(len(ids)))
+    if found is None:
+        conn.execute(_CLAIM, {**values, "ids": ids})
+        return
+    driver, prepared = found
     values.update((f"id_{i}", action_id) for i, action_id in enumerate(ids))
     direct.execute(driver, prepared, prepared.parameters((values,)))
 
@@ -215,17 +206,7 @@ def _mark_claimed(
 def _claim_direct(size: int) -> tuple[Any, list[str]]:
     """_CLAIM for `size` ids, each its own parameter."""
     names = [f"id_{i}" for i in range(size)]
-    stmt = (
-        update(actions)
-        .where(actions.c.id.in_([bindparam(n) for n in names]))
-        .values(
-            status=bindparam("in_flight"),
-            lease_owner=bindparam("owner"),
-            lease_until=bindparam("until"),
-            attempts=actions.c.attempts + literal_column("1"),
-            updated_at=bindparam("now"),
-        )
-    )
+    stmt = _CLAIM_SET.where(actions.c.id.in_([bindparam(n) for n in names]))
     return stmt, ["in_flight", "owner", "until", "now", *names]
 
 

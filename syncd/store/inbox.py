@@ -80,24 +80,28 @@ def add_delivery_rows(
     return [new.pop((r["connector"], r["delivery_id"]), None) for r in rows]
 
 
-# The inbox thread's statements, built once.
+# The inbox thread's statements, built once. Every value is a named parameter: on SQLite
+# they also go to the driver directly (see `_due`, `_update_ids`), which needs every
+# parameter named.
 _DUE = (
     select(inbox)
-    .where(inbox.c.status == "pending", inbox.c.next_attempt_at <= bindparam("now"))
+    .where(inbox.c.status == bindparam("pending"), inbox.c.next_attempt_at <= bindparam("now"))
     .order_by(inbox.c.id)
     .limit(bindparam("limit"))
+    .offset(bindparam("offset"))  # (SQLite's LIMIT comes with one: named, not a literal)
 )
 _DUE_LOCKED = _DUE.with_for_update(skip_locked=True)  # PostgreSQL: replicas share no row
-_LEASE = (
-    update(inbox)
-    .where(inbox.c.id.in_(bindparam("ids", expanding=True)))
-    .values(next_attempt_at=bindparam("until"), attempts=inbox.c.attempts + 1)
-)
-_DONE = (
-    update(inbox)
-    .where(inbox.c.id.in_(bindparam("ids", expanding=True)))
-    .values(status="done", last_error=None)
-)
+# What the lease and the done-mark set, for the ids `_update_ids` adds.
+_SETS = {
+    "lease": update(inbox).values(
+        next_attempt_at=bindparam("until"), attempts=inbox.c.attempts + literal_column("1")
+    ),
+    "done": update(inbox).values(status=bindparam("done"), last_error=bindparam("no_error")),
+}
+_BY_IDS = {
+    what: stmt.where(inbox.c.id.in_(bindparam("ids", expanding=True)))
+    for what, stmt in _SETS.items()
+}
 # Rows of `select(inbox)` build a DeliveryRow by position: the same order.
 assert [c.name for c in inbox.c] == list(DeliveryRow.__dataclass_fields__)
 
@@ -124,59 +128,29 @@ def mark_deliveries_done(store: Store, conn: Connection, ids: Iterable[int]) -> 
 
 
 def _due(store: Store, conn: Connection, now_ms: int, limit: int) -> Iterable[Any]:
+    params = {"pending": "pending", "now": now_ms, "limit": limit, "offset": 0}
     if not store.is_sqlite:
-        return conn.execute(_DUE_LOCKED, {"now": now_ms, "limit": limit})
-    found = store.direct_query(conn, ("inbox due",), _due_named)
+        return conn.execute(_DUE_LOCKED, params)
+    found = store.direct_query(conn, ("inbox due",), lambda: (_DUE, list(params)))
     if found is None:
-        return conn.execute(_DUE, {"now": now_ms, "limit": limit})
+        return conn.execute(_DUE, params)
     driver, prepared = found
-    params = {"now": now_ms, "limit": limit, "offset": 0, "pending": "pending"}
     return direct.fetch(driver, prepared, prepared.parameters((params,)))
-
-
-def _due_named() -> tuple[Any, list[str]]:
-    """_DUE with every value a named parameter (SQLite's LIMIT comes with an OFFSET)."""
-    stmt = (
-        select(inbox)
-        .where(inbox.c.status == bindparam("pending"), inbox.c.next_attempt_at <= bindparam("now"))
-        .order_by(inbox.c.id)
-        .limit(bindparam("limit"))
-        .offset(bindparam("offset"))
-    )
-    return stmt, ["pending", "now", "limit", "offset"]
-
-
-# What the lease and the done-mark set (as _LEASE and _DONE), by named parameters.
-_SETS: dict[str, tuple[Any, tuple[str, ...]]] = {
-    "lease": (
-        update(inbox).values(
-            next_attempt_at=bindparam("until"), attempts=inbox.c.attempts + literal_column("1")
-        ),
-        ("until",),
-    ),
-    "done": (
-        update(inbox).values(status=bindparam("done"), last_error=bindparam("no_error")),
-        ("done", "no_error"),
-    ),
-}
-_BY_IDS = {"lease": _LEASE, "done": _DONE}
 
 
 def _update_ids(
     store: Store, conn: Connection, what: str, ids: list[int], values: dict[str, Any]
 ) -> None:
-    """The lease or the done-mark (`what`) for these (padded) ids."""
+    """The lease or the done-mark (`what`, a key of _SETS) for these (padded) ids."""
 
     def build() -> tuple[Any, list[str]]:
-        base, value_names = _SETS[what]
         names = [f"id_{i}" for i in range(len(ids))]
-        stmt = base.where(inbox.c.id.in_([bindparam(n) for n in names]))
-        return stmt, [*value_names, *names]
+        stmt = _SETS[what].where(inbox.c.id.in_([bindparam(n) for n in names]))
+        return stmt, [*values, *names]
 
     found = store.direct_query(conn, ("inbox", what, len(ids)), build)
     if found is None:
-        sqlalchemy_values = {"until": values["until"]} if what == "lease" else {}
-        conn.execute(_BY_IDS[what], {"ids": ids, **sqlalchemy_values})
+        conn.execute(_BY_IDS[what], {**values, "ids": ids})
         return
     driver, prepared = found
     params = dict(values)

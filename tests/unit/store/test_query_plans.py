@@ -8,13 +8,19 @@ from typing import Any
 
 import pytest
 
-from syncd.store import actions, events, origins
+from syncd.store import actions, events, inbox, origins
 from syncd.store.db import Store
 
 OBJECT = {"source": "hubspot", "object_type": "deal", "object_id": "7"}
+DUE = {"now": 1, "limit": 10, "offset": 0, **actions._ACTIVE_PARAMS}
 HOT_QUERIES = {
-    "claim due actions": (actions._DUE, {"now": 1, "limit": 10, "busy": ["jira"]}),
-    "claim due actions, none busy": (actions._DUE, {"now": 1, "limit": 10, "busy": []}),
+    "claim due actions": (actions._DUE, {**DUE, "busy": ["jira"]}),
+    "claim due actions, none busy": (actions._DUE, {**DUE, "busy": []}),
+    "claim due actions, on the driver": (actions._due_direct(1)[0], {**DUE, "busy_0": "jira"}),
+    "claim due deliveries": (
+        inbox._DUE,
+        {"pending": "pending", "now": 1, "limit": 10, "offset": 0},
+    ),
     "snapshot of an object": (events._SNAPSHOT, OBJECT),
     "version of an event": (events._EVENT_VERSION, {"event_id": 1}),
     "action that created an object": (
