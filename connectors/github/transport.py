@@ -16,6 +16,7 @@ The connection class stays PyGithub's, one object per thread
 
 from __future__ import annotations
 
+import functools
 import os
 from collections.abc import Iterable, Iterator
 from http.client import HTTPMessage
@@ -60,7 +61,7 @@ class Answer:
     def read(self) -> str:
         """The body as text, decoded as requests' `Response.text` would for GitHub's JSON
         (the charset of the content type; JSON is UTF-8)."""
-        encoding = get_encoding_from_headers(self.headers) or "utf-8"  # type: ignore[arg-type]
+        encoding = charset_of(self.headers.get("content-type")) or "utf-8"
         try:
             return str(self.data, encoding, errors="replace")
         except LookupError:  # an unknown charset
@@ -74,6 +75,14 @@ class Answer:
     def raise_for_status(self) -> None:
         if self.status >= 400:
             raise requests.HTTPError(f"{self.status} answer from GitHub")
+
+
+@functools.lru_cache(maxsize=32)
+def charset_of(content_type: str | None) -> str | None:
+    """requests' `get_encoding_from_headers` for an answer's Content-Type, worked out once
+    per distinct value (an API sends the same one or two)."""
+    headers = {"content-type": content_type} if content_type else {}
+    return get_encoding_from_headers(headers)  # type: ignore[arg-type]  # reads .get only
 
 
 def governed_connection(base_url: str, governor: Governor) -> type:

@@ -187,6 +187,37 @@ def test_the_headers_are_http_clients_for_the_same_answer() -> None:
     assert ours.get_all("x-ratelimit-remaining") == ["4999", "12"]
 
 
+def test_every_lookup_of_the_headers_answers_as_http_clients_message() -> None:
+    """AnswerHeaders reads its list without the email policy's per-value pass: the same
+    answers as http.client's message for names present, repeated, missing, any case, and
+    a value with bytes past ASCII (latin-1, as http.client decodes them)."""
+    head = (
+        b"HTTP/1.1 201 Created\r\nContent-Type: application/json; charset=utf-8\r\n"
+        b"X-RateLimit-Remaining: 4999\r\nX-RateLimit-Reset: 1767225600\r\n"
+        b"x-ratelimit-remaining: 12\r\nX-Note: caf\xe9\r\nContent-Length: 2\r\n\r\n"
+    )
+    response = http.client.HTTPResponse(_Recorded(head + b"{}"))  # type: ignore[arg-type]
+    response.begin()
+    theirs = response.msg
+    _, ours, _, _ = _answered(head, b"{}", close=False)
+    assert type(ours).__name__ == "AnswerHeaders"
+    for name in ["content-type", "X-RATELIMIT-REMAINING", "x-note", "Retry-After", "nope"]:
+        assert ours.get(name) == theirs.get(name)
+        assert ours.get(name, "absent") == theirs.get(name, "absent")
+        assert ours[name] == theirs[name]
+        assert (name in ours) == (name in theirs)
+        assert ours.get_all(name) == theirs.get_all(name)
+        assert ours.get_all(name, []) == theirs.get_all(name, [])
+    assert ours.items() == theirs.items()
+    assert ours.values() == theirs.values()
+    assert ours.keys() == theirs.keys()
+    assert ours.get("x-note") == "caf\xe9"
+    assert 3 not in ours
+    expected = {n: v for n in RATE_LIMIT_HEADERS if (v := theirs.get(n)) is not None}
+    assert rate_limit_headers(ours) == expected == rate_limit_headers(theirs)
+    assert expected["x-ratelimit-remaining"] == "4999"
+
+
 def test_the_governor_reads_the_rate_limit_headers_as_message_get_finds_them() -> None:
     message = http.client.HTTPMessage()
     for name, value in [

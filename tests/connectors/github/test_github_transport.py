@@ -16,9 +16,10 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import pytest
+from requests.utils import get_encoding_from_headers
 
 from connectors.github import GitHubConnector
-from connectors.github.transport import ca_bundle
+from connectors.github.transport import ca_bundle, charset_of
 from syncd.errors import TransientError, UncertainError
 from syncd.model import ActionContext
 from syncd_sandbox import fakeserver
@@ -243,3 +244,22 @@ def test_a_create_that_could_not_reach_its_proxy_was_never_sent(
         create(connector, "a")
     assert not isinstance(raised.value, UncertainError)
     assert fake.repos[REPO].issues == {} and connector.governor.in_flight == 0
+
+
+@pytest.mark.parametrize(
+    "content_type",
+    [
+        "application/json; charset=utf-8",
+        "application/json",
+        "text/plain",
+        'text/html; charset="ISO-8859-2"',
+        "application/octet-stream",
+        "",
+        None,
+    ],
+)
+def test_an_answers_charset_is_what_requests_finds_in_its_content_type(
+    content_type: str | None,
+) -> None:
+    headers = {} if content_type is None else {"content-type": content_type}
+    assert charset_of(content_type) == get_encoding_from_headers(headers)
