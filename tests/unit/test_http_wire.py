@@ -172,18 +172,25 @@ class _Recorded:
         return io.BytesIO(self.data)
 
 
+def _headers_both_ways(head: bytes) -> tuple[http.client.HTTPMessage, Any]:
+    """The headers of `head` followed by a body "{}": as http.client's HTTPResponse parses
+    them, and as read_answer does (over a socket pair)."""
+    response = http.client.HTTPResponse(_Recorded(head + b"{}"))  # type: ignore[arg-type]
+    response.begin()
+    _, ours, body, _ = _answered(head, b"{}", close=False)
+    assert body == b"{}"
+    return response.msg, ours
+
+
 def test_the_headers_are_http_clients_for_the_same_answer() -> None:
     head = (
         b"HTTP/1.1 200 OK\r\nServer: GitHub.com\r\nX-RateLimit-Remaining: 4999\r\n"
         b"Set-Cookie: a=1\r\nx-ratelimit-remaining: 12\r\nLink: <https://x/?page=2>; "
         b'rel="next"\r\nContent-Length: 2\r\n\r\n'
     )
-    response = http.client.HTTPResponse(_Recorded(head + b"{}"))  # type: ignore[arg-type]
-    response.begin()
-    _, ours, body, _ = _answered(head, b"{}", close=False)
-    assert body == b"{}"
-    assert ours.items() == response.msg.items()  # names as sent, repeats kept, in order
-    assert ours.get("X-RATELIMIT-REMAINING") == response.msg.get("x-ratelimit-remaining") == "4999"
+    theirs, ours = _headers_both_ways(head)
+    assert ours.items() == theirs.items()  # names as sent, repeats kept, in order
+    assert ours.get("X-RATELIMIT-REMAINING") == theirs.get("x-ratelimit-remaining") == "4999"
     assert ours.get_all("x-ratelimit-remaining") == ["4999", "12"]
 
 
@@ -196,10 +203,7 @@ def test_every_lookup_of_the_headers_answers_as_http_clients_message() -> None:
         b"X-RateLimit-Remaining: 4999\r\nX-RateLimit-Reset: 1767225600\r\n"
         b"x-ratelimit-remaining: 12\r\nX-Note: caf\xe9\r\nContent-Length: 2\r\n\r\n"
     )
-    response = http.client.HTTPResponse(_Recorded(head + b"{}"))  # type: ignore[arg-type]
-    response.begin()
-    theirs = response.msg
-    _, ours, _, _ = _answered(head, b"{}", close=False)
+    theirs, ours = _headers_both_ways(head)
     assert type(ours).__name__ == "AnswerHeaders"
     for name in ["content-type", "X-RATELIMIT-REMAINING", "x-note", "Retry-After", "nope"]:
         assert ours.get(name) == theirs.get(name)
