@@ -19,7 +19,9 @@ stack's; API limits are lifted in the fakes and in syncd's client-side limits.
 Per round and stack it prints: issues created/s over N webhooks sent at concurrency C,
 duplicates and lost issues, webhook-to-issue latency p50/p95 at C=1 (one at a time, idle),
 CPU ms per webhook of the daemon process (utime+stime from /proc), its RSS, and for syncd the
-HubSpot requests per 1,000 webhooks. Then medians over rounds and the ratios syncd/Node-RED.
+HubSpot requests per 1,000 webhooks and its busiest threads' CPU over the load, in cores
+(threads named as syncd names them for the system: syncd.osthreads). Then medians over
+rounds and the ratios syncd/Node-RED.
 
     python benchmarks/peer.py [--n 5000] [--c 32] [--rounds 3] [--latency-samples 50]
                               [--hubspot-latency 0.01] [--no-node-red] [--node-red-fetch]
@@ -224,6 +226,32 @@ def cpu_seconds(pid: int) -> float:
     return total
 
 
+def thread_cpu_seconds(pid: int) -> dict[int, tuple[str, float]]:
+    """Per thread of a process: its name as the system knows it (syncd names its threads:
+    syncd.osthreads) and its utime+stime so far."""
+    out: dict[int, tuple[str, float]] = {}
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        try:
+            name = (task / "comm").read_text().strip()
+            fields = (task / "stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:  # ended meanwhile
+            continue
+        out[int(task.name)] = (name, (int(fields[11]) + int(fields[12])) / CLK_TCK)
+    return out
+
+
+def thread_cpu_spent(
+    before: dict[int, tuple[str, float]], after: dict[int, tuple[str, float]]
+) -> dict[str, float]:
+    """Each thread's CPU seconds between two readings, the executor's workers (named
+    `executor-<n>`) together as `executor-*`, largest first."""
+    spent: dict[str, float] = {}
+    for tid, (name, used) in after.items():
+        key = "executor-*" if re.fullmatch(r"executor-\d+", name) else name
+        spent[key] = spent.get(key, 0.0) + used - before.get(tid, (name, 0.0))[1]
+    return dict(sorted(spent.items(), key=lambda item: -item[1]))
+
+
 def _descendants(pid: int) -> list[int]:
     children: dict[int, list[int]] = {}
     for entry in Path("/proc").iterdir():
@@ -366,6 +394,8 @@ class RoundResult:
     rss_mb: float = 0.0
     fake_github_cpu_ms_per_webhook: float = 0.0  # to see whether the fake limits the run
     hubspot_requests_per_1000: float | None = None
+    # syncd's threads' CPU seconds over the load phase, by thread (see `threads_line`).
+    thread_cpu: dict[str, float] = field(default_factory=dict)
     startup_seconds = 0.0
     note: str = ""
 
@@ -392,6 +422,19 @@ class RoundResult:
             f"cpu={self.cpu_ms_per_webhook:.2f} ms/webhook  rss={self.rss_mb:.0f} MB{hub}"
             f"  (fake GitHub cpu={self.fake_github_cpu_ms_per_webhook:.2f} ms/webhook; "
             f"ready after {self.startup_seconds:.1f} s)" + (f"  [{self.note}]" if self.note else "")
+        ) + self.threads_line()
+
+    def threads_line(self) -> str:
+        """The busiest threads' CPU over the load phase (syncd only), in cores: CPU seconds
+        per second until the last issue. Python runs on one core at a time, so a sum near
+        1.0 means the GIL sets the pace."""
+        if not self.thread_cpu or not self.seconds:
+            return ""
+        top = list(self.thread_cpu.items())[:5]
+        listed = ", ".join(f"{name} {spent / self.seconds:.2f}" for name, spent in top)
+        return (
+            f"\n            threads over the load, in cores: {listed}; "
+            f"all {sum(self.thread_cpu.values()) / self.seconds:.2f}"
         )
 
 
@@ -844,12 +887,15 @@ def run_round(
         requests = [build_request(stack.port, stack.path, e) for e in events]
         hubspot.call("requests")  # reset the count
         cpu_before, fake_before = cpu_seconds(pid), cpu_seconds(github.pid)
+        threads_before = thread_cpu_seconds(pid) if isinstance(stack, SyncdStack) else {}
         started = time.monotonic()
         with _profiled(stack, args.profile, round_no):
             statuses = blast(stack.port, requests, args.c)
             result.accepted = sum(1 for s in statuses if s // 100 == 2)
             _drain(github, repo, len(deals), args)
         result.cpu_ms_per_webhook = (cpu_seconds(pid) - cpu_before) * 1000 / args.n
+        if threads_before:
+            result.thread_cpu = thread_cpu_spent(threads_before, thread_cpu_seconds(pid))
         result.fake_github_cpu_ms_per_webhook = (
             (cpu_seconds(github.pid) - fake_before) * 1000 / args.n
         )

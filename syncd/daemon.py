@@ -44,6 +44,7 @@ from syncd.lookups import LookupsNotReady
 from syncd.mapping.loader import MappingError
 from syncd.memory import freeze_long_lived, limit_malloc_arenas, refreeze, release_free_memory
 from syncd.metrics import RULE_FAILURES
+from syncd.osthreads import start_thread
 from syncd.permissions import check_file_permissions
 from syncd.poller import poll_job
 from syncd.replicas import ActionListener, heartbeat, leave
@@ -247,8 +248,7 @@ class Daemon:
                 else:
                     self.stop.wait(interval())
 
-        thread = threading.Thread(target=run, name=name, daemon=True)
-        thread.start()
+        thread = start_thread(run, name)
         self.threads.append(thread)
         return thread
 
@@ -349,9 +349,7 @@ class Daemon:
         self._loop("scheduler", lambda: cfg.scheduler.tick_seconds, self._scheduler_body)
         if not self.engine.store.is_sqlite:
             listener = ActionListener(self.engine.store, self._wake_all, self.stop)
-            thread = threading.Thread(target=listener.run, name="listener", daemon=True)
-            thread.start()
-            self.threads.append(thread)
+            self.threads.append(start_thread(listener.run, "listener"))
         for i in range(cfg.executor.workers):
             self._loop(
                 f"executor-{i}",

@@ -37,6 +37,7 @@ from syncd.errors import PermanentError, TransientError, WebhookRejected
 from syncd.ingest import Ingestor
 from syncd.lookups import LookupsNotReady
 from syncd.model import Observation, WebhookRequest
+from syncd.osthreads import start_thread
 from syncd.retry import RetryPolicy
 from syncd.store import inbox as stored
 from syncd.store.db import Store
@@ -139,8 +140,7 @@ class InboxWriter:
         # A SimpleQueue, not a Queue: a put runs on the event loop thread for every webhook,
         # and Queue.put takes a Python-level lock and notifies a condition each time.
         self._queue: queue.SimpleQueue[Delivery | None] = queue.SimpleQueue()
-        self._thread = threading.Thread(target=self._run, name="inbox-writer", daemon=True)
-        self._thread.start()
+        self._thread = start_thread(self._run, "inbox-writer")
         self.batches = 0
         self.stored = 0
         # Called on the writer thread after a commit that stored a new delivery (the

@@ -450,6 +450,20 @@ def test_health_readiness_and_metrics(tmp_path: Path) -> None:
         assert daemon.terminate() == 0
 
 
+def test_the_daemons_threads_are_named_for_the_system(tmp_path: Path) -> None:
+    """`top -H` and /proc show which loop each thread runs (syncd.osthreads)."""
+    port = free_port()
+    config = write_daemon_config(tmp_path, port, secret=SECRET)
+    with Daemon(config, port) as daemon:
+        daemon.wait_ready()
+        tasks = Path(f"/proc/{daemon.proc.pid}/task")
+        names = Counter((task / "comm").read_text().strip() for task in tasks.iterdir())
+        assert daemon.terminate() == 0
+    loops = {"inbox-0", "inbox-writer", "heartbeat", "scheduler", "lookups", "alerts", "prune"}
+    assert loops <= set(names)
+    assert {f"executor-{i}" for i in range(8)} <= set(names)  # [executor] workers = 8
+
+
 def test_readiness_fails_without_rules(tmp_path: Path) -> None:
     port = free_port()
     config = write_daemon_config(tmp_path, port, secret=SECRET, rules="rules: []\n")
