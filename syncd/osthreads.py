@@ -24,7 +24,9 @@ def _find_prctl() -> Any:
     if not sys.platform.startswith("linux"):
         return None
     try:
-        return ctypes.CDLL(None, use_errno=True).prctl
+        # PyDLL: called holding the GIL (a one-line system call), so a thread starting
+        # keeps the GIL as it did before it was named, rather than handing it around.
+        return ctypes.PyDLL(None, use_errno=True).prctl
     except (OSError, AttributeError):
         return None
 

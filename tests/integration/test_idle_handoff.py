@@ -377,9 +377,18 @@ def test_a_handed_delivery_that_fails_is_retried_with_its_attempt_counted(
 
 
 def _inbox_thread(daemon: Daemon) -> threading.Thread:
-    """The inbox thread as the daemon runs it (its loop: wait for a wake, then its body)."""
-    daemon._inbox_body()  # as it starts: a claim, which finds nothing due
-    return daemon._loop("inbox-0", lambda: 1.0, daemon._inbox_body, daemon.wake_inbox)
+    """The inbox thread as the daemon runs it (its loop: its body, then wait for a wake),
+    returned once its first round (as it starts: a claim, which finds nothing due) is
+    over, so that what a test counts from then on is the delivery's doing alone."""
+    first_round = threading.Event()
+
+    def body() -> None:
+        daemon._inbox_body()
+        first_round.set()
+
+    thread = daemon._loop("inbox-0", lambda: 1.0, body, daemon.wake_inbox)
+    assert first_round.wait(10), "the inbox thread's first round did not end"
+    return thread
 
 
 def _stop(daemon: Daemon, thread: threading.Thread) -> None:
