@@ -230,7 +230,11 @@ def thread_cpu_seconds(pid: int) -> dict[int, tuple[str, float]]:
     """Per thread of a process: its name as the system knows it (syncd names its threads:
     syncd.osthreads) and its utime+stime so far."""
     out: dict[int, tuple[str, float]] = {}
-    for task in Path(f"/proc/{pid}/task").iterdir():
+    try:
+        tasks = list(Path(f"/proc/{pid}/task").iterdir())
+    except OSError:  # the process has ended: no threads to read
+        return out
+    for task in tasks:
         try:
             name = (task / "comm").read_text().strip()
             fields = (task / "stat").read_text().rsplit(")", 1)[1].split()

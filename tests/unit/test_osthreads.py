@@ -47,12 +47,3 @@ def test_the_name_the_kernel_keeps() -> None:
     assert os_name("inbox-writer") == b"inbox-writer"
     assert os_name("poll-github-issue") == b"poll-github-iss"
     assert len(os_name("x" * 40)) == 15
-
-
-@pytest.mark.skipif(not LINUX, reason="thread names in /proc are Linux's")
-def test_a_thread_started_otherwise_keeps_the_processs_name() -> None:
-    found: list[str] = []
-    thread = threading.Thread(target=lambda: found.append(_comm(threading.get_native_id())))
-    thread.start()
-    thread.join(10)
-    assert found == [_comm(threading.main_thread().native_id or 0)]
