@@ -81,6 +81,7 @@ __all__ = [
     "MALFORMED_INPUT_ERRORS",
     "READ",
     "SEARCH",
+    "WHOLE_OBJECT",
     "WRITE",
     "ActionContext",
     "ActionError",
@@ -131,6 +132,11 @@ __all__ = [
     "to_ms",
     "unsigned_allowed",
 ]
+
+
+# What `rule_fields` holds for a rule that uses an object whole (`deal | tojson`): any field
+# may be read. The value of syncd.mapping.fields.WHOLE_OBJECT (too heavy to import here).
+WHOLE_OBJECT = "*"
 
 
 def rule_fields(compiled_rule: Any) -> dict[tuple[str, str], set[str]]:

@@ -17,6 +17,7 @@ from connectors.hubspot.poll import Cursor, DealPoller
 from connectors.hubspot.settings import HubSpotSettings
 from connectors.hubspot.stages import StageCatalog
 from syncd.sdk import (
+    WHOLE_OBJECT,
     Clock,
     Connector,
     Governor,
@@ -151,9 +152,14 @@ class HubSpotConnector(DealActions, Connector):
     CONTEXT_KEYS = frozenset(
         {"url", "stage_label", "pipeline_label", "companies", "company", "contacts", "owner"}
     )
+    # The part of the context that costs requests (associations, companies, contacts, the
+    # owner): read only when a rule reads it, or uses a deal whole.
+    LINKED_KEYS = frozenset({"companies", "company", "contacts", "owner", WHOLE_OBJECT})
 
     def use_fields(self, fields: dict[str, set[str]]) -> None:
-        self.settings._rule_properties = sorted(fields.get(DEAL, set()) - self.CONTEXT_KEYS)
+        read = fields.get(DEAL, set())
+        self.settings._rule_properties = sorted(read - self.CONTEXT_KEYS - {WHOLE_OBJECT})
+        self.reader.linked_context = bool(read & self.LINKED_KEYS)
 
     # HubSpot's default sales pipeline (every portal has it) as HubSpot and the fake name it.
     STATIC_VALUE_ALIASES = {
@@ -224,7 +230,8 @@ class HubSpotConnector(DealActions, Connector):
         existing = {p.name for p in answer.results}
         users: dict[str, list[str]] = {}
         for compiled in rules.rules:
-            for name in rule_fields(compiled).get(("hubspot", DEAL), set()) - self.CONTEXT_KEYS:
+            read = rule_fields(compiled).get(("hubspot", DEAL), set())
+            for name in read - self.CONTEXT_KEYS - {WHOLE_OBJECT}:
                 users.setdefault(name, []).append(compiled.id)
         self.use_fields({DEAL: set(users)})
         problems = []

@@ -113,6 +113,10 @@ class DealReader:
         self.settings = settings
         self.stages = stages
         self._owners: dict[str, dict[str, Any] | None] = {}
+        # The company, contacts and owner of each deal (two to four more requests a read,
+        # in the same round trips): read unless the loaded rules read none of them (the
+        # connector's `use_fields`). The url and stage labels cost nothing and stay.
+        self.linked_context = True
 
     # -- reads -------------------------------------------------------------------------
 
@@ -129,6 +133,9 @@ class DealReader:
             except NotFoundError:
                 return None
 
+        if not self.linked_context:
+            found = get()
+            return None if found is None else self.observation(found)
         deal, company_links, contact_links = self.api.together(
             get,
             partial(self._links, deal_id, "companies"),
@@ -144,10 +151,11 @@ class DealReader:
         return _links_from(self.api.read_json([_links_read([deal_id], to_type)]))
 
     def read_many(self, deal_ids: list[str], *, context: bool = True) -> list[Observation]:
-        """Batch-read deals with their stage history; deals gone since are left out."""
+        """Batch-read deals with their stage history; deals gone since are left out.
+        `context`: with each deal's company, contacts and owner (when `linked_context`)."""
         ids = list(dict.fromkeys(deal_ids))
         deal_reads = [self._deals_read(chunk) for chunk in _chunks(ids, HISTORY_BATCH)]
-        if not context:
+        if not (context and self.linked_context):
             return self._deals_from(self.api.read_json(deal_reads))
         link_reads = [
             _links_read(chunk, to_type)

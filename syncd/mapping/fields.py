@@ -3,6 +3,10 @@
 Triggers, conditions and templates (parsed: the attribute chains `deal.data_location`,
 `object["x"]`, `item.fee`), so a connector fetches every field a rule uses and what
 `syncd check` accepts runs in production with no extra config.
+
+A template that uses an object whole (`deal | tojson`, `{% set d = deal %}`) may read any
+field: it reads `WHOLE_OBJECT`, and a connector that leaves out what no rule reads (HubSpot's
+associations) then reads everything.
 """
 
 from __future__ import annotations
@@ -17,15 +21,20 @@ from syncd.mapping.templates import ENV, TemplateProblem, walk_templates
 
 Key = tuple[str, str]  # (source, object type)
 _NOT_FIELDS = {"event", "now", "trigger", "rule", "previous", "items", "item", "object", "vars"}
+WHOLE_OBJECT = "*"  # read by a template that uses the object as a whole
+# `deal.items()`, `deal.get(name)`: an object's own methods, which may read any field.
+_METHODS = {"items", "keys", "values", "get"}
 
 
 def _attribute_reads(source: str, roots: set[str]) -> set[str]:
-    """Names read as `root.name` or `root["name"]` for any root in `roots`."""
+    """Names read as `root.name` or `root["name"]` for any root in `roots`; `WHOLE_OBJECT`
+    when a root is used otherwise (passed to a filter, assigned, indexed by a variable)."""
     try:
         tree = ENV.parse(source)
     except Exception:  # a syntax error is the loader's to report
         return set()
     found: set[str] = set()
+    named: set[int] = set()  # the root names read by name above
     for node in tree.find_all((nodes.Getattr, nodes.Getitem)):
         if not isinstance(node, nodes.Getattr | nodes.Getitem):  # what find_all was asked for
             continue
@@ -33,9 +42,15 @@ def _attribute_reads(source: str, roots: set[str]) -> set[str]:
         if not (isinstance(base, nodes.Name) and base.name in roots):
             continue
         if isinstance(node, nodes.Getattr):
-            found.add(node.attr)
+            found.add(WHOLE_OBJECT if node.attr in _METHODS else node.attr)
+            named.add(id(base))
         elif isinstance(node.arg, nodes.Const) and isinstance(node.arg.value, str):
             found.add(node.arg.value)
+            named.add(id(base))
+    for name in tree.find_all(nodes.Name):  # `{% set deal = ... %}` stores: not a read
+        loaded = isinstance(name, nodes.Name) and name.ctx == "load"
+        if loaded and name.name in roots and id(name) not in named:
+            found.add(WHOLE_OBJECT)
     return found
 
 

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import pytest
+
 from connectors.hubspot.deals import HISTORY_BATCH
 from syncd.model import ObjectRef
+from syncd.sdk import WHOLE_OBJECT
 
 
 def deal_ref(deal_id: str) -> ObjectRef:
@@ -185,3 +188,57 @@ def test_backfill_reads_every_deal_and_resumes_from_a_cursor(fake, make_connecto
     )
     seen = {o.ref.id for p in first_two + resumed for o in p.observations}
     assert seen == set(ids)
+
+
+def _reads(fake) -> list[str]:
+    """The requests made, but the stage catalog's (read once, kept)."""
+    return [r.path for r in fake.app.log if not r.path.startswith("/crm/v3/pipelines")]
+
+
+def _deal_with_links(fake) -> str:
+    owner = fake.portal.add_owner("Ada", "Lovelace", "ada@example.org")
+    deal = fake.create_deal(dealname="Ocean hub", dealstage="closedwon", hubspot_owner_id=owner)
+    fake.add_company(deal, name="Ocean University")
+    fake.add_contact(deal, "Buyer", firstname="Grace", email="g@example.org")
+    return deal
+
+
+def test_rules_that_read_no_company_contact_or_owner_cost_one_read_a_deal(fake, connector):
+    deal = _deal_with_links(fake)
+    connector.use_fields({"deal": {"dealname", "dealstage"}})
+    fake.app.log.clear()
+
+    one = connector.fetch(deal_ref(deal))
+    (many,) = connector.fetch_many([deal_ref(deal)]).values()
+
+    # one deal read each, no association, company, contact or owner read
+    assert _reads(fake) == [f"/crm/v3/objects/deals/{deal}", "/crm/v3/objects/deals/batch/read"]
+    for obs in (one, many):
+        assert obs.fields["dealname"] == "Ocean hub"
+        assert obs.context["stage_label"] == "Closed Won"  # costs no request: kept
+        assert "company" not in obs.context and "owner" not in obs.context
+
+
+@pytest.mark.parametrize(
+    "read", [{"company"}, {"contacts"}, {"owner"}, {"companies"}, {WHOLE_OBJECT}]
+)
+def test_rules_that_read_the_links_or_a_whole_deal_get_them(fake, connector, read):
+    deal = _deal_with_links(fake)
+    connector.use_fields({"deal": {"dealname", *read}})
+
+    one = connector.fetch(deal_ref(deal))
+    (many,) = connector.fetch_many([deal_ref(deal)]).values()
+
+    for obs in (one, many):
+        assert obs.context["company"]["name"] == "Ocean University"
+        assert [c["email"] for c in obs.context["contacts"]] == ["g@example.org"]
+        assert obs.context["owner"]["name"] == "Ada Lovelace"
+    assert "*" not in connector.settings.properties()  # no property of that name asked for
+
+
+def test_a_reload_that_starts_reading_the_company_reads_it(fake, connector):
+    deal = _deal_with_links(fake)
+    connector.use_fields({"deal": {"dealname"}})
+    assert "company" not in connector.fetch(deal_ref(deal)).context
+    connector.use_fields({"deal": {"dealname", "company"}})
+    assert connector.fetch(deal_ref(deal)).context["company"]["name"] == "Ocean University"

@@ -20,7 +20,19 @@ from syncd.store.schema import snapshots
 from syncd_sandbox.hubspot.fake import FakeHubSpot
 from tests.integration.connectors.support import inbox_rows, make_config, make_engine
 
+# The rule reads the company, as the shipped mappings do: each read brings the deals'
+# associations, companies and contacts too.
 RULES = """
+rules:
+  - id: deal-won
+    when: {source: hubspot, object: deal, field: dealstage, to: Closed Won}
+    do:
+      - hubspot.add_note:
+          deal_id: "{{ deal.id }}"
+          body: "Won: {{ deal.dealname }} for {{ deal.company.name if deal.company else '-' }}"
+"""
+# A rule that reads the deal's own properties only: no association is read.
+DEAL_ONLY_RULES = """
 rules:
   - id: deal-won
     when: {source: hubspot, object: deal, field: dealstage, to: Closed Won}
@@ -75,6 +87,15 @@ class World:
 
 @pytest.fixture
 def world(tmp_path: Path, store_url: str) -> Iterator[World]:
+    yield from _world(tmp_path, store_url, RULES)
+
+
+@pytest.fixture
+def deal_only_world(tmp_path: Path, store_url: str) -> Iterator[World]:
+    yield from _world(tmp_path, store_url, DEAL_ONLY_RULES)
+
+
+def _world(tmp_path: Path, store_url: str, rules: str) -> Iterator[World]:
     clock = FakeClock()
     fake = FakeHubSpot(clock=clock)
     with fake.serve() as fake_server:
@@ -84,7 +105,7 @@ def world(tmp_path: Path, store_url: str) -> Iterator[World]:
             base_url=fake_server.url,
             timeout_seconds=10,
         )
-        config = make_config(tmp_path, store_url, RULES, {"hubspot": settings})
+        config = make_config(tmp_path, store_url, rules, {"hubspot": settings})
         engine = make_engine(config, clock, {"hubspot": HubSpotConnector(settings, clock)})
         yield World(engine, fake)
         engine.close()
@@ -112,6 +133,19 @@ def test_1000_webhooks_on_distinct_deals_cost_at_most_60_hubspot_requests(world:
     assert world.statuses() == {"done": 1000}
     observed = world.observed()
     assert set(observed) == set(deal_ids) and not any(observed.values())
+
+
+def test_rules_reading_no_company_or_contact_cost_only_the_deal_reads(
+    deal_only_world: World,
+) -> None:
+    world = deal_only_world
+    deal_ids = _deals(world.fake, 120)
+    world.hint(deal_ids)
+    sent = world.requests_during(world.engine.inbox.drain)
+    assert world.statuses() == {"done": 120}
+    reads = [(m, p) for m, p, _ in sent if "/notes" not in p and "/associations/notes" not in p]
+    assert reads == [("POST", BATCH_READ)] * 3  # 50 deals a read, and nothing else
+    assert len(world.observed()) == 120
 
 
 def test_context_from_a_batch_is_each_deals_own(world: World) -> None:
