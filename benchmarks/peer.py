@@ -396,7 +396,7 @@ class RoundResult:
     seconds: float = 0.0
     latencies_ms: list[float] = field(default_factory=list)
     # The first webhook after the start, apart: it pays for what a stack loads on first use
-    # (syncd: the GitHub library, about 0.3 s), which is once per start, not per webhook.
+    # (syncd: the GitHub library, about 0.2 s here), which is once per start, not per webhook.
     first_ms: float = float("nan")
     cpu_ms_per_webhook: float = 0.0
     rss_mb: float = 0.0

@@ -229,11 +229,13 @@ class HubSpotConnector(DealActions, Connector):
         answer = self.api.call(self.api.properties.get_all_with_http_info, "deals")
         existing = {p.name for p in answer.results}
         users: dict[str, list[str]] = {}
+        read_by_any: set[str] = set()  # the context's names too: use_fields reads them
         for compiled in rules.rules:
             read = rule_fields(compiled).get(("hubspot", DEAL), set())
+            read_by_any |= read
             for name in read - self.CONTEXT_KEYS - {WHOLE_OBJECT}:
                 users.setdefault(name, []).append(compiled.id)
-        self.use_fields({DEAL: set(users)})
+        self.use_fields({DEAL: read_by_any})
         problems = []
         for name in self.settings.properties():
             if name in existing:
