@@ -22,6 +22,7 @@ from syncd.mapping.templates import ENV, TemplateProblem, walk_templates
 Key = tuple[str, str]  # (source, object type)
 _NOT_FIELDS = {"event", "now", "trigger", "rule", "previous", "items", "item", "object", "vars"}
 WHOLE_OBJECT = "*"  # read by a template that uses the object as a whole
+COLLECTED = "items"  # a cron rule's `collect`ed objects, as templates see them
 # `deal.items()`, `deal.get(name)`: an object's own methods, which may read any field.
 _METHODS = {"items", "keys", "values", "get"}
 
@@ -76,13 +77,22 @@ def _condition_fields(condition: Any, roots: set[str]) -> set[str]:
 def _rule_fields(rule: CompiledRule) -> dict[Key, set[str]]:
     out: dict[Key, set[str]] = {}
     trigger = rule.trigger
+    # (source, object type, the names templates read it by, whether conditions name it)
+    targets: list[tuple[str, str, set[str], bool]]
     if isinstance(trigger, CronTrigger):
         targets = [
-            (q.source, q.object, {"item", q.object}) for q in (trigger.for_each,) if q is not None
+            (q.source, q.object, {"item", q.object}, True)
+            for q in (trigger.for_each,)
+            if q is not None
         ]
-        targets += [(q.source, q.object, set()) for q in (trigger.collect,) if q is not None]
+        # `items` holds the collected objects, read under names of the template's choosing
+        # (`{% for d in items %}`): any use of it counts as reading them whole (below).
+        targets += [
+            (q.source, q.object, {COLLECTED}, False) for q in (trigger.collect,) if q is not None
+        ]
     else:
-        targets = [(trigger.source, trigger.object, {"object", "previous", trigger.object})]
+        roots = {"object", "previous", trigger.object}
+        targets = [(trigger.source, trigger.object, roots, True)]
         direct = out.setdefault((trigger.source, trigger.object), set())
         if isinstance(trigger, ChangeTrigger):
             direct.add(trigger.field)
@@ -90,9 +100,9 @@ def _rule_fields(rule: CompiledRule) -> dict[Key, set[str]]:
             direct.add(trigger.entered.field if trigger.entered else str(trigger.date))
         elif isinstance(trigger, CreatedTrigger):
             pass
-    for source, obj, roots in targets:
+    for source, obj, roots, conditions in targets:
         fields = out.setdefault((source, obj), set())
-        if roots:
+        if conditions:
             fields |= _condition_fields(rule.rule.if_ or {}, roots)
         for act in rule.actions:
             try:
@@ -100,7 +110,10 @@ def _rule_fields(rule: CompiledRule) -> dict[Key, set[str]]:
             except TemplateProblem:
                 continue
             for _, text in templates:
-                fields |= _attribute_reads(text, roots)
+                read = _attribute_reads(text, roots)
+                if roots == {COLLECTED}:  # not the objects' field names: a list's
+                    read = {WHOLE_OBJECT} if read else set()
+                fields |= read
     for fields in out.values():
         fields.discard("id")
     return out

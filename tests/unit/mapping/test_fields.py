@@ -71,3 +71,29 @@ def test_shipped_mappings_read_the_deals_company() -> None:
     shipped = Path(__file__).resolve().parents[3] / "mappings"
     fields = referenced_fields(load_rules([shipped]))[("hubspot", "deal")]
     assert "company" in fields  # so the daemon reads associations for them
+
+
+COLLECT_RULE = """
+rules:
+  - id: monthly
+    when:
+      cron: "0 9 1 * *"
+      collect: {{source: localdb, object: deal, query: {{}}}}
+    if: {{items: {{ne: []}}}}
+    do:
+      - localdb.record: {{title: "{title}"}}
+"""
+
+
+def test_collected_objects_used_in_a_template_are_read_whole(
+    write_mapping: WriteFile, load_ok: Callable[[], RuleSet]
+) -> None:
+    write_mapping(COLLECT_RULE.format(title="{% for d in items %}{{ d.company }}{% endfor %}"))
+    assert referenced_fields(load_ok())[("localdb", "deal")] == {WHOLE_OBJECT}
+
+
+def test_collected_objects_a_template_does_not_use_are_not_read(
+    write_mapping: WriteFile, load_ok: Callable[[], RuleSet]
+) -> None:
+    write_mapping(COLLECT_RULE.format(title="monthly digest"))
+    assert referenced_fields(load_ok())[("localdb", "deal")] == set()
