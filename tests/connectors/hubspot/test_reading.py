@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from connectors.hubspot.deals import HISTORY_BATCH
+from syncd.mapping.loader import load_rules
 from syncd.model import ObjectRef
 from syncd.sdk import WHOLE_OBJECT
 
@@ -241,4 +244,22 @@ def test_a_reload_that_starts_reading_the_company_reads_it(fake, connector):
     connector.use_fields({"deal": {"dealname"}})
     assert "company" not in connector.fetch(deal_ref(deal)).context
     connector.use_fields({"deal": {"dealname", "company"}})
+    assert connector.fetch(deal_ref(deal)).context["company"]["name"] == "Ocean University"
+
+
+COMPANY_RULE = """
+rules:
+  - id: won-for
+    when: {source: hubspot, object: deal, field: dealstage, to: Closed Won}
+    do:
+      - hubspot.add_note: {deal_id: "{{ deal.id }}", body: "Won for {{ deal.company.name }}"}
+"""
+
+
+def test_check_leaves_the_connector_reading_the_company_its_rules_read(
+    fake, connector, tmp_path: Path
+) -> None:
+    (tmp_path / "rules.yaml").write_text(COMPANY_RULE)
+    assert connector.check_mapping(load_rules([tmp_path])) == []  # it sets the fields read
+    deal = _deal_with_links(fake)
     assert connector.fetch(deal_ref(deal)).context["company"]["name"] == "Ocean University"

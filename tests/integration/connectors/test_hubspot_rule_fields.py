@@ -14,7 +14,6 @@ from syncd.clock import FakeClock
 from syncd.config import load_config
 from syncd.engine import build_connectors
 from syncd.mapping.loader import load_rules
-from syncd.model import ObjectRef
 from syncd_sandbox.hubspot.fake import FakeHubSpot
 from tests.integration.connectors.support import (
     make_config,
@@ -95,29 +94,3 @@ rules:
         result = CliRunner().invoke(main, ["check", "--config", str(toml)])
         assert result.exit_code == 1
         assert "[hubspot] deal property 'closed_lost_reasn' does not exist" in result.output
-
-
-COMPANY_RULE = """
-rules:
-  - id: won-for
-    when: {source: hubspot, object: deal, field: dealstage, to: Closed Won}
-    do:
-      - hubspot.add_note: {deal_id: "{{ deal.id }}", body: "Won for {{ deal.company.name }}"}
-"""
-
-
-def test_check_leaves_the_connector_reading_the_company_its_rules_read(tmp_path: Path) -> None:
-    clock = FakeClock()
-    fake = FakeHubSpot(clock=clock)
-    with fake.serve() as server:
-        settings = HubSpotSettings(access_token=fake.token, base_url=server.url, timeout_seconds=5)
-        connector = HubSpotConnector(settings, clock)
-        try:
-            rules = load_rules([write_rules(tmp_path / "mappings", COMPANY_RULE)])
-            assert connector.check_mapping(rules) == []
-            deal_id = fake.create_deal(dealname="Ocean", dealstage="closedwon")
-            fake.add_company(deal_id, name="Ocean University")
-            obs = connector.fetch(ObjectRef("hubspot", "deal", deal_id))
-            assert obs is not None and obs.context["company"]["name"] == "Ocean University"
-        finally:
-            connector.close()
