@@ -440,7 +440,7 @@ class Daemon:
                         "allow_empty_rules = true to run without rules on purpose"
                     ]
                 )
-            self.engine.rules.current = rules
+            self.engine.install_rules(rules)
         except (MappingError, ConfigError) as exc:
             self.engine.config = old_config
             problems = getattr(exc, "problems", [str(exc)])

@@ -73,13 +73,14 @@ def build_connectors(
     return out
 
 
-def use_rule_fields(rules: RuleSet, connectors: dict[str, Connector]) -> None:
+def use_rule_fields(rulesets: list[RuleSet], connectors: dict[str, Connector]) -> None:
     """Tell each connector the fields its objects must bring (what the rules read)."""
     from syncd.mapping.fields import referenced_fields
 
     by_source: dict[str, dict[str, set[str]]] = {}
-    for (source, obj), fields in referenced_fields(rules).items():
-        by_source.setdefault(source, {})[obj] = fields
+    for rules in rulesets:
+        for (source, obj), fields in referenced_fields(rules).items():
+            by_source.setdefault(source, {}).setdefault(obj, set()).update(fields)
     for name, conn in connectors.items():
         conn.use_fields(by_source.get(name, {}))
 
@@ -169,6 +170,7 @@ class Engine:
             self.store, self.connectors, self.clock, config.syncd.lookup_refresh_seconds
         )
         self.rules = RulesHolder(self.load_rules())
+        use_rule_fields([self.rules.current], self.connectors)
         self.ingestor = Ingestor(
             self.store,
             self.rules,
@@ -217,8 +219,16 @@ class Engine:
         if problems:
             raise ConfigError(problems)
         self.lookups.install(load)
-        use_rule_fields(rules, self.connectors)
         return rules
+
+    def install_rules(self, rules: RuleSet) -> None:
+        """Make loaded rules the current ones. The connectors fetch what both the old and
+        the new rules read while the swap happens (a batch in flight may plan with either),
+        then what the new ones read: a reload refused after loading (no rules at all)
+        leaves the old rules with everything they read."""
+        use_rule_fields([self.rules.current, rules], self.connectors)
+        self.rules.current = rules
+        use_rule_fields([rules], self.connectors)
 
     def refresh_lookups(self) -> bool:
         """Re-read due value names; recompile the rules when the stored names changed (a
@@ -246,7 +256,7 @@ class Engine:
     def reload_rules(self) -> RuleSet:
         """Swap in freshly loaded rules; on any error the old rules stay and it raises."""
         rules = self.load_rules()
-        self.rules.current = rules
+        self.install_rules(rules)
         return rules
 
     def failing_rules(self) -> list[dict[str, Any]]:

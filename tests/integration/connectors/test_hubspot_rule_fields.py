@@ -14,6 +14,7 @@ from syncd.clock import FakeClock
 from syncd.config import load_config
 from syncd.engine import build_connectors
 from syncd.mapping.loader import load_rules
+from syncd.model import ObjectRef
 from syncd_sandbox.hubspot.fake import FakeHubSpot
 from tests.integration.connectors.support import (
     make_config,
@@ -94,3 +95,39 @@ rules:
         result = CliRunner().invoke(main, ["check", "--config", str(toml)])
         assert result.exit_code == 1
         assert "[hubspot] deal property 'closed_lost_reasn' does not exist" in result.output
+
+
+COMPANY_RULE = """
+rules:
+  - id: won-for
+    when: {source: hubspot, object: deal, field: dealstage, to: Closed Won}
+    do:
+      - hubspot.add_note: {deal_id: "{{ deal.id }}", body: "For {{ deal.company.name }}"}
+"""
+
+
+def test_rules_loaded_but_not_installed_change_nothing_that_is_read(
+    tmp_path: Path, store_url: str
+) -> None:
+    """A reload refused after its files loaded (no rules left, say) keeps the old rules:
+    they must keep what they read, here the deal's company."""
+    clock = FakeClock()
+    fake = FakeHubSpot(clock=clock)
+    with fake.serve() as server:
+        settings = HubSpotSettings(access_token=fake.token, base_url=server.url, timeout_seconds=5)
+        config = make_config(tmp_path, store_url, COMPANY_RULE, {"hubspot": settings})
+        connector = HubSpotConnector(settings, clock)
+        engine = make_engine(config, clock, {"hubspot": connector})
+        try:
+            deal_id = fake.create_deal(dealname="Ocean", dealstage="closedwon")
+            fake.add_company(deal_id, name="Ocean University")
+            ref = ObjectRef("hubspot", "deal", deal_id)
+            write_rules(tmp_path / "mappings", LOCATION_RULE)  # reads no company
+
+            loaded = engine.load_rules()
+            assert connector.fetch(ref).context["company"]["name"] == "Ocean University"
+
+            engine.install_rules(loaded)
+            assert "company" not in connector.fetch(ref).context
+        finally:
+            engine.close()

@@ -13,6 +13,8 @@ from syncd.mapping.loader import MappingError, Problem, load_rules
 from syncd.mapping.rules import RuleSet
 
 WriteFile = Callable[..., Path]
+# The repository's own mappings/ (this file is tests/unit/mapping/conftest.py).
+SHIPPED_MAPPINGS = Path(__file__).resolve().parents[3] / "mappings"
 
 
 @pytest.fixture

@@ -4,7 +4,6 @@ when a template uses an object whole, so that nothing a rule may read is left ou
 from __future__ import annotations
 
 from collections.abc import Callable
-from pathlib import Path
 
 import pytest
 
@@ -12,7 +11,7 @@ from syncd import sdk
 from syncd.mapping.fields import WHOLE_OBJECT, referenced_fields
 from syncd.mapping.rules import RuleSet
 
-from .conftest import WriteFile
+from .conftest import SHIPPED_MAPPINGS, WriteFile
 
 RULE = """
 rules:
@@ -68,7 +67,7 @@ def test_the_sdk_names_the_same_marker() -> None:
 def test_shipped_mappings_read_the_deals_company() -> None:
     from syncd.mapping.loader import load_rules
 
-    shipped = Path(__file__).resolve().parents[3] / "mappings"
+    shipped = SHIPPED_MAPPINGS
     fields = referenced_fields(load_rules([shipped]))[("hubspot", "deal")]
     assert "company" in fields  # so the daemon reads associations for them
 

@@ -15,7 +15,7 @@ from syncd.mapping.rules import RuleSet
 from syncd.mapping.templates import ENV
 from syncd.model import ObjectRef
 
-from .conftest import WriteFile
+from .conftest import SHIPPED_MAPPINGS, WriteFile
 
 SWITCHED = """
 vars:
@@ -116,7 +116,7 @@ def test_vars_are_not_fields_fetched_from_the_source(
 
 
 def test_w16_with_a_misspelt_tracker_says_so_in_the_delivery_mail() -> None:
-    shipped = Path(__file__).resolve().parents[3] / "mappings"
+    shipped = SHIPPED_MAPPINGS
     rules = load_rules([shipped], vars={"delivery_tracker": "jria"})
     change = Change(
         ObjectRef("hubspot", "deal", "7"),
