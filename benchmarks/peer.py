@@ -49,6 +49,7 @@ import tempfile
 import textwrap
 import threading
 import time
+import urllib.error
 import urllib.request
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -228,13 +229,16 @@ def cpu_seconds(pid: int) -> float:
 
 
 def thread_cpu_seconds(pid: int) -> dict[int, tuple[str, float]]:
-    """Per thread of a process: its name as the system knows it (syncd names its threads:
-    syncd.osthreads) and its utime+stime so far."""
+    """Per thread of a process and of its live descendants (syncd's executor process): its
+    name as the system knows it (syncd names its threads: syncd.osthreads) and its
+    utime+stime so far."""
     out: dict[int, tuple[str, float]] = {}
-    try:
-        tasks = list(Path(f"/proc/{pid}/task").iterdir())
-    except OSError:  # the process has ended: no threads to read
-        return out
+    tasks = []
+    for p in [pid, *_descendants(pid)]:
+        try:
+            tasks += list(Path(f"/proc/{p}/task").iterdir())
+        except OSError:  # the process has ended: no threads to read
+            continue
     for task in tasks:
         try:
             name = (task / "comm").read_text().strip()
@@ -276,10 +280,15 @@ def _descendants(pid: int) -> list[int]:
 
 
 def rss_mb(pid: int) -> float:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1]) / 1024
-    return 0.0
+    """The resident memory of a process and of its live descendants."""
+    total = 0.0
+    for p in [pid, *_descendants(pid)]:
+        try:
+            lines = Path(f"/proc/{p}/status").read_text().splitlines()
+        except OSError:
+            continue
+        total += sum(int(line.split()[1]) / 1024 for line in lines if line.startswith("VmRSS:"))
+    return total
 
 
 def free_port() -> int:
@@ -305,10 +314,20 @@ def wait_until(
     raise TimeoutError(f"timed out after {timeout:.0f}s waiting for {what}")
 
 
+def _executor_process_up(answer: tuple[int, str]) -> bool:
+    """/readyz answered and says nothing of the executor process (starting, or down)."""
+    status, body = answer
+    return status != 0 and "executor process" not in body
+
+
 def http_get(url: str) -> tuple[int, str]:
+    """The status and body of a GET (an error status with its body); 0 and "" when there
+    is no answer."""
     try:
         with urllib.request.urlopen(url, timeout=2) as answer:
             return int(answer.status), answer.read().decode("utf-8", "replace")
+    except urllib.error.HTTPError as error:
+        return int(error.code), error.read().decode("utf-8", "replace")
     except OSError:
         return 0, ""
 
@@ -487,10 +506,16 @@ class SyncdStack(Stack):
     path = "/webhooks/hubspot"
 
     def __init__(
-        self, github_url: str, workdir: Path, state_dir: Path | None = None, workers: int = 8
+        self,
+        github_url: str,
+        workdir: Path,
+        state_dir: Path | None = None,
+        workers: int = 8,
+        separate_process: bool = False,
     ) -> None:
         self.github_url = github_url
         self.workers = workers  # [executor] workers (8: syncd's default)
+        self.separate_process = separate_process  # [executor] separate_process
         self.workdir = workdir
         self.state_dir = state_dir  # None: a new store per start (idle_rss.py: a restart)
         self.log_file: Any = None
@@ -522,6 +547,7 @@ class SyncdStack(Stack):
             port = {self.port}
             [executor]
             workers = {self.workers}
+            separate_process = {str(self.separate_process).lower()}
             [hubspot]
             base_url = "{hubspot_url}"
             requests_per_10s = {NO_LIMIT}
@@ -564,6 +590,13 @@ class SyncdStack(Stack):
             "syncd's first HubSpot poll",
             self.proc,
         )
+        if self.separate_process:  # and the executor process has started
+            wait_until(
+                lambda: _executor_process_up(http_get(f"{base}/readyz")),
+                60,
+                "syncd's executor process",
+                self.proc,
+            )
         self.startup_seconds = time.monotonic() - launched
 
     def diagnose(self) -> str:
@@ -1067,6 +1100,11 @@ def main() -> int:
         help="syncd's [executor] workers (default 8, syncd's default)",
     )
     parser.add_argument(
+        "--executor-process",
+        action="store_true",
+        help="syncd performs actions in a process of its own ([executor] separate_process)",
+    )
+    parser.add_argument(
         "--profile",
         type=Path,
         default=None,
@@ -1103,7 +1141,14 @@ def main() -> int:
     try:
         github = FakeProcess(_github_main, args.github_validate)
         if not args.no_syncd:
-            stacks.append(SyncdStack(github.url, workdir, workers=args.executor_workers))
+            stacks.append(
+                SyncdStack(
+                    github.url,
+                    workdir,
+                    workers=args.executor_workers,
+                    separate_process=args.executor_process,
+                )
+            )
         if red_js is not None:
             stacks.append(NodeRedStack(red_js, github.url, workdir, fetch=args.node_red_fetch))
         print(

@@ -7,7 +7,7 @@ import threading
 import time
 from collections.abc import Callable
 
-from syncd.daemon import WakeOne
+from syncd.wake import WakeOne
 
 
 def _until(condition: Callable[[], bool], seconds: float = 5.0) -> None:
