@@ -480,6 +480,8 @@ class Daemon:
         log.info("daemon.stopping")
         sdnotify.stopping()
         self.stop.set()
+        if self.executor_process is not None:
+            self.executor_process.stopping()
         self.wake_inbox.set()
         self.wake_executor.set_all()
         if self.server is not None:

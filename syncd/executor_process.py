@@ -118,6 +118,11 @@ class ExecutorProcess:
             with contextlib.suppress(ProcessLookupError):
                 proc.send_signal(signal.SIGTERM)
 
+    def stopping(self) -> None:
+        """The daemon is stopping: an exit of the child from now on is expected (a signal
+        to the whole service may reach it first), and none is restarted."""
+        self._stopping.set()
+
     def stop(self, timeout: float) -> None:
         """SIGTERM: the child finishes the actions in hand, records them and exits; killed
         if it has not within `timeout` (its leases are released at the next start)."""

@@ -13,6 +13,7 @@ from typing import Any
 
 import requests
 
+from syncd_sandbox.email.fake import FakeSmtpServer
 from syncd_sandbox.localdb import LocalDbRemote
 from tests.integration.daemon_helpers import (
     Daemon,
@@ -101,3 +102,72 @@ def test_the_child_does_not_outlive_a_killed_daemon(tmp_path: Path) -> None:
         wait_until(lambda: not alive(child), 20, "the executor process to stop")
     finally:
         daemon.kill()
+
+
+FAILING_RULES = """
+rules:
+  - id: record-on-done
+    when: {source: localdb, object: item, field: stage, to: done}
+    do:
+      - localdb.record: {title: "Done: {{ item.name }}"}
+  - id: broken-writer
+    when: {source: localdb, object: item, field: stage, to: done}
+    do:
+      # `type_` collides with LocalDbRemote.put's own argument: a TypeError, every time.
+      - localdb.set_fields: {type: item, id: "{{ item.id }}", fields: {type_: x}}
+"""
+
+
+def finished(metrics: str, connector: str, outcome: str) -> float:
+    wanted = f'syncd_actions_finished_total{{connector="{connector}",outcome="{outcome}"}} '
+    return sum(float(line.split()[-1]) for line in metrics.splitlines() if line.startswith(wanted))
+
+
+def all_counted(url: str) -> str | None:
+    """The daemon's /metrics once it counts the three actions the child finished."""
+    metrics = requests.get(f"{url}/metrics", timeout=5).text
+    counted = [("localdb", "done"), ("localdb", "dead"), ("email", "done")]
+    return metrics if all(finished(metrics, *c) >= 1 for c in counted) else None
+
+
+def test_what_the_child_does_reaches_the_daemons_alerts_and_metrics(tmp_path: Path) -> None:
+    with FakeSmtpServer() as smtp:
+        port = free_port()
+        config = write_daemon_config(
+            tmp_path,
+            port,
+            secret=SECRET,
+            rules=FAILING_RULES,
+            max_attempts=2,
+            separate_process=True,
+            extra=f"""
+            [email]
+            host = "127.0.0.1"
+            port = {smtp.port}
+            security = "plain"
+            from_address = "syncd@example.org"
+            timeout_seconds = 5
+            [alerts]
+            to = ["partnerships@example.org"]
+            """,
+        )
+        remote = LocalDbRemote(tmp_path / "remote.sqlite3")
+        remote.put("item", "a", name="Alpha", stage="done")
+        with Daemon(config, port) as daemon:
+            daemon.wait_ready()
+            daemon.wait_for_log("executor_process.ready", timeout=30)
+            assert post_webhook(daemon.url, SECRET, {"type": "item", "id": "a"}, "d-a").ok
+            # The child gives up on broken-writer; the daemon's alerter plans the mail, and
+            # the child sends it.
+            smtp.wait_for(1, timeout=30)
+            metrics = wait_until(
+                lambda: all_counted(daemon.url), 15, "the child's counts in the daemon's /metrics"
+            )
+            assert daemon.terminate() == 0, daemon.stderr[-3000:]
+        mail = smtp.messages[0].raw.decode("utf-8", "replace")
+    assert "partnerships@example.org" in mail and "broken-writer" in mail
+    # record-on-done and the alert mail are done; broken-writer is dead: each counted once.
+    assert finished(metrics, "localdb", "done") == 1
+    assert finished(metrics, "localdb", "dead") == 1
+    assert finished(metrics, "email", "done") == 1
+    assert titles(remote) == {"Done: Alpha": 1}
