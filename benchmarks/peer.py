@@ -501,6 +501,9 @@ class Stack:
             self.proc.wait(timeout=10)
 
 
+SEPARATE = "syncd+xp"  # syncd with its executor process ([executor] separate_process)
+
+
 class SyncdStack(Stack):
     name = "syncd"
     path = "/webhooks/hubspot"
@@ -516,6 +519,8 @@ class SyncdStack(Stack):
         self.github_url = github_url
         self.workers = workers  # [executor] workers (8: syncd's default)
         self.separate_process = separate_process  # [executor] separate_process
+        if separate_process:
+            self.name = SEPARATE
         self.workdir = workdir
         self.state_dir = state_dir  # None: a new store per start (idle_rss.py: a restart)
         self.log_file: Any = None
@@ -1101,8 +1106,12 @@ def main() -> int:
     )
     parser.add_argument(
         "--executor-process",
-        action="store_true",
-        help="syncd performs actions in a process of its own ([executor] separate_process)",
+        choices=["off", "on", "both"],
+        nargs="?",
+        const="on",
+        default="off",
+        help=f"syncd performs actions in a process of its own ([executor] separate_process; "
+        f"shown as {SEPARATE}); both: syncd without and with it, in the same rounds",
     )
     parser.add_argument(
         "--profile",
@@ -1140,13 +1149,14 @@ def main() -> int:
     results: dict[str, list[RoundResult]] = {}
     try:
         github = FakeProcess(_github_main, args.github_validate)
-        if not args.no_syncd:
+        separate = {"off": [False], "on": [True], "both": [False, True]}[args.executor_process]
+        for separate_process in [] if args.no_syncd else separate:
             stacks.append(
                 SyncdStack(
                     github.url,
                     workdir,
                     workers=args.executor_workers,
-                    separate_process=args.executor_process,
+                    separate_process=separate_process,
                 )
             )
         if red_js is not None:
@@ -1172,25 +1182,33 @@ def main() -> int:
             github.stop()
         shutil.rmtree(workdir, ignore_errors=True)
 
-    s, r = (
-        summary("syncd", results.get("syncd", [])),
-        summary("node-red", results.get("node-red", [])),
-    )
+    figures = {name: summary(name, rs) for name, rs in results.items()}
     print(f"medians over {args.rounds} round(s), load average now {os.getloadavg()[0]:.2f}:")
-    for name, figures in (("syncd", s), ("node-red", r)):
-        if figures:
+    for name, f in figures.items():
+        if f:
             print(
-                f"  {name:8} {figures['per_second']:7.1f} issues/s  C=1 p50="
-                f"{figures['p50']:.1f} ms p95={figures['p95']:.1f} ms  cpu="
-                f"{figures['cpu']:.2f} ms/webhook  duplicates={figures['duplicates']:.0f} "
-                f"lost={figures['lost']:.0f}"
+                f"  {name:8} {f['per_second']:7.1f} issues/s  C=1 p50="
+                f"{f['p50']:.1f} ms p95={f['p95']:.1f} ms  cpu="
+                f"{f['cpu']:.2f} ms/webhook  duplicates={f['duplicates']:.0f} "
+                f"lost={f['lost']:.0f}"
             )
-    if s and r:
-        print(
-            f"  ratio syncd/node-red: throughput {s['per_second'] / r['per_second']:.2f}x  "
-            f"p50 latency {s['p50'] / r['p50']:.2f}x  p95 latency {s['p95'] / r['p95']:.2f}x  "
-            f"cpu/webhook {s['cpu'] / r['cpu']:.2f}x"
-        )
+    r = figures.get("node-red")
+    for name in ("syncd", SEPARATE):
+        s = figures.get(name)
+        if s and r:
+            print(
+                f"  ratio {name}/node-red: throughput {s['per_second'] / r['per_second']:.2f}x"
+                f"  p50 latency {s['p50'] / r['p50']:.2f}x  p95 latency "
+                f"{s['p95'] / r['p95']:.2f}x  cpu/webhook {s['cpu'] / r['cpu']:.2f}x"
+            )
+    for name in ("syncd", SEPARATE):  # each round's ratio: the machine's speed moves
+        if name in results and "node-red" in results:
+            ratios = [
+                a.per_second / b.per_second
+                for a, b in zip(results[name], results["node-red"], strict=True)
+                if b.per_second
+            ]
+            print(f"  {name} rounds: " + " ".join(f"{x:.2f}x" for x in ratios))
     clean = all(x.duplicates == 0 and x.lost == 0 for rs in results.values() for x in rs)
     return 0 if clean else 1
 

@@ -10,8 +10,8 @@ What stays the same, and why it holds:
   one lock (syncd.store.writelock).
 - **One rate budget per API account.** The child's governors ask the daemon's
   (syncd.windows_rpc).
-- **Nothing fails unseen.** The child reports its loops' failures (shown by /readyz and
-  `status`, alerted as the daemon's own), its dead actions (the daemon's alerter mails
+- **Nothing fails unseen.** The child reports its loops' failures (shown by /readyz,
+  alerted as the daemon's own), its dead actions (the daemon's alerter mails
   them) and its counts of finished actions (the daemon's /metrics) over a socket; when it
   exits, the daemon logs it, alerts, releases its leases (it is dead: nothing of its is in
   flight) and starts another, waiting longer after each exit in a row.
@@ -82,7 +82,6 @@ class ExecutorProcess:
         self.exits = 0  # unexpected exits since the daemon started
         self.last_exit = ""
         self._restart_at = 0.0
-        self._planned_restart = False
 
     # -- the daemon's calls ---------------------------------------------------------------
 
@@ -99,7 +98,7 @@ class ExecutorProcess:
             sock.send(b"w")
 
     def problems(self) -> list[str]:
-        """What /readyz and `status` say while the child is not working."""
+        """What /readyz says while the child is not working."""
         if self._ready.is_set() or self._stopping.is_set():
             return []
         if not self.exits:
@@ -109,14 +108,6 @@ class ExecutorProcess:
             f"executor process not running: {self.last_exit}; "
             f"started again in {wait:.0f} s (exits so far: {self.exits})"
         ]
-
-    def restart(self) -> None:
-        """Stop the child gracefully; the supervisor starts a new one at once."""
-        proc = self._proc
-        if proc is not None and proc.poll() is None:
-            self._planned_restart = True
-            with contextlib.suppress(ProcessLookupError):
-                proc.send_signal(signal.SIGTERM)
 
     def stopping(self) -> None:
         """The daemon is stopping: an exit of the child from now on is expected (a signal
@@ -145,14 +136,10 @@ class ExecutorProcess:
     def _supervise(self) -> None:
         wait = FIRST_RESTART_SECONDS
         while not self._stopping.is_set():
-            self._planned_restart = False
             started = time.monotonic()
             code, why = self._run_child()
             if self._stopping.is_set():
                 return
-            if self._planned_restart:
-                log.info("executor_process.restarted", reason="reload")
-                continue
             if time.monotonic() - started >= STEADY_SECONDS:
                 wait = FIRST_RESTART_SECONDS
             self.exits += 1
@@ -185,6 +172,7 @@ class ExecutorProcess:
             return -1, f"could not start ({exc.strerror or exc})"
         for end in (wake_child, control_child, windows_child):
             end.close()  # the child's now: EOF here when it exits
+        wake.setblocking(False)  # a wake never waits (see `wake`)
         self._proc = proc
         served = start_thread(lambda: self.windows.serve(windows), "executor-budget")
         try:
@@ -196,7 +184,7 @@ class ExecutorProcess:
         finally:
             self._wake = None
             self._ready.clear()
-        if proc.poll() is None and not self._stopping.is_set() and not self._planned_restart:
+        if proc.poll() is None and not self._stopping.is_set():
             proc.kill()  # silent (not ready in time): start a fresh one
         code = proc.wait()
         self.counts.child_restarted()
