@@ -43,14 +43,13 @@ from sqlalchemy import func, select  # noqa: E402
 from benchmarks.github_create import NO_LIMIT, TOKEN, _fake_main  # noqa: E402
 from connectors.github import GitHubConnector, GitHubSettings  # noqa: E402
 from syncd.clock import SystemClock, to_ms  # noqa: E402
-from syncd.daemon import EXECUTOR_CLAIM, Daemon, ExecutorHandoff  # noqa: E402
+from syncd.daemon import EXECUTOR_CLAIM, Daemon, ExecutorHandoff, WakeOne  # noqa: E402
 from syncd.executor import Executor  # noqa: E402
 from syncd.ingest import insert_actions  # noqa: E402
 from syncd.logs import configure_logging  # noqa: E402
 from syncd.mapping.rules import PlannedAction  # noqa: E402
 from syncd.store.db import Store, open_store  # noqa: E402
 from syncd.store.schema import actions  # noqa: E402
-from syncd.wake import WakeOne  # noqa: E402
 
 REPO = "bench/executor"
 

@@ -49,7 +49,6 @@ import tempfile
 import textwrap
 import threading
 import time
-import urllib.error
 import urllib.request
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -229,16 +228,13 @@ def cpu_seconds(pid: int) -> float:
 
 
 def thread_cpu_seconds(pid: int) -> dict[int, tuple[str, float]]:
-    """Per thread of a process and of its live descendants (syncd's executor process): its
-    name as the system knows it (syncd names its threads: syncd.osthreads) and its
-    utime+stime so far."""
+    """Per thread of a process: its name as the system knows it (syncd names its threads:
+    syncd.osthreads) and its utime+stime so far."""
     out: dict[int, tuple[str, float]] = {}
-    tasks = []
-    for p in [pid, *_descendants(pid)]:
-        try:
-            tasks += list(Path(f"/proc/{p}/task").iterdir())
-        except OSError:  # the process has ended: no threads to read
-            continue
+    try:
+        tasks = list(Path(f"/proc/{pid}/task").iterdir())
+    except OSError:  # the process has ended: no threads to read
+        return out
     for task in tasks:
         try:
             name = (task / "comm").read_text().strip()
@@ -280,15 +276,10 @@ def _descendants(pid: int) -> list[int]:
 
 
 def rss_mb(pid: int) -> float:
-    """The resident memory of a process and of its live descendants."""
-    total = 0.0
-    for p in [pid, *_descendants(pid)]:
-        try:
-            lines = Path(f"/proc/{p}/status").read_text().splitlines()
-        except OSError:
-            continue
-        total += sum(int(line.split()[1]) / 1024 for line in lines if line.startswith("VmRSS:"))
-    return total
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    return 0.0
 
 
 def free_port() -> int:
@@ -314,20 +305,10 @@ def wait_until(
     raise TimeoutError(f"timed out after {timeout:.0f}s waiting for {what}")
 
 
-def _executor_process_up(answer: tuple[int, str]) -> bool:
-    """/readyz answered and says nothing of the executor process (starting, or down)."""
-    status, body = answer
-    return status != 0 and "executor process" not in body
-
-
 def http_get(url: str) -> tuple[int, str]:
-    """The status and body of a GET (an error status with its body); 0 and "" when there
-    is no answer."""
     try:
         with urllib.request.urlopen(url, timeout=2) as answer:
             return int(answer.status), answer.read().decode("utf-8", "replace")
-    except urllib.error.HTTPError as error:
-        return int(error.code), error.read().decode("utf-8", "replace")
     except OSError:
         return 0, ""
 
@@ -501,26 +482,15 @@ class Stack:
             self.proc.wait(timeout=10)
 
 
-SEPARATE = "syncd+xp"  # syncd with its executor process ([executor] separate_process)
-
-
 class SyncdStack(Stack):
     name = "syncd"
     path = "/webhooks/hubspot"
 
     def __init__(
-        self,
-        github_url: str,
-        workdir: Path,
-        state_dir: Path | None = None,
-        workers: int = 8,
-        separate_process: bool = False,
+        self, github_url: str, workdir: Path, state_dir: Path | None = None, workers: int = 8
     ) -> None:
         self.github_url = github_url
         self.workers = workers  # [executor] workers (8: syncd's default)
-        self.separate_process = separate_process  # [executor] separate_process
-        if separate_process:
-            self.name = SEPARATE
         self.workdir = workdir
         self.state_dir = state_dir  # None: a new store per start (idle_rss.py: a restart)
         self.log_file: Any = None
@@ -552,7 +522,6 @@ class SyncdStack(Stack):
             port = {self.port}
             [executor]
             workers = {self.workers}
-            separate_process = {str(self.separate_process).lower()}
             [hubspot]
             base_url = "{hubspot_url}"
             requests_per_10s = {NO_LIMIT}
@@ -595,13 +564,6 @@ class SyncdStack(Stack):
             "syncd's first HubSpot poll",
             self.proc,
         )
-        if self.separate_process:  # and the executor process has started
-            wait_until(
-                lambda: _executor_process_up(http_get(f"{base}/readyz")),
-                60,
-                "syncd's executor process",
-                self.proc,
-            )
         self.startup_seconds = time.monotonic() - launched
 
     def diagnose(self) -> str:
@@ -1105,15 +1067,6 @@ def main() -> int:
         help="syncd's [executor] workers (default 8, syncd's default)",
     )
     parser.add_argument(
-        "--executor-process",
-        choices=["off", "on", "both"],
-        nargs="?",
-        const="on",
-        default="off",
-        help=f"syncd performs actions in a process of its own ([executor] separate_process; "
-        f"shown as {SEPARATE}); both: syncd without and with it, in the same rounds",
-    )
-    parser.add_argument(
         "--profile",
         type=Path,
         default=None,
@@ -1149,16 +1102,8 @@ def main() -> int:
     results: dict[str, list[RoundResult]] = {}
     try:
         github = FakeProcess(_github_main, args.github_validate)
-        separate = {"off": [False], "on": [True], "both": [False, True]}[args.executor_process]
-        for separate_process in [] if args.no_syncd else separate:
-            stacks.append(
-                SyncdStack(
-                    github.url,
-                    workdir,
-                    workers=args.executor_workers,
-                    separate_process=separate_process,
-                )
-            )
+        if not args.no_syncd:
+            stacks.append(SyncdStack(github.url, workdir, workers=args.executor_workers))
         if red_js is not None:
             stacks.append(NodeRedStack(red_js, github.url, workdir, fetch=args.node_red_fetch))
         print(
@@ -1182,33 +1127,25 @@ def main() -> int:
             github.stop()
         shutil.rmtree(workdir, ignore_errors=True)
 
-    figures = {name: summary(name, rs) for name, rs in results.items()}
+    s, r = (
+        summary("syncd", results.get("syncd", [])),
+        summary("node-red", results.get("node-red", [])),
+    )
     print(f"medians over {args.rounds} round(s), load average now {os.getloadavg()[0]:.2f}:")
-    for name, f in figures.items():
-        if f:
+    for name, figures in (("syncd", s), ("node-red", r)):
+        if figures:
             print(
-                f"  {name:8} {f['per_second']:7.1f} issues/s  C=1 p50="
-                f"{f['p50']:.1f} ms p95={f['p95']:.1f} ms  cpu="
-                f"{f['cpu']:.2f} ms/webhook  duplicates={f['duplicates']:.0f} "
-                f"lost={f['lost']:.0f}"
+                f"  {name:8} {figures['per_second']:7.1f} issues/s  C=1 p50="
+                f"{figures['p50']:.1f} ms p95={figures['p95']:.1f} ms  cpu="
+                f"{figures['cpu']:.2f} ms/webhook  duplicates={figures['duplicates']:.0f} "
+                f"lost={figures['lost']:.0f}"
             )
-    r = figures.get("node-red")
-    for name in ("syncd", SEPARATE):
-        s = figures.get(name)
-        if s and r:
-            print(
-                f"  ratio {name}/node-red: throughput {s['per_second'] / r['per_second']:.2f}x"
-                f"  p50 latency {s['p50'] / r['p50']:.2f}x  p95 latency "
-                f"{s['p95'] / r['p95']:.2f}x  cpu/webhook {s['cpu'] / r['cpu']:.2f}x"
-            )
-    for name in ("syncd", SEPARATE):  # each round's ratio: the machine's speed moves
-        if name in results and "node-red" in results:
-            ratios = [
-                a.per_second / b.per_second
-                for a, b in zip(results[name], results["node-red"], strict=True)
-                if b.per_second
-            ]
-            print(f"  {name} rounds: " + " ".join(f"{x:.2f}x" for x in ratios))
+    if s and r:
+        print(
+            f"  ratio syncd/node-red: throughput {s['per_second'] / r['per_second']:.2f}x  "
+            f"p50 latency {s['p50'] / r['p50']:.2f}x  p95 latency {s['p95'] / r['p95']:.2f}x  "
+            f"cpu/webhook {s['cpu'] / r['cpu']:.2f}x"
+        )
     clean = all(x.duplicates == 0 and x.lost == 0 for rs in results.values() for x in rs)
     return 0 if clean else 1
 

@@ -88,10 +88,6 @@ class ExecutorSection(_Section):
     # Creates planned before this process started, in its first minutes, or for changes made
     # before then, look for their marker before the first try (a restored or lost store).
     lookup_window_seconds: float = Field(300, ge=0)
-    # Perform actions in a process of their own (syncd.executor_process): a second core for
-    # a busy daemon, for about 50 MB more memory. SQLite stores only (on PostgreSQL, run
-    # replicas instead).
-    separate_process: bool = False
 
 
 class InboxSection(_Section):
@@ -285,14 +281,7 @@ def load_config(path: str | Path | None = None, env: dict[str, str] | None = Non
             built[section] = parsed
         else:
             built["connectors"][section] = parsed
-    config = None if problems else Config(**built)
-    if config and config.executor.separate_process and not config.store_url.startswith("sqlite"):
-        problems.append(
-            "[executor]: separate_process works with the SQLite store only; on PostgreSQL, "
-            'run more replicas instead (README, "Several replicas on one PostgreSQL")'
-        )
     if problems:
         where = f"{config_path}: " if config_path else ""
         raise ConfigError([where + p for p in problems])
-    assert config is not None
-    return config
+    return Config(**built)

@@ -249,12 +249,6 @@ class Connector:
         run by `syncd check` when credentials are available. Problems as text."""
         return []
 
-    def prepare_to_act(self) -> None:
-        """Load now what performing actions will load on first use (a client library): the
-        executor process does this before it says it is ready, so that the first action
-        does not wait for it. A daemon performing actions itself leaves it to first use
-        (its idle memory)."""
-
     def close(self) -> None:
         """Release clients and sockets."""
 

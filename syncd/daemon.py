@@ -21,6 +21,7 @@ import signal
 import socket
 import sys
 import threading
+from collections import deque
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -33,10 +34,9 @@ from syncd.alerts import make_alerter, queue_notice
 from syncd.clock import to_ms
 from syncd.config import Config, load_config
 from syncd.console.server import console_server_config
-from syncd.engine import Engine, release_leases
+from syncd.engine import Engine
 from syncd.errors import ConfigError
-from syncd.executor import EXECUTOR_CLAIM, Executor
-from syncd.executor_process import ExecutorProcess
+from syncd.executor import Executor
 from syncd.http_server import uvicorn_config
 from syncd.leadership import Leadership
 from syncd.logs import add_secrets, configure_logging, redact
@@ -52,12 +52,17 @@ from syncd.scheduler import SCHEDULER_JOB
 from syncd.shared_windows import share_governors
 from syncd.status_metrics import refresh_governor_metrics, refresh_store_metrics
 from syncd.store.db import open_store
-from syncd.wake import WakeOne
 from syncd.webapp import build_app
 
 log = structlog.get_logger("syncd.daemon")
 STOP_TIMEOUT_SECONDS = 30.0
 HOUSEKEEPING_SECONDS = 6 * 3600.0
+# Actions an executor thread claims at a time (and the inbox hands an idle one). Each claim is
+# a write transaction that also records the last batch's results: 25 rather than 10 takes
+# 0.04 instead of 0.10 write transactions per action (benchmarks/executor_path.py, issue
+# 17). A connector's actions in flight stay bounded by its max_in_flight workers; a claim's
+# actions are leased (5 minutes, extended before any wait for the API's budget).
+EXECUTOR_CLAIM = 25
 INBOX_CLAIM = 100
 # A batch of at least this many deliveries, yet short of INBOX_CLAIM: webhooks arrive faster
 # than one at a time, and the inbox has caught up with them. It waits INBOX_LINGER_SECONDS
@@ -78,6 +83,62 @@ def _jittered(every: float) -> Callable[[], float]:
 class HousekeepingFailed(Exception):
     """A connector's periodic upkeep (such as refreshing Airtable's webhooks before they
     expire) failed; left alone it turns into lost webhooks days later."""
+
+
+class WakeOne:
+    """A wake-up for threads that wait for the same work: `set` lets one waiting thread go
+    (or the next one to wait, when none waits now); `set_all` lets them all go (stop).
+    Used like an Event by Daemon._loop: `wait(timeout)`, then `clear()` (nothing to do)."""
+
+    def __init__(self) -> None:
+        self._cond = threading.Condition()
+        self._pending = 0  # wakes not taken yet
+        self._waiting = 0
+        self._all = False
+        self._handed: deque[Any] = deque()  # work handed over, for the next thread to take
+
+    def idle(self) -> bool:
+        """A thread waits with no wake pending for it (a hint: it may time out meanwhile)."""
+        return self._waiting > self._pending
+
+    def hand(self, work: Any) -> None:
+        """Wake one thread, with `work` for the first thread to `take` it; each piece of
+        work has a wake of its own, so none is left waiting for a poll tick."""
+        with self._cond:
+            self._handed.append(work)
+            self._pending += 1
+            self._cond.notify()
+
+    def take(self) -> Any | None:
+        with self._cond:
+            return self._handed.popleft() if self._handed else None
+
+    def set(self) -> None:
+        with self._cond:
+            # One pending wake per waiting thread at most: wakes while every thread is
+            # busy collapse into one, as an Event's would.
+            self._pending = min(self._pending + 1, max(1, self._waiting))
+            self._cond.notify()
+
+    def set_all(self) -> None:
+        with self._cond:
+            self._all = True
+            self._cond.notify_all()
+
+    def wait(self, timeout: float | None = None) -> bool:
+        with self._cond:
+            self._waiting += 1
+            try:
+                self._cond.wait_for(lambda: self._pending > 0 or self._all, timeout)
+            finally:
+                self._waiting -= 1
+            if self._pending > 0:
+                self._pending -= 1
+                return True
+            return self._all
+
+    def clear(self) -> None:
+        """Nothing to clear: `wait` took its wake."""
 
 
 class ExecutorHandoff:
@@ -147,20 +208,9 @@ class Daemon:
         )
         self.engine.executor.on_dead = make_alerter(self.engine)
         self.engine.executor.on_full_claim = self.wake_executor.set
-        self.executor_process: ExecutorProcess | None = None
-        if config.executor.separate_process:  # SQLite only (syncd.config)
-            self.engine.store.share_writes_across_processes()
-            self.executor_process = ExecutorProcess(
-                config,
-                [g for conn in self.engine.connectors.values() for g in conn.governors()],
-                on_loop=self._executor_process_loop,
-                on_dead=self._alert_dead,
-                on_exit=self._executor_process_exited,
-            )
         self.handoff: ExecutorHandoff | None = None
-        if self.engine.store.is_sqlite and self.executor_process is None:
-            # Not on PostgreSQL: shared governors read the store in a transaction of their
-            # own before the claim's (see Executor._governor_waits). Not to another process.
+        if self.engine.store.is_sqlite:  # PostgreSQL: shared governors read the store in a
+            # transaction of their own before the claim's (see Executor._governor_waits)
             self.handoff = ExecutorHandoff(self.engine.executor, self.wake_executor, EXECUTOR_CLAIM)
             self.engine.inbox.handoff = self.handoff
         for conn in self.engine.connectors.values():
@@ -191,7 +241,7 @@ class Daemon:
                     self.loop_failures.pop(name, None)
                 except Exception as exc:
                     log.exception("loop.error", loop=name)
-                    self._loop_failed(name, f"{type(exc).__name__}: {exc}")
+                    self._loop_failed(name, exc)
                 if wake is not None:
                     wake.wait(interval())
                     wake.clear()
@@ -202,11 +252,11 @@ class Daemon:
         self.threads.append(thread)
         return thread
 
-    def _loop_failed(self, name: str, raised: str) -> None:
+    def _loop_failed(self, name: str, exc: Exception) -> None:
         """A loop that raises is reported by /readyz and `status` until it succeeds again,
         and alerted once per alert period (see syncd.alerts.queue_notice)."""
         count = self.loop_failures.get(name, (0, ""))[0] + 1
-        error = self.engine.redact(raised)[:500]
+        error = self.engine.redact(f"{type(exc).__name__}: {exc}")[:500]
         self.loop_failures[name] = (count, error)
         RULE_FAILURES.labels(f"loop:{name}", "loop").inc()
         try:
@@ -222,35 +272,6 @@ class Daemon:
             )
         except Exception:  # the alert is best effort; the readiness report stays
             log.exception("loop.alert_failed", loop=name)
-
-    def _executor_process_loop(self, name: str, error: str | None) -> None:
-        """A loop of the executor process failed (`error`) or succeeds again (None)."""
-        name = f"executor process {name}"
-        if error is None:
-            self.loop_failures.pop(name, None)
-        else:
-            self._loop_failed(name, error)
-
-    def _alert_dead(self, row: Any, reason: str) -> None:
-        """An action the executor process gave up on: the alert as for this process's."""
-        alert = self.engine.executor.on_dead  # the current settings (reload)
-        if alert is not None:
-            alert(row, reason)
-
-    def _executor_process_exited(self, code: int, why: str) -> None:
-        released = release_leases(self.engine.store)  # it is dead: nothing of it in flight
-        log.info("leases.released", actions=released, reason="the executor process exited")
-        queue_notice(
-            self.engine,
-            "executor-process",
-            "[syncd] the executor process stopped",
-            f"syncd's executor process {why}. syncd starts it again by itself, waiting "
-            "longer after each exit in a row; actions wait in the store meanwhile (none is "
-            "lost, and one it may have performed is looked up before it is tried again).\n\n"
-            "If it keeps stopping, the log says why (`journalctl -u syncd | grep "
-            "executor`); /readyz reports it while it is down. To run without it, set "
-            "[executor] separate_process = false and restart syncd.\n",
-        )
 
     def _executor_body(self) -> None:
         handed = self.wake_executor.take()
@@ -271,7 +292,7 @@ class Daemon:
                 self.handoff.begin_round()
             claimed = self.engine.inbox.process_due(INBOX_CLAIM)
             if claimed and (self.handoff is None or self.handoff.needs_wake()):
-                self.wake_actions()
+                self.wake_executor.set()
             if claimed < INBOX_CLAIM:
                 if claimed >= INBOX_LINGER_FROM:
                     self.stop.wait(INBOX_LINGER_SECONDS)
@@ -329,9 +350,7 @@ class Daemon:
         if not self.engine.store.is_sqlite:
             listener = ActionListener(self.engine.store, self._wake_all, self.stop)
             self.threads.append(start_thread(listener.run, "listener"))
-        if self.executor_process is not None:
-            self.executor_process.start()
-        for i in range(0 if self.executor_process else cfg.executor.workers):
+        for i in range(cfg.executor.workers):
             self._loop(
                 f"executor-{i}",
                 lambda: self.engine.executor.idle_seconds(1.0),
@@ -367,8 +386,6 @@ class Daemon:
             f"loop {name} failing: {count} error(s) in a row; last: {error}"
             for name, (count, error) in sorted(self.loop_failures.items())
         ]
-        if self.executor_process is not None:
-            problems += self.executor_process.problems()
         dead = [t.name for t in self.threads if not t.is_alive()]
         if dead:
             problems.append(f"threads stopped: {', '.join(dead)}")
@@ -466,22 +483,12 @@ class Daemon:
             self.engine.writer.handoff = self.engine.inbox
 
     def _wake_all(self) -> None:
-        self.wake_actions()
-
-    def wake_actions(self) -> None:
-        """Actions were planned: wake an executor thread (this process's, or the executor
-        process's)."""
-        if self.executor_process is not None:
-            self.executor_process.wake()
-        else:
-            self.wake_executor.set()
+        self.wake_executor.set()
 
     def request_stop(self) -> None:
         log.info("daemon.stopping")
         sdnotify.stopping()
         self.stop.set()
-        if self.executor_process is not None:
-            self.executor_process.stopping()
         self.wake_inbox.set()
         self.wake_executor.set_all()
         if self.server is not None:
@@ -575,8 +582,6 @@ class Daemon:
         return asyncio.create_task(self.console.serve(sockets=[sock]))
 
     def _join(self, timeout: float) -> None:
-        if self.executor_process is not None:  # first: its requests ask this process's budget
-            self.executor_process.stop(timeout)
         for conn in self.engine.connectors.values():
             for governor in conn.governors():  # wake requests waiting for their turn
                 governor.close()

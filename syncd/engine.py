@@ -73,43 +73,6 @@ def build_connectors(
     return out
 
 
-def attach_state(
-    config: Config, store: Store, clock: Clock, connectors: dict[str, Connector]
-) -> None:
-    """Give each connector its keys in the store and its file of secrets (webhook keys it
-    registered), and the log's redaction its secrets."""
-    for name, conn in connectors.items():
-        add_secrets(conn.secret_values())
-        conn.attach(
-            KeyValue(store, name, clock),
-            SecretFile(config.state_dir / f"{name}-secrets.json"),
-        )
-
-
-def build_executor(
-    config: Config,
-    store: Store,
-    connectors: dict[str, Connector],
-    clock: Clock,
-    redact: Any,
-    on_dead: Any = None,
-) -> Executor:
-    """The executor as [executor] configures it (this process's, or the executor
-    process's: syncd.executor_process)."""
-    ex = config.executor
-    return Executor(
-        store,
-        connectors,
-        clock,
-        RetryPolicy(ex.max_attempts, ex.backoff_base_seconds, ex.backoff_max_seconds),
-        lease_seconds=ex.lease_seconds,
-        redact=redact,
-        on_dead=on_dead,
-        lookup_window_seconds=ex.lookup_window_seconds,
-        max_in_flight=ex.max_in_flight or max(1, -(-ex.workers // 2)),
-    )
-
-
 def use_rule_fields(rulesets: list[RuleSet], connectors: dict[str, Connector]) -> None:
     """Tell each connector the fields its objects must bring (what the rules read)."""
     from syncd.mapping.fields import referenced_fields
@@ -197,7 +160,12 @@ class Engine:
         )
         self.redact = redact or default_redact  # configured secrets and token shapes
         add_secrets(config.secret_values())
-        attach_state(config, self.store, self.clock, self.connectors)
+        for name, conn in self.connectors.items():
+            add_secrets(conn.secret_values())
+            conn.attach(
+                KeyValue(self.store, name, self.clock),
+                SecretFile(config.state_dir / f"{name}-secrets.json"),
+            )
         self.lookups = Lookups(
             self.store, self.connectors, self.clock, config.syncd.lookup_refresh_seconds
         )
@@ -211,8 +179,16 @@ class Engine:
             gate=self.lookups.check,
         )
         ex = config.executor
-        self.executor = build_executor(
-            config, self.store, self.connectors, self.clock, self.redact, on_dead
+        self.executor = Executor(
+            self.store,
+            self.connectors,
+            self.clock,
+            RetryPolicy(ex.max_attempts, ex.backoff_base_seconds, ex.backoff_max_seconds),
+            lease_seconds=ex.lease_seconds,
+            redact=self.redact,
+            on_dead=on_dead,
+            lookup_window_seconds=ex.lookup_window_seconds,
+            max_in_flight=ex.max_in_flight or max(1, -(-ex.workers // 2)),
         )
         self.inbox = InboxProcessor(
             self.store,

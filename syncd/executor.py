@@ -64,13 +64,6 @@ Redactor = Callable[[str], str]
 # are looked up, or idempotent): a crash before the record costs a look-up, never an effect.
 _DONE_LATER: ContextVar[list[Finish] | None] = ContextVar("done_later", default=None)
 
-# Actions an executor thread claims at a time (and the inbox hands an idle one). Each claim is
-# a write transaction that also records the last batch's results: 25 rather than 10 takes
-# 0.04 instead of 0.10 write transactions per action (benchmarks/executor_path.py, issue
-# 17). A connector's actions in flight stay bounded by its max_in_flight workers; a claim's
-# actions are leased (5 minutes, extended before any wait for the API's budget).
-EXECUTOR_CLAIM = 25
-
 
 @dataclass
 class Outcome:

@@ -29,7 +29,7 @@ from contextlib import contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass, replace
 from datetime import datetime
-from typing import Any, Protocol
+from typing import Protocol
 
 from syncd.clock import Clock, SystemClock
 from syncd.errors import TransientError
@@ -334,15 +334,6 @@ class Governor:
             ]
         return found
 
-    def applicable_with(self, costs: dict[str, int]) -> list[Applicable]:
-        """The limits named in `costs`, each applicable at the cost given: a request of the
-        executor process, named by its limits and costs (syncd.windows_rpc)."""
-        return [
-            (*self.window(limit), costs[limit.name], limit)
-            for limit in self.limits
-            if limit.name in costs
-        ]
-
     def wait_needed(self, kind: str = READ) -> float:
         """Seconds a request of `kind` would wait if asked now (0: it would go at once).
         The executor asks this before marking an action in flight, so that an action that
@@ -397,18 +388,6 @@ class Governor:
             yield
         finally:
             self.release(kind, started)
-
-    def serve_windows(self, method: str, args: tuple[Any, ...]) -> Any:
-        """A call on this governor's windows made by the executor process's governor of the
-        same account (syncd.windows_rpc), under the lock this process's requests take. A
-        start let through counts as sent here too: this governor reports both processes."""
-        with self._cond:
-            answer = getattr(self.windows, method)(*args)
-            if method == "take" and answer <= 0:
-                self.sent += 1
-            elif method in ("finish", "pause"):
-                self._cond.notify_all()
-            return answer
 
     # -- listening ----------------------------------------------------------------------
 

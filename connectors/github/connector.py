@@ -90,9 +90,6 @@ class GitHubConnector(Connector):
         )
         self._login: str | None = None
 
-    def prepare_to_act(self) -> None:
-        _ = self.client.gh  # PyGithub: about 0.3 s to import, else on the first action
-
     def close(self) -> None:
         self.client.close()
 

@@ -22,11 +22,10 @@ from sqlalchemy.pool import NullPool, StaticPool
 from syncd.errors import ConfigError
 from syncd.migrations.head import head_revision
 from syncd.store import direct, jsoncodec
-from syncd.store.writelock import ProcessWriteLock, write_lock_path
 
 ACTIONS_CHANNEL = "syncd_actions"  # NOTIFY'd when actions are planned: idle executors wake
 MIGRATIONS = str(Path(__file__).resolve().parent.parent / "migrations")
-SQLITE_SIDE_FILES = ("", "-wal", "-shm", "-journal", ".write-lock")
+SQLITE_SIDE_FILES = ("", "-wal", "-shm", "-journal")
 
 
 class StoreUnreadable(ConfigError):
@@ -63,16 +62,7 @@ class Store:
         # SQLite has one writer at a time. Threads that find the write lock taken would sleep
         # in SQLite's busy handler (1, 2, 5 ... 100 ms steps); queued on a Python lock, the
         # next writer starts the moment the last one commits.
-        self._write_lock: Any = threading.Lock() if self.is_sqlite else None
-
-    def share_writes_across_processes(self) -> None:
-        """Another process writes to this SQLite file too (the executor process): queue
-        this process's writers with its writers (syncd.store.writelock)."""
-        database = self.engine.url.database
-        if not self.is_sqlite or database in (None, "", ":memory:"):
-            raise ValueError("only a SQLite file is shared across processes this way")
-        if not isinstance(self._write_lock, ProcessWriteLock):
-            self._write_lock = ProcessWriteLock(write_lock_path(str(database)))
+        self._write_lock = threading.Lock() if self.is_sqlite else None
 
     @contextlib.contextmanager
     def tx(self) -> Iterator[Connection]:
@@ -293,9 +283,6 @@ class Store:
 
     def dispose(self) -> None:
         self.engine.dispose()
-        if isinstance(self._write_lock, ProcessWriteLock):
-            self._write_lock.close()
-            self._write_lock = threading.Lock()
 
     @classmethod
     def in_memory(cls) -> Store:

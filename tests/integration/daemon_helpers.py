@@ -58,7 +58,6 @@ def write_daemon_config(
     max_attempts: int = 8,
     console_port: int | None = None,
     inbox_workers: int = 1,
-    separate_process: bool = False,
 ) -> Path:
     """A config for a daemon on `port`, with the localdb connector taking signed webhooks
     only (no polling: object_types is empty, so every change seen came by webhook). The
@@ -88,7 +87,6 @@ def write_daemon_config(
         workers = {inbox_workers}
         [executor]
         max_attempts = {max_attempts}
-        separate_process = {str(separate_process).lower()}
         backoff_base_seconds = 0.01
         backoff_max_seconds = 0.05
         [localdb]

@@ -243,15 +243,3 @@ def test_config_path_from_env_var(tmp_path: Path, monkeypatch) -> None:
     assert isinstance(config, Config)
     assert config.http.port == 1234
     assert config.path == path
-
-
-def test_a_separate_executor_process_needs_the_sqlite_store(tmp_path: Path) -> None:
-    path = tmp_path / "syncd.toml"
-    path.write_text("[executor]\nseparate_process = true\n")
-    assert load_config(path, env={}).executor.separate_process
-    path.write_text('[executor]\nseparate_process = true\n[store]\nurl = "postgresql://db/syncd"\n')
-    with pytest.raises(ConfigError) as raised:
-        load_config(path, env={})
-    assert any(
-        "separate_process works with the SQLite store only" in p for p in raised.value.problems
-    )

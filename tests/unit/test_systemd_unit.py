@@ -71,7 +71,6 @@ def test_unit_declares_what_the_daemon_relies_on() -> None:
         "ExecReload=/bin/kill -HUP $MAINPID",
         "WatchdogSec=30",
         "Restart=on-failure",
-        "KillMode=mixed",
         "StateDirectory=syncd",
         "ConfigurationDirectory=syncd",
         "DynamicUser=yes",

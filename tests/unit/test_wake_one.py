@@ -7,7 +7,7 @@ import threading
 import time
 from collections.abc import Callable
 
-from syncd.wake import WakeOne
+from syncd.daemon import WakeOne
 
 
 def _until(condition: Callable[[], bool], seconds: float = 5.0) -> None:
