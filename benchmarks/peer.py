@@ -1146,6 +1146,14 @@ def main() -> int:
             f"p50 latency {s['p50'] / r['p50']:.2f}x  p95 latency {s['p95'] / r['p95']:.2f}x  "
             f"cpu/webhook {s['cpu'] / r['cpu']:.2f}x"
         )
+        # Each round's ratio too: the machine's speed moves between rounds, and a round's
+        # two stacks ran minutes apart at most.
+        ratios = [
+            a.per_second / b.per_second
+            for a, b in zip(results["syncd"], results["node-red"], strict=True)
+            if b.per_second
+        ]
+        print("  throughput ratio by round: " + " ".join(f"{x:.2f}x" for x in ratios))
     clean = all(x.duplicates == 0 and x.lost == 0 for rs in results.values() for x in rs)
     return 0 if clean else 1
 
