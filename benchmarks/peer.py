@@ -1,6 +1,8 @@
 """syncd against Node-RED 4.x on the same machine, the same fake GitHub and the same load.
 
-Issue 17's measuring stick. Each round runs syncd, then Node-RED, each freshly started:
+Issue 17's measuring stick. Each round measures the idle latency of both stacks together
+(both started, one webhook to each in turn: paired samples), then the load of each alone,
+freshly started, in turns (the stack that goes first in one round goes second in the next):
 
 - syncd: a real `syncd run` (SQLite in a temporary state directory) with the hubspot and
   github connectors pointed at the local fakes, and one rule: a deal moving to Closed Won
@@ -487,10 +489,16 @@ class SyncdStack(Stack):
     path = "/webhooks/hubspot"
 
     def __init__(
-        self, github_url: str, workdir: Path, state_dir: Path | None = None, workers: int = 8
+        self,
+        github_url: str,
+        workdir: Path,
+        state_dir: Path | None = None,
+        workers: int = 8,
+        log_level: str = "info",
     ) -> None:
         self.github_url = github_url
         self.workers = workers  # [executor] workers (8: syncd's default)
+        self.log_level = log_level  # [syncd] log_level (info: syncd's default)
         self.workdir = workdir
         self.state_dir = state_dir  # None: a new store per start (idle_rss.py: a restart)
         self.log_file: Any = None
@@ -517,7 +525,7 @@ class SyncdStack(Stack):
             [syncd]
             state_dir = "{self.state_dir or tmp / "state"}"
             mappings = ["{tmp / "mappings"}"]
-            log_level = "warning"
+            log_level = "{self.log_level}"
             [http]
             port = {self.port}
             [executor]
@@ -863,30 +871,62 @@ def node_red_install(cache: Path) -> tuple[Path | None, str]:
 # -- a round ---------------------------------------------------------------------------------
 
 
-def run_round(
-    stack: Stack, round_no: int, github: FakeProcess, args: argparse.Namespace
+def idle_round(
+    stacks: list[Stack], round_no: int, github: FakeProcess, args: argparse.Namespace
+) -> dict[str, RoundResult]:
+    """Webhook-to-issue latency at C=1 of every stack, paired: all of them started (each on
+    a fresh daemon, fake HubSpot portal and repository) and sent one webhook each in turn,
+    the order swapped every time. Each sample of one stack is taken within milliseconds of
+    the other's, on the same machine state: the machine's speed, which moves from minute to
+    minute, cancels out of the ratio. One at a time, each waited for until its issue exists;
+    the stacks not being sampled sit idle meanwhile."""
+    results = {stack.name: RoundResult(stack.name, sent=args.n) for stack in stacks}
+    with contextlib.ExitStack() as running:
+        phases = [
+            (
+                stack,
+                *running.enter_context(
+                    _phase(
+                        stack,
+                        github,
+                        f"bench/{stack.name}-r{round_no}-idle",
+                        args.latency_samples + 1,
+                        args,
+                    )
+                ),
+            )
+            for stack in stacks
+        ]
+        failed: set[str] = set()
+        for index in range(args.latency_samples + 1):
+            turn = phases if index % 2 == 0 else phases[::-1]
+            for stack, repo, hubspot, deals in turn:
+                if stack.name in failed:
+                    continue
+                result = results[stack.name]
+                deal_id = deals[index]
+                (event,) = hubspot.call("win", [deal_id])
+                request = build_request(stack.port, stack.path, event)
+                sent_at = time.monotonic()
+                status = send_one(stack.port, request)
+                created_at = github.call("wait_title", (repo, title_for(deal_id), 30), timeout=60)
+                if status // 100 != 2 or created_at is None:
+                    result.note = f"latency sample for deal {deal_id} failed (HTTP {status})"
+                    failed.add(stack.name)
+                elif index == 0:  # the first after the start: apart (see first_ms)
+                    result.first_ms = (created_at - sent_at) * 1000
+                else:
+                    result.latencies_ms.append((created_at - sent_at) * 1000)
+    return results
+
+
+def load_round(
+    stack: Stack, round_no: int, github: FakeProcess, args: argparse.Namespace, result: RoundResult
 ) -> RoundResult:
-    """The two measurements of one stack, each on a freshly started daemon, a fresh fake
-    HubSpot portal and a new repository. Separate daemons: the idle measurement leaves no
-    work or state behind, and the load phase's N creates all fall in one daemon's lifetime
-    (syncd's GitHub client holds to 5,000 requests an hour per process, see the docs)."""
-    result = RoundResult(stack.name, sent=args.n)
-    with _phase(
-        stack, github, f"bench/{stack.name}-r{round_no}-idle", args.latency_samples + 1, args
-    ) as (repo, hubspot, deals):
-        for deal_id in deals:  # one webhook at a time, each waited for until its issue exists
-            (event,) = hubspot.call("win", [deal_id])
-            request = build_request(stack.port, stack.path, event)
-            sent_at = time.monotonic()
-            status = send_one(stack.port, request)
-            created_at = github.call("wait_title", (repo, title_for(deal_id), 30), timeout=60)
-            if status // 100 != 2 or created_at is None:
-                result.note = f"latency sample for deal {deal_id} failed (HTTP {status})"
-                break
-            if deal_id == deals[0]:  # the first after the start: apart (see first_ms)
-                result.first_ms = (created_at - sent_at) * 1000
-            else:
-                result.latencies_ms.append((created_at - sent_at) * 1000)
+    """Throughput of one stack, on a freshly started daemon, a fresh fake HubSpot portal and
+    a new repository: N webhooks at concurrency C. Separate from the idle measurement's
+    daemon, so the N creates all fall in one daemon's lifetime (syncd's GitHub client holds
+    to 5,000 requests an hour per process, see the docs) and no idle work is left behind."""
     with _phase(stack, github, f"bench/{stack.name}-r{round_no}-load", args.n, args) as (
         repo,
         hubspot,
@@ -1067,6 +1107,13 @@ def main() -> int:
         help="syncd's [executor] workers (default 8, syncd's default)",
     )
     parser.add_argument(
+        "--log-level",
+        default="info",
+        choices=["debug", "info", "warning", "error"],
+        help="syncd's [syncd] log_level (default info, syncd's own default: a line per "
+        "processed batch and per action to its log file)",
+    )
+    parser.add_argument(
         "--profile",
         type=Path,
         default=None,
@@ -1103,7 +1150,11 @@ def main() -> int:
     try:
         github = FakeProcess(_github_main, args.github_validate)
         if not args.no_syncd:
-            stacks.append(SyncdStack(github.url, workdir, workers=args.executor_workers))
+            stacks.append(
+                SyncdStack(
+                    github.url, workdir, workers=args.executor_workers, log_level=args.log_level
+                )
+            )
         if red_js is not None:
             stacks.append(NodeRedStack(red_js, github.url, workdir, fetch=args.node_red_fetch))
         print(
@@ -1116,8 +1167,12 @@ def main() -> int:
         )
         for round_no in range(1, args.rounds + 1):
             print(f"round {round_no}:", flush=True)
-            for stack in stacks:
-                result = run_round(stack, round_no, github, args)
+            idle = idle_round(stacks, round_no, github, args)
+            # Load phases one stack at a time (they would share the CPUs), in turns: the
+            # first in one round goes second in the next, so a drift of the machine's speed
+            # over a run does not favour one stack.
+            for stack in stacks if round_no % 2 else stacks[::-1]:
+                result = load_round(stack, round_no, github, args, idle[stack.name])
                 results.setdefault(stack.name, []).append(result)
                 print(result.line(), flush=True)
     finally:
@@ -1154,6 +1209,12 @@ def main() -> int:
             if b.per_second
         ]
         print("  throughput ratio by round: " + " ".join(f"{x:.2f}x" for x in ratios))
+        paired = [
+            a.pct(0.5) / b.pct(0.5)
+            for a, b in zip(results["syncd"], results["node-red"], strict=True)
+            if b.latencies_ms and a.latencies_ms
+        ]
+        print("  idle p50 ratio by round (paired): " + " ".join(f"{x:.2f}x" for x in paired))
     clean = all(x.duplicates == 0 and x.lost == 0 for rs in results.values() for x in rs)
     return 0 if clean else 1
 

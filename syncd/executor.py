@@ -36,7 +36,7 @@ from typing import Any
 import structlog
 from pydantic import ValidationError
 
-from syncd import crashpoints
+from syncd import crashpoints, logs
 from syncd.clock import Clock, to_ms
 from syncd.connector import Connector
 from syncd.errors import PermanentError, TransientError, UncertainError
@@ -57,7 +57,6 @@ from syncd.store.db import Store
 from syncd.store.events import event_version
 
 log = structlog.get_logger("syncd.executor")
-_levels = logging.getLogger("syncd.executor")  # the level structlog filters by
 Redactor = Callable[[str], str]
 # The successes of the batch `run_due` is performing, recorded together when it ends (one
 # transaction per batch, not per action). Only actions a repeat cannot double go here (they
@@ -92,7 +91,7 @@ class ActionLog:
         return self._bound
 
     def info(self, event: str, **values: Any) -> None:
-        if _levels.isEnabledFor(logging.INFO):  # what structlog's level filter asks
+        if logs.enabled(logging.INFO):  # what structlog's level filter asks
             self._logger().info(event, **values)
 
     def warning(self, event: str, **values: Any) -> None:

@@ -5,8 +5,10 @@ from __future__ import annotations
 import io
 import json
 import logging
+import random
 import sys
 import threading
+import time
 import uuid
 import warnings
 from collections.abc import Iterator
@@ -251,3 +253,143 @@ def test_uncaught_exception_in_a_thread_is_redacted(capfd, canary: str) -> None:
     assert record["event"] == "uncaught exception in thread poller"
     assert "401 Unauthorized" in record["exception"]
     assert canary not in json.dumps(record)
+
+
+# Pieces of texts for the check below: each of redact's patterns, near misses of them, and
+# ordinary words, glued in random orders.
+FRAGMENTS = [
+    *TOKEN_SHAPED,
+    *NORMAL_TEXT,
+    "Authorization: ",
+    "proxy-authorization='x y'",
+    "AUTHORIZATION",
+    "access_token=",
+    '"password": "hunter2"',
+    "api-key:",
+    "apikey",
+    "Bearer ",
+    "bearer",
+    "Basic dXNlcjpzM2NyZXQ=",
+    "Basic aGVsbG8=",
+    "Basic ",
+    "ghp_",
+    "pat-na1-",
+    "key",
+    "token",
+    " ",
+    "=",
+    ":",
+    "'",
+    '"',
+    "\n",
+    "abc123XYZ",
+    "x" * 40,
+]
+
+
+def test_the_one_scan_lets_through_only_texts_redaction_leaves_alone(canary: str) -> None:
+    """`redact` skips its substitutions when one combined scan finds nothing; that scan
+    must find something wherever a substitution would change the text."""
+    add_secrets([canary])
+    rng = random.Random(17)
+    pieces = [*FRAGMENTS, canary, canary[:10]]
+    for _ in range(3000):
+        text = "".join(rng.choice(pieces) for _ in range(rng.randint(1, 5)))
+        assert redact(text) == logs._substitute(text), text
+
+
+def test_a_text_seen_before_its_secret_was_registered_is_redacted_after(canary: str) -> None:
+    text = f"connecting with {canary}"
+    assert redact(text) == text  # not a secret yet, and remembered as clean
+    add_secrets([canary])
+    assert redact(text) == f"connecting with {REDACTED}"
+    structured = logs.redact_event(None, "info", {"note": text})
+    assert structured == {"note": f"connecting with {REDACTED}"}
+
+
+def test_a_logger_used_before_a_reconfiguration_follows_it(capfd) -> None:
+    """Loggers keep their processors from their first use (a reload reconfigures): the
+    level, the handler and the rendering still come from the latest configuration."""
+    log = structlog.get_logger("syncd.test")
+    configure_logging("INFO", json=True)
+    log.info("one", n=1)
+    configure_logging("WARNING", json=True)
+    log.info("two")
+    log.warning("three")
+    configure_logging("INFO", json=False)
+    log.info("four", n=4)
+    lines = capfd.readouterr().err.splitlines()
+    assert [json.loads(line)["event"] for line in lines[:2]] == ["one", "three"]
+    assert len(lines) == 3 and "four" in lines[2] and not lines[2].startswith("{")
+
+
+def test_lines_go_to_the_configured_stream_and_not_once_it_is_taken_off(capfd) -> None:
+    stream = io.StringIO()
+    configure_logging("INFO", json=True, stream=stream)
+    log = structlog.get_logger("syncd.test")
+    log.info("kept", n=1)
+    logging.getLogger("urllib3").warning("library line")
+    root = logging.getLogger()
+    root.handlers[:] = [h for h in root.handlers if not isinstance(h, logs._SyncdHandler)]
+    log.warning("after")
+    records = [json.loads(line) for line in stream.getvalue().splitlines()]
+    assert [(r["event"], r["logger"]) for r in records] == [
+        ("kept", "syncd.test"),
+        ("library line", "urllib3"),
+    ]
+    assert "after" in capfd.readouterr().err  # stderr, as stdlib logging's last resort
+
+
+def test_printf_style_arguments_and_exceptions_in_our_lines(capfd, canary: str) -> None:
+    configure_logging("INFO", json=True, secrets=[canary])
+    log = structlog.get_logger("syncd.test")
+    log.info("polled %d deals from %s", 3, "hubspot")
+    try:
+        call_api(Client(canary))
+    except RuntimeError:
+        log.exception("call failed", source="github")
+    first, second = (json.loads(line) for line in capfd.readouterr().err.splitlines())
+    assert first["event"] == "polled 3 deals from hubspot" and first["level"] == "info"
+    assert second["level"] == "error" and second["source"] == "github"
+    assert "RuntimeError: 401 Unauthorized" in second["exception"]
+    assert canary not in json.dumps(second)
+
+
+class SlowStream(io.StringIO):
+    """A stream whose writes take a while (a pipe to a busy journald), counting them."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.writes = 0
+
+    def write(self, text: str) -> int:
+        self.writes += 1
+        time.sleep(0.002)  # other threads run meanwhile, as in a real write
+        return super().write(text)
+
+
+def test_lines_logged_during_a_write_are_written_together_each_once_in_order() -> None:
+    stream = SlowStream()
+    configure_logging("INFO", json=True, stream=stream)
+    log = structlog.get_logger("syncd.test")
+    log.info("alone")
+    assert json.loads(stream.getvalue())["event"] == "alone"  # written before info returned
+
+    def worker(n: int) -> None:
+        for i in range(50):
+            log.info("line", worker=n, i=i)
+            if i % 10 == 0:
+                logging.getLogger("urllib3").warning("library %d %d", n, i)
+
+    threads = [threading.Thread(target=worker, args=(n,)) for n in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=30)
+    records = [json.loads(line) for line in stream.getvalue().splitlines()[1:]]
+    ours = [(r["worker"], r["i"]) for r in records if r["event"] == "line"]
+    assert sorted(ours) == [(n, i) for n in range(8) for i in range(50)]  # each once
+    for n in range(8):
+        assert [i for w, i in ours if w == n] == list(range(50))  # in each thread's order
+    assert sum(r["logger"] == "urllib3" for r in records) == 8 * 5
+    assert stream.writes < len(records) / 2  # lines that waited went out together
