@@ -183,7 +183,10 @@ def insert_planned(
                 now_ms,
                 conn,
             )
-        log.info(
+        # A planned action is news only when its rule failed on it; otherwise its
+        # `action.done` (or retry, or dead) line tells, and this one, written inside the
+        # write transaction, would double the log and the time the write lock is held.
+        (log.warning if p.error else log.debug)(
             "action.planned",
             key=p.key,
             rule_id=p.rule_id,
