@@ -496,7 +496,9 @@ class SyncdStack(Stack):
         state_dir: Path | None = None,
         workers: int = 8,
         log_level: str = "info",
+        name: str = "syncd",
     ) -> None:
+        self.name = name
         self.github_url = github_url
         self.workers = workers  # [executor] workers (8: syncd's default)
         self.log_level = log_level  # [syncd] log_level (info: syncd's default)
@@ -1132,6 +1134,13 @@ def main() -> int:
         "processed batch and per action to its log file)",
     )
     parser.add_argument(
+        "--also-log-level",
+        default=None,
+        choices=["debug", "info", "warning", "error"],
+        help="measure a second syncd at this log level in the same rounds (shown as "
+        "syncd@LEVEL): what the level costs, the machine's swings aside",
+    )
+    parser.add_argument(
         "--profile",
         type=Path,
         default=None,
@@ -1173,6 +1182,16 @@ def main() -> int:
                     github.url, workdir, workers=args.executor_workers, log_level=args.log_level
                 )
             )
+            if args.also_log_level:  # the same daemon at another level, in the same rounds
+                stacks.append(
+                    SyncdStack(
+                        github.url,
+                        workdir,
+                        workers=args.executor_workers,
+                        log_level=args.also_log_level,
+                        name=f"syncd@{args.also_log_level}",
+                    )
+                )
         if red_js is not None:
             stacks.append(NodeRedStack(red_js, github.url, workdir, fetch=args.node_red_fetch))
         print(
@@ -1200,39 +1219,37 @@ def main() -> int:
             github.stop()
         shutil.rmtree(workdir, ignore_errors=True)
 
-    s, r = (
-        summary("syncd", results.get("syncd", [])),
-        summary("node-red", results.get("node-red", [])),
-    )
+    figures = {name: summary(name, rs) for name, rs in results.items()}
     print(f"medians over {args.rounds} round(s), load average now {os.getloadavg()[0]:.2f}:")
-    for name, figures in (("syncd", s), ("node-red", r)):
-        if figures:
-            print(
-                f"  {name:8} {figures['per_second']:7.1f} issues/s  C=1 p50="
-                f"{figures['p50']:.1f} ms p95={figures['p95']:.1f} ms  cpu="
-                f"{figures['cpu']:.2f} ms/webhook  duplicates={figures['duplicates']:.0f} "
-                f"lost={figures['lost']:.0f}"
-            )
-    if s and r:
+    for name, f in figures.items():
         print(
-            f"  ratio syncd/node-red: throughput {s['per_second'] / r['per_second']:.2f}x  "
+            f"  {name:8} {f['per_second']:7.1f} issues/s  C=1 p50="
+            f"{f['p50']:.1f} ms p95={f['p95']:.1f} ms  cpu="
+            f"{f['cpu']:.2f} ms/webhook  duplicates={f['duplicates']:.0f} "
+            f"lost={f['lost']:.0f}"
+        )
+    r = figures.get("node-red") or {}
+    for name in [n for n in figures if n.startswith("syncd") and r]:
+        s = figures[name]
+        print(
+            f"  ratio {name}/node-red: throughput {s['per_second'] / r['per_second']:.2f}x  "
             f"p50 latency {s['p50'] / r['p50']:.2f}x  p95 latency {s['p95'] / r['p95']:.2f}x  "
             f"cpu/webhook {s['cpu'] / r['cpu']:.2f}x"
         )
         # Each round's ratio too: the machine's speed moves between rounds, and a round's
-        # two stacks ran minutes apart at most.
+        # stacks ran minutes apart at most.
         ratios = [
             a.per_second / b.per_second
-            for a, b in zip(results["syncd"], results["node-red"], strict=True)
+            for a, b in zip(results[name], results["node-red"], strict=True)
             if b.per_second
         ]
-        print("  throughput ratio by round: " + " ".join(f"{x:.2f}x" for x in ratios))
+        print("    throughput ratio by round: " + " ".join(f"{x:.2f}x" for x in ratios))
         paired = [
             a.pct(0.5) / b.pct(0.5)
-            for a, b in zip(results["syncd"], results["node-red"], strict=True)
+            for a, b in zip(results[name], results["node-red"], strict=True)
             if b.latencies_ms and a.latencies_ms
         ]
-        print("  idle p50 ratio by round (paired): " + " ".join(f"{x:.2f}x" for x in paired))
+        print("    idle p50 ratio by round (paired): " + " ".join(f"{x:.2f}x" for x in paired))
     clean = all(x.duplicates == 0 and x.lost == 0 for rs in results.values() for x in rs)
     return 0 if clean else 1
 

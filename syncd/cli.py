@@ -553,7 +553,7 @@ def backfill_command(
 def run(config_path: str | None, once: bool) -> None:
     """Run the daemon (or one cycle with --once)."""
     config = _load(config_path)
-    _setup_logging(config)
+    _setup_logging(config, background=True)
     if once:
         from syncd.engine import Engine
 

@@ -31,11 +31,14 @@ def load_or_exit(config_path: str | None) -> Config:
         sys.exit(2)
 
 
-def setup_logging(config: Config, quiet: bool = False) -> None:
+def setup_logging(config: Config, quiet: bool = False, background: bool = False) -> None:
+    """`background`: for the daemon (syncd.logs: lines written by a thread of their own)."""
     from syncd.logs import configure_logging
 
     level = "warning" if quiet else config.syncd.log_level
-    configure_logging(level, json=config.syncd.log_json, secrets=config.secret_values())
+    configure_logging(
+        level, json=config.syncd.log_json, secrets=config.secret_values(), background=background
+    )
 
 
 @contextmanager

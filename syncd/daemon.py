@@ -39,7 +39,7 @@ from syncd.errors import ConfigError
 from syncd.executor import Executor
 from syncd.http_server import uvicorn_config
 from syncd.leadership import Leadership
-from syncd.logs import add_secrets, configure_logging, redact
+from syncd.logs import add_secrets, configure_logging, in_background, redact
 from syncd.lookups import LookupsNotReady
 from syncd.mapping.loader import MappingError
 from syncd.memory import freeze_long_lived, limit_malloc_arenas, refreeze, release_free_memory
@@ -454,7 +454,10 @@ class Daemon:
             return
         self.config = config
         configure_logging(
-            config.syncd.log_level, json=config.syncd.log_json, secrets=config.secret_values()
+            config.syncd.log_level,
+            json=config.syncd.log_json,
+            secrets=config.secret_values(),
+            background=in_background(),  # as `syncd run` set it up
         )
         self.engine.executor.on_dead = make_alerter(self.engine)
         needs_restart = [

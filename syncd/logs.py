@@ -24,6 +24,8 @@ from urllib.parse import quote
 import structlog
 from structlog.typing import EventDict, Processor, WrappedLogger
 
+from syncd.osthreads import start_thread
+
 REDACTED = "[REDACTED]"
 # Shorter values would blank out ordinary words all over the logs.
 MIN_SECRET_LENGTH = 6
@@ -232,8 +234,12 @@ def configure_logging(
     json: bool | None = None,
     secrets: Iterable[str] = (),
     stream: TextIO | None = None,
+    background: bool = False,
 ) -> None:
     """Route structlog and stdlib logging through one redacting handler on `stream` (stderr).
+
+    `background`: lines are written by a thread of the handler's own, shortly after they are
+    logged (the daemon: see `_SyncdHandler`); otherwise before the call that logs returns.
 
     `json=None` picks JSON lines when the stream is not a terminal (systemd, pipes).
     Safe to call again (on reload): it replaces its own handler.
@@ -264,12 +270,13 @@ def configure_logging(
             _render,
         ],
     )
-    handler = _SyncdHandler(out)
+    handler = _SyncdHandler(out, background=background)
     handler.setFormatter(formatter)
 
     root = logging.getLogger()
     for old in [h for h in root.handlers if isinstance(h, _SyncdHandler)]:
         root.removeHandler(old)
+        old.close()  # what it holds is written, its thread ends
     root.addHandler(handler)
     root.setLevel(level.upper() if isinstance(level, str) else level)
     _min_level, _handler = root.level, handler
@@ -303,6 +310,11 @@ def configure_logging(
     )
     sys.excepthook = _log_uncaught
     threading.excepthook = _log_uncaught_in_thread
+
+
+def in_background() -> bool:
+    """Whether lines are written by the handler's own thread (as `syncd run` set it up)."""
+    return _handler is not None and _handler.background
 
 
 def enabled(level: int) -> bool:
@@ -386,20 +398,34 @@ def _drop_color_message(_: WrappedLogger, __: str, event_dict: EventDict) -> Eve
     return event_dict
 
 
+# In the background (the daemon): how long a line may wait for the handler's writer thread,
+# and how many lines wake it before that.
+WRITE_DELAY_SECONDS = 0.05
+WRITE_AT_LINES = 1000
+
+
 class _SyncdHandler(logging.StreamHandler):
     """Our handler, told apart from others so reconfiguring replaces only it.
 
-    Lines written while another thread is writing (its write call lets the others run) are
-    left to that thread, which writes them all at once when its call returns: under load,
-    one write and flush for many lines, not one per line, each a system call that hands
-    the GIL to the next thread (issue 17: at level info, the flushes alone cost about a
-    tenth of the daemon's CPU). A thread alone writes its line before it returns."""
+    In the foreground (the default), a line is written before the call that logged it
+    returns, unless another thread is writing: then that thread writes it with its next
+    write. In the background (`syncd run`), the handler's own thread writes what was logged
+    within `WRITE_DELAY_SECONDS`, many lines in one write: the threads doing syncd's work
+    make no system call for a line, each of which handed the GIL to another thread and back
+    (issue 17: at level info, one line per action took a tenth of the daemon's pace). What
+    waits is written by `flush` (logging's own at exit, a reconfiguration) and `close`."""
 
-    def __init__(self, stream: TextIO) -> None:
+    def __init__(self, stream: TextIO, background: bool = False) -> None:
         super().__init__(stream)
         self._pending: list[tuple[str, str]] = []  # (text, logger name), in logging order
-        self._writing = False
-        self._turn = threading.Lock()  # guards the two above, held for no I/O
+        self._writing = False  # a foreground thread is writing what is pending
+        self._turn = threading.Lock()  # guards the above, held for no I/O
+        self._out = threading.Lock()  # held while writing: one writer at a time
+        self.background = background
+        self._closed = False
+        self._wake = threading.Event()  # the first line of a batch is pending
+        self._full = threading.Event()  # enough lines are: write them now
+        self._writer: threading.Thread | None = None
 
     def emit(self, record: logging.LogRecord) -> None:
         try:
@@ -414,28 +440,66 @@ class _SyncdHandler(logging.StreamHandler):
     def write_line(self, text: str, name: str) -> None:
         with self._turn:
             self._pending.append((text, name))
+            if self.background and not self._closed:
+                self._hand_to_writer(len(self._pending))
+                return
             if self._writing:  # the writing thread takes it with its next write
                 return
             self._writing = True
         try:
+            self._write_pending()
+        finally:
+            with self._turn:
+                self._writing = False
+                left = bool(self._pending)
+        if left:  # logged after this thread's last look, before it stopped writing
+            self.flush()
+
+    def _hand_to_writer(self, pending: int) -> None:
+        """(Under `_turn`.) Start the writer thread on first use; wake it for a new batch."""
+        if self._writer is None:
+            self._writer = start_thread(self._write_later, "log-writer")
+        if pending == 1:
+            self._wake.set()
+        elif pending >= WRITE_AT_LINES:
+            self._full.set()
+
+    def _write_later(self) -> None:
+        while not self._closed:
+            self._wake.wait()
+            self._full.wait(WRITE_DELAY_SECONDS)  # gather what follows the first line
+            self._wake.clear()
+            self._full.clear()
+            self._write_pending()
+
+    def _write_pending(self) -> None:
+        with self._out:
             while True:
                 with self._turn:
                     lines, self._pending = self._pending, []
-                    if not lines:
-                        self._writing = False
-                        return
+                if not lines:
+                    return
                 self._write_out(lines)
-        except BaseException:
-            with self._turn:
-                self._writing = False
-            raise
 
     def _write_out(self, lines: list[tuple[str, str]]) -> None:
         try:
             self.stream.write("".join(text for text, _ in lines))
-            self.flush()
+            super().flush()
         except Exception:  # a closed or broken stream: as logging would, never raise
             self.handleError(_line_record(lines[0][1]))
+
+    def flush(self) -> None:
+        """Write what waits, then flush the stream."""
+        self._write_pending()
+        super().flush()
+
+    def close(self) -> None:
+        with self._turn:
+            self._closed = True  # lines logged from now on are written in the foreground
+        self._wake.set()
+        self._full.set()
+        self.flush()
+        super().close()
 
 
 def _is_tty(stream: TextIO) -> bool:

@@ -6,6 +6,7 @@ import io
 import json
 import logging
 import random
+import subprocess
 import sys
 import threading
 import time
@@ -393,3 +394,54 @@ def test_lines_logged_during_a_write_are_written_together_each_once_in_order() -
         assert [i for w, i in ours if w == n] == list(range(50))  # in each thread's order
     assert sum(r["logger"] == "urllib3" for r in records) == 8 * 5
     assert stream.writes < len(records) / 2  # lines that waited went out together
+
+
+def test_in_the_background_lines_are_written_soon_together_and_all_by_flush() -> None:
+    stream = SlowStream()
+    configure_logging("INFO", json=True, stream=stream, background=True)
+    assert logs.in_background()
+    log = structlog.get_logger("syncd.test")
+    for i in range(200):
+        log.info("line", i=i)
+        if i % 50 == 0:
+            logging.getLogger("urllib3").warning("library %d", i)
+    deadline = time.monotonic() + 5  # written by the handler's thread, not by the caller
+    while stream.getvalue().count("\n") < 204 and time.monotonic() < deadline:
+        time.sleep(0.01)
+    records = [json.loads(line) for line in stream.getvalue().splitlines()]
+    assert [r["i"] for r in records if r["event"] == "line"] == list(range(200))
+    assert sum(r["logger"] == "urllib3" for r in records) == 4
+    assert stream.writes <= 10  # many lines per write (one each would be 204)
+
+    log.warning("last words")  # then at once, as logging does at exit
+    logging.getLogger().handlers[-1].flush()
+    assert json.loads(stream.getvalue().splitlines()[-1])["event"] == "last words"
+
+
+def test_reconfiguring_writes_what_the_old_handler_held() -> None:
+    first, second = io.StringIO(), io.StringIO()
+    configure_logging("INFO", json=True, stream=first, background=True)
+    log = structlog.get_logger("syncd.test")
+    log.info("to the first")
+    configure_logging("INFO", json=True, stream=second)
+    log.info("to the second")
+    assert [json.loads(x)["event"] for x in first.getvalue().splitlines()] == ["to the first"]
+    assert [json.loads(x)["event"] for x in second.getvalue().splitlines()] == ["to the second"]
+    assert not logs.in_background()
+
+
+def test_the_daemon_logs_in_the_background_and_writes_all_at_exit(tmp_path) -> None:
+    """A process that logs and ends (logging's shutdown at exit) loses no line."""
+    script = tmp_path / "logs_and_exits.py"
+    script.write_text(
+        "import structlog\n"
+        "from syncd.logs import configure_logging\n"
+        "configure_logging('INFO', json=True, background=True)\n"
+        "log = structlog.get_logger('syncd.test')\n"
+        "for i in range(500):\n"
+        "    log.info('line', i=i)\n"
+    )
+    done = subprocess.run(
+        [sys.executable, str(script)], capture_output=True, text=True, timeout=60, check=True
+    )
+    assert [json.loads(x)["i"] for x in done.stderr.splitlines()] == list(range(500))
