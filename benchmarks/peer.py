@@ -1126,17 +1126,17 @@ def main() -> int:
         default=8,
         help="syncd's [executor] workers (default 8, syncd's default)",
     )
+    levels = ["debug", "info", "warning", "error"]
     parser.add_argument(
         "--log-level",
         default="info",
-        choices=["debug", "info", "warning", "error"],
+        choices=levels,
         help="syncd's [syncd] log_level (default info, syncd's own default: a line per "
         "processed batch and per action to its log file)",
     )
     parser.add_argument(
         "--also-log-level",
-        default=None,
-        choices=["debug", "info", "warning", "error"],
+        choices=levels,
         help="measure a second syncd at this log level in the same rounds (shown as "
         "syncd@LEVEL): what the level costs, the machine's swings aside",
     )
