@@ -360,8 +360,8 @@ class _LevelFilteringLogger(structlog.BoundLoggerBase):
 
 
 class _LineWriter:
-    """Where a rendered line of ours goes: the current handler's stream, under its lock (the
-    library records written through it take the same lock), flushed as stdlib would."""
+    """Where a rendered line of ours goes: to the current handler, in order with the library
+    records it writes (`_SyncdHandler.write_line`)."""
 
     __slots__ = ("name",)
     _writers: dict[str, _LineWriter] = {}
@@ -482,9 +482,12 @@ class _SyncdHandler(logging.StreamHandler):
                 self._write_out(lines)
 
     def _write_out(self, lines: list[tuple[str, str]]) -> None:
+        # (Under `_out`.) The stream is flushed here, not by `StreamHandler.flush`: that takes
+        # the handler's lock, which logging holds when it calls `emit`, which may wait for
+        # `_out`; taking them in both orders could deadlock.
         try:
             self.stream.write("".join(text for text, _ in lines))
-            super().flush()
+            self.stream.flush()
         except Exception:  # a closed or broken stream: as logging would, never raise
             self.handleError(_line_record(lines[0][1]))
 

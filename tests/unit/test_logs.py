@@ -445,3 +445,30 @@ def test_the_daemon_logs_in_the_background_and_writes_all_at_exit(tmp_path) -> N
         [sys.executable, str(script)], capture_output=True, text=True, timeout=60, check=True
     )
     assert [json.loads(x)["i"] for x in done.stderr.splitlines()] == list(range(500))
+
+
+def test_flushing_while_libraries_log_does_not_deadlock() -> None:
+    """logging holds the handler's lock around `emit`; a flush from another thread (as
+    logging's shutdown, or a reconfiguration) must not wait for it while holding what
+    `emit` waits for."""
+    stream = SlowStream()
+    configure_logging("INFO", json=True, stream=stream)
+    handler = logging.getLogger().handlers[-1]
+    stop = threading.Event()
+
+    def library() -> None:
+        while not stop.is_set():
+            logging.getLogger("urllib3").warning("library line")
+
+    def flusher() -> None:
+        while not stop.is_set():
+            handler.flush()
+
+    threads = [threading.Thread(target=t, daemon=True) for t in (library, library, flusher)]
+    for thread in threads:
+        thread.start()
+    time.sleep(1.0)
+    stop.set()
+    for thread in threads:
+        thread.join(timeout=10)
+    assert not any(thread.is_alive() for thread in threads)
