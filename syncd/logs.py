@@ -402,6 +402,9 @@ def _drop_color_message(_: WrappedLogger, __: str, event_dict: EventDict) -> Eve
 # and how many lines wake it before that.
 WRITE_DELAY_SECONDS = 0.05
 WRITE_AT_LINES = 1000
+# Lines that may wait while a write is stuck (journald not reading): past this, a thread
+# that logs waits and writes, as it would with no handler thread, so memory stays bounded.
+BACKLOG_LINES = 10_000
 
 
 class _SyncdHandler(logging.StreamHandler):
@@ -413,7 +416,10 @@ class _SyncdHandler(logging.StreamHandler):
     within `WRITE_DELAY_SECONDS`, many lines in one write: the threads doing syncd's work
     make no system call for a line, each of which handed the GIL to another thread and back
     (issue 17: at level info, one line per action took a tenth of the daemon's pace). What
-    waits is written by `flush` (logging's own at exit, a reconfiguration) and `close`."""
+    waits is written by `flush` (logging's own at exit, a reconfiguration) and `close`.
+    In both, once `BACKLOG_LINES` wait behind a stuck write, a thread that logs waits for it:
+    a stream nobody reads holds the loggers back, as it would without any of this, not
+    memory."""
 
     def __init__(self, stream: TextIO, background: bool = False) -> None:
         super().__init__(stream)
@@ -440,12 +446,19 @@ class _SyncdHandler(logging.StreamHandler):
     def write_line(self, text: str, name: str) -> None:
         with self._turn:
             self._pending.append((text, name))
+            backlog = len(self._pending) >= BACKLOG_LINES
             if self.background and not self._closed:
                 self._hand_to_writer(len(self._pending))
+                if not backlog:
+                    return
+            elif self._writing and not backlog:  # the writing thread takes it next
                 return
-            if self._writing:  # the writing thread takes it with its next write
-                return
-            self._writing = True
+            elif not self._writing:
+                self._writing = True
+                backlog = False  # this thread writes, as any first writer
+        if backlog:  # a write is stuck: wait for it, then write what waits
+            self._write_pending()
+            return
         try:
             self._write_pending()
         finally:

@@ -472,3 +472,45 @@ def test_flushing_while_libraries_log_does_not_deadlock() -> None:
     for thread in threads:
         thread.join(timeout=10)
     assert not any(thread.is_alive() for thread in threads)
+
+
+class StuckStream(io.StringIO):
+    """A stream whose writes wait until released (journald not reading its socket)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.release = threading.Event()
+
+    def write(self, text: str) -> int:
+        self.release.wait(timeout=30)
+        return super().write(text)
+
+
+@pytest.mark.parametrize("background", [True, False], ids=["background", "foreground"])
+def test_a_stuck_stream_holds_back_the_loggers_not_memory(monkeypatch, background) -> None:
+    monkeypatch.setattr(logs, "BACKLOG_LINES", 50)
+    stream = StuckStream()
+    configure_logging("INFO", json=True, stream=stream, background=background)
+    log = structlog.get_logger("syncd.test")
+    logged = []
+
+    def worker(n: int) -> None:
+        for i in range(100):
+            log.info("line", worker=n, i=i)
+            logged.append((n, i))
+
+    threads = [threading.Thread(target=worker, args=(n,), daemon=True) for n in range(3)]
+    for thread in threads:
+        thread.start()
+    time.sleep(0.5)
+    handler = logging.getLogger().handlers[-1]
+    # The loggers wait once that many lines wait (each adds its own line first).
+    assert len(handler._pending) <= 50 + len(threads)
+    assert len(logged) < 300
+    stream.release.set()
+    for thread in threads:
+        thread.join(timeout=10)
+    handler.flush()
+    records = [json.loads(line) for line in stream.getvalue().splitlines()]
+    assert sorted((r["worker"], r["i"]) for r in records) == sorted(logged)
+    assert len(records) == 300
