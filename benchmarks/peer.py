@@ -1147,6 +1147,14 @@ def main() -> int:
         metavar="DIR",
         help="sample syncd with py-spy over each load phase into DIR",
     )
+    parser.add_argument(
+        "--also-executor-workers",
+        type=int,
+        default=None,
+        metavar="N",
+        help="measure a second syncd with N executor workers in the same rounds (shown as "
+        "syncd@wN)",
+    )
     parser.add_argument("--no-node-red", action="store_true")
     parser.add_argument(
         "--node-red-fetch",
@@ -1190,6 +1198,16 @@ def main() -> int:
                         workers=args.executor_workers,
                         log_level=args.also_log_level,
                         name=f"syncd@{args.also_log_level}",
+                    )
+                )
+            if args.also_executor_workers:  # the same daemon with another pool size
+                stacks.append(
+                    SyncdStack(
+                        github.url,
+                        workdir,
+                        workers=args.also_executor_workers,
+                        log_level=args.log_level,
+                        name=f"syncd@w{args.also_executor_workers}",
                     )
                 )
         if red_js is not None:
