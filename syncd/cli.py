@@ -62,6 +62,9 @@ class _SyncdGroup(click.Group):
         except StoreUnreadable as exc:  # any command: the file and the recovery, no traceback
             click.echo(f"error: {exc}", err=True)
             raise click.exceptions.Exit(2) from None
+        except (ConfigError, MappingError) as exc:  # a command that did not say it itself
+            click.echo(f"error: {exc}", err=True)
+            raise click.exceptions.Exit(2) from None
 
 
 @click.group(cls=_SyncdGroup)
@@ -75,6 +78,16 @@ def main(ctx: click.Context) -> None:
         ctx.obj = EngineCommands()
 
 
+def _unsafe_files(config: Config) -> list[str]:
+    """The file modes `syncd run` refuses to start with (syncd.permissions), each a sentence
+    with its fix; none for a config given by no file."""
+    if config.path is None:
+        return []
+    from syncd.permissions import check_file_permissions
+
+    return check_file_permissions(config.path, config.mapping_paths, config.secret_files)
+
+
 @main.command()
 @config_option
 def check(config_path: str | None) -> None:
@@ -83,6 +96,10 @@ def check(config_path: str | None) -> None:
     _setup_logging(config, quiet=True)
     from syncd.engine import build_connectors, check_rules_against_config, missing_secrets
     from syncd.webhook_checks import unsigned_warnings
+
+    unsafe = _unsafe_files(config)  # `syncd run` refuses to start over these: errors here too
+    for problem in unsafe:
+        click.echo(problem, err=True)
 
     missing = missing_secrets(config)
     for problem in [*missing, *unsigned_warnings(config.connectors)]:
@@ -95,23 +112,29 @@ def check(config_path: str | None) -> None:
         click.echo(str(exc), err=True)
         sys.exit(1)
 
+    from syncd.lookups import offline_aliases
+
+    # Unreachable: the names the connector knows without its API (HubSpot's stage ids of
+    # its default pipelines), as `explain` and `simulate` use them.
+    offline = offline_aliases(None, config.connectors)
+
     def aliases(source: str, obj: str, field: str) -> dict[str, str]:
         conn = connectors.get(source)
         if conn is None or source in unreachable:
-            return {}
+            return dict(offline(source, obj, field))
         try:
             return conn.value_aliases(obj, field)
         except Exception as exc:  # warn once per source, not once per rule
             unreachable.add(source)
             click.echo(f"warning: {source}: value names not checked ({exc})", err=True)
-            return {}
+            return dict(offline(source, obj, field))
 
     try:
         rules = load_rules(config.mapping_paths, aliases=aliases, vars=config.syncd.vars)
     except MappingError as exc:
         for found in exc.problems:
             click.echo(str(found), err=True)
-        click.echo(f"{len(exc.problems)} problem(s) found", err=True)
+        click.echo(f"{len(exc.problems) + len(unsafe)} problem(s) found", err=True)
         sys.exit(1)
     problems = check_rules_against_config(rules, connectors)
     for name, conn in sorted(connectors.items()):
@@ -129,7 +152,8 @@ def check(config_path: str | None) -> None:
             click.echo(f"warning: {name}: live checks skipped ({exc})", err=True)
     for p in problems:
         click.echo(p, err=True)
-    if problems:
+    if problems or unsafe:
+        click.echo(f"{len(problems) + len(unsafe)} problem(s) found", err=True)
         sys.exit(1)
     examples = sum(len(r.rule.examples) for r in rules.rules)
     click.echo(
@@ -139,7 +163,12 @@ def check(config_path: str | None) -> None:
 
 
 @main.command()
-@click.option("--output", type=click.Path(dir_okay=False), default=None)
+@click.option(
+    "--output",
+    type=click.Path(dir_okay=False),
+    default=None,
+    help="write the schema to this file instead of standard output",
+)
 def schema(output: str | None) -> None:
     """Print the JSON Schema of mapping files (for editors)."""
     text = json.dumps(json_schema(), indent=2, sort_keys=True) + "\n"
@@ -194,7 +223,13 @@ def _rules_for_dry_run(config: Config) -> Any:
 
 @main.command()
 @config_option
-@click.option("--event", "event_path", required=True, type=click.Path(exists=True))
+@click.option(
+    "--event",
+    "event_path",
+    required=True,
+    type=click.Path(exists=True),
+    help="a change as a JSON or YAML file (README: the event file; examples/won-deal.yaml)",
+)
 def simulate(config_path: str | None, event_path: str) -> None:
     """Dry run: the actions the rules would plan for a change, as JSON lines."""
     config = _load(config_path)
@@ -217,7 +252,13 @@ def simulate(config_path: str | None, event_path: str) -> None:
 
 @main.command()
 @config_option
-@click.option("--event", "event_path", required=True, type=click.Path(exists=True))
+@click.option(
+    "--event",
+    "event_path",
+    required=True,
+    type=click.Path(exists=True),
+    help="a change as a JSON or YAML file (README: the event file; examples/won-deal.yaml)",
+)
 def explain(config_path: str | None, event_path: str) -> None:
     """For each rule: fired, or the first reason it did not."""
     config = _load(config_path)
@@ -458,7 +499,7 @@ def inbox_retry(config_path: str | None, delivery: int) -> None:
 
 @main.command()
 @config_option
-@click.option("--json", "as_json", is_flag=True)
+@click.option("--json", "as_json", is_flag=True, help="the status as one JSON object, for scripts")
 def status(config_path: str | None, as_json: bool) -> None:
     """Queue depth, dead actions, cursors, last poll and go-live instant per source."""
     from syncd.engine import Engine
@@ -555,6 +596,11 @@ def run(config_path: str | None, once: bool) -> None:
     config = _load(config_path)
     _setup_logging(config, background=True)
     if once:
+        unsafe = _unsafe_files(config)
+        if unsafe:  # refused as `syncd run` refuses them
+            for problem in unsafe:
+                click.echo(f"error: {problem}", err=True)
+            sys.exit(2)
         from syncd.engine import Engine
 
         try:

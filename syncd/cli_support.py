@@ -11,7 +11,7 @@ from typing import Any
 
 import click
 
-from syncd.config import Config, load_config
+from syncd.config import DEFAULT_CONFIG_PATHS, Config, load_config
 from syncd.errors import ConfigError, SyncdError
 
 config_option = click.option(
@@ -25,10 +25,19 @@ config_option = click.option(
 
 def load_or_exit(config_path: str | None) -> Config:
     try:
-        return load_config(config_path)
+        config = load_config(config_path)
     except ConfigError as exc:
         click.echo(str(exc), err=True)
         sys.exit(2)
+    if config.path is None:  # else a command quietly makes ./state and finds nothing there
+        looked_at = ", ".join(["--config", "$SYNCD_CONFIG", *DEFAULT_CONFIG_PATHS])
+        click.echo(
+            f"note: no config file (looked at {looked_at}): the defaults apply, with the "
+            f"store in {config.state_dir} and the mappings in "
+            f"{', '.join(map(str, config.mapping_paths))}",
+            err=True,
+        )
+    return config
 
 
 def setup_logging(config: Config, quiet: bool = False, background: bool = False) -> None:
@@ -48,6 +57,9 @@ def engine_for(config: Config, connector_name: str, label: str) -> Iterator[tupl
     from syncd.engine import Engine
     from syncd.mapping.loader import MappingError
 
+    settings = config.connectors.get(connector_name)
+    if settings is None or not settings.enabled:  # said before the engine reaches any API
+        raise click.ClickException(f"no enabled [{connector_name}] table in the config")
     try:
         engine = Engine(config)
     except (SyncdError, MappingError) as exc:

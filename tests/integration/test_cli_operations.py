@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pytest
 from click.testing import CliRunner
 from sqlalchemy import func, select
 
@@ -118,3 +119,60 @@ def test_status_shows_when_each_source_went_live(tmp_path: Path, store_url: str)
     )
     state = json.loads(run("status", "--json", "--config", str(config)))
     assert state["went_live"] == {"localdb": "2026-01-05T09:00:00+00:00"}
+
+
+def test_check_and_one_cycle_refuse_the_file_modes_the_daemon_refuses(
+    tmp_path: Path, store_url: str
+) -> None:
+    """`syncd check` is what an operator runs before a start: it must not pass a config that
+    `syncd run` would then refuse to start with, and `run --once` refuses it as `run` does."""
+    config = config_file(tmp_path, store_url)
+    tmp_path.chmod(0o755)
+    assert CliRunner().invoke(main, ["check", "--config", str(config)]).exit_code == 0
+    config.chmod(0o666)  # writable by anyone: whoever can write it runs code as syncd
+
+    checked = CliRunner().invoke(main, ["check", "--config", str(config)])
+    assert checked.exit_code == 1
+    assert f"chmod go-w {config}" in checked.output
+    assert "1 problem(s) found" in checked.output
+
+    cycle = CliRunner().invoke(main, ["run", "--once", "--config", str(config)])
+    assert cycle.exit_code == 2
+    assert f"chmod go-w {config}" in cycle.output
+    assert "cycle:" not in cycle.output  # nothing ran
+
+    config.chmod(0o600)
+    assert "cycle:" in run("run", "--once", "--config", str(config))
+
+
+def test_commands_without_a_config_say_so_and_fail_without_a_traceback(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """In a folder with no config file and no mappings: a note that the defaults apply, then
+    the missing mappings as an error, for the commands that load the rules."""
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("SYNCD_CONFIG", raising=False)
+    for command in (["status"], ["prune"]):
+        result = CliRunner().invoke(main, command)
+        assert result.exit_code == 2, result.output
+        assert "note: no config file" in result.output
+        assert f"error: {tmp_path / 'mappings'}: cannot read" in result.output
+        assert "Traceback" not in result.output
+
+
+def test_a_command_for_a_connector_not_configured_says_so_before_calling_any_api(
+    tmp_path: Path,
+) -> None:
+    """`backfill nosuch` names the missing table at once, without first building every
+    configured connector (HubSpot here, behind a closed port) and waiting on its API."""
+    rules = write_rules(tmp_path / "mappings")
+    config = tmp_path / "syncd.toml"
+    config.write_text(
+        f'[syncd]\nmappings = ["{rules}"]\nstate_dir = "{tmp_path / "state"}"\n'
+        f'[localdb]\npath = "{tmp_path / "remote.sqlite3"}"\n'
+        '[hubspot]\naccess_token = "t"\nbase_url = "http://127.0.0.1:9"\n'
+    )
+    result = CliRunner().invoke(main, ["backfill", "nosuch", "--config", str(config)])
+    assert result.exit_code != 0
+    assert "no enabled [nosuch] table in the config" in result.output
+    assert not (tmp_path / "state").exists()  # no engine was built: no store opened either

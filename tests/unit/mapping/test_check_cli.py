@@ -115,3 +115,36 @@ rules:
     assert "rule mail-shadow" in text and "outside the mapping folder" in text
     assert "rule big-title" in text and "limit" in text
     assert "SECRET" not in text
+
+
+STAGE_IDS_IN_EXAMPLES = """
+rules:
+  - id: won
+    when: {source: hubspot, object: deal, field: dealstage, to: Closed Won}
+    do:
+      - github.create_issue: {repo: acme/infra, title: "Won: {{ deal.dealname }}"}
+    examples:
+      - object: {id: "42", dealname: Ocean, dealstage: closedwon}
+        previous: {dealstage: contractadmin}
+        expect: [{action: github.create_issue, title: "Won: Ocean"}]
+      - object: {id: "42", dealname: Ocean, dealstage: Closed Won}
+        previous: {dealstage: Contract Admin}
+        expect: [{action: github.create_issue, title: "Won: Ocean"}]
+"""
+
+
+def test_check_without_credentials_knows_the_default_stage_ids(
+    tmp_path: Path, mapping_dir: Path
+) -> None:
+    """Offline, a rule naming a stage by label matches an example giving HubSpot's id, as
+    `explain` matches an event file (both use the ids of HubSpot's default pipelines)."""
+    (mapping_dir / "won.yaml").write_text(STAGE_IDS_IN_EXAMPLES)
+    config = tmp_path / "hubspot.toml"
+    config.write_text(
+        f'[syncd]\nmappings = ["{mapping_dir}"]\nstate_dir = "{tmp_path / "state"}"\n'
+        "[hubspot]\n[github]\n"
+    )
+    code, out, err = run_check(config)
+    assert code == 0, err
+    assert "2 examples passed" in out
+    assert "hubspot: live checks skipped" in err
