@@ -85,3 +85,50 @@ def test_demo_once_fails_with_the_difference_when_a_rule_is_missing(tmp_path: Pa
     )
     assert result.exit_code == 1
     assert "Client strategy review 2026-Q2" in result.output
+
+
+def test_the_readme_mapping_example_checks_clean(tmp_path: Path) -> None:
+    """The rule the README shows as a mapping file's shape passes `syncd check`, with its
+    example written in stage labels and again in HubSpot's stage ids."""
+    readme = (REPO / "README.md").read_text()
+    found = re.search(r"```yaml\n(rules:\n  - id: new-hub-on-closed-won.*?)```", readme, re.S)
+    assert found, "the README's mapping example is gone"
+    labels = found[1]
+    ids = labels.replace("dealstage: Closed Won", "dealstage: closedwon").replace(
+        "dealstage: Contract Admin", "dealstage: contractadmin"
+    )
+    assert ids != labels
+    for text in (labels, ids):
+        mappings = tmp_path / "mappings"
+        mappings.mkdir(exist_ok=True)
+        (mappings / "example.yaml").write_text(text)
+        config = tmp_path / "syncd.toml"
+        config.write_text(
+            f'[syncd]\nmappings = ["{mappings}"]\nstate_dir = "{tmp_path / "state"}"\n'
+            "[hubspot]\n[github]\n"
+        )
+        no_credentials: dict[str, str | None] = {name: None for name in OFFLINE_ENV}
+        result = CliRunner().invoke(main, ["check", "--config", str(config)], env=no_credentials)
+        assert result.exit_code == 0, result.output
+        assert "ok: 1 rules in 1 files, 1 examples passed" in result.output
+
+
+def test_the_example_event_file_fires_the_won_deal_rules_cleanly() -> None:
+    """`examples/won-deal.yaml`, which the README points to, has every field the shipped
+    rules for a won deal render: `explain` fires them, none fails."""
+    result = CliRunner().invoke(
+        main,
+        [
+            "explain",
+            "--config",
+            str(EXAMPLE_CONFIG),
+            "--event",
+            str(REPO / "examples" / "won-deal.yaml"),
+        ],
+        env=OFFLINE_ENV,
+    )
+    assert result.exit_code == 0, result.output
+    assert "FAILED" not in result.output
+    fired = re.findall(r"^FIRED (\S+):", result.output, re.M)
+    assert "w1-new-hub-information" in fired and "w12-maintenance-tier-2" in fired
+    assert len(fired) == 7, result.output
