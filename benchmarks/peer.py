@@ -248,6 +248,44 @@ def thread_cpu_seconds(pid: int) -> dict[int, tuple[str, float]]:
     return out
 
 
+def thread_switches(pid: int) -> dict[int, tuple[str, int, int]]:
+    """Per thread of a process: its name and its voluntary and involuntary context switches
+    so far (a thread that waits for the GIL, a socket or a lock gives up its core: a
+    voluntary switch)."""
+    out: dict[int, tuple[str, int, int]] = {}
+    try:
+        tasks = list(Path(f"/proc/{pid}/task").iterdir())
+    except OSError:
+        return out
+    for task in tasks:
+        try:
+            name = (task / "comm").read_text().strip()
+            status = (task / "status").read_text()
+        except OSError:
+            continue
+        counts = dict(re.findall(r"^(\w*voluntary_ctxt_switches):\s+(\d+)", status, re.M))
+        out[int(task.name)] = (
+            name,
+            int(counts.get("voluntary_ctxt_switches", 0)),
+            int(counts.get("nonvoluntary_ctxt_switches", 0)),
+        )
+    return out
+
+
+def switches_made(
+    before: dict[int, tuple[str, int, int]], after: dict[int, tuple[str, int, int]]
+) -> dict[str, tuple[int, int]]:
+    """Each thread's (voluntary, involuntary) switches between two readings, the executor's
+    workers together as `executor-*`, most first."""
+    made: dict[str, tuple[int, int]] = {}
+    for tid, (name, voluntary, involuntary) in after.items():
+        key = "executor-*" if re.fullmatch(r"executor-\d+", name) else name
+        _, was_voluntary, was_involuntary = before.get(tid, (name, 0, 0))
+        v, i = made.get(key, (0, 0))
+        made[key] = (v + voluntary - was_voluntary, i + involuntary - was_involuntary)
+    return dict(sorted(made.items(), key=lambda item: -sum(item[1])))
+
+
 def thread_cpu_spent(
     before: dict[int, tuple[str, float]], after: dict[int, tuple[str, float]]
 ) -> dict[str, float]:
@@ -407,6 +445,8 @@ class RoundResult:
     hubspot_requests_per_1000: float | None = None
     # syncd's threads' CPU seconds over the load phase, by thread (see `threads_line`).
     thread_cpu: dict[str, float] = field(default_factory=dict)
+    # and their context switches (voluntary, involuntary) over it, by thread
+    thread_switches: dict[str, tuple[int, int]] = field(default_factory=dict)
     startup_seconds = 0.0
     note: str = ""
 
@@ -444,10 +484,20 @@ class RoundResult:
             return ""
         top = list(self.thread_cpu.items())[:5]
         listed = ", ".join(f"{name} {spent / self.seconds:.2f}" for name, spent in top)
-        return (
+        line = (
             f"\n            threads over the load, in cores: {listed}; "
             f"all {sum(self.thread_cpu.values()) / self.seconds:.2f}"
         )
+        if self.thread_switches and self.sent:
+            top_switches = list(self.thread_switches.items())[:5]
+            voluntary = ", ".join(f"{name} {v / self.sent:.1f}" for name, (v, _) in top_switches)
+            all_v = sum(v for v, _ in self.thread_switches.values()) / self.sent
+            all_i = sum(i for _, i in self.thread_switches.values()) / self.sent
+            line += (
+                f"\n            context switches per webhook, voluntary: {voluntary}; "
+                f"all {all_v:.1f} (and {all_i:.1f} involuntary)"
+            )
+        return line
 
 
 class Stack:
@@ -951,6 +1001,7 @@ def load_round(
         hubspot.call("requests")  # reset the count
         cpu_before, fake_before = cpu_seconds(pid), cpu_seconds(github.pid)
         threads_before = thread_cpu_seconds(pid) if isinstance(stack, SyncdStack) else {}
+        switches_before = thread_switches(pid) if threads_before else {}
         started = time.monotonic()
         with _profiled(stack, args.profile, round_no):
             statuses = blast(stack.port, requests, args.c)
@@ -959,6 +1010,7 @@ def load_round(
         result.cpu_ms_per_webhook = (cpu_seconds(pid) - cpu_before) * 1000 / args.n
         if threads_before:
             result.thread_cpu = thread_cpu_spent(threads_before, thread_cpu_seconds(pid))
+            result.thread_switches = switches_made(switches_before, thread_switches(pid))
         result.fake_github_cpu_ms_per_webhook = (
             (cpu_seconds(github.pid) - fake_before) * 1000 / args.n
         )
