@@ -601,8 +601,11 @@ def run(config_path: str | None, once: bool) -> None:
             for problem in unsafe:
                 click.echo(f"error: {problem}", err=True)
             sys.exit(2)
-        from syncd.engine import Engine
+        from syncd.engine import Engine, missing_secrets
 
+        missing = missing_secrets(config)
+        if missing:  # said before a store is made (or migrated) for a cycle that cannot run
+            raise click.ClickException(str(ConfigError(missing)))
         try:
             engine = Engine(config, exclusive=True, require_secrets=True)
         except (ConfigError, MappingError) as exc:

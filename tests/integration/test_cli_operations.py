@@ -176,3 +176,18 @@ def test_a_command_for_a_connector_not_configured_says_so_before_calling_any_api
     assert result.exit_code != 0
     assert "no enabled [nosuch] table in the config" in result.output
     assert not (tmp_path / "state").exists()  # no engine was built: no store opened either
+
+
+def test_one_cycle_without_a_token_says_so_before_making_a_store(tmp_path: Path) -> None:
+    rules = write_rules(tmp_path / "mappings")
+    config = tmp_path / "syncd.toml"
+    config.write_text(
+        f'[syncd]\nmappings = ["{rules}"]\nstate_dir = "{tmp_path / "state"}"\n'
+        f'[localdb]\npath = "{tmp_path / "remote.sqlite3"}"\n[github]\n'
+    )
+    result = CliRunner().invoke(
+        main, ["run", "--once", "--config", str(config)], env={"SYNCD_GITHUB_TOKEN": None}
+    )
+    assert result.exit_code == 1
+    assert "[github] token: required to run" in result.output
+    assert not (tmp_path / "state" / "syncd.sqlite3").exists()
