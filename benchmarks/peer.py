@@ -1237,31 +1237,25 @@ def main() -> int:
     try:
         github = FakeProcess(_github_main, args.github_validate)
         if not args.no_syncd:
-            stacks.append(
-                SyncdStack(
-                    github.url, workdir, workers=args.executor_workers, log_level=args.log_level
+            # (executor workers, log level, name): the daemon as asked, and each variant
+            # measured beside it in the same rounds
+            variants = [(args.executor_workers, args.log_level, "syncd")]
+            if args.also_log_level:
+                variants.append(
+                    (args.executor_workers, args.also_log_level, f"syncd@{args.also_log_level}")
                 )
+            if args.also_executor_workers:
+                variants.append(
+                    (
+                        args.also_executor_workers,
+                        args.log_level,
+                        f"syncd@w{args.also_executor_workers}",
+                    )
+                )
+            stacks.extend(
+                SyncdStack(github.url, workdir, workers=workers, log_level=level, name=name)
+                for workers, level, name in variants
             )
-            if args.also_log_level:  # the same daemon at another level, in the same rounds
-                stacks.append(
-                    SyncdStack(
-                        github.url,
-                        workdir,
-                        workers=args.executor_workers,
-                        log_level=args.also_log_level,
-                        name=f"syncd@{args.also_log_level}",
-                    )
-                )
-            if args.also_executor_workers:  # the same daemon with another pool size
-                stacks.append(
-                    SyncdStack(
-                        github.url,
-                        workdir,
-                        workers=args.also_executor_workers,
-                        log_level=args.log_level,
-                        name=f"syncd@w{args.also_executor_workers}",
-                    )
-                )
         if red_js is not None:
             stacks.append(NodeRedStack(red_js, github.url, workdir, fetch=args.node_red_fetch))
         print(

@@ -221,15 +221,18 @@ def _rules_for_dry_run(config: Config) -> Any:
             store.dispose()
 
 
-@main.command()
-@config_option
-@click.option(
+event_option = click.option(
     "--event",
     "event_path",
     required=True,
     type=click.Path(exists=True),
     help="a change as a JSON or YAML file (README: the event file; examples/won-deal.yaml)",
 )
+
+
+@main.command()
+@config_option
+@event_option
 def simulate(config_path: str | None, event_path: str) -> None:
     """Dry run: the actions the rules would plan for a change, as JSON lines."""
     config = _load(config_path)
@@ -252,13 +255,7 @@ def simulate(config_path: str | None, event_path: str) -> None:
 
 @main.command()
 @config_option
-@click.option(
-    "--event",
-    "event_path",
-    required=True,
-    type=click.Path(exists=True),
-    help="a change as a JSON or YAML file (README: the event file; examples/won-deal.yaml)",
-)
+@event_option
 def explain(config_path: str | None, event_path: str) -> None:
     """For each rule: fired, or the first reason it did not."""
     config = _load(config_path)

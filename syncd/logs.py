@@ -285,9 +285,6 @@ def configure_logging(
         library_logger = logging.getLogger(name)
         library_logger.handlers.clear()
         library_logger.propagate = True
-    # Alembic lists each of its plugins at info whenever a store is opened: noise to an
-    # operator (its "Running upgrade" lines, from alembic.runtime.migration, stay).
-    logging.getLogger("alembic.runtime.plugins").setLevel(logging.WARNING)
     # Off then on: re-installs the hook even if something replaced showwarning since.
     logging.captureWarnings(False)
     logging.captureWarnings(True)

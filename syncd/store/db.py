@@ -438,10 +438,12 @@ def _sqlite_problem(path: str, exc: DatabaseError) -> StoreUnreadable:
 def upgrade(store: Store, revision: str = "head") -> None:
     if revision == "head" and at_head(store):
         return  # nothing to migrate: alembic is not even imported (idle memory, issue 17)
+    # Before the import: alembic lists its plugins at info as it loads, and says "Context
+    # impl ..." at every start.
+    logging.getLogger("alembic").setLevel(logging.WARNING)
     from alembic import command
     from alembic.config import Config
 
-    logging.getLogger("alembic").setLevel(logging.WARNING)  # "Context impl ..." at every start
     config = Config()
     config.set_main_option("script_location", MIGRATIONS)
     with store.tx() as conn:

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -191,3 +193,26 @@ def test_one_cycle_without_a_token_says_so_before_making_a_store(tmp_path: Path)
     assert result.exit_code == 1
     assert "[github] token: required to run" in result.output
     assert not (tmp_path / "state" / "syncd.sqlite3").exists()
+
+
+def test_a_first_cycle_on_a_new_store_logs_no_alembic_chatter(tmp_path: Path) -> None:
+    """Making the store runs its migrations: at the default level the operator sees syncd's
+    lines, not the migration tool listing its plugins as it loads (a process of its own:
+    alembic is imported once per process)."""
+    rules = write_rules(tmp_path / "mappings")
+    config = tmp_path / "syncd.toml"
+    config.write_text(
+        f'[syncd]\nmappings = ["{rules}"]\nstate_dir = "{tmp_path / "state"}"\n'
+        f'[localdb]\npath = "{tmp_path / "remote.sqlite3"}"\n'
+    )
+    done = subprocess.run(
+        [sys.executable, "-m", "syncd.cli", "run", "--once", "--config", str(config)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=tmp_path,
+    )
+    assert done.returncode == 0, done.stderr
+    assert "cycle:" in done.stdout
+    assert (tmp_path / "state" / "syncd.sqlite3").exists()  # made, and migrated, just now
+    assert "alembic" not in done.stderr

@@ -167,14 +167,6 @@ def test_level_filters_structlog_and_libraries(capfd) -> None:
     assert [json.loads(line)["event"] for line in lines] == ["loud"]
 
 
-def test_alembic_lists_its_plugins_quietly_but_says_what_it_migrates(capfd) -> None:
-    configure_logging("INFO", json=True)
-    logging.getLogger("alembic.runtime.plugins").info("setup plugin alembic.autogenerate")
-    logging.getLogger("alembic.runtime.migration").info("Running upgrade  -> 0001")
-    lines = capfd.readouterr().err.splitlines()
-    assert [json.loads(line)["event"] for line in lines] == ["Running upgrade  -> 0001"]
-
-
 def test_secrets_added_later_are_redacted(capfd, canary: str) -> None:
     configure_logging("INFO", json=True)
     add_secrets([canary])  # e.g. after a reload loaded a new connector
