@@ -29,6 +29,7 @@ setup(
     packages=[
         *find_namespace_packages(include=["syncd*", "connectors*"], exclude=["*.__pycache__"]),
         "syncd.shipped_mappings",
+        "syncd.shipped_mappings.templates",  # a folder of data: named, or setuptools warns
     ],
     package_dir={"syncd.shipped_mappings": "mappings"},
     extras_require={
