@@ -547,8 +547,10 @@ class SyncdStack(Stack):
         workers: int = 8,
         log_level: str = "info",
         name: str = "syncd",
+        tree: Path = ROOT,
     ) -> None:
         self.name = name
+        self.tree = tree  # the checkout whose syncd runs (`--also-tree`: another one)
         self.github_url = github_url
         self.workers = workers  # [executor] workers (8: syncd's default)
         self.log_level = log_level  # [syncd] log_level (info: syncd's default)
@@ -610,7 +612,7 @@ class SyncdStack(Stack):
         self.log_file = open(tmp / "syncd.log", "wb")  # noqa: SIM115 - closed in stop()
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "syncd.cli", "run", "--config", str(tmp / "syncd.toml")],
-            cwd=ROOT,
+            cwd=self.tree,  # `-m` imports syncd from the working directory first
             env=env,
             stdout=self.log_file,
             stderr=subprocess.STDOUT,
@@ -1207,6 +1209,15 @@ def main() -> int:
         help="measure a second syncd with N executor workers in the same rounds (shown as "
         "syncd@wN)",
     )
+    parser.add_argument(
+        "--also-tree",
+        type=Path,
+        default=None,
+        metavar="DIR",
+        help="measure a second syncd run from another checkout (a git worktree of another "
+        "commit) in the same rounds (shown as syncd@tree): two versions of the code, the "
+        "machine's swings aside",
+    )
     parser.add_argument("--no-node-red", action="store_true")
     parser.add_argument(
         "--node-red-fetch",
@@ -1256,6 +1267,17 @@ def main() -> int:
                 SyncdStack(github.url, workdir, workers=workers, log_level=level, name=name)
                 for workers, level, name in variants
             )
+            if args.also_tree:
+                stacks.append(
+                    SyncdStack(
+                        github.url,
+                        workdir,
+                        workers=args.executor_workers,
+                        log_level=args.log_level,
+                        name="syncd@tree",
+                        tree=args.also_tree.resolve(),
+                    )
+                )
         if red_js is not None:
             stacks.append(NodeRedStack(red_js, github.url, workdir, fetch=args.node_red_fetch))
         print(
