@@ -15,6 +15,11 @@ from syncd.store.db import Store, open_store
 
 PG_URL = os.environ.get("SYNCD_TEST_DATABASE_URL", "")
 
+# The files the tests write stand for an operator's config, mappings and secrets, which
+# syncd refuses when others may write them (syncd.permissions): they are written as under
+# the usual umask 022, whatever the developer's own (Ubuntu gives its users 002).
+os.umask(0o022)
+
 
 def _pg_schema_url(base: str, schema: str) -> str:
     sep = "&" if "?" in base else "?"
