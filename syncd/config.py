@@ -77,8 +77,8 @@ class ConsoleSection(_Section):
 
 class ExecutorSection(_Section):
     workers: int = Field(8, ge=1, le=64)
-    # Default bound on one connector's actions performed at once (a connector's own
-    # `max_in_flight` wins): half the workers, so a slow API leaves the others theirs.
+    # Default bound on the workers performing one connector's actions at once (a
+    # connector's own `max_in_flight` wins): half, so a slow API leaves the others theirs.
     max_in_flight: int | None = Field(None, ge=1)
     max_attempts: int = Field(8, ge=1)
     lease_seconds: float = Field(300, gt=0)

@@ -83,6 +83,11 @@ class ActionSpec(Generic[P]):
     perform_batch: Callable[[Any, list[P], list[ActionContext]], list[ActionResult]] | None = None
     batch_key: Callable[[P], Any] | None = None
     batch_size: int = 1
+    # Optional: perform several first attempts from one thread, each its own request, up to
+    # `together_window` of them in flight at once (passed to the function). One result per
+    # action, in order: its ActionResult, or the exception that stopped it.
+    perform_together: Callable[[Any, list[P], list[ActionContext], int], list[Any]] | None = None
+    together_window: int = 1
 
     def finder(
         self, fn: Callable[[Any, P, ActionContext], ActionResult | None]
@@ -99,6 +104,21 @@ class ActionSpec(Generic[P]):
 
         def wrap(fn: Callable[[Any, list[P], list[ActionContext]], list[ActionResult]]) -> Any:
             self.perform_batch, self.batch_key, self.batch_size = fn, key, size
+            return fn
+
+        return wrap
+
+    def together(
+        self, *, window: int
+    ) -> Callable[[Callable[[Any, list[P], list[ActionContext], int], list[Any]]], Any]:
+        """Decorator: perform several of these actions from one thread, up to `window` of
+        their requests in flight at once. The function gets the params, contexts and the
+        window to keep, and returns, per action in order, its ActionResult or the exception
+        that stopped it; it must do for each exactly what `perform` does (the executor sends
+        only first attempts that need no look-up this way)."""
+
+        def wrap(fn: Callable[[Any, list[P], list[ActionContext], int], list[Any]]) -> Any:
+            self.perform_together, self.together_window = fn, window
             return fn
 
         return wrap

@@ -15,7 +15,12 @@
    that still has to wait once performing (the budget went to another thread meanwhile)
    extends the leases of the actions this executor holds, so that no replica takes over
    an action that only waits for its turn.
-4. Success records the external id. Transient errors wait (backoff, `Retry-After`); permanent
+4. First attempts that skip the look-up, of an action that can be performed together
+   (`ActionSpec.together`: GitHub's creates), go to the connector in one call from the
+   worker that claimed them, a window of requests in flight at once; each comes to its own
+   outcome. Only actions a repeat cannot double go this way (none of them is recorded
+   before all are sent). Retries and look-ups go one by one.
+5. Success records the external id. Transient errors wait (backoff, `Retry-After`); permanent
    errors and exhausted retries go `dead` with the reason, for `syncd actions retry`.
 """
 
@@ -25,6 +30,7 @@ import logging
 import math
 import os
 import socket
+import sys
 import threading
 import uuid
 from collections import Counter
@@ -62,6 +68,7 @@ Redactor = Callable[[str], str]
 # transaction per batch, not per action). Only actions a repeat cannot double go here (they
 # are looked up, or idempotent): a crash before the record costs a look-up, never an effect.
 _DONE_LATER: ContextVar[list[Finish] | None] = ContextVar("done_later", default=None)
+TOGETHER = "together"  # the batch key of actions performed together
 
 
 @dataclass
@@ -319,8 +326,10 @@ class Executor:
             for group in self._groups(rows):
                 if len(group) == 1:
                     out.append(self.perform(group[0]))
-                else:
+                elif self._spec(group[0]).perform_batch is not None:
                     out.extend(self.perform_batch(group))
+                else:
+                    out.extend(self.perform_together(group))
                 left.subtract(r.connector for r in group)
                 done_with = {c for c, n in left.items() if n <= 0}
                 self._release(done_with)
@@ -343,28 +352,41 @@ class Executor:
         extend_leases(self.store, ids, self.owner, until)
 
     def _groups(self, rows: list[ActionRow]) -> list[list[ActionRow]]:
-        """First attempts of batchable actions with the same batch key go together (in
-        claim order); everything else alone."""
+        """First attempts of batchable actions with the same batch key go together, and so
+        do first attempts of an action performed together that need no look-up (in claim
+        order); everything else alone."""
         groups: list[list[ActionRow]] = []
         open_batches: dict[Any, list[ActionRow]] = {}
         for row in rows:
             spec = self._spec(row)
-            key = None
-            if spec is not None and spec.perform_batch is not None and row.attempts == 0:
-                try:
-                    params = spec.params.model_validate(row.params)
-                    key = (row.connector, row.action, spec.batch_key(params))
-                except (ValidationError, TypeError):
-                    key = None  # perform() reports it
-            if key is None:
+            found = None if spec is None or row.attempts > 0 else self._group_of(row, spec)
+            if found is None:
                 groups.append([row])
                 continue
+            key, size = found
             batch = open_batches.get(key)
-            if batch is None or len(batch) >= spec.batch_size:
+            if batch is None or len(batch) >= size:
                 batch = open_batches[key] = []
                 groups.append(batch)
             batch.append(row)
         return groups
+
+    def _group_of(self, row: ActionRow, spec: Any) -> tuple[Any, int] | None:
+        """The group a first attempt may go in, and the group's size; None: alone."""
+        if spec.perform_batch is not None:
+            try:
+                params = spec.params.model_validate(row.params)
+                return (row.connector, row.action, spec.batch_key(params)), spec.batch_size
+            except (ValidationError, TypeError):
+                return None  # perform() reports it
+        # Only actions a repeat cannot double: sent together, none is recorded before the
+        # others are sent, so a crash in between must cost a look-up, never an effect.
+        harmless = spec.find_existing is not None or spec.idempotent
+        if spec.perform_together is not None and spec.together_window > 1 and harmless:
+            connector = self.connectors[row.connector]
+            if spec.find_existing is None or not self._may_repeat(row, connector):
+                return (row.connector, row.action, TOGETHER), sys.maxsize  # the whole claim's
+        return None
 
     def _spec(self, row: ActionRow) -> Any:
         connector = self.connectors.get(row.connector)
@@ -395,6 +417,48 @@ class Executor:
             for r, res in zip(rows, results, strict=True)
         ]
 
+    def perform_together(self, rows: list[ActionRow]) -> list[Outcome]:
+        """First attempts of one action that need no look-up, performed from this thread by
+        the connector's `perform_together`, its window of requests in flight at once (the
+        worker counts once against the connector's max_in_flight, as for a batch). Each
+        action's outcome is its own, as `perform` would decide it; if the call fails as a
+        whole, each action fails with that error."""
+        crashpoints.hit("action_in_flight")
+        connector = self.connectors[rows[0].connector]
+        spec = connector.actions[rows[0].action]
+        assert spec.perform_together is not None  # groups are formed only for such actions
+        window = spec.together_window
+        outcomes: dict[int, Outcome] = {}
+        ready: list[tuple[ActionRow, Any, ActionLog]] = []
+        for row in rows:
+            bound = self._log_for(row, 1)
+            try:
+                ready.append((row, spec.params.model_validate(row.params), bound))
+            except ValidationError as exc:
+                outcomes[row.id] = self._dead(
+                    row, f"invalid parameters: {_validation_text(exc)}", bound
+                )
+        if ready:
+            ctxs = [
+                ActionContext(key=r.key, rule_id=r.rule_id, attempt=1, ref=r.ref)
+                for r, _, _ in ready
+            ]
+            try:
+                params = [p for _, p, _ in ready]
+                results = spec.perform_together(connector, params, ctxs, window)
+                if len(results) != len(ready):
+                    raise RuntimeError(f"{len(results)} results for {len(ready)} actions")
+                crashpoints.hit("remote_done")
+            except Exception as exc:
+                results = [exc] * len(ready)
+            at_most_once = self._at_most_once(rows[0], connector)
+            for (row, _, bound), result in zip(ready, results, strict=True):
+                if isinstance(result, Exception):
+                    outcomes[row.id] = self._failed(row, 1, result, spec, at_most_once, bound)
+                else:
+                    outcomes[row.id] = self._done(row, result, bound)
+        return [outcomes[r.id] for r in rows]
+
     def drain(self, max_rounds: int = 1000, limit: int = 50) -> list[Outcome]:
         """Run until nothing is due now (for `run --once` and tests)."""
         out: list[Outcome] = []
@@ -410,13 +474,7 @@ class Executor:
     def perform(self, row: ActionRow) -> Outcome:
         crashpoints.hit("action_in_flight")
         attempt = row.attempts + 1
-        bound = ActionLog(
-            key=row.key,
-            rule_id=row.rule_id,
-            action=f"{row.connector}.{row.action}",
-            source=row.source,
-            attempt=attempt,
-        )
+        bound = self._log_for(row, attempt)
         connector = self.connectors.get(row.connector)
         if connector is None:
             return self._dead(row, f"connector {row.connector!r} is not configured", bound)
@@ -431,11 +489,7 @@ class Executor:
         tried_before = row.attempts > 0 or (
             spec.find_existing is not None and self._may_repeat(row, connector)
         )
-        # At-most-once when the rule or the connector's settings ask for it (safer wins).
-        at_most_once = "at_most_once" in (
-            row.guarantee,
-            getattr(connector.settings, "guarantee", None),
-        )
+        at_most_once = self._at_most_once(row, connector)
         try:
             result: ActionResult | None = None
             if tried_before and spec.find_existing is not None:
@@ -449,18 +503,47 @@ class Executor:
             if result is None:
                 result = spec.perform(connector, params, ctx)
             crashpoints.hit("remote_done")
-        except PermanentError as exc:
+        except Exception as exc:
+            return self._failed(row, attempt, exc, spec, at_most_once, bound)
+        return self._done(row, result, bound)
+
+    @staticmethod
+    def _log_for(row: ActionRow, attempt: int) -> ActionLog:
+        return ActionLog(
+            key=row.key,
+            rule_id=row.rule_id,
+            action=f"{row.connector}.{row.action}",
+            source=row.source,
+            attempt=attempt,
+        )
+
+    @staticmethod
+    def _at_most_once(row: ActionRow, connector: Connector) -> bool:
+        """At-most-once when the rule or the connector's settings ask for it (safer wins)."""
+        return "at_most_once" in (row.guarantee, getattr(connector.settings, "guarantee", None))
+
+    def _failed(
+        self,
+        row: ActionRow,
+        attempt: int,
+        exc: Exception,
+        spec: Any,
+        at_most_once: bool,
+        bound: ActionLog,
+    ) -> Outcome:
+        """What an attempt that raised `exc` comes to: dead (permanent; uncertain under
+        at-most-once with nothing to look up) or a retry."""
+        if isinstance(exc, PermanentError):
             return self._dead(row, str(exc), bound)
-        except UncertainError as exc:
+        if isinstance(exc, UncertainError):
             if at_most_once and spec.find_existing is None and not spec.idempotent:
                 return self._dead(row, f"uncertain; not repeated (at-most-once): {exc}", bound)
             return self._retry(row, attempt, exc, exc.retry_after, bound)
-        except TransientError as exc:
+        if isinstance(exc, TransientError):
             return self._retry(row, attempt, exc, exc.retry_after, bound)
-        except Exception as exc:  # a bug or an unmapped library error: retry, then dead
-            bound.exception("action.unexpected_error")
-            return self._retry(row, attempt, exc, None, bound)
-        return self._done(row, result, bound)
+        # a bug or an unmapped library error: retry, then dead
+        bound.error("action.unexpected_error", exc_info=exc)
+        return self._retry(row, attempt, exc, None, bound)
 
     def _may_repeat(self, row: ActionRow, connector: Connector) -> bool:
         """True when a first attempt may repeat an effect made under a store that was lost

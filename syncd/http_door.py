@@ -18,6 +18,7 @@ import os
 import re
 import socket
 import ssl
+import time
 import zlib
 from collections.abc import Callable, Mapping
 from email.message import Message
@@ -220,6 +221,7 @@ class GovernedConnection:
         self.timeout = timeout
         self.opened = 0  # connections made (keep-alive: one, unless the server closes)
         self._permit: tuple[str, float] = (READ, 0.0)  # of the request `send` sent
+        self._sent_at = 0.0  # when `send` sent it (monotonic)
         self._head_only = False  # the request `send` sent was a HEAD
         default_port = 443 if parts.scheme == "https" else 80
         port = parts.port or default_port
@@ -260,14 +262,23 @@ class GovernedConnection:
             self.governor.release(kind, started)
             raise
         self._permit = (kind, started)
+        self._sent_at = time.monotonic()
 
     def receive(self) -> Answer:
-        """The second half of `request`: the answer of the request `send` sent."""
+        """The second half of `request`: the answer of the request `send` sent, due within
+        the timeout of when it was sent, however long the caller took to ask for it (the
+        answers to requests sent together are read one after another)."""
         kind, started = self._permit
+        sock = self.conn.sock
         try:
+            if sock is not None:
+                left = self._sent_at + self.timeout - time.monotonic()
+                sock.settimeout(max(left, 0.001))  # an answer already in is read at once
             answer = self._receive()
             self.governor.observe(answer.status, rate_limit_headers(answer.headers))
         finally:
+            if self.conn.sock is not None:
+                self.conn.sock.settimeout(self.timeout)
             self.governor.release(kind, started)
         return answer
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 import http.client
 import json
 import threading
+from collections import deque
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -25,6 +26,7 @@ from syncd.sdk import (
     Clock,
     Governor,
     Limit,
+    by_method,
     error_for_answer,
     error_for_transport,
     from_ms,
@@ -76,6 +78,8 @@ class GovernedGithub:
         self._build_lock = threading.Lock()  # executor workers may make the first call together
         self._fixed: dict[str, str] = {}
         self._url_prefix = ""
+        self._local = threading.local()  # each thread's spare connection objects
+        self._spares: list[Any] = []  # every thread's, for close()
 
     @property
     def gh(self) -> Github:
@@ -120,21 +124,32 @@ class GovernedGithub:
 
     def call(self, verb: str, fn: Callable[[], T]) -> T:
         """Run a PyGithub call; any failure becomes a syncd ActionError."""
-        from github import GithubException  # imported already when `fn` made a request
-
         try:
             return fn()
-        except GithubException as exc:
-            raise error_for(exc, verb, self.clock.now().timestamp()) from None
-        except (
-            requests.RequestException,
-            urllib3.exceptions.HTTPError,
-            http.client.HTTPException,
-            OSError,
-        ) as exc:
-            raise error_for_transport(
+        except Exception as exc:
+            error = self.error_of(verb, exc)
+            if error is exc:
+                raise
+            raise error from None
+
+    def error_of(self, verb: str, exc: Exception) -> Exception:
+        """The syncd ActionError for a failed request (GitHub's error answer, or no answer);
+        any other exception as it is (a bug, for the executor's unexpected-error path)."""
+        from github import GithubException  # imported already when a request was made
+
+        if isinstance(exc, GithubException):
+            return error_for(exc, verb, self.clock.now().timestamp())
+        if isinstance(
+            exc,
+            requests.RequestException
+            | urllib3.exceptions.HTTPError
+            | http.client.HTTPException
+            | OSError,
+        ):
+            return error_for_transport(
                 f"GitHub {verb}", exc, write=verb in WRITE_METHODS, never_sent=never_sent(exc)
-            ) from None
+            )
+        return exc
 
     def request(
         self,
@@ -158,6 +173,60 @@ class GovernedGithub:
             ),
         )
 
+    def request_together(
+        self, requests_: list[tuple[str, str, Any]], window: int
+    ) -> list[tuple[dict[str, Any], Any] | Exception]:
+        """Requests (verb, path, JSON body) from this thread, up to `window` in flight at
+        once, each on a connection object of its own (this thread's, and spares made like
+        it): when `window` are out, the oldest answer is read and its connection takes the
+        next request. Each `(headers, data)` as `request` answers, or the error that stopped
+        that request (as `request` raises it). The same round trips as a thread per request
+        in flight, without handing them to other threads and back (issue 17)."""
+        out: list[tuple[dict[str, Any], Any] | Exception | None] = [None] * len(requests_)
+        free = self._thread_connections(max(1, min(window, len(requests_))))
+        sent: deque[tuple[int, Any]] = deque()  # (index, connection), oldest first
+
+        def settle(at: int, conn: Any) -> None:
+            verb, path, body = requests_[at]
+            try:
+                out[at] = self._answered(conn, verb, path, None, body, None)
+            except Exception as exc:
+                out[at] = self.error_of(verb, exc)
+            free.append(conn)
+
+        for at, (verb, path, body) in enumerate(requests_):
+            if sent and self.governor.wait_needed(by_method(verb, path)) > 0:
+                while sent:  # the answers in flight are read before waiting for a turn
+                    settle(*sent.popleft())
+            if not free:
+                settle(*sent.popleft())
+            conn = free.pop()
+            try:
+                self._send(conn, verb, path, None, body, None)
+            except Exception as exc:
+                out[at] = self.error_of(verb, exc)
+                free.append(conn)
+                continue
+            sent.append((at, conn))
+        while sent:
+            settle(*sent.popleft())
+        return [answer for answer in out if answer is not None]
+
+    def _thread_connections(self, count: int) -> list[Any]:
+        """`count` connection objects of this thread's, made like its PyGithub connection
+        and kept for its next requests (closed by `close`). Not PyGithub's own: that one
+        stays free for what PyGithub sends itself (a 301 followed) while these are busy."""
+        first = self.requester._Requester__createConnection()  # type: ignore[attr-defined]
+        spares: list[Any] | None = getattr(self._local, "spares", None)
+        if spares is None:
+            spares = self._local.spares = []
+        while len(spares) < count:
+            spare = first.twin()
+            spares.append(spare)
+            with self._build_lock:
+                self._spares.append(spare)
+        return spares[:count]
+
     def _json_request(
         self,
         verb: str,
@@ -172,22 +241,48 @@ class GovernedGithub:
         parameters as PyGithub encodes them, the body as its JSON. Left out is what syncd
         does not use: its waits between requests (off), its rate-limit attributes (the
         governor reads the headers) and its debug log. Its layers were a tenth of the
-        daemon's CPU per created issue (issue 17). The two answers PyGithub acts on itself
-        (301: follow a moved repository; 202 to a GET: ask again) are left to it: the
-        request is sent again PyGithub's way (neither changed anything)."""
-        requester = self.requester
+        daemon's CPU per created issue (issue 17)."""
+        connection = self.requester._Requester__createConnection()  # type: ignore[attr-defined]
+        self._send(connection, verb, path, params, body, headers)
+        return self._answered(connection, verb, path, params, body, headers)
+
+    def _send(
+        self,
+        connection: Any,
+        verb: str,
+        path: str,
+        params: dict[str, Any] | None,
+        body: Any,
+        headers: dict[str, str] | None,
+    ) -> None:
+        """The request for `path` sent on `connection` (the first half of `_json_request`)."""
         sent = dict(headers) if headers else {}
         sent.update(self._fixed)
         url = self._url_prefix + path
         if params:
-            url = requester.add_parameters_to_url(url, params)
+            url = self.requester.add_parameters_to_url(url, params)
         data = None
         if body is not None:
             sent["Content-Type"] = "application/json"
             data = json.dumps(body)
-        connection = requester._Requester__createConnection()  # type: ignore[attr-defined]
         connection.request(verb, url, data, sent)
-        answer = connection.getresponse()
+        connection.send_stored()
+
+    def _answered(
+        self,
+        connection: Any,
+        verb: str,
+        path: str,
+        params: dict[str, Any] | None,
+        body: Any,
+        headers: dict[str, str] | None,
+    ) -> tuple[dict[str, Any], Any]:
+        """The answer to what `_send` sent on `connection`, read as PyGithub reads it. The
+        two answers PyGithub acts on itself (301: follow a moved repository; 202 to a GET:
+        ask again) are left to it: the request is sent again PyGithub's way (neither
+        changed anything)."""
+        requester = self.requester
+        answer = connection.receive_answer()
         status = answer.status
         if status == 301 or (status == 202 and verb in ("GET", "HEAD")):
             return requester.requestJsonAndCheck(
@@ -215,6 +310,10 @@ class GovernedGithub:
         return fixed
 
     def close(self) -> None:
+        with self._build_lock:
+            spares, self._spares = self._spares, []
+        for spare in spares:
+            spare.close()
         if self._gh is not None:  # never built: nothing to close
             self._gh.close()
 

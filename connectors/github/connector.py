@@ -37,6 +37,9 @@ from syncd.sdk import (
 )
 
 ISSUE = "issue"
+# Creates one executor worker keeps in flight at once (first attempts that need no look-up;
+# max_in_flight bounds the workers on GitHub). 4: issue 17's benchmark, docs/BENCHMARKS.md.
+CREATES_IN_FLIGHT = 4
 _NEXT_LINK = re.compile(r'<([^>]+)>;\s*rel="next"')
 
 
@@ -213,9 +216,42 @@ class GitHubConnector(Connector):
     @action("create_issue", CreateIssueParams)
     def create_issue(self, params: CreateIssueParams, ctx: ActionContext) -> ActionResult:
         """Open an issue, marked with the action's key so a retry finds it."""
+        issue = self._issue_body(params, ctx)
+        _, data = self.client.request("POST", f"/repos/{params.repo}/issues", body=issue)
+        return ActionResult(external_id=f"{params.repo}#{data['number']}", url=data["html_url"])
+
+    @create_issue.together(window=CREATES_IN_FLIGHT)
+    def create_issues(
+        self, params: list[CreateIssueParams], ctxs: list[ActionContext], window: int
+    ) -> list[ActionResult | Exception]:
+        """`create_issue` for several issues, up to `window` POSTs in flight at once."""
+        results: list[ActionResult | Exception] = []
+        posts: list[tuple[int, str]] = []  # (index in results, repo) of each POST to send
+        bodies: list[tuple[str, str, Any]] = []
+        for one, ctx in zip(params, ctxs, strict=True):
+            try:
+                body = self._issue_body(one, ctx)
+            except Exception as exc:  # a label or milestone look-up failed: this one only
+                results.append(exc)
+                continue
+            posts.append((len(results), one.repo))
+            bodies.append(("POST", f"/repos/{one.repo}/issues", body))
+            results.append(PermanentError("not sent"))  # replaced below
+        answers = self.client.request_together(bodies, window)
+        for (at, repo), answer in zip(posts, answers, strict=True):
+            try:
+                if isinstance(answer, Exception):
+                    raise answer
+                data = answer[1]
+                results[at] = ActionResult(f"{repo}#{data['number']}", data["html_url"])
+            except Exception as exc:
+                results[at] = exc
+        return results
+
+    def _issue_body(self, params: CreateIssueParams, ctx: ActionContext) -> dict[str, Any]:
+        """The body PyGithub's `Repository.create_issue` sends (its Requester's auth, URL and
+        errors, without building the Issue object: the result needs two fields)."""
         self._check_labels(params.repo, params.labels)
-        # The body PyGithub's `Repository.create_issue` sends, through its Requester (auth,
-        # URL, errors), without building the Issue object: the result needs two fields.
         issue: dict[str, Any] = {
             "title": self._text(params.title, params.allow_mentions),
             "body": with_marker(self._text(params.body, params.allow_mentions), ctx.key),
@@ -226,8 +262,7 @@ class GitHubConnector(Connector):
             issue["milestone"] = self._milestone(params.repo, params.milestone)
         if params.labels:
             issue["labels"] = list(params.labels)
-        _, data = self.client.request("POST", f"/repos/{params.repo}/issues", body=issue)
-        return ActionResult(external_id=f"{params.repo}#{data['number']}", url=data["html_url"])
+        return issue
 
     @create_issue.finder
     def find_issue(self, params: CreateIssueParams, ctx: ActionContext) -> ActionResult | None:

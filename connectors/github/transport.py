@@ -11,7 +11,9 @@ environment is set before it starts), the urllib3 pool requests' adapter would p
 verification, proxy), the session's default headers and the timeout. Each request is then
 handed to that pool through `GovernedAdapter.urlopen`: the governor's steps, no retries.
 The connection class stays PyGithub's, one object per thread
-(connectors/github/threads.py), each with its own keep-alive pool.
+(connectors/github/threads.py), each with its own keep-alive pool. A request is sent and
+its answer read in two halves (`send_stored`, `receive_answer`), so that one thread can have
+several requests in flight on objects of its own (`twin`; client.py's `request_together`).
 """
 
 from __future__ import annotations
@@ -98,6 +100,9 @@ def governed_connection(base_url: str, governor: Governor) -> type:
     class Governed(base):  # type: ignore[valid-type,misc]
         def __init__(self, *args: Any, **kwargs: Any) -> None:
             super().__init__(*args, **kwargs)
+            self._made_with = (args, kwargs)  # for `twin`
+            self._sent_headers: dict[str, str] = {}
+            self._answered: Answer | None = None  # a proxied exchange's, until received
             verify: bool | str = kwargs.get("verify", True)  # what PyGithub's __init__ set
             self.verify = bundle if verify is True else verify
             self.origin = f"{self.protocol}://{self.host}:{self.port}"
@@ -121,7 +126,20 @@ def governed_connection(base_url: str, governor: Governor) -> type:
                 accept = ("Accept-Encoding", GovernedConnection.ACCEPT_ENCODING)
                 self.defaults["accept-encoding"] = accept  # what it decodes
 
+        def twin(self) -> Governed:
+            """A connection object made as this one was: another keep-alive connection,
+            for requests in flight at once from one thread (client.py)."""
+            args, kwargs = self._made_with
+            return Governed(*args, **kwargs)
+
         def getresponse(self) -> Answer:
+            self.send_stored()
+            return self.receive_answer()
+
+        def send_stored(self) -> None:
+            """The first half of `getresponse`: the request `request()` stored, sent. Its
+            answer is read by `receive_answer`, which must follow. (Through a proxy, the
+            whole exchange happens here.)"""
             given: dict[str, str] = self.headers
             mine = {name.lower() for name in given}
             headers = {n: v for low, (n, v) in self.defaults.items() if low not in mine}
@@ -131,19 +149,30 @@ def governed_connection(base_url: str, governor: Governor) -> type:
                 cookie = get_cookie_header(cookies, self._as_prepared(headers))
                 if cookie:
                     headers["Cookie"] = cookie
-            answer = self._send(headers)
+            self._sent_headers = headers
+            if self.direct is None:
+                self._answered = self._exchange_proxied(headers)
+                return
+            body = self.input.encode("utf-8") if isinstance(self.input, str) else self.input
+            self.direct.send(self.verb, self.url, body=body, headers=headers)
+
+        def receive_answer(self) -> Answer:
+            """The second half of `getresponse`: the answer to what `send_stored` sent."""
+            answer = self._answered
+            if answer is None:
+                assert self.direct is not None
+                sent = self.direct.receive()
+                answer = Answer(sent.status, sent.headers, sent.data)
+            self._answered = None
             if "set-cookie" in answer.headers or "set-cookie2" in answer.headers:
                 # kept, as a session keeps them
-                cookies.extract_cookies(
+                self.session.cookies.extract_cookies(
                     MockResponse(answer.headers),
-                    MockRequest(self._as_prepared(headers)),
+                    MockRequest(self._as_prepared(self._sent_headers)),
                 )
             return answer
 
-        def _send(self, headers: dict[str, str]) -> Answer:
-            if self.direct is not None:
-                sent = self.direct.request(self.verb, self.url, body=self.input, headers=headers)
-                return Answer(sent.status, sent.headers, sent.data)
+        def _exchange_proxied(self, headers: dict[str, str]) -> Answer:
             raw = self.door.urlopen(
                 self.pool,
                 self.verb,

@@ -111,6 +111,23 @@ def test_a_proxy_from_the_environment_is_used(
     assert sorted(i.title for i in fake.repos[REPO].issues.values()) == ["issue a", "issue b"]
 
 
+def test_creates_sent_together_through_a_proxy_each_make_their_issue(
+    no_proxy_env: pytest.MonkeyPatch, proxy: ForwardProxy, make_connector: Any, fake: FakeGitHub
+) -> None:
+    no_proxy_env.setenv("HTTP_PROXY", proxy.url)
+    connector = make_connector()
+    spec = connector.actions["create_issue"]
+    assert spec.perform_together is not None
+    keys = ["a", "b", "c"]
+    params = [spec.params.model_validate({"repo": REPO, "title": f"issue {k}"}) for k in keys]
+    ctxs = [ActionContext(key=k, rule_id="r", attempt=1) for k in keys]
+    results = spec.perform_together(connector, params, ctxs, 3)
+    numbers = {i.title: i.number for i in fake.repos[REPO].issues.values()}
+    assert [r.external_id for r in results] == [f"{REPO}#{numbers[f'issue {k}']}" for k in keys]
+    assert [urlsplit(u).path for u in proxy.urls] == [f"/repos/{REPO}/issues"] * 3
+    assert connector.governor.in_flight == 0
+
+
 def test_no_proxy_from_the_environment_is_honoured(
     no_proxy_env: pytest.MonkeyPatch, proxy: ForwardProxy, make_connector: Any, fake: FakeGitHub
 ) -> None:

@@ -198,3 +198,54 @@ def test_kill_9_between_remote_create_and_local_commit_makes_one_issue(
         assert row["status"] == "done" and row["attempts"] == 2
         assert row["external_id"] == f"{INFRA}#{fake.issues(INFRA)[0].number}"
     assert fake.validation_failures == []
+
+
+def test_kill_9_after_creates_sent_together_makes_each_issue_once(
+    tmp_path: Path, store_url: str
+) -> None:
+    # Three closes plan three creates; one executor thread sends them together, then dies
+    # before recording any. The restart looks each one up: three issues, never six.
+    start = datetime(2026, 1, 5, 9, 0, tzinfo=UTC)
+    clock = FakeClock(start)
+    fake = _fake(clock)
+    with fake:
+        rules_dir = write_rules(tmp_path / "mappings", CREATE_RULES)
+        toml = write_toml(
+            tmp_path / "syncd.toml",
+            {
+                "syncd": {"state_dir": str(tmp_path / "state"), "mappings": [str(rules_dir)]},
+                "store": {"url": store_url},
+                "executor": {"lease_seconds": 60},
+                "github": {
+                    "token": TOKEN,
+                    "base_url": fake.base_url,
+                    "repositories": [SUPPORT],
+                    "timeout_seconds": 5,
+                },
+            },
+        )
+        hubs = [fake.open_issue(SUPPORT, f"Hub {n}") for n in range(3)]
+        engine = Engine(load_config(toml), clock)
+        engine.run_once()  # the issues are known open
+        engine.close()
+        clock.advance(60)
+        for hub in hubs:
+            fake.close_issue(SUPPORT, hub.number)
+
+        crashed = run_driver(toml, clock.now().isoformat(), "cycle", crash_at="remote_done")
+        assert crashed.returncode == -9, crashed.stderr[-2000:]
+        expected = sorted(f"Deploy: Hub {n}" for n in range(3))
+        assert sorted(i.title for i in fake.issues(INFRA)) == expected  # sent together
+
+        later = (start + timedelta(hours=1)).isoformat()
+        restarted = run_driver(toml, later, "cycle")
+        assert restarted.returncode == 0, restarted.stderr[-2000:]
+        assert json.loads(restarted.stdout.splitlines()[-1])["outcomes"] == ["done"] * 3
+        assert sorted(i.title for i in fake.issues(INFRA)) == expected  # each once
+        engine = Engine(load_config(toml), clock)
+        rows = action_rows(engine)
+        engine.close()
+        assert {(r["status"], r["attempts"]) for r in rows} == {("done", 2)}
+        numbers = {f"{INFRA}#{i.number}" for i in fake.issues(INFRA)}
+        assert {r["external_id"] for r in rows} == numbers
+    assert fake.validation_failures == []
