@@ -125,3 +125,36 @@ def wait_healthy(port: int, proc: Any = None, timeout: float = 30) -> None:
         except requests.ConnectionError:
             time.sleep(0.05)
     raise TimeoutError(f"no daemon answered on port {port} within {timeout} s")
+
+
+def plan_action(
+    store: Any,
+    key: str,
+    params: dict[str, Any],
+    now_ms: int,
+    *,
+    connector: str = "ledger",
+    action: str = "record",
+    created_ms: int | None = None,
+) -> None:
+    """A pending first attempt of `connector.action`, due at `now_ms`, as the planner adds
+    it (for the executor's tests on a memory store)."""
+    from syncd.store import actions
+
+    with store.tx() as conn:
+        actions.add_action(
+            store,
+            conn,
+            {
+                "key": key,
+                "rule_id": "r1",
+                "connector": connector,
+                "action": action,
+                "params": params,
+                "status": "pending",
+                "attempts": 0,
+                "next_attempt_at": now_ms,
+                "created_at": now_ms if created_ms is None else created_ms,
+                "updated_at": now_ms,
+            },
+        )

@@ -14,7 +14,7 @@ import json
 import threading
 from collections import deque
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any, NamedTuple, TypeVar
 
 import orjson
 import requests
@@ -54,6 +54,16 @@ def github_limits(
         Limit("writes", writes_per_minute, write_period_seconds, frozenset({WRITE})),
         Limit("writes_hour", writes_per_hour, 3600.0, frozenset({WRITE})),
     ]
+
+
+class JsonRequest(NamedTuple):
+    """A request to the API under the base URL: a path, PyGithub's parameters, a JSON body."""
+
+    verb: str
+    path: str
+    params: dict[str, Any] | None = None
+    body: Any = None
+    headers: dict[str, str] | None = None
 
 
 class GovernedGithub:
@@ -174,12 +184,12 @@ class GovernedGithub:
         )
 
     def request_together(
-        self, requests_: list[tuple[str, str, Any]], window: int
+        self, requests_: list[JsonRequest], window: int
     ) -> list[tuple[dict[str, Any], Any] | Exception]:
-        """Requests (verb, path, JSON body) from this thread, up to `window` in flight at
-        once, each on a connection object of its own (this thread's, and spares made like
-        it): when `window` are out, the oldest answer is read and its connection takes the
-        next request. Each `(headers, data)` as `request` answers, or the error that stopped
+        """Requests from this thread, up to `window` in flight at once, each on a
+        connection object of its own (spares made like this thread's PyGithub connection):
+        when `window` are out, the oldest answer is read and its connection takes the next
+        request. Each `(headers, data)` as `request` answers, or the error that stopped
         that request (as `request` raises it). The same round trips as a thread per request
         in flight, without handing them to other threads and back (issue 17)."""
         out: list[tuple[dict[str, Any], Any] | Exception | None] = [None] * len(requests_)
@@ -187,24 +197,23 @@ class GovernedGithub:
         sent: deque[tuple[int, Any]] = deque()  # (index, connection), oldest first
 
         def settle(at: int, conn: Any) -> None:
-            verb, path, body = requests_[at]
             try:
-                out[at] = self._answered(conn, verb, path, None, body, None)
+                out[at] = self._answered(conn, requests_[at])
             except Exception as exc:
-                out[at] = self.error_of(verb, exc)
+                out[at] = self.error_of(requests_[at].verb, exc)
             free.append(conn)
 
-        for at, (verb, path, body) in enumerate(requests_):
-            if sent and self.governor.wait_needed(by_method(verb, path)) > 0:
+        for at, one in enumerate(requests_):
+            if sent and self.governor.wait_needed(by_method(one.verb, one.path)) > 0:
                 while sent:  # the answers in flight are read before waiting for a turn
                     settle(*sent.popleft())
             if not free:
                 settle(*sent.popleft())
             conn = free.pop()
             try:
-                self._send(conn, verb, path, None, body, None)
+                self._send(conn, one)
             except Exception as exc:
-                out[at] = self.error_of(verb, exc)
+                out[at] = self.error_of(one.verb, exc)
                 free.append(conn)
                 continue
             sent.append((at, conn))
@@ -243,57 +252,42 @@ class GovernedGithub:
         governor reads the headers) and its debug log. Its layers were a tenth of the
         daemon's CPU per created issue (issue 17)."""
         connection = self.requester._Requester__createConnection()  # type: ignore[attr-defined]
-        self._send(connection, verb, path, params, body, headers)
-        return self._answered(connection, verb, path, params, body, headers)
+        one = JsonRequest(verb, path, params, body, headers)
+        self._send(connection, one)
+        return self._answered(connection, one)
 
-    def _send(
-        self,
-        connection: Any,
-        verb: str,
-        path: str,
-        params: dict[str, Any] | None,
-        body: Any,
-        headers: dict[str, str] | None,
-    ) -> None:
-        """The request for `path` sent on `connection` (the first half of `_json_request`)."""
-        sent = dict(headers) if headers else {}
+    def _send(self, connection: Any, one: JsonRequest) -> None:
+        """`one` sent on `connection` (the first half of `_json_request`)."""
+        sent = dict(one.headers) if one.headers else {}
         sent.update(self._fixed)
-        url = self._url_prefix + path
-        if params:
-            url = self.requester.add_parameters_to_url(url, params)
+        url = self._url_prefix + one.path
+        if one.params:
+            url = self.requester.add_parameters_to_url(url, one.params)
         data = None
-        if body is not None:
+        if one.body is not None:
             sent["Content-Type"] = "application/json"
-            data = json.dumps(body)
-        connection.request(verb, url, data, sent)
+            data = json.dumps(one.body)
+        connection.request(one.verb, url, data, sent)
         connection.send_stored()
 
-    def _answered(
-        self,
-        connection: Any,
-        verb: str,
-        path: str,
-        params: dict[str, Any] | None,
-        body: Any,
-        headers: dict[str, str] | None,
-    ) -> tuple[dict[str, Any], Any]:
-        """The answer to what `_send` sent on `connection`, read as PyGithub reads it. The
-        two answers PyGithub acts on itself (301: follow a moved repository; 202 to a GET:
-        ask again) are left to it: the request is sent again PyGithub's way (neither
+    def _answered(self, connection: Any, one: JsonRequest) -> tuple[dict[str, Any], Any]:
+        """The answer to `one`, sent by `_send` on `connection`, read as PyGithub reads it.
+        The two answers PyGithub acts on itself (301: follow a moved repository; 202 to a
+        GET: ask again) are left to it: the request is sent again PyGithub's way (neither
         changed anything)."""
         requester = self.requester
         answer = connection.receive_answer()
         status = answer.status
-        if status == 301 or (status == 202 and verb in ("GET", "HEAD")):
+        if status == 301 or (status == 202 and one.verb in ("GET", "HEAD")):
             return requester.requestJsonAndCheck(
-                verb, path, parameters=params, headers=headers, input=body
+                one.verb, one.path, parameters=one.params, headers=one.headers, input=one.body
             )
         answer_headers = {name.lower(): value for name, value in answer.getheaders()}
         output = structured(answer.read())
         if status >= 400:
             raise requester.createException(status, answer_headers, output)
-        if verb == "GET" and isinstance(output, dict) and "url" not in output:
-            output["url"] = path  # as PyGithub's answers to a GET carry it
+        if one.verb == "GET" and isinstance(output, dict) and "url" not in output:
+            output["url"] = one.path  # as PyGithub's answers to a GET carry it
         return answer_headers, output
 
     @staticmethod

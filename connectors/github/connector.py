@@ -9,7 +9,7 @@ from typing import Any
 from connectors.github import poll as polling
 from connectors.github import webhooks
 from connectors.github.cli import github_cli
-from connectors.github.client import GovernedGithub, github_limits
+from connectors.github.client import GovernedGithub, JsonRequest, github_limits
 from connectors.github.params import (
     AddLabelsParams,
     CloseIssueParams,
@@ -227,7 +227,7 @@ class GitHubConnector(Connector):
         """`create_issue` for several issues, up to `window` POSTs in flight at once."""
         results: list[ActionResult | Exception] = []
         posts: list[tuple[int, str]] = []  # (index in results, repo) of each POST to send
-        bodies: list[tuple[str, str, Any]] = []
+        bodies: list[JsonRequest] = []
         for one, ctx in zip(params, ctxs, strict=True):
             try:
                 body = self._issue_body(one, ctx)
@@ -235,7 +235,7 @@ class GitHubConnector(Connector):
                 results.append(exc)
                 continue
             posts.append((len(results), one.repo))
-            bodies.append(("POST", f"/repos/{one.repo}/issues", body))
+            bodies.append(JsonRequest("POST", f"/repos/{one.repo}/issues", body=body))
             results.append(PermanentError("not sent"))  # replaced below
         answers = self.client.request_together(bodies, window)
         for (at, repo), answer in zip(posts, answers, strict=True):

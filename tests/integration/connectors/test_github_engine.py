@@ -154,78 +154,39 @@ def test_redeliver_command_replays_failed_deliveries_into_the_inbox(
         engine.close()
 
 
-def test_kill_9_between_remote_create_and_local_commit_makes_one_issue(
-    tmp_path: Path, store_url: str
+def _create_rules_config(tmp_path: Path, store_url: str, fake: FakeGitHub) -> Path:
+    """The config file of a daemon whose rule opens an issue when a support issue closes."""
+    rules_dir = write_rules(tmp_path / "mappings", CREATE_RULES)
+    return write_toml(
+        tmp_path / "syncd.toml",
+        {
+            "syncd": {"state_dir": str(tmp_path / "state"), "mappings": [str(rules_dir)]},
+            "store": {"url": store_url},
+            "executor": {"lease_seconds": 60},
+            "github": {
+                "token": TOKEN,
+                "base_url": fake.base_url,
+                "repositories": [SUPPORT],
+                "timeout_seconds": 5,
+            },
+        },
+    )
+
+
+@pytest.mark.parametrize("closed", [1, 3])
+def test_kill_9_between_remote_create_and_local_commit_makes_each_issue_once(
+    tmp_path: Path, store_url: str, closed: int
 ) -> None:
+    # One close: its create goes alone. Three: one executor worker sends the three creates
+    # together, then dies before recording any. The restart looks each one up: one issue
+    # per close, never two.
     start = datetime(2026, 1, 5, 9, 0, tzinfo=UTC)
     clock = FakeClock(start)
     fake = _fake(clock)
     with fake:
-        rules_dir = write_rules(tmp_path / "mappings", CREATE_RULES)
-        toml = write_toml(
-            tmp_path / "syncd.toml",
-            {
-                "syncd": {"state_dir": str(tmp_path / "state"), "mappings": [str(rules_dir)]},
-                "store": {"url": store_url},
-                "executor": {"lease_seconds": 60},
-                "github": {
-                    "token": TOKEN,
-                    "base_url": fake.base_url,
-                    "repositories": [SUPPORT],
-                    "timeout_seconds": 5,
-                },
-            },
-        )
-        issue = fake.open_issue(SUPPORT, "Hub for Ocean")
+        toml = _create_rules_config(tmp_path, store_url, fake)
+        hubs = [fake.open_issue(SUPPORT, f"Hub {n}") for n in range(closed)]
         engine = Engine(load_config(toml), clock)  # what the daemon builds from the file
-        engine.run_once()  # the issue is known open
-        engine.close()
-        clock.advance(60)
-        fake.close_issue(SUPPORT, issue.number)
-
-        crashed = run_driver(toml, clock.now().isoformat(), "cycle", crash_at="remote_done")
-        assert crashed.returncode == -9, crashed.stderr[-2000:]
-        assert [i.title for i in fake.issues(INFRA)] == ["Deploy: Hub for Ocean"]
-
-        later = (start + timedelta(hours=1)).isoformat()
-        restarted = run_driver(toml, later, "cycle")
-        assert restarted.returncode == 0, restarted.stderr[-2000:]
-        assert json.loads(restarted.stdout.splitlines()[-1])["outcomes"] == ["done"]
-        assert [i.title for i in fake.issues(INFRA)] == ["Deploy: Hub for Ocean"]
-        engine = Engine(load_config(toml), clock)
-        (row,) = action_rows(engine)
-        engine.close()
-        assert row["status"] == "done" and row["attempts"] == 2
-        assert row["external_id"] == f"{INFRA}#{fake.issues(INFRA)[0].number}"
-    assert fake.validation_failures == []
-
-
-def test_kill_9_after_creates_sent_together_makes_each_issue_once(
-    tmp_path: Path, store_url: str
-) -> None:
-    # Three closes plan three creates; one executor thread sends them together, then dies
-    # before recording any. The restart looks each one up: three issues, never six.
-    start = datetime(2026, 1, 5, 9, 0, tzinfo=UTC)
-    clock = FakeClock(start)
-    fake = _fake(clock)
-    with fake:
-        rules_dir = write_rules(tmp_path / "mappings", CREATE_RULES)
-        toml = write_toml(
-            tmp_path / "syncd.toml",
-            {
-                "syncd": {"state_dir": str(tmp_path / "state"), "mappings": [str(rules_dir)]},
-                "store": {"url": store_url},
-                "executor": {"lease_seconds": 60},
-                "github": {
-                    "token": TOKEN,
-                    "base_url": fake.base_url,
-                    "repositories": [SUPPORT],
-                    "timeout_seconds": 5,
-                },
-            },
-        )
-        hubs = [fake.open_issue(SUPPORT, f"Hub {n}") for n in range(3)]
-        engine = Engine(load_config(toml), clock)
         engine.run_once()  # the issues are known open
         engine.close()
         clock.advance(60)
@@ -234,13 +195,13 @@ def test_kill_9_after_creates_sent_together_makes_each_issue_once(
 
         crashed = run_driver(toml, clock.now().isoformat(), "cycle", crash_at="remote_done")
         assert crashed.returncode == -9, crashed.stderr[-2000:]
-        expected = sorted(f"Deploy: Hub {n}" for n in range(3))
-        assert sorted(i.title for i in fake.issues(INFRA)) == expected  # sent together
+        expected = sorted(f"Deploy: Hub {n}" for n in range(closed))
+        assert sorted(i.title for i in fake.issues(INFRA)) == expected  # all sent, then killed
 
         later = (start + timedelta(hours=1)).isoformat()
         restarted = run_driver(toml, later, "cycle")
         assert restarted.returncode == 0, restarted.stderr[-2000:]
-        assert json.loads(restarted.stdout.splitlines()[-1])["outcomes"] == ["done"] * 3
+        assert json.loads(restarted.stdout.splitlines()[-1])["outcomes"] == ["done"] * closed
         assert sorted(i.title for i in fake.issues(INFRA)) == expected  # each once
         engine = Engine(load_config(toml), clock)
         rows = action_rows(engine)

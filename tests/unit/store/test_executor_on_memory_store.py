@@ -20,6 +20,7 @@ from syncd.logs import configure_logging
 from syncd.model import ActionContext, ActionResult
 from syncd.store import actions
 from syncd.store.db import Store
+from tests.helpers import plan_action
 
 
 class RecordParams(ParamsModel):
@@ -53,23 +54,7 @@ class Ledger(Connector):
 
 
 def plan(store: Store, key: str, now_ms: int) -> None:
-    with store.tx() as conn:
-        actions.add_action(
-            store,
-            conn,
-            {
-                "key": key,
-                "rule_id": "r1",
-                "connector": "ledger",
-                "action": "record",
-                "params": {"title": key.upper()},
-                "status": "pending",
-                "attempts": 0,
-                "next_attempt_at": now_ms,
-                "created_at": now_ms,
-                "updated_at": now_ms,
-            },
-        )
+    plan_action(store, key, {"title": key.upper()}, now_ms)
 
 
 def setup() -> tuple[Store, FakeClock, Ledger, Executor]:

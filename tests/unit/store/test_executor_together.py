@@ -13,6 +13,7 @@ from syncd.executor import Executor
 from syncd.model import ActionContext, ActionResult
 from syncd.store import actions
 from syncd.store.db import Store
+from tests.helpers import plan_action
 
 
 class RecordParams(ParamsModel):
@@ -79,24 +80,8 @@ class Ledger(Connector):
         return None
 
 
-def plan(store: Store, key: str, title: str, now_ms: int, created_ms: int | None = None) -> None:
-    with store.tx() as conn:
-        actions.add_action(
-            store,
-            conn,
-            {
-                "key": key,
-                "rule_id": "r1",
-                "connector": "ledger",
-                "action": "record",
-                "params": {"title": title},
-                "status": "pending",
-                "attempts": 0,
-                "next_attempt_at": now_ms,
-                "created_at": now_ms if created_ms is None else created_ms,
-                "updated_at": now_ms,
-            },
-        )
+def plan(store: Store, key: str, title: str, now_ms: int) -> None:
+    plan_action(store, key, {"title": title}, now_ms)
 
 
 def setup() -> tuple[Store, FakeClock, Ledger, Executor]:
