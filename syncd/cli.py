@@ -503,7 +503,7 @@ def status(config_path: str | None, as_json: bool) -> None:
 
     config = _load(config_path)
     _setup_logging(config, quiet=True)
-    engine = Engine(config)
+    engine = Engine(config, live_lookups=False)  # a look at the store: no API is asked
     try:
         state = engine.status()
     finally:
@@ -633,7 +633,7 @@ def prune(config_path: str | None) -> None:
     """Delete audit history older than [store] retention_days."""
     from syncd.engine import Engine
 
-    engine = Engine(_load(config_path))
+    engine = Engine(_load(config_path), live_lookups=False)
     try:
         click.echo(json.dumps(engine.prune()))
     finally:

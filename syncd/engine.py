@@ -139,7 +139,10 @@ class Engine:
         on_dead: Any = None,
         exclusive: bool = False,
         require_secrets: bool = False,
+        live_lookups: bool = True,
     ) -> None:
+        """`live_lookups=False`: value names (stage labels) only from the store, never read
+        from an API (the read-only commands: `syncd status`, `prune`)."""
         self.config = config
         self.clock = clock or SystemClock()
         self.store = store or open_store(config.store_url, synchronous=config.store.synchronous)
@@ -167,7 +170,11 @@ class Engine:
                 SecretFile(config.state_dir / f"{name}-secrets.json"),
             )
         self.lookups = Lookups(
-            self.store, self.connectors, self.clock, config.syncd.lookup_refresh_seconds
+            self.store,
+            self.connectors,
+            self.clock,
+            config.syncd.lookup_refresh_seconds,
+            live=live_lookups,
         )
         self.rules = RulesHolder(self.load_rules())
         use_rule_fields([self.rules.current], self.connectors)
@@ -371,9 +378,18 @@ class Engine:
             "failing": self.failing_rules(),
             "went_live": {
                 name: from_ms(went_live[name]).isoformat() if name in went_live else None
-                for name in sorted(set(self.connectors) | set(went_live))
+                for name in sorted(self._sources() | set(went_live))
             },
             **describe(self.store, now),
+        }
+
+    def _sources(self) -> set[str]:
+        """The connectors that observe changes (poll or receive webhooks): the ones that go
+        live. An action-only connector (email) has nothing to baseline."""
+        return {
+            name
+            for name, conn in self.connectors.items()
+            if conn.can("poll") or conn.can("parse_webhook")
         }
 
     def close(self) -> None:

@@ -64,8 +64,13 @@ class Lookups:
         connectors: dict[str, Connector],
         clock: Clock,
         refresh_seconds: float = REFRESH_SECONDS,
+        *,
+        live: bool = True,
     ) -> None:
         self.store = store
+        # False: only what the store holds, never an API read (`syncd status` and other
+        # read-only commands: an operator's look must not wait for, or count against, an API).
+        self.live = live
         self.connectors = connectors
         self.clock = clock
         self.refresh_ms = int(refresh_seconds * 1000)
@@ -106,9 +111,10 @@ class Lookups:
         """Aliases for a rules load: the stored ones when fresh, else a live read (stored
         ones again when it fails). None: never read."""
         stored = self._stored(key)
-        if stored is not None and self._now() - stored["read_at"] < self.refresh_ms:
+        fresh = stored is not None and self._now() - stored["read_at"] < self.refresh_ms
+        if fresh or (stored is not None and not self.live):
             return dict(stored["aliases"])
-        return self._read(key, stored)
+        return self._read(key, stored) if self.live else None
 
     # -- refreshing --------------------------------------------------------------------
 
@@ -122,7 +128,7 @@ class Lookups:
         for key, compiled_with in used.items():
             stored = self._stored(key)
             stale = stored is None or now - stored["read_at"] >= self.refresh_ms
-            if stale and now >= self._next_try.get(key, 0):
+            if self.live and stale and now >= self._next_try.get(key, 0):
                 self._read(key, stored)
                 stored = self._stored(key)
             current = None if stored is None else stored["aliases"]

@@ -17,13 +17,15 @@ from syncd.store.schema import actions, events, inbox
 from tests.helpers import make_engine, write_rules
 
 
-def config_file(tmp_path: Path, store_url: str, retention_days: int = 90) -> Path:
+def config_file(
+    tmp_path: Path, store_url: str, retention_days: int = 90, more: str = ""
+) -> Path:
     path = tmp_path / "ops.toml"
     rules = write_rules(tmp_path / "mappings")
     path.write_text(
         f'[syncd]\nmappings = ["{rules}"]\nstate_dir = "{tmp_path / "state"}"\n'
         f'[store]\nurl = "{store_url}"\nretention_days = {retention_days}\n'
-        f'[localdb]\npath = "{tmp_path / "remote.sqlite3"}"\n'
+        f'[localdb]\npath = "{tmp_path / "remote.sqlite3"}"\n' + more
     )
     return path
 
@@ -107,9 +109,12 @@ def test_failed_delivery_is_listed_with_its_reason_and_can_be_retried(
 
 
 def test_status_shows_when_each_source_went_live(tmp_path: Path, store_url: str) -> None:
-    config = config_file(tmp_path, store_url)
+    # An action-only connector (email) observes nothing: it has no go-live to show.
+    email = '[email]\nhost = "127.0.0.1"\nport = 2525\nfrom_address = "syncd@example.com"\n'
+    config = config_file(tmp_path, store_url, more=email)
     before = run("status", "--config", str(config))
     assert "source localdb: not live yet (the first run baselines it)" in before
+    assert "email" not in before
     assert json.loads(run("status", "--json", "--config", str(config)))["went_live"] == {
         "localdb": None
     }

@@ -5,6 +5,7 @@ the fake HubSpot, with faults injected on `GET /crm/v3/pipelines/deals` (issue 2
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Any
 
@@ -212,3 +213,46 @@ base_url = "{fake_server.url}"
             assert not any("wait" in p for p in state["problems"]), state
         finally:
             daemon.engine.close()
+
+
+def pipeline_reads(fake: FakeHubSpot) -> int:
+    with fake.app.lock:
+        return sum(1 for r in fake.app.log if r.method == "GET" and re.search(PIPELINES, r.path))
+
+
+def test_a_read_only_engine_takes_stage_labels_from_the_store_and_never_asks_hubspot(
+    tmp_path: Path, store_url: str
+) -> None:
+    """`syncd status` and `prune` build an engine with `live_lookups=False`: an operator's
+    look must not wait for HubSpot, nor spend its request budget."""
+    clock = FakeClock()
+    fake = FakeHubSpot(clock=clock)
+    with fake.serve() as fake_server:
+        settings = HubSpotSettings(
+            access_token=fake.token,
+            app_secret=fake.app_secret,
+            base_url=fake_server.url,
+            timeout_seconds=5,
+        )
+        config = make_config(tmp_path, store_url, TRANSITION_RULES, {"hubspot": settings})
+
+        def read_only() -> Engine:
+            connectors = {"hubspot": HubSpotConnector(settings, clock)}
+            return Engine(config, clock, connectors=connectors, live_lookups=False)
+
+        never_read = read_only()  # nothing stored yet: the rules wait, and nobody asked
+        assert pipeline_reads(fake) == 0
+        assert "hubspot.deal.dealstage names never read" in never_read.lookups.problems()[0]
+        assert never_read.lookups.refresh() is False and pipeline_reads(fake) == 0
+        never_read.close()
+
+        live = make_engine(config, clock, {"hubspot": HubSpotConnector(settings, clock)})
+        assert pipeline_reads(fake) == 1 and not live.lookups.problems()
+        live.close()
+
+        clock.advance(3600)  # stale: a live start would read them again
+        stale = read_only()
+        assert pipeline_reads(fake) == 1  # the stored labels, as they are
+        assert not stale.lookups.problems()
+        assert stale.status()["went_live"] == {"hubspot": None}
+        stale.close()
