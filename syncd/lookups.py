@@ -111,8 +111,9 @@ class Lookups:
         """Aliases for a rules load: the stored ones when fresh, else a live read (stored
         ones again when it fails). None: never read."""
         stored = self._stored(key)
-        fresh = stored is not None and self._now() - stored["read_at"] < self.refresh_ms
-        if fresh or (stored is not None and not self.live):
+        if stored is not None and (
+            not self.live or self._now() - stored["read_at"] < self.refresh_ms
+        ):
             return dict(stored["aliases"])
         return self._read(key, stored) if self.live else None
 

@@ -17,9 +17,7 @@ from syncd.store.schema import actions, events, inbox
 from tests.helpers import make_engine, write_rules
 
 
-def config_file(
-    tmp_path: Path, store_url: str, retention_days: int = 90, more: str = ""
-) -> Path:
+def config_file(tmp_path: Path, store_url: str, retention_days: int = 90, more: str = "") -> Path:
     path = tmp_path / "ops.toml"
     rules = write_rules(tmp_path / "mappings")
     path.write_text(
