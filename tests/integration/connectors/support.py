@@ -61,6 +61,19 @@ def make_config(
     )
 
 
+def hubspot_settings(fake: Any, url: str, timeout_seconds: float = 5) -> Any:
+    """The hubspot connector's settings for a fake HubSpot (its token and app secret)
+    served at `url`."""
+    from connectors.hubspot import HubSpotSettings
+
+    return HubSpotSettings(
+        access_token=fake.token,
+        app_secret=fake.app_secret,
+        base_url=url,
+        timeout_seconds=timeout_seconds,
+    )
+
+
 def make_engine(config: Config, clock: Clock, connectors: dict[str, Connector]) -> Engine:
     return Engine(config, clock, connectors=connectors)
 

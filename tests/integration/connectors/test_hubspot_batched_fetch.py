@@ -12,13 +12,18 @@ from typing import Any
 import pytest
 from sqlalchemy import select
 
-from connectors.hubspot import HubSpotConnector, HubSpotSettings
+from connectors.hubspot import HubSpotConnector
 from syncd.clock import FakeClock
 from syncd.engine import Engine
 from syncd.inbox import Delivery
 from syncd.store.schema import snapshots
 from syncd_sandbox.hubspot.fake import FakeHubSpot
-from tests.integration.connectors.support import inbox_rows, make_config, make_engine
+from tests.integration.connectors.support import (
+    hubspot_settings,
+    inbox_rows,
+    make_config,
+    make_engine,
+)
 
 # The rule reads the company, as the shipped mappings do: each read brings the deals'
 # associations, companies and contacts too.
@@ -99,12 +104,7 @@ def _world(tmp_path: Path, store_url: str, rules: str) -> Iterator[World]:
     clock = FakeClock()
     fake = FakeHubSpot(clock=clock)
     with fake.serve() as fake_server:
-        settings = HubSpotSettings(
-            access_token=fake.token,
-            app_secret=fake.app_secret,
-            base_url=fake_server.url,
-            timeout_seconds=10,
-        )
+        settings = hubspot_settings(fake, fake_server.url, timeout_seconds=10)
         config = make_config(tmp_path, store_url, rules, {"hubspot": settings})
         engine = make_engine(config, clock, {"hubspot": HubSpotConnector(settings, clock)})
         yield World(engine, fake)

@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 from sqlalchemy import select
 
-from connectors.hubspot import HubSpotConnector, HubSpotSettings
+from connectors.hubspot import HubSpotConnector
 from syncd.clock import FakeClock, to_ms
 from syncd.engine import Engine
 from syncd.store.schema import events
@@ -18,6 +18,7 @@ from syncd_sandbox.hubspot.fake import FakeHubSpot
 from tests.helpers import ServedApp
 from tests.integration.connectors.support import (
     action_rows,
+    hubspot_settings,
     inbox_rows,
     make_config,
     make_engine,
@@ -66,12 +67,7 @@ def world(tmp_path: Path, store_url: str) -> Iterator[World]:
     clock = FakeClock()
     fake = FakeHubSpot(clock=clock)
     with fake.serve() as fake_server:
-        settings = HubSpotSettings(
-            access_token=fake.token,
-            app_secret=fake.app_secret,
-            base_url=fake_server.url,
-            timeout_seconds=5,
-        )
+        settings = hubspot_settings(fake, fake_server.url)
         config = make_config(tmp_path, store_url, TRANSITION_RULES, {"hubspot": settings})
         engine = make_engine(config, clock, {"hubspot": HubSpotConnector(settings, clock)})
         with serve(engine) as server:

@@ -21,6 +21,7 @@ from syncd.store.schema import cursors, events, inbox
 from syncd_sandbox.hubspot.fake import FakeHubSpot
 from tests.integration.connectors.support import (
     action_rows,
+    hubspot_settings,
     inbox_rows,
     make_config,
     make_engine,
@@ -68,12 +69,7 @@ def test_pipelines_failing_at_start_lose_no_stage_change_before_and_after_a_rest
     clock = FakeClock()
     fake = FakeHubSpot(clock=clock)
     with fake.serve() as fake_server:
-        settings = HubSpotSettings(
-            access_token=fake.token,
-            app_secret=fake.app_secret,
-            base_url=fake_server.url,
-            timeout_seconds=5,
-        )
+        settings = hubspot_settings(fake, fake_server.url)
         config = make_config(tmp_path, store_url, TRANSITION_RULES, {"hubspot": settings})
         deal_id = fake.create_deal(dealname="Ocean", dealstage="lead")
 
@@ -228,12 +224,7 @@ def test_a_read_only_engine_takes_stage_labels_from_the_store_and_never_asks_hub
     clock = FakeClock()
     fake = FakeHubSpot(clock=clock)
     with fake.serve() as fake_server:
-        settings = HubSpotSettings(
-            access_token=fake.token,
-            app_secret=fake.app_secret,
-            base_url=fake_server.url,
-            timeout_seconds=5,
-        )
+        settings = hubspot_settings(fake, fake_server.url)
         config = make_config(tmp_path, store_url, TRANSITION_RULES, {"hubspot": settings})
 
         def read_only() -> Engine:
