@@ -378,7 +378,9 @@ class Engine:
             "failing": self.failing_rules(),
             "went_live": {
                 name: from_ms(went_live[name]).isoformat() if name in went_live else None
-                for name in sorted(self._sources() | set(went_live))
+                # A source no longer configured keeps its line; an action-only connector
+                # (email), recorded by `go_live` with the rest, has none.
+                for name in sorted(self._sources() | (set(went_live) - set(self.connectors)))
             },
             **describe(self.store, now),
         }

@@ -13,6 +13,8 @@ from sqlalchemy import func, select
 
 from syncd.cli import main
 from syncd.clock import FakeClock
+from syncd.config import load_config
+from syncd.engine import Engine
 from syncd.store.schema import actions, events, inbox
 from tests.helpers import make_engine, write_rules
 
@@ -119,9 +121,12 @@ def test_status_shows_when_each_source_went_live(tmp_path: Path, store_url: str)
     engine = make_engine(tmp_path, store_url, FakeClock())
     engine.run_once()  # the first run: the source goes live
     engine.close()
-    assert "source localdb: live since 2026-01-05T09:00:00+00:00" in run(
-        "status", "--config", str(config)
-    )
+    with_email = Engine(load_config(config), FakeClock())
+    assert "email" in with_email.go_live()  # an instant is recorded for every connector
+    with_email.close()
+    after = run("status", "--config", str(config))
+    assert "source localdb: live since 2026-01-05T09:00:00+00:00" in after
+    assert "email" not in after
     state = json.loads(run("status", "--json", "--config", str(config)))
     assert state["went_live"] == {"localdb": "2026-01-05T09:00:00+00:00"}
 
